@@ -1,0 +1,297 @@
+//! Command handling: load (snapshot + later events) → decide → append.
+
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use uuid::Uuid;
+
+use crate::aggregate::Aggregate;
+use crate::codec::EventCodec;
+use crate::error::Error;
+use crate::event::NewEvent;
+use crate::ids::CommandId;
+use crate::metadata::Metadata;
+use crate::store::{AppendOutcome, AppendRequest, EventStore, Snapshot};
+use crate::stream_id::StreamId;
+use crate::version::{ExpectedVersion, StreamVersion};
+
+/// Why a command was not carried out.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CommandError<E: std::error::Error + 'static> {
+    /// The aggregate refused the command; nothing was written.
+    #[error("command rejected: {0}")]
+    Rejected(#[source] E),
+    /// The store failed, or the stream was not at the expected version after all retries.
+    #[error(transparent)]
+    Store(#[from] Error),
+}
+
+/// Options of one command.
+#[derive(Debug, Clone, Default)]
+#[non_exhaustive]
+pub struct CommandOptions {
+    /// Makes the command idempotent: a second command with the same id appends nothing
+    /// and returns the first one's outcome.
+    pub command_id: Option<CommandId>,
+    /// Metadata copied onto every event the command produces.
+    pub metadata: Metadata,
+    /// If set, the stream must be at this version; a mismatch is a conflict, never retried.
+    pub expected: Option<ExpectedVersion>,
+}
+
+impl CommandOptions {
+    /// No id, empty metadata, no expected version.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Sets the command id.
+    pub fn id(mut self, id: CommandId) -> Self {
+        self.command_id = Some(id);
+        self
+    }
+
+    /// Sets the metadata.
+    pub fn metadata(mut self, metadata: Metadata) -> Self {
+        self.metadata = metadata;
+        self
+    }
+
+    /// Requires the stream to be at a version.
+    pub fn expect(mut self, expected: ExpectedVersion) -> Self {
+        self.expected = Some(expected);
+        self
+    }
+}
+
+/// Snapshots of an aggregate, taken every `every` events.
+pub struct SnapshotPolicy<A> {
+    every: u64,
+    schema_version: u32,
+    encode: fn(&A) -> Result<serde_json::Value, serde_json::Error>,
+    decode: fn(serde_json::Value) -> Result<A, serde_json::Error>,
+}
+
+impl<A> fmt::Debug for SnapshotPolicy<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SnapshotPolicy").field("every", &self.every).field("schema_version", &self.schema_version).finish()
+    }
+}
+
+impl<A: Aggregate + Serialize + DeserializeOwned> SnapshotPolicy<A> {
+    /// A snapshot every `every` events (at least 1), with the state's schema version.
+    /// Snapshots with another schema version are ignored and replaced.
+    pub fn every(every: u64, schema_version: u32) -> Self {
+        Self { every: every.max(1), schema_version, encode: |state| serde_json::to_value(state), decode: serde_json::from_value }
+    }
+}
+
+/// Knobs of a [`CommandHandler`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct HandlerConfig {
+    /// How often a command is decided again after a version conflict (default 3).
+    pub conflict_retries: u32,
+    /// Events read per page when loading a stream (default 1000).
+    pub read_page: usize,
+}
+
+impl Default for HandlerConfig {
+    fn default() -> Self {
+        Self { conflict_retries: 3, read_page: 1000 }
+    }
+}
+
+/// An aggregate's state as loaded from the store.
+#[derive(Debug)]
+pub struct Loaded<A> {
+    /// The state.
+    pub state: A,
+    /// The stream version the state includes.
+    pub version: StreamVersion,
+    /// Whether a stored snapshot was present but unusable (other schema version).
+    pub stale_snapshot: bool,
+}
+
+/// Handles commands for one aggregate type against a store.
+pub struct CommandHandler<A: Aggregate, S> {
+    store: S,
+    codec: Arc<EventCodec<A::Event>>,
+    config: HandlerConfig,
+    snapshots: Option<SnapshotPolicy<A>>,
+}
+
+impl<A: Aggregate, S> fmt::Debug for CommandHandler<A, S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("CommandHandler")
+            .field("aggregate", &A::CATEGORY)
+            .field("config", &self.config)
+            .field("snapshots", &self.snapshots)
+            .finish()
+    }
+}
+
+impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
+    /// A handler with default configuration and no snapshots.
+    pub fn new(store: S, codec: Arc<EventCodec<A::Event>>) -> Self {
+        Self { store, codec, config: HandlerConfig::default(), snapshots: None }
+    }
+
+    /// Replaces the configuration.
+    pub fn with_config(mut self, config: HandlerConfig) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Enables snapshots.
+    pub fn with_snapshots(mut self, policy: SnapshotPolicy<A>) -> Self {
+        self.snapshots = Some(policy);
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// The codec.
+    pub fn codec(&self) -> &Arc<EventCodec<A::Event>> {
+        &self.codec
+    }
+
+    /// Loads an aggregate: its snapshot (if enabled and current), then the later events.
+    pub async fn load(&self, stream_id: &StreamId) -> Result<Loaded<A>, Error> {
+        let (mut state, mut version, stale_snapshot) = self.load_snapshot(stream_id).await?;
+        loop {
+            let page = self.store.read_stream(stream_id, version.next(), self.config.read_page).await?;
+            for recorded in &page {
+                state.evolve(&self.codec.decode_event(recorded)?);
+                version = recorded.stream_version;
+            }
+            if page.len() < self.config.read_page {
+                return Ok(Loaded { state, version, stale_snapshot });
+            }
+        }
+    }
+
+    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<(A, StreamVersion, bool), Error> {
+        let Some(policy) = &self.snapshots else {
+            return Ok((A::default(), StreamVersion::EMPTY, false));
+        };
+        let Some(snapshot) = self.store.load_snapshot(stream_id).await? else {
+            return Ok((A::default(), StreamVersion::EMPTY, false));
+        };
+        if snapshot.schema_version != policy.schema_version {
+            return Ok((A::default(), StreamVersion::EMPTY, true));
+        }
+        match (policy.decode)(snapshot.state) {
+            Ok(state) => Ok((state, snapshot.stream_version, false)),
+            Err(_) => Ok((A::default(), StreamVersion::EMPTY, true)),
+        }
+    }
+
+    /// Handles a command: load, decide, append; decides again after a conflict (up to
+    /// the configured retries) unless the options require an exact version.
+    pub async fn handle(
+        &self,
+        stream_id: &StreamId,
+        command: &A::Command,
+        options: &CommandOptions,
+    ) -> Result<AppendOutcome, CommandError<A::Error>> {
+        let metadata = effective_metadata(options);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let loaded = self.load(stream_id).await?;
+            if let Some(expected) = options.expected.filter(|e| !e.accepts(loaded.version)) {
+                let conflict = Error::Conflict { stream: stream_id.clone(), expected, actual: loaded.version };
+                return self.earlier_outcome_or(options, CommandError::Store(conflict)).await;
+            }
+            let events = match loaded.state.decide(command) {
+                Ok(events) => events,
+                Err(e) => return self.earlier_outcome_or(options, CommandError::Rejected(e)).await,
+            };
+            let request = self.request(stream_id, loaded.version, &events, &metadata, options)?;
+            match self.store.append(request).await {
+                Ok(outcome) => {
+                    if !outcome.duplicate {
+                        self.maybe_snapshot(stream_id, loaded, &events, &outcome).await;
+                    }
+                    return Ok(outcome);
+                }
+                Err(Error::Conflict { .. }) if options.expected.is_none() && attempt <= self.config.conflict_retries => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+    }
+
+    fn request(
+        &self,
+        stream_id: &StreamId,
+        version: StreamVersion,
+        events: &[A::Event],
+        metadata: &Metadata,
+        options: &CommandOptions,
+    ) -> Result<AppendRequest, Error> {
+        let events = events.iter().map(|e| NewEvent::from_domain(e, metadata.clone())).collect::<Result<Vec<_>, _>>()?;
+        let mut request = AppendRequest::new(stream_id.clone(), ExpectedVersion::Exact(version), events);
+        request.command_id = options.command_id;
+        Ok(request)
+    }
+
+    async fn earlier_outcome_or(
+        &self,
+        options: &CommandOptions,
+        error: CommandError<A::Error>,
+    ) -> Result<AppendOutcome, CommandError<A::Error>> {
+        let Some(id) = options.command_id else { return Err(error) };
+        match self.store.command_outcome(id).await? {
+            Some(mut outcome) => {
+                outcome.duplicate = true;
+                Ok(outcome)
+            }
+            None => Err(error),
+        }
+    }
+
+    async fn maybe_snapshot(&self, stream_id: &StreamId, loaded: Loaded<A>, events: &[A::Event], outcome: &AppendOutcome) {
+        let Some(policy) = &self.snapshots else { return };
+        let crossed = outcome.version.0 / policy.every > loaded.version.0 / policy.every;
+        if !crossed && !loaded.stale_snapshot {
+            return;
+        }
+        let mut state = loaded.state;
+        for event in events {
+            state.evolve(event);
+        }
+        let value = match (policy.encode)(&state) {
+            Ok(value) => value,
+            Err(error) => {
+                tracing::warn!(stream = %stream_id, %error, "cannot serialise the aggregate for a snapshot");
+                return;
+            }
+        };
+        let snapshot = Snapshot {
+            stream_id: stream_id.clone(),
+            schema_version: policy.schema_version,
+            stream_version: outcome.version,
+            state: value,
+            taken_at: chrono::Utc::now(),
+        };
+        // A failed snapshot only costs a longer load next time; the command succeeded.
+        if let Err(error) = self.store.save_snapshot(snapshot).await {
+            tracing::warn!(stream = %stream_id, %error, "cannot save a snapshot");
+        }
+    }
+}
+
+fn effective_metadata(options: &CommandOptions) -> Metadata {
+    let mut metadata = options.metadata.clone();
+    let origin = options.command_id.map_or_else(Uuid::now_v7, |id| id.0);
+    metadata.correlation_id.get_or_insert(origin);
+    metadata.causation_id.get_or_insert(origin);
+    metadata
+}

@@ -1,0 +1,44 @@
+//! tidemark: event sourcing and CQRS for Rust.
+//!
+//! This crate is the core: aggregates as pure deciders, domain events with stable type
+//! names and schema versions, upcasters, snapshots, command handling with optimistic
+//! concurrency and idempotent command ids, the [`EventStore`] trait and an in-memory
+//! store. It holds no database or network code: the PostgreSQL store lives in
+//! `tidemark-postgres`.
+#![doc = include_str!("../README.md")]
+
+mod aggregate;
+mod codec;
+mod command;
+mod error;
+mod event;
+mod ids;
+mod memory;
+mod metadata;
+mod store;
+mod stream_id;
+mod testing;
+mod version;
+
+pub use aggregate::Aggregate;
+pub use codec::{EventCodec, RegistryError, Upcast, Upcasters};
+pub use command::{CommandError, CommandHandler, CommandOptions, HandlerConfig, Loaded, SnapshotPolicy};
+pub use error::{BackendError, Error, InvalidStreamId, Result};
+pub use event::{DecodeError, DomainEvent, Envelope, EventType, NewEvent, RecordedEvent};
+pub use ids::{CommandId, EventId};
+pub use memory::InMemoryEventStore;
+pub use metadata::Metadata;
+pub use store::{
+    read_stream_to_end, AppendOutcome, AppendRequest, EventStore, Snapshot, DEFAULT_MAX_EVENT_BYTES,
+    DEFAULT_POLL_INTERVAL,
+};
+pub use stream_id::{StreamId, MAX_STREAM_ID_LEN};
+pub use testing::{AggregateTest, Given, When};
+pub use version::{ExpectedVersion, LogPosition, ParseLogPositionError, StreamVersion};
+
+/// Re-exports used by [`domain_events!`]; not part of the public API.
+#[doc(hidden)]
+pub mod __private {
+    pub use serde_json;
+    pub use serde_json::value::RawValue;
+}

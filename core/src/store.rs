@@ -1,0 +1,171 @@
+//! The `EventStore` trait, implemented by every storage backend.
+
+use std::future::Future;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+use crate::event::{NewEvent, RecordedEvent};
+use crate::ids::CommandId;
+use crate::stream_id::StreamId;
+use crate::version::{ExpectedVersion, LogPosition, StreamVersion};
+
+/// Default largest event a store accepts: payload plus metadata, in bytes (512 KiB).
+/// It leaves room for headers under NATS's default 1 MiB message limit.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 512 * 1024;
+
+/// One append: events for one stream, all or nothing.
+#[derive(Debug, Clone)]
+pub struct AppendRequest {
+    /// The stream appended to.
+    pub stream_id: StreamId,
+    /// What the writer expects the stream's version to be.
+    pub expected: ExpectedVersion,
+    /// The events, in order.
+    pub events: Vec<NewEvent>,
+    /// If set, the append is recorded under this command id: a second append with the
+    /// same id writes nothing and returns the first one's outcome (`duplicate: true`).
+    pub command_id: Option<CommandId>,
+}
+
+impl AppendRequest {
+    /// An append without a command id.
+    pub fn new(stream_id: StreamId, expected: ExpectedVersion, events: Vec<NewEvent>) -> Self {
+        Self { stream_id, expected, events, command_id: None }
+    }
+
+    /// Records the append under a command id.
+    pub fn with_command_id(mut self, id: CommandId) -> Self {
+        self.command_id = Some(id);
+        self
+    }
+
+    /// Checks every event against the size limit.
+    pub fn check_sizes(&self, limit: usize) -> Result<()> {
+        match self.events.iter().find(|e| e.size() > limit) {
+            None => Ok(()),
+            Some(e) => Err(Error::EventTooLarge {
+                stream: self.stream_id.clone(),
+                event_type: e.event_type.clone(),
+                size: e.size(),
+                limit,
+            }),
+        }
+    }
+}
+
+/// What an append did (or, for a duplicate command id, what the first append did).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppendOutcome {
+    /// The stream appended to.
+    pub stream_id: StreamId,
+    /// The command id the append was recorded under, if any.
+    pub command_id: Option<CommandId>,
+    /// The stream's version before the append.
+    pub previous_version: StreamVersion,
+    /// The stream's version after the append: the last appended event's version.
+    pub version: StreamVersion,
+    /// The log position of the last appended event; `None` when nothing was appended.
+    pub last_position: Option<LogPosition>,
+    /// True when this is the recorded outcome of an earlier append with the same command id.
+    pub duplicate: bool,
+}
+
+impl AppendOutcome {
+    /// How many events the append wrote.
+    pub fn appended(&self) -> u64 {
+        self.version.0 - self.previous_version.0
+    }
+}
+
+/// A saved aggregate state, so loading needs only the events after it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The stream the state was built from.
+    pub stream_id: StreamId,
+    /// The schema version of `state`; snapshots of another version are ignored.
+    pub schema_version: u32,
+    /// The stream version the state includes.
+    pub stream_version: StreamVersion,
+    /// The serialised state.
+    pub state: serde_json::Value,
+    /// When it was taken.
+    pub taken_at: DateTime<Utc>,
+}
+
+/// Storage of events: append with optimistic concurrency and idempotent command ids,
+/// read one stream, read the global log, wait for new events, keep snapshots.
+///
+/// Every implementation must pass the contract suite in the `tidemark-tests` crate.
+pub trait EventStore: Send + Sync {
+    /// Appends events to one stream, all or nothing.
+    ///
+    /// Fails with [`Error::Conflict`] when the stream is not at the expected version,
+    /// [`Error::EventTooLarge`] for an event over the limit, and writes nothing then.
+    fn append(&self, request: AppendRequest) -> impl Future<Output = Result<AppendOutcome>> + Send;
+
+    /// Reads up to `limit` events of one stream, in order, starting at version `from`
+    /// (inclusive; version 1 is the first event).
+    fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
+
+    /// Reads up to `limit` events of the global log after `after`, in log order.
+    ///
+    /// The log is gap-safe: an event is returned only once every event that will ever
+    /// be ordered before it is visible, so a reader that resumes after the last
+    /// position it saw never skips an event and never sees one twice.
+    fn read_log(&self, after: LogPosition, limit: usize) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
+
+    /// Waits until events after `after` may be readable, or `timeout` passes.
+    /// Returns `true` when woken by new events, `false` on timeout. Spurious wake-ups
+    /// are allowed: read the log to find out.
+    fn wait_for_log(&self, after: LogPosition, timeout: Duration) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The version of a stream (`StreamVersion::EMPTY` when it has no events).
+    fn stream_version(&self, stream_id: &StreamId) -> impl Future<Output = Result<StreamVersion>> + Send;
+
+    /// The position of the last readable event of the log, if any.
+    fn log_head(&self) -> impl Future<Output = Result<Option<LogPosition>>> + Send;
+
+    /// The recorded outcome of a command id, if an append was recorded under it.
+    fn command_outcome(&self, command_id: CommandId) -> impl Future<Output = Result<Option<AppendOutcome>>> + Send;
+
+    /// The latest snapshot of a stream, if any.
+    fn load_snapshot(&self, stream_id: &StreamId) -> impl Future<Output = Result<Option<Snapshot>>> + Send;
+
+    /// Saves a snapshot, replacing an older one of the same stream. A snapshot at a
+    /// lower stream version than the stored one (with the same schema version) is ignored.
+    fn save_snapshot(&self, snapshot: Snapshot) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Reads a whole stream from `from`, in pages of `page` events.
+pub async fn read_stream_to_end<S: EventStore + ?Sized>(
+    store: &S,
+    stream_id: &StreamId,
+    from: StreamVersion,
+    page: usize,
+) -> Result<Vec<RecordedEvent>> {
+    let page = page.max(1);
+    let mut all = Vec::new();
+    let mut next = from;
+    loop {
+        let batch = store.read_stream(stream_id, next, page).await?;
+        let done = batch.len() < page;
+        if let Some(last) = batch.last() {
+            next = last.stream_version.next();
+        }
+        all.extend(batch);
+        if done {
+            return Ok(all);
+        }
+    }
+}
+
+/// Default time a waiting reader sleeps before polling again when no wake-up comes.
+pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
