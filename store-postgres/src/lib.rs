@@ -1,1 +1,26 @@
-//! placeholder
+//! The PostgreSQL event store of tidemark.
+//!
+//! - one statement and one round trip per append (`UNNEST` arrays, constant SQL text);
+//! - version conflicts and duplicate command ids recognised by constraint name;
+//! - an append-only events table, enforced by triggers;
+//! - a gap-safe global log ordered by (transaction id, position) and read below the
+//!   oldest running transaction;
+//! - readers woken after commit (in-process directly, across processes by a coalesced
+//!   NOTIFY), with polling as the fallback;
+//! - versioned migrations in a configurable schema.
+#![doc = include_str!("../README.md")]
+
+mod append;
+mod config;
+mod diagnostics;
+mod error;
+mod read;
+mod row;
+mod sql;
+mod store;
+mod wake;
+
+pub use config::PgStoreConfig;
+pub use diagnostics::{HoldingTransaction, LogHorizon};
+pub use error::SetupError;
+pub use store::{migrate, PgEventStore};

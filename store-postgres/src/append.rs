@@ -1,0 +1,151 @@
+//! Appending: one statement per attempt, conflicts recognised by constraint name.
+
+use sqlx::Row;
+use tidemark::{AppendOutcome, AppendRequest, Error, EventId, ExpectedVersion, LogPosition, StreamVersion};
+use uuid::Uuid;
+
+use crate::error::{backend, violated_unique};
+use crate::row::{signed, unsigned, Columns};
+use crate::sql::{COMMAND_KEY, EVENT_ID_KEY, STREAM_VERSION_KEY};
+use crate::store::PgEventStore;
+
+fn expected_parts(expected: ExpectedVersion) -> (i32, i64) {
+    match expected {
+        ExpectedVersion::NoStream => (1, 0),
+        ExpectedVersion::StreamExists => (2, 0),
+        ExpectedVersion::Exact(v) => (3, signed(v.0)),
+        _ => (0, 0),
+    }
+}
+
+/// Whether losing a race for a version is the writer's conflict (it named a version)
+/// or something to retry (it accepted any version).
+fn retries_races(expected: ExpectedVersion) -> bool {
+    matches!(expected, ExpectedVersion::Any | ExpectedVersion::StreamExists)
+}
+
+/// The result of one append statement.
+enum Attempt {
+    /// The events (if any) are stored.
+    Done(AppendOutcome),
+    /// The stream was not at the expected version; nothing was written.
+    Rejected { head: StreamVersion },
+}
+
+impl PgEventStore {
+    pub(crate) async fn append_request(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        request.check_sizes(self.config().max_event_bytes)?;
+        if let Some(id) = repeated_id(&request) {
+            return Err(Error::DuplicateEventId(id));
+        }
+        let columns = Columns::new(&request.events)?;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let error = match self.append_once(&request, &columns).await {
+                Ok(Attempt::Done(outcome)) => {
+                    if outcome.last_position.is_some() {
+                        self.wake().appended();
+                    }
+                    return Ok(outcome);
+                }
+                Ok(Attempt::Rejected { head }) => return self.rejected(&request, head).await,
+                Err(error) => error,
+            };
+            let retry = attempt <= self.config().race_retries && retries_races(request.expected);
+            if let Some(outcome) = self.classify(&request, &columns, error, retry).await? {
+                return Ok(outcome);
+            }
+        }
+    }
+
+    async fn append_once(&self, request: &AppendRequest, c: &Columns<'_>) -> Result<Attempt, sqlx::Error> {
+        let (kind, exact) = expected_parts(request.expected);
+        let row = sqlx::query(&self.sql().append)
+            .bind(request.stream_id.as_str())
+            .bind(kind)
+            .bind(exact)
+            .bind(request.command_id.map(|id| id.0))
+            .bind(&c.ids)
+            .bind(&c.types)
+            .bind(&c.versions)
+            .bind(&c.payloads)
+            .bind(&c.correlations)
+            .bind(&c.causations)
+            .bind(&c.extras)
+            .fetch_one(self.pool())
+            .await?;
+        let head = StreamVersion(unsigned(row.try_get("head")?));
+        let Some(previous) = row.try_get::<Option<i64>, _>("previous")? else {
+            return Ok(Attempt::Rejected { head });
+        };
+        let tx: Option<i64> = row.try_get("tx")?;
+        let pos: Option<i64> = row.try_get("pos")?;
+        let previous = StreamVersion(unsigned(previous));
+        Ok(Attempt::Done(AppendOutcome {
+            stream_id: request.stream_id.clone(),
+            command_id: request.command_id,
+            previous_version: previous,
+            version: StreamVersion(previous.0 + request.events.len() as u64),
+            last_position: tx.zip(pos).map(|(t, p)| LogPosition::new(unsigned(t), unsigned(p))),
+            duplicate: false,
+        }))
+    }
+
+    /// The expected version did not hold: a conflict, unless the command id was
+    /// already handled (then its outcome).
+    async fn rejected(&self, request: &AppendRequest, head: StreamVersion) -> Result<AppendOutcome, Error> {
+        if let Some(outcome) = self.earlier_outcome(request).await? {
+            return Ok(outcome);
+        }
+        Err(Error::Conflict { stream: request.stream_id.clone(), expected: request.expected, actual: head })
+    }
+
+    async fn earlier_outcome(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>, Error> {
+        match request.command_id {
+            Some(id) => self.outcome_of(id).await,
+            None => Ok(None),
+        }
+    }
+
+    /// Turns a failed statement into an outcome (a duplicate command), an error, or
+    /// `None` to try again.
+    async fn classify(
+        &self,
+        request: &AppendRequest,
+        columns: &Columns<'_>,
+        error: sqlx::Error,
+        retry: bool,
+    ) -> Result<Option<AppendOutcome>, Error> {
+        let constraint = violated_unique(&error);
+        if matches!(constraint, Some(COMMAND_KEY | STREAM_VERSION_KEY)) {
+            if let Some(outcome) = self.earlier_outcome(request).await? {
+                return Ok(Some(outcome));
+            }
+        }
+        match constraint {
+            Some(STREAM_VERSION_KEY) if retry => Ok(None),
+            Some(STREAM_VERSION_KEY) => {
+                let actual = self.head_of(&request.stream_id).await?;
+                Err(Error::Conflict { stream: request.stream_id.clone(), expected: request.expected, actual })
+            }
+            Some(EVENT_ID_KEY) => Err(Error::DuplicateEventId(self.stored_event_id(&columns.ids).await?)),
+            _ => Err(backend("appending events")(error)),
+        }
+    }
+
+    async fn stored_event_id(&self, ids: &[Uuid]) -> Result<EventId, Error> {
+        let id: Option<Uuid> = sqlx::query_scalar(&self.sql().find_event_id)
+            .bind(ids)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend("finding a duplicate event id"))?;
+        Ok(EventId(id.or_else(|| ids.first().copied()).unwrap_or_default()))
+    }
+}
+
+/// An event id that occurs twice within one request.
+fn repeated_id(request: &AppendRequest) -> Option<EventId> {
+    let mut seen = std::collections::HashSet::new();
+    request.events.iter().map(|e| e.event_id).find(|id| !seen.insert(*id))
+}

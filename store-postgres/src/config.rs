@@ -1,0 +1,120 @@
+//! Configuration of the PostgreSQL store.
+
+use std::time::Duration;
+
+use tidemark::DEFAULT_MAX_EVENT_BYTES;
+
+use crate::error::SetupError;
+
+/// Options of a [`PgEventStore`](crate::PgEventStore).
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PgStoreConfig {
+    /// The schema holding every table of the store (default `tidemark`). Lowercase
+    /// ASCII letters, digits and `_`, starting with a letter or `_`, at most 48 bytes.
+    pub schema: String,
+    /// Largest accepted event, payload plus metadata, in bytes (default 512 KiB).
+    pub max_event_bytes: usize,
+    /// How often a waiting log reader polls when no wake-up arrives (default 250 ms).
+    pub poll_interval: Duration,
+    /// Whether appends wake readers in other processes with a coalesced NOTIFY after
+    /// commit (default true). Readers in the same process are always woken directly.
+    pub notify: bool,
+    /// Pool size used by [`PgEventStore::connect`](crate::PgEventStore::connect) (default 16).
+    pub max_connections: u32,
+    /// How often an append with `ExpectedVersion::Any` or `StreamExists` is retried
+    /// when a concurrent append takes its version (default 10).
+    pub race_retries: u32,
+    pub(crate) gap_safe: bool,
+}
+
+impl Default for PgStoreConfig {
+    fn default() -> Self {
+        Self {
+            schema: "tidemark".to_owned(),
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            poll_interval: Duration::from_millis(250),
+            notify: true,
+            max_connections: 16,
+            race_retries: 10,
+            gap_safe: true,
+        }
+    }
+}
+
+impl PgStoreConfig {
+    /// Sets the schema.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Sets the event size limit, in bytes.
+    pub fn max_event_bytes(mut self, bytes: usize) -> Self {
+        self.max_event_bytes = bytes;
+        self
+    }
+
+    /// Sets the polling interval of waiting readers.
+    pub fn poll_interval(mut self, interval: Duration) -> Self {
+        self.poll_interval = interval;
+        self
+    }
+
+    /// Turns the cross-process NOTIFY after appends on or off.
+    pub fn notify(mut self, notify: bool) -> Self {
+        self.notify = notify;
+        self
+    }
+
+    /// Sets the pool size used by `connect`.
+    pub fn max_connections(mut self, n: u32) -> Self {
+        self.max_connections = n.max(1);
+        self
+    }
+
+    /// Sets the retries of `Any`/`StreamExists` appends that lose a race.
+    pub fn race_retries(mut self, n: u32) -> Self {
+        self.race_retries = n;
+        self
+    }
+
+    /// Removes the gap-safety condition from log reads. Never use this: it exists so
+    /// the test suite can show that its gap tests fail without the condition.
+    #[doc(hidden)]
+    pub fn unsafe_disable_gap_safety(mut self) -> Self {
+        self.gap_safe = false;
+        self
+    }
+
+    pub(crate) fn validate(&self) -> Result<(), SetupError> {
+        let s = self.schema.as_bytes();
+        let ok = !s.is_empty()
+            && s.len() <= 48
+            && (s[0].is_ascii_lowercase() || s[0] == b'_')
+            && s.iter().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || *b == b'_');
+        if ok {
+            Ok(())
+        } else {
+            Err(SetupError::InvalidSchemaName(self.schema.clone()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn schema_names_are_strict() {
+        for good in ["tidemark", "_x", "app_1"] {
+            assert!(PgStoreConfig::default().schema(good).validate().is_ok(), "{good}");
+        }
+        for bad in ["", "Tidemark", "1abc", "a-b", "a;drop table x", "a\"b", &"x".repeat(49)] {
+            assert!(matches!(
+                PgStoreConfig::default().schema(bad).validate(),
+                Err(SetupError::InvalidSchemaName(_))
+            ), "{bad}");
+        }
+    }
+}

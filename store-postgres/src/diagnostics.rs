@@ -1,0 +1,108 @@
+//! What holds the global log back, and whether transaction ids still make sense.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use sqlx::Row;
+use tidemark::Error;
+
+use crate::error::backend;
+use crate::store::PgEventStore;
+
+/// A transaction that keeps log readers from moving on: events written after it
+/// started become readable only once it ends.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct HoldingTransaction {
+    /// Backend process id (`pg_stat_activity.pid`); `None` for a prepared transaction.
+    pub pid: Option<i32>,
+    /// Its database.
+    pub database: Option<String>,
+    /// Its user.
+    pub user: Option<String>,
+    /// `active`, `idle in transaction`, ..., or `prepared`.
+    pub state: Option<String>,
+    /// Its transaction id.
+    pub transaction_id: u64,
+    /// When the transaction started.
+    pub started_at: Option<DateTime<Utc>>,
+    /// How long it has been open.
+    pub age: Duration,
+    /// The start of its current or last statement (at most 200 characters).
+    pub query: Option<String>,
+}
+
+/// The state of the log horizon.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[non_exhaustive]
+pub struct LogHorizon {
+    /// Log readers return events of transactions below this id.
+    pub horizon: u64,
+    /// The id the next transaction will get.
+    pub next_transaction: u64,
+    /// The highest transaction id stored with an event, if any.
+    pub highest_stored: Option<u64>,
+    /// The oldest running transaction in the cluster, if any: what holds the log back.
+    pub oldest: Option<HoldingTransaction>,
+}
+
+impl LogHorizon {
+    /// True when stored transaction ids are ahead of the server's: the database was
+    /// restored from a dump or moved to another cluster, and new events would sort
+    /// before old ones. Readers' cursors must be reset before the log is used again.
+    pub fn transaction_ids_regressed(&self) -> bool {
+        self.highest_stored.is_some_and(|h| h >= self.next_transaction)
+    }
+}
+
+const OLDEST: &str = "SELECT pid, datname::text, usename::text, state, backend_xid::text::bigint, xact_start, \
+       extract(epoch FROM now() - xact_start)::float8, left(query, 200) \
+     FROM pg_stat_activity WHERE backend_xid IS NOT NULL \
+     UNION ALL \
+     SELECT NULL, database::text, owner::text, 'prepared', transaction::text::bigint, prepared, \
+       extract(epoch FROM now() - prepared)::float8, gid \
+     FROM pg_prepared_xacts \
+     ORDER BY 5 LIMIT 1";
+
+impl PgEventStore {
+    /// Reports the log horizon and the transaction that holds it back, so a stalled
+    /// reader can be explained ("pid 4242, idle in transaction for 3 minutes").
+    pub async fn log_horizon(&self) -> Result<LogHorizon, Error> {
+        let sql = format!(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint, \
+                    pg_snapshot_xmax(pg_current_snapshot())::text::bigint, \
+                    (SELECT max(transaction_id) FROM \"{}\".events)",
+            self.config().schema
+        );
+        let row = sqlx::query(&sql).fetch_one(self.pool()).await.map_err(backend("reading the log horizon"))?;
+        let d = |e| backend("decoding the log horizon")(e);
+        let (horizon, next, highest): (i64, i64, Option<i64>) =
+            (row.try_get(0).map_err(d)?, row.try_get(1).map_err(d)?, row.try_get(2).map_err(d)?);
+        Ok(LogHorizon {
+            horizon: horizon.unsigned_abs(),
+            next_transaction: next.unsigned_abs(),
+            highest_stored: highest.map(i64::unsigned_abs),
+            oldest: self.oldest_transaction().await?,
+        })
+    }
+
+    /// The oldest running (or prepared) transaction of the cluster, if any.
+    pub async fn oldest_transaction(&self) -> Result<Option<HoldingTransaction>, Error> {
+        let row = sqlx::query(OLDEST).fetch_optional(self.pool()).await.map_err(backend("reading pg_stat_activity"))?;
+        let Some(row) = row else { return Ok(None) };
+        let d = |e| backend("decoding pg_stat_activity")(e);
+        let xid: i64 = row.try_get(4).map_err(d)?;
+        let age: Option<f64> = row.try_get(6).map_err(d)?;
+        Ok(Some(HoldingTransaction {
+            pid: row.try_get(0).map_err(d)?,
+            database: row.try_get(1).map_err(d)?,
+            user: row.try_get(2).map_err(d)?,
+            state: row.try_get(3).map_err(d)?,
+            transaction_id: xid.unsigned_abs(),
+            started_at: row.try_get(5).map_err(d)?,
+            age: Duration::try_from_secs_f64(age.unwrap_or(0.0).max(0.0)).unwrap_or_default(),
+            query: row.try_get(7).map_err(d)?,
+        }))
+    }
+}

@@ -1,0 +1,110 @@
+//! Reading streams, the global log, heads, command outcomes and snapshots.
+
+use sqlx::Row;
+use tidemark::{AppendOutcome, CommandId, Error, LogPosition, RecordedEvent, Snapshot, StreamId, StreamVersion};
+
+use crate::error::backend;
+use crate::row::{recorded_event, signed, unsigned};
+use crate::store::PgEventStore;
+
+fn limit(n: usize) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
+}
+
+impl PgEventStore {
+    pub(crate) async fn stream_page(&self, stream: &StreamId, from: StreamVersion, n: usize) -> Result<Vec<RecordedEvent>, Error> {
+        let rows = sqlx::query(&self.sql().read_stream)
+            .bind(stream.as_str())
+            .bind(signed(from.0))
+            .bind(limit(n))
+            .fetch_all(self.pool())
+            .await
+            .map_err(backend("reading a stream"))?;
+        rows.iter().map(recorded_event).collect()
+    }
+
+    pub(crate) async fn log_page(&self, after: LogPosition, n: usize) -> Result<Vec<RecordedEvent>, Error> {
+        let rows = sqlx::query(&self.sql().read_log)
+            .bind(signed(after.transaction))
+            .bind(signed(after.sequence))
+            .bind(limit(n))
+            .fetch_all(self.pool())
+            .await
+            .map_err(backend("reading the log"))?;
+        rows.iter().map(recorded_event).collect()
+    }
+
+    pub(crate) async fn head_of(&self, stream: &StreamId) -> Result<StreamVersion, Error> {
+        let v: i64 = sqlx::query_scalar(&self.sql().stream_version)
+            .bind(stream.as_str())
+            .fetch_one(self.pool())
+            .await
+            .map_err(backend("reading a stream version"))?;
+        Ok(StreamVersion(unsigned(v)))
+    }
+
+    pub(crate) async fn readable_head(&self) -> Result<Option<LogPosition>, Error> {
+        let row = sqlx::query(&self.sql().log_head)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend("reading the log head"))?;
+        let Some(row) = row else { return Ok(None) };
+        let get = backend("decoding the log head");
+        let tx: i64 = row.try_get(0).map_err(get)?;
+        let pos: i64 = row.try_get(1).map_err(backend("decoding the log head"))?;
+        Ok(Some(LogPosition::new(unsigned(tx), unsigned(pos))))
+    }
+
+    pub(crate) async fn outcome_of(&self, id: CommandId) -> Result<Option<AppendOutcome>, Error> {
+        let row = sqlx::query(&self.sql().command_outcome)
+            .bind(id.0)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend("reading a command outcome"))?;
+        let Some(row) = row else { return Ok(None) };
+        let decode = |e| backend("decoding a command outcome")(e);
+        let stream: String = row.try_get(0).map_err(decode)?;
+        let tx: Option<i64> = row.try_get(3).map_err(decode)?;
+        let pos: Option<i64> = row.try_get(4).map_err(decode)?;
+        Ok(Some(AppendOutcome {
+            stream_id: StreamId::new(stream)?,
+            command_id: Some(id),
+            previous_version: StreamVersion(unsigned(row.try_get(1).map_err(decode)?)),
+            version: StreamVersion(unsigned(row.try_get(2).map_err(decode)?)),
+            last_position: tx.zip(pos).map(|(t, p)| LogPosition::new(unsigned(t), unsigned(p))),
+            duplicate: true,
+        }))
+    }
+
+    pub(crate) async fn snapshot_of(&self, stream: &StreamId) -> Result<Option<Snapshot>, Error> {
+        let row = sqlx::query(&self.sql().load_snapshot)
+            .bind(stream.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend("loading a snapshot"))?;
+        let Some(row) = row else { return Ok(None) };
+        let decode = |e| backend("decoding a snapshot")(e);
+        let schema_version: i32 = row.try_get(1).map_err(decode)?;
+        let state: sqlx::types::Json<serde_json::Value> = row.try_get(3).map_err(decode)?;
+        Ok(Some(Snapshot {
+            stream_id: stream.clone(),
+            schema_version: u32::try_from(schema_version).unwrap_or(0),
+            stream_version: StreamVersion(unsigned(row.try_get(2).map_err(decode)?)),
+            state: state.0,
+            taken_at: row.try_get(4).map_err(decode)?,
+        }))
+    }
+
+    pub(crate) async fn store_snapshot(&self, snapshot: Snapshot) -> Result<(), Error> {
+        sqlx::query(&self.sql().save_snapshot)
+            .bind(snapshot.stream_id.as_str())
+            .bind(i32::try_from(snapshot.schema_version).unwrap_or(i32::MAX))
+            .bind(signed(snapshot.stream_version.0))
+            .bind(sqlx::types::Json(&snapshot.state))
+            .bind(snapshot.taken_at)
+            .execute(self.pool())
+            .await
+            .map_err(backend("saving a snapshot"))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,101 @@
+//! The store's SQL, built once per schema. Every value is a bound parameter; the only
+//! text spliced in is the schema name, validated by `PgStoreConfig::validate`.
+
+/// Columns of a recorded event, in the order `row::recorded_event` reads them.
+const EVENT_COLUMNS: &str = "transaction_id, position, event_id, stream_id, stream_version, event_type, \
+     schema_version, payload, correlation_id, causation_id, metadata, recorded_at";
+
+/// The oldest transaction still running, as a bigint: rows of transactions below it
+/// are final (committed and visible, or rolled back).
+const HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
+
+#[derive(Debug)]
+pub(crate) struct Statements {
+    pub append: String,
+    pub read_stream: String,
+    pub read_log: String,
+    pub log_head: String,
+    pub stream_version: String,
+    pub command_outcome: String,
+    pub load_snapshot: String,
+    pub save_snapshot: String,
+    pub find_event_id: String,
+    pub channel: String,
+}
+
+impl Statements {
+    pub fn new(schema: &str, gap_safe: bool) -> Self {
+        let s = format!("\"{schema}\"");
+        let below_horizon = if gap_safe { format!("AND transaction_id < {HORIZON}") } else { String::new() };
+        Self {
+            append: append(&s),
+            read_stream: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events \
+                 WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
+            ),
+            read_log: format!(
+                "SELECT {EVENT_COLUMNS} FROM {s}.events \
+                 WHERE (transaction_id, position) > ($1, $2) {below_horizon} \
+                 ORDER BY transaction_id, position LIMIT $3"
+            ),
+            log_head: format!(
+                "SELECT transaction_id, position FROM {s}.events WHERE true {below_horizon} \
+                 ORDER BY transaction_id DESC, position DESC LIMIT 1"
+            ),
+            stream_version: format!(
+                "SELECT coalesce(max(stream_version), 0) FROM {s}.events WHERE stream_id = $1"
+            ),
+            command_outcome: format!(
+                "SELECT c.stream_id, c.previous_version, c.version, e.transaction_id, e.position \
+                 FROM {s}.commands c LEFT JOIN {s}.events e \
+                   ON e.stream_id = c.stream_id AND e.stream_version = c.version AND c.version > c.previous_version \
+                 WHERE c.command_id = $1"
+            ),
+            load_snapshot: format!(
+                "SELECT stream_id, schema_version, stream_version, state, taken_at FROM {s}.snapshots WHERE stream_id = $1"
+            ),
+            save_snapshot: format!(
+                "INSERT INTO {s}.snapshots AS old (stream_id, schema_version, stream_version, state, taken_at) \
+                 VALUES ($1, $2, $3, $4, $5) \
+                 ON CONFLICT (stream_id) DO UPDATE SET schema_version = EXCLUDED.schema_version, \
+                   stream_version = EXCLUDED.stream_version, state = EXCLUDED.state, taken_at = EXCLUDED.taken_at \
+                 WHERE old.schema_version <> EXCLUDED.schema_version OR old.stream_version <= EXCLUDED.stream_version"
+            ),
+            find_event_id: format!("SELECT event_id FROM {s}.events WHERE event_id = ANY($1) LIMIT 1"),
+            channel: format!("{schema}_events"),
+        }
+    }
+}
+
+/// One statement, one round trip: check the expected version, record the command id,
+/// insert every event. Expected-version kinds in `$2`: 0 any, 1 no stream, 2 stream
+/// exists, 3 exact (`$3`). A concurrent append of the same version or command id fails
+/// the whole statement with a unique violation on a named constraint.
+fn append(s: &str) -> String {
+    format!(
+        "WITH head AS ( \
+           SELECT coalesce(max(stream_version), 0) AS v FROM {s}.events WHERE stream_id = $1 \
+         ), base AS ( \
+           SELECT CASE WHEN $2 = 3 THEN $3::bigint ELSE h.v END AS v FROM head h \
+           WHERE CASE $2 WHEN 0 THEN true WHEN 1 THEN h.v = 0 WHEN 2 THEN h.v > 0 ELSE h.v = $3 END \
+         ), cmd AS ( \
+           INSERT INTO {s}.commands (command_id, stream_id, previous_version, version) \
+           SELECT $4, $1, b.v, b.v + cardinality($5::uuid[]) FROM base b WHERE $4::uuid IS NOT NULL \
+         ), ins AS ( \
+           INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, schema_version, \
+                                   payload, correlation_id, causation_id, metadata) \
+           SELECT u.id, $1, b.v + u.n, u.typ, u.ver, u.payload::jsonb, u.corr, u.caus, u.meta::jsonb \
+           FROM base b, unnest($5::uuid[], $6::text[], $7::int4[], $8::text[], $9::uuid[], $10::uuid[], $11::text[]) \
+                WITH ORDINALITY AS u(id, typ, ver, payload, corr, caus, meta, n) \
+           RETURNING transaction_id, position \
+         ) \
+         SELECT h.v AS head, (SELECT b.v FROM base b) AS previous, \
+                (SELECT max(transaction_id) FROM ins) AS tx, (SELECT max(position) FROM ins) AS pos \
+         FROM head h"
+    )
+}
+
+/// Names of the constraints whose violations mean something to the store.
+pub(crate) const STREAM_VERSION_KEY: &str = "events_stream_version_key";
+pub(crate) const EVENT_ID_KEY: &str = "events_event_id_key";
+pub(crate) const COMMAND_KEY: &str = "commands_pkey";

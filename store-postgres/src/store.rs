@@ -1,0 +1,151 @@
+//! The PostgreSQL event store.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use sqlx::{Connection, PgConnection, PgPool};
+use tidemark::{
+    AppendOutcome, AppendRequest, CommandId, Error, EventStore, LogPosition, RecordedEvent, Snapshot, StreamId,
+    StreamVersion,
+};
+use tokio::time::Instant;
+
+use crate::config::PgStoreConfig;
+use crate::error::SetupError;
+use crate::sql::Statements;
+use crate::wake::Wake;
+
+static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
+
+#[derive(Debug)]
+struct Inner {
+    pool: PgPool,
+    config: PgStoreConfig,
+    sql: Statements,
+    wake: Wake,
+}
+
+/// An [`EventStore`] in PostgreSQL. Cloning shares the pool and wake-up tasks.
+///
+/// Appends are one statement and one round trip; the global log is gap-safe (see
+/// `docs/gap-safe-log.md`); readers are woken after commit. Apply the schema with
+/// [`PgEventStore::migrate`] before use.
+#[derive(Debug, Clone)]
+pub struct PgEventStore {
+    inner: Arc<Inner>,
+}
+
+impl PgEventStore {
+    /// Connects a pool of `config.max_connections` connections (no connection check on
+    /// checkout: a broken connection surfaces as a retryable error instead).
+    pub async fn connect(url: &str, config: PgStoreConfig) -> Result<Self, SetupError> {
+        config.validate()?;
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections)
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Self::from_pool(pool, config)
+    }
+
+    /// Uses an existing pool. Must be called inside a tokio runtime.
+    pub fn from_pool(pool: PgPool, config: PgStoreConfig) -> Result<Self, SetupError> {
+        config.validate()?;
+        tokio::runtime::Handle::try_current().map_err(|_| SetupError::NoRuntime)?;
+        let sql = Statements::new(&config.schema, config.gap_safe);
+        let wake = Wake::new(&pool, &sql.channel, config.notify);
+        Ok(Self { inner: Arc::new(Inner { pool, config, sql, wake }) })
+    }
+
+    /// Creates the schema if needed and applies pending migrations. Safe to run again,
+    /// and from several processes at once. Uses a connection of its own.
+    pub async fn migrate(&self) -> Result<(), SetupError> {
+        migrate(&self.inner.pool, &self.inner.config.schema).await
+    }
+
+    /// The pool.
+    pub fn pool(&self) -> &PgPool {
+        &self.inner.pool
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PgStoreConfig {
+        &self.inner.config
+    }
+
+    pub(crate) fn sql(&self) -> &Statements {
+        &self.inner.sql
+    }
+
+    pub(crate) fn wake(&self) -> &Wake {
+        &self.inner.wake
+    }
+}
+
+/// Applies the store's migrations to `schema` through a dedicated connection.
+pub async fn migrate(pool: &PgPool, schema: &str) -> Result<(), SetupError> {
+    PgStoreConfig::default().schema(schema).validate()?;
+    let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
+    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&mut conn).await?;
+    sqlx::query(&format!("SET search_path TO \"{schema}\"")).execute(&mut conn).await?;
+    let result = MIGRATOR.run(&mut conn).await;
+    conn.close().await?;
+    Ok(result?)
+}
+
+impl EventStore for PgEventStore {
+    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        self.append_request(request).await
+    }
+
+    async fn read_stream(&self, stream_id: &StreamId, from: StreamVersion, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
+        self.stream_page(stream_id, from, limit).await
+    }
+
+    async fn read_log(&self, after: LogPosition, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
+        self.log_page(after, limit).await
+    }
+
+    async fn wait_for_log(&self, after: LogPosition, timeout: Duration) -> Result<bool, Error> {
+        let mut woken = self.wake().subscribe(self.pool(), &self.sql().channel);
+        if self.readable_head().await? > Some(after) {
+            return Ok(true);
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return Ok(false);
+            }
+            let step = (deadline - now).min(self.config().poll_interval);
+            if let Ok(changed) = tokio::time::timeout(step, woken.changed()).await {
+                return Ok(changed.is_ok());
+            }
+            if self.readable_head().await? > Some(after) {
+                return Ok(true);
+            }
+        }
+    }
+
+    async fn stream_version(&self, stream_id: &StreamId) -> Result<StreamVersion, Error> {
+        self.head_of(stream_id).await
+    }
+
+    async fn log_head(&self) -> Result<Option<LogPosition>, Error> {
+        self.readable_head().await
+    }
+
+    async fn command_outcome(&self, command_id: CommandId) -> Result<Option<AppendOutcome>, Error> {
+        self.outcome_of(command_id).await
+    }
+
+    async fn load_snapshot(&self, stream_id: &StreamId) -> Result<Option<Snapshot>, Error> {
+        self.snapshot_of(stream_id).await
+    }
+
+    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<(), Error> {
+        self.store_snapshot(snapshot).await
+    }
+}

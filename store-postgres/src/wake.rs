@@ -1,0 +1,103 @@
+//! Waking log readers after commit: directly in this process, by a coalesced NOTIFY
+//! in others, with polling as the fallback.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use tokio::sync::{mpsc, watch};
+
+/// Shared wake-up state of one store (and its clones).
+#[derive(Debug)]
+pub(crate) struct Wake {
+    generation: watch::Sender<u64>,
+    notify: Option<mpsc::Sender<()>>,
+    listening: AtomicBool,
+    shutdown: watch::Sender<()>,
+}
+
+impl Wake {
+    /// Starts the notifier task (when `notify` is on); needs a tokio runtime.
+    pub fn new(pool: &PgPool, channel: &str, notify: bool) -> Self {
+        let notify = notify.then(|| {
+            let (tx, rx) = mpsc::channel(1);
+            tokio::spawn(notifier(pool.clone(), channel.to_owned(), rx));
+            tx
+        });
+        Self { generation: watch::Sender::new(0), notify, listening: AtomicBool::new(false), shutdown: watch::Sender::new(()) }
+    }
+
+    /// Called after every committed append that wrote events.
+    pub fn appended(&self) {
+        self.bump();
+        if let Some(tx) = &self.notify {
+            // Full means a NOTIFY is already pending: this append is covered by it.
+            let _ = tx.try_send(());
+        }
+    }
+
+    fn bump(&self) {
+        self.generation.send_modify(|g| *g = g.wrapping_add(1));
+    }
+
+    /// A receiver that sees every later wake-up; starts the listener on first use.
+    pub fn subscribe(&self, pool: &PgPool, channel: &str) -> watch::Receiver<u64> {
+        if !self.listening.swap(true, Ordering::AcqRel) {
+            let shutdown = self.shutdown.subscribe();
+            tokio::spawn(listener(pool.clone(), channel.to_owned(), self.generation.clone(), shutdown));
+        }
+        self.generation.subscribe()
+    }
+}
+
+/// Sends one NOTIFY per burst of appends; ends when the store is dropped.
+async fn notifier(pool: PgPool, channel: String, mut rx: mpsc::Receiver<()>) {
+    while rx.recv().await.is_some() {
+        let sent = sqlx::query("SELECT pg_notify($1, '')").bind(&channel).execute(&pool).await;
+        if let Err(error) = sent {
+            tracing::debug!(%error, "NOTIFY after append failed; readers fall back to polling");
+        }
+    }
+}
+
+/// Turns notifications into wake-ups. A lost connection may lose notifications, so
+/// every reconnect counts as a wake-up too.
+async fn listener(pool: PgPool, channel: String, generation: watch::Sender<u64>, mut shutdown: watch::Receiver<()>) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let mut listener = match connect(&pool, &channel).await {
+            Ok(l) => {
+                backoff = Duration::from_millis(100);
+                l
+            }
+            Err(error) => {
+                tracing::warn!(%error, "cannot LISTEN for new events; polling until it works again");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+        };
+        generation.send_modify(|g| *g = g.wrapping_add(1));
+        loop {
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                message = listener.try_recv() => {
+                    generation.send_modify(|g| *g = g.wrapping_add(1));
+                    if message.is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn connect(pool: &PgPool, channel: &str) -> Result<PgListener, sqlx::Error> {
+    let mut listener = PgListener::connect_with(pool).await?;
+    listener.listen(channel).await?;
+    Ok(listener)
+}

@@ -1,0 +1,30 @@
+//! Shared set-up of the store's integration tests.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use serde_json::value::RawValue;
+use tidemark::{AppendRequest, ExpectedVersion, NewEvent, StreamId};
+use tidemark_postgres::{PgEventStore, PgStoreConfig};
+use tidemark_testkit::TestSchema;
+
+/// A migrated store in a fresh schema, polling fast.
+pub async fn store(schema: &TestSchema, config: PgStoreConfig) -> PgEventStore {
+    let config = config.schema(schema.name()).poll_interval(Duration::from_millis(10));
+    let store = PgEventStore::from_pool(schema.pool().clone(), config).expect("store");
+    store.migrate().await.expect("migrate");
+    store
+}
+
+pub fn stream(id: &str) -> StreamId {
+    StreamId::new(id).expect("valid stream id")
+}
+
+pub fn event(n: u64) -> NewEvent {
+    let payload = RawValue::from_string(format!("{{\"n\":{n}}}")).expect("json");
+    NewEvent::new("Ticked", 1, payload)
+}
+
+pub fn append(id: &str, expected: ExpectedVersion, count: u64) -> AppendRequest {
+    AppendRequest::new(stream(id), expected, (0..count).map(event).collect())
+}
