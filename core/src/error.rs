@@ -94,6 +94,17 @@ pub enum Error {
         /// The configured limit, in bytes.
         limit: usize,
     },
+    /// An event breaks a rule of what can be stored (type name, schema version, NUL
+    /// characters); nothing of the append was written.
+    #[error("event {event_type:?} for stream {stream} cannot be stored: {reason}")]
+    InvalidEvent {
+        /// The stream appended to.
+        stream: StreamId,
+        /// The event's type name.
+        event_type: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
     /// An event with this id is already stored; nothing of the append was written.
     #[error("an event with id {0} is already stored")]
     DuplicateEventId(EventId),

@@ -42,3 +42,8 @@ pub mod __private {
     pub use serde_json;
     pub use serde_json::value::RawValue;
 }
+
+/// The repository README's example, compiled and run as a doc-test.
+#[cfg(doctest)]
+#[doc = include_str!("../../README.md")]
+pub struct ReadmeDoctests;

@@ -64,7 +64,7 @@ impl InMemoryEventStore {
     }
 
     fn append_now(&self, request: AppendRequest) -> Result<AppendOutcome> {
-        request.check_sizes(self.max_event_bytes)?;
+        request.validate(self.max_event_bytes)?;
         let mut inner = self.lock();
         if let Some(outcome) = request.command_id.and_then(|id| inner.commands.get(&id)) {
             return Ok(AppendOutcome { duplicate: true, ..outcome.clone() });

@@ -69,6 +69,14 @@ impl Metadata {
         self.user.is_none() && self.tenant.is_none() && self.headers.is_empty()
     }
 
+    /// Whether any string in the metadata contains a NUL character.
+    pub fn has_nul(&self) -> bool {
+        let nul = |s: &String| s.contains('\0');
+        self.user.as_ref().is_some_and(nul)
+            || self.tenant.as_ref().is_some_and(nul)
+            || self.headers.iter().any(|(k, v)| nul(k) || nul(v))
+    }
+
     /// A rough size in bytes, for the event size limit.
     pub fn approximate_size(&self) -> usize {
         let strings = self.user.as_ref().map_or(0, String::len) + self.tenant.as_ref().map_or(0, String::len);

@@ -42,18 +42,60 @@ impl AppendRequest {
         self
     }
 
-    /// Checks every event against the size limit.
-    pub fn check_sizes(&self, limit: usize) -> Result<()> {
-        match self.events.iter().find(|e| e.size() > limit) {
-            None => Ok(()),
-            Some(e) => Err(Error::EventTooLarge {
+    /// Checks every event against the rules every store enforces: the size limit,
+    /// event type names (1–128 ASCII letters, digits, `_` or `-`, so a name fits a NATS
+    /// subject token), schema versions (1 to 2^31 − 1), and no NUL characters (which
+    /// PostgreSQL's `jsonb` cannot hold) in payloads and metadata.
+    pub fn validate(&self, max_event_bytes: usize) -> Result<()> {
+        for e in &self.events {
+            let invalid = |reason| Error::InvalidEvent {
                 stream: self.stream_id.clone(),
                 event_type: e.event_type.clone(),
-                size: e.size(),
-                limit,
-            }),
+                reason,
+            };
+            if let Some(reason) = type_name_problem(&e.event_type) {
+                return Err(invalid(reason));
+            }
+            if e.schema_version == 0 || e.schema_version > i32::MAX as u32 {
+                return Err(invalid("a schema version is between 1 and 2147483647"));
+            }
+            if e.size() > max_event_bytes {
+                return Err(Error::EventTooLarge {
+                    stream: self.stream_id.clone(),
+                    event_type: e.event_type.clone(),
+                    size: e.size(),
+                    limit: max_event_bytes,
+                });
+            }
+            if has_escaped_nul(e.payload.get()) || e.metadata.has_nul() {
+                return Err(invalid("payloads and metadata may not contain NUL (\\u0000) characters"));
+            }
         }
+        Ok(())
     }
+}
+
+/// What is wrong with an event type name, if anything.
+pub fn type_name_problem(name: &str) -> Option<&'static str> {
+    if name.is_empty() || name.len() > 128 {
+        return Some("an event type name is 1 to 128 bytes long");
+    }
+    let ok = |b: &u8| b.is_ascii_alphanumeric() || *b == b'_' || *b == b'-';
+    (!name.as_bytes().iter().all(ok)).then_some("an event type name holds only ASCII letters, digits, '_' and '-'")
+}
+
+/// Whether JSON text contains the escape `\u0000` (an odd run of backslashes before `u0000`).
+fn has_escaped_nul(json: &str) -> bool {
+    let bytes = json.as_bytes();
+    let mut from = 0;
+    while let Some(i) = json[from..].find("u0000").map(|i| i + from) {
+        let slashes = bytes[..i].iter().rev().take_while(|b| **b == b'\\').count();
+        if slashes % 2 == 1 {
+            return true;
+        }
+        from = i + 1;
+    }
+    false
 }
 
 /// What an append did (or, for a duplicate command id, what the first append did).
@@ -169,3 +211,25 @@ pub async fn read_stream_to_end<S: EventStore + ?Sized>(
 
 /// Default time a waiting reader sleeps before polling again when no wake-up comes.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaped_nul_is_found_only_as_an_escape() {
+        assert!(has_escaped_nul(r#"{"a":"x\u0000y"}"#));
+        assert!(has_escaped_nul(r#"{"a":"\\\u0000"}"#));
+        assert!(!has_escaped_nul(r#"{"a":"\\u0000"}"#));
+        assert!(!has_escaped_nul(r#"{"a":"u0000"}"#));
+    }
+
+    #[test]
+    fn type_names_fit_a_subject_token() {
+        assert_eq!(type_name_problem("OrderPlaced"), None);
+        assert_eq!(type_name_problem("order_placed-2"), None);
+        for bad in ["", "a.b", "a b", "a*", "a>", "é", &"x".repeat(129)] {
+            assert!(type_name_problem(bad).is_some(), "{bad}");
+        }
+    }
+}

@@ -34,7 +34,7 @@ enum Attempt {
 
 impl PgEventStore {
     pub(crate) async fn append_request(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
-        request.check_sizes(self.config().max_event_bytes)?;
+        request.validate(self.config().max_event_bytes)?;
         if let Some(id) = repeated_id(&request) {
             return Err(Error::DuplicateEventId(id));
         }
