@@ -1,6 +1,7 @@
 //! Command handling: load (snapshot + later events) → decide → append.
 
 use std::fmt;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
@@ -8,6 +9,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 use crate::aggregate::Aggregate;
+use crate::cache::StateCache;
 use crate::codec::EventCodec;
 use crate::error::Error;
 use crate::event::NewEvent;
@@ -122,6 +124,7 @@ pub struct CommandHandler<A: Aggregate, S> {
     codec: Arc<EventCodec<A::Event>>,
     config: HandlerConfig,
     snapshots: Option<SnapshotPolicy<A>>,
+    cache: Option<StateCache<A>>,
 }
 
 impl<A: Aggregate, S> fmt::Debug for CommandHandler<A, S> {
@@ -130,6 +133,7 @@ impl<A: Aggregate, S> fmt::Debug for CommandHandler<A, S> {
             .field("aggregate", &A::CATEGORY)
             .field("config", &self.config)
             .field("snapshots", &self.snapshots)
+            .field("cache", &self.cache.as_ref().map(StateCache::capacity))
             .finish()
     }
 }
@@ -137,7 +141,7 @@ impl<A: Aggregate, S> fmt::Debug for CommandHandler<A, S> {
 impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
     /// A handler with default configuration and no snapshots.
     pub fn new(store: S, codec: Arc<EventCodec<A::Event>>) -> Self {
-        Self { store, codec, config: HandlerConfig::default(), snapshots: None }
+        Self { store, codec, config: HandlerConfig::default(), snapshots: None, cache: None }
     }
 
     /// Replaces the configuration.
@@ -149,6 +153,15 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
     /// Enables snapshots.
     pub fn with_snapshots(mut self, policy: SnapshotPolicy<A>) -> Self {
         self.snapshots = Some(policy);
+        self
+    }
+
+    /// Keeps up to `capacity` aggregate states in memory after each command, so the next
+    /// command on the same stream skips the load. A state made stale by another writer
+    /// costs one version conflict, after which the handler loads from the store and
+    /// decides again; correctness never depends on the cache.
+    pub fn with_cache(mut self, capacity: NonZeroUsize) -> Self {
+        self.cache = Some(StateCache::new(capacity));
         self
     }
 
@@ -205,20 +218,27 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let loaded = self.load(stream_id).await?;
+            let (loaded, assumed_new) = self.starting_state(stream_id, options, attempt).await?;
             if let Some(expected) = options.expected.filter(|e| !e.accepts(loaded.version)) {
                 let conflict = Error::Conflict { stream: stream_id.clone(), expected, actual: loaded.version };
                 return self.earlier_outcome_or(options, CommandError::Store(conflict)).await;
             }
             let events = match loaded.state.decide(command) {
                 Ok(events) => events,
-                Err(e) => return self.earlier_outcome_or(options, CommandError::Rejected(e)).await,
+                Err(e) => {
+                    let error = match assumed_new {
+                        true => self.conflict_if_exists(stream_id, options, e).await?,
+                        false => CommandError::Rejected(e),
+                    };
+                    self.keep(stream_id, loaded.state, loaded.version);
+                    return self.earlier_outcome_or(options, error).await;
+                }
             };
             let request = self.request(stream_id, loaded.version, &events, &metadata, options)?;
             match self.store.append(request).await {
                 Ok(outcome) => {
                     if !outcome.duplicate {
-                        self.maybe_snapshot(stream_id, loaded, &events, &outcome).await;
+                        self.after_append(stream_id, loaded, &events, &outcome).await;
                     }
                     return Ok(outcome);
                 }
@@ -257,17 +277,65 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
         }
     }
 
-    async fn maybe_snapshot(&self, stream_id: &StreamId, loaded: Loaded<A>, events: &[A::Event], outcome: &AppendOutcome) {
-        let Some(policy) = &self.snapshots else { return };
-        let crossed = outcome.version.0 / policy.every > loaded.version.0 / policy.every;
-        if !crossed && !loaded.stale_snapshot {
+    /// The state to decide on: empty for a stream that must not exist yet, the cached
+    /// one on a first attempt, otherwise loaded from the store.
+    /// The flag is true when the stream was assumed empty without reading it.
+    async fn starting_state(&self, stream_id: &StreamId, options: &CommandOptions, attempt: u32) -> Result<(Loaded<A>, bool), Error> {
+        let fresh = matches!(options.expected, Some(ExpectedVersion::NoStream | ExpectedVersion::Exact(StreamVersion::EMPTY)));
+        if attempt == 1 && fresh {
+            return Ok((Loaded { state: A::default(), version: StreamVersion::EMPTY, stale_snapshot: false }, true));
+        }
+        let cached = self.cache.as_ref().filter(|_| attempt == 1).and_then(|c| c.take(stream_id));
+        // A cached state that misses the caller's expectation may just be stale: load.
+        if let Some((state, version)) = cached.filter(|(_, v)| options.expected.is_none_or(|e| e.accepts(*v))) {
+            return Ok((Loaded { state, version, stale_snapshot: false }, false));
+        }
+        Ok((self.load(stream_id).await?, false))
+    }
+
+    /// A command decided on an assumed-empty stream was rejected: if the stream exists
+    /// after all, the caller's expectation was wrong, which is a conflict.
+    async fn conflict_if_exists(
+        &self,
+        stream_id: &StreamId,
+        options: &CommandOptions,
+        rejection: A::Error,
+    ) -> Result<CommandError<A::Error>, Error> {
+        let actual = self.store.stream_version(stream_id).await?;
+        Ok(match options.expected {
+            Some(expected) if !expected.accepts(actual) => {
+                CommandError::Store(Error::Conflict { stream: stream_id.clone(), expected, actual })
+            }
+            _ => CommandError::Rejected(rejection),
+        })
+    }
+
+    fn keep(&self, stream_id: &StreamId, state: A, version: StreamVersion) {
+        if let Some(cache) = &self.cache {
+            cache.put(stream_id.clone(), state, version);
+        }
+    }
+
+    /// Brings the state up to date and caches it, and saves a snapshot when one is due.
+    async fn after_append(&self, stream_id: &StreamId, loaded: Loaded<A>, events: &[A::Event], outcome: &AppendOutcome) {
+        let due = self.snapshots.as_ref().filter(|p| {
+            loaded.stale_snapshot || outcome.version.0 / p.every > loaded.version.0 / p.every
+        });
+        if due.is_none() && self.cache.is_none() {
             return;
         }
         let mut state = loaded.state;
         for event in events {
             state.evolve(event);
         }
-        let value = match (policy.encode)(&state) {
+        if let Some(policy) = due {
+            self.save_snapshot(stream_id, policy, &state, outcome.version).await;
+        }
+        self.keep(stream_id, state, outcome.version);
+    }
+
+    async fn save_snapshot(&self, stream_id: &StreamId, policy: &SnapshotPolicy<A>, state: &A, version: StreamVersion) {
+        let value = match (policy.encode)(state) {
             Ok(value) => value,
             Err(error) => {
                 tracing::warn!(stream = %stream_id, %error, "cannot serialise the aggregate for a snapshot");
@@ -277,7 +345,7 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
         let snapshot = Snapshot {
             stream_id: stream_id.clone(),
             schema_version: policy.schema_version,
-            stream_version: outcome.version,
+            stream_version: version,
             state: value,
             taken_at: chrono::Utc::now(),
         };

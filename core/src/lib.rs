@@ -8,6 +8,7 @@
 #![doc = include_str!("../README.md")]
 
 mod aggregate;
+mod cache;
 mod codec;
 mod command;
 mod error;
