@@ -1,0 +1,9 @@
+//! NATS: the shared server and private servers for kill/restart tests.
+
+mod server;
+mod shared;
+
+pub use server::NatsServer;
+pub use shared::nats_url;
+
+pub(crate) use server::read_info;
