@@ -9,7 +9,7 @@ use crate::row::{signed, unsigned, Columns};
 use crate::sql::{COMMAND_KEY, EVENT_ID_KEY, STREAM_VERSION_KEY};
 use crate::store::PgEventStore;
 
-fn expected_parts(expected: ExpectedVersion) -> (i32, i64) {
+pub(crate) fn expected_parts(expected: ExpectedVersion) -> (i32, i64) {
     match expected {
         ExpectedVersion::NoStream => (1, 0),
         ExpectedVersion::StreamExists => (2, 0),
@@ -38,6 +38,14 @@ impl PgEventStore {
         if let Some(id) = repeated_id(&request) {
             return Err(Error::DuplicateEventId(id));
         }
+        match self.group_commit() {
+            Some(group) => group.submit(request).await,
+            None => self.append_alone(request).await,
+        }
+    }
+
+    /// Appends one validated request in a statement of its own.
+    pub(crate) async fn append_alone(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
         let columns = Columns::new(&request.events)?;
         let mut attempt = 0;
         loop {
@@ -94,7 +102,7 @@ impl PgEventStore {
 
     /// The expected version did not hold: a conflict, unless the command id was
     /// already handled (then its outcome).
-    async fn rejected(&self, request: &AppendRequest, head: StreamVersion) -> Result<AppendOutcome, Error> {
+    pub(crate) async fn rejected(&self, request: &AppendRequest, head: StreamVersion) -> Result<AppendOutcome, Error> {
         if let Some(outcome) = self.earlier_outcome(request).await? {
             return Ok(outcome);
         }

@@ -25,6 +25,14 @@ pub struct PgStoreConfig {
     /// How often an append with `ExpectedVersion::Any` or `StreamExists` is retried
     /// when a concurrent append takes its version (default 10).
     pub race_retries: u32,
+    /// Whether concurrent appends to different streams share one statement and one
+    /// commit (default false). Each append keeps its own expected-version check and
+    /// outcome. Pays under many concurrent writers; adds nothing when there is one.
+    pub group_commit: bool,
+    /// Most appends in one group commit (default 64).
+    pub max_batch: usize,
+    /// Group commits running at once, each on its own connection (default 4).
+    pub batches_in_flight: usize,
     pub(crate) gap_safe: bool,
 }
 
@@ -37,6 +45,9 @@ impl Default for PgStoreConfig {
             notify: true,
             max_connections: 16,
             race_retries: 10,
+            group_commit: false,
+            max_batch: 64,
+            batches_in_flight: 4,
             gap_safe: true,
         }
     }
@@ -76,6 +87,19 @@ impl PgStoreConfig {
     /// Sets the retries of `Any`/`StreamExists` appends that lose a race.
     pub fn race_retries(mut self, n: u32) -> Self {
         self.race_retries = n;
+        self
+    }
+
+    /// Turns group commit on or off.
+    pub fn group_commit(mut self, on: bool) -> Self {
+        self.group_commit = on;
+        self
+    }
+
+    /// Sets the most appends per group commit and how many run at once.
+    pub fn group_commit_limits(mut self, max_batch: usize, in_flight: usize) -> Self {
+        self.max_batch = max_batch.max(1);
+        self.batches_in_flight = in_flight.max(1);
         self
     }
 

@@ -11,6 +11,7 @@
 #![doc = include_str!("../README.md")]
 
 mod append;
+mod batch;
 mod config;
 mod diagnostics;
 mod error;

@@ -37,6 +37,13 @@ pub(crate) struct Columns<'a> {
 impl<'a> Columns<'a> {
     pub fn new(events: &'a [NewEvent]) -> Result<Self, Error> {
         let mut c = Self::default();
+        c.extend(events)?;
+        Ok(c)
+    }
+
+    /// Adds the columns of more events.
+    pub fn extend(&mut self, events: &'a [NewEvent]) -> Result<(), Error> {
+        let c = self;
         for e in events {
             c.ids.push(e.event_id.0);
             c.types.push(&e.event_type);
@@ -46,7 +53,7 @@ impl<'a> Columns<'a> {
             c.causations.push(e.metadata.causation_id);
             c.extras.push(extras_json(&e.metadata)?);
         }
-        Ok(c)
+        Ok(())
     }
 }
 

@@ -20,6 +20,7 @@ pub(crate) struct Statements {
     pub load_snapshot: String,
     pub save_snapshot: String,
     pub find_event_id: String,
+    pub append_batch: String,
     pub channel: String,
 }
 
@@ -29,6 +30,7 @@ impl Statements {
         let below_horizon = if gap_safe { format!("AND transaction_id < {HORIZON}") } else { String::new() };
         Self {
             append: append(&s),
+            append_batch: append_batch(&s),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \
                  WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
@@ -92,6 +94,42 @@ fn append(s: &str) -> String {
          SELECT h.v AS head, (SELECT b.v FROM base b) AS previous, \
                 (SELECT max(transaction_id) FROM ins) AS tx, (SELECT max(position) FROM ins) AS pos \
          FROM head h"
+    )
+}
+
+/// The group-commit form of `append`: requests in `$1..$6` (index, stream, kind,
+/// exact version, command id, event count), events in `$7..$15` (request index,
+/// ordinal within the request, then the columns of `append`). Streams in one batch are
+/// distinct. One row per request: index, head, base (NULL when the expected version did
+/// not hold), transaction id, last position.
+fn append_batch(s: &str) -> String {
+    format!(
+        "WITH req AS ( \
+           SELECT * FROM unnest($1::int4[], $2::text[], $3::int4[], $4::int8[], $5::uuid[], $6::int4[]) \
+             AS r(i, stream_id, kind, exact, command_id, n) \
+         ), heads AS ( \
+           SELECT r.*, (SELECT coalesce(max(e.stream_version), 0) FROM {s}.events e WHERE e.stream_id = r.stream_id) AS head \
+           FROM req r \
+         ), ok AS ( \
+           SELECT h.i, h.stream_id, h.command_id, h.n, CASE WHEN h.kind = 3 THEN h.exact ELSE h.head END AS base \
+           FROM heads h \
+           WHERE CASE h.kind WHEN 0 THEN true WHEN 1 THEN h.head = 0 WHEN 2 THEN h.head > 0 ELSE h.head = h.exact END \
+         ), cmd AS ( \
+           INSERT INTO {s}.commands (command_id, stream_id, previous_version, version) \
+           SELECT command_id, stream_id, base, base + n FROM ok WHERE command_id IS NOT NULL \
+         ), ins AS ( \
+           INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, schema_version, \
+                                   payload, correlation_id, causation_id, metadata) \
+           SELECT u.id, ok.stream_id, ok.base + u.k, u.typ, u.ver, u.payload::jsonb, u.corr, u.caus, u.meta::jsonb \
+           FROM unnest($7::int4[], $8::int4[], $9::uuid[], $10::text[], $11::int4[], $12::text[], $13::uuid[], $14::uuid[], $15::text[]) \
+                AS u(i, k, id, typ, ver, payload, corr, caus, meta) \
+           JOIN ok ON ok.i = u.i \
+           ORDER BY u.i, u.k \
+           RETURNING stream_id, transaction_id, position \
+         ) \
+         SELECT h.i, h.head, ok.base, (SELECT max(x.transaction_id) FROM ins x), \
+                (SELECT max(x.position) FROM ins x WHERE x.stream_id = h.stream_id) \
+         FROM heads h LEFT JOIN ok ON ok.i = h.i ORDER BY h.i"
     )
 }
 

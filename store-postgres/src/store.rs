@@ -1,6 +1,6 @@
 //! The PostgreSQL event store.
 
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
@@ -11,6 +11,7 @@ use tidemark::{
 };
 use tokio::time::Instant;
 
+use crate::batch::GroupCommit;
 use crate::config::PgStoreConfig;
 use crate::error::SetupError;
 use crate::sql::Statements;
@@ -24,6 +25,17 @@ struct Inner {
     config: PgStoreConfig,
     sql: Statements,
     wake: Wake,
+    group: Option<GroupCommit>,
+}
+
+/// A store reference that does not keep the store alive (held by background tasks).
+#[derive(Debug, Clone)]
+pub(crate) struct WeakStore(Weak<Inner>);
+
+impl WeakStore {
+    pub fn upgrade(&self) -> Option<PgEventStore> {
+        self.0.upgrade().map(|inner| PgEventStore { inner })
+    }
 }
 
 /// An [`EventStore`] in PostgreSQL. Cloning shares the pool and wake-up tasks.
@@ -56,7 +68,13 @@ impl PgEventStore {
         tokio::runtime::Handle::try_current().map_err(|_| SetupError::NoRuntime)?;
         let sql = Statements::new(&config.schema, config.gap_safe);
         let wake = Wake::new(&pool, &sql.channel, config.notify);
-        Ok(Self { inner: Arc::new(Inner { pool, config, sql, wake }) })
+        let inner = Arc::new_cyclic(|weak| {
+            let group = config
+                .group_commit
+                .then(|| GroupCommit::start(WeakStore(weak.clone()), config.max_batch, config.batches_in_flight));
+            Inner { pool, config, sql, wake, group }
+        });
+        Ok(Self { inner })
     }
 
     /// Creates the schema if needed and applies pending migrations. Safe to run again,
@@ -81,6 +99,10 @@ impl PgEventStore {
 
     pub(crate) fn wake(&self) -> &Wake {
         &self.inner.wake
+    }
+
+    pub(crate) fn group_commit(&self) -> Option<&GroupCommit> {
+        self.inner.group.as_ref()
     }
 }
 

@@ -1,0 +1,83 @@
+//! Group commit: concurrent appends share transactions, yet each keeps its own
+//! expected-version check, conflict and idempotency outcome.
+
+mod support;
+
+use std::collections::{HashMap, HashSet};
+
+use futures_util::future::join_all;
+use tidemark::{CommandId, Error, EventStore, ExpectedVersion, LogPosition, StreamVersion};
+use tidemark_postgres::PgStoreConfig;
+use tidemark_testkit::TestSchema;
+
+fn config() -> PgStoreConfig {
+    PgStoreConfig::default().group_commit(true).group_commit_limits(16, 2)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_appends_share_commits_and_keep_their_own_outcomes() {
+    let schema = TestSchema::new().await;
+    let store = support::store(&schema, config()).await;
+    // Round 1 creates 64 streams at once; round 2 appends to each with an exact version,
+    // half of them stale on purpose.
+    let creates = (0..64).map(|i| store.append(support::append(&format!("g-{i}"), ExpectedVersion::NoStream, 2)));
+    for outcome in join_all(creates).await {
+        let outcome = outcome.expect("create");
+        assert_eq!((outcome.previous_version, outcome.version), (StreamVersion(0), StreamVersion(2)));
+    }
+    let appends = (0..64).map(|i| {
+        let expected = ExpectedVersion::Exact(StreamVersion(if i % 2 == 0 { 2 } else { 1 }));
+        store.append(support::append(&format!("g-{i}"), expected, 1))
+    });
+    for (i, result) in join_all(appends).await.into_iter().enumerate() {
+        match (i % 2, result) {
+            (0, Ok(o)) => assert_eq!(o.version, StreamVersion(3)),
+            (1, Err(Error::Conflict { expected, actual, .. })) => {
+                assert_eq!((expected, actual), (ExpectedVersion::Exact(StreamVersion(1)), StreamVersion(2)))
+            }
+            (_, other) => panic!("append {i}: unexpected {other:?}"),
+        }
+    }
+    let log = store.read_log(LogPosition::START, 1000).await.expect("log");
+    assert_eq!(log.len(), 64 * 2 + 32);
+    let mut streams_per_tx: HashMap<u64, HashSet<&str>> = HashMap::new();
+    for e in &log {
+        streams_per_tx.entry(e.position.transaction).or_default().insert(e.stream_id.as_str());
+    }
+    assert!(streams_per_tx.values().any(|s| s.len() > 1), "no two appends shared a commit");
+    let mut versions: HashMap<&str, Vec<u64>> = HashMap::new();
+    for e in &log {
+        versions.entry(e.stream_id.as_str()).or_default().push(e.stream_version.0);
+    }
+    for (stream, v) in versions {
+        let n = v.len() as u64;
+        assert_eq!(v, (1..=n).collect::<Vec<_>>(), "stream {stream} out of order in the log");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn racing_duplicate_command_ids_in_group_commits_append_once() {
+    let schema = TestSchema::new().await;
+    let store = support::store(&schema, config()).await;
+    let id = CommandId::new();
+    let sends = (0..20).map(|_| store.append(support::append("dup-1", ExpectedVersion::Any, 3).with_command_id(id)));
+    let others = (0..20).map(|i| store.append(support::append(&format!("other-{i}"), ExpectedVersion::Any, 1)));
+    let (sends, others) = tokio::join!(join_all(sends), join_all(others));
+    let outcomes: Vec<_> = sends.into_iter().map(|r| r.expect("send")).collect();
+    assert_eq!(outcomes.iter().filter(|o| !o.duplicate).count(), 1);
+    assert!(outcomes.iter().all(|o| o.version == StreamVersion(3) && o.last_position == outcomes[0].last_position));
+    assert!(others.iter().all(Result::is_ok), "other streams are unaffected: {others:?}");
+    assert_eq!(store.stream_version(&support::stream("dup-1")).await.expect("version"), StreamVersion(3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn appends_to_one_stream_keep_their_order_through_group_commit() {
+    let schema = TestSchema::new().await;
+    let store = support::store(&schema, config()).await;
+    let appends = (0..50).map(|_| store.append(support::append("hot-1", ExpectedVersion::Any, 1)));
+    let outcomes: Vec<_> = join_all(appends).await.into_iter().map(|r| r.expect("append")).collect();
+    let versions: HashSet<u64> = outcomes.iter().map(|o| o.version.0).collect();
+    assert_eq!(versions, (1..=50).collect());
+    let log = store.read_log(LogPosition::START, 100).await.expect("log");
+    assert_eq!(log.iter().map(|e| e.stream_version.0).collect::<Vec<_>>(), (1..=50).collect::<Vec<_>>());
+}
