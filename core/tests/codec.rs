@@ -33,7 +33,9 @@ tidemark::domain_events! {
 /// v1 called the amount `amount`; v2 calls it `cents`.
 fn deposit_v1_to_v2(mut v: Value) -> Result<Value, String> {
     let object = v.as_object_mut().ok_or("a v1 deposit is an object")?;
-    let amount = object.remove("amount").ok_or("a v1 deposit has an amount")?;
+    let amount = object
+        .remove("amount")
+        .ok_or("a v1 deposit has an amount")?;
     object.insert("cents".into(), amount);
     Ok(v)
 }
@@ -76,7 +78,11 @@ fn recorded(event_type: &str, schema_version: u32, payload: Value, seq: u64) -> 
 }
 
 fn deposited(cents: i64, currency: &str) -> AccountEvent {
-    Deposited { cents, currency: currency.into() }.into()
+    Deposited {
+        cents,
+        currency: currency.into(),
+    }
+    .into()
 }
 
 #[test]
@@ -84,7 +90,12 @@ fn upcaster_chain_v1_v2_v3_is_applied_on_read() {
     let codec = codec();
     let v1 = recorded("MoneyDeposited", 1, json!({ "amount": 5 }), 1);
     let v2 = recorded("MoneyDeposited", 2, json!({ "cents": 7 }), 2);
-    let v3 = recorded("MoneyDeposited", 3, json!({ "cents": 9, "currency": "SEK" }), 3);
+    let v3 = recorded(
+        "MoneyDeposited",
+        3,
+        json!({ "cents": 9, "currency": "SEK" }),
+        3,
+    );
     assert_eq!(codec.decode_event(&v1).unwrap(), deposited(5, "EUR"));
     assert_eq!(codec.decode_event(&v2).unwrap(), deposited(7, "EUR"));
     assert_eq!(codec.decode_event(&v3).unwrap(), deposited(9, "SEK"));
@@ -129,7 +140,9 @@ fn chain_steps_run_in_version_order() {
 #[test]
 fn upcast_reports_the_current_type_and_version() {
     let codec = codec();
-    let up = codec.upcast(&recorded("FundsAdded", 1, json!({ "amount": 2 }), 1)).unwrap();
+    let up = codec
+        .upcast(&recorded("FundsAdded", 1, json!({ "amount": 2 }), 1))
+        .unwrap();
     let expected = Upcast {
         event_type: "MoneyDeposited",
         schema_version: 3,
@@ -168,9 +181,14 @@ fn renamed_types_decode_as_their_new_type() {
     let funds = recorded("FundsAdded", 1, json!({ "amount": 11 }), 1);
     assert_eq!(codec.decode_event(&funds).unwrap(), deposited(11, "EUR"));
     let shut = recorded("AccountShut", 1, json!({ "reason": "moved" }), 2);
-    let closed = AccountEvent::from(Closed { reason: "moved".into() });
+    let closed = AccountEvent::from(Closed {
+        reason: "moved".into(),
+    });
     assert_eq!(codec.decode_event(&shut).unwrap(), closed);
-    assert_eq!(codec.decode_event(&shut).unwrap().event_type(), "AccountClosed");
+    assert_eq!(
+        codec.decode_event(&shut).unwrap().event_type(),
+        "AccountClosed"
+    );
 }
 
 #[test]
@@ -192,7 +210,10 @@ fn build_fails_on_a_missing_step_below_the_current_version() {
         .build();
     assert_eq!(
         result.unwrap_err(),
-        RegistryError::MissingStep { event_type: "MoneyDeposited".into(), version: 2 }
+        RegistryError::MissingStep {
+            event_type: "MoneyDeposited".into(),
+            version: 2
+        }
     );
 }
 
@@ -200,7 +221,10 @@ fn build_fails_on_a_missing_step_below_the_current_version() {
 fn build_without_upcasters_fails_for_a_type_past_v1() {
     assert_eq!(
         EventCodec::<AccountEvent>::without_upcasters().unwrap_err(),
-        RegistryError::MissingStep { event_type: "MoneyDeposited".into(), version: 1 }
+        RegistryError::MissingStep {
+            event_type: "MoneyDeposited".into(),
+            version: 1
+        }
     );
 }
 
@@ -214,7 +238,10 @@ fn build_fails_on_a_chain_ending_at_a_non_current_version() {
         .build();
     assert_eq!(
         result.unwrap_err(),
-        RegistryError::MissingStep { event_type: "MoneyDeposited".into(), version: 2 }
+        RegistryError::MissingStep {
+            event_type: "MoneyDeposited".into(),
+            version: 2
+        }
     );
 }
 
@@ -223,12 +250,20 @@ fn build_fails_on_duplicate_upcasters() {
     let result = upcasters().upcast("MoneyDeposited", 1, Ok).build();
     assert_eq!(
         result.unwrap_err(),
-        RegistryError::DuplicateUpcaster { event_type: "MoneyDeposited".into(), version: 1 }
+        RegistryError::DuplicateUpcaster {
+            event_type: "MoneyDeposited".into(),
+            version: 1
+        }
     );
-    let renamed_twice = upcasters().rename("FundsAdded", 1, "AccountClosed", 1).build();
+    let renamed_twice = upcasters()
+        .rename("FundsAdded", 1, "AccountClosed", 1)
+        .build();
     assert_eq!(
         renamed_twice.unwrap_err(),
-        RegistryError::DuplicateUpcaster { event_type: "FundsAdded".into(), version: 1 }
+        RegistryError::DuplicateUpcaster {
+            event_type: "FundsAdded".into(),
+            version: 1
+        }
     );
 }
 
@@ -237,12 +272,20 @@ fn build_fails_on_an_upcaster_from_the_current_version() {
     let result = upcasters().upcast("MoneyDeposited", 3, Ok).build();
     assert_eq!(
         result.unwrap_err(),
-        RegistryError::UpcastFromCurrent { event_type: "MoneyDeposited".into(), version: 3 }
+        RegistryError::UpcastFromCurrent {
+            event_type: "MoneyDeposited".into(),
+            version: 3
+        }
     );
-    let rename_current = upcasters().rename("AccountClosed", 1, "MoneyDeposited", 3).build();
+    let rename_current = upcasters()
+        .rename("AccountClosed", 1, "MoneyDeposited", 3)
+        .build();
     assert_eq!(
         rename_current.unwrap_err(),
-        RegistryError::UpcastFromCurrent { event_type: "AccountClosed".into(), version: 1 }
+        RegistryError::UpcastFromCurrent {
+            event_type: "AccountClosed".into(),
+            version: 1
+        }
     );
 }
 
@@ -253,7 +296,10 @@ fn build_fails_on_a_cycle() {
         .rename("Pong", 1, "Ping", 1)
         .build();
     match result.unwrap_err() {
-        RegistryError::Cycle { event_type, version } => {
+        RegistryError::Cycle {
+            event_type,
+            version,
+        } => {
             assert!(event_type == "Ping" || event_type == "Pong", "{event_type}");
             assert_eq!(version, 1);
         }
@@ -278,13 +324,19 @@ fn build_fails_on_a_dead_end() {
     let unknown_target = upcasters().rename("Gone", 1, "Vanished", 1).build();
     assert_eq!(
         unknown_target.unwrap_err(),
-        RegistryError::DeadEnd { event_type: "Vanished".into(), version: 1 }
+        RegistryError::DeadEnd {
+            event_type: "Vanished".into(),
+            version: 1
+        }
     );
     // A step past the current version leads nowhere either.
     let past_current = upcasters().rename("Gone", 1, "MoneyDeposited", 4).build();
     assert_eq!(
         past_current.unwrap_err(),
-        RegistryError::DeadEnd { event_type: "MoneyDeposited".into(), version: 4 }
+        RegistryError::DeadEnd {
+            event_type: "MoneyDeposited".into(),
+            version: 4
+        }
     );
 }
 
@@ -333,8 +385,15 @@ fn unknown_type_is_reported_with_its_position() {
     let codec = codec();
     let stored = recorded("MoneyTeleported", 1, json!({}), 5);
     match codec.decode(&stored).unwrap_err() {
-        Error::UnknownEventType { event_type, schema_version, position } => {
-            assert_eq!((event_type.as_str(), schema_version), ("MoneyTeleported", 1));
+        Error::UnknownEventType {
+            event_type,
+            schema_version,
+            position,
+        } => {
+            assert_eq!(
+                (event_type.as_str(), schema_version),
+                ("MoneyTeleported", 1)
+            );
             assert_eq!(position, stored.position);
         }
         other => panic!("expected an unknown type, got {other:?}"),
@@ -347,19 +406,36 @@ fn unknown_version_of_a_known_type_is_reported_with_its_position() {
     for version in [0, 4, 99] {
         let stored = recorded("MoneyDeposited", version, json!({ "cents": 1 }), 6);
         match codec.decode_event(&stored).unwrap_err() {
-            Error::UnknownEventType { event_type, schema_version, position } => {
-                assert_eq!((event_type.as_str(), schema_version), ("MoneyDeposited", version));
+            Error::UnknownEventType {
+                event_type,
+                schema_version,
+                position,
+            } => {
+                assert_eq!(
+                    (event_type.as_str(), schema_version),
+                    ("MoneyDeposited", version)
+                );
                 assert_eq!(position, stored.position);
             }
             other => panic!("expected an unknown version, got {other:?}"),
         }
-        assert!(matches!(codec.upcast(&stored), Err(Error::UnknownEventType { .. })));
+        assert!(matches!(
+            codec.upcast(&stored),
+            Err(Error::UnknownEventType { .. })
+        ));
     }
 }
 
 fn assert_undecodable(error: Error, stored: &RecordedEvent, as_type: &str, as_version: u32) {
     match error {
-        Error::Undecodable { stream, stream_version, position, event_type, schema_version, .. } => {
+        Error::Undecodable {
+            stream,
+            stream_version,
+            position,
+            event_type,
+            schema_version,
+            ..
+        } => {
             assert_eq!(stream, stored.stream_id);
             assert_eq!(stream_version, stored.stream_version);
             assert_eq!(position, stored.position);
@@ -371,16 +447,36 @@ fn assert_undecodable(error: Error, stored: &RecordedEvent, as_type: &str, as_ve
 
 #[test]
 fn malformed_current_payload_is_undecodable_with_its_position_and_type() {
-    let stored = recorded("MoneyDeposited", 3, json!({ "cents": "lots", "currency": "EUR" }), 7);
-    assert_undecodable(codec().decode(&stored).unwrap_err(), &stored, "MoneyDeposited", 3);
+    let stored = recorded(
+        "MoneyDeposited",
+        3,
+        json!({ "cents": "lots", "currency": "EUR" }),
+        7,
+    );
+    assert_undecodable(
+        codec().decode(&stored).unwrap_err(),
+        &stored,
+        "MoneyDeposited",
+        3,
+    );
     let missing = recorded("AccountClosed", 1, json!({}), 8);
-    assert_undecodable(codec().decode(&missing).unwrap_err(), &missing, "AccountClosed", 1);
+    assert_undecodable(
+        codec().decode(&missing).unwrap_err(),
+        &missing,
+        "AccountClosed",
+        1,
+    );
 }
 
 #[test]
 fn malformed_payload_after_upcasting_is_undecodable_as_the_current_type() {
     let stored = recorded("MoneyDeposited", 2, json!({ "cents": [1] }), 9);
-    assert_undecodable(codec().decode(&stored).unwrap_err(), &stored, "MoneyDeposited", 3);
+    assert_undecodable(
+        codec().decode(&stored).unwrap_err(),
+        &stored,
+        "MoneyDeposited",
+        3,
+    );
 }
 
 #[test]
@@ -389,7 +485,12 @@ fn failing_upcaster_is_an_upcast_error_naming_the_failing_step() {
     // The first step refuses a payload that is not an object.
     let stored = recorded("MoneyDeposited", 1, json!([1, 2]), 10);
     match codec.decode_event(&stored).unwrap_err() {
-        Error::Upcast { event_type, schema_version, position, reason } => {
+        Error::Upcast {
+            event_type,
+            schema_version,
+            position,
+            reason,
+        } => {
             assert_eq!((event_type.as_str(), schema_version), ("MoneyDeposited", 1));
             assert_eq!(position, stored.position);
             assert_eq!(reason, "a v1 deposit is an object");
@@ -399,7 +500,12 @@ fn failing_upcaster_is_an_upcast_error_naming_the_failing_step() {
     // The second step refuses a v2 payload without cents.
     let stored = recorded("MoneyDeposited", 2, json!({ "amount": 1 }), 11);
     match codec.decode_event(&stored).unwrap_err() {
-        Error::Upcast { event_type, schema_version, position, .. } => {
+        Error::Upcast {
+            event_type,
+            schema_version,
+            position,
+            ..
+        } => {
             assert_eq!((event_type.as_str(), schema_version), ("MoneyDeposited", 2));
             assert_eq!(position, stored.position);
         }
@@ -411,7 +517,11 @@ fn failing_upcaster_is_an_upcast_error_naming_the_failing_step() {
 fn failing_upcaster_after_a_rename_names_the_step_that_failed() {
     let stored = recorded("FundsAdded", 1, json!({ "cents": 1 }), 12);
     match codec().decode_event(&stored).unwrap_err() {
-        Error::Upcast { event_type, schema_version, .. } => {
+        Error::Upcast {
+            event_type,
+            schema_version,
+            ..
+        } => {
             assert_eq!((event_type.as_str(), schema_version), ("MoneyDeposited", 1));
         }
         other => panic!("expected an upcast error, got {other:?}"),
@@ -437,7 +547,10 @@ mod introduced_later {
     fn introduced_at_lets_a_type_start_past_v1_without_steps() {
         assert_eq!(
             EventCodec::<NoteEvent>::without_upcasters().unwrap_err(),
-            RegistryError::MissingStep { event_type: "NoteAdded".into(), version: 1 }
+            RegistryError::MissingStep {
+                event_type: "NoteAdded".into(),
+                version: 1
+            }
         );
         let codec = EventCodec::<NoteEvent>::builder()
             .introduced_at("NoteAdded", 2)
@@ -448,6 +561,9 @@ mod introduced_later {
         assert_eq!(codec.decode_event(&current).unwrap(), expected);
         // There never was a v1, so one in the store is unknown, not silently accepted.
         let v1 = recorded("NoteAdded", 1, json!({ "text": "hi" }), 2);
-        assert!(matches!(codec.decode_event(&v1), Err(Error::UnknownEventType { .. })));
+        assert!(matches!(
+            codec.decode_event(&v1),
+            Err(Error::UnknownEventType { .. })
+        ));
     }
 }

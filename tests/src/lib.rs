@@ -1,1 +1,8 @@
-//! placeholder
+//! Cross-crate integration tests for tidemark.
+//!
+//! - [`contract`]: the one contract suite every [`tidemark::EventStore`] must pass, run
+//!   per store with [`contract_tests!`];
+//! - [`bank`]: a sample aggregate with real rules, used by several test files.
+
+pub mod bank;
+pub mod contract;

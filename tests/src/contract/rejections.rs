@@ -1,0 +1,145 @@
+//! Appends the store refuses as a whole: duplicate event ids, oversize events.
+
+use serde_json::json;
+use tidemark::{
+    AppendRequest, CommandId, Error, EventStore, ExpectedVersion, Metadata, NewEvent,
+    DEFAULT_MAX_EVENT_BYTES,
+};
+
+use super::fixture::*;
+
+/// An event id already stored, or twice in one append, fails the whole append.
+pub async fn duplicate_event_id<S: EventStore>(store: S) {
+    let (a, b) = (stream("dupid"), stream("dupid"));
+    let taken = event(1);
+    append(&store, &a, ExpectedVersion::NoStream, vec![taken.clone()]).await;
+    let log_head = head(&store).await;
+
+    let fresh = event(2);
+    let command = CommandId::new();
+    let reuse = AppendRequest::new(
+        b.clone(),
+        ExpectedVersion::NoStream,
+        vec![fresh.clone(), taken.clone()],
+    )
+    .with_command_id(command);
+    match store.append(reuse).await {
+        Err(Error::DuplicateEventId(id)) => assert_eq!(id, taken.event_id),
+        other => panic!("expected a duplicate event id, got {other:?}"),
+    }
+    assert_unchanged(&store, &b, 0, log_head).await;
+    assert_unchanged(&store, &a, 1, log_head).await;
+    assert_eq!(
+        store.command_outcome(command).await.unwrap(),
+        None,
+        "the command is not recorded"
+    );
+
+    let twice = event(3);
+    let result = try_append(
+        &store,
+        &b,
+        ExpectedVersion::Any,
+        vec![twice.clone(), twice.clone()],
+    )
+    .await;
+    match result {
+        Err(Error::DuplicateEventId(id)) => assert_eq!(id, twice.event_id),
+        other => panic!("expected a duplicate event id within the append, got {other:?}"),
+    }
+    assert_unchanged(&store, &b, 0, log_head).await;
+    // Nothing of the failed appends was kept.
+    append(&store, &b, ExpectedVersion::NoStream, vec![fresh, twice]).await;
+}
+
+fn big_event(bytes: usize) -> NewEvent {
+    NewEvent::new("Blob", 1, raw(&json!({ "data": "x".repeat(bytes) })))
+}
+
+/// An event over `DEFAULT_MAX_EVENT_BYTES` (payload plus metadata) fails the whole
+/// append with `EventTooLarge`; events under it are stored intact.
+///
+/// The store must be configured with the default limit.
+pub async fn oversize_event<S: EventStore>(store: S) {
+    let s = stream("oversize");
+    let log_head = head(&store).await;
+    let over = DEFAULT_MAX_EVENT_BYTES + 64 * 1024;
+    let batch = vec![event(1), big_event(over)];
+    match try_append(&store, &s, ExpectedVersion::NoStream, batch).await {
+        Err(Error::EventTooLarge {
+            stream,
+            event_type,
+            size,
+            limit,
+        }) => {
+            assert_eq!((stream, event_type.as_str()), (s.clone(), "Blob"));
+            assert!(size > limit, "reported size {size} is over the limit");
+            assert_eq!(limit, DEFAULT_MAX_EVENT_BYTES);
+        }
+        other => panic!("expected an oversize event, got {other:?}"),
+    }
+    assert_unchanged(&store, &s, 0, log_head).await;
+
+    // Metadata counts too.
+    let heavy = Metadata::new().with_header("blob", "y".repeat(over));
+    let result = try_append(
+        &store,
+        &s,
+        ExpectedVersion::Any,
+        vec![event(2).with_metadata(heavy)],
+    )
+    .await;
+    assert!(
+        matches!(result, Err(Error::EventTooLarge { .. })),
+        "got {result:?}"
+    );
+    assert_unchanged(&store, &s, 0, log_head).await;
+
+    let under = DEFAULT_MAX_EVENT_BYTES - 64 * 1024;
+    append(
+        &store,
+        &s,
+        ExpectedVersion::NoStream,
+        vec![big_event(under)],
+    )
+    .await;
+    let stored = whole_stream(&store, &s).await;
+    assert_eq!(
+        payload(&stored[0])["data"].as_str().map(str::len),
+        Some(under)
+    );
+}
+
+/// Events breaking the storage rules (type name, schema version, NUL characters) fail
+/// the whole append with `InvalidEvent` and write nothing.
+pub async fn invalid_events<S: EventStore>(store: S) {
+    let s = stream("invalid");
+    let log_head = head(&store).await;
+    let nul_payload = NewEvent::new(EVENT_TYPE, 1, raw(&json!({ "text": "a\u{0}b" })));
+    let nul_metadata = event(1).with_metadata(Metadata::new().with_user("a\u{0}b"));
+    let cases = [
+        ("Bad.Type", NewEvent::new("Bad.Type", 1, raw(&json!({})))),
+        ("", NewEvent::new("", 1, raw(&json!({})))),
+        (EVENT_TYPE, NewEvent::new(EVENT_TYPE, 0, raw(&json!({})))),
+        (EVENT_TYPE, nul_payload),
+        (EVENT_TYPE, nul_metadata),
+    ];
+    for (name, bad) in cases {
+        match try_append(&store, &s, ExpectedVersion::Any, vec![event(0), bad]).await {
+            Err(Error::InvalidEvent {
+                stream, event_type, ..
+            }) => {
+                assert_eq!((stream, event_type.as_str()), (s.clone(), name));
+            }
+            other => panic!("expected an invalid event ({name:?}), got {other:?}"),
+        }
+        assert_unchanged(&store, &s, 0, log_head).await;
+    }
+    // A backslash followed by "u0000" as text is not a NUL character.
+    let text = NewEvent::new(EVENT_TYPE, 1, raw(&json!({ "text": "\\u0000" })));
+    append(&store, &s, ExpectedVersion::NoStream, vec![text]).await;
+    assert_eq!(
+        payload(&whole_stream(&store, &s).await[0])["text"],
+        "\\u0000"
+    );
+}
