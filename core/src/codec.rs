@@ -119,7 +119,14 @@ impl<E: DomainEvent> Upcasters<E> {
     }
 
     /// The general step: from one type and version to another, transforming the payload.
-    pub fn upcast_to<F>(mut self, from_type: &str, from_version: u32, to_type: &str, to_version: u32, transform: F) -> Self
+    pub fn upcast_to<F>(
+        mut self,
+        from_type: &str,
+        from_version: u32,
+        to_type: &str,
+        to_version: u32,
+        transform: F,
+    ) -> Self
     where
         F: Fn(Value) -> Result<Value, String> + Send + Sync + 'static,
     {
@@ -208,10 +215,7 @@ impl<E> fmt::Debug for Upcasters<E> {
 
 impl<E> fmt::Debug for EventCodec<E> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("EventCodec")
-            .field("current", &self.current)
-            .field("upcasters", &self.chains.len())
-            .finish()
+        f.debug_struct("EventCodec").field("current", &self.current).field("upcasters", &self.chains.len()).finish()
     }
 }
 

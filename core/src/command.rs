@@ -79,7 +79,10 @@ pub struct SnapshotPolicy<A> {
 
 impl<A> fmt::Debug for SnapshotPolicy<A> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("SnapshotPolicy").field("every", &self.every).field("schema_version", &self.schema_version).finish()
+        f.debug_struct("SnapshotPolicy")
+            .field("every", &self.every)
+            .field("schema_version", &self.schema_version)
+            .finish()
     }
 }
 
@@ -87,7 +90,12 @@ impl<A: Aggregate + Serialize + DeserializeOwned> SnapshotPolicy<A> {
     /// A snapshot every `every` events (at least 1), with the state's schema version.
     /// Snapshots with another schema version are ignored and replaced.
     pub fn every(every: u64, schema_version: u32) -> Self {
-        Self { every: every.max(1), schema_version, encode: |state| serde_json::to_value(state), decode: serde_json::from_value }
+        Self {
+            every: every.max(1),
+            schema_version,
+            encode: |state| serde_json::to_value(state),
+            decode: serde_json::from_value,
+        }
     }
 }
 
@@ -215,23 +223,26 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
         options: &CommandOptions,
     ) -> Result<AppendOutcome, CommandError<A::Error>> {
         let metadata = effective_metadata(options);
-        let mut attempt = 0;
+        let (mut attempt, mut shortcuts) = (0, true);
         loop {
             attempt += 1;
-            let (loaded, assumed_new) = self.starting_state(stream_id, options, attempt).await?;
+            let (loaded, source) = self.starting_state(stream_id, options, shortcuts).await?;
+            shortcuts = false;
             if let Some(expected) = options.expected.filter(|e| !e.accepts(loaded.version)) {
                 let conflict = Error::Conflict { stream: stream_id.clone(), expected, actual: loaded.version };
                 return self.earlier_outcome_or(options, CommandError::Store(conflict)).await;
             }
-            let events = match loaded.state.decide(command) {
-                Ok(events) => events,
-                Err(e) => {
-                    let error = match assumed_new {
-                        true => self.conflict_if_exists(stream_id, options, e).await?,
-                        false => CommandError::Rejected(e),
-                    };
-                    self.keep(stream_id, loaded.state, loaded.version);
+            let events = match (loaded.state.decide(command), source) {
+                (Ok(events), _) => events,
+                // The cached state may be stale: decide again on the stored one.
+                (Err(_), Source::Cache) => continue,
+                (Err(e), Source::AssumedNew) => {
+                    let error = self.conflict_if_exists(stream_id, options, e).await?;
                     return self.earlier_outcome_or(options, error).await;
+                }
+                (Err(e), Source::Store) => {
+                    self.keep(stream_id, loaded.state, loaded.version);
+                    return self.earlier_outcome_or(options, CommandError::Rejected(e)).await;
                 }
             };
             let request = self.request(stream_id, loaded.version, &events, &metadata, options)?;
@@ -242,7 +253,13 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
                     }
                     return Ok(outcome);
                 }
-                Err(Error::Conflict { .. }) if options.expected.is_none() && attempt <= self.config.conflict_retries => {}
+                Err(Error::Conflict { actual, .. }) => {
+                    if attempt <= self.config.conflict_retries && may_retry(options.expected, source) {
+                        continue;
+                    }
+                    let expected = options.expected.unwrap_or(ExpectedVersion::Exact(loaded.version));
+                    return Err(Error::Conflict { stream: stream_id.clone(), expected, actual }.into());
+                }
                 Err(e) => return Err(e.into()),
             }
         }
@@ -256,7 +273,8 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
         metadata: &Metadata,
         options: &CommandOptions,
     ) -> Result<AppendRequest, Error> {
-        let events = events.iter().map(|e| NewEvent::from_domain(e, metadata.clone())).collect::<Result<Vec<_>, _>>()?;
+        let events =
+            events.iter().map(|e| NewEvent::from_domain(e, metadata.clone())).collect::<Result<Vec<_>, _>>()?;
         let mut request = AppendRequest::new(stream_id.clone(), ExpectedVersion::Exact(version), events);
         request.command_id = options.command_id;
         Ok(request)
@@ -279,18 +297,26 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
 
     /// The state to decide on: empty for a stream that must not exist yet, the cached
     /// one on a first attempt, otherwise loaded from the store.
-    /// The flag is true when the stream was assumed empty without reading it.
-    async fn starting_state(&self, stream_id: &StreamId, options: &CommandOptions, attempt: u32) -> Result<(Loaded<A>, bool), Error> {
-        let fresh = matches!(options.expected, Some(ExpectedVersion::NoStream | ExpectedVersion::Exact(StreamVersion::EMPTY)));
-        if attempt == 1 && fresh {
-            return Ok((Loaded { state: A::default(), version: StreamVersion::EMPTY, stale_snapshot: false }, true));
+    /// Shortcuts (assuming a new stream, using the cache) are taken only on a first
+    /// attempt; any retry decides on the stored state.
+    async fn starting_state(
+        &self,
+        stream_id: &StreamId,
+        options: &CommandOptions,
+        shortcuts: bool,
+    ) -> Result<(Loaded<A>, Source), Error> {
+        let new =
+            matches!(options.expected, Some(ExpectedVersion::NoStream | ExpectedVersion::Exact(StreamVersion::EMPTY)));
+        if shortcuts && new {
+            let empty = Loaded { state: A::default(), version: StreamVersion::EMPTY, stale_snapshot: false };
+            return Ok((empty, Source::AssumedNew));
         }
-        let cached = self.cache.as_ref().filter(|_| attempt == 1).and_then(|c| c.take(stream_id));
+        let cached = self.cache.as_ref().filter(|_| shortcuts).and_then(|c| c.take(stream_id));
         // A cached state that misses the caller's expectation may just be stale: load.
         if let Some((state, version)) = cached.filter(|(_, v)| options.expected.is_none_or(|e| e.accepts(*v))) {
-            return Ok((Loaded { state, version, stale_snapshot: false }, false));
+            return Ok((Loaded { state, version, stale_snapshot: false }, Source::Cache));
         }
-        Ok((self.load(stream_id).await?, false))
+        Ok((self.load(stream_id).await?, Source::Store))
     }
 
     /// A command decided on an assumed-empty stream was rejected: if the stream exists
@@ -317,10 +343,17 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
     }
 
     /// Brings the state up to date and caches it, and saves a snapshot when one is due.
-    async fn after_append(&self, stream_id: &StreamId, loaded: Loaded<A>, events: &[A::Event], outcome: &AppendOutcome) {
-        let due = self.snapshots.as_ref().filter(|p| {
-            loaded.stale_snapshot || outcome.version.0 / p.every > loaded.version.0 / p.every
-        });
+    async fn after_append(
+        &self,
+        stream_id: &StreamId,
+        loaded: Loaded<A>,
+        events: &[A::Event],
+        outcome: &AppendOutcome,
+    ) {
+        let due = self
+            .snapshots
+            .as_ref()
+            .filter(|p| loaded.stale_snapshot || outcome.version.0 / p.every > loaded.version.0 / p.every);
         if due.is_none() && self.cache.is_none() {
             return;
         }
@@ -354,6 +387,23 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
             tracing::warn!(stream = %stream_id, %error, "cannot save a snapshot");
         }
     }
+}
+
+/// Where the state a command was decided on came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Source {
+    /// Read from the store for this attempt.
+    Store,
+    /// Taken from the cache: possibly stale.
+    Cache,
+    /// Assumed empty because the caller expects no stream.
+    AssumedNew,
+}
+
+/// Whether a version conflict is worth deciding again: always for a possibly stale
+/// cached state; for a stored state only when the caller did not pin a version.
+fn may_retry(expected: Option<ExpectedVersion>, source: Source) -> bool {
+    source == Source::Cache || matches!(expected, None | Some(ExpectedVersion::Any | ExpectedVersion::StreamExists))
 }
 
 fn effective_metadata(options: &CommandOptions) -> Metadata {

@@ -184,10 +184,8 @@ impl NewEvent {
 
     /// Encodes a domain event, with a fresh id.
     pub fn from_domain<E: DomainEvent>(event: &E, metadata: Metadata) -> Result<Self> {
-        let payload = event.encode().map_err(|source| Error::Encode {
-            event_type: event.event_type().to_owned(),
-            source,
-        })?;
+        let payload =
+            event.encode().map_err(|source| Error::Encode { event_type: event.event_type().to_owned(), source })?;
         let mut new = Self::new(event.event_type(), event.schema_version(), payload);
         new.metadata = metadata;
         Ok(new)

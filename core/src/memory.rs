@@ -74,7 +74,9 @@ impl InMemoryEventStore {
             return Err(Error::Conflict { stream: request.stream_id, expected: request.expected, actual });
         }
         let mut seen = HashSet::new();
-        if let Some(e) = request.events.iter().find(|e| inner.event_ids.contains(&e.event_id) || !seen.insert(e.event_id)) {
+        if let Some(e) =
+            request.events.iter().find(|e| inner.event_ids.contains(&e.event_id) || !seen.insert(e.event_id))
+        {
             return Err(Error::DuplicateEventId(e.event_id));
         }
         inner.transactions += 1;

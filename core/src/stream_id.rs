@@ -44,10 +44,7 @@ impl StreamId {
     /// Builds `<category>-<id>`; the category may not contain `-`.
     pub fn for_entity(category: &str, id: impl fmt::Display) -> Result<Self, InvalidStreamId> {
         if category.contains('-') || category.is_empty() {
-            return Err(InvalidStreamId {
-                id: category.to_owned(),
-                reason: "a category is non-empty and has no '-'",
-            });
+            return Err(InvalidStreamId { id: category.to_owned(), reason: "a category is non-empty and has no '-'" });
         }
         Self::new(format!("{category}-{id}"))
     }

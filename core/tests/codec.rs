@@ -7,8 +7,8 @@ use chrono::Utc;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tidemark::{
-    DomainEvent, Error, EventCodec, EventId, LogPosition, Metadata, RecordedEvent, RegistryError,
-    StreamId, StreamVersion, Upcast, Upcasters,
+    DomainEvent, Error, EventCodec, EventId, LogPosition, Metadata, RecordedEvent, RegistryError, StreamId,
+    StreamVersion, Upcast, Upcasters,
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,9 +33,7 @@ tidemark::domain_events! {
 /// v1 called the amount `amount`; v2 calls it `cents`.
 fn deposit_v1_to_v2(mut v: Value) -> Result<Value, String> {
     let object = v.as_object_mut().ok_or("a v1 deposit is an object")?;
-    let amount = object
-        .remove("amount")
-        .ok_or("a v1 deposit has an amount")?;
+    let amount = object.remove("amount").ok_or("a v1 deposit has an amount")?;
     object.insert("cents".into(), amount);
     Ok(v)
 }
@@ -78,11 +76,7 @@ fn recorded(event_type: &str, schema_version: u32, payload: Value, seq: u64) -> 
 }
 
 fn deposited(cents: i64, currency: &str) -> AccountEvent {
-    Deposited {
-        cents,
-        currency: currency.into(),
-    }
-    .into()
+    Deposited { cents, currency: currency.into() }.into()
 }
 
 #[test]
@@ -90,12 +84,7 @@ fn upcaster_chain_v1_v2_v3_is_applied_on_read() {
     let codec = codec();
     let v1 = recorded("MoneyDeposited", 1, json!({ "amount": 5 }), 1);
     let v2 = recorded("MoneyDeposited", 2, json!({ "cents": 7 }), 2);
-    let v3 = recorded(
-        "MoneyDeposited",
-        3,
-        json!({ "cents": 9, "currency": "SEK" }),
-        3,
-    );
+    let v3 = recorded("MoneyDeposited", 3, json!({ "cents": 9, "currency": "SEK" }), 3);
     assert_eq!(codec.decode_event(&v1).unwrap(), deposited(5, "EUR"));
     assert_eq!(codec.decode_event(&v2).unwrap(), deposited(7, "EUR"));
     assert_eq!(codec.decode_event(&v3).unwrap(), deposited(9, "SEK"));
@@ -140,14 +129,9 @@ fn chain_steps_run_in_version_order() {
 #[test]
 fn upcast_reports_the_current_type_and_version() {
     let codec = codec();
-    let up = codec
-        .upcast(&recorded("FundsAdded", 1, json!({ "amount": 2 }), 1))
-        .unwrap();
-    let expected = Upcast {
-        event_type: "MoneyDeposited",
-        schema_version: 3,
-        payload: json!({ "cents": 2, "currency": "EUR" }),
-    };
+    let up = codec.upcast(&recorded("FundsAdded", 1, json!({ "amount": 2 }), 1)).unwrap();
+    let expected =
+        Upcast { event_type: "MoneyDeposited", schema_version: 3, payload: json!({ "cents": 2, "currency": "EUR" }) };
     assert_eq!(up, expected);
 }
 
@@ -164,13 +148,9 @@ fn covers_exactly_current_and_upcastable_versions() {
     ] {
         assert!(codec.covers(name, version), "{name} v{version}");
     }
-    for (name, version) in [
-        ("MoneyDeposited", 0),
-        ("MoneyDeposited", 4),
-        ("FundsAdded", 2),
-        ("AccountClosed", 2),
-        ("Nope", 1),
-    ] {
+    for (name, version) in
+        [("MoneyDeposited", 0), ("MoneyDeposited", 4), ("FundsAdded", 2), ("AccountClosed", 2), ("Nope", 1)]
+    {
         assert!(!codec.covers(name, version), "{name} v{version}");
     }
 }
@@ -181,14 +161,9 @@ fn renamed_types_decode_as_their_new_type() {
     let funds = recorded("FundsAdded", 1, json!({ "amount": 11 }), 1);
     assert_eq!(codec.decode_event(&funds).unwrap(), deposited(11, "EUR"));
     let shut = recorded("AccountShut", 1, json!({ "reason": "moved" }), 2);
-    let closed = AccountEvent::from(Closed {
-        reason: "moved".into(),
-    });
+    let closed = AccountEvent::from(Closed { reason: "moved".into() });
     assert_eq!(codec.decode_event(&shut).unwrap(), closed);
-    assert_eq!(
-        codec.decode_event(&shut).unwrap().event_type(),
-        "AccountClosed"
-    );
+    assert_eq!(codec.decode_event(&shut).unwrap().event_type(), "AccountClosed");
 }
 
 #[test]
@@ -205,26 +180,15 @@ fn upcast_to_can_change_type_and_version_at_once() {
 
 #[test]
 fn build_fails_on_a_missing_step_below_the_current_version() {
-    let result = EventCodec::<AccountEvent>::builder()
-        .upcast("MoneyDeposited", 1, deposit_v1_to_v2)
-        .build();
-    assert_eq!(
-        result.unwrap_err(),
-        RegistryError::MissingStep {
-            event_type: "MoneyDeposited".into(),
-            version: 2
-        }
-    );
+    let result = EventCodec::<AccountEvent>::builder().upcast("MoneyDeposited", 1, deposit_v1_to_v2).build();
+    assert_eq!(result.unwrap_err(), RegistryError::MissingStep { event_type: "MoneyDeposited".into(), version: 2 });
 }
 
 #[test]
 fn build_without_upcasters_fails_for_a_type_past_v1() {
     assert_eq!(
         EventCodec::<AccountEvent>::without_upcasters().unwrap_err(),
-        RegistryError::MissingStep {
-            event_type: "MoneyDeposited".into(),
-            version: 1
-        }
+        RegistryError::MissingStep { event_type: "MoneyDeposited".into(), version: 1 }
     );
 }
 
@@ -236,13 +200,7 @@ fn build_fails_on_a_chain_ending_at_a_non_current_version() {
         .introduced_at("MoneyDeposited", 3)
         .rename("FundsAdded", 1, "MoneyDeposited", 2)
         .build();
-    assert_eq!(
-        result.unwrap_err(),
-        RegistryError::MissingStep {
-            event_type: "MoneyDeposited".into(),
-            version: 2
-        }
-    );
+    assert_eq!(result.unwrap_err(), RegistryError::MissingStep { event_type: "MoneyDeposited".into(), version: 2 });
 }
 
 #[test]
@@ -250,20 +208,12 @@ fn build_fails_on_duplicate_upcasters() {
     let result = upcasters().upcast("MoneyDeposited", 1, Ok).build();
     assert_eq!(
         result.unwrap_err(),
-        RegistryError::DuplicateUpcaster {
-            event_type: "MoneyDeposited".into(),
-            version: 1
-        }
+        RegistryError::DuplicateUpcaster { event_type: "MoneyDeposited".into(), version: 1 }
     );
-    let renamed_twice = upcasters()
-        .rename("FundsAdded", 1, "AccountClosed", 1)
-        .build();
+    let renamed_twice = upcasters().rename("FundsAdded", 1, "AccountClosed", 1).build();
     assert_eq!(
         renamed_twice.unwrap_err(),
-        RegistryError::DuplicateUpcaster {
-            event_type: "FundsAdded".into(),
-            version: 1
-        }
+        RegistryError::DuplicateUpcaster { event_type: "FundsAdded".into(), version: 1 }
     );
 }
 
@@ -272,34 +222,20 @@ fn build_fails_on_an_upcaster_from_the_current_version() {
     let result = upcasters().upcast("MoneyDeposited", 3, Ok).build();
     assert_eq!(
         result.unwrap_err(),
-        RegistryError::UpcastFromCurrent {
-            event_type: "MoneyDeposited".into(),
-            version: 3
-        }
+        RegistryError::UpcastFromCurrent { event_type: "MoneyDeposited".into(), version: 3 }
     );
-    let rename_current = upcasters()
-        .rename("AccountClosed", 1, "MoneyDeposited", 3)
-        .build();
+    let rename_current = upcasters().rename("AccountClosed", 1, "MoneyDeposited", 3).build();
     assert_eq!(
         rename_current.unwrap_err(),
-        RegistryError::UpcastFromCurrent {
-            event_type: "AccountClosed".into(),
-            version: 1
-        }
+        RegistryError::UpcastFromCurrent { event_type: "AccountClosed".into(), version: 1 }
     );
 }
 
 #[test]
 fn build_fails_on_a_cycle() {
-    let result = upcasters()
-        .rename("Ping", 1, "Pong", 1)
-        .rename("Pong", 1, "Ping", 1)
-        .build();
+    let result = upcasters().rename("Ping", 1, "Pong", 1).rename("Pong", 1, "Ping", 1).build();
     match result.unwrap_err() {
-        RegistryError::Cycle {
-            event_type,
-            version,
-        } => {
+        RegistryError::Cycle { event_type, version } => {
             assert!(event_type == "Ping" || event_type == "Pong", "{event_type}");
             assert_eq!(version, 1);
         }
@@ -309,35 +245,17 @@ fn build_fails_on_a_cycle() {
 
 #[test]
 fn build_fails_on_a_longer_cycle_through_versions() {
-    let result = upcasters()
-        .upcast("Loop", 1, Ok)
-        .upcast("Loop", 2, Ok)
-        .upcast_to("Loop", 3, "Loop", 1, Ok)
-        .build();
-    assert!(
-        matches!(result.unwrap_err(), RegistryError::Cycle { ref event_type, .. } if event_type == "Loop")
-    );
+    let result = upcasters().upcast("Loop", 1, Ok).upcast("Loop", 2, Ok).upcast_to("Loop", 3, "Loop", 1, Ok).build();
+    assert!(matches!(result.unwrap_err(), RegistryError::Cycle { ref event_type, .. } if event_type == "Loop"));
 }
 
 #[test]
 fn build_fails_on_a_dead_end() {
     let unknown_target = upcasters().rename("Gone", 1, "Vanished", 1).build();
-    assert_eq!(
-        unknown_target.unwrap_err(),
-        RegistryError::DeadEnd {
-            event_type: "Vanished".into(),
-            version: 1
-        }
-    );
+    assert_eq!(unknown_target.unwrap_err(), RegistryError::DeadEnd { event_type: "Vanished".into(), version: 1 });
     // A step past the current version leads nowhere either.
     let past_current = upcasters().rename("Gone", 1, "MoneyDeposited", 4).build();
-    assert_eq!(
-        past_current.unwrap_err(),
-        RegistryError::DeadEnd {
-            event_type: "MoneyDeposited".into(),
-            version: 4
-        }
-    );
+    assert_eq!(past_current.unwrap_err(), RegistryError::DeadEnd { event_type: "MoneyDeposited".into(), version: 4 });
 }
 
 // The compiler already warns about the second, unreachable name in the generated
@@ -373,10 +291,7 @@ mod same_name {
             RegistryError::DuplicateEventType("Booked".into())
         );
         // The account events, with distinct names, never hit it.
-        assert!(!matches!(
-            EventCodec::<AccountEvent>::without_upcasters(),
-            Err(RegistryError::DuplicateEventType(_))
-        ));
+        assert!(!matches!(EventCodec::<AccountEvent>::without_upcasters(), Err(RegistryError::DuplicateEventType(_))));
     }
 }
 
@@ -385,15 +300,8 @@ fn unknown_type_is_reported_with_its_position() {
     let codec = codec();
     let stored = recorded("MoneyTeleported", 1, json!({}), 5);
     match codec.decode(&stored).unwrap_err() {
-        Error::UnknownEventType {
-            event_type,
-            schema_version,
-            position,
-        } => {
-            assert_eq!(
-                (event_type.as_str(), schema_version),
-                ("MoneyTeleported", 1)
-            );
+        Error::UnknownEventType { event_type, schema_version, position } => {
+            assert_eq!((event_type.as_str(), schema_version), ("MoneyTeleported", 1));
             assert_eq!(position, stored.position);
         }
         other => panic!("expected an unknown type, got {other:?}"),
@@ -406,36 +314,19 @@ fn unknown_version_of_a_known_type_is_reported_with_its_position() {
     for version in [0, 4, 99] {
         let stored = recorded("MoneyDeposited", version, json!({ "cents": 1 }), 6);
         match codec.decode_event(&stored).unwrap_err() {
-            Error::UnknownEventType {
-                event_type,
-                schema_version,
-                position,
-            } => {
-                assert_eq!(
-                    (event_type.as_str(), schema_version),
-                    ("MoneyDeposited", version)
-                );
+            Error::UnknownEventType { event_type, schema_version, position } => {
+                assert_eq!((event_type.as_str(), schema_version), ("MoneyDeposited", version));
                 assert_eq!(position, stored.position);
             }
             other => panic!("expected an unknown version, got {other:?}"),
         }
-        assert!(matches!(
-            codec.upcast(&stored),
-            Err(Error::UnknownEventType { .. })
-        ));
+        assert!(matches!(codec.upcast(&stored), Err(Error::UnknownEventType { .. })));
     }
 }
 
 fn assert_undecodable(error: Error, stored: &RecordedEvent, as_type: &str, as_version: u32) {
     match error {
-        Error::Undecodable {
-            stream,
-            stream_version,
-            position,
-            event_type,
-            schema_version,
-            ..
-        } => {
+        Error::Undecodable { stream, stream_version, position, event_type, schema_version, .. } => {
             assert_eq!(stream, stored.stream_id);
             assert_eq!(stream_version, stored.stream_version);
             assert_eq!(position, stored.position);
@@ -447,36 +338,16 @@ fn assert_undecodable(error: Error, stored: &RecordedEvent, as_type: &str, as_ve
 
 #[test]
 fn malformed_current_payload_is_undecodable_with_its_position_and_type() {
-    let stored = recorded(
-        "MoneyDeposited",
-        3,
-        json!({ "cents": "lots", "currency": "EUR" }),
-        7,
-    );
-    assert_undecodable(
-        codec().decode(&stored).unwrap_err(),
-        &stored,
-        "MoneyDeposited",
-        3,
-    );
+    let stored = recorded("MoneyDeposited", 3, json!({ "cents": "lots", "currency": "EUR" }), 7);
+    assert_undecodable(codec().decode(&stored).unwrap_err(), &stored, "MoneyDeposited", 3);
     let missing = recorded("AccountClosed", 1, json!({}), 8);
-    assert_undecodable(
-        codec().decode(&missing).unwrap_err(),
-        &missing,
-        "AccountClosed",
-        1,
-    );
+    assert_undecodable(codec().decode(&missing).unwrap_err(), &missing, "AccountClosed", 1);
 }
 
 #[test]
 fn malformed_payload_after_upcasting_is_undecodable_as_the_current_type() {
     let stored = recorded("MoneyDeposited", 2, json!({ "cents": [1] }), 9);
-    assert_undecodable(
-        codec().decode(&stored).unwrap_err(),
-        &stored,
-        "MoneyDeposited",
-        3,
-    );
+    assert_undecodable(codec().decode(&stored).unwrap_err(), &stored, "MoneyDeposited", 3);
 }
 
 #[test]
@@ -485,12 +356,7 @@ fn failing_upcaster_is_an_upcast_error_naming_the_failing_step() {
     // The first step refuses a payload that is not an object.
     let stored = recorded("MoneyDeposited", 1, json!([1, 2]), 10);
     match codec.decode_event(&stored).unwrap_err() {
-        Error::Upcast {
-            event_type,
-            schema_version,
-            position,
-            reason,
-        } => {
+        Error::Upcast { event_type, schema_version, position, reason } => {
             assert_eq!((event_type.as_str(), schema_version), ("MoneyDeposited", 1));
             assert_eq!(position, stored.position);
             assert_eq!(reason, "a v1 deposit is an object");
@@ -500,12 +366,7 @@ fn failing_upcaster_is_an_upcast_error_naming_the_failing_step() {
     // The second step refuses a v2 payload without cents.
     let stored = recorded("MoneyDeposited", 2, json!({ "amount": 1 }), 11);
     match codec.decode_event(&stored).unwrap_err() {
-        Error::Upcast {
-            event_type,
-            schema_version,
-            position,
-            ..
-        } => {
+        Error::Upcast { event_type, schema_version, position, .. } => {
             assert_eq!((event_type.as_str(), schema_version), ("MoneyDeposited", 2));
             assert_eq!(position, stored.position);
         }
@@ -517,11 +378,7 @@ fn failing_upcaster_is_an_upcast_error_naming_the_failing_step() {
 fn failing_upcaster_after_a_rename_names_the_step_that_failed() {
     let stored = recorded("FundsAdded", 1, json!({ "cents": 1 }), 12);
     match codec().decode_event(&stored).unwrap_err() {
-        Error::Upcast {
-            event_type,
-            schema_version,
-            ..
-        } => {
+        Error::Upcast { event_type, schema_version, .. } => {
             assert_eq!((event_type.as_str(), schema_version), ("MoneyDeposited", 1));
         }
         other => panic!("expected an upcast error, got {other:?}"),
@@ -547,23 +404,14 @@ mod introduced_later {
     fn introduced_at_lets_a_type_start_past_v1_without_steps() {
         assert_eq!(
             EventCodec::<NoteEvent>::without_upcasters().unwrap_err(),
-            RegistryError::MissingStep {
-                event_type: "NoteAdded".into(),
-                version: 1
-            }
+            RegistryError::MissingStep { event_type: "NoteAdded".into(), version: 1 }
         );
-        let codec = EventCodec::<NoteEvent>::builder()
-            .introduced_at("NoteAdded", 2)
-            .build()
-            .unwrap();
+        let codec = EventCodec::<NoteEvent>::builder().introduced_at("NoteAdded", 2).build().unwrap();
         let current = recorded("NoteAdded", 2, json!({ "text": "hi" }), 1);
         let expected = NoteEvent::from(Noted { text: "hi".into() });
         assert_eq!(codec.decode_event(&current).unwrap(), expected);
         // There never was a v1, so one in the store is unknown, not silently accepted.
         let v1 = recorded("NoteAdded", 1, json!({ "text": "hi" }), 2);
-        assert!(matches!(
-            codec.decode_event(&v1),
-            Err(Error::UnknownEventType { .. })
-        ));
+        assert!(matches!(codec.decode_event(&v1), Err(Error::UnknownEventType { .. })));
     }
 }

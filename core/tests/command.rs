@@ -2,8 +2,8 @@
 //! versions, idempotent command ids and metadata.
 
 use tidemark::{
-    AppendOutcome, CommandError, CommandId, CommandOptions, EventStore, ExpectedVersion,
-    HandlerConfig, Metadata, RecordedEvent, StreamVersion,
+    AppendOutcome, CommandError, CommandId, CommandOptions, EventStore, ExpectedVersion, HandlerConfig, Metadata,
+    RecordedEvent, StreamVersion,
 };
 use uuid::Uuid;
 
@@ -18,55 +18,26 @@ async fn happy_path_appends_the_decided_events() {
     let h = handler();
     let id = wallet();
     let outcome = h.handle(&id, &open(50), &no_options()).await.unwrap();
-    assert_eq!(
-        (outcome.previous_version, outcome.version),
-        (StreamVersion(0), StreamVersion(2))
-    );
+    assert_eq!((outcome.previous_version, outcome.version), (StreamVersion(0), StreamVersion(2)));
     assert_eq!((outcome.duplicate, outcome.command_id), (false, None));
     assert_eq!(outcome.last_position, head(h.store()).await);
-    let opened = WalletEvent::from(Opened {
-        owner: "alice".into(),
-    });
+    let opened = WalletEvent::from(Opened { owner: "alice".into() });
     assert_eq!(decoded(&h, &id).await, vec![opened.clone(), credited(50)]);
 
-    let outcome = h
-        .handle(&id, &WalletCommand::Debit(20), &no_options())
-        .await
-        .unwrap();
-    assert_eq!(
-        (outcome.previous_version, outcome.version),
-        (StreamVersion(2), StreamVersion(3))
-    );
+    let outcome = h.handle(&id, &WalletCommand::Debit(20), &no_options()).await.unwrap();
+    assert_eq!((outcome.previous_version, outcome.version), (StreamVersion(2), StreamVersion(3)));
     let loaded = h.load(&id).await.unwrap();
-    assert_eq!(
-        loaded.state,
-        Wallet {
-            open: true,
-            owner: "alice".into(),
-            balance: 30
-        }
-    );
-    assert_eq!(
-        (loaded.version, loaded.stale_snapshot),
-        (StreamVersion(3), false)
-    );
+    assert_eq!(loaded.state, Wallet { open: true, owner: "alice".into(), balance: 30 });
+    assert_eq!((loaded.version, loaded.stale_snapshot), (StreamVersion(3), false));
 }
 
 #[tokio::test]
 async fn domain_rejection_appends_nothing() {
     let h = handler();
     let id = wallet();
-    let rejected = h
-        .handle(&id, &WalletCommand::Credit(5), &no_options())
-        .await;
-    assert!(matches!(
-        rejected,
-        Err(CommandError::Rejected(WalletError::NotOpen))
-    ));
-    assert_eq!(
-        h.store().stream_version(&id).await.unwrap(),
-        StreamVersion::EMPTY
-    );
+    let rejected = h.handle(&id, &WalletCommand::Credit(5), &no_options()).await;
+    assert!(matches!(rejected, Err(CommandError::Rejected(WalletError::NotOpen))));
+    assert_eq!(h.store().stream_version(&id).await.unwrap(), StreamVersion::EMPTY);
     assert_eq!(head(h.store()).await, None);
 
     h.handle(&id, &open(10), &no_options()).await.unwrap();
@@ -75,20 +46,11 @@ async fn domain_rejection_appends_nothing() {
     let options = CommandOptions::new().id(command_id);
     match h.handle(&id, &WalletCommand::Debit(11), &options).await {
         Err(CommandError::Rejected(e)) => {
-            assert_eq!(
-                e,
-                WalletError::Insufficient {
-                    balance: 10,
-                    requested: 11
-                }
-            )
+            assert_eq!(e, WalletError::Insufficient { balance: 10, requested: 11 })
         }
         other => panic!("expected a rejection, got {other:?}"),
     }
-    assert_eq!(
-        h.store().stream_version(&id).await.unwrap(),
-        StreamVersion(2)
-    );
+    assert_eq!(h.store().stream_version(&id).await.unwrap(), StreamVersion(2));
     assert_eq!(head(h.store()).await, before);
     // A rejected command is not recorded: its id stays free.
     assert_eq!(h.store().command_outcome(command_id).await.unwrap(), None);
@@ -102,15 +64,10 @@ async fn long_streams_load_in_pages() {
     let id = wallet();
     h.handle(&id, &open(1), &no_options()).await.unwrap();
     for cents in 2..=6 {
-        h.handle(&id, &WalletCommand::Credit(cents), &no_options())
-            .await
-            .unwrap();
+        h.handle(&id, &WalletCommand::Credit(cents), &no_options()).await.unwrap();
     }
     let loaded = h.load(&id).await.unwrap();
-    assert_eq!(
-        (loaded.version, loaded.state.balance),
-        (StreamVersion(7), 21)
-    );
+    assert_eq!((loaded.version, loaded.state.balance), (StreamVersion(7), 21));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -121,9 +78,7 @@ async fn stale_expected_version_is_a_conflict_with_exact_numbers() {
     let h = handler();
     let id = wallet();
     h.handle(&id, &open(10), &no_options()).await.unwrap();
-    h.handle(&id, &WalletCommand::Credit(1), &no_options())
-        .await
-        .unwrap();
+    h.handle(&id, &WalletCommand::Credit(1), &no_options()).await.unwrap();
     let before = head(h.store()).await;
 
     let stale = CommandOptions::new().expect(ExpectedVersion::Exact(StreamVersion(2)));
@@ -135,10 +90,7 @@ async fn stale_expected_version_is_a_conflict_with_exact_numbers() {
     assert_eq!(head(h.store()).await, before, "a conflict appends nothing");
 
     let fresh = CommandOptions::new().expect(ExpectedVersion::Exact(StreamVersion(3)));
-    let outcome = h
-        .handle(&id, &WalletCommand::Credit(5), &fresh)
-        .await
-        .unwrap();
+    let outcome = h.handle(&id, &WalletCommand::Credit(5), &fresh).await.unwrap();
     assert_eq!(outcome.version, StreamVersion(4));
 
     let other = wallet();
@@ -150,8 +102,6 @@ async fn stale_expected_version_is_a_conflict_with_exact_numbers() {
 /// Delegates to the in-memory store but yields to the scheduler before every call, so
 /// that tasks on one thread interleave between loading a stream and appending to it.
 #[tokio::test]
-#[ignore = "core bug (minor): a create the domain accepts on an existing stream reports \
-            `expected: Exact(0)` (the append's) instead of the caller's `NoStream`"]
 async fn a_refused_create_reports_the_callers_expectation() {
     let h = handler();
     let id = wallet();
@@ -174,25 +124,13 @@ async fn same_command_id_twice_returns_the_first_outcome_and_appends_nothing() {
     let id = wallet();
     h.handle(&id, &open(10), &no_options()).await.unwrap();
     let options = CommandOptions::new().id(CommandId::new());
-    let first = h
-        .handle(&id, &WalletCommand::Credit(7), &options)
-        .await
-        .unwrap();
+    let first = h.handle(&id, &WalletCommand::Credit(7), &options).await.unwrap();
     assert!(!first.duplicate);
     assert_eq!(first.command_id, options.command_id);
     let before = head(h.store()).await;
 
-    let second = h
-        .handle(&id, &WalletCommand::Credit(7), &options)
-        .await
-        .unwrap();
-    assert_eq!(
-        second,
-        AppendOutcome {
-            duplicate: true,
-            ..first.clone()
-        }
-    );
+    let second = h.handle(&id, &WalletCommand::Credit(7), &options).await.unwrap();
+    assert_eq!(second, AppendOutcome { duplicate: true, ..first.clone() });
     assert_eq!(head(h.store()).await, before);
     assert_eq!(h.load(&id).await.unwrap().state.balance, 17);
 }
@@ -204,32 +142,14 @@ async fn duplicate_is_recognised_even_when_the_domain_would_now_reject_it() {
     let open_options = CommandOptions::new().id(CommandId::new());
     let opened = h.handle(&id, &open(30), &open_options).await.unwrap();
     let again = h.handle(&id, &open(30), &open_options).await.unwrap();
-    assert_eq!(
-        again,
-        AppendOutcome {
-            duplicate: true,
-            ..opened
-        }
-    );
+    assert_eq!(again, AppendOutcome { duplicate: true, ..opened });
 
     let drain = CommandOptions::new().id(CommandId::new());
-    let drained = h
-        .handle(&id, &WalletCommand::Debit(30), &drain)
-        .await
-        .unwrap();
+    let drained = h.handle(&id, &WalletCommand::Debit(30), &drain).await.unwrap();
     let before = head(h.store()).await;
     // Replaying the drain would overdraw the wallet now; it is recognised instead.
-    let again = h
-        .handle(&id, &WalletCommand::Debit(30), &drain)
-        .await
-        .unwrap();
-    assert_eq!(
-        again,
-        AppendOutcome {
-            duplicate: true,
-            ..drained
-        }
-    );
+    let again = h.handle(&id, &WalletCommand::Debit(30), &drain).await.unwrap();
+    assert_eq!(again, AppendOutcome { duplicate: true, ..drained });
     assert_eq!(head(h.store()).await, before);
 }
 
@@ -237,18 +157,10 @@ async fn duplicate_is_recognised_even_when_the_domain_would_now_reject_it() {
 async fn duplicate_is_recognised_when_its_expected_version_is_now_stale() {
     let h = handler();
     let id = wallet();
-    let options = CommandOptions::new()
-        .id(CommandId::new())
-        .expect(ExpectedVersion::NoStream);
+    let options = CommandOptions::new().id(CommandId::new()).expect(ExpectedVersion::NoStream);
     let first = h.handle(&id, &open(1), &options).await.unwrap();
     let again = h.handle(&id, &open(1), &options).await.unwrap();
-    assert_eq!(
-        again,
-        AppendOutcome {
-            duplicate: true,
-            ..first
-        }
-    );
+    assert_eq!(again, AppendOutcome { duplicate: true, ..first });
 }
 
 #[tokio::test]
@@ -258,17 +170,8 @@ async fn a_command_id_reused_on_another_stream_returns_the_first_outcome() {
     let options = CommandOptions::new().id(CommandId::new());
     let first = h.handle(&a, &open(5), &options).await.unwrap();
     let again = h.handle(&b, &open(5), &options).await.unwrap();
-    assert_eq!(
-        again,
-        AppendOutcome {
-            duplicate: true,
-            ..first
-        }
-    );
-    assert_eq!(
-        h.store().stream_version(&b).await.unwrap(),
-        StreamVersion::EMPTY
-    );
+    assert_eq!(again, AppendOutcome { duplicate: true, ..first });
+    assert_eq!(h.store().stream_version(&b).await.unwrap(), StreamVersion::EMPTY);
 }
 
 // ---------------------------------------------------------------------------------------
@@ -279,20 +182,13 @@ async fn metadata_is_copied_onto_every_event_with_ids_defaulting_to_the_command(
     let h = handler();
     let id = wallet();
     let command_id = CommandId::new();
-    let metadata = Metadata::new()
-        .with_user("bob")
-        .with_tenant("acme")
-        .with_header("ip", "10.0.0.1")
-        .with_header("via", "api");
-    let options = CommandOptions::new()
-        .id(command_id)
-        .metadata(metadata.clone());
+    let metadata =
+        Metadata::new().with_user("bob").with_tenant("acme").with_header("ip", "10.0.0.1").with_header("via", "api");
+    let options = CommandOptions::new().id(command_id).metadata(metadata.clone());
     h.handle(&id, &open(5), &options).await.unwrap();
     let stored = events(h.store(), &id).await;
     assert_eq!(stored.len(), 2);
-    let expected = metadata
-        .with_correlation_id(command_id.0)
-        .with_causation_id(command_id.0);
+    let expected = metadata.with_correlation_id(command_id.0).with_causation_id(command_id.0);
     for event in &stored {
         assert_eq!(event.metadata, expected);
     }
@@ -303,9 +199,7 @@ async fn a_given_correlation_id_is_kept() {
     let h = handler();
     let id = wallet();
     let (command_id, correlation) = (CommandId::new(), Uuid::now_v7());
-    let options = CommandOptions::new()
-        .id(command_id)
-        .metadata(Metadata::new().with_correlation_id(correlation));
+    let options = CommandOptions::new().id(command_id).metadata(Metadata::new().with_correlation_id(correlation));
     h.handle(&id, &open(5), &options).await.unwrap();
     for event in events(h.store(), &id).await {
         assert_eq!(event.metadata.correlation_id, Some(correlation));
@@ -318,16 +212,11 @@ async fn without_a_command_id_each_command_gets_its_own_origin_id() {
     let h = handler();
     let id = wallet();
     h.handle(&id, &open(5), &no_options()).await.unwrap();
-    h.handle(&id, &WalletCommand::Credit(1), &no_options())
-        .await
-        .unwrap();
+    h.handle(&id, &WalletCommand::Credit(1), &no_options()).await.unwrap();
     let stored = events(h.store(), &id).await;
     let origin = |e: &RecordedEvent| (e.metadata.correlation_id, e.metadata.causation_id);
     let (first, second, third) = (origin(&stored[0]), origin(&stored[1]), origin(&stored[2]));
-    assert!(
-        first.0.is_some() && first.0 == first.1,
-        "correlation = causation = the command's id"
-    );
+    assert!(first.0.is_some() && first.0 == first.1, "correlation = causation = the command's id");
     assert_eq!(first, second, "events of one command share it");
     assert_ne!(first, third, "another command gets another id");
 }

@@ -68,7 +68,12 @@ async fn batcher(store: WeakStore, mut rx: mpsc::Receiver<Pending>, max_batch: u
 /// Fills a batch with distinct streams: first the appends carried over from earlier
 /// batches (in order), then whatever is waiting. Appends to a stream already in the
 /// batch wait for a later one, so per-stream order is kept.
-fn gather(first: Pending, carried: &mut VecDeque<Pending>, rx: &mut mpsc::Receiver<Pending>, max: usize) -> Vec<Pending> {
+fn gather(
+    first: Pending,
+    carried: &mut VecDeque<Pending>,
+    rx: &mut mpsc::Receiver<Pending>,
+    max: usize,
+) -> Vec<Pending> {
     let mut streams = HashSet::from([first.request.stream_id.clone()]);
     let mut batch = vec![first];
     let mut later = VecDeque::new();
@@ -161,7 +166,10 @@ impl<'a> BatchColumns<'a> {
 
 /// Runs the batch statement. Per request: the outcome, or the stream's version when the
 /// expected version did not hold (nothing of that request was written).
-async fn shared_statement(store: &PgEventStore, batch: &[Pending]) -> Result<Vec<Result<AppendOutcome, StreamVersion>>, Error> {
+async fn shared_statement(
+    store: &PgEventStore,
+    batch: &[Pending],
+) -> Result<Vec<Result<AppendOutcome, StreamVersion>>, Error> {
     let c = BatchColumns::new(batch)?;
     let e = &c.events;
     let rows = sqlx::query(&store.sql().append_batch)

@@ -135,10 +135,10 @@ mod tests {
             assert!(PgStoreConfig::default().schema(good).validate().is_ok(), "{good}");
         }
         for bad in ["", "Tidemark", "1abc", "a-b", "a;drop table x", "a\"b", &"x".repeat(49)] {
-            assert!(matches!(
-                PgStoreConfig::default().schema(bad).validate(),
-                Err(SetupError::InvalidSchemaName(_))
-            ), "{bad}");
+            assert!(
+                matches!(PgStoreConfig::default().schema(bad).validate(), Err(SetupError::InvalidSchemaName(_))),
+                "{bad}"
+            );
         }
     }
 }

@@ -12,7 +12,12 @@ fn limit(n: usize) -> i64 {
 }
 
 impl PgEventStore {
-    pub(crate) async fn stream_page(&self, stream: &StreamId, from: StreamVersion, n: usize) -> Result<Vec<RecordedEvent>, Error> {
+    pub(crate) async fn stream_page(
+        &self,
+        stream: &StreamId,
+        from: StreamVersion,
+        n: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
         let rows = sqlx::query(&self.sql().read_stream)
             .bind(stream.as_str())
             .bind(signed(from.0))

@@ -122,7 +122,12 @@ impl EventStore for PgEventStore {
         self.append_request(request).await
     }
 
-    async fn read_stream(&self, stream_id: &StreamId, from: StreamVersion, limit: usize) -> Result<Vec<RecordedEvent>, Error> {
+    async fn read_stream(
+        &self,
+        stream_id: &StreamId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, Error> {
         self.stream_page(stream_id, from, limit).await
     }
 
@@ -142,9 +147,9 @@ impl EventStore for PgEventStore {
                 return Ok(false);
             }
             let step = (deadline - now).min(self.config().poll_interval);
-            if let Ok(changed) = tokio::time::timeout(step, woken.changed()).await {
-                return Ok(changed.is_ok());
-            }
+            // Woken or not, look: a wake-up may be for events still behind the horizon,
+            // and a lost notification is made up for by this poll.
+            let _ = tokio::time::timeout(step, woken.changed()).await;
             if self.readable_head().await? > Some(after) {
                 return Ok(true);
             }

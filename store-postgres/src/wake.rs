@@ -25,7 +25,12 @@ impl Wake {
             tokio::spawn(notifier(pool.clone(), channel.to_owned(), rx));
             tx
         });
-        Self { generation: watch::Sender::new(0), notify, listening: AtomicBool::new(false), shutdown: watch::Sender::new(()) }
+        Self {
+            generation: watch::Sender::new(0),
+            notify,
+            listening: AtomicBool::new(false),
+            shutdown: watch::Sender::new(()),
+        }
     }
 
     /// Called after every committed append that wrote events.

@@ -49,10 +49,12 @@ async fn held_transaction_scenario(schema: &TestSchema, gap_safe: bool) -> (Vec<
 
     let mut written = vec![early];
     for (i, stream) in ["fast-1", "fast-2", "fast-1"].iter().enumerate() {
-        let expected = if i == 2 { ExpectedVersion::Exact(tidemark::StreamVersion(1)) } else { ExpectedVersion::NoStream };
+        let expected =
+            if i == 2 { ExpectedVersion::Exact(tidemark::StreamVersion(1)) } else { ExpectedVersion::NoStream };
         store.append(support::append(stream, expected, 1)).await.expect("append");
     }
-    let fast: Vec<_> = store.read_stream(&support::stream("fast-1"), tidemark::StreamVersion(1), 10).await.expect("read");
+    let fast: Vec<_> =
+        store.read_stream(&support::stream("fast-1"), tidemark::StreamVersion(1), 10).await.expect("read");
     let fast2 = store.read_stream(&support::stream("fast-2"), tidemark::StreamVersion(1), 10).await.expect("read");
     written.extend(fast.iter().chain(&fast2).map(|e| e.event_id.0));
 
@@ -163,7 +165,13 @@ async fn random_writer(pool: PgPool, schema: String, writer: usize, events: usiz
 
 /// Runs `writers` random writers against a concurrent reader; returns what the reader
 /// saw and what was committed and rolled back.
-async fn random_run(schema: &TestSchema, gap_safe: bool, writers: usize, per_writer: usize, seed: u64) -> (Vec<RecordedEvent>, Committed) {
+async fn random_run(
+    schema: &TestSchema,
+    gap_safe: bool,
+    writers: usize,
+    per_writer: usize,
+    seed: u64,
+) -> (Vec<RecordedEvent>, Committed) {
     let config = if gap_safe { PgStoreConfig::default() } else { PgStoreConfig::default().unsafe_disable_gap_safety() };
     let store = support::store(schema, config).await;
     let pool = PgPoolOptions::new().max_connections(writers as u32 + 2).connect(schema.url()).await.expect("pool");

@@ -53,7 +53,8 @@ async fn the_database_rejects_invalid_stream_ids_written_around_the_store() {
 #[tokio::test]
 async fn schema_names_are_validated_before_any_sql() {
     let schema = TestSchema::new().await;
-    let result = PgEventStore::from_pool(schema.pool().clone(), PgStoreConfig::default().schema("x\"; DROP TABLE y; --"));
+    let result =
+        PgEventStore::from_pool(schema.pool().clone(), PgStoreConfig::default().schema("x\"; DROP TABLE y; --"));
     assert!(matches!(result, Err(SetupError::InvalidSchemaName(_))));
 }
 
@@ -64,7 +65,8 @@ async fn the_horizon_report_names_the_transaction_holding_the_log() {
     let store = support::store(&schema, PgStoreConfig::default()).await;
     let mut holder = sqlx::PgConnection::connect(schema.url()).await.expect("connect");
     sqlx::query("BEGIN").execute(&mut holder).await.expect("begin");
-    let xid: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&mut holder).await.expect("xid");
+    let xid: i64 =
+        sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint").fetch_one(&mut holder).await.expect("xid");
     let pid: i32 = sqlx::query_scalar("SELECT pg_backend_pid()").fetch_one(&mut holder).await.expect("pid");
     let report = store.log_horizon().await.expect("horizon");
     assert!(report.horizon <= xid as u64);

@@ -19,16 +19,8 @@ pub(crate) fn random_hex12() -> String {
 /// assert_eq!(name.len(), "ORDERS_V1_".len() + 12);
 /// ```
 pub fn unique_name(prefix: &str) -> String {
-    let prefix: String = prefix
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
+    let prefix: String =
+        prefix.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
     format!("{prefix}_{}", random_hex12().to_ascii_uppercase())
 }
 
@@ -42,8 +34,6 @@ mod tests {
         let b = unique_name("a b-c");
         assert_ne!(a, b);
         assert!(a.starts_with("A_B_C_"));
-        assert!(a
-            .chars()
-            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
+        assert!(a.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'));
     }
 }

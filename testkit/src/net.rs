@@ -13,9 +13,8 @@ use std::time::Duration;
 ///
 /// Panics when no loopback socket can be bound at all (no loopback interface).
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).unwrap_or_else(|e| {
-        panic!("tidemark-testkit: cannot bind 127.0.0.1:0 to find a free port: {e}")
-    });
+    let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0))
+        .unwrap_or_else(|e| panic!("tidemark-testkit: cannot bind 127.0.0.1:0 to find a free port: {e}"));
     match listener.local_addr() {
         Ok(addr) => addr.port(),
         Err(e) => panic!("tidemark-testkit: cannot read the address of a bound socket: {e}"),
@@ -25,8 +24,5 @@ pub fn free_port() -> u16 {
 /// Whether something accepts TCP connections on `127.0.0.1:port` within `timeout`.
 pub(crate) async fn accepts_tcp(port: u16, timeout: Duration) -> bool {
     let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
-    matches!(
-        tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await,
-        Ok(Ok(_))
-    )
+    matches!(tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await, Ok(Ok(_)))
 }

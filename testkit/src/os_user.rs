@@ -21,16 +21,11 @@ impl Identity {
             return Ok(None);
         }
         match User::from_name("postgres") {
-            Ok(Some(user)) => Ok(Some(Self {
-                uid: user.uid.as_raw(),
-                gid: user.gid.as_raw(),
-            })),
-            Ok(None) => Err(
-                "the tests run as root, PostgreSQL refuses to run as root, and there is \
+            Ok(Some(user)) => Ok(Some(Self { uid: user.uid.as_raw(), gid: user.gid.as_raw() })),
+            Ok(None) => Err("the tests run as root, PostgreSQL refuses to run as root, and there is \
                              no `postgres` OS user to run it as (installing the postgresql package \
                              creates it)"
-                    .to_owned(),
-            ),
+                .to_owned()),
             Err(e) => Err(format!("cannot look up the `postgres` OS user: {e}")),
         }
     }

@@ -32,10 +32,7 @@ impl ServerProcess {
     /// watchdog removes `cleanup_dir` if this process exits while the server still runs.
     pub(crate) fn spawn(mut cmd: Command, log: &Path, cleanup_dir: &Path) -> io::Result<Self> {
         let log_file = OpenOptions::new().create(true).append(true).open(log)?;
-        cmd.stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file)
-            .process_group(0);
+        cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file).process_group(0);
         let mut child = cmd.spawn()?;
         match Watchdog::arm(child.id(), Some(cleanup_dir)) {
             Ok(watchdog) => Ok(Self { child, watchdog }),

@@ -16,31 +16,19 @@ async fn kill_and_restart_on_the_same_port() {
     assert!(info.contains("\"jetstream\":true"), "{info}");
 
     nats.kill();
-    assert!(
-        nats_info(port).await.is_err(),
-        "a killed server greeted a client"
-    );
+    assert!(nats_info(port).await.is_err(), "a killed server greeted a client");
 
     nats.restart().await;
     assert_eq!(nats.port(), port);
-    assert!(nats_info(port)
-        .await
-        .unwrap()
-        .contains("\"jetstream\":true"));
+    assert!(nats_info(port).await.unwrap().contains("\"jetstream\":true"));
 
     nats.stop().await;
-    assert!(
-        nats_info(port).await.is_err(),
-        "a stopped server greeted a client"
-    );
+    assert!(nats_info(port).await.is_err(), "a stopped server greeted a client");
     nats.restart().await;
     assert!(nats_info(port).await.is_ok());
 
     drop(nats);
-    assert!(
-        nats_info(port).await.is_err(),
-        "a dropped server greeted a client"
-    );
+    assert!(nats_info(port).await.is_err(), "a dropped server greeted a client");
 }
 
 #[tokio::test]

@@ -5,9 +5,7 @@ use tidemark_testkit::{PgCluster, TestSchema};
 
 async fn count_rows(url: &str) -> Result<i64, sqlx::Error> {
     let mut conn = PgConnection::connect(url).await?;
-    sqlx::query_scalar("SELECT count(*) FROM kept")
-        .fetch_one(&mut conn)
-        .await
+    sqlx::query_scalar("SELECT count(*) FROM kept").fetch_one(&mut conn).await
 }
 
 #[tokio::test]
@@ -18,25 +16,13 @@ async fn kill_and_restart_keep_committed_data() {
     let port = pg.port();
 
     let mut conn = PgConnection::connect(&url).await.unwrap();
-    sqlx::query("CREATE TABLE kept (id int)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO kept VALUES (1), (2), (3)")
-        .execute(&mut conn)
-        .await
-        .unwrap();
+    sqlx::query("CREATE TABLE kept (id int)").execute(&mut conn).await.unwrap();
+    sqlx::query("INSERT INTO kept VALUES (1), (2), (3)").execute(&mut conn).await.unwrap();
 
     pg.kill();
     assert!(!pg.is_running());
-    assert!(
-        sqlx::query("SELECT 1").execute(&mut conn).await.is_err(),
-        "old connection survived"
-    );
-    assert!(
-        PgConnection::connect(&url).await.is_err(),
-        "a killed server accepted a connection"
-    );
+    assert!(sqlx::query("SELECT 1").execute(&mut conn).await.is_err(), "old connection survived");
+    assert!(PgConnection::connect(&url).await.is_err(), "a killed server accepted a connection");
 
     pg.restart().await; // crash recovery
     assert_eq!(pg.port(), port);
@@ -49,10 +35,7 @@ async fn kill_and_restart_keep_committed_data() {
 
     // Schemas work inside a private cluster too.
     let schema = TestSchema::new_in(&url).await;
-    sqlx::query("CREATE TABLE kept (id int)")
-        .execute(schema.pool())
-        .await
-        .unwrap();
+    sqlx::query("CREATE TABLE kept (id int)").execute(schema.pool()).await.unwrap();
     assert_eq!(count_rows(schema.url()).await.unwrap(), 0);
 }
 

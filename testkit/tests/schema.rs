@@ -22,14 +22,8 @@ where
 }
 
 async fn count(url: &str, sql: &str, name: &str) -> i64 {
-    let mut conn = PgConnection::connect(url)
-        .await
-        .expect("connect to the shared database");
-    sqlx::query_scalar(sql)
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await
-        .expect("count query")
+    let mut conn = PgConnection::connect(url).await.expect("connect to the shared database");
+    sqlx::query_scalar(sql).bind(name).fetch_one(&mut conn).await.expect("count query")
 }
 
 const SCHEMAS: &str = "SELECT count(*) FROM information_schema.schemata WHERE schema_name = $1";
@@ -45,27 +39,15 @@ async fn schema_is_created_used_and_dropped() {
     assert_eq!(count(&base, SCHEMAS, &name).await, 1);
 
     // Unqualified DDL through the pool lands in the schema (search_path).
-    sqlx::query("CREATE TABLE widgets (id int PRIMARY KEY)")
-        .execute(schema.pool())
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO widgets VALUES (1), (2)")
-        .execute(schema.pool())
-        .await
-        .unwrap();
-    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM widgets")
-        .fetch_one(schema.pool())
-        .await
-        .unwrap();
+    sqlx::query("CREATE TABLE widgets (id int PRIMARY KEY)").execute(schema.pool()).await.unwrap();
+    sqlx::query("INSERT INTO widgets VALUES (1), (2)").execute(schema.pool()).await.unwrap();
+    let rows: i64 = sqlx::query_scalar("SELECT count(*) FROM widgets").fetch_one(schema.pool()).await.unwrap();
     assert_eq!(rows, 2);
     assert_eq!(count(&base, TABLES, &name).await, 1);
 
     // So does a separate connection made from the schema's URL.
     let mut conn = PgConnection::connect(schema.url()).await.unwrap();
-    let path: String = sqlx::query_scalar("SHOW search_path")
-        .fetch_one(&mut conn)
-        .await
-        .unwrap();
+    let path: String = sqlx::query_scalar("SHOW search_path").fetch_one(&mut conn).await.unwrap();
     assert_eq!(path, name);
     drop(conn);
 
@@ -78,30 +60,15 @@ async fn schemas_are_isolated_and_dropped_even_with_connections_open() {
     let a = TestSchema::new().await;
     let b = TestSchema::new().await;
     assert_ne!(a.name(), b.name());
-    sqlx::query("CREATE TABLE t (v text)")
-        .execute(a.pool())
-        .await
-        .unwrap();
-    sqlx::query("CREATE TABLE t (v text)")
-        .execute(b.pool())
-        .await
-        .unwrap();
-    sqlx::query("INSERT INTO t VALUES ('a')")
-        .execute(a.pool())
-        .await
-        .unwrap();
-    let in_b: i64 = sqlx::query_scalar("SELECT count(*) FROM t")
-        .fetch_one(b.pool())
-        .await
-        .unwrap();
+    sqlx::query("CREATE TABLE t (v text)").execute(a.pool()).await.unwrap();
+    sqlx::query("CREATE TABLE t (v text)").execute(b.pool()).await.unwrap();
+    sqlx::query("INSERT INTO t VALUES ('a')").execute(a.pool()).await.unwrap();
+    let in_b: i64 = sqlx::query_scalar("SELECT count(*) FROM t").fetch_one(b.pool()).await.unwrap();
     assert_eq!(in_b, 0);
 
     // A transaction left open holds a lock on the table; the drop must still succeed.
     let mut open = a.pool().begin().await.unwrap();
-    sqlx::query("INSERT INTO t VALUES ('pending')")
-        .execute(&mut *open)
-        .await
-        .unwrap();
+    sqlx::query("INSERT INTO t VALUES ('pending')").execute(&mut *open).await.unwrap();
     std::mem::forget(open);
     let (base, name) = (postgres_url().await, a.name().to_owned());
     drop(a);
@@ -110,19 +77,12 @@ async fn schemas_are_isolated_and_dropped_even_with_connections_open() {
 
 #[test]
 fn schema_drop_works_outside_a_runtime() {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let (schema, base) =
-        runtime.block_on(async { (TestSchema::new().await, postgres_url().await) });
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+    let (schema, base) = runtime.block_on(async { (TestSchema::new().await, postgres_url().await) });
     let name = schema.name().to_owned();
     drop(runtime);
     drop(schema);
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     assert_eq!(runtime.block_on(count(&base, SCHEMAS, &name)), 0);
 }
 
@@ -134,18 +94,9 @@ async fn database_is_created_used_and_dropped() {
     assert!(name.starts_with("tm_t_"), "{name}");
     assert_eq!(count(&base, DATABASES, &name).await, 1);
 
-    sqlx::query("CREATE SCHEMA app")
-        .execute(db.pool())
-        .await
-        .unwrap();
-    sqlx::query("CREATE TABLE app.t (id int)")
-        .execute(db.pool())
-        .await
-        .unwrap();
-    let current: String = sqlx::query_scalar("SELECT current_database()")
-        .fetch_one(db.pool())
-        .await
-        .unwrap();
+    sqlx::query("CREATE SCHEMA app").execute(db.pool()).await.unwrap();
+    sqlx::query("CREATE TABLE app.t (id int)").execute(db.pool()).await.unwrap();
+    let current: String = sqlx::query_scalar("SELECT current_database()").fetch_one(db.pool()).await.unwrap();
     assert_eq!(current, name);
 
     drop(db); // its pool still holds connections: WITH (FORCE) ends them

@@ -151,25 +151,14 @@ impl Aggregate for Account {
 
     fn decide(&self, command: &BankCommand) -> Result<Vec<BankEvent>, BankError> {
         match command {
-            BankCommand::Open {
-                owner,
-                initial_cents,
-            } => {
+            BankCommand::Open { owner, initial_cents } => {
                 if self.status != Status::New {
                     return Err(BankError::AlreadyOpen);
                 }
-                let mut events = vec![Opened {
-                    owner: owner.clone(),
-                }
-                .into()];
+                let mut events = vec![Opened { owner: owner.clone() }.into()];
                 if *initial_cents != 0 {
                     positive(*initial_cents)?;
-                    events.push(
-                        Deposited {
-                            cents: *initial_cents,
-                        }
-                        .into(),
-                    );
+                    events.push(Deposited { cents: *initial_cents }.into());
                 }
                 Ok(events)
             }
@@ -217,11 +206,8 @@ pub fn codec() -> Arc<EventCodec<BankEvent>> {
 
 /// A fresh account stream id, `account-<tag>_<uuid>`.
 pub fn account_id(tag: &str) -> StreamId {
-    StreamId::for_entity(
-        Account::CATEGORY,
-        format!("{tag}_{}", Uuid::now_v7().simple()),
-    )
-    .expect("tags are letters and digits")
+    StreamId::for_entity(Account::CATEGORY, format!("{tag}_{}", Uuid::now_v7().simple()))
+        .expect("tags are letters and digits")
 }
 
 /// Any bank command, valid or not: mostly plausible ones, so that sequences get far,
@@ -244,21 +230,14 @@ mod tests {
     use tidemark::AggregateTest;
 
     fn opened() -> BankEvent {
-        Opened {
-            owner: "ann".into(),
-        }
-        .into()
+        Opened { owner: "ann".into() }.into()
     }
 
     #[test]
     fn opening_with_a_first_deposit_records_two_events() {
-        let open = BankCommand::Open {
-            owner: "ann".into(),
-            initial_cents: 5,
-        };
-        let state = AggregateTest::<Account>::given_no_events()
-            .when(open)
-            .then([opened(), Deposited { cents: 5 }.into()]);
+        let open = BankCommand::Open { owner: "ann".into(), initial_cents: 5 };
+        let state =
+            AggregateTest::<Account>::given_no_events().when(open).then([opened(), Deposited { cents: 5 }.into()]);
         assert_eq!(state.balance, 5);
     }
 
@@ -266,10 +245,7 @@ mod tests {
     fn accounts_are_never_overdrawn() {
         AggregateTest::<Account>::given([opened(), Deposited { cents: 5 }.into()])
             .when(BankCommand::Withdraw { cents: 6 })
-            .then_error(BankError::InsufficientFunds {
-                balance: 5,
-                requested: 6,
-            });
+            .then_error(BankError::InsufficientFunds { balance: 5, requested: 6 });
     }
 
     #[test]
@@ -281,10 +257,7 @@ mod tests {
             .when(BankCommand::Deposit { cents: 1 })
             .then_error(BankError::Closed);
         AggregateTest::<Account>::given([opened()])
-            .when(BankCommand::Open {
-                owner: "bo".into(),
-                initial_cents: 0,
-            })
+            .when(BankCommand::Open { owner: "bo".into(), initial_cents: 0 })
             .then_error(BankError::AlreadyOpen);
     }
 }

@@ -4,8 +4,8 @@
 use std::time::Duration;
 
 use tidemark::{
-    AppendOutcome, AppendRequest, CommandId, EventStore, ExpectedVersion, InMemoryEventStore,
-    LogPosition, RecordedEvent, Result, Snapshot, StreamId, StreamVersion,
+    AppendOutcome, AppendRequest, CommandId, EventStore, ExpectedVersion, InMemoryEventStore, LogPosition,
+    RecordedEvent, Result, Snapshot, StreamId, StreamVersion,
 };
 use tidemark_tests::contract;
 
@@ -37,10 +37,7 @@ struct Mutant {
 }
 
 fn mutant(bug: Bug) -> Mutant {
-    Mutant {
-        inner: InMemoryEventStore::new(),
-        bug,
-    }
+    Mutant { inner: InMemoryEventStore::new(), bug }
 }
 
 impl EventStore for Mutant {
@@ -63,10 +60,7 @@ impl EventStore for Mutant {
                     }
                     tokio::task::yield_now().await;
                     let outcome = self.inner.append(request).await?;
-                    return Ok(AppendOutcome {
-                        command_id: Some(id),
-                        ..outcome
-                    });
+                    return Ok(AppendOutcome { command_id: Some(id), ..outcome });
                 }
             }
             _ => {}
@@ -74,12 +68,7 @@ impl EventStore for Mutant {
         self.inner.append(request).await
     }
 
-    async fn read_stream(
-        &self,
-        id: &StreamId,
-        from: StreamVersion,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>> {
+    async fn read_stream(&self, id: &StreamId, from: StreamVersion, limit: usize) -> Result<Vec<RecordedEvent>> {
         self.inner.read_stream(id, from, limit).await
     }
 
@@ -116,12 +105,7 @@ impl EventStore for Mutant {
     }
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        let keep = self.bug == Bug::KeepFirstSnapshot
-            && self
-                .inner
-                .load_snapshot(&snapshot.stream_id)
-                .await?
-                .is_some();
+        let keep = self.bug == Bug::KeepFirstSnapshot && self.inner.load_snapshot(&snapshot.stream_id).await?.is_some();
         if keep {
             return Ok(());
         }

@@ -6,9 +6,8 @@ use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_json::Value;
 use tidemark::{
-    read_stream_to_end, AppendOutcome, CommandError, CommandHandler, CommandId, CommandOptions,
-    Error, EventStore, ExpectedVersion, InMemoryEventStore, LogPosition, Metadata, SnapshotPolicy,
-    StreamId, StreamVersion,
+    read_stream_to_end, AppendOutcome, CommandError, CommandHandler, CommandId, CommandOptions, Error, EventStore,
+    ExpectedVersion, InMemoryEventStore, LogPosition, Metadata, SnapshotPolicy, StreamId, StreamVersion,
 };
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_testkit::TestSchema;
@@ -30,18 +29,9 @@ struct Step {
 }
 
 fn steps() -> impl Strategy<Value = Vec<Step>> {
-    let step = (
-        0..ACCOUNTS,
-        any_command(),
-        prop::option::weighted(0.3, 0..COMMAND_IDS),
-        prop::option::weighted(0.1, 0u64..6),
-    )
-        .prop_map(|(account, command, command_id, expected)| Step {
-            account,
-            command,
-            command_id,
-            expected,
-        });
+    let step =
+        (0..ACCOUNTS, any_command(), prop::option::weighted(0.3, 0..COMMAND_IDS), prop::option::weighted(0.1, 0u64..6))
+            .prop_map(|(account, command, command_id, expected)| Step { account, command, command_id, expected });
     prop::collection::vec(step, 0..40)
 }
 
@@ -74,9 +64,7 @@ fn seen(result: Result<AppendOutcome, CommandError<BankError>>) -> Result<Seen, 
             has_position: o.last_position.is_some(),
         },
         Err(CommandError::Rejected(e)) => Seen::Rejected(e),
-        Err(CommandError::Store(Error::Conflict {
-            expected, actual, ..
-        })) => Seen::Conflict { expected, actual },
+        Err(CommandError::Store(Error::Conflict { expected, actual, .. })) => Seen::Conflict { expected, actual },
         Err(other) => return Err(TestCaseError::fail(format!("command failed: {other}"))),
     })
 }
@@ -96,14 +84,7 @@ struct Observed {
 fn stored(e: &tidemark::RecordedEvent) -> Stored {
     let payload = serde_json::from_str(e.payload.get()).expect("stored payloads are JSON");
     let user = e.metadata.user.clone();
-    (
-        e.stream_id.clone(),
-        e.stream_version,
-        e.event_type.clone(),
-        e.schema_version,
-        payload,
-        user,
-    )
+    (e.stream_id.clone(), e.stream_version, e.event_type.clone(), e.schema_version, payload, user)
 }
 
 async fn run<S: EventStore>(
@@ -113,8 +94,7 @@ async fn run<S: EventStore>(
     steps: &[Step],
 ) -> Result<Observed, TestCaseError> {
     let start = store.log_head().await?.unwrap_or(LogPosition::START);
-    let handler = CommandHandler::<Account, S>::new(store, codec())
-        .with_snapshots(SnapshotPolicy::every(4, 1));
+    let handler = CommandHandler::<Account, S>::new(store, codec()).with_snapshots(SnapshotPolicy::every(4, 1));
     let (mut outcomes, mut last) = (Vec::new(), None);
     for step in steps {
         let mut options = CommandOptions::new().metadata(Metadata::new().with_user("prop"));
@@ -124,9 +104,7 @@ async fn run<S: EventStore>(
         if let Some(v) = step.expected {
             options = options.expect(ExpectedVersion::Exact(StreamVersion(v)));
         }
-        let result = handler
-            .handle(&accounts[step.account], &step.command, &options)
-            .await;
+        let result = handler.handle(&accounts[step.account], &step.command, &options).await;
         if let Ok(outcome) = &result {
             last = last.max(outcome.last_position);
         }
@@ -142,18 +120,8 @@ async fn run<S: EventStore>(
         states.push((loaded.state, loaded.version));
     }
     settle(store, last).await;
-    let log = store
-        .read_log(start, 10_000)
-        .await?
-        .iter()
-        .map(stored)
-        .collect();
-    Ok(Observed {
-        outcomes,
-        streams,
-        log,
-        states,
-    })
+    let log = store.read_log(start, 10_000).await?.iter().map(stored).collect();
+    Ok(Observed { outcomes, streams, log, states })
 }
 
 #[test]
@@ -162,18 +130,11 @@ fn in_memory_and_postgres_agree_on_random_command_sequences() {
     let schema = rt.block_on(TestSchema::new());
     let pg = rt.block_on(async {
         let config = PgStoreConfig::default().schema(schema.name());
-        let store = PgEventStore::connect(schema.url(), config)
-            .await
-            .expect("connect");
+        let store = PgEventStore::connect(schema.url(), config).await.expect("connect");
         store.migrate().await.expect("migrate");
         store
     });
-    let config = Config {
-        cases: 48,
-        failure_persistence: None,
-        max_shrink_iters: 256,
-        ..Config::default()
-    };
+    let config = Config { cases: 48, failure_persistence: None, max_shrink_iters: 256, ..Config::default() };
     let mut runner = TestRunner::new(config);
     let result = runner.run(&steps(), |steps| {
         rt.block_on(async {
@@ -182,11 +143,7 @@ fn in_memory_and_postgres_agree_on_random_command_sequences() {
             let command_ids: Vec<_> = (0..COMMAND_IDS).map(|_| CommandId::new()).collect();
             let memory = run(InMemoryEventStore::new(), &accounts, &command_ids, &steps).await?;
             let postgres = run(pg.clone(), &accounts, &command_ids, &steps).await?;
-            prop_assert_eq!(
-                &memory.outcomes,
-                &postgres.outcomes,
-                "command outcomes differ"
-            );
+            prop_assert_eq!(&memory.outcomes, &postgres.outcomes, "command outcomes differ");
             prop_assert_eq!(&memory.streams, &postgres.streams, "stored streams differ");
             prop_assert_eq!(&memory.log, &postgres.log, "log order differs");
             prop_assert_eq!(&memory.states, &postgres.states, "final states differ");

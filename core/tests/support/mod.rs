@@ -5,9 +5,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tidemark::{
-    Aggregate, AppendOutcome, CommandError, CommandHandler, CommandOptions, Error, EventCodec,
-    EventStore, ExpectedVersion, InMemoryEventStore, LogPosition, RecordedEvent, StreamId,
-    StreamVersion,
+    Aggregate, AppendOutcome, CommandError, CommandHandler, CommandOptions, Error, EventCodec, EventStore,
+    ExpectedVersion, InMemoryEventStore, LogPosition, RecordedEvent, StreamId, StreamVersion,
 };
 use uuid::Uuid;
 
@@ -88,10 +87,7 @@ impl Aggregate for Wallet {
             if self.open {
                 return Err(WalletError::AlreadyOpen);
             }
-            let mut events = vec![Opened {
-                owner: owner.clone(),
-            }
-            .into()];
+            let mut events = vec![Opened { owner: owner.clone() }.into()];
             if *initial > 0 {
                 events.push(Credited { cents: *initial }.into());
             }
@@ -108,18 +104,12 @@ impl Aggregate for Wallet {
             WalletCommand::CreditTwice(a, b) => {
                 positive(*a)?;
                 positive(*b)?;
-                Ok(vec![
-                    Credited { cents: *a }.into(),
-                    Credited { cents: *b }.into(),
-                ])
+                Ok(vec![Credited { cents: *a }.into(), Credited { cents: *b }.into()])
             }
             WalletCommand::Debit(cents) => {
                 positive(*cents)?;
                 if *cents > self.balance {
-                    return Err(WalletError::Insufficient {
-                        balance: self.balance,
-                        requested: *cents,
-                    });
+                    return Err(WalletError::Insufficient { balance: self.balance, requested: *cents });
                 }
                 Ok(vec![Debited { cents: *cents }.into()])
             }
@@ -157,10 +147,7 @@ pub fn wallet() -> StreamId {
 }
 
 pub fn open(initial: i64) -> WalletCommand {
-    WalletCommand::Open {
-        owner: "alice".into(),
-        initial,
-    }
+    WalletCommand::Open { owner: "alice".into(), initial }
 }
 
 pub fn no_options() -> CommandOptions {
@@ -168,17 +155,12 @@ pub fn no_options() -> CommandOptions {
 }
 
 pub async fn events<S: EventStore>(store: &S, stream: &StreamId) -> Vec<RecordedEvent> {
-    tidemark::read_stream_to_end(store, stream, StreamVersion(1), 100)
-        .await
-        .unwrap()
+    tidemark::read_stream_to_end(store, stream, StreamVersion(1), 100).await.unwrap()
 }
 
 pub async fn decoded<S: EventStore>(h: &Handler<S>, stream: &StreamId) -> Vec<WalletEvent> {
     let stored = events(h.store(), stream).await;
-    stored
-        .iter()
-        .map(|e| h.codec().decode_event(e).unwrap())
-        .collect()
+    stored.iter().map(|e| h.codec().decode_event(e).unwrap()).collect()
 }
 
 pub async fn head<S: EventStore>(store: &S) -> Option<LogPosition> {
@@ -196,11 +178,7 @@ pub fn expect_conflict(
     actual: u64,
 ) {
     match result {
-        Err(CommandError::Store(Error::Conflict {
-            stream: s,
-            expected: e,
-            actual: a,
-        })) => {
+        Err(CommandError::Store(Error::Conflict { stream: s, expected: e, actual: a })) => {
             assert_eq!((&s, e, a), (stream, expected, StreamVersion(actual)));
         }
         other => panic!("expected a conflict, got {other:?}"),
@@ -208,8 +186,5 @@ pub fn expect_conflict(
 }
 
 pub fn opened(owner: &str) -> WalletEvent {
-    Opened {
-        owner: owner.into(),
-    }
-    .into()
+    Opened { owner: owner.into() }.into()
 }

@@ -69,12 +69,7 @@ impl NatsServer {
             .prefix("tidemark-nats-")
             .tempdir()
             .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-        let mut server = Self {
-            dir,
-            bin,
-            port: 0,
-            process: None,
-        };
+        let mut server = Self { dir, bin, port: 0, process: None };
         server.launch(true).await?;
         Ok(server)
     }
@@ -134,9 +129,7 @@ impl NatsServer {
                     self.process = Some(process);
                     return Ok(());
                 }
-                Err(Failure::Exited(status)) => {
-                    last_failure = format!("nats-server exited ({status})")
-                }
+                Err(Failure::Exited(status)) => last_failure = format!("nats-server exited ({status})"),
                 Err(Failure::Timeout(error)) => {
                     process.kill();
                     last_failure = format!("not ready after {START_DEADLINE:?}: {error}");
@@ -176,11 +169,7 @@ enum Failure {
 
 /// Polls until the server greets a client with an `INFO` line saying JetStream is enabled, the
 /// process exits, or `deadline` passes.
-async fn wait_ready(
-    process: &mut ServerProcess,
-    port: u16,
-    deadline: Instant,
-) -> Result<(), Failure> {
+async fn wait_ready(process: &mut ServerProcess, port: u16, deadline: Instant) -> Result<(), Failure> {
     let mut last_error = String::from("no connection attempt");
     loop {
         if let Some(status) = process.exit_status() {
@@ -210,9 +199,6 @@ pub(crate) async fn read_info(port: u16) -> io::Result<String> {
     if line.starts_with("INFO ") {
         Ok(line.trim_end().to_owned())
     } else {
-        Err(io::Error::new(
-            io::ErrorKind::InvalidData,
-            format!("not a NATS greeting: {line:?}"),
-        ))
+        Err(io::Error::new(io::ErrorKind::InvalidData, format!("not a NATS greeting: {line:?}")))
     }
 }

@@ -48,9 +48,7 @@ async fn resolve() -> Result<String, String> {
             return Ok(LOCAL_URL.to_owned());
         }
     }
-    let server = NatsServer::try_start()
-        .await
-        .map_err(|reason| unavailable("NATS", NATS_URL, 4222, &reason))?;
+    let server = NatsServer::try_start().await.map_err(|reason| unavailable("NATS", NATS_URL, 4222, &reason))?;
     let url = server.url();
     // `resolve` runs once per process, so the cell is empty here.
     let _ = THROWAWAY.set(server);

@@ -17,13 +17,9 @@ pub(crate) async fn execute(url: &str, statements: &[String]) -> Result<(), Stri
         .await
         .map_err(|_| format!("connecting timed out after {CONNECT_TIMEOUT:?}"))?
         .map_err(|e| format!("cannot connect: {e}"))?;
-    conn.execute("SET lock_timeout = '5s'; SET statement_timeout = '20s'")
-        .await
-        .map_err(|e| e.to_string())?;
+    conn.execute("SET lock_timeout = '5s'; SET statement_timeout = '20s'").await.map_err(|e| e.to_string())?;
     for statement in statements {
-        conn.execute(statement.as_str())
-            .await
-            .map_err(|e| format!("{statement}: {e}"))?;
+        conn.execute(statement.as_str()).await.map_err(|e| format!("{statement}: {e}"))?;
     }
     let _ = conn.close().await;
     Ok(())

@@ -13,16 +13,14 @@ const CLEANUP_DEADLINE: Duration = Duration::from_secs(20);
 /// [`CLEANUP_DEADLINE`]; failures are reported on stderr, never as panics.
 pub(crate) fn run_best_effort(url: String, statements: Vec<String>) {
     let (done_tx, done_rx) = mpsc::channel();
-    let spawned = std::thread::Builder::new()
-        .name("tidemark-testkit-cleanup".to_owned())
-        .spawn(move || {
-            let result = tokio::runtime::Builder::new_current_thread()
-                .enable_all()
-                .build()
-                .map_err(|e| e.to_string())
-                .and_then(|runtime| runtime.block_on(admin::execute(&url, &statements)));
-            let _ = done_tx.send(result);
-        });
+    let spawned = std::thread::Builder::new().name("tidemark-testkit-cleanup".to_owned()).spawn(move || {
+        let result = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| e.to_string())
+            .and_then(|runtime| runtime.block_on(admin::execute(&url, &statements)));
+        let _ = done_tx.send(result);
+    });
     if let Err(e) = spawned {
         eprintln!("tidemark-testkit: cleanup skipped, cannot start a thread: {e}");
         return;

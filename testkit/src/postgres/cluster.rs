@@ -78,13 +78,7 @@ impl PgCluster {
                 .map_err(|e| format!("cannot chown {} to postgres: {e}", dir.path().display()))?;
         }
         initdb(&bin, identity, dir.path()).await?;
-        let mut cluster = Self {
-            dir,
-            bin,
-            identity,
-            port: 0,
-            process: None,
-        };
+        let mut cluster = Self { dir, bin, identity, port: 0, process: None };
         cluster.launch(true).await?;
         Ok(cluster)
     }
@@ -160,9 +154,7 @@ impl PgCluster {
                     self.process = Some(process);
                     return Ok(());
                 }
-                Err(Failure::Exited(status)) => {
-                    last_failure = format!("postgres exited ({status})")
-                }
+                Err(Failure::Exited(status)) => last_failure = format!("postgres exited ({status})"),
                 Err(Failure::Timeout(error)) => {
                     process.kill();
                     last_failure = format!("not ready after {START_DEADLINE:?}: {error}");
@@ -182,12 +174,7 @@ impl PgCluster {
         let mut cmd = Command::new(self.bin.join("postgres"));
         cmd.arg("-D").arg(dir.join("data"));
         cmd.arg("-k").arg(dir);
-        cmd.args([
-            "-p",
-            &self.port.to_string(),
-            "-c",
-            "listen_addresses=127.0.0.1",
-        ]);
+        cmd.args(["-p", &self.port.to_string(), "-c", "listen_addresses=127.0.0.1"]);
         cmd.args(["-c", "fsync=off", "-c", "max_connections=200"]);
         cmd.current_dir(dir).env("LC_ALL", "C");
         if let Some(identity) = self.identity {
@@ -210,16 +197,7 @@ impl Drop for PgCluster {
 async fn initdb(bin: &Path, identity: Option<Identity>, dir: &Path) -> Result<(), String> {
     let mut cmd = Command::new(bin.join("initdb"));
     cmd.arg("-D").arg(dir.join("data"));
-    cmd.args([
-        "-U",
-        "postgres",
-        "-A",
-        "trust",
-        "-E",
-        "UTF8",
-        "--locale=C",
-        "--no-sync",
-    ]);
+    cmd.args(["-U", "postgres", "-A", "trust", "-E", "UTF8", "--locale=C", "--no-sync"]);
     cmd.current_dir(dir).env("LC_ALL", "C");
     if let Some(identity) = identity {
         identity.apply(&mut cmd);
@@ -247,11 +225,7 @@ enum Failure {
 }
 
 /// Polls until a connection to `url` succeeds, the process exits, or `deadline` passes.
-async fn wait_ready(
-    process: &mut ServerProcess,
-    url: &str,
-    deadline: Instant,
-) -> Result<(), Failure> {
+async fn wait_ready(process: &mut ServerProcess, url: &str, deadline: Instant) -> Result<(), Failure> {
     let options = PgConnectOptions::from_str(url).map_err(|e| Failure::Timeout(e.to_string()))?;
     let mut last_error = String::from("no connection attempt");
     loop {

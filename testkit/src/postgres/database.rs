@@ -46,21 +46,14 @@ impl TestDatabase {
         let url = urls::with_database(base_url, &name)
             .and_then(|url| urls::with_session(&url, &name, false))
             .unwrap_or_else(|e| fail(e));
-        admin::execute(base_url, &[format!("CREATE DATABASE \"{name}\"")])
-            .await
-            .unwrap_or_else(|e| fail(e));
+        admin::execute(base_url, &[format!("CREATE DATABASE \"{name}\"")]).await.unwrap_or_else(|e| fail(e));
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(Duration::from_secs(30))
             .connect(&url)
             .await
             .unwrap_or_else(|e| fail(e.to_string()));
-        Self {
-            name,
-            base_url: base_url.to_owned(),
-            url,
-            pool,
-        }
+        Self { name, base_url: base_url.to_owned(), url, pool }
     }
 
     /// The database's name, `tm_t_<12 hex digits>`.
@@ -85,10 +78,7 @@ impl Drop for TestDatabase {
     fn drop(&mut self) {
         cleanup::run_best_effort(
             self.base_url.clone(),
-            vec![format!(
-                "DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)",
-                self.name
-            )],
+            vec![format!("DROP DATABASE IF EXISTS \"{}\" WITH (FORCE)", self.name)],
         );
     }
 }

@@ -49,25 +49,17 @@ impl TestSchema {
     /// Panics when the server cannot be reached or the schema cannot be created.
     pub async fn new_in(base_url: &str) -> Self {
         let name = random_name();
-        let fail = |what: String| -> ! {
-            panic!("tidemark-testkit: cannot create test schema {name} at {base_url}: {what}")
-        };
+        let fail =
+            |what: String| -> ! { panic!("tidemark-testkit: cannot create test schema {name} at {base_url}: {what}") };
         let url = urls::with_session(base_url, &name, true).unwrap_or_else(|e| fail(e));
-        admin::execute(base_url, &[format!("CREATE SCHEMA \"{name}\"")])
-            .await
-            .unwrap_or_else(|e| fail(e));
+        admin::execute(base_url, &[format!("CREATE SCHEMA \"{name}\"")]).await.unwrap_or_else(|e| fail(e));
         let pool = PgPoolOptions::new()
             .max_connections(POOL_SIZE)
             .acquire_timeout(Duration::from_secs(30))
             .connect(&url)
             .await
             .unwrap_or_else(|e| fail(e.to_string()));
-        Self {
-            name,
-            base_url: base_url.to_owned(),
-            url,
-            pool,
-        }
+        Self { name, base_url: base_url.to_owned(), url, pool }
     }
 
     /// The schema's name, `tm_t_<12 hex digits>`; a plain identifier that needs no quoting.

@@ -50,9 +50,7 @@ async fn resolve() -> Result<String, String> {
             return Ok(LOCAL_URL.to_owned());
         }
     }
-    start_throwaway()
-        .await
-        .map_err(|reason| unavailable("PostgreSQL", DATABASE_URL, 5432, &reason))
+    start_throwaway().await.map_err(|reason| unavailable("PostgreSQL", DATABASE_URL, 5432, &reason))
 }
 
 async fn start_throwaway() -> Result<String, String> {

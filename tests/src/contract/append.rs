@@ -2,10 +2,7 @@
 
 use chrono::{Duration, Utc};
 use serde_json::json;
-use tidemark::{
-    AppendRequest, CommandId, EventStore, ExpectedVersion, LogPosition, Metadata, NewEvent,
-    StreamVersion,
-};
+use tidemark::{AppendRequest, CommandId, EventStore, ExpectedVersion, LogPosition, Metadata, NewEvent, StreamVersion};
 use uuid::Uuid;
 
 use super::fixture::*;
@@ -23,41 +20,13 @@ pub async fn append_and_read_round_trip<S: EventStore>(store: S) {
         .with_header("ip", "10.0.0.1")
         .with_header("trace", "a\"b é");
     let odd = json!({ "text": "quote \" slash \\ é 🦀", "list": [1, -2, 2.5, null], "nested": { "ok": true } });
-    let written_a = [
-        event(1).with_metadata(rich.clone()),
-        NewEvent::new("OtherEvent", 4, raw(&odd)),
-        event(3),
-    ];
+    let written_a = [event(1).with_metadata(rich.clone()), NewEvent::new("OtherEvent", 4, raw(&odd)), event(3)];
     let written_b = [event(10), event(11)];
     let before = Utc::now();
-    let first = append(
-        &store,
-        &a,
-        ExpectedVersion::NoStream,
-        written_a[..2].to_vec(),
-    )
-    .await;
-    let other = append(
-        &store,
-        &b,
-        ExpectedVersion::NoStream,
-        written_b[..1].to_vec(),
-    )
-    .await;
-    let third = append(
-        &store,
-        &a,
-        ExpectedVersion::Exact(StreamVersion(2)),
-        written_a[2..].to_vec(),
-    )
-    .await;
-    let last = append(
-        &store,
-        &b,
-        ExpectedVersion::Exact(StreamVersion(1)),
-        written_b[1..].to_vec(),
-    )
-    .await;
+    let first = append(&store, &a, ExpectedVersion::NoStream, written_a[..2].to_vec()).await;
+    let other = append(&store, &b, ExpectedVersion::NoStream, written_b[..1].to_vec()).await;
+    let third = append(&store, &a, ExpectedVersion::Exact(StreamVersion(2)), written_a[2..].to_vec()).await;
+    let last = append(&store, &b, ExpectedVersion::Exact(StreamVersion(1)), written_b[1..].to_vec()).await;
     let after = Utc::now();
 
     let read_a = whole_stream(&store, &a).await;
@@ -68,18 +37,12 @@ pub async fn append_and_read_round_trip<S: EventStore>(store: S) {
         assert_eq!(read.stream_version, StreamVersion(i as u64 + 1));
         assert_eq!(read.event_type, written.event_type);
         assert_eq!(read.schema_version, written.schema_version);
-        assert_eq!(
-            payload(read),
-            serde_json::from_str::<serde_json::Value>(written.payload.get()).unwrap()
-        );
+        assert_eq!(payload(read), serde_json::from_str::<serde_json::Value>(written.payload.get()).unwrap());
         assert_eq!(read.metadata, written.metadata);
         let slack = Duration::seconds(60);
         assert!(read.recorded_at > before - slack && read.recorded_at < after + slack);
     }
-    assert_eq!(
-        read_a[0].metadata, rich,
-        "metadata with headers round-trips"
-    );
+    assert_eq!(read_a[0].metadata, rich, "metadata with headers round-trips");
     assert_eq!(read_a[1].schema_version, 4);
 
     let read_b = whole_stream(&store, &b).await;
@@ -87,14 +50,8 @@ pub async fn append_and_read_round_trip<S: EventStore>(store: S) {
     assert_eq!(versions, vec![1, 2]);
 
     // Outcomes describe what was written.
-    assert_eq!(
-        (first.previous_version, first.version),
-        (StreamVersion(0), StreamVersion(2))
-    );
-    assert_eq!(
-        (third.previous_version, third.version),
-        (StreamVersion(2), StreamVersion(3))
-    );
+    assert_eq!((first.previous_version, first.version), (StreamVersion(0), StreamVersion(2)));
+    assert_eq!((third.previous_version, third.version), (StreamVersion(2), StreamVersion(3)));
     assert_eq!(first.last_position, Some(read_a[1].position));
     assert_eq!(third.last_position, Some(read_a[2].position));
     assert_eq!(other.last_position, Some(read_b[0].position));
@@ -103,10 +60,7 @@ pub async fn append_and_read_round_trip<S: EventStore>(store: S) {
         assert!(!outcome.duplicate);
         assert_eq!(outcome.command_id, None);
     }
-    assert_eq!(
-        (first.stream_id.clone(), other.stream_id.clone()),
-        (a.clone(), b.clone())
-    );
+    assert_eq!((first.stream_id.clone(), other.stream_id.clone()), (a.clone(), b.clone()));
 
     // The log holds the same events, in append order, with increasing positions.
     let log = log_after(&store, start).await;
@@ -123,15 +77,9 @@ pub async fn append_and_read_round_trip<S: EventStore>(store: S) {
 pub async fn expected_any<S: EventStore>(store: S) {
     let s = stream("any");
     let first = append(&store, &s, ExpectedVersion::Any, events(1, 2)).await;
-    assert_eq!(
-        (first.previous_version, first.version),
-        (StreamVersion(0), StreamVersion(2))
-    );
+    assert_eq!((first.previous_version, first.version), (StreamVersion(0), StreamVersion(2)));
     let second = append(&store, &s, ExpectedVersion::Any, events(3, 1)).await;
-    assert_eq!(
-        (second.previous_version, second.version),
-        (StreamVersion(2), StreamVersion(3))
-    );
+    assert_eq!((second.previous_version, second.version), (StreamVersion(2), StreamVersion(3)));
 }
 
 /// `NoStream` (and its synonym `Exact(0)`) accepts only a stream without events.
@@ -142,12 +90,7 @@ pub async fn expected_no_stream<S: EventStore>(store: S) {
     let result = try_append(&store, &s, ExpectedVersion::NoStream, events(2, 1)).await;
     assert_conflict(result, &s, ExpectedVersion::NoStream, 1);
     let zero = ExpectedVersion::Exact(StreamVersion(0));
-    assert_conflict(
-        try_append(&store, &s, zero, events(2, 1)).await,
-        &s,
-        zero,
-        1,
-    );
+    assert_conflict(try_append(&store, &s, zero, events(2, 1)).await, &s, zero, 1);
     assert_unchanged(&store, &s, 1, log_head).await;
 
     let fresh = stream("nostream");
@@ -164,39 +107,19 @@ pub async fn expected_stream_exists<S: EventStore>(store: S) {
     assert_unchanged(&store, &s, 0, log_head).await;
     append(&store, &s, ExpectedVersion::NoStream, events(1, 1)).await;
     let outcome = append(&store, &s, ExpectedVersion::StreamExists, events(2, 2)).await;
-    assert_eq!(
-        (outcome.previous_version, outcome.version),
-        (StreamVersion(1), StreamVersion(3))
-    );
+    assert_eq!((outcome.previous_version, outcome.version), (StreamVersion(1), StreamVersion(3)));
 }
 
 /// `Exact(n)` accepts only a stream at n: stale and future versions conflict.
 pub async fn expected_exact<S: EventStore>(store: S) {
     let s = stream("exact");
-    append(
-        &store,
-        &s,
-        ExpectedVersion::Exact(StreamVersion(0)),
-        events(1, 2),
-    )
-    .await;
-    let outcome = append(
-        &store,
-        &s,
-        ExpectedVersion::Exact(StreamVersion(2)),
-        events(3, 1),
-    )
-    .await;
+    append(&store, &s, ExpectedVersion::Exact(StreamVersion(0)), events(1, 2)).await;
+    let outcome = append(&store, &s, ExpectedVersion::Exact(StreamVersion(2)), events(3, 1)).await;
     assert_eq!(outcome.version, StreamVersion(3));
     let log_head = head(&store).await;
     for wrong in [0, 1, 2, 4, 100] {
         let expected = ExpectedVersion::Exact(StreamVersion(wrong));
-        assert_conflict(
-            try_append(&store, &s, expected, events(9, 1)).await,
-            &s,
-            expected,
-            3,
-        );
+        assert_conflict(try_append(&store, &s, expected, events(9, 1)).await, &s, expected, 3);
     }
     assert_unchanged(&store, &s, 3, log_head).await;
 }
@@ -208,35 +131,18 @@ pub async fn conflict_writes_nothing<S: EventStore>(store: S) {
     append(&store, &s, ExpectedVersion::NoStream, events(1, 2)).await;
     let log_head = head(&store).await;
     let (command, batch) = (CommandId::new(), events(3, 3));
-    let stale = AppendRequest::new(
-        s.clone(),
-        ExpectedVersion::Exact(StreamVersion(1)),
-        batch.clone(),
-    )
-    .with_command_id(command);
+    let stale =
+        AppendRequest::new(s.clone(), ExpectedVersion::Exact(StreamVersion(1)), batch.clone()).with_command_id(command);
     let stale_expected = ExpectedVersion::Exact(StreamVersion(1));
     assert_conflict(store.append(stale).await, &s, stale_expected, 2);
     assert_unchanged(&store, &s, 2, log_head).await;
     assert_eq!(store.command_outcome(command).await.unwrap(), None);
 
-    let retry = AppendRequest::new(
-        s.clone(),
-        ExpectedVersion::Exact(StreamVersion(2)),
-        batch.clone(),
-    )
-    .with_command_id(command);
-    let outcome = store
-        .append(retry)
-        .await
-        .expect("ids are free after a conflict");
-    assert_eq!(
-        (outcome.version, outcome.duplicate),
-        (StreamVersion(5), false)
-    );
-    let ids: Vec<_> = whole_stream(&store, &s).await[2..]
-        .iter()
-        .map(|e| e.event_id)
-        .collect();
+    let retry =
+        AppendRequest::new(s.clone(), ExpectedVersion::Exact(StreamVersion(2)), batch.clone()).with_command_id(command);
+    let outcome = store.append(retry).await.expect("ids are free after a conflict");
+    assert_eq!((outcome.version, outcome.duplicate), (StreamVersion(5), false));
+    let ids: Vec<_> = whole_stream(&store, &s).await[2..].iter().map(|e| e.event_id).collect();
     assert_eq!(ids, batch.iter().map(|e| e.event_id).collect::<Vec<_>>());
 }
 
@@ -245,34 +151,17 @@ pub async fn empty_append<S: EventStore>(store: S) {
     let s = stream("empty");
     let log_head = head(&store).await;
     let outcome = append(&store, &s, ExpectedVersion::NoStream, Vec::new()).await;
-    assert_eq!(
-        (outcome.previous_version, outcome.version),
-        (StreamVersion(0), StreamVersion(0))
-    );
+    assert_eq!((outcome.previous_version, outcome.version), (StreamVersion(0), StreamVersion(0)));
     assert_eq!((outcome.last_position, outcome.duplicate), (None, false));
     assert_unchanged(&store, &s, 0, log_head).await;
 
     append(&store, &s, ExpectedVersion::NoStream, events(1, 2)).await;
     let log_head = head(&store).await;
-    let outcome = append(
-        &store,
-        &s,
-        ExpectedVersion::Exact(StreamVersion(2)),
-        Vec::new(),
-    )
-    .await;
-    assert_eq!(
-        (outcome.previous_version, outcome.version),
-        (StreamVersion(2), StreamVersion(2))
-    );
+    let outcome = append(&store, &s, ExpectedVersion::Exact(StreamVersion(2)), Vec::new()).await;
+    assert_eq!((outcome.previous_version, outcome.version), (StreamVersion(2), StreamVersion(2)));
     assert_eq!(outcome.last_position, None);
     let stale = ExpectedVersion::Exact(StreamVersion(1));
-    assert_conflict(
-        try_append(&store, &s, stale, Vec::new()).await,
-        &s,
-        stale,
-        2,
-    );
+    assert_conflict(try_append(&store, &s, stale, Vec::new()).await, &s, stale, 2);
     assert_unchanged(&store, &s, 2, log_head).await;
     assert_ne!(log_head, LogPosition::START);
 }

@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tidemark::{
-    read_stream_to_end, AppendOutcome, AppendRequest, Error, EventStore, ExpectedVersion,
-    LogPosition, NewEvent, RecordedEvent, Result, StreamId, StreamVersion,
+    read_stream_to_end, AppendOutcome, AppendRequest, Error, EventStore, ExpectedVersion, LogPosition, NewEvent,
+    RecordedEvent, Result, StreamId, StreamVersion,
 };
 use uuid::Uuid;
 
@@ -27,8 +27,7 @@ const SETTLE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// A fresh stream id, `contract-<tag>_<uuid>`, so cases never share streams.
 pub(crate) fn stream(tag: &str) -> StreamId {
-    StreamId::for_entity("contract", format!("{tag}_{}", Uuid::now_v7().simple()))
-        .expect("tags are letters and digits")
+    StreamId::for_entity("contract", format!("{tag}_{}", Uuid::now_v7().simple())).expect("tags are letters and digits")
 }
 
 /// A JSON payload as stored.
@@ -61,16 +60,10 @@ pub async fn settle<S: EventStore>(store: &S, position: Option<LogPosition>) {
             return;
         }
         let now = Instant::now();
-        assert!(
-            now < deadline,
-            "the log did not show {position} within {SETTLE_TIMEOUT:?} (head {head:?})"
-        );
+        assert!(now < deadline, "the log did not show {position} within {SETTLE_TIMEOUT:?} (head {head:?})");
         let step = (deadline - now).min(Duration::from_millis(100));
         let after = head.unwrap_or(LogPosition::START);
-        store
-            .wait_for_log(after, step)
-            .await
-            .expect("waiting works");
+        store.wait_for_log(after, step).await.expect("waiting works");
     }
 }
 
@@ -94,19 +87,12 @@ pub(crate) async fn try_append<S: EventStore>(
     expected: ExpectedVersion,
     events: Vec<NewEvent>,
 ) -> Result<AppendOutcome> {
-    store
-        .append(AppendRequest::new(stream.clone(), expected, events))
-        .await
+    store.append(AppendRequest::new(stream.clone(), expected, events)).await
 }
 
 /// A whole stream.
-pub(crate) async fn whole_stream<S: EventStore>(
-    store: &S,
-    stream: &StreamId,
-) -> Vec<RecordedEvent> {
-    read_stream_to_end(store, stream, StreamVersion(1), 100)
-        .await
-        .expect("the stream reads")
+pub(crate) async fn whole_stream<S: EventStore>(store: &S, stream: &StreamId) -> Vec<RecordedEvent> {
+    read_stream_to_end(store, stream, StreamVersion(1), 100).await.expect("the stream reads")
 }
 
 /// Every event of the log after `after`, read in pages.
@@ -124,11 +110,7 @@ pub(crate) async fn log_after<S: EventStore>(store: &S, after: LogPosition) -> V
 
 /// Where the log ends now (the start of the log when it is empty).
 pub(crate) async fn head<S: EventStore>(store: &S) -> LogPosition {
-    store
-        .log_head()
-        .await
-        .expect("the head reads")
-        .unwrap_or(LogPosition::START)
+    store.log_head().await.expect("the head reads").unwrap_or(LogPosition::START)
 }
 
 /// Asserts a conflict with exactly these data.
@@ -140,18 +122,10 @@ pub(crate) fn assert_conflict(
     actual: u64,
 ) {
     match result {
-        Err(Error::Conflict {
-            stream: s,
-            expected: e,
-            actual: a,
-        }) => {
+        Err(Error::Conflict { stream: s, expected: e, actual: a }) => {
             assert_eq!(&s, stream, "conflict names the stream");
             assert_eq!(e, expected, "conflict carries the expected version");
-            assert_eq!(
-                a,
-                StreamVersion(actual),
-                "conflict carries the actual version"
-            );
+            assert_eq!(a, StreamVersion(actual), "conflict carries the actual version");
         }
         other => panic!("expected a conflict on {stream} ({expected}), got {other:?}"),
     }
@@ -160,35 +134,15 @@ pub(crate) fn assert_conflict(
 /// Asserts that a stream still holds `version` events and that the log holds nothing
 /// after `log_head` but markers: appends a marker to a stream of its own, waits until
 /// it is readable, then reads the log after `log_head`.
-pub(crate) async fn assert_unchanged<S: EventStore>(
-    store: &S,
-    stream: &StreamId,
-    version: u64,
-    log_head: LogPosition,
-) {
-    assert_eq!(
-        store.stream_version(stream).await.unwrap(),
-        StreamVersion(version)
-    );
+pub(crate) async fn assert_unchanged<S: EventStore>(store: &S, stream: &StreamId, version: u64, log_head: LogPosition) {
+    assert_eq!(store.stream_version(stream).await.unwrap(), StreamVersion(version));
     assert_eq!(whole_stream(store, stream).await.len() as u64, version);
     let marker = NewEvent::new(MARKER_TYPE, 1, raw(&json!({})));
     let marker_id = marker.event_id;
-    append(
-        store,
-        &self::stream("marker"),
-        ExpectedVersion::NoStream,
-        vec![marker],
-    )
-    .await;
+    append(store, &self::stream("marker"), ExpectedVersion::NoStream, vec![marker]).await;
     let since = log_after(store, log_head).await;
-    let written: Vec<_> = since
-        .iter()
-        .filter(|e| e.event_type != MARKER_TYPE)
-        .collect();
-    assert!(
-        written.is_empty(),
-        "nothing but markers was written: {written:?}"
-    );
+    let written: Vec<_> = since.iter().filter(|e| e.event_type != MARKER_TYPE).collect();
+    assert!(written.is_empty(), "nothing but markers was written: {written:?}");
     assert_eq!(since.last().map(|e| e.event_id), Some(marker_id));
 }
 

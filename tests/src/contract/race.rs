@@ -22,12 +22,7 @@ struct Tally {
 /// conflict read again and retry. Afterwards the stream versions add up to the number
 /// of accepted appends, and every stream holds versions 1..n, each once, with every
 /// command's event exactly once.
-pub async fn exact_version_race<S: EventStore + 'static>(
-    store: S,
-    tasks: usize,
-    commands: usize,
-    streams: usize,
-) {
+pub async fn exact_version_race<S: EventStore + 'static>(store: S, tasks: usize, commands: usize, streams: usize) {
     assert!(tasks > 0 && streams > 0);
     let store = Arc::new(store);
     let start = head(&*store).await;
@@ -43,33 +38,16 @@ pub async fn exact_version_race<S: EventStore + 'static>(
                     let s = &ids[(task + command) % ids.len()];
                     loop {
                         let version = store.stream_version(s).await.expect("version reads");
-                        let event = NewEvent::new(
-                            EVENT_TYPE,
-                            1,
-                            raw(&json!({ "task": task, "command": command })),
-                        );
-                        match try_append(&*store, s, ExpectedVersion::Exact(version), vec![event])
-                            .await
-                        {
+                        let event = NewEvent::new(EVENT_TYPE, 1, raw(&json!({ "task": task, "command": command })));
+                        match try_append(&*store, s, ExpectedVersion::Exact(version), vec![event]).await {
                             Ok(outcome) => {
-                                assert_eq!(
-                                    (outcome.previous_version, outcome.version),
-                                    (version, version.next())
-                                );
+                                assert_eq!((outcome.previous_version, outcome.version), (version, version.next()));
                                 tally.accepted += 1;
-                                tally.last_position =
-                                    tally.last_position.max(outcome.last_position);
+                                tally.last_position = tally.last_position.max(outcome.last_position);
                                 break;
                             }
-                            Err(Error::Conflict {
-                                stream,
-                                expected,
-                                actual,
-                            }) => {
-                                assert_eq!(
-                                    (&stream, expected),
-                                    (s, ExpectedVersion::Exact(version))
-                                );
+                            Err(Error::Conflict { stream, expected, actual }) => {
+                                assert_eq!((&stream, expected), (s, ExpectedVersion::Exact(version)));
                                 assert_ne!(actual, version, "a conflict means another version");
                                 tally.conflicts += 1;
                             }
@@ -88,11 +66,7 @@ pub async fn exact_version_race<S: EventStore + 'static>(
         last = last.max(tally.last_position);
     }
     settle(&*store, last).await;
-    assert_eq!(
-        accepted,
-        (tasks * commands) as u64,
-        "every command was accepted once"
-    );
+    assert_eq!(accepted, (tasks * commands) as u64, "every command was accepted once");
 
     let mut total = 0;
     let mut seen = HashSet::new();
@@ -100,31 +74,17 @@ pub async fn exact_version_race<S: EventStore + 'static>(
         let version = store.stream_version(s).await.unwrap();
         let events = whole_stream(&*store, s).await;
         let versions: Vec<u64> = events.iter().map(|e| e.stream_version.0).collect();
-        assert_eq!(
-            versions,
-            (1..=version.0).collect::<Vec<_>>(),
-            "{s} holds 1..n, each once"
-        );
+        assert_eq!(versions, (1..=version.0).collect::<Vec<_>>(), "{s} holds 1..n, each once");
         for e in &events {
             let p = payload(e);
-            assert!(
-                seen.insert((p["task"].as_u64(), p["command"].as_u64())),
-                "a command stored twice: {p}"
-            );
+            assert!(seen.insert((p["task"].as_u64(), p["command"].as_u64())), "a command stored twice: {p}");
         }
         total += version.0;
     }
-    assert_eq!(
-        total, accepted,
-        "stream versions add up to the accepted appends"
-    );
+    assert_eq!(total, accepted, "stream versions add up to the accepted appends");
     assert_eq!(seen.len() as u64, accepted);
     let log = log_after(&*store, start).await;
-    assert_eq!(
-        log.len() as u64,
-        accepted,
-        "the log holds every accepted event once"
-    );
+    assert_eq!(log.len() as u64, accepted, "the log holds every accepted event once");
     assert_strictly_increasing(&log);
     assert!(log.iter().all(|e| e.stream_version > StreamVersion::EMPTY));
 }

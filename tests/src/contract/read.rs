@@ -12,29 +12,15 @@ pub async fn read_stream_ranges<S: EventStore>(store: S) {
     let (s, other) = (stream("ranges"), stream("ranges"));
     append(&store, &s, ExpectedVersion::NoStream, events(1, 4)).await;
     append(&store, &other, ExpectedVersion::NoStream, events(100, 3)).await;
-    append(
-        &store,
-        &s,
-        ExpectedVersion::Exact(StreamVersion(4)),
-        events(5, 6),
-    )
-    .await;
+    append(&store, &s, ExpectedVersion::Exact(StreamVersion(4)), events(5, 6)).await;
 
-    let versions = |events: &[tidemark::RecordedEvent]| -> Vec<u64> {
-        events.iter().map(|e| e.stream_version.0).collect()
-    };
+    let versions =
+        |events: &[tidemark::RecordedEvent]| -> Vec<u64> { events.iter().map(|e| e.stream_version.0).collect() };
     let read = |from: u64, limit: usize| store.read_stream(&s, StreamVersion(from), limit);
     assert_eq!(versions(&read(4, 3).await.unwrap()), vec![4, 5, 6]);
     assert_eq!(versions(&read(9, 10).await.unwrap()), vec![9, 10]);
-    assert_eq!(
-        versions(&read(1, 100).await.unwrap()),
-        (1..=10).collect::<Vec<_>>()
-    );
-    assert_eq!(
-        versions(&read(0, 2).await.unwrap()),
-        vec![1, 2],
-        "version 0 reads from the start"
-    );
+    assert_eq!(versions(&read(1, 100).await.unwrap()), (1..=10).collect::<Vec<_>>());
+    assert_eq!(versions(&read(0, 2).await.unwrap()), vec![1, 2], "version 0 reads from the start");
     assert!(read(11, 10).await.unwrap().is_empty());
     assert!(read(1, 0).await.unwrap().is_empty());
     let middle = read(6, 1).await.unwrap();
@@ -42,14 +28,8 @@ pub async fn read_stream_ranges<S: EventStore>(store: S) {
     assert!(middle.iter().all(|e| e.stream_id == s));
 
     let unknown = stream("ranges");
-    assert!(store
-        .read_stream(&unknown, StreamVersion(1), 10)
-        .await
-        .unwrap()
-        .is_empty());
-    let all = tidemark::read_stream_to_end(&store, &s, StreamVersion(1), 3)
-        .await
-        .unwrap();
+    assert!(store.read_stream(&unknown, StreamVersion(1), 10).await.unwrap().is_empty());
+    let all = tidemark::read_stream_to_end(&store, &s, StreamVersion(1), 3).await.unwrap();
     assert_eq!(versions(&all), (1..=10).collect::<Vec<_>>());
 }
 
@@ -60,10 +40,7 @@ pub async fn read_log_paging<S: EventStore>(store: S) {
     let streams = [stream("paging"), stream("paging"), stream("paging")];
     let mut written: Vec<EventId> = Vec::new();
     let mut n = 0;
-    for (i, size) in [1u64, 3, 2, 5, 1, 4, 2, 1, 3, 6, 1, 2]
-        .into_iter()
-        .enumerate()
-    {
+    for (i, size) in [1u64, 3, 2, 5, 1, 4, 2, 1, 3, 6, 1, 2].into_iter().enumerate() {
         let batch = events(n, size);
         n += size;
         written.extend(batch.iter().map(|e| e.event_id));
@@ -86,16 +63,8 @@ pub async fn read_log_paging<S: EventStore>(store: S) {
     assert_strictly_increasing(&log);
     let from_tenth = store.read_log(log[9].position, 5).await.unwrap();
     let ids: Vec<_> = from_tenth.iter().map(|e| e.event_id).collect();
-    assert_eq!(
-        ids,
-        written[10..15].to_vec(),
-        "reading after a position starts right after it"
-    );
-    assert!(store
-        .read_log(log.last().unwrap().position, 10)
-        .await
-        .unwrap()
-        .is_empty());
+    assert_eq!(ids, written[10..15].to_vec(), "reading after a position starts right after it");
+    assert!(store.read_log(log.last().unwrap().position, 10).await.unwrap().is_empty());
 }
 
 /// Events of each stream appear in the log in stream order, even with concurrent writers.
@@ -109,13 +78,7 @@ pub async fn per_stream_order_in_log<S: EventStore + 'static>(store: S) {
             tokio::spawn(async move {
                 for i in 0..20u64 {
                     let s = &streams[((w + i) % 4) as usize];
-                    append(
-                        &*store,
-                        s,
-                        ExpectedVersion::Any,
-                        events(w * 1000 + i * 10, 1 + i % 3),
-                    )
-                    .await;
+                    append(&*store, s, ExpectedVersion::Any, events(w * 1000 + i * 10, 1 + i % 3)).await;
                 }
             })
         })
@@ -130,36 +93,21 @@ pub async fn per_stream_order_in_log<S: EventStore + 'static>(store: S) {
     let mut next: HashMap<_, u64> = HashMap::new();
     for e in &log {
         let expected = next.entry(e.stream_id.clone()).or_insert(1);
-        assert_eq!(
-            e.stream_version.0, *expected,
-            "stream {} out of order in the log",
-            e.stream_id
-        );
+        assert_eq!(e.stream_version.0, *expected, "stream {} out of order in the log", e.stream_id);
         *expected += 1;
     }
     for s in streams.iter() {
         let version = store.stream_version(s).await.unwrap();
-        assert_eq!(
-            next.get(s).copied().unwrap_or(1) - 1,
-            version.0,
-            "every event of {s} is in the log"
-        );
+        assert_eq!(next.get(s).copied().unwrap_or(1) - 1, version.0, "every event of {s} is in the log");
     }
 }
 
 /// `stream_version` counts a stream's events at once; `log_head` is the last appended
 /// position once the log shows it.
 pub async fn stream_version_and_log_head<S: EventStore>(store: S) {
-    assert_eq!(
-        store.log_head().await.unwrap(),
-        None,
-        "a fresh store has an empty log"
-    );
+    assert_eq!(store.log_head().await.unwrap(), None, "a fresh store has an empty log");
     let (a, b) = (stream("head"), stream("head"));
-    assert_eq!(
-        store.stream_version(&a).await.unwrap(),
-        StreamVersion::EMPTY
-    );
+    assert_eq!(store.stream_version(&a).await.unwrap(), StreamVersion::EMPTY);
     let first = append(&store, &a, ExpectedVersion::NoStream, events(1, 3)).await;
     assert_eq!(store.stream_version(&a).await.unwrap(), StreamVersion(3));
     assert_eq!(store.log_head().await.unwrap(), first.last_position);

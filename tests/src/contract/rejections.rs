@@ -2,8 +2,7 @@
 
 use serde_json::json;
 use tidemark::{
-    AppendRequest, CommandId, Error, EventStore, ExpectedVersion, Metadata, NewEvent,
-    DEFAULT_MAX_EVENT_BYTES,
+    AppendRequest, CommandId, Error, EventStore, ExpectedVersion, Metadata, NewEvent, DEFAULT_MAX_EVENT_BYTES,
 };
 
 use super::fixture::*;
@@ -17,32 +16,18 @@ pub async fn duplicate_event_id<S: EventStore>(store: S) {
 
     let fresh = event(2);
     let command = CommandId::new();
-    let reuse = AppendRequest::new(
-        b.clone(),
-        ExpectedVersion::NoStream,
-        vec![fresh.clone(), taken.clone()],
-    )
-    .with_command_id(command);
+    let reuse = AppendRequest::new(b.clone(), ExpectedVersion::NoStream, vec![fresh.clone(), taken.clone()])
+        .with_command_id(command);
     match store.append(reuse).await {
         Err(Error::DuplicateEventId(id)) => assert_eq!(id, taken.event_id),
         other => panic!("expected a duplicate event id, got {other:?}"),
     }
     assert_unchanged(&store, &b, 0, log_head).await;
     assert_unchanged(&store, &a, 1, log_head).await;
-    assert_eq!(
-        store.command_outcome(command).await.unwrap(),
-        None,
-        "the command is not recorded"
-    );
+    assert_eq!(store.command_outcome(command).await.unwrap(), None, "the command is not recorded");
 
     let twice = event(3);
-    let result = try_append(
-        &store,
-        &b,
-        ExpectedVersion::Any,
-        vec![twice.clone(), twice.clone()],
-    )
-    .await;
+    let result = try_append(&store, &b, ExpectedVersion::Any, vec![twice.clone(), twice.clone()]).await;
     match result {
         Err(Error::DuplicateEventId(id)) => assert_eq!(id, twice.event_id),
         other => panic!("expected a duplicate event id within the append, got {other:?}"),
@@ -66,12 +51,7 @@ pub async fn oversize_event<S: EventStore>(store: S) {
     let over = DEFAULT_MAX_EVENT_BYTES + 64 * 1024;
     let batch = vec![event(1), big_event(over)];
     match try_append(&store, &s, ExpectedVersion::NoStream, batch).await {
-        Err(Error::EventTooLarge {
-            stream,
-            event_type,
-            size,
-            limit,
-        }) => {
+        Err(Error::EventTooLarge { stream, event_type, size, limit }) => {
             assert_eq!((stream, event_type.as_str()), (s.clone(), "Blob"));
             assert!(size > limit, "reported size {size} is over the limit");
             assert_eq!(limit, DEFAULT_MAX_EVENT_BYTES);
@@ -82,32 +62,14 @@ pub async fn oversize_event<S: EventStore>(store: S) {
 
     // Metadata counts too.
     let heavy = Metadata::new().with_header("blob", "y".repeat(over));
-    let result = try_append(
-        &store,
-        &s,
-        ExpectedVersion::Any,
-        vec![event(2).with_metadata(heavy)],
-    )
-    .await;
-    assert!(
-        matches!(result, Err(Error::EventTooLarge { .. })),
-        "got {result:?}"
-    );
+    let result = try_append(&store, &s, ExpectedVersion::Any, vec![event(2).with_metadata(heavy)]).await;
+    assert!(matches!(result, Err(Error::EventTooLarge { .. })), "got {result:?}");
     assert_unchanged(&store, &s, 0, log_head).await;
 
     let under = DEFAULT_MAX_EVENT_BYTES - 64 * 1024;
-    append(
-        &store,
-        &s,
-        ExpectedVersion::NoStream,
-        vec![big_event(under)],
-    )
-    .await;
+    append(&store, &s, ExpectedVersion::NoStream, vec![big_event(under)]).await;
     let stored = whole_stream(&store, &s).await;
-    assert_eq!(
-        payload(&stored[0])["data"].as_str().map(str::len),
-        Some(under)
-    );
+    assert_eq!(payload(&stored[0])["data"].as_str().map(str::len), Some(under));
 }
 
 /// Events breaking the storage rules (type name, schema version, NUL characters) fail
@@ -126,9 +88,7 @@ pub async fn invalid_events<S: EventStore>(store: S) {
     ];
     for (name, bad) in cases {
         match try_append(&store, &s, ExpectedVersion::Any, vec![event(0), bad]).await {
-            Err(Error::InvalidEvent {
-                stream, event_type, ..
-            }) => {
+            Err(Error::InvalidEvent { stream, event_type, .. }) => {
                 assert_eq!((stream, event_type.as_str()), (s.clone(), name));
             }
             other => panic!("expected an invalid event ({name:?}), got {other:?}"),
@@ -138,8 +98,5 @@ pub async fn invalid_events<S: EventStore>(store: S) {
     // A backslash followed by "u0000" as text is not a NUL character.
     let text = NewEvent::new(EVENT_TYPE, 1, raw(&json!({ "text": "\\u0000" })));
     append(&store, &s, ExpectedVersion::NoStream, vec![text]).await;
-    assert_eq!(
-        payload(&whole_stream(&store, &s).await[0])["text"],
-        "\\u0000"
-    );
+    assert_eq!(payload(&whole_stream(&store, &s).await[0])["text"], "\\u0000");
 }
