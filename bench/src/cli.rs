@@ -1,0 +1,74 @@
+//! Command line and the settings derived from it.
+
+use std::time::Duration;
+
+use clap::Parser;
+
+/// tidemark's benchmark suite. Every figure is compared with a raw PostgreSQL baseline
+/// measured in the same run, at the same concurrency, on tables of the same shape.
+#[derive(Debug, Parser)]
+#[command(name = "tidemark-bench", version)]
+pub struct Cli {
+    /// The scenario: F1, F2, profile, F3, F4, F5, F6, M, P, or all.
+    #[arg(default_value = "all")]
+    pub scenario: String,
+    /// A CI smoke test: short windows, 1 and 8 writers; checks that the suite works.
+    #[arg(long)]
+    pub quick: bool,
+    /// One JSON object per line instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds measured per figure (default 5, or 0.5 with --quick).
+    #[arg(long)]
+    pub seconds: Option<f64>,
+    /// Writer counts for F1 (default 1,8,32,64, or 1,8 with --quick).
+    #[arg(long, value_delimiter = ',')]
+    pub writers: Option<Vec<usize>>,
+    /// The PostgreSQL server; each run works in a fresh schema, dropped at the end.
+    #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
+    pub database_url: String,
+}
+
+/// How long and how wide each measurement is.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub warmup: Duration,
+    pub window: Duration,
+    /// Writer counts of F1 and the single-event append.
+    pub f1_writers: Vec<usize>,
+    /// Writer counts of F2.
+    pub f2_writers: Vec<usize>,
+    /// Writers of the profile run.
+    pub profile_writers: usize,
+    /// Streams seeded per F1 "existing streams" measurement, shared out among writers.
+    pub existing_streams: usize,
+    /// Events in each seeded stream.
+    pub history: usize,
+}
+
+impl Settings {
+    pub fn from_cli(cli: &Cli) -> Self {
+        let window = cli.seconds.map(Duration::from_secs_f64);
+        let writers = cli.writers.clone().filter(|w| !w.is_empty() && w.iter().all(|n| *n > 0));
+        if cli.quick {
+            return Self {
+                warmup: Duration::from_millis(200),
+                window: window.unwrap_or(Duration::from_millis(500)),
+                f1_writers: writers.unwrap_or_else(|| vec![1, 8]),
+                f2_writers: vec![1, 8],
+                profile_writers: 8,
+                existing_streams: 200,
+                history: 10,
+            };
+        }
+        Self {
+            warmup: Duration::from_secs(1),
+            window: window.unwrap_or(Duration::from_secs(5)),
+            f1_writers: writers.unwrap_or_else(|| vec![1, 8, 32, 64]),
+            f2_writers: vec![1, 8],
+            profile_writers: 32,
+            existing_streams: 4096,
+            history: 10,
+        }
+    }
+}

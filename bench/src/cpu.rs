@@ -1,0 +1,97 @@
+//! CPU accounting from /proc: this process (the client), the server backends serving
+//! one measurement's pool, and the whole machine. On a 2-core machine where client and
+//! server share the cores, this says which side a figure is limited by.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use crate::db::BenchDb;
+
+/// Linux reports process times in USER_HZ ticks, 100 per second on every common platform.
+const TICK: Duration = Duration::from_millis(10);
+
+/// CPU time spent during a window.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct CpuUsage {
+    /// By this process (all its threads).
+    pub client: Duration,
+    /// By the server backends of the measured pool (not WAL writer, checkpointer, …).
+    pub server: Duration,
+    /// Busy share of all cores of the machine, 0 to 1 (anything else running included).
+    pub machine_busy: f64,
+}
+
+/// Counters at one instant.
+#[derive(Debug, Clone, Default)]
+pub struct CpuMark {
+    client: u64,
+    server: HashMap<i32, u64>,
+    machine: (u64, u64),
+}
+
+impl CpuMark {
+    /// Reads the counters; missing /proc files count as zero (the figures then say 0).
+    pub async fn take(db: &BenchDb, tag: &str) -> Self {
+        let pids = db.backend_pids(tag).await.unwrap_or_default();
+        let server = pids.into_iter().map(|pid| (pid, process_ticks(&pid.to_string()))).collect();
+        Self { client: process_ticks("self"), server, machine: machine_ticks() }
+    }
+
+    /// What was used between `self` and `later`.
+    pub fn until(&self, later: &CpuMark) -> CpuUsage {
+        let server: u64 = later
+            .server
+            .iter()
+            .map(|(pid, t)| t.saturating_sub(self.server.get(pid).copied().unwrap_or(0)))
+            .sum();
+        let busy = later.machine.0.saturating_sub(self.machine.0) as f64;
+        let total = later.machine.1.saturating_sub(self.machine.1) as f64;
+        CpuUsage {
+            client: ticks(later.client.saturating_sub(self.client)),
+            server: ticks(server),
+            machine_busy: if total > 0.0 { busy / total } else { 0.0 },
+        }
+    }
+}
+
+fn ticks(n: u64) -> Duration {
+    TICK * u32::try_from(n).unwrap_or(u32::MAX)
+}
+
+/// utime + stime of a process, from /proc/<pid>/stat.
+fn process_ticks(pid: &str) -> u64 {
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
+    // The command name may hold spaces; the fields after it are positional, the first
+    // being field 3 (state): utime and stime are fields 14 and 15.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return 0 };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
+    field(14) + field(15)
+}
+
+/// (busy, total) ticks of all cores, from the first line of /proc/stat.
+fn machine_ticks() -> (u64, u64) {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else { return (0, 0) };
+    let Some(line) = stat.lines().next() else { return (0, 0) };
+    let values: Vec<u64> = line.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest times are inside user)
+    let total: u64 = values.iter().take(8).sum();
+    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
+    (total.saturating_sub(idle), total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_own_counters() {
+        let spin = std::time::Instant::now();
+        while spin.elapsed() < Duration::from_millis(30) {
+            std::hint::black_box(0u64);
+        }
+        assert!(process_ticks("self") > 0);
+        let (busy, total) = machine_ticks();
+        assert!(total > 0 && busy <= total);
+    }
+}

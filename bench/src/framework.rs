@@ -1,0 +1,173 @@
+//! tidemark's side: commands through `CommandHandler` (load, decide, append) and bare
+//! `EventStore::append` calls, over `PgEventStore`.
+
+use std::num::NonZeroUsize;
+use std::sync::Arc;
+
+use anyhow::{Context, Result};
+use tidemark::{
+    AppendRequest, CommandHandler, CommandOptions, EventCodec, EventStore, ExpectedVersion, Metadata, NewEvent,
+    StreamId, StreamVersion,
+};
+use tidemark_postgres::PgEventStore;
+use uuid::Uuid;
+
+use crate::domain::{booking, busy_command, opened, Account, AccountCommand, AccountEvent};
+use crate::runner::Op;
+
+/// The command handler shared by a measurement's writers.
+pub type Handler = CommandHandler<Account, PgEventStore>;
+
+/// The framework's opt-in features a measurement turns on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tuning {
+    /// What `CommandHandler::new` and `PgStoreConfig::default()` give.
+    Default,
+    /// A state cache holding every account, `expect(NoStream)` on commands that create a
+    /// stream (no load), and group commit in the store.
+    Tuned,
+}
+
+/// A handler; tuned: with a state cache of `cache` entries.
+fn handler(store: PgEventStore, tuning: Tuning, cache: usize) -> Result<Arc<Handler>> {
+    let codec = EventCodec::<AccountEvent>::without_upcasters()?;
+    let handler = CommandHandler::new(store, Arc::new(codec));
+    Ok(Arc::new(match (tuning, NonZeroUsize::new(cache)) {
+        (Tuning::Tuned, Some(capacity)) => handler.with_cache(capacity),
+        _ => handler,
+    }))
+}
+
+/// A fresh account stream id (random, like most applications' aggregate ids).
+pub fn new_account() -> Result<StreamId> {
+    Ok(StreamId::for_entity("account", Uuid::new_v4().simple())?)
+}
+
+/// What a writer does on each operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Work {
+    /// F1 (i): open a new account; one event.
+    Open,
+    /// F1 (ii): deposit or withdraw on one of the writer's seeded accounts; one event.
+    Busy,
+    /// F2: import an account with `n - 1` bookings; `n` events in one append.
+    Import(usize),
+}
+
+/// One writer sending commands through the handler.
+#[derive(Debug)]
+pub struct CommandWriter {
+    handler: Arc<Handler>,
+    work: Work,
+    /// The writer's accounts (for `Work::Busy`).
+    streams: Vec<StreamId>,
+    /// Options of commands that create a stream.
+    create: CommandOptions,
+    n: u64,
+}
+
+/// One command writer per hand of streams, sharing one handler over `store`.
+pub fn command_writers(store: &PgEventStore, work: Work, tuning: Tuning, hands: Vec<Vec<StreamId>>) -> Result<Vec<CommandWriter>> {
+    anyhow::ensure!(work != Work::Busy || hands.iter().all(|h| !h.is_empty()), "a writer has no account to work on");
+    let handler = handler(store.clone(), tuning, hands.iter().map(Vec::len).sum())?;
+    let create = match tuning {
+        Tuning::Default => CommandOptions::new(),
+        Tuning::Tuned => CommandOptions::new().expect(ExpectedVersion::NoStream),
+    };
+    let writer = |(i, streams)| CommandWriter { handler: handler.clone(), work, streams, create: create.clone(), n: (i as u64) << 32 };
+    Ok(hands.into_iter().enumerate().map(writer).collect())
+}
+
+impl Op for CommandWriter {
+    async fn run(&mut self) -> Result<u64> {
+        self.n += 1;
+        let n = self.n;
+        let plain = CommandOptions::new();
+        let (stream, command, options) = match self.work {
+            Work::Open => (new_account()?, AccountCommand::Open(opened(n)), &self.create),
+            Work::Busy => (self.streams[n as usize % self.streams.len()].clone(), busy_command(n), &plain),
+            Work::Import(events) => {
+                let bookings = (1..events as u64).map(|i| booking(n * 1000 + i, 5_000)).collect();
+                (new_account()?, AccountCommand::Import { open: opened(n), bookings }, &self.create)
+            }
+        };
+        let outcome = self.handler.handle(&stream, &command, options).await?;
+        Ok(outcome.appended())
+    }
+}
+
+/// One writer calling `EventStore::append` directly with `ExpectedVersion::Exact`:
+/// what a command costs without loading the stream and deciding.
+#[derive(Debug)]
+pub struct AppendWriter {
+    store: PgEventStore,
+    /// The writer's streams and their versions; empty: a new stream per append.
+    streams: Vec<(StreamId, StreamVersion)>,
+    n: u64,
+}
+
+impl AppendWriter {
+    /// `streams` were seeded with `history` events each (none: a new stream per append).
+    pub fn new(store: PgEventStore, streams: Vec<StreamId>, history: usize, writer: usize) -> Self {
+        let streams = streams.into_iter().map(|s| (s, StreamVersion(history as u64))).collect();
+        Self { store, streams, n: (writer as u64) << 32 }
+    }
+}
+
+impl Op for AppendWriter {
+    async fn run(&mut self) -> Result<u64> {
+        self.n += 1;
+        let n = self.n;
+        let slot = (!self.streams.is_empty()).then(|| n as usize % self.streams.len());
+        let (stream, version, event) = match slot {
+            None => (new_account()?, StreamVersion::EMPTY, AccountEvent::from(opened(n))),
+            Some(i) => {
+                let (stream, version) = self.streams[i].clone();
+                (stream, version, AccountEvent::Deposited(booking(n, 5_000)))
+            }
+        };
+        let id = Uuid::now_v7();
+        let metadata = Metadata::new().with_correlation_id(id).with_causation_id(id);
+        let event = NewEvent::from_domain(&event, metadata)?;
+        let request = AppendRequest::new(stream, ExpectedVersion::Exact(version), vec![event]);
+        let outcome = self.store.append(request).await?;
+        if let Some(i) = slot {
+            self.streams[i].1 = outcome.version;
+        }
+        Ok(outcome.appended())
+    }
+}
+
+/// Opens `count` accounts with `history` events each (one append per account,
+/// 16 at a time) and returns their stream ids.
+pub async fn seed(store: &PgEventStore, count: usize, history: usize) -> Result<Vec<StreamId>> {
+    let streams: Vec<StreamId> = (0..count).map(|_| new_account()).collect::<Result<_>>()?;
+    let mut tasks = tokio::task::JoinSet::new();
+    for (t, chunk) in streams.chunks(count.div_ceil(16).max(1)).enumerate() {
+        let (store, chunk) = (store.clone(), chunk.to_vec());
+        tasks.spawn(async move {
+            for (i, stream) in chunk.into_iter().enumerate() {
+                let n = ((t * 1_000_000 + i) * history) as u64;
+                let mut events = vec![NewEvent::from_domain(&AccountEvent::from(opened(n)), Metadata::new())?];
+                for k in 1..history as u64 {
+                    events.push(NewEvent::from_domain(&AccountEvent::Deposited(booking(n + k, 10_000)), Metadata::new())?);
+                }
+                store.append(AppendRequest::new(stream, ExpectedVersion::NoStream, events)).await?;
+            }
+            anyhow::Ok(())
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.context("a seeding task panicked")??;
+    }
+    Ok(streams)
+}
+
+/// Deals `streams` out to `writers` writers, round robin.
+pub fn deal(streams: &[StreamId], writers: usize) -> Vec<Vec<StreamId>> {
+    let mut hands = vec![Vec::new(); writers];
+    for (i, s) in streams.iter().enumerate() {
+        hands[i % writers].push(s.clone());
+    }
+    hands
+}

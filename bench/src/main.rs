@@ -1,0 +1,110 @@
+//! tidemark's benchmark suite: `cargo run --release -p tidemark-bench -- [SCENARIO|all] [--quick] [--json]`.
+//!
+//! Every figure is measured next to a raw PostgreSQL baseline in the same run, at the
+//! same concurrency, in a fresh schema that is dropped at the end. See BENCHMARKS.md.
+
+mod cli;
+mod cpu;
+mod db;
+mod domain;
+mod figure;
+mod framework;
+mod profile;
+mod raw;
+mod report;
+mod runner;
+mod scenarios;
+mod statements;
+
+use anyhow::{bail, Result};
+use clap::Parser;
+
+use crate::cli::{Cli, Settings};
+use crate::db::BenchDb;
+use crate::report::Report;
+use crate::scenarios::{Suite, NOT_LANDED};
+
+/// What to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pick {
+    All,
+    F1,
+    F2,
+    Profile,
+    NotLanded(&'static str),
+}
+
+fn pick(scenario: &str) -> Result<Pick> {
+    let upper = scenario.to_ascii_uppercase();
+    Ok(match upper.as_str() {
+        "ALL" => Pick::All,
+        "F1" => Pick::F1,
+        "F2" => Pick::F2,
+        "PROFILE" => Pick::Profile,
+        other => match NOT_LANDED.iter().find(|(id, _)| *id == other) {
+            Some((id, _)) => Pick::NotLanded(id),
+            None => bail!("unknown scenario {scenario:?}: use F1, F2, profile, F3, F4, F5, F6, M, P or all"),
+        },
+    })
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let pick = pick(&cli.scenario)?;
+    statements::install();
+    let settings = Settings::from_cli(&cli);
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let report = runtime.block_on(run(&cli, &settings, pick))?;
+    if cli.json {
+        print!("{}", report.json()?);
+    } else {
+        print!("{}", report.table());
+    }
+    Ok(())
+}
+
+async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
+    if let Pick::NotLanded(id) = pick {
+        let not_landed = NOT_LANDED.iter().copied().filter(|(i, _)| *i == id).collect();
+        return Ok(Report { not_landed, ..Report::default() });
+    }
+    let db = BenchDb::create(&cli.database_url).await?;
+    eprintln!("schema {} on {}", db.schema(), redacted(&cli.database_url));
+    let mut suite = Suite { db: &db, settings, report: Report::default() };
+    let outcome = tokio::select! {
+        outcome = measure(&mut suite, pick) => outcome,
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    let mut report = suite.report;
+    let dropped = db.drop_schema().await;
+    outcome?;
+    dropped?;
+    if pick == Pick::All {
+        report.not_landed = NOT_LANDED.to_vec();
+    }
+    Ok(report)
+}
+
+async fn measure(suite: &mut Suite<'_>, pick: Pick) -> Result<()> {
+    if matches!(pick, Pick::All | Pick::F1) {
+        suite.f1().await?;
+    }
+    if matches!(pick, Pick::All | Pick::F2) {
+        suite.f2().await?;
+    }
+    if matches!(pick, Pick::All | Pick::Profile) {
+        suite.profile().await?;
+    }
+    Ok(())
+}
+
+/// The URL without its password, for the log.
+fn redacted(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut u) if u.password().is_some() => {
+            let _ = u.set_password(Some("***"));
+            u.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}

@@ -1,0 +1,170 @@
+//! Output: a human-readable table, or one JSON object per line.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::figure::Figure;
+
+/// Series of the table, and what each measures.
+const LEGEND: [(&str, &str); 10] = [
+    ("raw-a", "(a) sqlx single-row INSERT, autocommit: 1 statement per op"),
+    ("raw-b", "(b) sqlx BEGIN; INSERT; COMMIT: 3 statements per op"),
+    ("raw-c", "(c) sqlx INSERT ... SELECT FROM unnest(...) of 100 rows per op"),
+    ("append-new", "EventStore::append of 1 event, ExpectedVersion::Exact, new stream"),
+    ("append-existing", "EventStore::append of 1 event, ExpectedVersion::Exact, seeded stream"),
+    ("F1-new", "CommandHandler::handle (load, decide, append): open an account"),
+    ("F1-existing", "CommandHandler::handle: deposit/withdraw on a seeded account"),
+    ("F2", "CommandHandler::handle: import an account, 100 events in one append"),
+    ("*-tuned", "the same with the opt-ins: state cache, expect(NoStream) on creation, group commit"),
+    ("", "ratios: this figure's rate / the baseline's rate at the same writer count"),
+];
+
+/// A figure of the profile: per-command counts and costs.
+#[derive(Debug, Clone)]
+pub struct ProfileLine {
+    pub scenario: String,
+    pub metric: String,
+    pub value: f64,
+    pub unit: &'static str,
+}
+
+/// Everything a run found.
+#[derive(Debug, Default)]
+pub struct Report {
+    pub figures: Vec<Figure>,
+    pub profile: Vec<ProfileLine>,
+    /// Scenarios whose code has not landed: (id, what it will measure).
+    pub not_landed: Vec<(&'static str, &'static str)>,
+}
+
+/// One JSON line.
+#[derive(Debug, Serialize)]
+struct Line<'a> {
+    scenario: &'a str,
+    metric: &'a str,
+    value: Option<f64>,
+    unit: Option<&'a str>,
+    baseline: Option<&'a str>,
+    ratio: Option<f64>,
+}
+
+impl<'a> Line<'a> {
+    fn plain(scenario: &'a str, metric: &'a str, value: f64, unit: &'a str) -> Self {
+        Self { scenario, metric, value: Some(round(value)), unit: Some(unit), baseline: None, ratio: None }
+    }
+}
+
+fn round(v: f64) -> f64 {
+    (v * 1000.0).round() / 1000.0
+}
+
+impl Report {
+    /// One JSON object per line.
+    pub fn json(&self) -> anyhow::Result<String> {
+        let mut out = String::new();
+        let mut push = |line: Line<'_>| -> anyhow::Result<()> {
+            out.push_str(&serde_json::to_string(&line)?);
+            out.push('\n');
+            Ok(())
+        };
+        for f in &self.figures {
+            let id = f.id();
+            let throughput = Line::plain(&id, "throughput", f.throughput(), f.unit());
+            if f.baselines.is_empty() {
+                push(throughput)?;
+            }
+            for (baseline, ratio) in f.ratios() {
+                push(Line { baseline: Some(baseline), ratio: Some(round(ratio)), ..Line::plain(&id, "throughput", f.throughput(), f.unit()) })?;
+            }
+            push(Line::plain(&id, "latency_p50", f.sample.latency_ms(0.5), "ms"))?;
+            push(Line::plain(&id, "latency_p99", f.sample.latency_ms(0.99), "ms"))?;
+            let (client, server) = f.sample.cpu_us_per_op();
+            push(Line::plain(&id, "client_cpu_per_op", client, "us"))?;
+            push(Line::plain(&id, "server_cpu_per_op", server, "us"))?;
+            push(Line::plain(&id, "machine_busy", f.sample.cpu.machine_busy * 100.0, "%"))?;
+            for (metric, value, unit) in &f.extra {
+                push(Line::plain(&id, metric, *value, unit))?;
+            }
+        }
+        for p in &self.profile {
+            push(Line::plain(&p.scenario, &p.metric, p.value, p.unit))?;
+        }
+        for (id, _) in &self.not_landed {
+            push(Line { scenario: id, metric: "not_landed", value: None, unit: None, baseline: None, ratio: None })?;
+        }
+        Ok(out)
+    }
+
+    /// The human-readable table, then targets, profile and scenarios not landed.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        for (series, what) in LEGEND {
+            let _ = writeln!(out, "{series:<16} {what}");
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<16} {:>3} {:>10} {:<9} {:>7} {:>7} {:>9} {:>9} {:>5}  vs baseline",
+            "scenario", "w", "rate", "unit", "p50 ms", "p99 ms", "cli us/op", "srv us/op", "busy"
+        );
+        for f in &self.figures {
+            let (client, server) = f.sample.cpu_us_per_op();
+            let ratios: Vec<String> = f.ratios().map(|(b, r)| format!("{r:.2}x {}", series_of(b))).collect();
+            let _ = writeln!(
+                out,
+                "{:<16} {:>3} {:>10.0} {:<9} {:>7.2} {:>7.2} {:>9.0} {:>9.0} {:>4.0}%  {}",
+                f.series,
+                f.sample.writers,
+                f.throughput(),
+                f.unit(),
+                f.sample.latency_ms(0.5),
+                f.sample.latency_ms(0.99),
+                client,
+                server,
+                f.sample.cpu.machine_busy * 100.0,
+                ratios.join(", ")
+            );
+            for (metric, value, unit) in &f.extra {
+                let _ = writeln!(out, "{:<20} {metric} = {value:.1} {unit}", "");
+            }
+        }
+        self.targets(&mut out);
+        self.profile_table(&mut out);
+        for (id, what) in &self.not_landed {
+            let _ = writeln!(out, "{id:<4} {what:<60} not landed");
+        }
+        out
+    }
+
+    fn targets(&self, out: &mut String) {
+        let checked = self.figures.iter().filter(|f| (f.series.starts_with("F1") && f.sample.writers == 32) || f.series == "F2");
+        let mut lines = Vec::new();
+        for f in checked {
+            for (baseline, ratio) in f.ratios() {
+                let verdict = if ratio >= 0.8 { "met" } else { "missed" };
+                lines.push(format!("  {} vs {baseline}: {ratio:.2}x (target 0.80x) {verdict}", f.id()));
+            }
+        }
+        if !lines.is_empty() {
+            let _ = writeln!(out, "\ntargets:\n{}", lines.join("\n"));
+        }
+    }
+
+    fn profile_table(&self, out: &mut String) {
+        let mut current = "";
+        for p in &self.profile {
+            if p.scenario != current {
+                current = &p.scenario;
+                let _ = writeln!(out, "\nprofile {current}:");
+            }
+            let _ = writeln!(out, "  {:<58} {:>10.2} {}", p.metric, p.value, p.unit);
+        }
+        if !self.profile.is_empty() {
+            out.push('\n');
+        }
+    }
+}
+
+fn series_of(id: &str) -> &str {
+    id.split('/').next().unwrap_or(id)
+}

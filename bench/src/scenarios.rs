@@ -1,0 +1,135 @@
+//! The landed scenarios, each measured next to its raw baselines at the same writer count.
+
+use std::sync::Arc;
+
+use anyhow::Result;
+use tidemark::StreamId;
+
+use crate::cli::Settings;
+use crate::db::BenchDb;
+use crate::figure::{Counted, Figure};
+use crate::framework::{command_writers, deal, seed, AppendWriter, Tuning, Work};
+use crate::raw::{RawKind, RawWriter};
+use crate::report::Report;
+use crate::runner::{measure, Plan, Sample};
+
+/// Events per F2 command and rows per raw UNNEST statement.
+pub const BATCH: usize = 100;
+
+/// Scenarios of the issue whose code has not landed yet.
+pub const NOT_LANDED: [(&str, &str); 6] = [
+    ("F3", "relay: PostgreSQL log -> JetStream, events/s and lag"),
+    ("F4", "projections: JetStream -> read model upserts, events/s"),
+    ("F5", "rebuild: read model from the PostgreSQL log, events/s"),
+    ("F6", "end to end: command -> read model latency p50/p99"),
+    ("M", "memory: resident set of relay and runner under load"),
+    ("P", "cqrs-es + postgres-es running the F1/F2 workload"),
+];
+
+/// Runs measurements and collects figures.
+#[derive(Debug)]
+pub struct Suite<'a> {
+    pub db: &'a BenchDb,
+    pub settings: &'a Settings,
+    pub report: Report,
+}
+
+impl Suite<'_> {
+    pub fn plan(&self) -> Plan {
+        Plan { warmup: self.settings.warmup, window: self.settings.window }
+    }
+
+    /// F1 and the single-event append, at every writer count, with baselines (a) and (b).
+    pub async fn f1(&mut self) -> Result<()> {
+        for w in self.settings.f1_writers.clone() {
+            let ops = Counted::Ops("ops/s");
+            let a = Figure::new("raw-a", ops, self.raw(RawKind::Autocommit, w).await?);
+            let b = Figure::new("raw-b", ops, self.raw(RawKind::Transaction, w).await?);
+            let (appends, cmds) = (Counted::Ops("appends/s"), Counted::Ops("cmd/s"));
+            let framework = [
+                Figure::new("append-new", appends, self.append(w, false).await?),
+                Figure::new("F1-new", cmds, self.commands(w, Work::Open, Tuning::Default).await?),
+                Figure::new("F1-new-tuned", cmds, self.commands(w, Work::Open, Tuning::Tuned).await?),
+                self.seeded_figure("append-existing", appends, self.append(w, true).await?),
+                self.seeded_figure("F1-existing", cmds, self.commands(w, Work::Busy, Tuning::Default).await?),
+                self.seeded_figure("F1-existing-tuned", cmds, self.commands(w, Work::Busy, Tuning::Tuned).await?),
+            ];
+            let framework = framework.map(|f| f.against(&a).against(&b));
+            self.report.figures.extend([a, b]);
+            self.report.figures.extend(framework);
+        }
+        Ok(())
+    }
+
+    /// F2: 100-event commands against raw 100-row UNNEST inserts (c).
+    pub async fn f2(&mut self) -> Result<()> {
+        for w in self.settings.f2_writers.clone() {
+            let c = Figure::new("raw-c", Counted::Items("rows/s"), self.raw(RawKind::Unnest(BATCH), w).await?);
+            self.report.figures.push(c.clone());
+            for (series, tuning) in [("F2", Tuning::Default), ("F2-tuned", Tuning::Tuned)] {
+                let f2 = self.commands(w, Work::Import(BATCH), tuning).await?;
+                let cmds = f2.ops_per_s();
+                let f2 = Figure::new(series, Counted::Items("events/s"), f2).with("commands_per_s", cmds, "cmd/s");
+                self.report.figures.push(f2.against(&c));
+            }
+        }
+        Ok(())
+    }
+
+    /// A figure on seeded streams, with the mean stream length at its end (the last
+    /// loads read about that many events).
+    fn seeded_figure(&self, series: &'static str, counted: Counted, sample: Sample) -> Figure {
+        let length = self.settings.history as f64 + sample.total_ops as f64 / self.settings.existing_streams as f64;
+        Figure::new(series, counted, sample).with("mean_stream_length_at_end", length, "events")
+    }
+
+    async fn raw(&self, kind: RawKind, writers: usize) -> Result<Sample> {
+        let (tag, _) = self.setup(&format!("{}/w{writers}", kind.table()), writers, false).await?;
+        let pool = self.db.raw_pool(&tag, writers).await?;
+        let sql: Arc<str> = kind.sql(self.db.schema()).into();
+        let ops = (0..writers).map(|i| RawWriter::new(pool.clone(), sql.clone(), kind, i)).collect();
+        let sample = measure(self.db, &tag, self.plan(), ops).await;
+        pool.close().await;
+        sample
+    }
+
+    async fn append(&self, writers: usize, seeded: bool) -> Result<Sample> {
+        let (tag, hands) = self.setup(&format!("append/w{writers}"), writers, seeded).await?;
+        let store = self.db.store(&tag, writers, false).await?;
+        let history = self.settings.history;
+        let ops = hands.into_iter().enumerate().map(|(i, h)| AppendWriter::new(store.clone(), h, history, i)).collect();
+        let sample = measure(self.db, &tag, self.plan(), ops).await;
+        store.pool().close().await;
+        sample
+    }
+
+    /// Sends commands through a command handler with `writers` writers.
+    async fn commands(&self, writers: usize, work: Work, tuning: Tuning) -> Result<Sample> {
+        let what = format!("commands {work:?} {tuning:?}/w{writers}");
+        let (tag, hands) = self.setup(&what, writers, work == Work::Busy).await?;
+        let store = self.db.store(&tag, writers, tuning == Tuning::Tuned).await?;
+        let ops = command_writers(&store, work, tuning, hands)?;
+        let sample = measure(self.db, &tag, self.plan(), ops).await;
+        store.pool().close().await;
+        sample
+    }
+
+    /// Starts a measurement: empty tables, seeded accounts dealt out to the writers (or
+    /// empty hands), a checkpoint; returns the measurement's connection tag and the hands.
+    pub async fn setup(&self, what: &str, writers: usize, seeded: bool) -> Result<(String, Vec<Vec<StreamId>>)> {
+        eprintln!("measuring {what} ({:?} warm-up, {:?} window)", self.settings.warmup, self.settings.window);
+        self.db.reset().await?;
+        let hands = if seeded { deal(&self.seed().await?, writers) } else { vec![Vec::new(); writers] };
+        self.db.settle().await;
+        Ok((self.db.next_tag(), hands))
+    }
+
+    /// Fresh accounts with `history` events each, written through the store.
+    async fn seed(&self) -> Result<Vec<StreamId>> {
+        let tag = self.db.next_tag();
+        let store = self.db.store(&tag, 16, false).await?;
+        let streams = seed(&store, self.settings.existing_streams, self.settings.history).await;
+        store.pool().close().await;
+        streams
+    }
+}
