@@ -12,6 +12,7 @@
 
 mod append;
 mod batch;
+mod checkpoint;
 mod config;
 mod diagnostics;
 mod error;

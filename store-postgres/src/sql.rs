@@ -21,6 +21,7 @@ pub(crate) struct Statements {
     pub save_snapshot: String,
     pub find_event_id: String,
     pub append_batch: String,
+    pub read_event: String,
     pub channel: String,
 }
 
@@ -31,6 +32,7 @@ impl Statements {
         Self {
             append: append(&s),
             append_batch: append_batch(&s),
+            read_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \
                  WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"

@@ -15,7 +15,8 @@ async fn migrations_apply_twice_without_harm() {
         .fetch_one(schema.pool())
         .await
         .expect("count migrations");
-    assert_eq!(applied, 1);
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).expect("migrations dir").count();
+    assert_eq!(applied, files as i64);
 }
 
 #[tokio::test]

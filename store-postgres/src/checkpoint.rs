@@ -1,0 +1,71 @@
+//! Named cursors into the global log, saved in the store's schema.
+
+use sqlx::{PgConnection, Row};
+use tidemark::{Error, EventId, LogPosition, RecordedEvent};
+
+use crate::error::backend;
+use crate::row::{recorded_event, signed, unsigned};
+use crate::store::PgEventStore;
+
+impl PgEventStore {
+    /// The saved cursor of `name`, or `LogPosition::START` when none is saved.
+    pub async fn load_checkpoint(&self, name: &str) -> Result<LogPosition, Error> {
+        let sql =
+            format!("SELECT transaction_id, position FROM \"{}\".checkpoints WHERE name = $1", self.config().schema);
+        let row =
+            sqlx::query(&sql).bind(name).fetch_optional(self.pool()).await.map_err(backend("loading a checkpoint"))?;
+        let Some(row) = row else { return Ok(LogPosition::START) };
+        let tx: i64 = row.try_get(0).map_err(backend("decoding a checkpoint"))?;
+        let pos: i64 = row.try_get(1).map_err(backend("decoding a checkpoint"))?;
+        Ok(LogPosition::new(unsigned(tx), unsigned(pos)))
+    }
+
+    /// Saves the cursor of `name` through the store's pool.
+    pub async fn save_checkpoint(&self, name: &str, position: LogPosition) -> Result<(), Error> {
+        let mut conn = self.pool().acquire().await.map_err(backend("saving a checkpoint"))?;
+        self.save_checkpoint_in(&mut conn, name, position).await
+    }
+
+    /// Saves the cursor of `name` on the given connection, typically inside the
+    /// transaction that applied the events up to it, so both commit or neither does.
+    /// A cursor never moves backwards: saving an older position leaves the newer one.
+    pub async fn save_checkpoint_in(
+        &self,
+        conn: &mut PgConnection,
+        name: &str,
+        position: LogPosition,
+    ) -> Result<(), Error> {
+        let sql = format!(
+            "INSERT INTO \"{}\".checkpoints AS c (name, transaction_id, position) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
+               position = EXCLUDED.position, updated_at = now() \
+             WHERE (c.transaction_id, c.position) < (EXCLUDED.transaction_id, EXCLUDED.position)",
+            self.config().schema
+        );
+        sqlx::query(&sql)
+            .bind(name)
+            .bind(signed(position.transaction))
+            .bind(signed(position.sequence))
+            .execute(conn)
+            .await
+            .map_err(backend("saving a checkpoint"))?;
+        Ok(())
+    }
+
+    /// Removes the cursor of `name`, so its reader starts from the beginning.
+    pub async fn reset_checkpoint(&self, name: &str) -> Result<(), Error> {
+        let sql = format!("DELETE FROM \"{}\".checkpoints WHERE name = $1", self.config().schema);
+        sqlx::query(&sql).bind(name).execute(self.pool()).await.map_err(backend("resetting a checkpoint"))?;
+        Ok(())
+    }
+
+    /// One stored event by id, for consumers of thin notifications that need the payload.
+    pub async fn read_event(&self, id: EventId) -> Result<Option<RecordedEvent>, Error> {
+        let row = sqlx::query(&self.sql().read_event)
+            .bind(id.0)
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend("reading an event by id"))?;
+        row.as_ref().map(recorded_event).transpose()
+    }
+}

@@ -1,0 +1,46 @@
+//! Named log cursors and events by id.
+
+mod support;
+
+use tidemark::{EventId, EventStore, ExpectedVersion, LogPosition};
+use tidemark_postgres::PgStoreConfig;
+use tidemark_testkit::TestSchema;
+
+#[tokio::test]
+async fn a_checkpoint_is_saved_loaded_never_moved_back_and_reset() {
+    let schema = TestSchema::new().await;
+    let store = support::store(&schema, PgStoreConfig::default()).await;
+    assert_eq!(store.load_checkpoint("relay").await.expect("load"), LogPosition::START);
+    store.save_checkpoint("relay", LogPosition::new(7, 30)).await.expect("save");
+    assert_eq!(store.load_checkpoint("relay").await.expect("load"), LogPosition::new(7, 30));
+    store.save_checkpoint("relay", LogPosition::new(7, 12)).await.expect("older");
+    assert_eq!(store.load_checkpoint("relay").await.expect("load"), LogPosition::new(7, 30), "never backwards");
+    store.save_checkpoint("relay", LogPosition::new(9, 1)).await.expect("newer");
+    assert_eq!(store.load_checkpoint("relay").await.expect("load"), LogPosition::new(9, 1));
+    assert_eq!(store.load_checkpoint("other").await.expect("load"), LogPosition::START, "names are separate");
+    store.reset_checkpoint("relay").await.expect("reset");
+    assert_eq!(store.load_checkpoint("relay").await.expect("load"), LogPosition::START);
+}
+
+#[tokio::test]
+async fn a_checkpoint_saved_in_a_rolled_back_transaction_is_not_saved() {
+    let schema = TestSchema::new().await;
+    let store = support::store(&schema, PgStoreConfig::default()).await;
+    let mut tx = store.pool().begin().await.expect("begin");
+    store.save_checkpoint_in(&mut tx, "projection", LogPosition::new(5, 5)).await.expect("save");
+    tx.rollback().await.expect("rollback");
+    assert_eq!(store.load_checkpoint("projection").await.expect("load"), LogPosition::START);
+}
+
+#[tokio::test]
+async fn an_event_is_found_by_its_id() {
+    let schema = TestSchema::new().await;
+    let store = support::store(&schema, PgStoreConfig::default()).await;
+    let request = support::append("order-1", ExpectedVersion::NoStream, 2);
+    let second = request.events[1].event_id;
+    store.append(request).await.expect("append");
+    let found = store.read_event(second).await.expect("read").expect("stored");
+    assert_eq!((found.event_id, found.stream_version.0), (second, 2));
+    assert_eq!(found.payload.get(), r#"{"n": 1}"#);
+    assert!(store.read_event(EventId::new()).await.expect("read").is_none());
+}
