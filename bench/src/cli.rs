@@ -44,6 +44,10 @@ pub struct Settings {
     pub existing_streams: usize,
     /// Events in each seeded stream.
     pub history: usize,
+    /// Longest wait before a measurement for other load on the machine to pass.
+    pub quiet_wait: Duration,
+    /// How many measurements disturbed by other load are taken again, in all.
+    pub retries: u32,
 }
 
 impl Settings {
@@ -59,6 +63,8 @@ impl Settings {
                 profile_writers: 8,
                 existing_streams: 200,
                 history: 10,
+                quiet_wait: Duration::ZERO,
+                retries: 0,
             };
         }
         Self {
@@ -69,6 +75,8 @@ impl Settings {
             profile_writers: 32,
             existing_streams: 4096,
             history: 10,
+            quiet_wait: Duration::from_secs(20),
+            retries: 12,
         }
     }
 }

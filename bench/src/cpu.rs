@@ -7,6 +7,10 @@ use std::time::Duration;
 
 use crate::db::BenchDb;
 
+/// Above this share of the machine taken by other processes during a window, a figure
+/// is measured again, and flagged if it stays above.
+pub const FOREIGN_LOAD_LIMIT: f64 = 0.10;
+
 /// Linux reports process times in USER_HZ ticks, 100 per second on every common platform.
 const TICK: Duration = Duration::from_millis(10);
 
@@ -19,6 +23,9 @@ pub struct CpuUsage {
     pub server: Duration,
     /// Busy share of all cores of the machine, 0 to 1 (anything else running included).
     pub machine_busy: f64,
+    /// Busy share of the machine used by neither: PostgreSQL's background processes,
+    /// the kernel's threads, and whatever else runs on the machine (other users' builds).
+    pub other: f64,
 }
 
 /// Counters at one instant.
@@ -39,17 +46,31 @@ impl CpuMark {
 
     /// What was used between `self` and `later`.
     pub fn until(&self, later: &CpuMark) -> CpuUsage {
-        let server: u64 = later
-            .server
-            .iter()
-            .map(|(pid, t)| t.saturating_sub(self.server.get(pid).copied().unwrap_or(0)))
-            .sum();
-        let busy = later.machine.0.saturating_sub(self.machine.0) as f64;
-        let total = later.machine.1.saturating_sub(self.machine.1) as f64;
+        let server: u64 =
+            later.server.iter().map(|(pid, t)| t.saturating_sub(self.server.get(pid).copied().unwrap_or(0))).sum();
+        let client = later.client.saturating_sub(self.client);
+        let busy = later.machine.0.saturating_sub(self.machine.0);
+        let total = later.machine.1.saturating_sub(self.machine.1).max(1) as f64;
         CpuUsage {
-            client: ticks(later.client.saturating_sub(self.client)),
+            client: ticks(client),
             server: ticks(server),
-            machine_busy: if total > 0.0 { busy / total } else { 0.0 },
+            machine_busy: busy as f64 / total,
+            other: busy.saturating_sub(client + server) as f64 / total,
+        }
+    }
+}
+
+/// Waits (up to `max`) until the machine is mostly idle: less than a quarter of its
+/// cores busy over 300 ms. Returns the last busy share seen.
+pub async fn wait_for_quiet(max: Duration) -> f64 {
+    let deadline = tokio::time::Instant::now() + max;
+    loop {
+        let start = machine_ticks();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let end = machine_ticks();
+        let busy = end.0.saturating_sub(start.0) as f64 / end.1.saturating_sub(start.1).max(1) as f64;
+        if busy < 0.25 || tokio::time::Instant::now() >= deadline {
+            return busy;
         }
     }
 }

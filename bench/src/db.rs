@@ -104,10 +104,20 @@ impl BenchDb {
     }
 
     /// Flushes dirty buffers so that no checkpoint lands inside the next measurement
-    /// (every measurement then starts just after one). Needs superuser; skipped otherwise.
-    pub async fn settle(&self) {
+    /// (every measurement then starts just after one; needs superuser, skipped
+    /// otherwise), then waits up to `quiet` for other load on the machine to pass.
+    pub async fn settle(&self, quiet: Duration) {
         if let Err(error) = sqlx::query(&format!("{ADMIN} CHECKPOINT")).execute(&self.admin).await {
             tracing::debug!(%error, "CHECKPOINT refused; measurements may include one");
+        }
+        let started = std::time::Instant::now();
+        let busy = crate::cpu::wait_for_quiet(quiet).await;
+        if started.elapsed() > Duration::from_secs(1) {
+            eprintln!(
+                "  waited {:.0?} for the machine to calm down (now {:.0}% busy)",
+                started.elapsed(),
+                busy * 100.0
+            );
         }
     }
 

@@ -52,7 +52,10 @@ pub enum AccountCommand {
     Withdraw(Booking),
     /// Migrates an account from a legacy system: opens it and books its history, in one
     /// command (one append of `1 + bookings.len()` events).
-    Import { open: Opened, bookings: Vec<Booking> },
+    Import {
+        open: Opened,
+        bookings: Vec<Booking>,
+    },
 }
 
 /// Why an account refuses a command.

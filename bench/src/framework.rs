@@ -67,14 +67,25 @@ pub struct CommandWriter {
 }
 
 /// One command writer per hand of streams, sharing one handler over `store`.
-pub fn command_writers(store: &PgEventStore, work: Work, tuning: Tuning, hands: Vec<Vec<StreamId>>) -> Result<Vec<CommandWriter>> {
+pub fn command_writers(
+    store: &PgEventStore,
+    work: Work,
+    tuning: Tuning,
+    hands: Vec<Vec<StreamId>>,
+) -> Result<Vec<CommandWriter>> {
     anyhow::ensure!(work != Work::Busy || hands.iter().all(|h| !h.is_empty()), "a writer has no account to work on");
     let handler = handler(store.clone(), tuning, hands.iter().map(Vec::len).sum())?;
     let create = match tuning {
         Tuning::Default => CommandOptions::new(),
         Tuning::Tuned => CommandOptions::new().expect(ExpectedVersion::NoStream),
     };
-    let writer = |(i, streams)| CommandWriter { handler: handler.clone(), work, streams, create: create.clone(), n: (i as u64) << 32 };
+    let writer = |(i, streams)| CommandWriter {
+        handler: handler.clone(),
+        work,
+        streams,
+        create: create.clone(),
+        n: (i as u64) << 32,
+    };
     Ok(hands.into_iter().enumerate().map(writer).collect())
 }
 
@@ -150,7 +161,10 @@ pub async fn seed(store: &PgEventStore, count: usize, history: usize) -> Result<
                 let n = ((t * 1_000_000 + i) * history) as u64;
                 let mut events = vec![NewEvent::from_domain(&AccountEvent::from(opened(n)), Metadata::new())?];
                 for k in 1..history as u64 {
-                    events.push(NewEvent::from_domain(&AccountEvent::Deposited(booking(n + k, 10_000)), Metadata::new())?);
+                    events.push(NewEvent::from_domain(
+                        &AccountEvent::Deposited(booking(n + k, 10_000)),
+                        Metadata::new(),
+                    )?);
                 }
                 store.append(AppendRequest::new(stream, ExpectedVersion::NoStream, events)).await?;
             }

@@ -70,7 +70,7 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
     }
     let db = BenchDb::create(&cli.database_url).await?;
     eprintln!("schema {} on {}", db.schema(), redacted(&cli.database_url));
-    let mut suite = Suite { db: &db, settings, report: Report::default() };
+    let mut suite = Suite { db: &db, settings, report: Report::default(), retried: Default::default() };
     let outcome = tokio::select! {
         outcome = measure(&mut suite, pick) => outcome,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),

@@ -46,10 +46,7 @@ impl Counters {
              FROM pg_stat_database d, pg_stat_user_tables t \
              WHERE d.datname = current_database() AND t.schemaname = $1 AND t.relname = 'events'"
         );
-        let row = sqlx::query(&sql)
-        .bind(db.schema())
-        .fetch_one(db.admin())
-        .await?;
+        let row = sqlx::query(&sql).bind(db.schema()).fetch_one(db.admin()).await?;
         let mut values = [0; 10];
         for (i, v) in values.iter_mut().enumerate() {
             *v = row.try_get(i)?;
@@ -84,7 +81,7 @@ impl Suite<'_> {
         let sent = statements::stop();
         store.pool().close().await;
         let sample = sample?;
-        self.wait_for_backends(&tag).await;
+        self.wait_for_backends("").await;
         let after = Counters::read(self.db).await?;
         let cmds = sample.total_ops.max(1) as f64;
         let mut push = |metric: String, value: f64, unit: &'static str| {
@@ -110,11 +107,8 @@ impl Suite<'_> {
         let pattern = format!("tmb-{}-%", self.db.schema());
         for _ in 0..50 {
             let sql = format!("{ADMIN} SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1 AND application_name <> $2");
-            let left: Result<i64, _> = sqlx::query_scalar(&sql)
-                .bind(&pattern)
-                .bind(keep)
-                .fetch_one(self.db.admin())
-                .await;
+            let left: Result<i64, _> =
+                sqlx::query_scalar(&sql).bind(&pattern).bind(keep).fetch_one(self.db.admin()).await;
             if left.map_or(true, |n| n == 0) {
                 break;
             }
@@ -130,6 +124,7 @@ fn cpu_lines(sample: &Sample, push: &mut impl FnMut(String, f64, &'static str)) 
     push("client_cpu_per_cmd (window)".into(), client, "us");
     push("server_backend_cpu_per_cmd (window)".into(), server, "us");
     push("machine_busy (window)".into(), sample.cpu.machine_busy * 100.0, "%");
+    push("  of which neither client nor server backends (window)".into(), sample.cpu.other * 100.0, "%");
     push("throughput (window)".into(), sample.ops_per_s(), "cmd/s");
     push("latency_p50".into(), sample.latency_ms(0.5), "ms");
     push("latency_p99".into(), sample.latency_ms(0.99), "ms");

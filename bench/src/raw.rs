@@ -42,7 +42,8 @@ impl RawKind {
     /// The statement, for a table in `schema`.
     pub fn sql(self, schema: &str) -> String {
         let t = format!("{schema}.{}", self.table());
-        let columns = "event_id, stream_id, stream_version, event_type, schema_version, payload, correlation_id, causation_id";
+        let columns =
+            "event_id, stream_id, stream_version, event_type, schema_version, payload, correlation_id, causation_id";
         match self {
             Self::Autocommit | Self::Transaction => {
                 format!("INSERT INTO {t} ({columns}) VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7, $8)")

@@ -4,10 +4,11 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
+use crate::cpu::FOREIGN_LOAD_LIMIT;
 use crate::figure::Figure;
 
 /// Series of the table, and what each measures.
-const LEGEND: [(&str, &str); 10] = [
+const LEGEND: [(&str, &str); 11] = [
     ("raw-a", "(a) sqlx single-row INSERT, autocommit: 1 statement per op"),
     ("raw-b", "(b) sqlx BEGIN; INSERT; COMMIT: 3 statements per op"),
     ("raw-c", "(c) sqlx INSERT ... SELECT FROM unnest(...) of 100 rows per op"),
@@ -18,6 +19,7 @@ const LEGEND: [(&str, &str); 10] = [
     ("F2", "CommandHandler::handle: import an account, 100 events in one append"),
     ("*-tuned", "the same with the opt-ins: state cache, expect(NoStream) on creation, group commit"),
     ("", "ratios: this figure's rate / the baseline's rate at the same writer count"),
+    ("", "other: machine share used by neither the client nor its backends; '!': over 10%, figure disturbed"),
 ];
 
 /// A figure of the profile: per-command counts and costs.
@@ -75,7 +77,11 @@ impl Report {
                 push(throughput)?;
             }
             for (baseline, ratio) in f.ratios() {
-                push(Line { baseline: Some(baseline), ratio: Some(round(ratio)), ..Line::plain(&id, "throughput", f.throughput(), f.unit()) })?;
+                push(Line {
+                    baseline: Some(baseline),
+                    ratio: Some(round(ratio)),
+                    ..Line::plain(&id, "throughput", f.throughput(), f.unit())
+                })?;
             }
             push(Line::plain(&id, "latency_p50", f.sample.latency_ms(0.5), "ms"))?;
             push(Line::plain(&id, "latency_p99", f.sample.latency_ms(0.99), "ms"))?;
@@ -83,6 +89,7 @@ impl Report {
             push(Line::plain(&id, "client_cpu_per_op", client, "us"))?;
             push(Line::plain(&id, "server_cpu_per_op", server, "us"))?;
             push(Line::plain(&id, "machine_busy", f.sample.cpu.machine_busy * 100.0, "%"))?;
+            push(Line::plain(&id, "machine_busy_other", f.sample.cpu.other * 100.0, "%"))?;
             for (metric, value, unit) in &f.extra {
                 push(Line::plain(&id, metric, *value, unit))?;
             }
@@ -100,19 +107,19 @@ impl Report {
     pub fn table(&self) -> String {
         let mut out = String::new();
         for (series, what) in LEGEND {
-            let _ = writeln!(out, "{series:<16} {what}");
+            let _ = writeln!(out, "{series:<17} {what}");
         }
         let _ = writeln!(
             out,
-            "\n{:<16} {:>3} {:>10} {:<9} {:>7} {:>7} {:>9} {:>9} {:>5}  vs baseline",
-            "scenario", "w", "rate", "unit", "p50 ms", "p99 ms", "cli us/op", "srv us/op", "busy"
+            "\n{:<17} {:>3} {:>8} {:<9} {:>6} {:>6} {:>7} {:>7} {:>5} {:>5}  vs baseline",
+            "scenario", "w", "rate", "unit", "p50 ms", "p99 ms", "cli us", "srv us", "busy", "other"
         );
         for f in &self.figures {
             let (client, server) = f.sample.cpu_us_per_op();
             let ratios: Vec<String> = f.ratios().map(|(b, r)| format!("{r:.2}x {}", series_of(b))).collect();
             let _ = writeln!(
                 out,
-                "{:<16} {:>3} {:>10.0} {:<9} {:>7.2} {:>7.2} {:>9.0} {:>9.0} {:>4.0}%  {}",
+                "{:<17} {:>3} {:>8.0} {:<9} {:>6.2} {:>6.2} {:>7.0} {:>7.0} {:>4.0}% {:>4.0}%{} {}",
                 f.series,
                 f.sample.writers,
                 f.throughput(),
@@ -122,10 +129,12 @@ impl Report {
                 client,
                 server,
                 f.sample.cpu.machine_busy * 100.0,
+                f.sample.cpu.other * 100.0,
+                if f.sample.cpu.other > FOREIGN_LOAD_LIMIT { "!" } else { " " },
                 ratios.join(", ")
             );
             for (metric, value, unit) in &f.extra {
-                let _ = writeln!(out, "{:<20} {metric} = {value:.1} {unit}", "");
+                let _ = writeln!(out, "{:<22} {metric} = {value:.1} {unit}", "");
             }
         }
         self.targets(&mut out);
@@ -137,7 +146,10 @@ impl Report {
     }
 
     fn targets(&self, out: &mut String) {
-        let checked = self.figures.iter().filter(|f| (f.series.starts_with("F1") && f.sample.writers == 32) || f.series == "F2");
+        let checked = self
+            .figures
+            .iter()
+            .filter(|f| (f.series.starts_with("F1") && f.sample.writers == 32) || f.series.starts_with("F2"));
         let mut lines = Vec::new();
         for f in checked {
             for (baseline, ratio) in f.ratios() {

@@ -85,7 +85,8 @@ pub async fn measure<O: Op>(db: &BenchDb, tag: &str, plan: Plan, ops: Vec<O>) ->
     let first = CpuMark::take(db, tag).await;
     sleep_until(close).await;
     let cpu = first.until(&CpuMark::take(db, tag).await);
-    let mut sample = Sample { writers, ops: 0, items: 0, window: plan.window, latency: histogram()?, total_ops: 0, cpu };
+    let mut sample =
+        Sample { writers, ops: 0, items: 0, window: plan.window, latency: histogram()?, total_ops: 0, cpu };
     for handle in handles {
         let tally = handle.await.context("a writer panicked")??;
         sample.ops += tally.ops;

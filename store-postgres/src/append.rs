@@ -68,6 +68,68 @@ impl PgEventStore {
     }
 
     async fn append_once(&self, request: &AppendRequest, c: &Columns<'_>) -> Result<Attempt, sqlx::Error> {
+        if request.command_id.is_some() || request.events.is_empty() {
+            return self.append_general(request, c).await;
+        }
+        match request.expected {
+            ExpectedVersion::NoStream => self.append_plain(request, c, &self.sql().append_new, None).await,
+            ExpectedVersion::Exact(v) if v == StreamVersion::EMPTY => {
+                self.append_plain(request, c, &self.sql().append_new, None).await
+            }
+            ExpectedVersion::Exact(v) => self.append_plain(request, c, &self.sql().append_exact, Some(v)).await,
+            _ => self.append_general(request, c).await,
+        }
+    }
+
+    /// The lean statements for the common cases (a new stream, or an exact version,
+    /// without a command id): the unique key rejects a taken version, and for an exact
+    /// version an index probe checks that the expected version exists. No row back means
+    /// the expected version did not hold.
+    async fn append_plain(
+        &self,
+        request: &AppendRequest,
+        c: &Columns<'_>,
+        sql: &str,
+        exact: Option<StreamVersion>,
+    ) -> Result<Attempt, sqlx::Error> {
+        let mut query = sqlx::query(sql)
+            .bind(request.stream_id.as_str())
+            .bind(&c.ids)
+            .bind(&c.types)
+            .bind(&c.versions)
+            .bind(&c.payloads)
+            .bind(&c.correlations)
+            .bind(&c.causations)
+            .bind(&c.extras);
+        if let Some(v) = exact {
+            query = query.bind(signed(v.0));
+        }
+        let rows = query.fetch_all(self.pool()).await?;
+        let Some(first) = rows.first() else {
+            let head: i64 = sqlx::query_scalar(&self.sql().stream_version)
+                .bind(request.stream_id.as_str())
+                .fetch_one(self.pool())
+                .await?;
+            return Ok(Attempt::Rejected { head: StreamVersion(unsigned(head)) });
+        };
+        let tx: i64 = first.try_get(0)?;
+        let mut pos = 0i64;
+        for row in &rows {
+            pos = pos.max(row.try_get(1)?);
+        }
+        let previous = exact.unwrap_or(StreamVersion::EMPTY);
+        Ok(Attempt::Done(AppendOutcome {
+            stream_id: request.stream_id.clone(),
+            command_id: None,
+            previous_version: previous,
+            version: StreamVersion(previous.0 + request.events.len() as u64),
+            last_position: Some(LogPosition::new(unsigned(tx), unsigned(pos))),
+            duplicate: false,
+        }))
+    }
+
+    /// The general statement: any expected version, a command id, or no events.
+    async fn append_general(&self, request: &AppendRequest, c: &Columns<'_>) -> Result<Attempt, sqlx::Error> {
         let (kind, exact) = expected_parts(request.expected);
         let row = sqlx::query(&self.sql().append)
             .bind(request.stream_id.as_str())

@@ -20,6 +20,8 @@ pub struct PgStoreConfig {
     /// Whether appends wake readers in other processes with a coalesced NOTIFY after
     /// commit (default true). Readers in the same process are always woken directly.
     pub notify: bool,
+    /// Shortest time between two NOTIFYs (default 1 ms): appends within it share one.
+    pub notify_interval: Duration,
     /// Pool size used by [`PgEventStore::connect`](crate::PgEventStore::connect) (default 16).
     pub max_connections: u32,
     /// How often an append with `ExpectedVersion::Any` or `StreamExists` is retried
@@ -43,6 +45,7 @@ impl Default for PgStoreConfig {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             poll_interval: Duration::from_millis(250),
             notify: true,
+            notify_interval: Duration::from_millis(1),
             max_connections: 16,
             race_retries: 10,
             group_commit: false,
@@ -75,6 +78,12 @@ impl PgStoreConfig {
     /// Turns the cross-process NOTIFY after appends on or off.
     pub fn notify(mut self, notify: bool) -> Self {
         self.notify = notify;
+        self
+    }
+
+    /// Sets the shortest time between two NOTIFYs.
+    pub fn notify_interval(mut self, interval: Duration) -> Self {
+        self.notify_interval = interval;
         self
     }
 

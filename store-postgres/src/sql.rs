@@ -21,6 +21,8 @@ pub(crate) struct Statements {
     pub save_snapshot: String,
     pub find_event_id: String,
     pub append_batch: String,
+    pub append_new: String,
+    pub append_exact: String,
     pub read_event: String,
     pub channel: String,
 }
@@ -32,6 +34,8 @@ impl Statements {
         Self {
             append: append(&s),
             append_batch: append_batch(&s),
+            append_new: append_plain(&s, false),
+            append_exact: append_plain(&s, true),
             read_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \
@@ -96,6 +100,25 @@ fn append(s: &str) -> String {
          SELECT h.v AS head, (SELECT b.v FROM base b) AS previous, \
                 (SELECT max(transaction_id) FROM ins) AS tx, (SELECT max(position) FROM ins) AS pos \
          FROM head h"
+    )
+}
+
+/// The lean appends: to a new stream (`exact` false: versions 1..n), or after exact
+/// version `$9` (which must exist). Rows come back in position order, one per event;
+/// none when the expected version did not hold.
+fn append_plain(s: &str, exact: bool) -> String {
+    let (base, guard) = match exact {
+        true => ("$9::bigint + ", format!("WHERE EXISTS (SELECT 1 FROM {s}.events WHERE stream_id = $1 AND stream_version = $9)")),
+        false => ("", String::new()),
+    };
+    format!(
+        "INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, schema_version, \
+                                 payload, correlation_id, causation_id, metadata) \
+         SELECT u.id, $1, {base}u.n, u.typ, u.ver, u.payload::jsonb, u.corr, u.caus, u.meta::jsonb \
+         FROM unnest($2::uuid[], $3::text[], $4::int4[], $5::text[], $6::uuid[], $7::uuid[], $8::text[]) \
+              WITH ORDINALITY AS u(id, typ, ver, payload, corr, caus, meta, n) \
+         {guard} ORDER BY u.n \
+         RETURNING transaction_id, position"
     )
 }
 

@@ -67,7 +67,7 @@ impl PgEventStore {
         config.validate()?;
         tokio::runtime::Handle::try_current().map_err(|_| SetupError::NoRuntime)?;
         let sql = Statements::new(&config.schema, config.gap_safe);
-        let wake = Wake::new(&pool, &sql.channel, config.notify);
+        let wake = Wake::new(&pool, &sql.channel, config.notify.then_some(config.notify_interval));
         let inner = Arc::new_cyclic(|weak| {
             let group = config
                 .group_commit

@@ -19,10 +19,10 @@ pub(crate) struct Wake {
 
 impl Wake {
     /// Starts the notifier task (when `notify` is on); needs a tokio runtime.
-    pub fn new(pool: &PgPool, channel: &str, notify: bool) -> Self {
-        let notify = notify.then(|| {
+    pub fn new(pool: &PgPool, channel: &str, notify: Option<Duration>) -> Self {
+        let notify = notify.map(|interval| {
             let (tx, rx) = mpsc::channel(1);
-            tokio::spawn(notifier(pool.clone(), channel.to_owned(), rx));
+            tokio::spawn(notifier(pool.clone(), channel.to_owned(), rx, interval));
             tx
         });
         Self {
@@ -56,13 +56,16 @@ impl Wake {
     }
 }
 
-/// Sends one NOTIFY per burst of appends; ends when the store is dropped.
-async fn notifier(pool: PgPool, channel: String, mut rx: mpsc::Receiver<()>) {
+/// Sends one NOTIFY per burst of appends, at most one per `interval` (each NOTIFY is a
+/// transaction of its own on the server); ends when the store is dropped.
+async fn notifier(pool: PgPool, channel: String, mut rx: mpsc::Receiver<()>, interval: Duration) {
     while rx.recv().await.is_some() {
+        let started = tokio::time::Instant::now();
         let sent = sqlx::query("SELECT pg_notify($1, '')").bind(&channel).execute(&pool).await;
         if let Err(error) = sent {
             tracing::debug!(%error, "NOTIFY after append failed; readers fall back to polling");
         }
+        tokio::time::sleep_until(started + interval).await;
     }
 }
 
