@@ -137,6 +137,10 @@ impl Aggregate for Account {
         }
     }
 
+    fn creates_stream(command: &AccountCommand) -> bool {
+        matches!(command, AccountCommand::Open(_) | AccountCommand::Import { .. })
+    }
+
     fn evolve(&mut self, event: &AccountEvent) {
         match event {
             AccountEvent::Opened(o) => {

@@ -18,23 +18,26 @@ use crate::runner::Op;
 /// The command handler shared by a measurement's writers.
 pub type Handler = CommandHandler<Account, PgEventStore>;
 
-/// The framework's opt-in features a measurement turns on.
+/// Which of the framework's shortcuts a measurement uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Tuning {
-    /// What `CommandHandler::new` and `PgStoreConfig::default()` give.
+    /// None: no state cache, and no "creates a stream" shortcut (every command reads its
+    /// stream before deciding).
+    Plain,
+    /// What `CommandHandler::new` and `PgStoreConfig::default()` give: the state cache
+    /// and the `Aggregate::creates_stream` shortcut.
     Default,
-    /// A state cache holding every account, `expect(NoStream)` on commands that create a
-    /// stream (no load), and group commit in the store.
+    /// The defaults plus group commit in the store (`PgStoreConfig::group_commit(true)`).
     Tuned,
 }
 
-/// A handler; tuned: with a state cache of `cache` entries.
+/// A handler whose state cache holds at least `cache` entries (none when plain).
 fn handler(store: PgEventStore, tuning: Tuning, cache: usize) -> Result<Arc<Handler>> {
     let codec = EventCodec::<AccountEvent>::without_upcasters()?;
     let handler = CommandHandler::new(store, Arc::new(codec));
-    Ok(Arc::new(match (tuning, NonZeroUsize::new(cache)) {
-        (Tuning::Tuned, Some(capacity)) => handler.with_cache(capacity),
-        _ => handler,
+    Ok(Arc::new(match (tuning, NonZeroUsize::new(cache.max(tidemark::DEFAULT_CACHE_CAPACITY))) {
+        (Tuning::Plain, _) | (_, None) => handler.without_cache(),
+        (_, Some(capacity)) => handler.with_cache(capacity),
     }))
 }
 
@@ -76,8 +79,9 @@ pub fn command_writers(
     anyhow::ensure!(work != Work::Busy || hands.iter().all(|h| !h.is_empty()), "a writer has no account to work on");
     let handler = handler(store.clone(), tuning, hands.iter().map(Vec::len).sum())?;
     let create = match tuning {
-        Tuning::Default => CommandOptions::new(),
-        Tuning::Tuned => CommandOptions::new().expect(ExpectedVersion::NoStream),
+        // Any version: turns the "creates a stream" shortcut off, so the command reads first.
+        Tuning::Plain => CommandOptions::new().expect(ExpectedVersion::Any),
+        Tuning::Default | Tuning::Tuned => CommandOptions::new(),
     };
     let writer = |(i, streams)| CommandWriter {
         handler: handler.clone(),

@@ -60,8 +60,10 @@ impl Suite<'_> {
     pub async fn profile(&mut self) -> Result<()> {
         let w = self.settings.profile_writers;
         for (series, work, tuning) in [
+            ("F1-new-plain", Work::Open, Tuning::Plain),
             ("F1-new", Work::Open, Tuning::Default),
             ("F1-new-tuned", Work::Open, Tuning::Tuned),
+            ("F1-existing-plain", Work::Busy, Tuning::Plain),
             ("F1-existing", Work::Busy, Tuning::Default),
             ("F1-existing-tuned", Work::Busy, Tuning::Tuned),
         ] {

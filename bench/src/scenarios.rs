@@ -60,9 +60,15 @@ impl Suite<'_> {
             let (appends, cmds) = (Counted::Ops("appends/s"), Counted::Ops("cmd/s"));
             let framework = [
                 Figure::new("append-new", appends, self.run(Job::Append { seeded: false }, w).await?),
+                Figure::new("F1-new-plain", cmds, self.run(Job::Commands(Work::Open, Tuning::Plain), w).await?),
                 Figure::new("F1-new", cmds, self.run(Job::Commands(Work::Open, Tuning::Default), w).await?),
                 Figure::new("F1-new-tuned", cmds, self.run(Job::Commands(Work::Open, Tuning::Tuned), w).await?),
                 self.seeded_figure("append-existing", appends, self.run(Job::Append { seeded: true }, w).await?),
+                self.seeded_figure(
+                    "F1-existing-plain",
+                    cmds,
+                    self.run(Job::Commands(Work::Busy, Tuning::Plain), w).await?,
+                ),
                 self.seeded_figure("F1-existing", cmds, self.run(Job::Commands(Work::Busy, Tuning::Default), w).await?),
                 self.seeded_figure(
                     "F1-existing-tuned",

@@ -58,6 +58,15 @@ pub trait Aggregate: Default + Send + 'static {
     /// Applies one of its events to its state.
     fn evolve(&mut self, event: &Self::Event);
 
+    /// Whether a command normally starts a new stream (placing an order, opening an
+    /// account). A hint for speed, never a rule: when true, the command handler decides on
+    /// the empty state without reading the stream; if the stream exists after all, the
+    /// append conflicts and the handler reads the stream and decides again, so the
+    /// outcome is the same as without the hint. Default: false.
+    fn creates_stream(_command: &Self::Command) -> bool {
+        false
+    }
+
     /// Rebuilds a state from a sequence of events, starting from `Default`.
     fn replay<'a, I>(events: I) -> Self
     where

@@ -126,7 +126,17 @@ pub struct Loaded<A> {
     pub stale_snapshot: bool,
 }
 
+/// States kept by a new handler (see [`CommandHandler::with_cache`]).
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
 /// Handles commands for one aggregate type against a store.
+///
+/// By default it keeps the last [`DEFAULT_CACHE_CAPACITY`] aggregate states in memory,
+/// so a command on a recently used stream appends without reading it first, and
+/// decides on the empty state without a read when [`Aggregate::creates_stream`] says so
+/// (or the caller expects no stream). Both are shortcuts, never rules: a stale state or
+/// a wrong guess costs one version conflict, after which the handler reads the stream
+/// and decides again.
 pub struct CommandHandler<A: Aggregate, S> {
     store: S,
     codec: Arc<EventCodec<A::Event>>,
@@ -147,9 +157,10 @@ impl<A: Aggregate, S> fmt::Debug for CommandHandler<A, S> {
 }
 
 impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
-    /// A handler with default configuration and no snapshots.
+    /// A handler with default configuration, the default state cache and no snapshots.
     pub fn new(store: S, codec: Arc<EventCodec<A::Event>>) -> Self {
-        Self { store, codec, config: HandlerConfig::default(), snapshots: None, cache: None }
+        let cache = NonZeroUsize::new(DEFAULT_CACHE_CAPACITY).map(StateCache::new);
+        Self { store, codec, config: HandlerConfig::default(), snapshots: None, cache }
     }
 
     /// Replaces the configuration.
@@ -170,6 +181,12 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
     /// decides again; correctness never depends on the cache.
     pub fn with_cache(mut self, capacity: NonZeroUsize) -> Self {
         self.cache = Some(StateCache::new(capacity));
+        self
+    }
+
+    /// Reads every stream before deciding: no state is kept between commands.
+    pub fn without_cache(mut self) -> Self {
+        self.cache = None;
         self
     }
 
@@ -226,7 +243,7 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
         let (mut attempt, mut shortcuts) = (0, true);
         loop {
             attempt += 1;
-            let (loaded, source) = self.starting_state(stream_id, options, shortcuts).await?;
+            let (loaded, source) = self.starting_state(stream_id, command, options, shortcuts).await?;
             shortcuts = false;
             if let Some(expected) = options.expected.filter(|e| !e.accepts(loaded.version)) {
                 let conflict = Error::Conflict { stream: stream_id.clone(), expected, actual: loaded.version };
@@ -234,9 +251,9 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
             }
             let events = match (loaded.state.decide(command), source) {
                 (Ok(events), _) => events,
-                // The cached state may be stale: decide again on the stored one.
-                (Err(_), Source::Cache) => continue,
-                (Err(e), Source::AssumedNew) => {
+                // The cached state may be stale, the guess wrong: decide on the stored state.
+                (Err(_), Source::Cache | Source::GuessedNew) => continue,
+                (Err(e), Source::ExpectedNew) => {
                     let error = self.conflict_if_exists(stream_id, options, e).await?;
                     return self.earlier_outcome_or(options, error).await;
                 }
@@ -302,14 +319,18 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
     async fn starting_state(
         &self,
         stream_id: &StreamId,
+        command: &A::Command,
         options: &CommandOptions,
         shortcuts: bool,
     ) -> Result<(Loaded<A>, Source), Error> {
-        let new =
+        let empty = || Loaded { state: A::default(), version: StreamVersion::EMPTY, stale_snapshot: false };
+        let expects_new =
             matches!(options.expected, Some(ExpectedVersion::NoStream | ExpectedVersion::Exact(StreamVersion::EMPTY)));
-        if shortcuts && new {
-            let empty = Loaded { state: A::default(), version: StreamVersion::EMPTY, stale_snapshot: false };
-            return Ok((empty, Source::AssumedNew));
+        if shortcuts && expects_new {
+            return Ok((empty(), Source::ExpectedNew));
+        }
+        if shortcuts && options.expected.is_none() && A::creates_stream(command) {
+            return Ok((empty(), Source::GuessedNew));
         }
         let cached = self.cache.as_ref().filter(|_| shortcuts).and_then(|c| c.take(stream_id));
         // A cached state that misses the caller's expectation may just be stale: load.
@@ -397,13 +418,17 @@ enum Source {
     /// Taken from the cache: possibly stale.
     Cache,
     /// Assumed empty because the caller expects no stream.
-    AssumedNew,
+    ExpectedNew,
+    /// Assumed empty because the aggregate says the command creates its stream.
+    GuessedNew,
 }
 
 /// Whether a version conflict is worth deciding again: always for a possibly stale
-/// cached state; for a stored state only when the caller did not pin a version.
+/// cached state or a guessed-new one; for a stored state only when the caller did not
+/// pin a version.
 fn may_retry(expected: Option<ExpectedVersion>, source: Source) -> bool {
-    source == Source::Cache || matches!(expected, None | Some(ExpectedVersion::Any | ExpectedVersion::StreamExists))
+    matches!(source, Source::Cache | Source::GuessedNew)
+        || matches!(expected, None | Some(ExpectedVersion::Any | ExpectedVersion::StreamExists))
 }
 
 fn effective_metadata(options: &CommandOptions) -> Metadata {

@@ -23,7 +23,9 @@ mod version;
 
 pub use aggregate::Aggregate;
 pub use codec::{EventCodec, RegistryError, Upcast, Upcasters};
-pub use command::{CommandError, CommandHandler, CommandOptions, HandlerConfig, Loaded, SnapshotPolicy};
+pub use command::{
+    CommandError, CommandHandler, CommandOptions, HandlerConfig, Loaded, SnapshotPolicy, DEFAULT_CACHE_CAPACITY,
+};
 pub use error::{BackendError, Error, InvalidStreamId, Result};
 pub use event::{DecodeError, DomainEvent, Envelope, EventType, NewEvent, RecordedEvent};
 pub use ids::{CommandId, EventId};

@@ -6,8 +6,9 @@ use tidemark::{CommandHandler, EventStore, Snapshot, SnapshotPolicy, StreamId, S
 mod support;
 use support::*;
 
+/// Without the state cache, so that every command loads (and so meets the snapshot).
 fn snapshotting(every: u64, schema: u32) -> Handler {
-    handler().with_snapshots(SnapshotPolicy::every(every, schema))
+    handler().without_cache().with_snapshots(SnapshotPolicy::every(every, schema))
 }
 
 async fn snapshot_version(h: &Handler, id: &StreamId) -> Option<u64> {

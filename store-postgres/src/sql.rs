@@ -108,7 +108,10 @@ fn append(s: &str) -> String {
 /// none when the expected version did not hold.
 fn append_plain(s: &str, exact: bool) -> String {
     let (base, guard) = match exact {
-        true => ("$9::bigint + ", format!("WHERE EXISTS (SELECT 1 FROM {s}.events WHERE stream_id = $1 AND stream_version = $9)")),
+        true => (
+            "$9::bigint + ",
+            format!("WHERE EXISTS (SELECT 1 FROM {s}.events WHERE stream_id = $1 AND stream_version = $9)"),
+        ),
         false => ("", String::new()),
     };
     format!(

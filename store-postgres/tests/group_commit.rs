@@ -6,7 +6,7 @@ mod support;
 use std::collections::{HashMap, HashSet};
 
 use futures_util::future::join_all;
-use tidemark::{CommandId, Error, EventStore, ExpectedVersion, LogPosition, StreamVersion};
+use tidemark::{CommandId, Error, EventStore, ExpectedVersion, StreamVersion};
 use tidemark_postgres::PgStoreConfig;
 use tidemark_testkit::TestSchema;
 
@@ -38,7 +38,7 @@ async fn concurrent_appends_share_commits_and_keep_their_own_outcomes() {
             (_, other) => panic!("append {i}: unexpected {other:?}"),
         }
     }
-    let log = store.read_log(LogPosition::START, 1000).await.expect("log");
+    let log = support::log_of(&store, 64 * 2 + 32).await;
     assert_eq!(log.len(), 64 * 2 + 32);
     let mut streams_per_tx: HashMap<u64, HashSet<&str>> = HashMap::new();
     for e in &log {
@@ -78,6 +78,6 @@ async fn appends_to_one_stream_keep_their_order_through_group_commit() {
     let outcomes: Vec<_> = join_all(appends).await.into_iter().map(|r| r.expect("append")).collect();
     let versions: HashSet<u64> = outcomes.iter().map(|o| o.version.0).collect();
     assert_eq!(versions, (1..=50).collect());
-    let log = store.read_log(LogPosition::START, 100).await.expect("log");
+    let log = support::log_of(&store, 50).await;
     assert_eq!(log.iter().map(|e| e.stream_version.0).collect::<Vec<_>>(), (1..=50).collect::<Vec<_>>());
 }

@@ -28,3 +28,18 @@ pub fn event(n: u64) -> NewEvent {
 pub fn append(id: &str, expected: ExpectedVersion, count: u64) -> AppendRequest {
     AppendRequest::new(stream(id), expected, (0..count).map(event).collect())
 }
+
+/// Reads the whole log, waiting (at most 30 s) until it holds `count` events: other tests'
+/// transactions in the same cluster may hold the horizon back for a moment.
+pub async fn log_of(store: &PgEventStore, count: usize) -> Vec<tidemark::RecordedEvent> {
+    use tidemark::{EventStore, LogPosition};
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let log = store.read_log(LogPosition::START, count + 100).await.expect("read log");
+        if log.len() >= count || tokio::time::Instant::now() >= deadline {
+            return log;
+        }
+        let after = log.last().map_or(LogPosition::START, |e| e.position);
+        store.wait_for_log(after, Duration::from_millis(100)).await.expect("wait");
+    }
+}

@@ -1,0 +1,247 @@
+//! The headers of a published event, and their parser.
+
+use std::error::Error as StdError;
+use std::str::FromStr;
+
+use async_nats::{HeaderMap, HeaderValue};
+use chrono::{DateTime, SecondsFormat, Utc};
+use tidemark::{EventId, LogPosition, RecordedEvent, StreamId, StreamVersion};
+use uuid::Uuid;
+
+use crate::escape::{escape, unescape, ValueError};
+use crate::subject::token_problem;
+
+/// The event id; JetStream drops a second message with the same id within the stream's
+/// duplicate window.
+pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";
+/// The stream id, such as `order-42`.
+pub const HEADER_STREAM_ID: &str = "Tidemark-Stream-Id";
+/// The event's version in its stream (1 for the first event), in decimal.
+pub const HEADER_STREAM_VERSION: &str = "Tidemark-Stream-Version";
+/// The stored event type name.
+pub const HEADER_EVENT_TYPE: &str = "Tidemark-Event-Type";
+/// The stored schema version of the payload, in decimal.
+pub const HEADER_SCHEMA_VERSION: &str = "Tidemark-Schema-Version";
+/// The event's position in the global log, `<transaction>/<sequence>`.
+pub const HEADER_POSITION: &str = "Tidemark-Position";
+/// The correlation id (a UUID), when the event has one.
+pub const HEADER_CORRELATION_ID: &str = "Tidemark-Correlation-Id";
+/// The causation id (a UUID), when the event has one.
+pub const HEADER_CAUSATION_ID: &str = "Tidemark-Causation-Id";
+/// When the store recorded the event, RFC 3339 in UTC with microseconds.
+pub const HEADER_RECORDED_AT: &str = "Tidemark-Recorded-At";
+/// The acting user, when known; percent-escaped (see the crate documentation).
+pub const HEADER_USER: &str = "Tidemark-User";
+/// The tenant, when known; percent-escaped (see the crate documentation).
+pub const HEADER_TENANT: &str = "Tidemark-Tenant";
+/// `true` on a thin notification: the payload is empty, fetch the event by id.
+pub const HEADER_THIN: &str = "Tidemark-Thin";
+
+/// Why the headers of a message are not those of a tidemark event.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HeaderError {
+    /// A required header is absent.
+    #[error("missing header {header}")]
+    Missing {
+        /// The header's name.
+        header: &'static str,
+    },
+    /// A header's value cannot be read.
+    #[error("invalid header {header} value {value:?}: {source}")]
+    Invalid {
+        /// The header's name.
+        header: &'static str,
+        /// The value found.
+        value: String,
+        /// Why it was rejected.
+        #[source]
+        source: Box<dyn StdError + Send + Sync + 'static>,
+    },
+}
+
+impl HeaderError {
+    /// The name of the missing or invalid header.
+    pub fn header(&self) -> &'static str {
+        match self {
+            Self::Missing { header } | Self::Invalid { header, .. } => header,
+        }
+    }
+}
+
+/// Everything a published event carries in its headers.
+///
+/// ```
+/// # use tidemark_nats::EventHeaders;
+/// # fn demo(message: &async_nats::Message) -> Result<(), tidemark_nats::HeaderError> {
+/// let headers = EventHeaders::parse(message.headers.as_ref())?;
+/// println!("{} v{} of {}", headers.event_type, headers.schema_version, headers.stream_id);
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct EventHeaders {
+    /// The event's id (`Nats-Msg-Id`).
+    pub event_id: EventId,
+    /// Its stream.
+    pub stream_id: StreamId,
+    /// Its version in the stream.
+    pub stream_version: StreamVersion,
+    /// Its stored type name.
+    pub event_type: String,
+    /// Its stored schema version.
+    pub schema_version: u32,
+    /// Its position in the global log.
+    pub position: LogPosition,
+    /// Its correlation id.
+    pub correlation_id: Option<Uuid>,
+    /// Its causation id.
+    pub causation_id: Option<Uuid>,
+    /// When the store recorded it.
+    pub recorded_at: DateTime<Utc>,
+    /// The acting user.
+    pub user: Option<String>,
+    /// The tenant.
+    pub tenant: Option<String>,
+    /// Whether the message is a thin notification (empty payload).
+    pub thin: bool,
+}
+
+impl EventHeaders {
+    /// The headers of a stored event, published in full (`thin` false).
+    pub fn of(event: &RecordedEvent) -> Self {
+        Self {
+            event_id: event.event_id,
+            stream_id: event.stream_id.clone(),
+            stream_version: event.stream_version,
+            event_type: event.event_type.clone(),
+            schema_version: event.schema_version,
+            position: event.position,
+            correlation_id: event.metadata.correlation_id,
+            causation_id: event.metadata.causation_id,
+            recorded_at: event.recorded_at,
+            user: event.metadata.user.clone(),
+            tenant: event.metadata.tenant.clone(),
+            thin: false,
+        }
+    }
+
+    /// Marks the headers as those of a thin notification, or not.
+    pub fn with_thin(mut self, thin: bool) -> Self {
+        self.thin = thin;
+        self
+    }
+
+    /// The NATS header map. Free text (event type, user, tenant) is percent-escaped, so
+    /// any value is carried safely.
+    pub fn to_header_map(&self) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        let mut put = |name: &'static str, value: String| map.insert(name, header_value(&value));
+        put(HEADER_MSG_ID, self.event_id.to_string());
+        put(HEADER_STREAM_ID, self.stream_id.to_string());
+        put(HEADER_STREAM_VERSION, self.stream_version.to_string());
+        put(HEADER_EVENT_TYPE, escape(&self.event_type));
+        put(HEADER_SCHEMA_VERSION, self.schema_version.to_string());
+        put(HEADER_POSITION, self.position.to_string());
+        put(HEADER_RECORDED_AT, self.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true));
+        if let Some(id) = self.correlation_id {
+            put(HEADER_CORRELATION_ID, id.to_string());
+        }
+        if let Some(id) = self.causation_id {
+            put(HEADER_CAUSATION_ID, id.to_string());
+        }
+        if let Some(user) = &self.user {
+            put(HEADER_USER, escape(user));
+        }
+        if let Some(tenant) = &self.tenant {
+            put(HEADER_TENANT, escape(tenant));
+        }
+        if self.thin {
+            put(HEADER_THIN, "true".to_owned());
+        }
+        map
+    }
+
+    /// Reads the headers of a message (`None` when it has none), naming the first missing
+    /// or invalid header in the error.
+    pub fn parse(headers: Option<&HeaderMap>) -> Result<Self, HeaderError> {
+        let empty = HeaderMap::new();
+        let h = Headers(headers.unwrap_or(&empty));
+        Ok(Self {
+            event_id: EventId(h.required(HEADER_MSG_ID, Uuid::from_str)?),
+            stream_id: h.required(HEADER_STREAM_ID, StreamId::from_str)?,
+            stream_version: StreamVersion(h.required(HEADER_STREAM_VERSION, positive)?),
+            event_type: h.required(HEADER_EVENT_TYPE, event_type)?,
+            schema_version: h.required(HEADER_SCHEMA_VERSION, schema_version)?,
+            position: h.required(HEADER_POSITION, LogPosition::from_str)?,
+            correlation_id: h.optional(HEADER_CORRELATION_ID, Uuid::from_str)?,
+            causation_id: h.optional(HEADER_CAUSATION_ID, Uuid::from_str)?,
+            recorded_at: h.required(HEADER_RECORDED_AT, recorded_at)?,
+            user: h.optional(HEADER_USER, unescape)?,
+            tenant: h.optional(HEADER_TENANT, unescape)?,
+            thin: h.optional(HEADER_THIN, thin)?.unwrap_or(false),
+        })
+    }
+}
+
+fn header_value(text: &str) -> HeaderValue {
+    // Every value above is escaped or built from digits, UUIDs, dates and stream ids, so
+    // it holds no CR or LF; an empty value (rejected by the parser) is the safe fallback.
+    HeaderValue::from_str(text).unwrap_or_default()
+}
+
+struct Headers<'a>(&'a HeaderMap);
+
+impl Headers<'_> {
+    fn required<T, E>(&self, header: &'static str, read: impl Fn(&str) -> Result<T, E>) -> Result<T, HeaderError>
+    where
+        E: StdError + Send + Sync + 'static,
+    {
+        self.optional(header, read)?.ok_or(HeaderError::Missing { header })
+    }
+
+    fn optional<T, E>(
+        &self,
+        header: &'static str,
+        read: impl Fn(&str) -> Result<T, E>,
+    ) -> Result<Option<T>, HeaderError>
+    where
+        E: StdError + Send + Sync + 'static,
+    {
+        let Some(value) = self.0.get(header) else { return Ok(None) };
+        let value = value.as_str();
+        read(value).map(Some).map_err(|e| HeaderError::Invalid { header, value: value.to_owned(), source: Box::new(e) })
+    }
+}
+
+fn positive(text: &str) -> Result<u64, ValueError> {
+    match text.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(n),
+        _ => Err(ValueError("a positive decimal integer is expected")),
+    }
+}
+
+fn schema_version(text: &str) -> Result<u32, ValueError> {
+    u32::try_from(positive(text)?).map_err(|_| ValueError("a schema version fits 32 bits"))
+}
+
+fn event_type(text: &str) -> Result<String, ValueError> {
+    let name = unescape(text)?;
+    match token_problem(&name) {
+        None if name.len() <= 128 => Ok(name),
+        None => Err(ValueError("an event type name is at most 128 bytes")),
+        Some(reason) => Err(ValueError(reason)),
+    }
+}
+
+fn recorded_at(text: &str) -> Result<DateTime<Utc>, chrono::ParseError> {
+    DateTime::parse_from_rfc3339(text).map(|t| t.with_timezone(&Utc))
+}
+
+fn thin(text: &str) -> Result<bool, ValueError> {
+    match text {
+        "true" => Ok(true),
+        "false" => Ok(false),
+        _ => Err(ValueError("`true` or `false` is expected")),
+    }
+}

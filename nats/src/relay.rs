@@ -1,0 +1,253 @@
+//! The relay: the elected leader publishes the global log to JetStream from its checkpoint.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use async_nats::jetstream::context::ContextBuilder;
+use async_nats::jetstream::stream::Info;
+use async_nats::jetstream::Context;
+use tidemark::{EventStore, LogPosition};
+use tidemark_postgres::PgEventStore;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::RelayConfig;
+use crate::error::RelayError;
+use crate::leader::{lock_key, Candidate, Leadership};
+use crate::publish::Publisher;
+use crate::retry::{sleep_unless_cancelled, Backoff};
+use crate::status::{RelayMonitor, RelayRole, RelayStatus, Stats};
+use crate::stream::{ensure_stream, StreamError, StreamSettings};
+
+/// Publishes every event of a [`PgEventStore`]'s global log to JetStream, once and in log
+/// order (the transactional outbox pattern). Cloning shares the relay and its counters.
+///
+/// Run one or more instances with the same name: one leads (PostgreSQL advisory lock),
+/// the others stand by and take over when it dies. See the crate documentation for the
+/// subjects, headers and guarantees.
+///
+/// ```no_run
+/// # async fn demo(store: tidemark_postgres::PgEventStore) -> Result<(), Box<dyn std::error::Error>> {
+/// use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings};
+/// let client = async_nats::connect("nats://127.0.0.1:4222").await?;
+/// let relay = NatsRelay::new(store, client, RelayConfig::new("main"))?;
+/// relay.ensure_stream(&StreamSettings::new("TIDEMARK")).await?;
+/// let shutdown = tokio_util::sync::CancellationToken::new();
+/// let task = tokio::spawn({
+///     let (relay, shutdown) = (relay.clone(), shutdown.clone());
+///     async move { relay.run(shutdown).await }
+/// });
+/// // ... later:
+/// shutdown.cancel();
+/// task.await??;
+/// # Ok(()) }
+/// ```
+#[derive(Debug, Clone)]
+pub struct NatsRelay {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    store: PgEventStore,
+    jetstream: Context,
+    config: RelayConfig,
+    checkpoint: String,
+    lock_key: i64,
+    stats: Arc<Stats>,
+}
+
+/// How leading ended without an error.
+enum Ended {
+    Shutdown,
+    LostLeadership,
+}
+
+impl NatsRelay {
+    /// Validates the configuration and prepares a relay; nothing connects until `run`.
+    ///
+    /// The relay publishes through its own JetStream context on `client`, whose timeout
+    /// is `publish_timeout` and which lets at most `2 × max_in_flight` acks be pending.
+    pub fn new(store: PgEventStore, client: async_nats::Client, config: RelayConfig) -> Result<Self, RelayError> {
+        config.validate()?;
+        let jetstream = ContextBuilder::new()
+            .timeout(config.publish_timeout)
+            .ack_timeout(config.publish_timeout)
+            .max_ack_inflight(config.max_in_flight.saturating_mul(2))
+            .build(client);
+        let lock_key = lock_key(&store.config().schema, &config.name);
+        let checkpoint = config.checkpoint_name();
+        let stats = Arc::new(Stats::default());
+        Ok(Self { inner: Arc::new(Inner { store, jetstream, config, checkpoint, lock_key, stats }) })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &RelayConfig {
+        &self.inner.config
+    }
+
+    /// The JetStream context the relay publishes with.
+    pub fn jetstream(&self) -> &Context {
+        &self.inner.jetstream
+    }
+
+    /// A handle that reads the relay's status, for metrics and health checks.
+    pub fn monitor(&self) -> RelayMonitor {
+        RelayMonitor(Arc::clone(&self.inner.stats))
+    }
+
+    /// The current status.
+    pub fn status(&self) -> RelayStatus {
+        self.monitor().status()
+    }
+
+    /// Creates or updates the stream for this relay's subjects, warning when its
+    /// duplicate window is shorter than the relay's retry horizon.
+    pub async fn ensure_stream(&self, settings: &StreamSettings) -> Result<Info, StreamError> {
+        let config = &self.inner.config;
+        ensure_stream(&self.inner.jetstream, &config.subjects, settings, config.retry_horizon).await
+    }
+
+    /// Runs until `shutdown` is cancelled (then returns `Ok`) or an error that retrying
+    /// cannot fix (see [`RelayError::is_retryable`]). Stands by while another relay of the
+    /// same name leads; leads, from the saved checkpoint, when it can.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<(), RelayError> {
+        let result = self.run_until_stopped(&shutdown).await;
+        self.inner.stats.set_role(RelayRole::Stopped);
+        if let Err(error) = &result {
+            tracing::error!(relay = %self.inner.config.name, %error, "relay stopped by an error it cannot retry");
+        }
+        result
+    }
+
+    async fn run_until_stopped(&self, shutdown: &CancellationToken) -> Result<(), RelayError> {
+        let config = &self.inner.config;
+        let mut candidate = Candidate::new(self.inner.store.pool().connect_options(), self.inner.lock_key);
+        let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
+        loop {
+            let Some(mut leadership) = self.await_leadership(&mut candidate, &mut backoff, shutdown).await? else {
+                return Ok(());
+            };
+            let ended = self.lead(&mut leadership, &mut backoff, shutdown).await;
+            leadership.release().await;
+            match ended? {
+                Ended::Shutdown => return Ok(()),
+                Ended::LostLeadership => self.inner.stats.set_role(RelayRole::Standby),
+            }
+        }
+    }
+
+    /// Polls for the leader lock; `None` on shutdown.
+    async fn await_leadership(
+        &self,
+        candidate: &mut Candidate,
+        backoff: &mut Backoff,
+        shutdown: &CancellationToken,
+    ) -> Result<Option<Leadership>, RelayError> {
+        let (name, stats) = (&self.inner.config.name, &self.inner.stats);
+        loop {
+            if shutdown.is_cancelled() {
+                return Ok(None);
+            }
+            let wait = match candidate.try_lead().await {
+                Ok(Some(leadership)) => {
+                    tracing::info!(relay = %name, "relay took the leadership");
+                    stats.became_leader();
+                    backoff.reset();
+                    return Ok(Some(leadership));
+                }
+                Ok(None) => {
+                    if stats.role() != RelayRole::Standby {
+                        tracing::info!(relay = %name, "another relay of this name leads; standing by");
+                        stats.set_role(RelayRole::Standby);
+                    }
+                    backoff.reset();
+                    self.inner.config.standby_poll
+                }
+                Err(error) if error.is_retryable() => {
+                    stats.failed();
+                    let delay = backoff.next_delay();
+                    tracing::warn!(relay = %name, %error, retry_in = ?delay, "cannot ask PostgreSQL for the leader lock");
+                    delay
+                }
+                Err(error) => return Err(error),
+            };
+            if !sleep_unless_cancelled(wait, shutdown).await {
+                return Ok(None);
+            }
+        }
+    }
+
+    /// Publishes as the leader, retrying after failures, until shutdown, a fatal error,
+    /// or the loss of the lock's connection.
+    async fn lead(
+        &self,
+        leadership: &mut Leadership,
+        backoff: &mut Backoff,
+        shutdown: &CancellationToken,
+    ) -> Result<Ended, RelayError> {
+        let (name, stats) = (&self.inner.config.name, &self.inner.stats);
+        loop {
+            stats.set_role(RelayRole::Leading);
+            let error = tokio::select! {
+                biased;
+                () = shutdown.cancelled() => return Ok(Ended::Shutdown),
+                result = self.publish_log(leadership, backoff) => match result {
+                    Err(error) => error,
+                    Ok(never) => match never {},
+                },
+            };
+            if !error.is_retryable() {
+                return Err(error);
+            }
+            stats.failed();
+            stats.set_role(RelayRole::Retrying);
+            let delay = backoff.next_delay();
+            tracing::warn!(relay = %name, %error, retry_in = ?delay, "relay failed; it resumes from its checkpoint");
+            if !sleep_unless_cancelled(delay, shutdown).await {
+                return Ok(Ended::Shutdown);
+            }
+            if let Err(error) = leadership.check().await {
+                tracing::warn!(relay = %name, %error, "the leader lock's connection is lost; standing by");
+                return Ok(Ended::LostLeadership);
+            }
+        }
+    }
+
+    /// The publishing loop, from the saved checkpoint; returns only with an error.
+    async fn publish_log(&self, leadership: &mut Leadership, backoff: &mut Backoff) -> Result<Infallible, RelayError> {
+        let Inner { store, config, stats, .. } = &*self.inner;
+        let publisher = Publisher { jetstream: &self.inner.jetstream, config, stats };
+        let mut cursor = store.load_checkpoint(&self.inner.checkpoint).await.map_err(RelayError::Store)?;
+        stats.checkpoint(cursor);
+        let mut batch = store.read_log(cursor, config.batch_size).await.map_err(RelayError::Store)?;
+        loop {
+            leadership.check().await?;
+            let Some(last) = batch.last().map(|event| event.position) else {
+                store.wait_for_log(cursor, config.idle_wait).await.map_err(RelayError::Store)?;
+                backoff.reset();
+                batch = store.read_log(cursor, config.batch_size).await.map_err(RelayError::Store)?;
+                continue;
+            };
+            // Read the next batch while this one is published; it is only used if this
+            // one is acknowledged in full.
+            let (published, next) = tokio::join!(publisher.publish(&batch), store.read_log(last, config.batch_size));
+            if let Err(failed) = published {
+                if let Some(acked) = failed.acked_to {
+                    // Best effort: a failure here only means more republishing later.
+                    let _ = self.save_checkpoint(acked).await;
+                }
+                return Err(failed.error);
+            }
+            cursor = last;
+            self.save_checkpoint(cursor).await?;
+            backoff.reset();
+            batch = next.map_err(RelayError::Store)?;
+        }
+    }
+
+    async fn save_checkpoint(&self, position: LogPosition) -> Result<(), RelayError> {
+        self.inner.store.save_checkpoint(&self.inner.checkpoint, position).await.map_err(RelayError::Store)?;
+        self.inner.stats.checkpoint(position);
+        Ok(())
+    }
+}

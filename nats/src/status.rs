@@ -1,0 +1,130 @@
+//! Counters and state of a relay, readable at any time without waiting on it.
+
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tidemark::LogPosition;
+
+/// What a relay is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum RelayRole {
+    /// `run` has not been called yet.
+    Starting,
+    /// Waiting for the leadership, which another relay of the same name holds.
+    Standby,
+    /// The leader: publishing.
+    Leading,
+    /// The leader, waiting before a retry after a failure.
+    Retrying,
+    /// `run` has returned.
+    Stopped,
+}
+
+/// A snapshot of a relay's counters (since it was created) and state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RelayStatus {
+    /// What it is doing.
+    pub role: RelayRole,
+    /// Events sent to JetStream, republishes included.
+    pub published: u64,
+    /// PubAcks received, duplicates included.
+    pub acked: u64,
+    /// PubAcks that reported a duplicate (an event JetStream already held).
+    pub duplicates: u64,
+    /// Failures that led to a retry.
+    pub failures: u64,
+    /// How often it became the leader.
+    pub leaderships: u64,
+    /// Position of the last event acknowledged, in log order.
+    pub last_acked: Option<LogPosition>,
+    /// The checkpoint as last loaded or saved.
+    pub checkpoint: Option<LogPosition>,
+}
+
+/// A cheap, cloneable handle that reads a relay's [`RelayStatus`].
+#[derive(Debug, Clone)]
+pub struct RelayMonitor(pub(crate) Arc<Stats>);
+
+impl RelayMonitor {
+    /// The current status.
+    pub fn status(&self) -> RelayStatus {
+        self.0.snapshot()
+    }
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    role: AtomicU8,
+    published: AtomicU64,
+    acked: AtomicU64,
+    duplicates: AtomicU64,
+    failures: AtomicU64,
+    leaderships: AtomicU64,
+    positions: Mutex<Positions>,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Positions {
+    last_acked: Option<LogPosition>,
+    checkpoint: Option<LogPosition>,
+}
+
+const ROLES: [RelayRole; 5] =
+    [RelayRole::Starting, RelayRole::Standby, RelayRole::Leading, RelayRole::Retrying, RelayRole::Stopped];
+
+impl Stats {
+    pub fn set_role(&self, role: RelayRole) {
+        let index = ROLES.iter().position(|r| *r == role).unwrap_or(0);
+        self.role.store(u8::try_from(index).unwrap_or(0), Ordering::Relaxed);
+    }
+
+    pub fn role(&self) -> RelayRole {
+        ROLES.get(usize::from(self.role.load(Ordering::Relaxed))).copied().unwrap_or(RelayRole::Starting)
+    }
+
+    pub fn became_leader(&self) {
+        self.leaderships.fetch_add(1, Ordering::Relaxed);
+        self.set_role(RelayRole::Leading);
+    }
+
+    pub fn published(&self) {
+        self.published.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn acked(&self, position: LogPosition, duplicate: bool) {
+        self.acked.fetch_add(1, Ordering::Relaxed);
+        if duplicate {
+            self.duplicates.fetch_add(1, Ordering::Relaxed);
+        }
+        self.positions().last_acked = Some(position);
+    }
+
+    pub fn failed(&self) {
+        self.failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn checkpoint(&self, position: LogPosition) {
+        self.positions().checkpoint = Some(position);
+    }
+
+    fn positions(&self) -> std::sync::MutexGuard<'_, Positions> {
+        self.positions.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn snapshot(&self) -> RelayStatus {
+        let positions = *self.positions();
+        let count = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        RelayStatus {
+            role: self.role(),
+            published: count(&self.published),
+            acked: count(&self.acked),
+            duplicates: count(&self.duplicates),
+            failures: count(&self.failures),
+            leaderships: count(&self.leaderships),
+            last_acked: positions.last_acked,
+            checkpoint: positions.checkpoint,
+        }
+    }
+}
