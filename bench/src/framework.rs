@@ -24,11 +24,18 @@ pub enum Tuning {
     /// None: no state cache, and no "creates a stream" shortcut (every command reads its
     /// stream before deciding).
     Plain,
-    /// What `CommandHandler::new` and `PgStoreConfig::default()` give: the state cache
-    /// and the `Aggregate::creates_stream` shortcut.
+    /// The defaults without group commit in the store (`PgStoreConfig::group_commit(false)`).
+    NoGroupCommit,
+    /// What `CommandHandler::new` and `PgStoreConfig::default()` give: the state cache,
+    /// the `Aggregate::creates_stream` shortcut and group commit.
     Default,
-    /// The defaults plus group commit in the store (`PgStoreConfig::group_commit(true)`).
-    Tuned,
+}
+
+impl Tuning {
+    /// Whether the store groups concurrent appends into shared commits.
+    pub fn group_commit(self) -> bool {
+        self == Self::Default
+    }
 }
 
 /// A handler whose state cache holds at least `cache` entries (none when plain).
@@ -81,7 +88,7 @@ pub fn command_writers(
     let create = match tuning {
         // Any version: turns the "creates a stream" shortcut off, so the command reads first.
         Tuning::Plain => CommandOptions::new().expect(ExpectedVersion::Any),
-        Tuning::Default | Tuning::Tuned => CommandOptions::new(),
+        Tuning::Default | Tuning::NoGroupCommit => CommandOptions::new(),
     };
     let writer = |(i, streams)| CommandWriter {
         handler: handler.clone(),

@@ -62,10 +62,10 @@ impl Suite<'_> {
         for (series, work, tuning) in [
             ("F1-new-plain", Work::Open, Tuning::Plain),
             ("F1-new", Work::Open, Tuning::Default),
-            ("F1-new-tuned", Work::Open, Tuning::Tuned),
+            ("F1-new-nogc", Work::Open, Tuning::NoGroupCommit),
             ("F1-existing-plain", Work::Busy, Tuning::Plain),
             ("F1-existing", Work::Busy, Tuning::Default),
-            ("F1-existing-tuned", Work::Busy, Tuning::Tuned),
+            ("F1-existing-nogc", Work::Busy, Tuning::NoGroupCommit),
         ] {
             self.profile_one(&format!("{series}/w{w}"), w, work, tuning).await?;
         }
@@ -74,7 +74,7 @@ impl Suite<'_> {
 
     async fn profile_one(&mut self, scenario: &str, writers: usize, work: Work, tuning: Tuning) -> Result<()> {
         let (tag, hands) = self.setup(&format!("profile {scenario}"), writers, work == Work::Busy).await?;
-        let store = self.db.store(&tag, writers, tuning == Tuning::Tuned).await?;
+        let store = self.db.store(&tag, writers, tuning.group_commit()).await?;
         let ops = command_writers(&store, work, tuning, hands)?;
         self.wait_for_backends(&tag).await;
         let before = Counters::read(self.db).await?;

@@ -8,16 +8,17 @@ use crate::cpu::FOREIGN_LOAD_LIMIT;
 use crate::figure::Figure;
 
 /// Series of the table, and what each measures.
-const LEGEND: [(&str, &str); 11] = [
+const LEGEND: [(&str, &str); 12] = [
     ("raw-a", "(a) sqlx single-row INSERT, autocommit: 1 statement per op"),
     ("raw-b", "(b) sqlx BEGIN; INSERT; COMMIT: 3 statements per op"),
     ("raw-c", "(c) sqlx INSERT ... SELECT FROM unnest(...) of 100 rows per op"),
-    ("append-new", "EventStore::append of 1 event, ExpectedVersion::Exact, new stream"),
-    ("append-existing", "EventStore::append of 1 event, ExpectedVersion::Exact, seeded stream"),
-    ("F1-new", "CommandHandler::handle (load, decide, append): open an account"),
-    ("F1-existing", "CommandHandler::handle: deposit/withdraw on a seeded account"),
-    ("F2", "CommandHandler::handle: import an account, 100 events in one append"),
-    ("*-tuned", "the same with the opt-ins: state cache, expect(NoStream) on creation, group commit"),
+    ("append-new", "EventStore::append of 1 event, ExpectedVersion::Exact, new stream, no group commit"),
+    ("append-existing", "EventStore::append of 1 event, ExpectedVersion::Exact, seeded stream, no group commit"),
+    ("F1-new", "CommandHandler::handle, defaults (cache, creates_stream, group commit): open an account"),
+    ("F1-existing", "CommandHandler::handle, defaults: deposit/withdraw on a seeded account"),
+    ("F2", "CommandHandler::handle, defaults: import an account, 100 events in one append"),
+    ("*-nogc", "the defaults without group commit"),
+    ("*-plain", "no state cache, no creates_stream shortcut, no group commit: load before every decide"),
     ("", "ratios: this figure's rate / the baseline's rate at the same writer count"),
     ("", "other: machine share used by neither the client nor its backends; '!': over 10%, figure disturbed"),
 ];

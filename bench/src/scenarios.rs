@@ -62,7 +62,7 @@ impl Suite<'_> {
                 Figure::new("append-new", appends, self.run(Job::Append { seeded: false }, w).await?),
                 Figure::new("F1-new-plain", cmds, self.run(Job::Commands(Work::Open, Tuning::Plain), w).await?),
                 Figure::new("F1-new", cmds, self.run(Job::Commands(Work::Open, Tuning::Default), w).await?),
-                Figure::new("F1-new-tuned", cmds, self.run(Job::Commands(Work::Open, Tuning::Tuned), w).await?),
+                Figure::new("F1-new-nogc", cmds, self.run(Job::Commands(Work::Open, Tuning::NoGroupCommit), w).await?),
                 self.seeded_figure("append-existing", appends, self.run(Job::Append { seeded: true }, w).await?),
                 self.seeded_figure(
                     "F1-existing-plain",
@@ -71,9 +71,9 @@ impl Suite<'_> {
                 ),
                 self.seeded_figure("F1-existing", cmds, self.run(Job::Commands(Work::Busy, Tuning::Default), w).await?),
                 self.seeded_figure(
-                    "F1-existing-tuned",
+                    "F1-existing-nogc",
                     cmds,
-                    self.run(Job::Commands(Work::Busy, Tuning::Tuned), w).await?,
+                    self.run(Job::Commands(Work::Busy, Tuning::NoGroupCommit), w).await?,
                 ),
             ];
             let framework = framework.map(|f| f.against(&a).against(&b));
@@ -89,7 +89,7 @@ impl Suite<'_> {
             let c =
                 Figure::new("raw-c", Counted::Items("rows/s"), self.run(Job::Raw(RawKind::Unnest(BATCH)), w).await?);
             self.report.figures.push(c.clone());
-            for (series, tuning) in [("F2", Tuning::Default), ("F2-tuned", Tuning::Tuned)] {
+            for (series, tuning) in [("F2-nogc", Tuning::NoGroupCommit), ("F2", Tuning::Default)] {
                 let f2 = self.run(Job::Commands(Work::Import(BATCH), tuning), w).await?;
                 let cmds = f2.ops_per_s();
                 let f2 = Figure::new(series, Counted::Items("events/s"), f2).with("commands_per_s", cmds, "cmd/s");
@@ -151,7 +151,7 @@ impl Suite<'_> {
     async fn commands(&self, writers: usize, work: Work, tuning: Tuning) -> Result<Sample> {
         let what = format!("commands {work:?} {tuning:?}/w{writers}");
         let (tag, hands) = self.setup(&what, writers, work == Work::Busy).await?;
-        let store = self.db.store(&tag, writers, tuning == Tuning::Tuned).await?;
+        let store = self.db.store(&tag, writers, tuning.group_commit()).await?;
         let ops = command_writers(&store, work, tuning, hands)?;
         let sample = measure(self.db, &tag, self.plan(), ops).await;
         store.pool().close().await;

@@ -69,26 +69,9 @@ impl RelayError {
         match self {
             Self::Config(_) | Self::Unpublishable { .. } | Self::TooLarge { .. } => false,
             Self::Store(e) => e.is_retryable(),
-            Self::Lock(e) => connection_error_is_transient(e),
+            Self::Lock(e) => tidemark_postgres::is_transient(e),
             Self::LockUnresponsive(_) => true,
             Self::Publish { source, .. } => source.kind() != PublishErrorKind::MaxPayloadExceeded,
         }
-    }
-}
-
-/// Whether a failure of the lock connection may go away: I/O, TLS, pool and protocol
-/// failures, and the SQLSTATEs of lost connections, shutdowns and too many connections.
-fn connection_error_is_transient(error: &sqlx::Error) -> bool {
-    match error {
-        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
-            code.starts_with("08") || matches!(code.as_ref(), "53300" | "57P01" | "57P02" | "57P03")
-        }),
-        sqlx::Error::Io(_)
-        | sqlx::Error::Tls(_)
-        | sqlx::Error::Protocol(_)
-        | sqlx::Error::PoolTimedOut
-        | sqlx::Error::PoolClosed
-        | sqlx::Error::WorkerCrashed => true,
-        _ => false,
     }
 }

@@ -52,6 +52,25 @@ impl PgEventStore {
         Ok(())
     }
 
+    /// Sets the cursor of `name` to `position`, forwards or backwards (rewinding a reader
+    /// on purpose; ordinary progress uses `save_checkpoint`, which never moves back).
+    pub async fn set_checkpoint(&self, name: &str, position: LogPosition) -> Result<(), Error> {
+        let sql = format!(
+            "INSERT INTO \"{}\".checkpoints (name, transaction_id, position) VALUES ($1, $2, $3) \
+             ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
+               position = EXCLUDED.position, updated_at = now()",
+            self.config().schema
+        );
+        sqlx::query(&sql)
+            .bind(name)
+            .bind(signed(position.transaction))
+            .bind(signed(position.sequence))
+            .execute(self.pool())
+            .await
+            .map_err(backend("setting a checkpoint"))?;
+        Ok(())
+    }
+
     /// Removes the cursor of `name`, so its reader starts from the beginning.
     pub async fn reset_checkpoint(&self, name: &str) -> Result<(), Error> {
         let sql = format!("DELETE FROM \"{}\".checkpoints WHERE name = $1", self.config().schema);

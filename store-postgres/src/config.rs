@@ -28,8 +28,9 @@ pub struct PgStoreConfig {
     /// when a concurrent append takes its version (default 10).
     pub race_retries: u32,
     /// Whether concurrent appends to different streams share one statement and one
-    /// commit (default false). Each append keeps its own expected-version check and
-    /// outcome. Pays under many concurrent writers; adds nothing when there is one.
+    /// commit (default true). Each append keeps its own expected-version check and
+    /// outcome; if the shared statement fails, each append is retried on its own. Pays
+    /// under many concurrent writers; a lone append goes out at once, as without it.
     pub group_commit: bool,
     /// Most appends in one group commit (default 64).
     pub max_batch: usize,
@@ -48,7 +49,7 @@ impl Default for PgStoreConfig {
             notify_interval: Duration::from_millis(1),
             max_connections: 16,
             race_retries: 10,
-            group_commit: false,
+            group_commit: true,
             max_batch: 64,
             batches_in_flight: 4,
             gap_safe: true,

@@ -26,10 +26,18 @@ fn retryable_code(code: &str) -> bool {
         || matches!(code, "40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "55P03")
 }
 
-/// Whether a database error is transient.
-pub(crate) fn is_retryable(error: &sqlx::Error) -> bool {
+/// Whether a database error may go away if the operation is tried again later: lost
+/// or refused connections (I/O, TLS, protocol, pool), server shutdown or start-up, too
+/// many connections, serialisation failures and deadlocks. Judged by error kind and
+/// SQLSTATE, never by message text.
+pub fn is_transient(error: &sqlx::Error) -> bool {
     match error {
-        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
         sqlx::Error::Database(db) => db.code().is_some_and(|c| retryable_code(&c)),
         _ => false,
     }
@@ -37,7 +45,7 @@ pub(crate) fn is_retryable(error: &sqlx::Error) -> bool {
 
 /// Wraps a database error as a backend failure.
 pub(crate) fn backend(context: &'static str) -> impl FnOnce(sqlx::Error) -> tidemark::Error {
-    move |error| tidemark::Error::Backend(BackendError::new(context, is_retryable(&error), error))
+    move |error| tidemark::Error::Backend(BackendError::new(context, is_transient(&error), error))
 }
 
 /// The name of the unique constraint a database error violated, if it is a unique violation.

@@ -24,5 +24,5 @@ mod wake;
 
 pub use config::PgStoreConfig;
 pub use diagnostics::{HoldingTransaction, LogHorizon};
-pub use error::SetupError;
+pub use error::{is_transient, SetupError};
 pub use store::{migrate, PgEventStore};

@@ -18,6 +18,12 @@ async fn a_checkpoint_is_saved_loaded_never_moved_back_and_reset() {
     store.save_checkpoint("relay", LogPosition::new(9, 1)).await.expect("newer");
     assert_eq!(store.load_checkpoint("relay").await.expect("load"), LogPosition::new(9, 1));
     assert_eq!(store.load_checkpoint("other").await.expect("load"), LogPosition::START, "names are separate");
+    store.set_checkpoint("relay", LogPosition::new(3, 3)).await.expect("rewind");
+    assert_eq!(
+        store.load_checkpoint("relay").await.expect("load"),
+        LogPosition::new(3, 3),
+        "set moves back on purpose"
+    );
     store.reset_checkpoint("relay").await.expect("reset");
     assert_eq!(store.load_checkpoint("relay").await.expect("load"), LogPosition::START);
 }
