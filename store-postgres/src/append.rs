@@ -216,6 +216,9 @@ impl PgEventStore {
 
 /// An event id that occurs twice within one request.
 fn repeated_id(request: &AppendRequest) -> Option<EventId> {
+    if request.events.len() < 2 {
+        return None;
+    }
     let mut seen = std::collections::HashSet::new();
     request.events.iter().map(|e| e.event_id).find(|id| !seen.insert(*id))
 }
