@@ -24,6 +24,15 @@ pub struct Cli {
     /// Writer counts for F1 (default 1,8,32,64, or 1,8 with --quick).
     #[arg(long, value_delimiter = ',')]
     pub writers: Option<Vec<usize>>,
+    /// F3: events stored before the relay drains them (default 1,000,000, or 20,000 with --quick).
+    #[arg(long)]
+    pub relay_events: Option<usize>,
+    /// F3 lag: events appended per second while the relay runs (default 2000).
+    #[arg(long)]
+    pub lag_rate: Option<u32>,
+    /// The NATS server with JetStream (F3); each run uses fresh streams, deleted at the end.
+    #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
+    pub nats_url: String,
     /// The PostgreSQL server; each run works in a fresh schema, dropped at the end.
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pub database_url: String,
@@ -48,6 +57,13 @@ pub struct Settings {
     pub quiet_wait: Duration,
     /// How many measurements disturbed by other load are taken again, in all.
     pub retries: u32,
+    /// F3: events stored, then drained by the relay.
+    pub relay_events: usize,
+    /// F3: most of those events the raw JetStream baseline publishes.
+    pub raw_events: usize,
+    /// F3 lag: events appended per second, open loop, and for how long.
+    pub lag_rate: u32,
+    pub lag_window: Duration,
 }
 
 impl Settings {
@@ -65,6 +81,10 @@ impl Settings {
                 history: 10,
                 quiet_wait: Duration::ZERO,
                 retries: 0,
+                relay_events: cli.relay_events.unwrap_or(20_000),
+                raw_events: 20_000,
+                lag_rate: cli.lag_rate.filter(|r| *r > 0).unwrap_or(2000),
+                lag_window: Duration::from_secs(2),
             };
         }
         Self {
@@ -77,6 +97,10 @@ impl Settings {
             history: 10,
             quiet_wait: Duration::from_secs(20),
             retries: 12,
+            relay_events: cli.relay_events.unwrap_or(1_000_000),
+            raw_events: usize::MAX,
+            lag_rate: cli.lag_rate.filter(|r| *r > 0).unwrap_or(2000),
+            lag_window: Duration::from_secs(10),
         }
     }
 }

@@ -75,12 +75,12 @@ pub async fn wait_for_quiet(max: Duration) -> f64 {
     }
 }
 
-fn ticks(n: u64) -> Duration {
+pub(crate) fn ticks(n: u64) -> Duration {
     TICK * u32::try_from(n).unwrap_or(u32::MAX)
 }
 
 /// utime + stime of a process, from /proc/<pid>/stat.
-fn process_ticks(pid: &str) -> u64 {
+pub(crate) fn process_ticks(pid: &str) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
     // The command name may hold spaces; the fields after it are positional, the first
     // being field 3 (state): utime and stime are fields 14 and 15.

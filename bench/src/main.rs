@@ -9,8 +9,10 @@ mod db;
 mod domain;
 mod figure;
 mod framework;
+mod js;
 mod profile;
 mod raw;
+mod relay;
 mod report;
 mod runner;
 mod scenarios;
@@ -30,6 +32,8 @@ enum Pick {
     All,
     F1,
     F2,
+    /// F3 and the relay part of M.
+    F3,
     Profile,
     NotLanded(&'static str),
 }
@@ -40,6 +44,7 @@ fn pick(scenario: &str) -> Result<Pick> {
         "ALL" => Pick::All,
         "F1" => Pick::F1,
         "F2" => Pick::F2,
+        "F3" | "M" => Pick::F3,
         "PROFILE" => Pick::Profile,
         other => match NOT_LANDED.iter().find(|(id, _)| *id == other) {
             Some((id, _)) => Pick::NotLanded(id),
@@ -70,12 +75,16 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
     }
     let db = BenchDb::create(&cli.database_url).await?;
     eprintln!("schema {} on {}", db.schema(), redacted(&cli.database_url));
+    let names = js::Names::new();
     let mut suite = Suite { db: &db, settings, report: Report::default(), retried: Default::default() };
     let outcome = tokio::select! {
-        outcome = measure(&mut suite, pick) => outcome,
+        outcome = measure(&mut suite, pick, &cli.nats_url, &names) => outcome,
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     let mut report = suite.report;
+    if matches!(pick, Pick::All | Pick::F3) {
+        js::delete_streams(&cli.nats_url, &names).await;
+    }
     let dropped = db.drop_schema().await;
     outcome?;
     dropped?;
@@ -85,7 +94,7 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
     Ok(report)
 }
 
-async fn measure(suite: &mut Suite<'_>, pick: Pick) -> Result<()> {
+async fn measure(suite: &mut Suite<'_>, pick: Pick, nats_url: &str, names: &js::Names) -> Result<()> {
     if matches!(pick, Pick::All | Pick::F1) {
         suite.f1().await?;
     }
@@ -94,6 +103,9 @@ async fn measure(suite: &mut Suite<'_>, pick: Pick) -> Result<()> {
     }
     if matches!(pick, Pick::All | Pick::Profile) {
         suite.profile().await?;
+    }
+    if matches!(pick, Pick::All | Pick::F3) {
+        suite.f3(nats_url, names).await?;
     }
     Ok(())
 }

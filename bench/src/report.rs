@@ -8,7 +8,7 @@ use crate::cpu::FOREIGN_LOAD_LIMIT;
 use crate::figure::Figure;
 
 /// Series of the table, and what each measures.
-const LEGEND: [(&str, &str); 12] = [
+const LEGEND: [(&str, &str); 16] = [
     ("raw-a", "(a) sqlx single-row INSERT, autocommit: 1 statement per op"),
     ("raw-b", "(b) sqlx BEGIN; INSERT; COMMIT: 3 statements per op"),
     ("raw-c", "(c) sqlx INSERT ... SELECT FROM unnest(...) of 100 rows per op"),
@@ -19,6 +19,10 @@ const LEGEND: [(&str, &str); 12] = [
     ("F2", "CommandHandler::handle, defaults: import an account, 100 events in one append"),
     ("*-nogc", "the defaults without group commit"),
     ("*-plain", "no state cache, no creates_stream shortcut, no group commit: load before every decide"),
+    ("raw-js", "async-nats JetStream publish of stored events, relay's subjects/headers/payload, 1024 PubAcks out"),
+    ("F3-drain", "NatsRelay (defaults) from start until status() has every pre-stored event acked"),
+    ("F3-lag", "appends at a fixed rate, relay running; p50/p99 = append returned -> message on a subscription"),
+    ("M_*", "RSS of the whole bench process (runtime, pools, relay) during F3-drain, from /proc/self/status"),
     ("", "ratios: this figure's rate / the baseline's rate at the same writer count"),
     ("", "other: machine share used by neither the client nor its backends; '!': over 10%, figure disturbed"),
 ];
@@ -158,6 +162,9 @@ impl Report {
                 lines.push(format!("  {} vs {baseline}: {ratio:.2}x (target 0.80x) {verdict}", f.id()));
             }
         }
+        for f in self.figures.iter().filter(|f| f.series.starts_with("F3")) {
+            lines.extend(relay_targets(f));
+        }
         if !lines.is_empty() {
             let _ = writeln!(out, "\ntargets:\n{}", lines.join("\n"));
         }
@@ -175,6 +182,27 @@ impl Report {
         if !self.profile.is_empty() {
             out.push('\n');
         }
+    }
+}
+
+/// F3's targets: drain at least 50k events/s and 0.7x the raw publish; lag p99 at most 10 ms.
+fn relay_targets(f: &Figure) -> Vec<String> {
+    let verdict = |met: bool| if met { "met" } else { "missed" };
+    match f.series {
+        "F3-drain" => {
+            let rate = f.throughput();
+            let mut lines =
+                vec![format!("  {}: {rate:.0} events/s (target 50000) {}", f.id(), verdict(rate >= 50_000.0))];
+            for (baseline, ratio) in f.ratios() {
+                lines.push(format!("  {} vs {baseline}: {ratio:.2}x (target 0.70x) {}", f.id(), verdict(ratio >= 0.7)));
+            }
+            lines
+        }
+        "F3-lag" => {
+            let p99 = f.sample.latency_ms(0.99);
+            vec![format!("  {} p99: {p99:.2} ms (target 10 ms) {}", f.id(), verdict(p99 <= 10.0))]
+        }
+        _ => Vec::new(),
     }
 }
 

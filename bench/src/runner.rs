@@ -69,7 +69,7 @@ struct Tally {
     latency: Histogram<u64>,
 }
 
-fn histogram() -> Result<Histogram<u64>> {
+pub fn histogram() -> Result<Histogram<u64>> {
     // 1 µs to 60 s, 3 significant digits.
     Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
 }

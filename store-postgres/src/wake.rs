@@ -79,6 +79,8 @@ async fn listener(pool: PgPool, channel: String, generation: watch::Sender<u64>,
                 backoff = Duration::from_millis(100);
                 l
             }
+            // The pool was closed on purpose: nobody will read through this store again.
+            Err(sqlx::Error::PoolClosed) => return,
             Err(error) => {
                 tracing::warn!(%error, "cannot LISTEN for new events; polling until it works again");
                 tokio::select! {

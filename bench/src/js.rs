@@ -1,0 +1,147 @@
+//! The NATS side of F3: run-unique names, the raw JetStream publish baseline, and what
+//! /proc says about nats-server's CPU and this process's memory.
+
+use std::collections::VecDeque;
+
+use anyhow::{Context as _, Result};
+use async_nats::jetstream::context::{ContextBuilder, PublishAckFuture};
+use async_nats::jetstream::Context;
+use bytes::Bytes;
+use tidemark::{EventStore, LogPosition, RecordedEvent};
+use tidemark_nats::{EventHeaders, RelayConfig, SubjectScheme};
+use tidemark_postgres::PgEventStore;
+
+use crate::cpu::process_ticks;
+
+/// JetStream streams and subject prefixes of one run, unique so that runs never share
+/// a stream (both streams are deleted at the end).
+#[derive(Debug, Clone)]
+pub struct Names {
+    pub relay_stream: String,
+    pub relay_prefix: String,
+    pub raw_stream: String,
+    pub raw_prefix: String,
+}
+
+impl Names {
+    pub fn new() -> Self {
+        let id = uuid::Uuid::new_v4().simple().to_string();
+        let id = &id[..12];
+        Self {
+            relay_stream: format!("TMBENCH_F3_{id}"),
+            relay_prefix: format!("tmbench.f3-{id}"),
+            raw_stream: format!("TMBENCH_RAW_{id}"),
+            raw_prefix: format!("tmbench.raw-{id}"),
+        }
+    }
+}
+
+/// Deletes the run's streams, those that exist; reports (but does not fail on) errors.
+pub async fn delete_streams(nats_url: &str, names: &Names) {
+    let Ok(client) = async_nats::connect(nats_url).await else { return };
+    let js = async_nats::jetstream::new(client);
+    for stream in [&names.relay_stream, &names.raw_stream] {
+        if js.get_stream(stream).await.is_ok() {
+            if let Err(error) = js.delete_stream(stream).await {
+                eprintln!("could not delete JetStream stream {stream}: {error}");
+            }
+        }
+    }
+}
+
+/// A JetStream context set up as `NatsRelay::new` sets up its own: the relay's publish
+/// timeout, and at most twice its PubAck window pending in the client.
+pub fn context(client: async_nats::Client, config: &RelayConfig) -> Context {
+    ContextBuilder::new()
+        .timeout(config.publish_timeout)
+        .ack_timeout(config.publish_timeout)
+        .max_ack_inflight(config.max_in_flight.saturating_mul(2))
+        .build(client)
+}
+
+/// The first `count` events of the log, read before the raw baseline is timed.
+pub async fn load_events(store: &PgEventStore, count: usize) -> Result<Vec<RecordedEvent>> {
+    let mut events = Vec::with_capacity(count);
+    let mut after = LogPosition::START;
+    while events.len() < count {
+        let batch = store.read_log(after, 5000.min(count - events.len())).await?;
+        let Some(last) = batch.last() else { break };
+        after = last.position;
+        events.extend(batch);
+    }
+    Ok(events)
+}
+
+/// The raw baseline: publishes `events` with plain async-nats, each with the relay's
+/// subject shape, headers (`Nats-Msg-Id` included) and payload bytes, built per publish
+/// as the relay builds them, with at most `window` PubAcks outstanding (awaited oldest
+/// first, as the relay does). No PostgreSQL, no checkpoint, no `Nats-Expected-Last-Msg-Id`.
+/// Returns the number of duplicate PubAcks (0 on a fresh stream).
+pub async fn publish_raw(js: &Context, scheme: &SubjectScheme, events: &[RecordedEvent], window: usize) -> Result<u64> {
+    let mut pending: VecDeque<PublishAckFuture> = VecDeque::with_capacity(window);
+    let mut duplicates = 0;
+    for event in events {
+        if pending.len() >= window {
+            if let Some(ack) = pending.pop_front() {
+                duplicates += u64::from(ack.await.context("raw publish: PubAck")?.duplicate);
+            }
+        }
+        let subject = scheme.subject_of(event)?;
+        let headers = EventHeaders::of(event).to_header_map();
+        let payload = Bytes::copy_from_slice(event.payload.get().as_bytes());
+        pending.push_back(js.publish_with_headers(subject, headers, payload).await.context("raw publish")?);
+    }
+    while let Some(ack) = pending.pop_front() {
+        duplicates += u64::from(ack.await.context("raw publish: PubAck")?.duplicate);
+    }
+    Ok(duplicates)
+}
+
+/// CPU ticks (utime + stime) of every process named `nats-server` on this machine.
+pub fn nats_server_ticks() -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "nats-server"))
+        .map(|e| process_ticks(&e.file_name().to_string_lossy()))
+        .sum()
+}
+
+/// This process's resident set now and its high-water mark, in KiB (/proc/self/status).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Memory {
+    pub rss_kib: u64,
+    pub hwm_kib: u64,
+}
+
+pub fn memory() -> Memory {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return Memory::default() };
+    let field = |name: &str| {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    Memory { rss_kib: field("VmRSS:"), hwm_kib: field("VmHWM:") }
+}
+
+pub fn mib(kib: u64) -> f64 {
+    kib as f64 / 1024.0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_its_own_memory() {
+        let m = memory();
+        assert!(m.rss_kib > 0 && m.hwm_kib >= m.rss_kib);
+        let names = Names::new();
+        assert!(SubjectScheme::new(names.relay_prefix, 16).is_ok());
+        assert!(SubjectScheme::new(names.raw_prefix, 16).is_ok());
+    }
+}
