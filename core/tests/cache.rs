@@ -2,14 +2,15 @@
 //! leads to a wrong decision.
 
 use std::num::NonZeroUsize;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+mod support;
+use support::Observed;
 use tidemark::{
-    Aggregate, AppendOutcome, AppendRequest, CommandError, CommandHandler, CommandId, CommandOptions, EventCodec,
-    EventStore, ExpectedVersion, InMemoryEventStore, LogPosition, RecordedEvent, Result, Snapshot, StreamId,
+    Aggregate, CommandError, CommandHandler, CommandOptions, EventCodec, EventStore, ExpectedVersion, Result, StreamId,
     StreamVersion,
 };
 
@@ -49,45 +50,7 @@ impl Aggregate for Tally {
     }
 }
 
-/// Counts stream reads of the wrapped store.
-#[derive(Debug, Clone, Default)]
-struct Counting {
-    inner: InMemoryEventStore,
-    reads: Arc<AtomicU64>,
-}
-
-impl EventStore for Counting {
-    async fn append(&self, request: AppendRequest) -> Result<AppendOutcome> {
-        self.inner.append(request).await
-    }
-    async fn read_stream(&self, id: &StreamId, from: StreamVersion, limit: usize) -> Result<Vec<RecordedEvent>> {
-        self.reads.fetch_add(1, Ordering::SeqCst);
-        self.inner.read_stream(id, from, limit).await
-    }
-    async fn read_log(&self, after: LogPosition, limit: usize) -> Result<Vec<RecordedEvent>> {
-        self.inner.read_log(after, limit).await
-    }
-    async fn wait_for_log(&self, after: LogPosition, timeout: Duration) -> Result<bool> {
-        self.inner.wait_for_log(after, timeout).await
-    }
-    async fn stream_version(&self, id: &StreamId) -> Result<StreamVersion> {
-        self.inner.stream_version(id).await
-    }
-    async fn log_head(&self) -> Result<Option<LogPosition>> {
-        self.inner.log_head().await
-    }
-    async fn command_outcome(&self, id: CommandId) -> Result<Option<AppendOutcome>> {
-        self.inner.command_outcome(id).await
-    }
-    async fn load_snapshot(&self, id: &StreamId) -> Result<Option<Snapshot>> {
-        self.inner.load_snapshot(id).await
-    }
-    async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
-        self.inner.save_snapshot(snapshot).await
-    }
-}
-
-fn handler(store: Counting) -> CommandHandler<Tally, Counting> {
+fn handler(store: Observed) -> CommandHandler<Tally, Observed> {
     let codec = Arc::new(EventCodec::without_upcasters().expect("codec"));
     CommandHandler::new(store, codec).with_cache(NonZeroUsize::new(16).expect("non-zero"))
 }
@@ -98,7 +61,7 @@ fn tally() -> StreamId {
 
 #[tokio::test]
 async fn a_cached_stream_is_not_read_again() {
-    let store = Counting::default();
+    let store = Observed::default();
     let h = handler(store.clone());
     let id = tally();
     for _ in 0..5 {
@@ -110,7 +73,7 @@ async fn a_cached_stream_is_not_read_again() {
 
 #[tokio::test]
 async fn a_state_made_stale_by_another_writer_is_reloaded_before_deciding() {
-    let store = Counting::default();
+    let store = Observed::default();
     let (a, b) = (handler(store.clone()), handler(store.clone()));
     let id = tally();
     a.handle(&id, &4, &CommandOptions::new()).await.expect("a caches 4");
@@ -124,7 +87,7 @@ async fn a_state_made_stale_by_another_writer_is_reloaded_before_deciding() {
 
 #[tokio::test]
 async fn an_expected_version_the_cache_does_not_match_is_checked_against_the_store() {
-    let store = Counting::default();
+    let store = Observed::default();
     let (a, b) = (handler(store.clone()), handler(store.clone()));
     let id = tally();
     a.handle(&id, &1, &CommandOptions::new()).await.expect("a caches v1");
@@ -136,7 +99,7 @@ async fn an_expected_version_the_cache_does_not_match_is_checked_against_the_sto
 
 #[tokio::test]
 async fn a_create_on_an_existing_stream_is_a_conflict_not_a_rejection() {
-    let h = handler(Counting::default());
+    let h = handler(Observed::default());
     let id = tally();
     h.handle(&id, &10, &CommandOptions::new()).await.expect("full tally");
     let create = CommandOptions::new().expect(ExpectedVersion::NoStream);

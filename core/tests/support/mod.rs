@@ -188,3 +188,71 @@ pub fn expect_conflict(
 pub fn opened(owner: &str) -> WalletEvent {
     Opened { owner: owner.into() }.into()
 }
+
+// ---------------------------------------------------------------------------------------
+// A store that watches the handler: counts stream reads and conflicts, and can yield to
+// the scheduler before appends and reads so that tasks on one thread interleave between
+// loading a stream and appending to it.
+
+#[derive(Debug, Clone, Default)]
+pub struct Observed {
+    pub inner: InMemoryEventStore,
+    pub interleave: bool,
+    pub reads: Arc<std::sync::atomic::AtomicU64>,
+    pub conflicts: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl Observed {
+    /// A store whose appends and reads yield first.
+    pub fn interleaving() -> Self {
+        Self { interleave: true, ..Self::default() }
+    }
+
+    async fn maybe_yield(&self) {
+        if self.interleave {
+            tokio::task::yield_now().await;
+        }
+    }
+}
+
+impl EventStore for Observed {
+    async fn append(&self, request: tidemark::AppendRequest) -> tidemark::Result<AppendOutcome> {
+        self.maybe_yield().await;
+        let result = self.inner.append(request).await;
+        if let Err(Error::Conflict { .. }) = result {
+            self.conflicts.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+        result
+    }
+    async fn read_stream(
+        &self,
+        id: &StreamId,
+        from: StreamVersion,
+        limit: usize,
+    ) -> tidemark::Result<Vec<RecordedEvent>> {
+        self.maybe_yield().await;
+        self.reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.inner.read_stream(id, from, limit).await
+    }
+    async fn read_log(&self, after: LogPosition, limit: usize) -> tidemark::Result<Vec<RecordedEvent>> {
+        self.inner.read_log(after, limit).await
+    }
+    async fn wait_for_log(&self, after: LogPosition, timeout: std::time::Duration) -> tidemark::Result<bool> {
+        self.inner.wait_for_log(after, timeout).await
+    }
+    async fn stream_version(&self, id: &StreamId) -> tidemark::Result<StreamVersion> {
+        self.inner.stream_version(id).await
+    }
+    async fn log_head(&self) -> tidemark::Result<Option<LogPosition>> {
+        self.inner.log_head().await
+    }
+    async fn command_outcome(&self, id: tidemark::CommandId) -> tidemark::Result<Option<AppendOutcome>> {
+        self.inner.command_outcome(id).await
+    }
+    async fn load_snapshot(&self, id: &StreamId) -> tidemark::Result<Option<tidemark::Snapshot>> {
+        self.inner.load_snapshot(id).await
+    }
+    async fn save_snapshot(&self, snapshot: tidemark::Snapshot) -> tidemark::Result<()> {
+        self.inner.save_snapshot(snapshot).await
+    }
+}
