@@ -4,12 +4,14 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::pull::Tuning;
+
 /// tidemark's benchmark suite. Every figure is compared with a raw PostgreSQL baseline
 /// measured in the same run, at the same concurrency, on tables of the same shape.
 #[derive(Debug, Parser)]
 #[command(name = "tidemark-bench", version)]
 pub struct Cli {
-    /// The scenario: F1, F2, profile, F3, F4, F5, F6, M, P, or all.
+    /// The scenario: F1, F2, profile, F3, F4, M (F3 and F4), F5, F6, P, or all.
     #[arg(default_value = "all")]
     pub scenario: String,
     /// A CI smoke test: short windows, 1 and 8 writers; checks that the suite works.
@@ -30,7 +32,25 @@ pub struct Cli {
     /// F3 lag: events appended per second while the relay runs (default 2000).
     #[arg(long)]
     pub lag_rate: Option<u32>,
-    /// The NATS server with JetStream (F3); each run uses fresh streams, deleted at the end.
+    /// F4: events relayed, then applied by the runner and the baselines (default 200,000, or 10,000 with --quick).
+    #[arg(long)]
+    pub f4_events: Option<usize>,
+    /// F5: events stored, then rebuilt from the log (default 1,000,000, or 10,000 with --quick).
+    #[arg(long)]
+    pub f5_events: Option<usize>,
+    /// F4: partition counts (default 1,2,4).
+    #[arg(long, value_delimiter = ',')]
+    pub partitions: Option<Vec<u32>>,
+    /// F4: most events per transaction (RunnerConfig::batch_size; default 500).
+    #[arg(long, default_value_t = 500)]
+    pub f4_batch: usize,
+    /// F4: messages per pull request (ConsumerSettings::pull_batch; default 1000).
+    #[arg(long, default_value_t = 1000)]
+    pub f4_pull_batch: usize,
+    /// F4: milliseconds a batch waits for each further message (ConsumerSettings::linger; default 0).
+    #[arg(long, default_value_t = 0.0)]
+    pub f4_linger_ms: f64,
+    /// The NATS server with JetStream (F3, F4); each run uses fresh streams, deleted at the end.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
     /// The PostgreSQL server; each run works in a fresh schema, dropped at the end.
@@ -64,12 +84,27 @@ pub struct Settings {
     /// F3 lag: events appended per second, open loop, and for how long.
     pub lag_rate: u32,
     pub lag_window: Duration,
+    /// F4: events stored, relayed, then consumed by each measurement.
+    pub f4_events: usize,
+    /// F4: partition counts.
+    pub f4_partitions: Vec<u32>,
+    /// F4: batch and pull settings, the same for the runner and the baselines.
+    pub f4_tuning: Tuning,
+    /// F5: events stored, then rebuilt.
+    pub f5_events: usize,
 }
 
 impl Settings {
     pub fn from_cli(cli: &Cli) -> Self {
         let window = cli.seconds.map(Duration::from_secs_f64);
         let writers = cli.writers.clone().filter(|w| !w.is_empty() && w.iter().all(|n| *n > 0));
+        let f4_partitions = cli.partitions.clone().filter(|p| !p.is_empty() && p.iter().all(|n| *n > 0));
+        let f4_partitions = f4_partitions.unwrap_or_else(|| vec![1, 2, 4]);
+        let f4_tuning = Tuning {
+            batch: cli.f4_batch.max(1),
+            pull_batch: cli.f4_pull_batch.max(1),
+            linger: Duration::from_secs_f64(cli.f4_linger_ms.max(0.0) / 1000.0),
+        };
         if cli.quick {
             return Self {
                 warmup: Duration::from_millis(200),
@@ -85,6 +120,10 @@ impl Settings {
                 raw_events: 20_000,
                 lag_rate: cli.lag_rate.filter(|r| *r > 0).unwrap_or(2000),
                 lag_window: Duration::from_secs(2),
+                f4_events: cli.f4_events.unwrap_or(10_000).max(1),
+                f4_partitions,
+                f4_tuning,
+                f5_events: cli.f5_events.unwrap_or(10_000).max(1),
             };
         }
         Self {
@@ -101,6 +140,10 @@ impl Settings {
             raw_events: usize::MAX,
             lag_rate: cli.lag_rate.filter(|r| *r > 0).unwrap_or(2000),
             lag_window: Duration::from_secs(10),
+            f4_events: cli.f4_events.unwrap_or(200_000).max(1),
+            f4_partitions,
+            f4_tuning,
+            f5_events: cli.f5_events.unwrap_or(1_000_000).max(1),
         }
     }
 }

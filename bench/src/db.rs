@@ -51,8 +51,7 @@ impl BenchDb {
     /// raw baselines'. Every measurement starts from here, so no side works on a larger
     /// table (or index) than the other.
     pub async fn reset(&self) -> Result<()> {
-        let drop = format!("{ADMIN} DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-        sqlx::query(&drop).execute(&self.admin).await.context("dropping the run's schema")?;
+        self.drop_schemas().await?;
         tidemark_postgres::migrate(&self.admin, &self.schema).await.context("applying tidemark's migrations")?;
         for table in RAW_TABLES {
             let sql = format!("{ADMIN} CREATE TABLE {s}.{table} (LIKE {s}.events INCLUDING ALL)", s = self.schema);
@@ -85,6 +84,20 @@ impl BenchDb {
             .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(30))
             .connect_with(self.options.clone().application_name(tag))
+            .await?;
+        Ok(pool)
+    }
+
+    /// A plain pool as [`raw_pool`](Self::raw_pool), whose transactions do not wait for
+    /// their WAL flush (`synchronous_commit = off` as a connection option: no extra round
+    /// trip), as the projection runner's batches do not.
+    pub async fn async_commit_pool(&self, tag: &str, size: usize) -> Result<PgPool> {
+        let options = self.options.clone().application_name(tag).options([("synchronous_commit", "off")]);
+        let pool = PgPoolOptions::new()
+            .max_connections(pool_size(size))
+            .test_before_acquire(false)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(options)
             .await?;
         Ok(pool)
     }
@@ -130,11 +143,23 @@ impl BenchDb {
         Ok(pids)
     }
 
-    /// Drops the run's schema with everything in it.
+    /// Drops the run's schema and its projections' schemas (`<schema>_<projection>`)
+    /// with everything in them.
     pub async fn drop_schema(&self) -> Result<()> {
-        let sql = format!("{ADMIN} DROP SCHEMA IF EXISTS {} CASCADE", self.schema);
-        sqlx::query(&sql).execute(&self.admin).await.context("dropping the run's schema")?;
+        self.drop_schemas().await?;
         self.admin.close().await;
+        Ok(())
+    }
+
+    async fn drop_schemas(&self) -> Result<()> {
+        let sql = format!(
+            "{ADMIN} SELECT nspname::text FROM pg_namespace WHERE nspname = $1 OR starts_with(nspname, $1 || '_')"
+        );
+        let schemas: Vec<String> = sqlx::query_scalar(&sql).bind(&self.schema).fetch_all(&self.admin).await?;
+        for schema in schemas {
+            let drop = format!("{ADMIN} DROP SCHEMA IF EXISTS \"{schema}\" CASCADE");
+            sqlx::query(&drop).execute(&self.admin).await.with_context(|| format!("dropping schema {schema}"))?;
+        }
         Ok(())
     }
 }

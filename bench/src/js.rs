@@ -7,6 +7,7 @@ use anyhow::{Context as _, Result};
 use async_nats::jetstream::context::{ContextBuilder, PublishAckFuture};
 use async_nats::jetstream::Context;
 use bytes::Bytes;
+use futures_util::StreamExt;
 use tidemark::{EventStore, LogPosition, RecordedEvent};
 use tidemark_nats::{EventHeaders, RelayConfig, SubjectScheme};
 use tidemark_postgres::PgEventStore;
@@ -21,6 +22,9 @@ pub struct Names {
     pub relay_prefix: String,
     pub raw_stream: String,
     pub raw_prefix: String,
+    /// F4's streams: one per partition count, `<f4_stream>_P<n>`.
+    pub f4_stream: String,
+    f4_prefix: String,
 }
 
 impl Names {
@@ -32,7 +36,19 @@ impl Names {
             relay_prefix: format!("tmbench.f3-{id}"),
             raw_stream: format!("TMBENCH_RAW_{id}"),
             raw_prefix: format!("tmbench.raw-{id}"),
+            f4_stream: format!("TMBENCH_F4_{id}"),
+            f4_prefix: format!("tmbench.f4-{id}"),
         }
+    }
+
+    /// F4's stream for `partitions` partitions.
+    pub fn f4_stream(&self, partitions: u32) -> String {
+        format!("{}_P{partitions}", self.f4_stream)
+    }
+
+    /// F4's subject prefix for `partitions` partitions.
+    pub fn f4_prefix(&self, partitions: u32) -> String {
+        format!("{}-p{partitions}", self.f4_prefix)
     }
 }
 
@@ -40,7 +56,14 @@ impl Names {
 pub async fn delete_streams(nats_url: &str, names: &Names) {
     let Ok(client) = async_nats::connect(nats_url).await else { return };
     let js = async_nats::jetstream::new(client);
-    for stream in [&names.relay_stream, &names.raw_stream] {
+    let mut streams = vec![names.relay_stream.clone(), names.raw_stream.clone()];
+    let mut all = js.stream_names();
+    while let Some(Ok(name)) = all.next().await {
+        if name.starts_with(&names.f4_stream) {
+            streams.push(name);
+        }
+    }
+    for stream in &streams {
         if js.get_stream(stream).await.is_ok() {
             if let Err(error) = js.delete_stream(stream).await {
                 eprintln!("could not delete JetStream stream {stream}: {error}");
@@ -141,6 +164,7 @@ mod tests {
         let m = memory();
         assert!(m.rss_kib > 0 && m.hwm_kib >= m.rss_kib);
         let names = Names::new();
+        assert!(SubjectScheme::new(names.f4_prefix(4), 4).is_ok());
         assert!(SubjectScheme::new(names.relay_prefix, 16).is_ok());
         assert!(SubjectScheme::new(names.raw_prefix, 16).is_ok());
     }

@@ -7,11 +7,15 @@ mod cli;
 mod cpu;
 mod db;
 mod domain;
+mod f4;
+mod f5;
 mod figure;
 mod framework;
 mod js;
 mod profile;
+mod pull;
 mod raw;
+mod readmodel;
 mod relay;
 mod report;
 mod runner;
@@ -32,8 +36,14 @@ enum Pick {
     All,
     F1,
     F2,
-    /// F3 and the relay part of M.
+    /// F3 with the relay part of M.
     F3,
+    /// F4 with the runner part of M.
+    F4,
+    /// F5: rebuild from the log.
+    F5,
+    /// F3 and F4: both parts of M.
+    M,
     Profile,
     NotLanded(&'static str),
 }
@@ -44,11 +54,14 @@ fn pick(scenario: &str) -> Result<Pick> {
         "ALL" => Pick::All,
         "F1" => Pick::F1,
         "F2" => Pick::F2,
-        "F3" | "M" => Pick::F3,
+        "F3" => Pick::F3,
+        "F4" => Pick::F4,
+        "F5" => Pick::F5,
+        "M" => Pick::M,
         "PROFILE" => Pick::Profile,
         other => match NOT_LANDED.iter().find(|(id, _)| *id == other) {
             Some((id, _)) => Pick::NotLanded(id),
-            None => bail!("unknown scenario {scenario:?}: use F1, F2, profile, F3, F4, F5, F6, M, P or all"),
+            None => bail!("unknown scenario {scenario:?}: use F1, F2, profile, F3, F4, M, F5, F6, P or all"),
         },
     })
 }
@@ -82,7 +95,7 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     let mut report = suite.report;
-    if matches!(pick, Pick::All | Pick::F3) {
+    if matches!(pick, Pick::All | Pick::F3 | Pick::F4 | Pick::M) {
         js::delete_streams(&cli.nats_url, &names).await;
     }
     let dropped = db.drop_schema().await;
@@ -104,8 +117,14 @@ async fn measure(suite: &mut Suite<'_>, pick: Pick, nats_url: &str, names: &js::
     if matches!(pick, Pick::All | Pick::Profile) {
         suite.profile().await?;
     }
-    if matches!(pick, Pick::All | Pick::F3) {
+    if matches!(pick, Pick::All | Pick::F3 | Pick::M) {
         suite.f3(nats_url, names).await?;
+    }
+    if matches!(pick, Pick::All | Pick::F4 | Pick::M) {
+        suite.f4(nats_url, names).await?;
+    }
+    if matches!(pick, Pick::All | Pick::F5) {
+        suite.f5().await?;
     }
     Ok(())
 }

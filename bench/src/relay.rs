@@ -221,7 +221,7 @@ async fn append_one(store: PgEventStore, n: u64) -> Result<(Uuid, Instant, Durat
 
 /// CPU use between two marks, with nats-server's share taken out of `other`; also
 /// nats-server's CPU in microseconds.
-fn usage(first: CpuMark, last: &CpuMark, nats_before: u64, elapsed: Duration) -> (CpuUsage, f64) {
+pub(crate) fn usage(first: CpuMark, last: &CpuMark, nats_before: u64, elapsed: Duration) -> (CpuUsage, f64) {
     let mut cpu = first.until(last);
     let nats = ticks(js::nats_server_ticks().saturating_sub(nats_before)).as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
@@ -229,7 +229,7 @@ fn usage(first: CpuMark, last: &CpuMark, nats_before: u64, elapsed: Duration) ->
     (cpu, nats * 1e6)
 }
 
-fn sample(events: u64, window: Duration, latency: Histogram<u64>, cpu: CpuUsage) -> Sample {
+pub(crate) fn sample(events: u64, window: Duration, latency: Histogram<u64>, cpu: CpuUsage) -> Sample {
     Sample { writers: 1, ops: events, items: events, window, latency, total_ops: events, cpu }
 }
 

@@ -19,11 +19,8 @@ use crate::runner::{measure, Plan, Sample};
 pub const BATCH: usize = 100;
 
 /// Scenarios of the issue whose code has not landed yet.
-pub const NOT_LANDED: [(&str, &str); 5] = [
-    ("F4", "projections: JetStream -> read model upserts, events/s"),
-    ("F5", "rebuild: read model from the PostgreSQL log, events/s"),
+pub const NOT_LANDED: [(&str, &str); 2] = [
     ("F6", "end to end: command -> read model latency p50/p99"),
-    ("M", "memory: resident set of the projection runner (the relay's: F3-drain M_*)"),
     ("P", "cqrs-es + postgres-es running the F1/F2 workload"),
 ];
 

@@ -247,6 +247,14 @@ impl<E: DomainEvent> EventCodec<E> {
             || self.chains.contains_key(&(event_type.to_owned(), schema_version))
     }
 
+    /// Whether events stored under this type name (in any schema version) belong to this
+    /// codec: the name is a current type or the start of an upcaster chain. Consumers use it
+    /// to skip events that are not theirs, while a known name in an unknown version stays an
+    /// error.
+    pub fn handles(&self, event_type: &str) -> bool {
+        self.current.contains_key(event_type) || self.chains.keys().any(|(name, _)| name == event_type)
+    }
+
     /// Decodes a stored event into its current domain type.
     pub fn decode(&self, event: &RecordedEvent) -> Result<Envelope<E>> {
         let decoded = self.decode_event(event)?;

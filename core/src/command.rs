@@ -12,7 +12,7 @@ use crate::aggregate::Aggregate;
 use crate::cache::StateCache;
 use crate::codec::EventCodec;
 use crate::error::Error;
-use crate::event::NewEvent;
+use crate::event::{Envelope, NewEvent};
 use crate::ids::CommandId;
 use crate::metadata::Metadata;
 use crate::store::{AppendOutcome, AppendRequest, EventStore, Snapshot};
@@ -66,6 +66,30 @@ impl CommandOptions {
     pub fn expect(mut self, expected: ExpectedVersion) -> Self {
         self.expected = Some(expected);
         self
+    }
+
+    /// Options of a command a process manager issues in reaction to `event`, as its
+    /// `step` (a name unique within the reaction): the command id is derived from the
+    /// event's id and `step`, so a redelivered event issues "the same" command and the
+    /// store returns the first outcome instead of appending again; the new events carry
+    /// the event's correlation id, the event's id as causation id, and its user and tenant.
+    ///
+    /// ```
+    /// # use tidemark::{CommandOptions, Envelope, EventId, LogPosition, Metadata, StreamId, StreamVersion};
+    /// # let event = Envelope { event_id: EventId::new(), stream_id: StreamId::new("order-1").unwrap(),
+    /// #     stream_version: StreamVersion(3), position: LogPosition::START, metadata: Metadata::new(),
+    /// #     recorded_at: chrono::Utc::now(), event: () };
+    /// let first = CommandOptions::reacting_to(&event, "request-fulfilment");
+    /// let again = CommandOptions::reacting_to(&event, "request-fulfilment");
+    /// assert_eq!(first.command_id, again.command_id);
+    /// assert_eq!(first.metadata.causation_id, Some(event.event_id.0));
+    /// ```
+    pub fn reacting_to<E>(event: &Envelope<E>, step: &str) -> Self {
+        let mut metadata = Metadata::new().with_causation_id(event.event_id.0);
+        metadata.correlation_id = event.metadata.correlation_id.or(Some(event.event_id.0));
+        metadata.user.clone_from(&event.metadata.user);
+        metadata.tenant.clone_from(&event.metadata.tenant);
+        Self { command_id: Some(CommandId::derived(event.event_id.0, step)), metadata, expected: None }
     }
 }
 
@@ -240,6 +264,23 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
         options: &CommandOptions,
     ) -> Result<AppendOutcome, CommandError<A::Error>> {
         let metadata = effective_metadata(options);
+        let span = tracing::debug_span!(
+            "command",
+            stream = %stream_id,
+            command_id = ?options.command_id,
+            correlation_id = ?metadata.correlation_id,
+            causation_id = ?metadata.causation_id,
+        );
+        tracing::Instrument::instrument(self.handle_with(stream_id, command, options, metadata), span).await
+    }
+
+    async fn handle_with(
+        &self,
+        stream_id: &StreamId,
+        command: &A::Command,
+        options: &CommandOptions,
+        metadata: Metadata,
+    ) -> Result<AppendOutcome, CommandError<A::Error>> {
         let (mut attempt, mut shortcuts) = (0, true);
         loop {
             attempt += 1;

@@ -3,6 +3,7 @@
 use std::collections::BTreeSet;
 use std::time::Duration;
 
+use crate::downcast::{self, Downcaster};
 use crate::subject::SubjectScheme;
 
 /// Why a [`RelayConfig`] cannot be used.
@@ -22,6 +23,28 @@ pub enum ConfigError {
         setting: &'static str,
         /// What the setting must be.
         reason: &'static str,
+    },
+    /// A downcaster's versions or event type break a rule, or its type is thin.
+    #[error("invalid downcaster of {event_type:?} from v{from} to v{to}: {reason}")]
+    InvalidDowncast {
+        /// The event type it rewrites.
+        event_type: String,
+        /// The schema version it rewrites from.
+        from: u32,
+        /// The schema version it rewrites to.
+        to: u32,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// Two downcasters rewrite the same event type between the same versions.
+    #[error("the downcaster of {event_type:?} from v{from} to v{to} is registered twice")]
+    DuplicateDowncast {
+        /// The event type.
+        event_type: String,
+        /// The schema version it rewrites from.
+        from: u32,
+        /// The schema version it rewrites to.
+        to: u32,
     },
 }
 
@@ -72,6 +95,10 @@ pub struct RelayConfig {
     /// Event types published as thin notifications: headers only, empty payload
     /// (default none). Consumers fetch the event by id from the store.
     pub thin_event_types: BTreeSet<String>,
+    /// Downcasters for dual publishing (default none): while one is active, each event of
+    /// its type and stored schema version is also published downcast to an older version.
+    /// One per event type, `from` and `to`; not for thin types.
+    pub downcasters: Vec<Downcaster>,
 }
 
 impl Default for RelayConfig {
@@ -88,6 +115,7 @@ impl Default for RelayConfig {
             backoff_max: Duration::from_secs(10),
             retry_horizon: Duration::from_secs(60),
             thin_event_types: BTreeSet::new(),
+            downcasters: Vec::new(),
         }
     }
 }
@@ -153,6 +181,13 @@ impl RelayConfig {
         self
     }
 
+    /// Registers a downcaster: events of its type and `from` version are also published
+    /// downcast to its `to` version, until its deprecation date.
+    pub fn downcast(mut self, downcaster: Downcaster) -> Self {
+        self.downcasters.push(downcaster);
+        self
+    }
+
     /// The name of the relay's checkpoint in the store: `relay:<name>`.
     pub fn checkpoint_name(&self) -> String {
         format!("relay:{}", self.name)
@@ -183,7 +218,7 @@ impl RelayConfig {
         if self.backoff_max < self.backoff_min {
             return invalid("backoff_max", "at least backoff_min");
         }
-        Ok(())
+        downcast::validate(&self.downcasters, &self.thin_event_types)
     }
 }
 
@@ -211,5 +246,18 @@ mod tests {
         assert_eq!(setting(RelayConfig::default().idle_wait(Duration::ZERO)), "idle_wait");
         let backwards = RelayConfig::default().backoff(Duration::from_secs(2), Duration::from_secs(1));
         assert_eq!(setting(backwards), "backoff_max");
+    }
+
+    #[test]
+    fn downcasters_are_validated_with_the_rest() {
+        let until = chrono::Utc::now();
+        let step = |from, to| Downcaster::new("Paid", from, to, until, Ok);
+        assert_eq!(RelayConfig::default().downcast(step(2, 1)).downcast(step(3, 1)).validate(), Ok(()));
+        let err = RelayConfig::default().downcast(step(1, 2)).validate();
+        assert!(matches!(err, Err(ConfigError::InvalidDowncast { from: 1, to: 2, .. })), "{err:?}");
+        let err = RelayConfig::default().downcast(step(2, 1)).downcast(step(2, 1)).validate();
+        assert!(matches!(err, Err(ConfigError::DuplicateDowncast { from: 2, to: 1, .. })), "{err:?}");
+        let err = RelayConfig::default().thin("Paid").downcast(step(2, 1)).validate();
+        assert!(matches!(err, Err(ConfigError::InvalidDowncast { .. })), "thin types have no payload: {err:?}");
     }
 }

@@ -11,8 +11,8 @@ use uuid::Uuid;
 use crate::escape::{escape, unescape, ValueError};
 use crate::subject::token_problem;
 
-/// The event id; JetStream drops a second message with the same id within the stream's
-/// duplicate window.
+/// The event id (`<event id>:v<N>` on a downcast copy); JetStream drops a second message
+/// with the same id within the stream's duplicate window.
 pub const HEADER_MSG_ID: &str = "Nats-Msg-Id";
 /// The stream id, such as `order-42`.
 pub const HEADER_STREAM_ID: &str = "Tidemark-Stream-Id";
@@ -36,6 +36,8 @@ pub const HEADER_USER: &str = "Tidemark-User";
 pub const HEADER_TENANT: &str = "Tidemark-Tenant";
 /// `true` on a thin notification: the payload is empty, fetch the event by id.
 pub const HEADER_THIN: &str = "Tidemark-Thin";
+/// On a downcast copy only: the stored schema version its payload was downcast from.
+pub const HEADER_DOWNCAST_OF: &str = "Tidemark-Downcast-Of";
 
 /// Why the headers of a message are not those of a tidemark event.
 #[derive(Debug, thiserror::Error)]
@@ -105,6 +107,9 @@ pub struct EventHeaders {
     pub tenant: Option<String>,
     /// Whether the message is a thin notification (empty payload).
     pub thin: bool,
+    /// On a downcast copy, the stored schema version it was downcast from
+    /// (`schema_version` is then the older version of its payload); `None` on the event.
+    pub downcast_of: Option<u32>,
 }
 
 impl EventHeaders {
@@ -123,6 +128,7 @@ impl EventHeaders {
             user: event.metadata.user.clone(),
             tenant: event.metadata.tenant.clone(),
             thin: false,
+            downcast_of: None,
         }
     }
 
@@ -132,12 +138,29 @@ impl EventHeaders {
         self
     }
 
+    /// The headers of a downcast copy of the event: schema version `schema_version`,
+    /// downcast from the stored one.
+    pub fn downcast_to(mut self, schema_version: u32) -> Self {
+        self.downcast_of = Some(self.downcast_of.unwrap_or(self.schema_version));
+        self.schema_version = schema_version;
+        self
+    }
+
+    /// The `Nats-Msg-Id`: the event id, or `<event id>:v<schema version>` on a downcast
+    /// copy, so that a copy is deduplicated on its own and never as the event.
+    pub fn msg_id(&self) -> String {
+        match self.downcast_of {
+            None => self.event_id.to_string(),
+            Some(_) => format!("{}:v{}", self.event_id, self.schema_version),
+        }
+    }
+
     /// The NATS header map. Free text (event type, user, tenant) is percent-escaped, so
     /// any value is carried safely.
     pub fn to_header_map(&self) -> HeaderMap {
         let mut map = HeaderMap::new();
         let mut put = |name: &'static str, value: String| map.insert(name, header_value(&value));
-        put(HEADER_MSG_ID, self.event_id.to_string());
+        put(HEADER_MSG_ID, self.msg_id());
         put(HEADER_STREAM_ID, self.stream_id.to_string());
         put(HEADER_STREAM_VERSION, self.stream_version.to_string());
         put(HEADER_EVENT_TYPE, escape(&self.event_type));
@@ -159,16 +182,22 @@ impl EventHeaders {
         if self.thin {
             put(HEADER_THIN, "true".to_owned());
         }
+        if let Some(version) = self.downcast_of {
+            put(HEADER_DOWNCAST_OF, version.to_string());
+        }
         map
     }
 
     /// Reads the headers of a message (`None` when it has none), naming the first missing
-    /// or invalid header in the error.
+    /// or invalid header in the error. A downcast copy's `Nats-Msg-Id` must be
+    /// `<event id>:v<schema version>` and its `Tidemark-Downcast-Of` above its schema
+    /// version; any other message's `Nats-Msg-Id` is the bare event id.
     pub fn parse(headers: Option<&HeaderMap>) -> Result<Self, HeaderError> {
         let empty = HeaderMap::new();
         let h = Headers(headers.unwrap_or(&empty));
-        Ok(Self {
-            event_id: EventId(h.required(HEADER_MSG_ID, Uuid::from_str)?),
+        let (event_id, copy_version) = h.required(HEADER_MSG_ID, msg_id)?;
+        let parsed = Self {
+            event_id: EventId(event_id),
             stream_id: h.required(HEADER_STREAM_ID, StreamId::from_str)?,
             stream_version: StreamVersion(h.required(HEADER_STREAM_VERSION, positive)?),
             event_type: h.required(HEADER_EVENT_TYPE, event_type)?,
@@ -180,7 +209,15 @@ impl EventHeaders {
             user: h.optional(HEADER_USER, unescape)?,
             tenant: h.optional(HEADER_TENANT, unescape)?,
             thin: h.optional(HEADER_THIN, thin)?.unwrap_or(false),
-        })
+            downcast_of: h.optional(HEADER_DOWNCAST_OF, schema_version)?,
+        };
+        if parsed.downcast_of.is_some_and(|original| original <= parsed.schema_version) {
+            return Err(h.invalid(HEADER_DOWNCAST_OF, "a copy is downcast from a version above its schema version"));
+        }
+        if copy_version != parsed.downcast_of.map(|_| parsed.schema_version) {
+            return Err(h.invalid(HEADER_MSG_ID, "`<event id>:v<schema version>` on a downcast copy only"));
+        }
+        Ok(parsed)
     }
 }
 
@@ -212,6 +249,22 @@ impl Headers<'_> {
         let value = value.as_str();
         read(value).map(Some).map_err(|e| HeaderError::Invalid { header, value: value.to_owned(), source: Box::new(e) })
     }
+
+    /// The error for a header whose value is readable but does not fit the others.
+    fn invalid(&self, header: &'static str, reason: &'static str) -> HeaderError {
+        let value = self.0.get(header).map(|v| v.as_str().to_owned()).unwrap_or_default();
+        HeaderError::Invalid { header, value, source: Box::new(ValueError(reason)) }
+    }
+}
+
+/// An event id, with the schema version of a downcast copy when it has the `:v<N>` suffix.
+fn msg_id(text: &str) -> Result<(Uuid, Option<u32>), ValueError> {
+    let (id, version) = match text.split_once(":v") {
+        Some((id, version)) => (id, Some(schema_version(version)?)),
+        None => (text, None),
+    };
+    let id = Uuid::from_str(id).map_err(|_| ValueError("a UUID, or `<UUID>:v<N>` on a downcast copy, is expected"))?;
+    Ok((id, version))
 }
 
 fn positive(text: &str) -> Result<u64, ValueError> {

@@ -4,6 +4,7 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod downcast;
 mod error;
 mod escape;
 mod headers;
@@ -16,11 +17,12 @@ mod stream;
 mod subject;
 
 pub use config::{ConfigError, RelayConfig};
+pub use downcast::Downcaster;
 pub use error::{RelayError, Result};
 pub use headers::{
-    EventHeaders, HeaderError, HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_EVENT_TYPE, HEADER_MSG_ID,
-    HEADER_POSITION, HEADER_RECORDED_AT, HEADER_SCHEMA_VERSION, HEADER_STREAM_ID, HEADER_STREAM_VERSION, HEADER_TENANT,
-    HEADER_THIN, HEADER_USER,
+    EventHeaders, HeaderError, HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_DOWNCAST_OF, HEADER_EVENT_TYPE,
+    HEADER_MSG_ID, HEADER_POSITION, HEADER_RECORDED_AT, HEADER_SCHEMA_VERSION, HEADER_STREAM_ID, HEADER_STREAM_VERSION,
+    HEADER_TENANT, HEADER_THIN, HEADER_USER,
 };
 pub use relay::NatsRelay;
 pub use status::{RelayMonitor, RelayRole, RelayStatus};

@@ -6,9 +6,11 @@ use async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::Context;
 use bytes::Bytes;
-use tidemark::{EventId, LogPosition, RecordedEvent};
+use chrono::{DateTime, Utc};
+use tidemark::{LogPosition, RecordedEvent};
 
 use crate::config::RelayConfig;
+use crate::downcast::{DowncastCopy, Downcasts, Failure};
 use crate::error::RelayError;
 use crate::headers::EventHeaders;
 use crate::status::Stats;
@@ -27,68 +29,170 @@ pub(crate) struct Failed {
 pub(crate) struct Publisher<'a> {
     pub jetstream: &'a Context,
     pub config: &'a RelayConfig,
+    pub downcasts: &'a Downcasts,
     pub stats: &'a Stats,
+}
+
+/// One message to publish: an event, or a downcast copy of one.
+struct Message {
+    subject: String,
+    headers: EventHeaders,
+    payload: Bytes,
+}
+
+/// A message awaiting its PubAck.
+struct Sent<'e> {
+    event: &'e RecordedEvent,
+    copy: bool,
+    /// Whether it is the last message of its event: once it is acknowledged, so is the event.
+    completes: bool,
+    ack: PublishAckFuture,
+}
+
+/// The publishes of a batch in flight, oldest first.
+struct Window<'e> {
+    pending: VecDeque<Sent<'e>>,
+    /// The `Nats-Msg-Id` of the last message sent, which the next one names.
+    previous: Option<String>,
+    /// The last event acknowledged with all its messages and every event before it.
+    acked_to: Option<LogPosition>,
 }
 
 impl Publisher<'_> {
     /// Publishes `events` in order, with at most `max_in_flight` PubAcks outstanding, and
-    /// returns once every one is acknowledged (a duplicate counts as acknowledged).
+    /// returns once every one is acknowledged (a duplicate counts as acknowledged). Each
+    /// event is followed by its downcast copies, if active downcasters have any; an event
+    /// counts as acknowledged once its copies are too.
     ///
-    /// Every event after the first names its predecessor in `Nats-Expected-Last-Msg-Id`,
-    /// so JetStream stores it only right after that predecessor (or drops it as a
-    /// duplicate). Without it, a reconnect can lose the start of a window of publishes
-    /// while the client flushes the rest of it afterwards: later events would be stored
-    /// before earlier ones, which a retry then appends after them. The first event needs
-    /// no condition: everything before it is acknowledged.
+    /// Every message after the first names its predecessor (event or copy) in
+    /// `Nats-Expected-Last-Msg-Id`, so JetStream stores it only right after that
+    /// predecessor (or drops it as a duplicate). Without it, a reconnect can lose the start
+    /// of a window of publishes while the client flushes the rest of it afterwards: later
+    /// events would be stored before earlier ones, which a retry then appends after them.
+    /// The first message needs no condition: everything before it is acknowledged.
     pub async fn publish(&self, events: &[RecordedEvent]) -> Result<(), Failed> {
-        let window = self.config.max_in_flight;
-        let mut pending: VecDeque<(&RecordedEvent, PublishAckFuture)> = VecDeque::with_capacity(window);
-        let mut acked_to = None;
-        let mut previous = None;
+        let now = Utc::now();
+        self.downcasts.log_expired(now, &self.config.name);
+        let pending = VecDeque::with_capacity(self.config.max_in_flight);
+        let mut window = Window { pending, previous: None, acked_to: None };
         for event in events {
-            if pending.len() >= window {
-                if let Some((oldest, ack)) = pending.pop_front() {
-                    acked_to = Some(self.settle(oldest, ack).await.map_err(|error| Failed { acked_to, error })?);
-                }
+            if let Err(error) = self.publish_event(event, now, &mut window).await {
+                return Err(Failed { acked_to: window.acked_to, error });
             }
-            let ack = self.send(event, previous).await.map_err(|error| Failed { acked_to, error })?;
-            pending.push_back((event, ack));
-            previous = Some(event.event_id);
         }
-        while let Some((event, ack)) = pending.pop_front() {
-            acked_to = Some(self.settle(event, ack).await.map_err(|error| Failed { acked_to, error })?);
+        while let Some(sent) = window.pending.pop_front() {
+            if let Err(error) = self.settle(sent, &mut window.acked_to).await {
+                return Err(Failed { acked_to: window.acked_to, error });
+            }
         }
         Ok(())
     }
 
-    async fn send(&self, event: &RecordedEvent, previous: Option<EventId>) -> Result<PublishAckFuture, RelayError> {
-        let (event_id, position) = (event.event_id, event.position);
+    /// Sends an event and its downcast copies. A copy that cannot be made, or is too large
+    /// to send, is logged, counted and left out: the event is published without it.
+    async fn publish_event<'e>(
+        &self,
+        event: &'e RecordedEvent,
+        now: DateTime<Utc>,
+        window: &mut Window<'e>,
+    ) -> Result<(), RelayError> {
+        self.send(event, self.message(event)?, window).await?;
+        self.stats.published();
+        for copy in self.downcasts.active(event, now) {
+            match self.copy_message(&copy)? {
+                Err(failure) => self.skip(&copy, &failure),
+                Ok(message) => match self.send(event, message, window).await {
+                    Ok(()) => {}
+                    Err(RelayError::TooLarge { source, .. }) => self.skip(&copy, &source),
+                    Err(error) => return Err(error),
+                },
+            }
+        }
+        match window.pending.back_mut() {
+            Some(last) if last.event.event_id == event.event_id => last.completes = true,
+            // Every message of the event is acknowledged already.
+            _ => self.completed(event.position, &mut window.acked_to),
+        }
+        Ok(())
+    }
+
+    fn skip(&self, copy: &DowncastCopy<'_>, reason: &dyn std::error::Error) {
+        copy.log_skipped(&self.config.name, reason);
+        self.stats.downcast_failed();
+    }
+
+    /// The message of a stored event.
+    fn message(&self, event: &RecordedEvent) -> Result<Message, RelayError> {
         let subject = self.config.subjects.subject_of(event).map_err(|source| RelayError::Unpublishable {
-            event_id,
-            position,
+            event_id: event.event_id,
+            position: event.position,
             source,
         })?;
         let thin = self.config.thin_event_types.contains(&event.event_type);
-        let mut headers = EventHeaders::of(event).with_thin(thin).to_header_map();
-        if let Some(previous) = previous {
-            headers.insert(NATS_EXPECTED_LAST_MESSAGE_ID, previous.to_string().as_str());
-        }
+        let headers = EventHeaders::of(event).with_thin(thin);
         let payload = if thin { Bytes::new() } else { Bytes::copy_from_slice(event.payload.get().as_bytes()) };
-        let ack = self.jetstream.publish_with_headers(subject, headers, payload).await.map_err(|source| {
-            if source.kind() == PublishErrorKind::MaxPayloadExceeded {
-                RelayError::TooLarge { event_id, position, source }
-            } else {
-                RelayError::Publish { event_id, position, source }
-            }
-        })?;
-        self.stats.published();
-        Ok(ack)
+        Ok(Message { subject, headers, payload })
     }
 
-    async fn settle(&self, event: &RecordedEvent, ack: PublishAckFuture) -> Result<LogPosition, RelayError> {
+    /// The message of a downcast copy, or why the downcast failed.
+    fn copy_message(&self, copy: &DowncastCopy<'_>) -> Result<Result<Message, Failure>, RelayError> {
+        let (event, to) = (copy.event, copy.downcaster.to_version());
+        let subject = self.config.subjects.subject(&event.stream_id, &event.event_type, to).map_err(|source| {
+            RelayError::Unpublishable { event_id: event.event_id, position: event.position, source }
+        })?;
+        let headers = EventHeaders::of(event).downcast_to(to);
+        Ok(copy.payload().map(|payload| Message { subject, headers, payload }))
+    }
+
+    /// Sends a message once the window has room, naming the previous one.
+    async fn send<'e>(
+        &self,
+        event: &'e RecordedEvent,
+        message: Message,
+        window: &mut Window<'e>,
+    ) -> Result<(), RelayError> {
+        if window.pending.len() >= self.config.max_in_flight {
+            if let Some(oldest) = window.pending.pop_front() {
+                self.settle(oldest, &mut window.acked_to).await?;
+            }
+        }
         let (event_id, position) = (event.event_id, event.position);
-        let ack = ack.await.map_err(|source| RelayError::Publish { event_id, position, source })?;
-        self.stats.acked(position, ack.duplicate);
-        Ok(position)
+        let mut headers = message.headers.to_header_map();
+        if let Some(previous) = &window.previous {
+            headers.insert(NATS_EXPECTED_LAST_MESSAGE_ID, previous.as_str());
+        }
+        let ack =
+            self.jetstream.publish_with_headers(message.subject, headers, message.payload).await.map_err(|source| {
+                if source.kind() == PublishErrorKind::MaxPayloadExceeded {
+                    RelayError::TooLarge { event_id, position, source }
+                } else {
+                    RelayError::Publish { event_id, position, source }
+                }
+            })?;
+        window.previous = Some(message.headers.msg_id());
+        let copy = message.headers.downcast_of.is_some();
+        window.pending.push_back(Sent { event, copy, completes: false, ack });
+        Ok(())
+    }
+
+    async fn settle(&self, sent: Sent<'_>, acked_to: &mut Option<LogPosition>) -> Result<(), RelayError> {
+        let (event_id, position) = (sent.event.event_id, sent.event.position);
+        let ack = sent.ack.await.map_err(|source| RelayError::Publish { event_id, position, source })?;
+        if sent.copy {
+            self.stats.downcast_acked();
+        } else {
+            self.stats.acked(ack.duplicate);
+        }
+        if sent.completes {
+            self.completed(position, acked_to);
+            let lag = (Utc::now() - sent.event.recorded_at).to_std().unwrap_or_default();
+            metrics::histogram!("tidemark_relay_lag_seconds").record(lag.as_secs_f64());
+        }
+        Ok(())
+    }
+
+    fn completed(&self, position: LogPosition, acked_to: &mut Option<LogPosition>) {
+        *acked_to = Some(position);
+        self.stats.completed(position);
     }
 }

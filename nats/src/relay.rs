@@ -11,6 +11,7 @@ use tidemark_postgres::PgEventStore;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RelayConfig;
+use crate::downcast::Downcasts;
 use crate::error::RelayError;
 use crate::leader::{lock_key, Candidate, Leadership};
 use crate::publish::Publisher;
@@ -51,6 +52,7 @@ struct Inner {
     store: PgEventStore,
     jetstream: Context,
     config: RelayConfig,
+    downcasts: Downcasts,
     checkpoint: String,
     lock_key: i64,
     stats: Arc<Stats>,
@@ -77,7 +79,8 @@ impl NatsRelay {
         let lock_key = lock_key(&store.config().schema, &config.name);
         let checkpoint = config.checkpoint_name();
         let stats = Arc::new(Stats::default());
-        Ok(Self { inner: Arc::new(Inner { store, jetstream, config, checkpoint, lock_key, stats }) })
+        let downcasts = Downcasts::new(&config.downcasters);
+        Ok(Self { inner: Arc::new(Inner { store, jetstream, config, downcasts, checkpoint, lock_key, stats }) })
     }
 
     /// The configuration.
@@ -215,8 +218,8 @@ impl NatsRelay {
 
     /// The publishing loop, from the saved checkpoint; returns only with an error.
     async fn publish_log(&self, leadership: &mut Leadership, backoff: &mut Backoff) -> Result<Infallible, RelayError> {
-        let Inner { store, config, stats, .. } = &*self.inner;
-        let publisher = Publisher { jetstream: &self.inner.jetstream, config, stats };
+        let Inner { store, config, downcasts, stats, .. } = &*self.inner;
+        let publisher = Publisher { jetstream: &self.inner.jetstream, config, downcasts, stats };
         let mut cursor = store.load_checkpoint(&self.inner.checkpoint).await.map_err(RelayError::Store)?;
         stats.checkpoint(cursor);
         let mut batch = store.read_log(cursor, config.batch_size).await.map_err(RelayError::Store)?;

@@ -27,17 +27,22 @@ pub enum RelayRole {
 pub struct RelayStatus {
     /// What it is doing.
     pub role: RelayRole,
-    /// Events sent to JetStream, republishes included.
+    /// Events sent to JetStream, republishes included (downcast copies not counted).
     pub published: u64,
-    /// PubAcks received, duplicates included.
+    /// PubAcks of events received, duplicates included (downcast copies not counted).
     pub acked: u64,
     /// PubAcks that reported a duplicate (an event JetStream already held).
     pub duplicates: u64,
+    /// Downcast copies acknowledged by JetStream, republishes and duplicates included.
+    pub downcasts: u64,
+    /// Downcast copies not published because the downcast failed (the transform refused
+    /// or panicked, or the copy was too large); their events were published.
+    pub downcast_failures: u64,
     /// Failures that led to a retry.
     pub failures: u64,
     /// How often it became the leader.
     pub leaderships: u64,
-    /// Position of the last event acknowledged, in log order.
+    /// Position of the last event acknowledged, in log order (with its downcast copies).
     pub last_acked: Option<LogPosition>,
     /// The checkpoint as last loaded or saved.
     pub checkpoint: Option<LogPosition>,
@@ -60,6 +65,8 @@ pub(crate) struct Stats {
     published: AtomicU64,
     acked: AtomicU64,
     duplicates: AtomicU64,
+    downcasts: AtomicU64,
+    downcast_failures: AtomicU64,
     failures: AtomicU64,
     leaderships: AtomicU64,
     positions: Mutex<Positions>,
@@ -91,22 +98,42 @@ impl Stats {
 
     pub fn published(&self) {
         self.published.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("tidemark_relay_published_total").increment(1);
     }
 
-    pub fn acked(&self, position: LogPosition, duplicate: bool) {
+    /// Counts the PubAck of an event's message.
+    pub fn acked(&self, duplicate: bool) {
         self.acked.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("tidemark_relay_acked_total").increment(1);
         if duplicate {
             self.duplicates.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("tidemark_relay_duplicates_total").increment(1);
         }
+    }
+
+    /// Counts the PubAck of a downcast copy.
+    pub fn downcast_acked(&self) {
+        self.downcasts.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a downcast copy not published.
+    pub fn downcast_failed(&self) {
+        self.downcast_failures.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Records that every message of the event at `position` is acknowledged.
+    pub fn completed(&self, position: LogPosition) {
         self.positions().last_acked = Some(position);
     }
 
     pub fn failed(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!("tidemark_relay_failures_total").increment(1);
     }
 
     pub fn checkpoint(&self, position: LogPosition) {
         self.positions().checkpoint = Some(position);
+        metrics::gauge!("tidemark_relay_checkpoint_sequence").set(position.sequence as f64);
     }
 
     fn positions(&self) -> std::sync::MutexGuard<'_, Positions> {
@@ -121,6 +148,8 @@ impl Stats {
             published: count(&self.published),
             acked: count(&self.acked),
             duplicates: count(&self.duplicates),
+            downcasts: count(&self.downcasts),
+            downcast_failures: count(&self.downcast_failures),
             failures: count(&self.failures),
             leaderships: count(&self.leaderships),
             last_acked: positions.last_acked,

@@ -121,3 +121,40 @@ fn each_invalid_header_is_named() {
         }
     }
 }
+
+#[test]
+fn downcast_copies_round_trip_and_their_headers_must_agree() {
+    let event = full();
+    let copy = EventHeaders::of(&event).downcast_to(1);
+    assert_eq!((copy.schema_version, copy.downcast_of), (1, Some(3)));
+    assert_eq!(copy.msg_id(), format!("{}:v1", event.event_id));
+    let map = copy.to_header_map();
+    let text = |name| map.get(name).map(|v| v.as_str().to_owned()).expect(name);
+    assert_eq!((text(HEADER_MSG_ID), text(HEADER_DOWNCAST_OF)), (copy.msg_id(), "3".to_owned()));
+    assert_eq!(EventHeaders::parse(Some(&map)).expect("parse"), copy);
+    assert_eq!(EventHeaders::of(&event).downcast_to(2).downcast_to(1), copy, "the original version is kept");
+
+    let id = event.event_id;
+    let cases = [
+        (HEADER_MSG_ID, id.to_string(), HEADER_MSG_ID),
+        (HEADER_MSG_ID, format!("{id}:v2"), HEADER_MSG_ID),
+        (HEADER_MSG_ID, format!("{id}:v0"), HEADER_MSG_ID),
+        (HEADER_MSG_ID, format!("{id}:vx"), HEADER_MSG_ID),
+        (HEADER_MSG_ID, format!("{id}:"), HEADER_MSG_ID),
+        (HEADER_DOWNCAST_OF, "1".to_owned(), HEADER_DOWNCAST_OF),
+        (HEADER_DOWNCAST_OF, "0".to_owned(), HEADER_DOWNCAST_OF),
+    ];
+    for (name, value, named) in cases {
+        let mut bad = map.clone();
+        bad.insert(name, value.as_str());
+        let err = EventHeaders::parse(Some(&bad)).expect_err(&value);
+        assert!(matches!(&err, HeaderError::Invalid { header, .. } if *header == named), "{name}={value}: {err:?}");
+    }
+    // An event's headers with a copy's message id, or a copy's marker without one.
+    let mut event_map = EventHeaders::of(&event).to_header_map();
+    event_map.insert(HEADER_MSG_ID, format!("{id}:v3").as_str());
+    assert_eq!(EventHeaders::parse(Some(&event_map)).expect_err("suffix").header(), HEADER_MSG_ID);
+    let mut marked = EventHeaders::of(&event).to_header_map();
+    marked.insert(HEADER_DOWNCAST_OF, "4");
+    assert_eq!(EventHeaders::parse(Some(&marked)).expect_err("marker").header(), HEADER_MSG_ID);
+}

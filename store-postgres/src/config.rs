@@ -121,7 +121,8 @@ impl PgStoreConfig {
         self
     }
 
-    pub(crate) fn validate(&self) -> Result<(), SetupError> {
+    /// Checks the schema name (the only setting that could make SQL invalid).
+    pub fn validate(&self) -> Result<(), SetupError> {
         let s = self.schema.as_bytes();
         let ok = !s.is_empty()
             && s.len() <= 48

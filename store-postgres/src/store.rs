@@ -83,6 +83,25 @@ impl PgEventStore {
         migrate(&self.inner.pool, &self.inner.config.schema).await
     }
 
+    /// The versions of the store's migrations not applied to its schema yet (all of them
+    /// when the schema or its migration table does not exist): a process that must not
+    /// migrate on its own can check it is running against an up-to-date schema.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>, SetupError> {
+        let sql = format!(
+            "SELECT version FROM \"{}\"._sqlx_migrations WHERE success ORDER BY version",
+            self.inner.config.schema
+        );
+        let applied: Vec<i64> = match sqlx::query_scalar(&sql).fetch_all(&self.inner.pool).await {
+            Ok(applied) => applied,
+            // 42P01 undefined_table, 3F000 invalid_schema_name: nothing applied yet.
+            Err(e) if matches!(e.as_database_error().and_then(|d| d.code()).as_deref(), Some("42P01" | "3F000")) => {
+                Vec::new()
+            }
+            Err(e) => return Err(e.into()),
+        };
+        Ok(MIGRATOR.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect())
+    }
+
     /// The pool.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool

@@ -20,6 +20,17 @@ async fn migrations_apply_twice_without_harm() {
 }
 
 #[tokio::test]
+async fn pending_migrations_are_all_of_them_before_migrate_and_none_after() {
+    let schema = TestSchema::new().await;
+    let config = PgStoreConfig::default().schema(schema.name());
+    let store = PgEventStore::from_pool(schema.pool().clone(), config).expect("store");
+    let files = std::fs::read_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/migrations")).expect("migrations dir").count();
+    assert_eq!(store.pending_migrations().await.expect("pending").len(), files);
+    store.migrate().await.expect("migrate");
+    assert_eq!(store.pending_migrations().await.expect("pending"), Vec::<i64>::new());
+}
+
+#[tokio::test]
 async fn events_cannot_be_updated_deleted_or_truncated() {
     let schema = TestSchema::new().await;
     let store = support::store(&schema, PgStoreConfig::default()).await;

@@ -21,12 +21,14 @@ mod net;
 mod os_user;
 mod postgres;
 mod process;
+mod wait;
 mod watchdog;
 
 pub use names::unique_name;
 pub use nats::{nats_url, NatsServer};
 pub use net::free_port;
 pub use postgres::{postgres_url, PgCluster, TestDatabase, TestSchema};
+pub use wait::wait_until;
 
 /// Reads the `INFO` greeting of the NATS server on `127.0.0.1:port`: the first line it sends to
 /// every client, `INFO {json}`. Lets tests check a server is up without a NATS client library.

@@ -122,17 +122,13 @@ pub async fn read_log(store: &PgEventStore, through: LogPosition) -> Vec<Recorde
     all
 }
 
-/// Polls `check` until it returns true; panics after [`DEADLINE`] naming `what`.
-pub async fn wait_until<F, Fut>(what: &str, mut check: F)
+/// Polls `condition` until it holds, failing after [`DEADLINE`].
+pub async fn wait_until<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
 {
-    let deadline = Instant::now() + DEADLINE;
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out after {DEADLINE:?} waiting until {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    tidemark_testkit::wait_until(what, DEADLINE, condition).await;
 }
 
 /// Waits until the relay has acknowledged every event through `through`.

@@ -80,8 +80,9 @@ impl TestSchema {
 }
 
 impl Drop for TestSchema {
-    /// Ends the connections that used the schema, then drops it `CASCADE`; best effort, bounded,
-    /// never panics (a failure is printed to stderr).
+    /// Ends the connections that used the schema, then drops it and the schemas named after it
+    /// (`<name>_…`, where projections keep their tables) `CASCADE`; best effort, bounded, never
+    /// panics (a failure is printed to stderr).
     fn drop(&mut self) {
         let name = &self.name;
         cleanup::run_best_effort(
@@ -92,6 +93,13 @@ impl Drop for TestSchema {
                      WHERE application_name = '{name}' AND pid <> pg_backend_pid()"
                 ),
                 format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"),
+                // Projections keep their tables in schemas named after the store's.
+                format!(
+                    "DO $$ DECLARE s text; BEGIN \
+                       FOR s IN SELECT nspname FROM pg_namespace WHERE starts_with(nspname, '{name}_') LOOP \
+                         EXECUTE format('DROP SCHEMA %I CASCADE', s); \
+                       END LOOP; END $$"
+                ),
             ],
         );
     }

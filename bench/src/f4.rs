@@ -1,0 +1,291 @@
+//! F4: live projection apply from JetStream into a PostgreSQL read model, at 1, 2 and 4
+//! partitions, next to two hand-written baselines on the same stream (see `pull.rs`), and
+//! (M) the bench process's resident set while the runner applies.
+
+use std::future::Future;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context as _, Result};
+use tidemark::EventStore;
+use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
+use tidemark_projections::{ConsumerSettings, JetStreamFeed, PgReadModels, ProjectionRunner, RunnerConfig};
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cpu::{CpuMark, CpuUsage};
+use crate::figure::{Counted, Figure};
+use crate::framework::seed;
+use crate::js::{self, mib, Memory, Names};
+use crate::pull::{self, Progress};
+use crate::readmodel::{create_sql, upsert_sql, verify, TotalsProjection, TABLE};
+use crate::relay::{sample, usage};
+use crate::runner::histogram;
+use crate::scenarios::Suite;
+
+/// Events per account: one opening and nine deposits, stored in one append.
+pub(crate) const STREAM_LENGTH: usize = 10;
+/// The deposits' amount (`framework::seed`).
+pub(crate) const DEPOSIT: i64 = 10_000;
+/// Longest drain or apply before the run gives up.
+const LIMIT: Duration = Duration::from_secs(900);
+/// Longest time without progress before a measurement gives up.
+const STALL: Duration = Duration::from_secs(60);
+
+/// One partition count's stream, as the relay published it.
+struct Published<'a> {
+    nats_url: &'a str,
+    scheme: SubjectScheme,
+    stream: String,
+    events: u64,
+    accounts: usize,
+}
+
+impl Published<'_> {
+    fn partitions(&self) -> u32 {
+        self.scheme.partitions()
+    }
+}
+
+/// What the bench process's memory did while a consumer ran.
+struct Watched {
+    elapsed: Duration,
+    before: Memory,
+    peak_kib: u64,
+    after: Memory,
+}
+
+impl Suite<'_> {
+    /// F4 and M (runner part), on fresh JetStream streams named after `names` (the caller
+    /// deletes what is left of them, also after an error or Ctrl-C).
+    pub async fn f4(&mut self, nats_url: &str, names: &Names) -> Result<()> {
+        let s = self.settings;
+        let client =
+            async_nats::connect(nats_url).await.with_context(|| format!("connecting to NATS at {nats_url}"))?;
+        let (accounts, events) = self.store_accounts("F4", s.f4_events).await?;
+        for &partitions in &s.f4_partitions {
+            let scheme = SubjectScheme::new(names.f4_prefix(partitions), partitions)?;
+            let stream = names.f4_stream(partitions);
+            self.relay_into(&client, &scheme, &stream).await?;
+            let run = Published { nats_url, scheme, stream, events, accounts };
+            let raw_pull = self.no_work(&run).await?;
+            let raw_upsert = self.raw_upsert(&run).await?.against(&raw_pull);
+            let framework = self.framework(&run).await?.against(&raw_upsert).against(&raw_pull);
+            self.report.figures.extend([framework, raw_upsert, raw_pull]);
+            let _ = async_nats::jetstream::new(client.clone()).delete_stream(&run.stream).await;
+        }
+        Ok(())
+    }
+
+    /// Empties the run's schema and stores about `wanted` events: accounts of
+    /// [`STREAM_LENGTH`] events, one append each (untimed). Returns accounts and events.
+    pub(crate) async fn store_accounts(&self, scenario: &str, wanted: usize) -> Result<(usize, u64)> {
+        let accounts = wanted.div_ceil(STREAM_LENGTH);
+        let events = (accounts * STREAM_LENGTH) as u64;
+        eprintln!("{scenario}: storing {events} events ({accounts} accounts x {STREAM_LENGTH}, one append each)");
+        self.db.reset().await?;
+        let seeding = Instant::now();
+        let seeder = self.db.store(&self.db.next_tag(), 16, false).await?;
+        seed(&seeder, accounts, STREAM_LENGTH).await?;
+        seeder.pool().close().await;
+        eprintln!("  stored in {:.1?}", seeding.elapsed());
+        Ok((accounts, events))
+    }
+
+    /// Publishes the whole log into `stream` with a `NatsRelay` (untimed).
+    async fn relay_into(&self, client: &async_nats::Client, scheme: &SubjectScheme, stream: &str) -> Result<()> {
+        let started = Instant::now();
+        let store = self.db.store(&self.db.next_tag(), 2, false).await?;
+        let config = RelayConfig::new(format!("f4-p{}", scheme.partitions())).subjects(scheme.clone());
+        let relay = NatsRelay::new(store.clone(), client.clone(), config)?;
+        relay.ensure_stream(&StreamSettings::new(stream)).await?;
+        let head = store.log_head().await?;
+        let shutdown = CancellationToken::new();
+        let _stop = shutdown.clone().drop_guard();
+        let task = tokio::spawn({
+            let (relay, shutdown) = (relay.clone(), shutdown.clone());
+            async move { relay.run(shutdown).await }
+        });
+        while relay.status().last_acked < head {
+            if task.is_finished() || started.elapsed() > LIMIT {
+                bail!("the relay stopped or stalled while publishing: {:?}", relay.status());
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        shutdown.cancel();
+        task.await.context("the relay panicked")??;
+        eprintln!("  F4: relayed into {stream} ({} partitions) in {:.1?}", scheme.partitions(), started.elapsed());
+        drop((relay, store));
+        Ok(())
+    }
+
+    /// The framework: a `ProjectionRunner` of [`TotalsProjection`] on every partition.
+    async fn framework(&self, run: &Published<'_>) -> Result<Figure> {
+        let (p, t) = (run.partitions(), self.settings.f4_tuning);
+        let tag = self.db.next_tag();
+        let store = self.db.store(&tag, p as usize, false).await?;
+        let client = async_nats::connect(run.nats_url).await?;
+        let consumer = ConsumerSettings { pull_batch: t.pull_batch, linger: t.linger, ..ConsumerSettings::default() };
+        let feed = JetStreamFeed::new(async_nats::jetstream::new(client), &run.stream, run.scheme.clone())
+            .with_settings(consumer);
+        let config = RunnerConfig::default().batch_size(t.batch).consumer(format!("f4fw_p{p}"));
+        let projection = TotalsProjection::new(projection_name(p))?;
+        let read_models = PgReadModels::new(&store);
+        let table = format!("\"{}\".{TABLE}", read_models.projection_schema(&projection_name(p)));
+        let runner = ProjectionRunner::new(projection, read_models, store.clone(), feed, config)?;
+        runner.set_up().await?;
+        self.calm().await;
+        eprintln!("measuring F4 runner, {p} partitions ({} events)", run.events);
+        let shutdown = CancellationToken::new();
+        let _stop = shutdown.clone().drop_guard();
+        let (cpu, nats) = (CpuMark::take(self.db, &tag).await, js::nats_server_ticks());
+        let started = Instant::now();
+        let task = tokio::spawn({
+            let (runner, shutdown) = (runner.clone(), shutdown.clone());
+            async move { runner.run(shutdown).await }
+        });
+        let taken = || {
+            let totals = runner.status().totals;
+            totals.applied + totals.skipped + totals.dead_lettered
+        };
+        let watched = watch(started, run.events, taken, || task.is_finished()).await;
+        let (cpu, nats_us) = usage(cpu, &CpuMark::take(self.db, &tag).await, nats, started.elapsed());
+        shutdown.cancel();
+        let status = runner.status();
+        task.await.context("the runner panicked")??;
+        let watched = watched.with_context(|| format!("the runner: {status:?}"))?;
+        drop(runner);
+        store.pool().close().await;
+        verify(self.db.admin(), &table, run.accounts, STREAM_LENGTH, DEPOSIT).await?;
+        let (before, after) = (watched.before, watched.after);
+        Ok(figure("F4", run, &watched, cpu, nats_us, status.batches)?
+            .with("batch_size", t.batch as f64, "events")
+            .with("pull_batch", t.pull_batch as f64, "messages")
+            .with("linger", t.linger.as_secs_f64() * 1000.0, "ms")
+            .with("M_rss_before_apply", mib(before.rss_kib), "MiB")
+            .with("M_peak_rss_during_apply", mib(watched.peak_kib), "MiB")
+            .with("M_rss_growth_during_apply", mib(watched.peak_kib.saturating_sub(before.rss_kib)), "MiB")
+            .with("M_vmhwm_delta_during_apply", mib(after.hwm_kib.saturating_sub(before.hwm_kib)), "MiB"))
+    }
+
+    /// `raw-upsert`: hand-written consumers writing the same rows (see `pull.rs`).
+    async fn raw_upsert(&self, run: &Published<'_>) -> Result<Figure> {
+        let p = run.partitions();
+        let table = format!("{}.f4_raw_p{p}", self.db.schema());
+        sqlx::query(&create_sql(&table)).execute(self.db.admin()).await?;
+        let tag = self.db.next_tag();
+        let pool = self.db.async_commit_pool(&tag, p as usize).await?;
+        let sql: Arc<str> = upsert_sql(&table).into();
+        let (t, work_pool) = (self.settings.f4_tuning, pool.clone());
+        let work = move |messages, progress, stop| {
+            pull::upsert_loop(messages, work_pool.clone(), sql.clone(), t, progress, stop)
+        };
+        let figure = self.consume(run, &tag, "raw-upsert", work).await;
+        pool.close().await;
+        verify(self.db.admin(), &table, run.accounts, STREAM_LENGTH, DEPOSIT).await?;
+        figure
+    }
+
+    /// `raw-pull`: hand-written consumers that only ack.
+    async fn no_work(&self, run: &Published<'_>) -> Result<Figure> {
+        self.consume(run, "tmb-no-backends", "raw-pull", pull::ack_loop).await
+    }
+
+    /// Runs `work` on a durable consumer per partition (`<series>_P<partitions>_p<i>`)
+    /// until all events are done; `tag` names the PostgreSQL backends working for it.
+    async fn consume<L, Fut>(&self, run: &Published<'_>, tag: &str, series: &'static str, work: L) -> Result<Figure>
+    where
+        L: Fn(pull::Messages, Arc<Progress>, CancellationToken) -> Fut + Clone + Send + 'static,
+        Fut: Future<Output = Result<()>> + Send + 'static,
+    {
+        let (p, t) = (run.partitions(), self.settings.f4_tuning);
+        let js = async_nats::jetstream::new(async_nats::connect(run.nats_url).await?);
+        self.calm().await;
+        eprintln!("measuring F4 {series}, {p} partitions");
+        let progress = Arc::new(Progress::default());
+        let stop = CancellationToken::new();
+        let _stop = stop.clone().drop_guard();
+        let (cpu, nats) = (CpuMark::take(self.db, tag).await, js::nats_server_ticks());
+        let started = Instant::now();
+        let mut tasks: Vec<JoinHandle<Result<()>>> = Vec::new();
+        for i in 0..p {
+            let durable = format!("{series}_P{p}_p{i}");
+            let (filter, js, stream) = (run.scheme.partition_filter(i)?, js.clone(), run.stream.clone());
+            let (work, progress, stop) = (work.clone(), progress.clone(), stop.clone());
+            tasks.push(tokio::spawn(async move {
+                let messages = pull::subscribe(&js, &stream, &durable, filter, t).await?;
+                work(messages, progress, stop).await
+            }));
+        }
+        let done = || progress.events.load(Ordering::Relaxed);
+        let watched = watch(started, run.events, done, || tasks.iter().any(JoinHandle::is_finished)).await;
+        let (cpu, nats_us) = usage(cpu, &CpuMark::take(self.db, tag).await, nats, started.elapsed());
+        stop.cancel();
+        for task in tasks {
+            task.await.context("a consumer panicked")??;
+        }
+        figure(series, run, &watched?, cpu, nats_us, progress.batches.load(Ordering::Relaxed))
+    }
+
+    /// Lets the machine settle before a measurement (not in `--quick`).
+    async fn calm(&self) {
+        if !self.settings.quiet_wait.is_zero() {
+            self.db.settle(self.settings.quiet_wait).await;
+        }
+    }
+}
+
+fn projection_name(partitions: u32) -> String {
+    format!("f4_p{partitions}")
+}
+
+/// Polls `done` every 2 ms until it reaches `events` (sampling the resident set every
+/// 10 ms); fails when `stopped` says a consumer ended first, after [`STALL`] without
+/// progress, or after [`LIMIT`].
+async fn watch(started: Instant, events: u64, done: impl Fn() -> u64, stopped: impl Fn() -> bool) -> Result<Watched> {
+    let before = js::memory();
+    let mut peak_kib = before.rss_kib;
+    let (mut last, mut moved) = (0, Instant::now());
+    for poll in 0u64.. {
+        let now = done();
+        if now >= events {
+            break;
+        }
+        if now != last {
+            (last, moved) = (now, Instant::now());
+        }
+        if stopped() || moved.elapsed() > STALL || started.elapsed() > LIMIT {
+            bail!("stopped or stalled after {now} of {events} events");
+        }
+        if poll % 5 == 0 {
+            peak_kib = peak_kib.max(js::memory().rss_kib);
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let elapsed = started.elapsed();
+    let after = js::memory();
+    Ok(Watched { elapsed, before, peak_kib: peak_kib.max(after.rss_kib), after })
+}
+
+fn figure(
+    series: &'static str,
+    run: &Published<'_>,
+    w: &Watched,
+    cpu: CpuUsage,
+    nats_us: f64,
+    batches: u64,
+) -> Result<Figure> {
+    let mut sample = sample(run.events, w.elapsed, histogram()?, cpu);
+    sample.writers = run.partitions() as usize;
+    let mut figure = Figure::new(series, Counted::Items("events/s"), sample).with(
+        "nats_server_cpu_per_event",
+        nats_us / run.events.max(1) as f64,
+        "us",
+    );
+    if batches > 0 {
+        figure = figure.with("mean_batch", run.events as f64 / batches as f64, "events");
+    }
+    Ok(figure)
+}

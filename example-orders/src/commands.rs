@@ -1,0 +1,204 @@
+//! What each subcommand does (a module of the `orders` binary, not of the library).
+
+use std::net::SocketAddr;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context as _};
+use example_orders::app::AppConfig;
+use example_orders::cli::{Command, DeploymentArgs, ProjectionsArgs, SeedArgs, ServeArgs, TokenArgs};
+use example_orders::http::router;
+use example_orders::runtime::{
+    embedded_backend, start_embedded, start_postgres, EmbeddedOptions, PgDeployment, PgOptions, PgServe, Role, Running,
+    Tasks, BACK_CONSUMERS,
+};
+use example_orders::seed::{seed, SeedOptions};
+use tidemark::EventStore;
+use tidemark_projections::{DocumentReader, DocumentTx, Feed, LogDiagnostics, Ops, OpsCommand, ReadModels};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+/// `orders token USER`.
+pub fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
+    let keys = args.secret.keys()?;
+    println!("{}", keys.issue(&args.user, args.admin, args.ttl())?);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Runs any other subcommand.
+pub async fn run(command: Command, deployment: &DeploymentArgs) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = deployment.metrics_addr {
+        example_orders::metrics::serve_metrics(addr).await?;
+    }
+    match command {
+        Command::Token(args) => token(&args),
+        Command::Serve(args) => serve(args, deployment).await,
+        Command::Relay => relay(postgres(deployment, "relay")?).await,
+        Command::Migrate => migrate(postgres(deployment, "migrate")?).await,
+        Command::Seed(args) => seed_orders(&args, postgres(deployment, "seed")?).await,
+        Command::Projections(ProjectionsArgs::Run(args)) => {
+            consume(args.role(), postgres(deployment, "projections run")?).await
+        }
+        other => {
+            let command = other.ops().ok_or_else(|| anyhow!("unknown command {other:?}"))?;
+            ops(&command, deployment).await
+        }
+    }
+}
+
+fn postgres(deployment: &DeploymentArgs, what: &str) -> anyhow::Result<PgOptions> {
+    deployment.postgres().ok_or_else(|| {
+        anyhow!("`orders {what}` runs on PostgreSQL + JetStream: set DATABASE_URL (and NATS_URL unless NATS listens on 127.0.0.1:4222)")
+    })
+}
+
+async fn serve(args: ServeArgs, deployment: &DeploymentArgs) -> anyhow::Result<ExitCode> {
+    let keys = args.secret.keys()?;
+    let config = AppConfig::default().chaos(args.chaos);
+    let listener = TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
+    if args.chaos > 0.0 {
+        tracing::warn!(fraction = args.chaos, "chaos mode: command requests fail with 500 on purpose");
+    }
+    let Some(options) = deployment.postgres() else {
+        let mut options = EmbeddedOptions::new(keys);
+        options.config = config;
+        options.import_fixture = !args.no_fixture;
+        let running = start_embedded(options).await.context("starting the embedded mode")?;
+        return http(running, listener, "embedded").await;
+    };
+    let deployment = PgDeployment::connect(options).await?;
+    let mut options = PgServe::new(keys);
+    options.config = config;
+    options.import_fixture = !args.no_fixture;
+    options.all = args.all;
+    let running = start_postgres(&deployment, options).await?;
+    let mode =
+        if args.all { "PostgreSQL + JetStream, relay and consumers in this process" } else { "PostgreSQL + JetStream" };
+    http(running, listener, mode).await
+}
+
+/// Serves HTTP until Ctrl-C, SIGTERM or a failed background task, then stops everything.
+async fn http<S, R, F>(running: Running<S, R, F>, listener: TcpListener, mode: &str) -> anyhow::Result<ExitCode>
+where
+    S: EventStore + Clone + 'static,
+    R: ReadModels + DocumentReader,
+    R::Tx: DocumentTx,
+    F: Feed + Clone,
+{
+    let address: SocketAddr = listener.local_addr()?;
+    println!("orders: serving on http://{address}/ ({mode})");
+    let stop = running.background.shutdown().clone();
+    stop_on_signal(stop.clone());
+    let served =
+        axum::serve(listener, router(running.app.clone())).with_graceful_shutdown(stop.cancelled_owned()).await;
+    let stopped = running.join().await;
+    served?;
+    stopped?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn relay(options: PgOptions) -> anyhow::Result<ExitCode> {
+    let deployment = PgDeployment::connect(options).await?;
+    deployment.check().await?;
+    let mut tasks = Tasks::default();
+    deployment.spawn_relay(&mut tasks).await?;
+    let o = &deployment.options;
+    println!("orders: relaying schema {} to JetStream stream {} ({}.>)", o.schema, o.stream, o.subject_prefix);
+    until_stopped(tasks.shutdown()).await;
+    tasks.join().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn consume(role: Role, options: PgOptions) -> anyhow::Result<ExitCode> {
+    let deployment = PgDeployment::connect(options).await?;
+    deployment.check().await?;
+    let background = deployment.backend().start_consumers(&role, Tasks::default())?;
+    let names: Vec<&str> = BACK_CONSUMERS.into_iter().filter(|name| role.runs(name)).collect();
+    println!("orders: running {} on JetStream stream {}", names.join(", "), deployment.options.stream);
+    until_stopped(background.shutdown()).await;
+    background.join().await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn migrate(options: PgOptions) -> anyhow::Result<ExitCode> {
+    let deployment = PgDeployment::connect(options).await?;
+    deployment.migrate().await?;
+    let o = &deployment.options;
+    println!("orders: schema {} migrated; JetStream stream {} ready for {}.>", o.schema, o.stream, o.subject_prefix);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn seed_orders(args: &SeedArgs, options: PgOptions) -> anyhow::Result<ExitCode> {
+    let deployment = PgDeployment::connect_lazily(options).await?;
+    deployment.check().await?;
+    let mut options = SeedOptions::new(args.orders);
+    options.concurrency = args.concurrency;
+    options.rng_seed = args.rng_seed.unwrap_or(options.rng_seed);
+    let report = seed(&deployment.backend().handlers()?, &options).await?;
+    println!("orders: seeded {report} (rng seed {})", options.rng_seed);
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The ops commands of `tidemark-projections`, with this app's consumers and codecs.
+async fn ops(command: &OpsCommand, deployment: &DeploymentArgs) -> anyhow::Result<ExitCode> {
+    let exit = match deployment.postgres() {
+        Some(options) => {
+            let deployment = PgDeployment::connect_lazily(options).await?;
+            deployment.check().await?;
+            run_ops(&deployment.backend().ops()?, command).await
+        }
+        None => {
+            eprintln!("note: no DATABASE_URL: these commands see a fresh in-memory store holding the v1 fixture");
+            let backend = embedded_backend(true, EmbeddedOptions::PARTITIONS).await?;
+            run_ops(&backend.ops()?, command).await
+        }
+    };
+    Ok(ExitCode::from(exit.code()))
+}
+
+async fn run_ops<S: EventStore + LogDiagnostics>(ops: &Ops<S>, command: &OpsCommand) -> tidemark_projections::OpsExit {
+    ops.run(command, &mut std::io::stdout(), &mut std::io::stderr()).await
+}
+
+/// Waits until `stop` is cancelled: by Ctrl-C, SIGTERM, or a failed background task.
+async fn until_stopped(stop: &CancellationToken) {
+    stop_on_signal(stop.clone());
+    stop.cancelled().await;
+}
+
+fn stop_on_signal(stop: CancellationToken) {
+    tokio::spawn(async move {
+        tokio::select! {
+            () = shutdown_signal() => stop.cancel(),
+            () = stop.cancelled() => {}
+        }
+    });
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(error) = tokio::signal::ctrl_c().await {
+            tracing::error!(%error, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(error) => {
+                tracing::error!(%error, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+    tracing::info!("shutting down");
+}

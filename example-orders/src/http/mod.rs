@@ -1,0 +1,62 @@
+//! The HTTP and WebSocket front: commands are accepted with 202 and a `Location` to poll,
+//! queries read the read models, outcomes are pushed over `/ws`.
+
+mod admin;
+mod auth;
+mod chaos;
+mod commands;
+mod extract;
+mod intake;
+mod orders;
+mod ws;
+
+use std::sync::Arc;
+
+use axum::response::Html;
+use axum::routing::{delete, get, post};
+use axum::{middleware, Json, Router};
+use serde::de::DeserializeOwned;
+use tidemark::EventStore;
+use tidemark_projections::{DocumentReader, ReadModels};
+
+use crate::app::App;
+use crate::error::ApiError;
+
+pub use auth::bearer;
+pub use intake::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+
+/// The page: plain HTML and JavaScript.
+pub const PAGE: &str = include_str!("page.html");
+
+/// Parses a JSON body; an empty body counts as `{}`.
+pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
+    let body = if body.iter().all(u8::is_ascii_whitespace) { b"{}".as_slice() } else { body };
+    serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the body is not the expected JSON: {e}")))
+}
+
+/// The app's routes.
+pub fn router<S, R>(app: Arc<App<S, R>>) -> Router
+where
+    S: EventStore + Clone + 'static,
+    R: ReadModels + DocumentReader,
+{
+    Router::new()
+        .route("/", get(|| async { Html(PAGE) }))
+        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
+        .route("/dev/login", post(auth::dev_login::<S, R>))
+        .route("/orders", post(orders::place::<S, R>).get(orders::list::<S, R>))
+        .route("/orders/{id}", get(orders::get::<S, R>))
+        .route("/orders/{id}/lines", post(orders::add_line::<S, R>))
+        .route("/orders/{id}/lines/{product}", delete(orders::remove_line::<S, R>))
+        .route("/orders/{id}/confirm", post(orders::confirm::<S, R>))
+        .route("/orders/{id}/pay", post(orders::pay::<S, R>))
+        .route("/orders/{id}/ship", post(orders::ship::<S, R>))
+        .route("/orders/{id}/cancel", post(orders::cancel::<S, R>))
+        .route("/commands/{id}", get(commands::get::<S, R>))
+        .route("/sales", get(admin::sales::<S, R>))
+        .route("/fulfilments", get(admin::fulfilments::<S, R>))
+        .route("/fulfilments/{id}/dispatch", post(admin::dispatch::<S, R>))
+        .route("/ws", get(ws::upgrade::<S, R>))
+        .layer(middleware::from_fn_with_state(app.clone(), chaos::chaos::<S, R>))
+        .with_state(app)
+}

@@ -1,0 +1,154 @@
+//! A backend (store, read models, the consumers' feed, how runners share partitions),
+//! and what a process runs over it. Both modes go through here.
+
+use std::sync::Arc;
+
+use tidemark::EventStore;
+use tidemark_projections::{DocumentReader, DocumentTx, Feed, InProcessBus, LogDiagnostics, Ops, ReadModels};
+use tokio_util::sync::CancellationToken;
+
+use super::runners::{Handlers, Role, RunMode, Runners};
+use super::tasks::{TaskFailure, Tasks};
+use super::StartError;
+use crate::app::{App, AppConfig, Hub};
+use crate::auth::TokenKeys;
+
+/// Where the app keeps its events and read models, and how its consumers are fed.
+#[derive(Debug, Clone)]
+pub struct Backend<S, R, F> {
+    /// The event store.
+    pub store: S,
+    /// The read models.
+    pub read_models: R,
+    /// The feed the consumers take events from.
+    pub feed: F,
+    /// How the runners share the feed's partitions.
+    pub mode: RunMode,
+}
+
+impl<S, R, F> Backend<S, R, F>
+where
+    S: EventStore + Clone + 'static,
+    R: ReadModels + DocumentReader,
+    R::Tx: DocumentTx,
+    F: Feed + Clone,
+{
+    /// The command handlers over the store.
+    pub fn handlers(&self) -> Result<Handlers<S>, StartError> {
+        Ok(Handlers::new(&self.store)?)
+    }
+
+    fn runners(&self, handlers: &Handlers<S>, hub: Arc<Hub>) -> Result<Runners<S, R, F>, StartError> {
+        Runners::new((&self.store, &self.read_models, &self.feed), handlers, hub)
+    }
+
+    /// The app's state, and the consumers `role` names running in `tasks`.
+    pub fn start(
+        self,
+        keys: TokenKeys,
+        config: AppConfig,
+        role: &Role,
+        tasks: Tasks,
+    ) -> Result<Running<S, R, F>, StartError> {
+        let handlers = self.handlers()?;
+        let app = Arc::new(App::new(
+            handlers.orders.clone(),
+            handlers.fulfilments.clone(),
+            self.read_models.clone(),
+            keys,
+            config,
+        ));
+        let background = self.start_with(&handlers, app.hub().clone(), role, tasks)?;
+        Ok(Running { app, background })
+    }
+
+    /// The consumers `role` names running in `tasks`, with no HTTP front
+    /// (`projections run`): the notifier, if it runs, reaches no socket.
+    pub fn start_consumers(self, role: &Role, tasks: Tasks) -> Result<Background<S, R, F>, StartError> {
+        let handlers = self.handlers()?;
+        self.start_with(&handlers, Arc::new(Hub::new(1)), role, tasks)
+    }
+
+    fn start_with(
+        self,
+        handlers: &Handlers<S>,
+        hub: Arc<Hub>,
+        role: &Role,
+        mut tasks: Tasks,
+    ) -> Result<Background<S, R, F>, StartError> {
+        role.check()?;
+        let runners = self.runners(handlers, hub)?;
+        runners.spawn(role, &self.mode, &mut tasks);
+        Ok(Background { store: self.store, runners, tasks })
+    }
+
+    /// The ops commands over this backend: every consumer and both codecs mounted.
+    pub fn ops(&self) -> Result<Ops<S>, StartError>
+    where
+        S: LogDiagnostics,
+    {
+        let runners = self.runners(&self.handlers()?, Arc::new(Hub::new(1)))?;
+        runners.ops(self.store.clone())
+    }
+}
+
+/// The background of a process: its consumers and other tasks.
+#[derive(Debug)]
+pub struct Background<S: EventStore, R, F> {
+    store: S,
+    runners: Runners<S, R, F>,
+    tasks: Tasks,
+}
+
+impl<S, R, F> Background<S, R, F>
+where
+    S: EventStore + Clone + 'static,
+    R: ReadModels,
+    R::Tx: DocumentTx,
+    F: Feed + Clone,
+{
+    /// The ops commands over the running consumers (a rebuild swaps in under them).
+    pub fn ops(&self) -> Result<Ops<S>, StartError>
+    where
+        S: LogDiagnostics,
+    {
+        self.runners.ops(self.store.clone())
+    }
+}
+
+impl<S: EventStore, R, F> Background<S, R, F> {
+    /// The token that stops the background; cancelled too when a task fails.
+    pub fn shutdown(&self) -> &CancellationToken {
+        self.tasks.shutdown()
+    }
+
+    /// Stops every task and waits for them; the first failure, if any.
+    pub async fn join(self) -> Result<(), TaskFailure> {
+        self.tasks.join().await
+    }
+}
+
+/// A running app: its state and its background.
+#[derive(Debug)]
+pub struct Running<S: EventStore, R, F = InProcessBus> {
+    /// The app's state.
+    pub app: Arc<App<S, R>>,
+    /// The consumers and other tasks.
+    pub background: Background<S, R, F>,
+}
+
+impl<S: EventStore, R, F> Running<S, R, F> {
+    /// Closes the WebSockets, stops the background and waits for it; the first failure
+    /// of a background task, if any.
+    pub async fn join(self) -> Result<(), TaskFailure> {
+        self.app.hub().close_all();
+        self.background.join().await
+    }
+
+    /// Like [`join`](Self::join), logging a failure instead of returning it.
+    pub async fn stop(self) {
+        if let Err(failure) = self.join().await {
+            tracing::error!(%failure, "the app stopped with a failed background task");
+        }
+    }
+}

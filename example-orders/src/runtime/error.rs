@@ -1,0 +1,60 @@
+//! Why the app, or one of its processes, could not start.
+
+use tidemark_projections::ProjectionError;
+
+use crate::domain::ImportError;
+
+/// Why the app could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// An event codec's upcasters are inconsistent.
+    #[error(transparent)]
+    Codec(#[from] tidemark::RegistryError),
+    /// A projection runner or the in-process bus could not be created.
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    /// The v1 fixture could not be imported.
+    #[error("importing the v1 fixture: {0}")]
+    Import(#[from] ImportError),
+    /// The PostgreSQL store could not be set up or migrated.
+    #[error("PostgreSQL: {0}")]
+    Store(#[from] tidemark_postgres::SetupError),
+    /// A query of the start-up checks failed.
+    #[error("PostgreSQL: {context}: {source}")]
+    Database {
+        /// What was being done.
+        context: &'static str,
+        /// What sqlx reported.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The schema has not been migrated.
+    #[error("schema {schema:?} has no {table} table: run `orders migrate` first")]
+    NotMigrated {
+        /// The store's schema.
+        schema: String,
+        /// The first table found missing.
+        table: &'static str,
+    },
+    /// NATS could not be reached.
+    #[error("cannot connect to NATS: {0}")]
+    Nats(#[from] async_nats::ConnectError),
+    /// The subject prefix or partition count is invalid.
+    #[error(transparent)]
+    Subjects(#[from] tidemark_nats::SubjectError),
+    /// The relay's configuration is invalid.
+    #[error(transparent)]
+    Relay(#[from] tidemark_nats::RelayError),
+    /// The JetStream stream could not be created or updated.
+    #[error(transparent)]
+    Stream(#[from] tidemark_nats::StreamError),
+    /// `projections run --only` names no consumer it runs.
+    #[error("no consumer named {name:?} runs in `projections run`; choose one of {choices}")]
+    UnknownConsumer {
+        /// The name given.
+        name: String,
+        /// The names that would do.
+        choices: String,
+    },
+}

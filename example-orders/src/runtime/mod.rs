@@ -1,0 +1,27 @@
+//! Starting the app, in either mode, through one code path: a [`Backend`] (store, read
+//! models, the consumers' feed, how runners share partitions) builds the command
+//! handlers, the consumers ([`Runners`]) and the app's state; only the backend differs.
+//!
+//! - [`start_embedded`]: `InMemoryEventStore`, an `InProcessBus` pumped from the store's
+//!   log, `MemoryReadModels`, every partition in this process.
+//! - [`PgDeployment`]: `PgEventStore`, a `NatsRelay` publishing the log to JetStream, a
+//!   `JetStreamFeed`, `PgReadModels`, partitions shared between processes through
+//!   PostgreSQL advisory locks (`run_shared` with `Coordination::postgres`).
+//!
+//! Which consumers a process runs is its [`Role`]: all of them (embedded, `serve --all`),
+//! the notifier only (`serve`: it pushes to this process's WebSockets), or the read models
+//! and the process manager (`projections run`).
+
+mod backend;
+mod embedded;
+mod error;
+mod postgres;
+mod runners;
+mod tasks;
+
+pub use backend::{Backend, Background, Running};
+pub use embedded::{embedded_backend, start_embedded, EmbeddedOptions};
+pub use error::StartError;
+pub use postgres::{start_postgres, PgDeployment, PgOptions, PgServe};
+pub use runners::{Handlers, Role, RunMode, Runners, BACK_CONSUMERS};
+pub use tasks::{TaskFailure, Tasks};

@@ -1,0 +1,257 @@
+//! The PostgreSQL + JetStream deployment: a `PgEventStore` in its own schema, a
+//! `NatsRelay` publishing its log to a JetStream stream, a `JetStreamFeed` and
+//! `PgReadModels`, with runners sharing partitions through PostgreSQL advisory locks.
+
+use std::time::Duration;
+
+use sqlx::postgres::PgPoolOptions;
+use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
+use tidemark_postgres::{PgEventStore, PgStoreConfig};
+use tidemark_projections::{Coordination, JetStreamFeed, PgReadModels};
+
+use super::backend::{Backend, Running};
+use super::runners::{Role, RunMode};
+use super::tasks::Tasks;
+use super::StartError;
+use crate::app::AppConfig;
+use crate::auth::TokenKeys;
+use crate::domain::import_fixture;
+
+/// Where the deployment lives. Every field but the database URL has a default.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PgOptions {
+    /// The PostgreSQL URL.
+    pub database_url: String,
+    /// The schema of the store and the projections' bookkeeping; each read model lives
+    /// in `<schema>_<projection>` (default `orders`).
+    pub schema: String,
+    /// The NATS URL (default `nats://127.0.0.1:4222`).
+    pub nats_url: String,
+    /// The JetStream stream (default `ORDERS`).
+    pub stream: String,
+    /// The subjects' prefix: `<prefix>.<partition>.<category>.<EventType>.v<N>` (default
+    /// `orders.events`).
+    pub subject_prefix: String,
+    /// Partitions of the subjects and consumers (default 4). Choose it once: changing it
+    /// moves streams between partitions.
+    pub partitions: u32,
+    /// The relay's name (default `orders`): relays of one name elect one leader.
+    pub relay_name: String,
+    /// Connections of the store's pool: commands, the relay, log reads (default 16).
+    pub store_connections: u32,
+    /// Connections of the read models' pool: batch transactions and queries (default 16).
+    /// A pool of its own, so that a process-manager batch, which holds a read-model
+    /// transaction while its commands append through the store, never waits for a
+    /// connection that batches like it hold.
+    pub read_model_connections: u32,
+    /// Longest wait for a connection; then the request fails with 503 (default 3 s).
+    pub acquire_timeout: Duration,
+}
+
+impl PgOptions {
+    /// The defaults for `database_url`.
+    pub fn new(database_url: impl Into<String>) -> Self {
+        Self {
+            database_url: database_url.into(),
+            schema: Self::SCHEMA.to_owned(),
+            nats_url: Self::NATS_URL.to_owned(),
+            stream: Self::STREAM.to_owned(),
+            subject_prefix: Self::SUBJECT_PREFIX.to_owned(),
+            partitions: Self::PARTITIONS,
+            relay_name: "orders".to_owned(),
+            store_connections: 16,
+            read_model_connections: 16,
+            acquire_timeout: Duration::from_secs(3),
+        }
+    }
+
+    /// The default schema.
+    pub const SCHEMA: &'static str = "orders";
+    /// The default NATS URL.
+    pub const NATS_URL: &'static str = "nats://127.0.0.1:4222";
+    /// The default stream name.
+    pub const STREAM: &'static str = "ORDERS";
+    /// The default subject prefix.
+    pub const SUBJECT_PREFIX: &'static str = "orders.events";
+    /// The default number of partitions.
+    pub const PARTITIONS: u32 = 4;
+
+    /// Sets the schema.
+    pub fn schema(mut self, schema: impl Into<String>) -> Self {
+        self.schema = schema.into();
+        self
+    }
+
+    /// Sets the NATS URL.
+    pub fn nats_url(mut self, url: impl Into<String>) -> Self {
+        self.nats_url = url.into();
+        self
+    }
+
+    /// Sets the JetStream stream and the subject prefix.
+    pub fn stream(mut self, stream: impl Into<String>, subject_prefix: impl Into<String>) -> Self {
+        self.stream = stream.into();
+        self.subject_prefix = subject_prefix.into();
+        self
+    }
+
+    /// Sets the number of partitions.
+    pub fn partitions(mut self, partitions: u32) -> Self {
+        self.partitions = partitions;
+        self
+    }
+
+    /// Sets the sizes of the store's and the read models' pools.
+    pub fn connections(mut self, store: u32, read_models: u32) -> Self {
+        self.store_connections = store.max(1);
+        self.read_model_connections = read_models.max(1);
+        self
+    }
+
+    fn pool(&self, connections: u32) -> PgPoolOptions {
+        PgPoolOptions::new()
+            .max_connections(connections)
+            .test_before_acquire(false)
+            .acquire_timeout(self.acquire_timeout)
+    }
+}
+
+/// A connected deployment.
+#[derive(Debug, Clone)]
+pub struct PgDeployment {
+    /// The store.
+    pub store: PgEventStore,
+    /// The read models, in the store's schema, on a pool of their own.
+    pub read_models: PgReadModels,
+    /// The NATS client.
+    pub client: async_nats::Client,
+    /// The subjects the relay publishes to and the consumers read.
+    pub scheme: SubjectScheme,
+    /// The options it was connected with.
+    pub options: PgOptions,
+}
+
+impl PgDeployment {
+    /// Connects to PostgreSQL and NATS; fails when either is unreachable.
+    pub async fn connect(options: PgOptions) -> Result<Self, StartError> {
+        let client = async_nats::connect(&options.nats_url).await?;
+        Self::with_client(options, client).await
+    }
+
+    /// Connects to PostgreSQL, and to NATS in the background (the ops commands, which
+    /// read PostgreSQL only, work while NATS is down).
+    pub async fn connect_lazily(options: PgOptions) -> Result<Self, StartError> {
+        let client = async_nats::ConnectOptions::new().retry_on_initial_connect().connect(&options.nats_url).await?;
+        Self::with_client(options, client).await
+    }
+
+    async fn with_client(options: PgOptions, client: async_nats::Client) -> Result<Self, StartError> {
+        let connect = |connections| options.pool(connections).connect(&options.database_url);
+        let (store_pool, read_pool) =
+            tokio::try_join!(connect(options.store_connections), connect(options.read_model_connections))
+                .map_err(|source| StartError::Database { context: "connecting", source })?;
+        let config = PgStoreConfig::default().schema(&options.schema);
+        let store = PgEventStore::from_pool(store_pool, config.clone())?;
+        // `PgReadModels` takes its pool from a store: one that neither notifies nor
+        // batches, dropped at once, lends it the second pool.
+        let lender = PgEventStore::from_pool(read_pool, config.notify(false).group_commit(false))?;
+        let read_models = PgReadModels::new(&lender);
+        let scheme = SubjectScheme::new(&options.subject_prefix, options.partitions)?;
+        Ok(Self { store, read_models, client, scheme, options })
+    }
+
+    /// Applies the store's migrations and creates (or updates) the JetStream stream.
+    pub async fn migrate(&self) -> Result<(), StartError> {
+        self.store.migrate().await?;
+        self.relay()?.ensure_stream(&self.stream_settings()).await?;
+        Ok(())
+    }
+
+    /// Fails unless `migrate` has run: start-up code never creates tables.
+    pub async fn check(&self) -> Result<(), StartError> {
+        let schema = &self.options.schema;
+        for table in ["events", "checkpoints", "projection_partitions"] {
+            let found: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+                .bind(format!("\"{schema}\".{table}"))
+                .fetch_one(self.store.pool())
+                .await
+                .map_err(|source| StartError::Database { context: "checking the schema", source })?;
+            if !found {
+                return Err(StartError::NotMigrated { schema: schema.clone(), table });
+            }
+        }
+        Ok(())
+    }
+
+    /// The JetStream stream's settings.
+    pub fn stream_settings(&self) -> StreamSettings {
+        StreamSettings::new(&self.options.stream)
+    }
+
+    /// The relay.
+    pub fn relay(&self) -> Result<NatsRelay, StartError> {
+        let config = RelayConfig::new(&self.options.relay_name).subjects(self.scheme.clone());
+        Ok(NatsRelay::new(self.store.clone(), self.client.clone(), config)?)
+    }
+
+    /// Creates or updates the stream, then runs the relay in `tasks`.
+    pub async fn spawn_relay(&self, tasks: &mut Tasks) -> Result<(), StartError> {
+        let relay = self.relay()?;
+        relay.ensure_stream(&self.stream_settings()).await?;
+        tasks.spawn("relay", move |stop| async move { relay.run(stop).await });
+        Ok(())
+    }
+
+    /// The backend: the store, read models next to it, the relay's stream as the feed,
+    /// partitions shared by every process using this schema.
+    pub fn backend(&self) -> Backend<PgEventStore, PgReadModels, JetStreamFeed> {
+        let jetstream = async_nats::jetstream::new(self.client.clone());
+        let feed = JetStreamFeed::new(jetstream, &self.options.stream, self.scheme.clone());
+        let coordination = Coordination::postgres(self.store.pool().clone(), &self.options.schema);
+        let read_models = self.read_models.clone();
+        Backend { store: self.store.clone(), read_models, feed, mode: RunMode::Shared(coordination) }
+    }
+}
+
+/// Options of `serve` on PostgreSQL + JetStream.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct PgServe {
+    /// The app's knobs.
+    pub config: AppConfig,
+    /// The token keys.
+    pub keys: TokenKeys,
+    /// Whether to import the v1 fixture at start; idempotent (default true).
+    pub import_fixture: bool,
+    /// Whether the relay and every consumer run in this process too (`serve --all`;
+    /// default true). Otherwise only the notifier does, and `orders relay` and
+    /// `orders projections run` run elsewhere.
+    pub all: bool,
+}
+
+impl PgServe {
+    /// Defaults with these keys.
+    pub fn new(keys: TokenKeys) -> Self {
+        Self { config: AppConfig::default(), keys, import_fixture: true, all: true }
+    }
+}
+
+/// Serves the app's state on a migrated deployment: imports the fixture (if asked) and
+/// starts the relay and consumers this process runs.
+pub async fn start_postgres(
+    deployment: &PgDeployment,
+    options: PgServe,
+) -> Result<Running<PgEventStore, PgReadModels, JetStreamFeed>, StartError> {
+    deployment.check().await?;
+    if options.import_fixture {
+        let imported = import_fixture(&deployment.store).await?;
+        tracing::info!(events = imported, "imported the v1 fixture (events already stored are skipped)");
+    }
+    let mut tasks = Tasks::default();
+    if options.all {
+        deployment.spawn_relay(&mut tasks).await?;
+    }
+    let role = if options.all { Role::All } else { Role::Front };
+    deployment.backend().start(options.keys, options.config, &role, tasks)
+}

@@ -1,0 +1,72 @@
+//! The `orders` command line: subcommands, the mounted ops CLI, modes.
+
+use clap::Parser as _;
+use example_orders::cli::{Cli, Command, ProjectionsArgs};
+use example_orders::runtime::{embedded_backend, Role, StartError, Tasks, BACK_CONSUMERS};
+use tidemark_projections::{DlqCommand, EventsCommand, OpsCommand, ProjectionsCommand};
+
+fn parse(args: &[&str]) -> Cli {
+    Cli::try_parse_from(std::iter::once("orders").chain(args.iter().copied()))
+        .unwrap_or_else(|e| panic!("{args:?} parses: {e}"))
+}
+
+fn ops(args: &[&str]) -> OpsCommand {
+    parse(args).command.and_then(|c| c.ops()).unwrap_or_else(|| panic!("{args:?} is an ops command"))
+}
+
+#[test]
+fn the_ops_cli_is_mounted_next_to_the_apps_own_subcommands() {
+    let status = ops(&["projections", "status", "--json"]);
+    assert!(matches!(status, OpsCommand::Projections(ProjectionsCommand::Status(output)) if output.json), "{status:?}");
+    assert!(matches!(ops(&["dlq", "list"]), OpsCommand::Dlq(DlqCommand::List { projection: None, .. })));
+    assert!(matches!(ops(&["events", "verify"]), OpsCommand::Events(EventsCommand::Verify(_))));
+    assert!(matches!(ops(&["stream", "show", "order-1"]), OpsCommand::Stream(_)));
+    // The deployment's JetStream stream option must not leak into `rebuild --stream`.
+    let rebuild = ops(&["projections", "rebuild", "orders", "--yes"]);
+    assert!(
+        matches!(&rebuild, OpsCommand::Projections(ProjectionsCommand::Rebuild { name, yes: true, stream: None, .. }) if name == "orders"),
+        "{rebuild:?}"
+    );
+
+    let run = parse(&["projections", "run", "--only", "orders"]).command;
+    let Some(Command::Projections(ProjectionsArgs::Run(args))) = run else { panic!("{run:?}") };
+    assert_eq!(args.role(), Role::Back { only: Some("orders".to_owned()) });
+    assert!(parse(&["projections", "run"]).command.is_some_and(|c| c.ops().is_none()));
+}
+
+#[test]
+fn serve_seed_migrate_and_the_default_parse() {
+    let seed = parse(&["seed", "--orders", "10"]).command;
+    assert!(matches!(&seed, Some(Command::Seed(args)) if args.orders == 10), "{seed:?}");
+    assert!(matches!(parse(&["serve", "--all"]).command, Some(Command::Serve(args)) if args.all));
+    assert!(matches!(parse(&["migrate"]).command, Some(Command::Migrate)));
+    assert!(matches!(parse(&["relay"]).command, Some(Command::Relay)));
+    let bare = parse(&["--chaos", "0.5"]);
+    assert!(bare.command.is_none() && bare.serve.chaos == 0.5, "no subcommand serves");
+    assert!(Cli::try_parse_from(["orders", "--chaos", "2"]).is_err(), "a fraction");
+    assert!(Cli::try_parse_from(["orders", "projections", "frobnicate"]).is_err());
+}
+
+#[test]
+fn database_url_selects_the_postgres_mode_with_its_options() {
+    if std::env::var_os("DATABASE_URL").is_none() {
+        assert!(parse(&["serve"]).deployment.postgres().is_none(), "no DATABASE_URL: embedded");
+    }
+    let args = ["serve", "--database-url", "postgres://db/x", "--schema", "shop", "--jetstream-stream", "SHOP"];
+    let options = parse(&args).deployment.postgres().expect("postgres mode");
+    assert_eq!((options.schema.as_str(), options.stream.as_str()), ("shop", "SHOP"));
+    assert_eq!((options.subject_prefix.as_str(), options.partitions), ("orders.events", 4));
+}
+
+#[tokio::test]
+async fn projections_run_only_accepts_the_consumers_it_runs() {
+    for name in BACK_CONSUMERS {
+        assert!(Role::Back { only: Some(name.to_owned()) }.check().is_ok(), "{name}");
+    }
+    let backend = embedded_backend(false, 2).await.expect("backend");
+    let only = Role::Back { only: Some("order-notices".to_owned()) };
+    let refused = backend.start_consumers(&only, Tasks::default());
+    assert!(matches!(refused, Err(StartError::UnknownConsumer { .. })), "the notifier runs with serve: {refused:?}");
+    assert!(Role::Front.runs("order-notices") && !Role::Front.runs("orders"));
+    assert!(Role::Back { only: None }.runs("pm-shipping") && !Role::Back { only: None }.runs("order-notices"));
+}

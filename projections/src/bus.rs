@@ -1,0 +1,211 @@
+//! An in-process bus: the broker of the embedded mode and of fast tests. A pump tails an
+//! event store's log (like the relay) and publishes into per-partition logs held in
+//! memory; durable subscriptions resume after their last acknowledgement, and messages
+//! not acknowledged are delivered again, as with JetStream. It can inject duplicate
+//! publishes and lost acknowledgements on purpose.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use tidemark::{EventStore, LogPosition, RecordedEvent, StreamId};
+use tidemark_nats::fnv1a_32;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{ProjectionError, Result};
+use crate::feed::{Feed, Incoming, Subscription};
+
+/// Faults the bus injects, to show that consumers are idempotent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BusFaults {
+    /// Publish every n-th event twice (a relay republishing after a crash).
+    pub duplicate_every: Option<u64>,
+    /// Lose every n-th acknowledgement, so the batch is delivered again (a consumer killed
+    /// between its commit and its ack).
+    pub lose_ack_every: Option<u64>,
+}
+
+impl BusFaults {
+    /// No faults.
+    pub fn none() -> Self {
+        Self::default()
+    }
+
+    /// Publishes every `n`-th event twice.
+    pub fn duplicate_every(mut self, n: u64) -> Self {
+        self.duplicate_every = (n > 0).then_some(n);
+        self
+    }
+
+    /// Loses every `n`-th acknowledgement.
+    pub fn lose_ack_every(mut self, n: u64) -> Self {
+        self.lose_ack_every = (n > 0).then_some(n);
+        self
+    }
+}
+
+#[derive(Debug, Default)]
+struct Partition {
+    log: Mutex<Vec<Arc<RecordedEvent>>>,
+    acked: Mutex<HashMap<String, usize>>,
+    published: Notify,
+}
+
+#[derive(Debug)]
+struct Inner {
+    partitions: Vec<Partition>,
+    faults: BusFaults,
+    publishes: AtomicU64,
+    acks: AtomicU64,
+}
+
+/// The in-process bus. Clones share the same partitions.
+#[derive(Debug, Clone)]
+pub struct InProcessBus {
+    inner: Arc<Inner>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+impl InProcessBus {
+    /// A bus with `partitions` partitions (at least 1), partitioned like the relay's
+    /// subjects (FNV-1a of the stream id).
+    pub fn new(partitions: u32) -> Result<Self> {
+        Self::with_faults(partitions, BusFaults::none())
+    }
+
+    /// A bus that injects `faults`.
+    pub fn with_faults(partitions: u32, faults: BusFaults) -> Result<Self> {
+        if partitions == 0 {
+            return Err(ProjectionError::Config("a bus needs at least one partition"));
+        }
+        let partitions = (0..partitions).map(|_| Partition::default()).collect();
+        let inner = Inner { partitions, faults, publishes: AtomicU64::new(0), acks: AtomicU64::new(0) };
+        Ok(Self { inner: Arc::new(inner) })
+    }
+
+    /// Publishes one event to its partition (twice when a duplicate fault is due).
+    pub fn publish(&self, event: RecordedEvent) {
+        let n = self.inner.publishes.fetch_add(1, Ordering::Relaxed) + 1;
+        let twice = self.inner.faults.duplicate_every.is_some_and(|every| n % every == 0);
+        let partition = &self.inner.partitions[self.slot(&event.stream_id)];
+        let event = Arc::new(event);
+        {
+            let mut log = lock(&partition.log);
+            log.push(event.clone());
+            if twice {
+                log.push(event);
+            }
+        }
+        partition.published.notify_waiters();
+    }
+
+    /// Messages published so far (duplicates included).
+    pub fn published(&self) -> usize {
+        self.inner.partitions.iter().map(|p| lock(&p.log).len()).sum()
+    }
+
+    /// Tails `store`'s log after `from` and publishes every event, in log order, until
+    /// `shutdown`: the in-process counterpart of the relay. Returns the last position
+    /// published.
+    pub async fn pump<S: EventStore>(
+        &self,
+        store: &S,
+        from: LogPosition,
+        shutdown: CancellationToken,
+    ) -> Result<LogPosition> {
+        let mut after = from;
+        while !shutdown.is_cancelled() {
+            let events = store.read_log(after, 1_000).await?;
+            if events.is_empty() {
+                tokio::select! {
+                    () = shutdown.cancelled() => break,
+                    woken = store.wait_for_log(after, Duration::from_secs(1)) => { woken?; }
+                }
+                continue;
+            }
+            for event in events {
+                after = event.position;
+                self.publish(event);
+            }
+        }
+        Ok(after)
+    }
+
+    fn slot(&self, stream: &StreamId) -> usize {
+        let count = self.inner.partitions.len() as u32;
+        (fnv1a_32(stream.as_str().as_bytes()) % count) as usize
+    }
+}
+
+/// A durable subscription to one partition of the bus.
+#[derive(Debug)]
+pub struct BusSubscription {
+    bus: InProcessBus,
+    partition: usize,
+    consumer: String,
+    next: usize,
+}
+
+impl Feed for InProcessBus {
+    type Subscription = BusSubscription;
+
+    fn partitions(&self) -> u32 {
+        self.inner.partitions.len() as u32
+    }
+
+    fn partition_of(&self, stream: &StreamId) -> u32 {
+        self.slot(stream) as u32
+    }
+
+    async fn subscribe(&self, consumer: &str, partition: u32) -> Result<BusSubscription> {
+        let index = partition as usize;
+        let Some(slot) = self.inner.partitions.get(index) else {
+            return Err(ProjectionError::Config("no such partition on the bus"));
+        };
+        let next = lock(&slot.acked).get(consumer).copied().unwrap_or(0);
+        Ok(BusSubscription { bus: self.clone(), partition: index, consumer: consumer.to_owned(), next })
+    }
+}
+
+impl Subscription for BusSubscription {
+    type Receipt = usize;
+
+    async fn next_batch(&mut self, max: usize) -> Result<(Vec<Incoming>, usize)> {
+        let partition = &self.bus.inner.partitions[self.partition];
+        loop {
+            let published = partition.published.notified();
+            tokio::pin!(published);
+            published.as_mut().enable();
+            {
+                let log = lock(&partition.log);
+                if log.len() > self.next {
+                    let end = log.len().min(self.next + max.max(1));
+                    let batch = log[self.next..end].iter().map(|e| Incoming::Event((**e).clone())).collect();
+                    self.next = end;
+                    return Ok((batch, end));
+                }
+            }
+            published.await;
+        }
+    }
+
+    async fn ack(&mut self, end: usize) -> Result<()> {
+        let n = self.bus.inner.acks.fetch_add(1, Ordering::Relaxed) + 1;
+        let partition = &self.bus.inner.partitions[self.partition];
+        let mut acked = lock(&partition.acked);
+        let saved = acked.entry(self.consumer.clone()).or_default();
+        if self.bus.inner.faults.lose_ack_every.is_some_and(|every| n % every == 0) {
+            // The ack is lost: everything after the last saved ack comes again.
+            self.next = *saved;
+        } else {
+            *saved = (*saved).max(end);
+        }
+        Ok(())
+    }
+}

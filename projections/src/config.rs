@@ -1,0 +1,108 @@
+//! Runner settings.
+
+use std::time::Duration;
+
+/// What happens to an event a projection keeps failing on (after `max_attempts`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PoisonPolicy {
+    /// The event and every later event of its stream go to the dead letters, where they
+    /// wait for a retry (after a fix) or a skip; other streams keep flowing. The default.
+    #[default]
+    Park,
+    /// The partition stops at the event and keeps retrying it with backoff.
+    Halt,
+    /// The event is recorded as a skipped dead letter and the stream goes on without it.
+    Skip,
+}
+
+/// What a runner does at start when the projection's version differs from the one its
+/// read model was built with (or the read model does not exist yet).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum VersionChange {
+    /// Rebuild from the log into a shadow, swap it in, then run (the default; logged).
+    #[default]
+    Rebuild,
+    /// Refuse to run with [`ProjectionError::VersionChanged`](crate::ProjectionError::VersionChanged)
+    /// until an operator rebuilds. A projection never set up is still built.
+    Refuse,
+}
+
+/// How a [`ProjectionRunner`](crate::ProjectionRunner) works. Every knob has a default.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct RunnerConfig {
+    /// Most messages applied in one transaction (default 500).
+    pub batch_size: usize,
+    /// First delay after a failure (default 100 ms); doubles, with jitter, up to `max_backoff`.
+    pub min_backoff: Duration,
+    /// Longest delay after failures (default 10 s).
+    pub max_backoff: Duration,
+    /// How often a shared runner looks for partitions to take or give back (default 1 s).
+    pub rebalance_interval: Duration,
+    /// The durable consumer name (default: the projection's name).
+    pub consumer: Option<String>,
+    /// What happens to a poison event (default [`PoisonPolicy::Park`]).
+    pub poison: PoisonPolicy,
+    /// What to do when the projection's version changed (default [`VersionChange::Rebuild`]).
+    pub version_change: VersionChange,
+    /// Attempts at a batch failing in the projection's code before its events are tried
+    /// one at a time and the failing one is handled by `poison` (default 5).
+    pub max_attempts: u32,
+}
+
+impl Default for RunnerConfig {
+    fn default() -> Self {
+        Self {
+            batch_size: 500,
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+            rebalance_interval: Duration::from_secs(1),
+            consumer: None,
+            poison: PoisonPolicy::Park,
+            version_change: VersionChange::Rebuild,
+            max_attempts: 5,
+        }
+    }
+}
+
+impl RunnerConfig {
+    /// Sets the batch size (at least 1).
+    pub fn batch_size(mut self, events: usize) -> Self {
+        self.batch_size = events.max(1);
+        self
+    }
+
+    /// Sets the retry delays.
+    pub fn backoff(mut self, min: Duration, max: Duration) -> Self {
+        self.min_backoff = min;
+        self.max_backoff = max.max(min);
+        self
+    }
+
+    /// Sets how often a shared runner rebalances.
+    pub fn rebalance_interval(mut self, interval: Duration) -> Self {
+        self.rebalance_interval = interval;
+        self
+    }
+
+    /// Sets the poison policy and the attempts before it applies (at least 1).
+    pub fn poison(mut self, policy: PoisonPolicy, max_attempts: u32) -> Self {
+        self.poison = policy;
+        self.max_attempts = max_attempts.max(1);
+        self
+    }
+
+    /// Sets what happens when the projection's version changed.
+    pub fn on_version_change(mut self, policy: VersionChange) -> Self {
+        self.version_change = policy;
+        self
+    }
+
+    /// Sets the durable consumer name.
+    pub fn consumer(mut self, name: impl Into<String>) -> Self {
+        self.consumer = Some(name.into());
+        self
+    }
+}

@@ -1,0 +1,145 @@
+//! Errors of the projection runtime.
+
+use tidemark::{EventId, LogPosition};
+
+/// What a projection's `setup` or `apply` may fail with: any error, kept as the source.
+pub type ApplyError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
+/// The result type of this crate.
+pub type Result<T, E = ProjectionError> = std::result::Result<T, E>;
+
+/// Why the projection runtime could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProjectionError {
+    /// A projection or consumer name that cannot be used.
+    #[error("invalid projection name {name:?}: {reason}")]
+    InvalidName {
+        /// The rejected name.
+        name: String,
+        /// Which rule it breaks.
+        reason: &'static str,
+    },
+    /// A configuration value out of range.
+    #[error("invalid runner configuration: {0}")]
+    Config(&'static str),
+    /// The event store failed (reading events for a gap repair or a thin notification).
+    #[error(transparent)]
+    Store(#[from] tidemark::Error),
+    /// The read-model database failed.
+    #[error("read-model database error while {context}: {source}")]
+    Database {
+        /// What the runtime was doing.
+        context: &'static str,
+        /// The driver's error.
+        #[source]
+        source: sqlx::Error,
+    },
+    /// The broker failed (creating a consumer, pulling, acknowledging).
+    #[error("broker error while {context}: {source}")]
+    Broker {
+        /// What the runtime was doing.
+        context: &'static str,
+        /// The client's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
+    },
+    /// The projection's `apply` failed on an event; the batch was rolled back.
+    #[error("projection {projection} failed on event {event_id} ({event_type} at {position}): {source}")]
+    Apply {
+        /// The projection.
+        projection: String,
+        /// The event it failed on.
+        event_id: EventId,
+        /// The event's stored type name.
+        event_type: String,
+        /// The event's log position.
+        position: LogPosition,
+        /// The projection's error.
+        #[source]
+        source: ApplyError,
+    },
+    /// The projection could not forget a stream it was asked to rebuild.
+    #[error("projection {projection} could not forget stream {stream}: {source}")]
+    Forget {
+        /// The projection.
+        projection: String,
+        /// The stream.
+        stream: String,
+        /// The projection's error.
+        #[source]
+        source: ApplyError,
+    },
+    /// The projection's `setup` failed.
+    #[error("setting up projection {projection} failed: {source}")]
+    Setup {
+        /// The projection.
+        projection: String,
+        /// The projection's error.
+        #[source]
+        source: ApplyError,
+    },
+    /// The projection's version differs from the one whose tables were set up: its read
+    /// model must be rebuilt before it runs again.
+    #[error("projection {projection} was set up at version {stored}, the code is at version {current}: rebuild it")]
+    VersionChanged {
+        /// The projection.
+        projection: String,
+        /// The version recorded in the database.
+        stored: u32,
+        /// The version of the running code.
+        current: u32,
+    },
+    /// A wait for a projection to catch up ran out of time.
+    #[error("projection {projection} did not reach {stream_id} version {version} within the timeout")]
+    WaitTimedOut {
+        /// The projection waited for.
+        projection: String,
+        /// The stream waited for.
+        stream_id: String,
+        /// The version waited for.
+        version: u64,
+    },
+}
+
+impl ProjectionError {
+    /// Whether trying again later may succeed: database, broker and retryable store
+    /// failures, and failures of a projection's own code (it may depend on something
+    /// transient too).
+    pub fn is_retryable(&self) -> bool {
+        match self {
+            Self::Store(e) => e.is_retryable(),
+            Self::Database { .. } | Self::Broker { .. } | Self::Apply { .. } | Self::WaitTimedOut { .. } => true,
+            _ => false,
+        }
+    }
+
+    pub(crate) fn broker(
+        context: &'static str,
+    ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
+        move |source| Self::Broker { context, source }
+    }
+}
+
+/// Maps a sqlx error, naming what was being done.
+pub(crate) fn database(context: &'static str) -> impl FnOnce(sqlx::Error) -> ProjectionError {
+    move |source| ProjectionError::Database { context, source }
+}
+
+/// Checks a projection (or consumer) name: 1 to 64 ASCII letters, digits, `_` and `-`,
+/// so it is safe in a consumer name, a lock key and a subject token.
+pub(crate) fn check_name(name: &str) -> Result<()> {
+    let reason = if name.is_empty() {
+        Some("a name may not be empty")
+    } else if name.len() > 64 {
+        Some("a name is at most 64 bytes")
+    } else if !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-') {
+        Some("a name holds only ASCII letters, digits, '_' and '-'")
+    } else {
+        None
+    };
+    match reason {
+        Some(reason) => Err(ProjectionError::InvalidName { name: name.to_owned(), reason }),
+        None => Ok(()),
+    }
+}

@@ -1,0 +1,199 @@
+//! The JetStream feed: one durable pull consumer per projection partition, filtered on the
+//! relay's partition subjects.
+
+use std::time::Duration;
+
+use async_nats::jetstream::consumer::pull::{Config as PullConfig, Stream as PullStream};
+use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
+use async_nats::jetstream::{AckKind, Context, Message};
+use futures_util::StreamExt;
+use serde_json::value::RawValue;
+use tidemark::{Metadata, RecordedEvent, StreamId};
+use tidemark_nats::{EventHeaders, SubjectScheme};
+
+use crate::error::{ProjectionError, Result};
+use crate::feed::{Feed, Incoming, Subscription};
+
+/// Settings of the consumers a [`JetStreamFeed`] creates.
+#[derive(Debug, Clone)]
+pub struct ConsumerSettings {
+    /// How long the server waits for an acknowledgement before delivering a message again
+    /// (default 30 s).
+    pub ack_wait: Duration,
+    /// Most messages delivered and not yet acknowledged per consumer (default 20,000).
+    pub max_ack_pending: i64,
+    /// Messages requested per pull (default 1,000).
+    pub pull_batch: usize,
+    /// How long a batch waits for more messages once it has one (default 0: it takes what
+    /// has already arrived, so batches grow under load and stay small when idle).
+    pub linger: Duration,
+}
+
+impl Default for ConsumerSettings {
+    fn default() -> Self {
+        Self { ack_wait: Duration::from_secs(30), max_ack_pending: 20_000, pull_batch: 1_000, linger: Duration::ZERO }
+    }
+}
+
+/// Partitioned durable subscriptions to the JetStream stream the relay publishes to.
+#[derive(Debug, Clone)]
+pub struct JetStreamFeed {
+    jetstream: Context,
+    stream: String,
+    scheme: SubjectScheme,
+    settings: ConsumerSettings,
+}
+
+impl JetStreamFeed {
+    /// A feed of the JetStream stream `stream`, whose subjects follow `scheme` (the
+    /// relay's scheme: the same prefix and number of partitions).
+    pub fn new(jetstream: Context, stream: impl Into<String>, scheme: SubjectScheme) -> Self {
+        Self { jetstream, stream: stream.into(), scheme, settings: ConsumerSettings::default() }
+    }
+
+    /// Replaces the consumer settings.
+    pub fn with_settings(mut self, settings: ConsumerSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// The durable consumer name of `consumer` on `partition`.
+    pub fn durable_name(consumer: &str, partition: u32) -> String {
+        format!("{consumer}_p{partition}")
+    }
+}
+
+/// A pull subscription to one partition.
+pub struct JetStreamSubscription {
+    messages: PullStream,
+    linger: Duration,
+}
+
+impl std::fmt::Debug for JetStreamSubscription {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JetStreamSubscription").field("linger", &self.linger).finish_non_exhaustive()
+    }
+}
+
+impl Feed for JetStreamFeed {
+    type Subscription = JetStreamSubscription;
+
+    fn partitions(&self) -> u32 {
+        self.scheme.partitions()
+    }
+
+    fn partition_of(&self, stream: &StreamId) -> u32 {
+        self.scheme.partition_of(stream)
+    }
+
+    async fn subscribe(&self, consumer: &str, partition: u32) -> Result<JetStreamSubscription> {
+        let filter =
+            self.scheme.partition_filter(partition).map_err(|e| ProjectionError::broker("subscribing")(e.into()))?;
+        let name = Self::durable_name(consumer, partition);
+        let config = PullConfig {
+            durable_name: Some(name.clone()),
+            filter_subject: filter,
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: self.settings.ack_wait,
+            max_ack_pending: self.settings.max_ack_pending,
+            ..PullConfig::default()
+        };
+        let stream = self
+            .jetstream
+            .get_stream(&self.stream)
+            .await
+            .map_err(|e| ProjectionError::broker("looking up the JetStream stream")(e.into()))?;
+        let pull = stream
+            .get_or_create_consumer(&name, config)
+            .await
+            .map_err(|e| ProjectionError::broker("creating a durable consumer")(e.into()))?;
+        let messages = pull
+            .stream()
+            .max_messages_per_batch(self.settings.pull_batch)
+            .heartbeat(Duration::from_secs(5))
+            .expires(Duration::from_secs(30))
+            .messages()
+            .await
+            .map_err(|e| ProjectionError::broker("pulling from a consumer")(e.into()))?;
+        Ok(JetStreamSubscription { messages, linger: self.settings.linger })
+    }
+}
+
+impl Subscription for JetStreamSubscription {
+    type Receipt = Vec<(Message, bool)>;
+
+    async fn next_batch(&mut self, max: usize) -> Result<(Vec<Incoming>, Self::Receipt)> {
+        let first = self.messages.next().await;
+        let mut messages = vec![received(first)?];
+        while messages.len() < max.max(1) {
+            match tokio::time::timeout(self.linger, self.messages.next()).await {
+                Ok(next) => messages.push(received(next)?),
+                Err(_) => break,
+            }
+        }
+        let incoming: Vec<Incoming> = messages.iter().map(incoming).collect();
+        let receipt =
+            messages.into_iter().zip(&incoming).map(|(m, i)| (m, matches!(i, Incoming::Rogue { .. }))).collect();
+        Ok((incoming, receipt))
+    }
+
+    async fn ack(&mut self, receipt: Self::Receipt) -> Result<()> {
+        for (message, rogue) in receipt {
+            let kind = if rogue { AckKind::Term } else { AckKind::Ack };
+            message.ack_with(kind).await.map_err(ProjectionError::broker("acknowledging a message"))?;
+        }
+        Ok(())
+    }
+}
+
+type Pulled = Option<Result<Message, async_nats::jetstream::consumer::pull::MessagesError>>;
+
+fn received(next: Pulled) -> Result<Message> {
+    match next {
+        Some(Ok(message)) => Ok(message),
+        Some(Err(e)) => Err(ProjectionError::broker("pulling messages")(e.into())),
+        None => Err(ProjectionError::broker("pulling messages")("the message stream ended".into())),
+    }
+}
+
+/// Reads a message the relay published back into an event, or a reference to it.
+pub(crate) fn incoming(message: &Message) -> Incoming {
+    let headers = match EventHeaders::parse(message.headers.as_ref()) {
+        Ok(headers) => headers,
+        Err(e) => return Incoming::Rogue { reason: format!("{e} (subject {})", message.subject) },
+    };
+    let reference = || Incoming::Reference {
+        event_id: headers.event_id,
+        stream_id: headers.stream_id.clone(),
+        stream_version: headers.stream_version,
+    };
+    if headers.downcast_of.is_some() {
+        return Incoming::Copy { event_id: headers.event_id };
+    }
+    if headers.thin {
+        return reference();
+    }
+    let payload =
+        std::str::from_utf8(&message.payload).ok().and_then(|text| RawValue::from_string(text.to_owned()).ok());
+    let Some(payload) = payload else {
+        tracing::warn!(event_id = %headers.event_id, "unreadable payload on the broker: reading the event from the store");
+        return reference();
+    };
+    let mut metadata = Metadata::new();
+    metadata.correlation_id = headers.correlation_id;
+    metadata.causation_id = headers.causation_id;
+    metadata.user = headers.user.clone();
+    metadata.tenant = headers.tenant.clone();
+    Incoming::Event(RecordedEvent {
+        event_id: headers.event_id,
+        stream_id: headers.stream_id,
+        stream_version: headers.stream_version,
+        position: headers.position,
+        event_type: headers.event_type,
+        schema_version: headers.schema_version,
+        payload,
+        metadata,
+        recorded_at: headers.recorded_at,
+    })
+}

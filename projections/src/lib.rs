@@ -1,0 +1,49 @@
+//! The projection runtime of tidemark: idempotent read-model builders fed by the relay's
+//! JetStream stream (or an in-process bus), applying batches and their checkpoint in one
+//! transaction, acknowledging after commit, repairing gaps from the store, and sharing
+//! partitions between instances.
+#![doc = include_str!("../README.md")]
+
+mod assign;
+mod bus;
+mod config;
+mod dead_letters;
+mod documents;
+mod error;
+mod feed;
+mod jetstream;
+mod memory;
+mod metrics;
+mod ops;
+mod partition;
+mod pg_documents;
+mod pg_rebuild;
+mod postgres;
+mod projection;
+mod read_models;
+mod rebuild;
+mod runner;
+mod status;
+mod wait;
+mod worker;
+
+pub use assign::Coordination;
+pub use bus::{BusFaults, BusSubscription, InProcessBus};
+pub use config::{PoisonPolicy, RunnerConfig, VersionChange};
+pub use documents::{DocumentReader, DocumentTx};
+pub use error::{ApplyError, ProjectionError, Result};
+pub use feed::{Feed, Incoming, Subscription};
+pub use jetstream::{ConsumerSettings, JetStreamFeed, JetStreamSubscription};
+pub use memory::{MemoryReadModels, MemoryTx};
+pub use ops::{
+    verify_log, DlqCommand, EventVerifier, EventsCommand, LogDiagnostics, Ops, OpsCommand, OpsExit, OpsFuture, Output,
+    PartitionView, ProjectionOps, ProjectionState, ProjectionsCommand, StreamCommand, VerifyFailure, VerifyReport,
+};
+pub use postgres::{PgReadModels, PgTx};
+pub use projection::Projection;
+pub use read_models::{DeadLetter, DeadLetterStatus, PartitionState, Progress, ReadModels, Seen};
+pub use rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
+pub use runner::ProjectionRunner;
+pub use status::RunnerStatus;
+pub use wait::wait_for_version;
+pub use worker::BatchReport;

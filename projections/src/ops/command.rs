@@ -1,0 +1,113 @@
+//! The ops commands, as clap subcommands an application mounts into its own binary.
+
+use clap::{Args, Subcommand};
+
+/// Operations on projections, dead letters and stored events.
+#[derive(Debug, Clone, Subcommand)]
+#[non_exhaustive]
+pub enum OpsCommand {
+    /// Projections: list, status, rebuild, reset.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+    /// Dead letters: list, retry or skip parked streams.
+    #[command(subcommand)]
+    Dlq(DlqCommand),
+    /// Stored events.
+    #[command(subcommand)]
+    Events(EventsCommand),
+    /// Streams.
+    #[command(subcommand)]
+    Stream(StreamCommand),
+}
+
+/// `projections …`
+#[derive(Debug, Clone, Subcommand)]
+#[non_exhaustive]
+pub enum ProjectionsCommand {
+    /// The mounted projections, one name per line.
+    List,
+    /// Each projection's version, positions, lag and dead letters.
+    Status(Output),
+    /// Rebuilds a projection from the log into a shadow and swaps it in.
+    Rebuild {
+        /// The projection.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// Throw away an interrupted rebuild instead of resuming it.
+        #[arg(long)]
+        restart: bool,
+        /// Events per transaction.
+        #[arg(long, default_value_t = 5_000)]
+        batch_size: usize,
+        /// Rebuild only this stream's rows, in place (the projection must support it).
+        #[arg(long)]
+        stream: Option<String>,
+    },
+    /// Deletes a projection's read model; the next start builds it from the log.
+    Reset {
+        /// The projection.
+        name: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+    },
+}
+
+/// `dlq …`
+#[derive(Debug, Clone, Subcommand)]
+#[non_exhaustive]
+pub enum DlqCommand {
+    /// Dead letters of every projection (or one).
+    List {
+        /// Only this projection.
+        #[arg(long)]
+        projection: Option<String>,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Applies a parked stream's events again, in order (after a fix).
+    Retry {
+        /// The projection.
+        projection: String,
+        /// The parked stream.
+        stream: String,
+    },
+    /// Marks a parked stream's events skipped and lets the stream go on.
+    Skip {
+        /// The projection.
+        projection: String,
+        /// The parked stream.
+        stream: String,
+    },
+}
+
+/// `events …`
+#[derive(Debug, Clone, Subcommand)]
+#[non_exhaustive]
+pub enum EventsCommand {
+    /// Runs every stored event through its upcasters and decoder; exits 1 on any failure.
+    Verify(Output),
+}
+
+/// `stream …`
+#[derive(Debug, Clone, Subcommand)]
+#[non_exhaustive]
+pub enum StreamCommand {
+    /// The events of one stream, as stored.
+    Show {
+        /// The stream id.
+        id: String,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+/// Output format.
+#[derive(Debug, Clone, Copy, Default, Args)]
+pub struct Output {
+    /// One JSON object per line instead of text.
+    #[arg(long)]
+    pub json: bool,
+}

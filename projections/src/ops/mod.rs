@@ -1,0 +1,90 @@
+//! The ops CLI as a library piece: an application mounts [`OpsCommand`] into its own clap
+//! binary and hands it to [`Ops::run`] with its projections and codecs, so the commands
+//! know the application's projections. Exit codes: 0 done, 1 the check found problems
+//! (`events verify`), 3 the operation failed; clap itself uses 2 for usage errors.
+
+mod command;
+mod diagnostics;
+mod progress;
+mod registry;
+mod run;
+mod verify;
+
+use std::fmt;
+use std::sync::Arc;
+
+use tidemark::EventStore;
+
+pub use command::{DlqCommand, EventsCommand, OpsCommand, Output, ProjectionsCommand, StreamCommand};
+pub use diagnostics::LogDiagnostics;
+pub use registry::{OpsFuture, PartitionView, ProjectionOps, ProjectionState};
+pub use verify::{verify_log, EventVerifier, VerifyFailure, VerifyReport};
+
+/// How an ops command ended, as a process exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum OpsExit {
+    /// Done (0).
+    Done,
+    /// The check found problems (1).
+    Problems,
+    /// The operation failed or was refused (3).
+    Failed,
+}
+
+impl OpsExit {
+    /// The process exit code.
+    pub fn code(self) -> u8 {
+        match self {
+            Self::Done => 0,
+            Self::Problems => 1,
+            Self::Failed => 3,
+        }
+    }
+}
+
+/// The application's projections and codecs, and its store.
+pub struct Ops<S> {
+    store: S,
+    projections: Vec<Arc<dyn ProjectionOps>>,
+    verifiers: Vec<Box<dyn EventVerifier>>,
+    interactive: bool,
+}
+
+impl<S> fmt::Debug for Ops<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
+        f.debug_struct("Ops").field("projections", &names).field("codecs", &self.verifiers.len()).finish()
+    }
+}
+
+impl<S: EventStore + LogDiagnostics> Ops<S> {
+    /// Ops over `store`, with no projections or codecs yet. Confirmations are asked on the
+    /// terminal when standard input is one.
+    pub fn new(store: S) -> Self {
+        let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
+        Self { store, projections: Vec::new(), verifiers: Vec::new(), interactive }
+    }
+
+    /// Mounts a projection (a [`ProjectionRunner`](crate::ProjectionRunner)).
+    pub fn projection(mut self, projection: impl ProjectionOps + 'static) -> Self {
+        self.projections.push(Arc::new(projection));
+        self
+    }
+
+    /// Mounts a codec for `events verify`.
+    pub fn codec(mut self, codec: impl EventVerifier + 'static) -> Self {
+        self.verifiers.push(Box::new(codec));
+        self
+    }
+
+    /// Never asks for confirmation: destructive commands then need `--yes`.
+    pub fn non_interactive(mut self) -> Self {
+        self.interactive = false;
+        self
+    }
+
+    fn find(&self, name: &str) -> Option<&Arc<dyn ProjectionOps>> {
+        self.projections.iter().find(|p| p.name() == name)
+    }
+}

@@ -1,0 +1,268 @@
+//! Running an ops command.
+
+use std::io::{BufRead, Write};
+
+use serde::Serialize;
+use tidemark::{read_stream_to_end, EventStore, StreamId, StreamVersion};
+
+use super::command::{DlqCommand, EventsCommand, OpsCommand, ProjectionsCommand, StreamCommand};
+use super::diagnostics::LogDiagnostics;
+use super::progress::Reporter;
+use super::registry::ProjectionState;
+use super::verify::verify_log;
+use super::{Ops, OpsExit};
+use crate::error::Result;
+use crate::rebuild::{RebuildOptions, RebuildOutcome};
+
+/// `projections status --json`: one object per projection.
+#[derive(Debug, Serialize)]
+struct StatusLine<'a> {
+    #[serde(flatten)]
+    state: &'a ProjectionState,
+    log_head: Option<String>,
+    lag_events: u64,
+    held_back_by: Option<String>,
+}
+
+impl<S: EventStore + LogDiagnostics> Ops<S> {
+    /// Runs `command`, writing results to `out` and errors to `err`.
+    pub async fn run(&self, command: &OpsCommand, out: &mut dyn Write, err: &mut dyn Write) -> OpsExit {
+        match self.dispatch(command, out, err).await {
+            Ok(exit) => exit,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                OpsExit::Failed
+            }
+        }
+    }
+
+    async fn dispatch(&self, command: &OpsCommand, out: &mut dyn Write, err: &mut dyn Write) -> Result<OpsExit> {
+        match command {
+            OpsCommand::Projections(ProjectionsCommand::List) => {
+                for p in &self.projections {
+                    let _ = writeln!(out, "{}", p.name());
+                }
+                Ok(OpsExit::Done)
+            }
+            OpsCommand::Projections(ProjectionsCommand::Status(output)) => self.status(output.json, out).await,
+            OpsCommand::Projections(ProjectionsCommand::Rebuild { name, yes, stream: Some(stream), .. }) => {
+                self.rebuild_stream(name, stream, *yes, out, err).await
+            }
+            OpsCommand::Projections(ProjectionsCommand::Rebuild { name, yes, restart, batch_size, stream: None }) => {
+                let options = RebuildOptions::default().restart(*restart).batch_size(*batch_size);
+                self.rebuild(name, *yes, options, out, err).await
+            }
+            OpsCommand::Projections(ProjectionsCommand::Reset { name, yes }) => self.reset(name, *yes, out, err).await,
+            OpsCommand::Dlq(dlq) => self.dlq(dlq, out, err).await,
+            OpsCommand::Events(EventsCommand::Verify(output)) => self.verify(output.json, out).await,
+            OpsCommand::Stream(StreamCommand::Show { id, output }) => self.show(id, output.json, out, err).await,
+        }
+    }
+
+    async fn status(&self, json: bool, out: &mut dyn Write) -> Result<OpsExit> {
+        let head = self.store.log_head().await?;
+        for p in &self.projections {
+            let state = p.state().await?;
+            let applied = state.applied_to().map_or(0, |a| a.sequence);
+            let lag = head.map_or(0, |h| h.sequence.saturating_sub(applied));
+            let held_back_by = if lag > 0 { self.store.held_back_by().await } else { None };
+            let line =
+                StatusLine { state: &state, log_head: head.map(|h| h.to_string()), lag_events: lag, held_back_by };
+            if json {
+                let _ = writeln!(out, "{}", serde_json::to_string(&line).unwrap_or_default());
+                continue;
+            }
+            let built = state.built_version.map_or_else(|| "not built".to_owned(), |v| format!("built v{v}"));
+            let _ = writeln!(
+                out,
+                "{}  v{} ({built})  lag ~{lag} events  parked {}  skipped {}",
+                state.name, state.version, state.parked, state.skipped
+            );
+            for part in &state.partitions {
+                let _ = writeln!(
+                    out,
+                    "  partition {:>3}  at {:<16}  {} events",
+                    part.partition, part.position, part.events
+                );
+            }
+            if let Some(why) = &line.held_back_by {
+                let _ = writeln!(out, "  log held back by {why}");
+            }
+        }
+        Ok(OpsExit::Done)
+    }
+
+    fn confirm(&self, question: &str, yes: bool, err: &mut dyn Write) -> bool {
+        if yes {
+            return true;
+        }
+        if !self.interactive {
+            let _ = writeln!(err, "refusing without --yes: {question}");
+            return false;
+        }
+        let _ = write!(err, "{question} [y/N] ");
+        let _ = err.flush();
+        let mut answer = String::new();
+        let _ = std::io::stdin().lock().read_line(&mut answer);
+        matches!(answer.trim(), "y" | "Y" | "yes")
+    }
+
+    async fn rebuild(
+        &self,
+        name: &str,
+        yes: bool,
+        options: RebuildOptions,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<OpsExit> {
+        let Some(projection) = self.find(name) else { return Ok(unknown(name, err)) };
+        if !self.confirm(&format!("rebuild projection {name} from the log?"), yes, err) {
+            return Ok(OpsExit::Failed);
+        }
+        let mut reporter = Reporter::new();
+        let outcome = projection.rebuild(options, &mut |p| reporter.update(p)).await;
+        reporter.finish();
+        match outcome? {
+            RebuildOutcome::Completed { events, elapsed } => {
+                let rate = events as f64 / elapsed.as_secs_f64().max(1e-9);
+                let _ = writeln!(out, "rebuilt {name}: {events} events in {elapsed:.2?} ({rate:.0} events/s)");
+            }
+            RebuildOutcome::AlreadyRebuilt => {
+                let _ = writeln!(out, "{name} was rebuilt by another instance meanwhile");
+            }
+            RebuildOutcome::Interrupted { at } => {
+                let _ = writeln!(out, "rebuild of {name} stopped at {at}; run it again to resume");
+                return Ok(OpsExit::Failed);
+            }
+        }
+        Ok(OpsExit::Done)
+    }
+
+    async fn rebuild_stream(
+        &self,
+        name: &str,
+        stream: &str,
+        yes: bool,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<OpsExit> {
+        let Some(projection) = self.find(name) else { return Ok(unknown(name, err)) };
+        let stream = StreamId::new(stream).map_err(tidemark::Error::from)?;
+        if !self.confirm(&format!("rebuild the rows of {stream} in projection {name}?"), yes, err) {
+            return Ok(OpsExit::Failed);
+        }
+        let applied = projection.rebuild_stream(&stream).await?;
+        let _ = writeln!(out, "rebuilt {stream} in {name}: {applied} events applied");
+        Ok(OpsExit::Done)
+    }
+
+    async fn reset(&self, name: &str, yes: bool, out: &mut dyn Write, err: &mut dyn Write) -> Result<OpsExit> {
+        let Some(projection) = self.find(name) else { return Ok(unknown(name, err)) };
+        if !self.confirm(&format!("delete the read model of {name}?"), yes, err) {
+            return Ok(OpsExit::Failed);
+        }
+        projection.reset().await?;
+        let _ = writeln!(out, "reset {name}: it is built from the log at its next start");
+        Ok(OpsExit::Done)
+    }
+
+    async fn dlq(&self, command: &DlqCommand, out: &mut dyn Write, err: &mut dyn Write) -> Result<OpsExit> {
+        match command {
+            DlqCommand::List { projection, output } => {
+                for p in self.projections.iter().filter(|p| projection.as_deref().is_none_or(|n| n == p.name())) {
+                    for letter in p.dead_letters().await? {
+                        let _ = if output.json {
+                            let line = serde_json::json!({
+                                "projection": p.name(), "stream_id": letter.stream_id.as_str(),
+                                "stream_version": letter.stream_version, "event_id": letter.event_id.to_string(),
+                                "event_type": letter.event_type, "position": letter.position.to_string(),
+                                "status": letter.status.as_str(), "error": letter.error,
+                            });
+                            writeln!(out, "{line}")
+                        } else {
+                            writeln!(
+                                out,
+                                "{}  {}@{}  {}  {}  {}",
+                                p.name(),
+                                letter.stream_id,
+                                letter.stream_version,
+                                letter.event_type,
+                                letter.status.as_str(),
+                                letter.error
+                            )
+                        };
+                    }
+                }
+                Ok(OpsExit::Done)
+            }
+            DlqCommand::Retry { projection, stream } | DlqCommand::Skip { projection, stream } => {
+                let Some(p) = self.find(projection) else { return Ok(unknown(projection, err)) };
+                let stream = StreamId::new(stream.as_str()).map_err(tidemark::Error::from)?;
+                let (verb, count) = match command {
+                    DlqCommand::Retry { .. } => ("applied", p.retry_parked(&stream).await?),
+                    _ => ("skipped", p.skip_parked(&stream).await?),
+                };
+                let _ = writeln!(out, "{projection}: {verb} {count} parked events of {stream}");
+                Ok(OpsExit::Done)
+            }
+        }
+    }
+
+    async fn verify(&self, json: bool, out: &mut dyn Write) -> Result<OpsExit> {
+        let report = verify_log(&self.store, &self.verifiers).await?;
+        if json {
+            let _ = writeln!(out, "{}", serde_json::to_string(&report).unwrap_or_default());
+        } else {
+            for f in &report.failures {
+                let _ = writeln!(
+                    out,
+                    "FAILED at {}: {} {}@{} ({} v{}): {}",
+                    f.position, f.event_id, f.stream_id, f.stream_version, f.event_type, f.schema_version, f.error
+                );
+            }
+            let _ = writeln!(out, "{} events verified, {} failed", report.events, report.failed);
+        }
+        Ok(if report.failed == 0 { OpsExit::Done } else { OpsExit::Problems })
+    }
+
+    async fn show(&self, id: &str, json: bool, out: &mut dyn Write, err: &mut dyn Write) -> Result<OpsExit> {
+        let stream = match StreamId::new(id) {
+            Ok(s) => s,
+            Err(e) => {
+                let _ = writeln!(err, "error: {e}");
+                return Ok(OpsExit::Failed);
+            }
+        };
+        let events = read_stream_to_end(&self.store, &stream, StreamVersion(1), 1_000).await?;
+        for e in &events {
+            let _ = if json {
+                let line = serde_json::json!({
+                    "stream_version": e.stream_version.0, "position": e.position.to_string(),
+                    "event_id": e.event_id.to_string(), "event_type": e.event_type,
+                    "schema_version": e.schema_version, "recorded_at": e.recorded_at,
+                    "metadata": e.metadata, "payload": e.payload,
+                });
+                writeln!(out, "{line}")
+            } else {
+                writeln!(
+                    out,
+                    "v{:<4} {:<16} {} v{}  {}",
+                    e.stream_version.0,
+                    e.position.to_string(),
+                    e.event_type,
+                    e.schema_version,
+                    e.payload.get()
+                )
+            };
+        }
+        if events.is_empty() {
+            let _ = writeln!(err, "stream {stream} has no events");
+        }
+        Ok(OpsExit::Done)
+    }
+}
+
+fn unknown(name: &str, err: &mut dyn Write) -> OpsExit {
+    let _ = writeln!(err, "no projection named {name:?}");
+    OpsExit::Failed
+}

@@ -1,0 +1,354 @@
+//! Read models in PostgreSQL: batches run in a sqlx transaction, bookkeeping lives in the
+//! store's schema (migration `0003_projections.sql` of `tidemark-postgres`).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use tidemark::{LogPosition, StreamId};
+use tidemark_postgres::{PgEventStore, PgStoreConfig, SetupError};
+
+use crate::dead_letters::{insert_dead_letters, select_dead_letters};
+use crate::error::{database, Result};
+use crate::read_models::{DeadLetter, PartitionState, Progress, ReadModels, Seen};
+
+/// Read models in the PostgreSQL database of a [`PgEventStore`], in the store's schema
+/// (its migrations create the runtime's tables).
+#[derive(Debug, Clone)]
+pub struct PgReadModels {
+    pool: PgPool,
+    schema: Arc<str>,
+}
+
+/// A batch's transaction on PostgreSQL. Projections run their statements on
+/// [`conn`](Self::conn); the runtime records progress in the same transaction.
+#[derive(Debug)]
+pub struct PgTx {
+    tx: Transaction<'static, Postgres>,
+    schema: Arc<str>,
+}
+
+impl PgTx {
+    /// The connection the transaction runs on, for `sqlx::query(..).execute(tx.conn())`.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.tx
+    }
+
+    /// The schema of the store, where the document table lives.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+}
+
+impl PgReadModels {
+    /// Read models next to `store`, in its database and schema.
+    pub fn new(store: &PgEventStore) -> Self {
+        Self { pool: store.pool().clone(), schema: Arc::from(store.config().schema.as_str()) }
+    }
+
+    /// Read models on a pool of their own (a process manager's batch holds a read-model
+    /// transaction while its commands need store connections: separate pools keep one
+    /// from starving the other), in the schema of the store configured by `config`.
+    pub fn from_pool(pool: PgPool, config: &PgStoreConfig) -> Result<Self, SetupError> {
+        config.validate()?;
+        Ok(Self { pool, schema: Arc::from(config.schema.as_str()) })
+    }
+
+    /// The pool read models are written through.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The schema holding the runtime's tables.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    /// The schema holding `projection`'s own tables (and its documents): the store's
+    /// schema, `_`, and the projection's name when it is lowercase and short enough;
+    /// otherwise a cleaned prefix of it and a hash, so names never collide.
+    pub fn projection_schema(&self, projection: &str) -> String {
+        let clean: String = projection
+            .chars()
+            .map(|c| if c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' { c } else { '_' })
+            .collect();
+        let room = 63usize.saturating_sub(self.schema.len() + 1);
+        if clean == projection && clean.len() <= room {
+            return format!("{}_{clean}", self.schema);
+        }
+        let hash = tidemark_nats::fnv1a_32(projection.as_bytes());
+        let keep = room.saturating_sub(9).min(clean.len());
+        format!("{}_{}_{hash:08x}", self.schema, &clean[..keep])
+    }
+
+    /// The `search_path` of a batch of `projection`: its schema, then the store's.
+    fn search_path(&self, projection: &str) -> String {
+        format!("\"{}\", \"{}\"", self.projection_schema(projection), self.schema)
+    }
+
+    pub(crate) fn table(&self, name: &str) -> String {
+        format!("\"{}\".{name}", self.schema)
+    }
+}
+
+pub(crate) fn position(tx: i64, pos: i64) -> LogPosition {
+    LogPosition::new(u64::try_from(tx).unwrap_or(0), u64::try_from(pos).unwrap_or(0))
+}
+
+pub(crate) fn signed(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn partition_state(row: &sqlx::postgres::PgRow) -> Result<PartitionState> {
+    let get = |i: usize| row.try_get::<i64, _>(i).map_err(database("decoding a projection partition"));
+    Ok(PartitionState { position: position(get(0)?, get(1)?), events: u64::try_from(get(2)?).unwrap_or(0) })
+}
+
+impl ReadModels for PgReadModels {
+    type Tx = PgTx;
+
+    async fn begin(&self) -> Result<PgTx> {
+        let tx = self.pool.begin().await.map_err(database("beginning a projection transaction"))?;
+        Ok(PgTx { tx, schema: self.schema.clone() })
+    }
+
+    async fn commit(&self, tx: PgTx) -> Result<()> {
+        tx.tx.commit().await.map_err(database("committing a projection batch"))
+    }
+
+    async fn lock_partition(&self, tx: &mut PgTx, projection: &str, partition: u32) -> Result<PartitionState> {
+        // The upsert takes the row lock (waiting for another batch of the same partition to
+        // finish) and returns the row as committed by that batch. Read models can be rebuilt
+        // from the log, so this transaction does not wait for its WAL flush; the projection's
+        // unqualified table names resolve in its own schema.
+        let sql = format!(
+            "INSERT INTO {} AS p (projection, partition) VALUES ($1, $2) \
+             ON CONFLICT (projection, partition) DO UPDATE SET updated_at = p.updated_at \
+             RETURNING transaction_id, position, events, set_config('synchronous_commit', 'off', true), \
+               set_config('search_path', $3, true)",
+            self.table("projection_partitions")
+        );
+        let row = sqlx::query(&sql)
+            .bind(projection)
+            .bind(i32::try_from(partition).unwrap_or(i32::MAX))
+            .bind(self.search_path(projection))
+            .fetch_one(tx.conn())
+            .await
+            .map_err(database("locking a projection partition"))?;
+        partition_state(&row)
+    }
+
+    async fn seen_versions(
+        &self,
+        tx: &mut PgTx,
+        projection: &str,
+        streams: &[StreamId],
+    ) -> Result<HashMap<StreamId, Seen>> {
+        // One index probe per stream: `stream_id = ANY($2)` let PostgreSQL cache a plan
+        // that filtered every row of the projection, slower as the read model grew.
+        let sql = format!(
+            "SELECT s.stream_id, s.version, s.parked FROM unnest($2::text[]) AS u(id) \
+             CROSS JOIN LATERAL (SELECT stream_id, version, parked FROM {} \
+               WHERE projection = $1 AND stream_id = u.id LIMIT 1) AS s",
+            self.table("projection_streams")
+        );
+        let ids: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
+        let rows = sqlx::query(&sql)
+            .bind(projection)
+            .bind(&ids)
+            .fetch_all(tx.conn())
+            .await
+            .map_err(database("reading seen stream versions"))?;
+        let by_name: HashMap<&str, &StreamId> = streams.iter().map(|s| (s.as_str(), s)).collect();
+        let mut seen = HashMap::with_capacity(rows.len());
+        for row in rows {
+            let id: &str = row.try_get(0).map_err(database("decoding a seen stream version"))?;
+            let version: i64 = row.try_get(1).map_err(database("decoding a seen stream version"))?;
+            let parked: bool = row.try_get(2).map_err(database("decoding a seen stream version"))?;
+            if let Some(stream) = by_name.get(id) {
+                seen.insert((*stream).clone(), Seen { version: u64::try_from(version).unwrap_or(0), parked });
+            }
+        }
+        Ok(seen)
+    }
+
+    async fn record(&self, tx: &mut PgTx, projection: &str, partition: u32, progress: &Progress) -> Result<()> {
+        let sql = format!(
+            "WITH seen AS ( \
+               INSERT INTO {streams} AS s (projection, stream_id, version, parked) \
+               SELECT $1, id, v, p FROM unnest($3::text[], $4::bigint[], $8::bool[]) AS u(id, v, p) \
+               ON CONFLICT (projection, stream_id) DO UPDATE \
+               SET version = GREATEST(s.version, EXCLUDED.version), parked = EXCLUDED.parked) \
+             UPDATE {partitions} SET transaction_id = $5, position = $6, events = events + $7, updated_at = now() \
+             WHERE projection = $1 AND partition = $2",
+            streams = self.table("projection_streams"),
+            partitions = self.table("projection_partitions"),
+        );
+        let ids: Vec<&str> = progress.streams.iter().map(|(s, _)| s.as_str()).collect();
+        let versions: Vec<i64> = progress.streams.iter().map(|(_, seen)| signed(seen.version)).collect();
+        let parked: Vec<bool> = progress.streams.iter().map(|(_, seen)| seen.parked).collect();
+        sqlx::query(&sql)
+            .bind(projection)
+            .bind(i32::try_from(partition).unwrap_or(i32::MAX))
+            .bind(&ids)
+            .bind(&versions)
+            .bind(signed(progress.position.transaction))
+            .bind(signed(progress.position.sequence))
+            .bind(signed(progress.events))
+            .bind(&parked)
+            .execute(tx.conn())
+            .await
+            .map_err(database("recording projection progress"))?;
+        if !progress.dead_letters.is_empty() {
+            insert_dead_letters(self, tx, projection, &progress.dead_letters).await?;
+        }
+        Ok(())
+    }
+
+    async fn take_parked(&self, tx: &mut PgTx, projection: &str, stream: &StreamId) -> Result<Vec<DeadLetter>> {
+        let sql = format!(
+            "WITH unparked AS (UPDATE {} SET parked = false WHERE projection = $1 AND stream_id = $2) \
+             DELETE FROM {} WHERE projection = $1 AND stream_id = $2 AND status = 'parked' RETURNING *",
+            self.table("projection_streams"),
+            self.table("dead_letters")
+        );
+        let mut letters = select_dead_letters(tx.conn(), &sql, projection, Some(stream.as_str())).await?;
+        letters.sort_by_key(|l| l.stream_version);
+        Ok(letters)
+    }
+
+    async fn dead_letters(&self, projection: &str) -> Result<Vec<DeadLetter>> {
+        let sql = format!(
+            "SELECT * FROM {} WHERE projection = $1 AND ($2::text IS NULL OR stream_id = $2) \
+             ORDER BY stream_id, stream_version",
+            self.table("dead_letters")
+        );
+        let mut conn = self.pool().acquire().await.map_err(database("reading dead letters"))?;
+        select_dead_letters(&mut conn, &sql, projection, None).await
+    }
+
+    async fn set_up_version(&self, tx: &mut PgTx, projection: &str) -> Result<Option<u32>> {
+        let sql = format!(
+            "SELECT (SELECT version FROM {} WHERE name = $1) \
+             FROM pg_advisory_xact_lock(hashtext('tidemark:setup:' || $2 || ':' || $1)), \
+               set_config('search_path', $3, true)",
+            self.table("projections")
+        );
+        let schema = self.schema.to_string();
+        let version: Option<i32> = sqlx::query_scalar(&sql)
+            .bind(projection)
+            .bind(schema)
+            .bind(self.search_path(projection))
+            .fetch_one(tx.conn())
+            .await
+            .map_err(database("reading a projection's set-up version"))?;
+        Ok(version.map(|v| u32::try_from(v).unwrap_or(0)))
+    }
+
+    async fn create_namespace(&self, tx: &mut PgTx, projection: &str) -> Result<()> {
+        let schema = self.projection_schema(projection);
+        // Runs once per projection version, at its set-up, never at an ordinary start.
+        let statements = [
+            format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\""),
+            format!(
+                "CREATE TABLE IF NOT EXISTS \"{schema}\".documents ( \
+                   collection text NOT NULL, key text NOT NULL, body jsonb NOT NULL, \
+                   updated_at timestamptz NOT NULL DEFAULT now(), PRIMARY KEY (collection, key))"
+            ),
+        ];
+        for sql in statements {
+            sqlx::query(&sql).execute(tx.conn()).await.map_err(database("creating a projection's schema"))?;
+        }
+        Ok(())
+    }
+
+    async fn lock_projection(&self, tx: &mut PgTx, projection: &str) -> Result<()> {
+        self.lock_all(tx, projection).await
+    }
+
+    async fn swap(&self, tx: &mut PgTx, live: &str, shadow: &str, version: u32) -> Result<()> {
+        self.swap_in(tx, live, shadow, version).await
+    }
+
+    async fn drop_projection(&self, tx: &mut PgTx, projection: &str) -> Result<()> {
+        self.drop_all(tx, projection).await
+    }
+
+    async fn mark_set_up(&self, tx: &mut PgTx, projection: &str, version: u32) -> Result<()> {
+        let sql = format!(
+            "INSERT INTO {} (name, version) VALUES ($1, $2) \
+             ON CONFLICT (name) DO UPDATE SET version = EXCLUDED.version, set_up_at = now()",
+            self.table("projections")
+        );
+        sqlx::query(&sql)
+            .bind(projection)
+            .bind(i32::try_from(version).unwrap_or(i32::MAX))
+            .execute(tx.conn())
+            .await
+            .map_err(database("recording a projection's set-up"))?;
+        Ok(())
+    }
+
+    async fn stream_seen(&self, projection: &str, stream: &StreamId) -> Result<u64> {
+        let sql = format!(
+            "SELECT version FROM {} WHERE projection = $1 AND stream_id = $2",
+            self.table("projection_streams")
+        );
+        let version: Option<i64> = sqlx::query_scalar(&sql)
+            .bind(projection)
+            .bind(stream.as_str())
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(database("reading a seen stream version"))?;
+        Ok(version.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+    }
+
+    async fn partitions(&self, projection: &str) -> Result<Vec<(u32, PartitionState)>> {
+        let sql = format!(
+            "SELECT transaction_id, position, events, partition FROM {} WHERE projection = $1 ORDER BY partition",
+            self.table("projection_partitions")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(projection)
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database("reading projection partitions"))?;
+        rows.iter()
+            .map(|row| {
+                let partition: i32 = row.try_get(3).map_err(database("decoding a projection partition"))?;
+                Ok((u32::try_from(partition).unwrap_or(0), partition_state(row)?))
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read_models(schema: &str) -> PgReadModels {
+        let pool = PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").expect("lazy pool");
+        PgReadModels::from_pool(pool, &PgStoreConfig::default().schema(schema)).expect("valid schema")
+    }
+
+    #[tokio::test]
+    async fn projection_schemas_are_readable_when_they_can_be_and_always_distinct_and_short() {
+        let models = read_models("shop");
+        assert_eq!(models.projection_schema("orders"), "shop_orders");
+        let names = ["Orders", "orders-v2", "orders~rebuild", "orders~old", "orders_v2"];
+        let schemas: std::collections::HashSet<String> = names.iter().map(|n| models.projection_schema(n)).collect();
+        assert_eq!(schemas.len(), names.len(), "{schemas:?}");
+        let long = read_models(&"s".repeat(48));
+        for name in ["a", &"x".repeat(64), "orders~rebuild"] {
+            let schema = long.projection_schema(name);
+            assert!(schema.len() <= 63, "{schema} is too long for PostgreSQL");
+        }
+    }
+
+    #[tokio::test]
+    async fn an_invalid_schema_is_refused() {
+        let pool = PgPool::connect_lazy("postgres://nobody@127.0.0.1:1/none").expect("lazy pool");
+        let made = PgReadModels::from_pool(pool, &PgStoreConfig::default().schema("Bad\"Name"));
+        assert!(matches!(made, Err(SetupError::InvalidSchemaName(_))));
+    }
+}

@@ -1,0 +1,172 @@
+//! Where read models live: the transaction a batch runs in and the runtime's bookkeeping.
+
+use std::collections::HashMap;
+use std::future::Future;
+
+use tidemark::{EventId, LogPosition, StreamId};
+
+use crate::error::Result;
+
+/// What one committed batch moved forward.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Progress {
+    /// The highest log position applied in the partition.
+    pub position: LogPosition,
+    /// How many events the batch took in (applied or skipped as not handled).
+    pub events: u64,
+    /// The last version seen of every stream the batch touched.
+    pub streams: Vec<(StreamId, Seen)>,
+    /// Events the batch sent to the dead letters.
+    pub dead_letters: Vec<DeadLetter>,
+}
+
+/// What a projection has seen of one stream.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Seen {
+    /// The last version taken in (applied, passed over, or sent to the dead letters).
+    pub version: u64,
+    /// Whether the stream is parked behind a poison event.
+    pub parked: bool,
+}
+
+/// What happened to a dead letter.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum DeadLetterStatus {
+    /// Waiting for a retry or a skip; later events of the stream wait behind it.
+    Parked,
+    /// Passed over, by policy or by an operator; kept as a record.
+    Skipped,
+}
+
+impl DeadLetterStatus {
+    /// `parked` or `skipped`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Parked => "parked",
+            Self::Skipped => "skipped",
+        }
+    }
+}
+
+/// An event a projection did not apply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeadLetter {
+    /// Its stream.
+    pub stream_id: StreamId,
+    /// Its version in the stream.
+    pub stream_version: u64,
+    /// Its id.
+    pub event_id: EventId,
+    /// Its stored type name.
+    pub event_type: String,
+    /// Its log position.
+    pub position: LogPosition,
+    /// Parked or skipped.
+    pub status: DeadLetterStatus,
+    /// Why: the projection's error, or the poison event it is parked behind.
+    pub error: String,
+}
+
+/// The saved state of one projection partition.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PartitionState {
+    /// The highest log position applied.
+    pub position: LogPosition,
+    /// How many events the partition has taken in.
+    pub events: u64,
+}
+
+/// A backend for read models: it opens the transaction every batch runs in and keeps the
+/// runtime's bookkeeping (partition positions, last seen stream versions, set-up versions)
+/// inside that same transaction.
+///
+/// Implemented by [`PgReadModels`](crate::PgReadModels) and
+/// [`MemoryReadModels`](crate::MemoryReadModels).
+pub trait ReadModels: Clone + Send + Sync + 'static {
+    /// A transaction: changes become visible at [`commit`](Self::commit) and are
+    /// discarded when it is dropped.
+    type Tx: Send;
+
+    /// Opens a transaction.
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
+
+    /// Commits a transaction.
+    fn commit(&self, tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
+
+    /// Locks one projection partition for the rest of the transaction and returns its
+    /// saved state. Two transactions locking the same partition run one after the other,
+    /// and the second sees what the first committed.
+    fn lock_partition(
+        &self,
+        tx: &mut Self::Tx,
+        projection: &str,
+        partition: u32,
+    ) -> impl Future<Output = Result<PartitionState>> + Send;
+
+    /// What the projection has seen of `streams` (absent when never seen).
+    fn seen_versions(
+        &self,
+        tx: &mut Self::Tx,
+        projection: &str,
+        streams: &[StreamId],
+    ) -> impl Future<Output = Result<HashMap<StreamId, Seen>>> + Send;
+
+    /// Removes and returns the parked dead letters of `stream`, by version, and unparks
+    /// it (inside a transaction that has locked the stream's partition).
+    fn take_parked(
+        &self,
+        tx: &mut Self::Tx,
+        projection: &str,
+        stream: &StreamId,
+    ) -> impl Future<Output = Result<Vec<DeadLetter>>> + Send;
+
+    /// Every dead letter of `projection` (parked and skipped), by stream and version.
+    fn dead_letters(&self, projection: &str) -> impl Future<Output = Result<Vec<DeadLetter>>> + Send;
+
+    /// Records a batch's progress in a locked partition.
+    fn record(
+        &self,
+        tx: &mut Self::Tx,
+        projection: &str,
+        partition: u32,
+        progress: &Progress,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The version whose set-up has run for `projection`, if any (inside a transaction
+    /// that serialises concurrent set-ups).
+    fn set_up_version(&self, tx: &mut Self::Tx, projection: &str) -> impl Future<Output = Result<Option<u32>>> + Send;
+
+    /// Creates the place where `projection`'s own data lives (on PostgreSQL its schema,
+    /// with a `documents` table), before its first set-up.
+    fn create_namespace(&self, tx: &mut Self::Tx, projection: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Locks every partition of `projection` for the rest of the transaction: batches of
+    /// the live runner wait until it ends.
+    fn lock_projection(&self, tx: &mut Self::Tx, projection: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Makes `shadow`'s data, seen versions and dead letters those of `live`, set up at
+    /// `version`, and drops `live`'s old data: the end of a rebuild, atomic with the
+    /// transaction. Partition positions of `live` stay (they follow its consumers).
+    fn swap(
+        &self,
+        tx: &mut Self::Tx,
+        live: &str,
+        shadow: &str,
+        version: u32,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes `projection`'s data and bookkeeping entirely.
+    fn drop_projection(&self, tx: &mut Self::Tx, projection: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Records that `projection` is set up at `version`.
+    fn mark_set_up(&self, tx: &mut Self::Tx, projection: &str, version: u32)
+        -> impl Future<Output = Result<()>> + Send;
+
+    /// The last version of `stream` the projection has seen (0 when none), read outside
+    /// any batch: read-your-writes waits poll it.
+    fn stream_seen(&self, projection: &str, stream: &StreamId) -> impl Future<Output = Result<u64>> + Send;
+
+    /// The saved state of every partition of `projection` that has one, by partition.
+    fn partitions(&self, projection: &str) -> impl Future<Output = Result<Vec<(u32, PartitionState)>>> + Send;
+}

@@ -1,0 +1,227 @@
+//! The projection runner: one loop per partition, all in this process or shared between
+//! instances.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidemark::{AppendOutcome, EventStore, StreamId, StreamVersion};
+use tokio_util::sync::CancellationToken;
+
+use crate::assign::{coordinate, Coordination};
+use crate::config::{RunnerConfig, VersionChange};
+use crate::error::{check_name, ProjectionError, Result};
+use crate::feed::Feed;
+use crate::partition::{run_partition, Shared};
+use crate::projection::Projection;
+use crate::read_models::{DeadLetter, ReadModels};
+use crate::rebuild::{rebuild, shadow_name, RebuildOptions, RebuildOutcome, RebuildProgress};
+use crate::status::{RunnerStatus, StatusCell};
+use crate::wait::wait_for_version;
+use crate::worker::{BatchReport, Worker};
+
+/// Runs one projection: takes batches from a [`Feed`], applies them through the
+/// projection in [`ReadModels`] transactions, acknowledges after commit.
+///
+/// - `run` applies every partition in this process (the embedded mode, one instance).
+/// - `run_shared` splits the partitions with the other instances of the same projection
+///   through PostgreSQL advisory locks, and takes over those of an instance that dies.
+pub struct ProjectionRunner<P, R, S, F> {
+    shared: Arc<Shared<P, R, S, F>>,
+}
+
+impl<P, R, S, F> fmt::Debug for ProjectionRunner<P, R, S, F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ProjectionRunner")
+            .field("projection", &self.shared.worker.name)
+            .field("consumer", &self.shared.consumer)
+            .field("config", &self.shared.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<P, R, S, F> Clone for ProjectionRunner<P, R, S, F> {
+    fn clone(&self) -> Self {
+        Self { shared: self.shared.clone() }
+    }
+}
+
+impl<P, R, S, F> ProjectionRunner<P, R, S, F>
+where
+    R: ReadModels,
+    P: Projection<R>,
+    S: EventStore + 'static,
+    F: Feed,
+{
+    /// A runner of `projection`, writing to `read_models`, reading gap repairs and thin
+    /// notifications from `store`, fed by `feed`. Fails on an invalid projection or
+    /// consumer name.
+    pub fn new(projection: P, read_models: R, store: S, feed: F, config: RunnerConfig) -> Result<Self> {
+        let name = projection.name().to_owned();
+        check_name(&name)?;
+        let consumer = config.consumer.clone().unwrap_or_else(|| name.clone());
+        check_name(&consumer)?;
+        let worker = Worker { projection: Arc::new(projection), read_models, store: Arc::new(store), name };
+        let shared = Shared { worker, feed, config, consumer, status: StatusCell::default() };
+        Ok(Self { shared: Arc::new(shared) })
+    }
+
+    /// The projection's name.
+    pub fn name(&self) -> &str {
+        &self.shared.worker.name
+    }
+
+    /// The projection.
+    pub fn projection(&self) -> &P {
+        &self.shared.worker.projection
+    }
+
+    /// Where the projection's read model lives.
+    pub fn read_models(&self) -> &R {
+        &self.shared.worker.read_models
+    }
+
+    /// What the runner is doing.
+    pub fn status(&self) -> RunnerStatus {
+        self.shared.status.snapshot()
+    }
+
+    /// Runs the projection's set-up if its version has not been set up yet; fails when
+    /// the tables were set up by another version (rebuild first).
+    pub async fn set_up(&self) -> Result<()> {
+        self.shared.worker.ensure_set_up().await
+    }
+
+    /// Makes the read model ready to run: builds it from the log when it does not exist
+    /// yet (a new projection, or one reset), and rebuilds it when the projection's version
+    /// changed (or refuses, as configured).
+    pub async fn prepare(&self) -> Result<()> {
+        let worker = &self.shared.worker;
+        let current = worker.projection.version();
+        let stored = {
+            let mut tx = worker.read_models.begin().await?;
+            worker.read_models.set_up_version(&mut tx, &worker.name).await?
+        };
+        match stored {
+            Some(version) if version == current => return Ok(()),
+            Some(stored) if self.shared.config.version_change == VersionChange::Refuse => {
+                return Err(ProjectionError::VersionChanged { projection: worker.name.clone(), stored, current });
+            }
+            Some(stored) => {
+                tracing::warn!(projection = %worker.name, stored, current, "the projection's version changed: rebuilding")
+            }
+            None => tracing::info!(projection = %worker.name, "a new read model: building it from the log"),
+        }
+        self.rebuild(RebuildOptions::default(), &mut |_| {}).await.map(|_| ())
+    }
+
+    /// Rebuilds the read model from the event store's log into a shadow while the live one
+    /// keeps serving, then swaps it in atomically. `progress` is called after each batch.
+    pub async fn rebuild(
+        &self,
+        options: RebuildOptions,
+        progress: &mut (dyn FnMut(&RebuildProgress) + Send),
+    ) -> Result<RebuildOutcome> {
+        rebuild(&self.shared.worker, self.shared.config.poison, &options, progress).await
+    }
+
+    /// Deletes the read model, its bookkeeping and dead letters, and any interrupted
+    /// rebuild. The next start builds it again from the log.
+    pub async fn reset(&self) -> Result<()> {
+        let worker = &self.shared.worker;
+        let mut tx = worker.read_models.begin().await?;
+        worker.read_models.lock_projection(&mut tx, &worker.name).await?;
+        worker.read_models.drop_projection(&mut tx, &worker.name).await?;
+        worker.read_models.drop_projection(&mut tx, &shadow_name(&worker.name)).await?;
+        worker.read_models.commit(tx).await
+    }
+
+    /// Applies every partition in this process until `shutdown`.
+    pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
+        self.prepare().await?;
+        let stop = shutdown.child_token();
+        let mut tasks = tokio::task::JoinSet::new();
+        for partition in 0..self.shared.feed.partitions() {
+            self.shared.status.owns(partition, true);
+            tasks.spawn(run_partition(self.shared.clone(), partition, stop.clone()));
+        }
+        while tasks.join_next().await.is_some() {}
+        for partition in 0..self.shared.feed.partitions() {
+            self.shared.status.owns(partition, false);
+        }
+        Ok(())
+    }
+
+    /// Shares the partitions with the other instances meeting at `coordination` until
+    /// `shutdown`.
+    ///
+    /// Preparing (see [`prepare`](Self::prepare)) happens in one instance at a time; a
+    /// failure that may pass (database unreachable) is retried with backoff until
+    /// `shutdown`, any other is returned.
+    pub async fn run_shared(&self, coordination: Coordination, shutdown: CancellationToken) -> Result<()> {
+        let config = &self.shared.config;
+        let mut delay = config.min_backoff;
+        loop {
+            match self.prepare_exclusively(&coordination).await {
+                Ok(()) => break,
+                Err(e) if e.is_retryable() && !matches!(e, ProjectionError::Apply { .. }) => {
+                    tracing::warn!(projection = %self.name(), error = %e, ?delay, "preparing failed; retrying");
+                    self.shared.status.failed(e.to_string());
+                }
+                Err(e) => return Err(e),
+            }
+            tokio::select! {
+                () = shutdown.cancelled() => return Ok(()),
+                () = tokio::time::sleep(delay) => {}
+            }
+            delay = (delay * 2).min(config.max_backoff);
+        }
+        coordinate(self.shared.clone(), coordination, shutdown).await;
+        Ok(())
+    }
+
+    /// One instance prepares (perhaps rebuilds); the others wait, then find it ready.
+    async fn prepare_exclusively(&self, coordination: &Coordination) -> Result<()> {
+        let guard = coordination.exclusive("prepare", &self.shared.consumer).await?;
+        let prepared = self.prepare().await;
+        drop(guard);
+        prepared
+    }
+
+    /// Waits until the projection has taken in `stream` up to `version` (read-your-writes),
+    /// or fails with [`ProjectionError::WaitTimedOut`](crate::ProjectionError::WaitTimedOut).
+    pub async fn wait_for(&self, stream: &StreamId, version: StreamVersion, timeout: Duration) -> Result<()> {
+        let worker = &self.shared.worker;
+        let commits = Some(self.shared.status.commits());
+        wait_for_version(&worker.read_models, &worker.name, stream, version, timeout, commits).await
+    }
+
+    /// Every dead letter of the projection, parked and skipped, by stream and version.
+    pub async fn dead_letters(&self) -> Result<Vec<DeadLetter>> {
+        self.shared.worker.read_models.dead_letters(&self.shared.worker.name).await
+    }
+
+    /// Applies the parked events of `stream` again, in order (after a fix), and unparks
+    /// it; on failure nothing changes and the error says why. Returns how many events the
+    /// projection applied.
+    pub async fn retry_parked(&self, stream: &StreamId) -> Result<u64> {
+        self.shared.worker.retry_parked(self.shared.feed.partition_of(stream), stream).await
+    }
+
+    /// Marks the parked events of `stream` skipped (kept as a record) and unparks it.
+    /// Returns how many were skipped.
+    pub async fn skip_parked(&self, stream: &StreamId) -> Result<u64> {
+        self.shared.worker.skip_parked(self.shared.feed.partition_of(stream), stream).await
+    }
+
+    /// Rebuilds the rows of one stream from the store (the projection must implement
+    /// [`Projection::forget_stream`]); its dead letters are dropped. Returns what was applied.
+    pub async fn rebuild_stream(&self, stream: &StreamId) -> Result<BatchReport> {
+        self.shared.worker.rebuild_stream(self.shared.feed.partition_of(stream), stream).await
+    }
+
+    /// Waits until the projection has taken in everything `outcome` appended.
+    pub async fn wait_for_append(&self, outcome: &AppendOutcome, timeout: Duration) -> Result<()> {
+        self.wait_for(&outcome.stream_id, outcome.version, timeout).await
+    }
+}

@@ -1,0 +1,381 @@
+//! Applying one batch: one transaction that locks the partition, skips what was seen,
+//! repairs gaps from the store, applies, records progress and commits.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use tidemark::{Envelope, EventStore, RecordedEvent, StreamId, StreamVersion};
+
+use crate::config::PoisonPolicy;
+use crate::error::{ProjectionError, Result};
+use crate::feed::Incoming;
+use crate::partition::error_chain;
+use crate::projection::Projection;
+use crate::read_models::{DeadLetter, DeadLetterStatus, Progress, ReadModels, Seen};
+
+/// What one batch did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct BatchReport {
+    /// Events handed to the projection.
+    pub applied: u64,
+    /// Events of types the projection does not handle, passed over.
+    pub skipped: u64,
+    /// Redeliveries and duplicates: stream versions already seen.
+    pub duplicates: u64,
+    /// Events read from the store to fill a gap in a stream's versions.
+    pub repaired: u64,
+    /// Messages that were not tidemark events.
+    pub rogue: u64,
+    /// Events sent to the dead letters (poison events and those parked behind them).
+    pub dead_lettered: u64,
+}
+
+impl BatchReport {
+    /// Adds another report's counts to this one.
+    pub fn add(&mut self, other: BatchReport) {
+        self.applied += other.applied;
+        self.skipped += other.skipped;
+        self.duplicates += other.duplicates;
+        self.repaired += other.repaired;
+        self.rogue += other.rogue;
+        self.dead_lettered += other.dead_lettered;
+    }
+}
+
+/// Everything a partition loop needs to apply batches of one projection.
+#[derive(Debug)]
+pub(crate) struct Worker<P, R, S> {
+    pub projection: Arc<P>,
+    pub read_models: R,
+    pub store: Arc<S>,
+    pub name: String,
+}
+
+impl<P, R: Clone, S> Worker<P, R, S> {
+    /// The same projection, working under another name (a rebuild's shadow).
+    pub fn renamed(&self, name: String) -> Self {
+        Self {
+            projection: self.projection.clone(),
+            read_models: self.read_models.clone(),
+            store: self.store.clone(),
+            name,
+        }
+    }
+}
+
+impl<P, R, S> Worker<P, R, S>
+where
+    R: ReadModels,
+    P: Projection<R>,
+    S: EventStore + 'static,
+{
+    /// Runs the projection's set-up if this version has not been set up yet.
+    pub async fn ensure_set_up(&self) -> Result<()> {
+        let mut tx = self.read_models.begin().await?;
+        let current = self.projection.version();
+        match self.read_models.set_up_version(&mut tx, &self.name).await? {
+            Some(stored) if stored == current => Ok(()),
+            Some(stored) => Err(ProjectionError::VersionChanged { projection: self.name.clone(), stored, current }),
+            None => {
+                self.read_models.create_namespace(&mut tx, &self.name).await?;
+                let setup = self.projection.setup(&mut tx).await;
+                setup.map_err(|source| ProjectionError::Setup { projection: self.name.clone(), source })?;
+                self.read_models.mark_set_up(&mut tx, &self.name, current).await?;
+                self.read_models.commit(tx).await
+            }
+        }
+    }
+
+    /// Applies a batch of one partition in one transaction.
+    pub async fn apply_batch(&self, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
+        let mut tx = self.read_models.begin().await?;
+        let report = self.apply_in(&mut tx, partition, batch).await?;
+        self.read_models.commit(tx).await?;
+        Ok(report)
+    }
+
+    /// Applies a batch of one partition inside `tx`, which it locks the partition in.
+    pub async fn apply_in(&self, tx: &mut R::Tx, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
+        let mut report = BatchReport::default();
+        let state = self.read_models.lock_partition(tx, &self.name, partition).await?;
+        let events = self.resolve(batch, &mut report).await?;
+        let mut streams: Vec<StreamId> = events.iter().map(|e| e.stream_id.clone()).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let mut seen = self.read_models.seen_versions(tx, &self.name, &streams).await?;
+        let mut touched: HashMap<StreamId, Seen> = HashMap::new();
+        let mut dead_letters = Vec::new();
+        let mut position = state.position;
+        let mut handled = Vec::with_capacity(events.len());
+        for event in &events {
+            let last = seen.get(&event.stream_id).copied().unwrap_or_default();
+            let version = event.stream_version.0;
+            if version <= last.version {
+                report.duplicates += 1;
+                continue;
+            }
+            if last.parked {
+                let error = "parked behind an earlier event of its stream".to_owned();
+                dead_letters.push(dead_letter(event, DeadLetterStatus::Parked, error));
+                report.dead_lettered += 1;
+            } else {
+                if version > last.version + 1 {
+                    let repaired = self.repair(&event.stream_id, last.version, version, &mut handled, &mut report);
+                    report.repaired += repaired.await?;
+                }
+                self.decode_into(event, &mut handled, &mut report)?;
+            }
+            let now = Seen { version, parked: last.parked };
+            seen.insert(event.stream_id.clone(), now);
+            touched.insert(event.stream_id.clone(), now);
+            position = position.max(event.position);
+        }
+        self.apply_handled(tx, &handled).await?;
+        let taken = report.applied + report.skipped + report.dead_lettered;
+        let streams = touched.into_iter().collect();
+        let progress = Progress { position, events: taken, streams, dead_letters };
+        self.read_models.record(tx, &self.name, partition, &progress).await?;
+        Ok(report)
+    }
+
+    /// Applies a failing batch one message at a time, each in its own transaction; a
+    /// message the projection fails on goes to the dead letters (parked or skipped, by
+    /// `policy`, which is not `Halt`).
+    pub async fn isolated(&self, partition: u32, batch: &[Incoming], policy: PoisonPolicy) -> Result<BatchReport> {
+        let status = match policy {
+            PoisonPolicy::Skip => DeadLetterStatus::Skipped,
+            _ => DeadLetterStatus::Parked,
+        };
+        let mut total = BatchReport::default();
+        for message in batch {
+            let report = match self.apply_batch(partition, std::slice::from_ref(message)).await {
+                Err(e @ ProjectionError::Apply { .. }) => {
+                    self.dead_letter(partition, message, &error_chain(&e), status).await?
+                }
+                other => other?,
+            };
+            total.add(report);
+        }
+        Ok(total)
+    }
+
+    /// Sends one message's event to the dead letters (after its batch failed on it again
+    /// and again): parked, with its stream, or skipped. Versions the broker lost just
+    /// before it go with it.
+    pub async fn dead_letter(
+        &self,
+        partition: u32,
+        message: &Incoming,
+        error: &str,
+        status: DeadLetterStatus,
+    ) -> Result<BatchReport> {
+        let mut report = BatchReport::default();
+        let mut tx = self.read_models.begin().await?;
+        let state = self.read_models.lock_partition(&mut tx, &self.name, partition).await?;
+        let Some(event) = self.resolve(std::slice::from_ref(message), &mut report).await?.pop() else {
+            self.read_models.commit(tx).await?;
+            return Ok(report);
+        };
+        let stream = std::slice::from_ref(&event.stream_id);
+        let last = self.read_models.seen_versions(&mut tx, &self.name, stream).await?.remove(&event.stream_id);
+        let last = last.unwrap_or_default();
+        if event.stream_version.0 <= last.version {
+            report.duplicates += 1;
+            self.read_models.commit(tx).await?;
+            return Ok(report);
+        }
+        let mut letters = Vec::new();
+        let from = StreamVersion(last.version + 1);
+        let missing = (event.stream_version.0 - from.0) as usize;
+        for lost in self.store.read_stream(&event.stream_id, from, missing).await? {
+            let why = format!("parked with the poison event {} that follows it", event.event_id);
+            letters.push(dead_letter(&lost, status, why));
+        }
+        letters.push(dead_letter(&event, status, error.to_owned()));
+        tracing::error!(projection = %self.name, event_id = %event.event_id, stream = %event.stream_id,
+            status = status.as_str(), %error, "sent a poison event to the dead letters");
+        report.dead_lettered = letters.len() as u64;
+        let parked = status == DeadLetterStatus::Parked || last.parked;
+        let seen = Seen { version: event.stream_version.0, parked };
+        let position = state.position.max(event.position);
+        let progress = Progress {
+            position,
+            events: report.dead_lettered,
+            streams: vec![(event.stream_id.clone(), seen)],
+            dead_letters: letters,
+        };
+        self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
+        self.read_models.commit(tx).await?;
+        Ok(report)
+    }
+
+    /// Applies the parked events of `stream` again, in order, and unparks it; on failure
+    /// nothing changes. Returns how many events were applied.
+    pub async fn retry_parked(&self, partition: u32, stream: &StreamId) -> Result<u64> {
+        let mut tx = self.read_models.begin().await?;
+        let state = self.read_models.lock_partition(&mut tx, &self.name, partition).await?;
+        let letters = self.read_models.take_parked(&mut tx, &self.name, stream).await?;
+        let (Some(first), Some(last)) = (letters.first(), letters.last()) else { return Ok(0) };
+        let count = usize::try_from(last.stream_version - first.stream_version + 1).unwrap_or(usize::MAX);
+        let events = self.store.read_stream(stream, StreamVersion(first.stream_version), count).await?;
+        let mut report = BatchReport::default();
+        let mut handled = Vec::new();
+        for event in &events {
+            self.decode_into(event, &mut handled, &mut report)?;
+        }
+        self.apply_handled(&mut tx, &handled).await?;
+        let seen = Seen { version: last.stream_version, parked: false };
+        let progress =
+            Progress { position: state.position, streams: vec![(stream.clone(), seen)], ..Progress::default() };
+        self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
+        self.read_models.commit(tx).await?;
+        Ok(report.applied)
+    }
+
+    /// Rebuilds one stream: the projection forgets it, then takes in every event of it
+    /// from the store, in one transaction with the partition locked. Its dead letters go.
+    pub async fn rebuild_stream(&self, partition: u32, stream: &StreamId) -> Result<BatchReport> {
+        let mut tx = self.read_models.begin().await?;
+        let state = self.read_models.lock_partition(&mut tx, &self.name, partition).await?;
+        self.read_models.take_parked(&mut tx, &self.name, stream).await?;
+        let forgot = self.projection.forget_stream(&mut tx, stream).await;
+        forgot.map_err(|source| ProjectionError::Forget {
+            projection: self.name.clone(),
+            stream: stream.to_string(),
+            source,
+        })?;
+        let events = tidemark::read_stream_to_end(&*self.store, stream, StreamVersion(1), 1_000).await?;
+        let mut report = BatchReport::default();
+        let mut handled = Vec::with_capacity(events.len());
+        for event in &events {
+            self.decode_into(event, &mut handled, &mut report)?;
+        }
+        self.apply_handled(&mut tx, &handled).await?;
+        let version = events.last().map_or(0, |e| e.stream_version.0);
+        let seen = Seen { version, parked: false };
+        let progress =
+            Progress { position: state.position, streams: vec![(stream.clone(), seen)], ..Progress::default() };
+        self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
+        self.read_models.commit(tx).await?;
+        Ok(report)
+    }
+
+    /// Marks the parked events of `stream` skipped and unparks it. Returns how many.
+    pub async fn skip_parked(&self, partition: u32, stream: &StreamId) -> Result<u64> {
+        let mut tx = self.read_models.begin().await?;
+        let state = self.read_models.lock_partition(&mut tx, &self.name, partition).await?;
+        let mut letters = self.read_models.take_parked(&mut tx, &self.name, stream).await?;
+        let Some(last) = letters.last().map(|l| l.stream_version) else { return Ok(0) };
+        for letter in &mut letters {
+            letter.status = DeadLetterStatus::Skipped;
+        }
+        let skipped = letters.len() as u64;
+        let seen = Seen { version: last, parked: false };
+        let streams = vec![(stream.clone(), seen)];
+        let progress = Progress { position: state.position, events: 0, streams, dead_letters: letters };
+        self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
+        self.read_models.commit(tx).await?;
+        Ok(skipped)
+    }
+
+    /// Turns messages into events, reading referenced ones from the store.
+    async fn resolve(&self, batch: &[Incoming], report: &mut BatchReport) -> Result<Vec<RecordedEvent>> {
+        let mut events = Vec::with_capacity(batch.len());
+        for message in batch {
+            match message {
+                Incoming::Event(event) => events.push(event.clone()),
+                Incoming::Reference { event_id, stream_id, stream_version } => {
+                    let found = self.store.read_stream(stream_id, *stream_version, 1).await?;
+                    match found.into_iter().next().filter(|e| e.event_id == *event_id) {
+                        Some(event) => events.push(event),
+                        None => {
+                            tracing::error!(%event_id, %stream_id, %stream_version, "a message refers to an event the store does not hold");
+                            report.rogue += 1;
+                        }
+                    }
+                }
+                Incoming::Copy { .. } => {}
+                Incoming::Rogue { reason } => {
+                    tracing::error!(projection = %self.name, %reason, "skipping a message that is not a tidemark event");
+                    report.rogue += 1;
+                }
+            }
+        }
+        Ok(events)
+    }
+
+    /// Applies the versions between `last` and `before` (both exclusive) from the store.
+    async fn repair(
+        &self,
+        stream: &StreamId,
+        last: u64,
+        before: u64,
+        handled: &mut Vec<Envelope<P::Event>>,
+        report: &mut BatchReport,
+    ) -> Result<u64> {
+        tracing::info!(projection = %self.name, %stream, from = last + 1, to = before - 1, "repairing a gap from the store");
+        let mut next = last + 1;
+        while next < before {
+            let limit = usize::try_from(before - next).unwrap_or(usize::MAX).min(500);
+            let page = self.store.read_stream(stream, StreamVersion(next), limit).await?;
+            if page.is_empty() {
+                break;
+            }
+            for event in page.iter().take_while(|e| e.stream_version.0 < before) {
+                self.decode_into(event, handled, report)?;
+                next = event.stream_version.0 + 1;
+            }
+        }
+        Ok(next - (last + 1))
+    }
+
+    /// Decodes (upcasts) an event the projection handles; counts one it does not.
+    fn decode_into(
+        &self,
+        event: &RecordedEvent,
+        handled: &mut Vec<Envelope<P::Event>>,
+        report: &mut BatchReport,
+    ) -> Result<()> {
+        let codec = self.projection.codec();
+        if !codec.handles(&event.event_type) {
+            report.skipped += 1;
+            return Ok(());
+        }
+        let envelope = codec.decode(event).map_err(|e| ProjectionError::Apply {
+            projection: self.name.clone(),
+            event_id: event.event_id,
+            event_type: event.event_type.clone(),
+            position: event.position,
+            source: Box::new(e),
+        })?;
+        handled.push(envelope);
+        report.applied += 1;
+        Ok(())
+    }
+
+    /// Hands the decoded events to the projection in one call. A failure names the
+    /// batch's first event.
+    async fn apply_handled(&self, tx: &mut R::Tx, handled: &[Envelope<P::Event>]) -> Result<()> {
+        let Some(first) = handled.first() else { return Ok(()) };
+        self.projection.apply_batch(tx, handled).await.map_err(|source| ProjectionError::Apply {
+            projection: self.name.clone(),
+            event_id: first.event_id,
+            event_type: tidemark::DomainEvent::event_type(&first.event).to_owned(),
+            position: first.position,
+            source,
+        })
+    }
+}
+
+fn dead_letter(event: &RecordedEvent, status: DeadLetterStatus, error: String) -> DeadLetter {
+    DeadLetter {
+        stream_id: event.stream_id.clone(),
+        stream_version: event.stream_version.0,
+        event_id: event.event_id,
+        event_type: event.event_type.clone(),
+        position: event.position,
+        status,
+        error,
+    }
+}

@@ -1,0 +1,187 @@
+//! A poison event parks its stream (with every later event of it) while other streams
+//! keep flowing; a retry after the fix drains the stream in order; a skip is recorded.
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidemark::{
+    AppendRequest, Envelope, EventCodec, EventStore, ExpectedVersion, InMemoryEventStore, LogPosition, StreamVersion,
+};
+use tidemark_projections::{
+    ApplyError, DeadLetterStatus, DocumentTx, InProcessBus, MemoryReadModels, PoisonPolicy, Projection,
+    ProjectionRunner, ReadModels, RunnerConfig,
+};
+use tokio_util::sync::CancellationToken;
+
+use support::{events, read_log, replay, stream, tallies, LedgerEvent, TallyProjection};
+
+/// The tally projection, failing on any event with amount 13 while `broken` is set.
+struct Fragile {
+    inner: TallyProjection,
+    broken: Arc<AtomicBool>,
+}
+
+impl<R> Projection<R> for Fragile
+where
+    R: ReadModels,
+    R::Tx: DocumentTx,
+{
+    type Event = LedgerEvent;
+
+    fn name(&self) -> &str {
+        Projection::<R>::name(&self.inner)
+    }
+
+    fn codec(&self) -> &EventCodec<LedgerEvent> {
+        Projection::<R>::codec(&self.inner)
+    }
+
+    async fn forget_stream(&self, tx: &mut R::Tx, stream: &tidemark::StreamId) -> Result<(), ApplyError> {
+        Projection::<R>::forget_stream(&self.inner, tx, stream).await
+    }
+
+    async fn apply(&self, tx: &mut R::Tx, event: &Envelope<LedgerEvent>) -> Result<(), ApplyError> {
+        let amount = match &event.event {
+            LedgerEvent::Deposited(d) => d.amount,
+            LedgerEvent::Withdrawn(w) => w.amount,
+        };
+        if amount == 13 && self.broken.load(Ordering::SeqCst) {
+            return Err("unlucky amount".into());
+        }
+        Projection::<R>::apply(&self.inner, tx, event).await
+    }
+}
+
+fn poison(amount: i64) -> tidemark::NewEvent {
+    let payload = serde_json::value::RawValue::from_string(format!(r#"{{"amount":{amount}}}"#)).expect("json");
+    tidemark::NewEvent::new("Deposited", 1, payload)
+}
+
+async fn setup(
+    policy: PoisonPolicy,
+) -> (
+    InMemoryEventStore,
+    MemoryReadModels,
+    ProjectionRunner<Fragile, MemoryReadModels, InMemoryEventStore, InProcessBus>,
+    Arc<AtomicBool>,
+    CancellationToken,
+) {
+    let store = InMemoryEventStore::new();
+    let bus = InProcessBus::new(2).expect("bus");
+    let read_models = MemoryReadModels::new();
+    let broken = Arc::new(AtomicBool::new(true));
+    let projection = Fragile { inner: TallyProjection::new("fragile"), broken: broken.clone() };
+    let config = RunnerConfig::default()
+        .batch_size(50)
+        .backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .poison(policy, 3);
+    let runner =
+        ProjectionRunner::new(projection, read_models.clone(), store.clone(), bus.clone(), config).expect("runner");
+    runner.set_up().await.expect("set up");
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let (bus, store, stop) = (bus.clone(), store.clone(), shutdown.clone());
+        async move { bus.pump(&store, LogPosition::START, stop).await }
+    });
+    tokio::spawn({
+        let (runner, stop) = (runner.clone(), shutdown.clone());
+        async move { runner.run(stop).await }
+    });
+    (store, read_models, runner, broken, shutdown)
+}
+
+/// Ten healthy streams of 5 events, and stream 99: 2 events, the poison, 3 more.
+async fn traffic(store: &InMemoryEventStore) -> Vec<tidemark::AppendOutcome> {
+    let mut outcomes = support::append_rounds(store, 10, 1, 5).await;
+    let sick = stream(99);
+    let first = AppendRequest::new(sick.clone(), ExpectedVersion::NoStream, events(99, 0, 2));
+    store.append(first).await.expect("append");
+    store
+        .append(AppendRequest::new(sick.clone(), ExpectedVersion::Exact(StreamVersion(2)), vec![poison(13)]))
+        .await
+        .expect("append");
+    let rest = AppendRequest::new(sick, ExpectedVersion::Exact(StreamVersion(3)), events(99, 3, 3));
+    outcomes.push(store.append(rest).await.expect("append"));
+    outcomes
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_poison_event_parks_its_stream_while_others_flow_and_a_retry_drains_it_in_order() {
+    let (store, read_models, runner, broken, shutdown) = setup(PoisonPolicy::Park).await;
+    let outcomes = traffic(&store).await;
+    for outcome in &outcomes {
+        runner.wait_for_append(outcome, support::DEADLINE).await.expect("taken in");
+    }
+    let letters = runner.dead_letters().await.expect("dead letters");
+    let versions: Vec<u64> = letters.iter().map(|l| l.stream_version).collect();
+    assert_eq!(versions, vec![3, 4, 5, 6], "the poison event and everything after it: {letters:?}");
+    assert!(letters.iter().all(|l| l.status == DeadLetterStatus::Parked && l.stream_id == stream(99)));
+    assert!(letters[0].error.contains("unlucky amount"), "{}", letters[0].error);
+    let head = store.log_head().await.expect("head").expect("events");
+    let log = read_log(&store, head).await;
+    let mut expected = replay(&log);
+    let healthy = tallies(&read_models, &runner.projection().inner).await;
+    let sick = expected.remove(stream(99).as_str()).expect("stream 99");
+    let parked_tally = healthy.get(stream(99).as_str()).copied().expect("applied before the poison");
+    assert_eq!(parked_tally.version, 2, "nothing of stream 99 after the poison event was applied");
+    let others: std::collections::BTreeMap<_, _> =
+        healthy.into_iter().filter(|(k, _)| k != stream(99).as_str()).collect();
+    assert_eq!(others, expected, "the other streams flowed");
+
+    // Retrying before the fix changes nothing.
+    assert!(runner.retry_parked(&stream(99)).await.is_err());
+    assert_eq!(runner.dead_letters().await.expect("dead letters").len(), 4);
+    broken.store(false, Ordering::SeqCst);
+    // Four parked events; one is a `Noted` the projection does not handle.
+    assert_eq!(runner.retry_parked(&stream(99)).await.expect("retried"), 3);
+    assert!(runner.dead_letters().await.expect("dead letters").is_empty());
+    assert_eq!(tallies(&read_models, &runner.projection().inner).await[stream(99).as_str()], sick);
+
+    // The stream flows again.
+    let next = AppendRequest::new(stream(99), ExpectedVersion::Exact(StreamVersion(6)), events(99, 6, 1));
+    let outcome = store.append(next).await.expect("append");
+    runner.wait_for_append(&outcome, support::DEADLINE).await.expect("taken in");
+    assert!(runner.dead_letters().await.expect("dead letters").is_empty());
+    assert_eq!(tallies(&read_models, &runner.projection().inner).await[stream(99).as_str()].version, 7);
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rebuilding_one_parked_stream_after_the_fix_restores_it_and_clears_its_dead_letters() {
+    let (store, read_models, runner, broken, shutdown) = setup(PoisonPolicy::Park).await;
+    for outcome in &traffic(&store).await {
+        runner.wait_for_append(outcome, support::DEADLINE).await.expect("taken in");
+    }
+    assert_eq!(runner.dead_letters().await.expect("dead letters").len(), 4);
+    // Still broken: the rebuild fails and changes nothing.
+    assert!(runner.rebuild_stream(&stream(99)).await.is_err());
+    assert_eq!(runner.dead_letters().await.expect("dead letters").len(), 4);
+
+    broken.store(false, Ordering::SeqCst);
+    let report = runner.rebuild_stream(&stream(99)).await.expect("rebuilt");
+    assert_eq!(report.applied, 5, "every handled event of the stream, from version 1");
+    assert!(runner.dead_letters().await.expect("dead letters").is_empty());
+    let head = store.log_head().await.expect("head").expect("events");
+    let expected = replay(&read_log(&store, head).await);
+    assert_eq!(tallies(&read_models, &runner.projection().inner).await, expected);
+    shutdown.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_skip_policy_records_the_poison_event_and_goes_on() {
+    let (store, read_models, runner, _broken, shutdown) = setup(PoisonPolicy::Skip).await;
+    let outcomes = traffic(&store).await;
+    for outcome in &outcomes {
+        runner.wait_for_append(outcome, support::DEADLINE).await.expect("taken in");
+    }
+    let letters = runner.dead_letters().await.expect("dead letters");
+    assert_eq!(letters.len(), 1, "{letters:?}");
+    assert_eq!((letters[0].stream_version, letters[0].status), (3, DeadLetterStatus::Skipped));
+    let tally = tallies(&read_models, &runner.projection().inner).await[stream(99).as_str()];
+    // Stream 99 holds 6 events: the poison one and a `Noted` are not in the tally.
+    assert_eq!((tally.events, tally.version), (4, 6), "every event but the poison one was applied");
+    shutdown.cancel();
+}

@@ -1,0 +1,71 @@
+//! Two runner instances split the partitions through advisory locks; when one dies the
+//! other takes its partitions over, and the read model still equals a replay.
+
+mod support;
+
+use std::time::Duration;
+
+use tidemark::EventStore;
+use tidemark_nats::RelayConfig;
+use tidemark_projections::Coordination;
+use tokio_util::sync::CancellationToken;
+
+use support::nats::{spawn_relay, Bench, PgRunner};
+use support::{append_rounds, read_log, replay, tallies, wait_until};
+
+fn spawn_shared(
+    runner: &PgRunner,
+    coordination: &Coordination,
+) -> (CancellationToken, tokio::task::JoinHandle<tidemark_projections::Result<()>>) {
+    let shutdown = CancellationToken::new();
+    let (runner, coordination, stop) = (runner.clone(), coordination.clone(), shutdown.clone());
+    (shutdown, tokio::spawn(async move { runner.run_shared(coordination, stop).await }))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_runners_split_partitions_and_one_takes_over_when_the_other_dies() {
+    let bench = Bench::new(4).await;
+    let relay = bench.relay(RelayConfig::new("main")).await;
+    let (stop_relay, relay_task) = spawn_relay(&relay);
+    let coordination = Coordination::postgres(bench.store.pool().clone(), bench.schema.name());
+    let first = bench.runner("split", bench.feed(Duration::from_secs(2))).await;
+    let second = bench.runner("split", bench.feed(Duration::from_secs(2))).await;
+    let (_, first_task) = spawn_shared(&first, &coordination);
+    let (stop_second, second_task) = spawn_shared(&second, &coordination);
+
+    wait_until("the runners hold two partitions each", || async {
+        first.status().partitions.len() == 2 && second.status().partitions.len() == 2
+    })
+    .await;
+    let (a, b) = (first.status().partitions, second.status().partitions);
+    assert!(a.is_disjoint(&b), "{a:?} and {b:?} overlap");
+    append_rounds(&bench.store, 16, 2, 5).await;
+    wait_until("both runners have applied events", || async {
+        first.status().totals.applied > 0 && second.status().totals.applied > 0
+    })
+    .await;
+
+    // The first instance dies: its tasks end and its connections close, locks and all.
+    first_task.abort();
+    let _ = first_task.await;
+    wait_until("the survivor holds every partition", || async { second.status().partitions.len() == 4 }).await;
+    let outcomes = append_rounds(&bench.store, 16, 1, 5).await;
+    for outcome in &outcomes {
+        second.wait_for_append(outcome, support::DEADLINE).await.expect("caught up");
+    }
+    let head = bench.store.log_head().await.expect("head").expect("events");
+    let log = read_log(&bench.store, head).await;
+    let expected = replay(&log);
+    wait_until("the read model equals a replay", || async {
+        tallies(&bench.read_models, second.projection()).await == expected
+    })
+    .await;
+    let applied = first.status().totals.applied + second.status().totals.applied;
+    assert!(applied >= expected.values().map(|t| t.events).sum::<u64>());
+
+    stop_second.cancel();
+    second_task.await.expect("joined").expect("clean stop");
+    stop_relay.cancel();
+    relay_task.await.expect("joined").expect("clean stop");
+    bench.delete_stream().await;
+}

@@ -1,0 +1,142 @@
+//! JetStream and PostgreSQL set-up: a store in a fresh schema, a relay publishing to a
+//! unique stream, and runners fed by that stream.
+
+use std::time::Duration;
+
+use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
+use tidemark_postgres::{PgEventStore, PgStoreConfig};
+use tidemark_projections::{
+    ConsumerSettings, Feed, Incoming, JetStreamFeed, JetStreamSubscription, PgReadModels, ProjectionRunner,
+    RunnerConfig, Subscription,
+};
+use tidemark_testkit::{nats_url, unique_name, TestSchema};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use super::TallyProjection;
+
+pub type PgRunner<F = JetStreamFeed> = ProjectionRunner<TallyProjection, PgReadModels, PgEventStore, F>;
+
+/// Everything one test needs.
+pub struct Bench {
+    pub schema: TestSchema,
+    pub store: PgEventStore,
+    pub read_models: PgReadModels,
+    pub client: async_nats::Client,
+    pub scheme: SubjectScheme,
+    pub settings: StreamSettings,
+}
+
+impl Bench {
+    pub async fn new(partitions: u32) -> Self {
+        super::logs();
+        let schema = TestSchema::new().await;
+        let config = PgStoreConfig::default().schema(schema.name()).poll_interval(Duration::from_millis(20));
+        let store = PgEventStore::from_pool(schema.pool().clone(), config).expect("store");
+        store.migrate().await.expect("migrate");
+        let read_models = PgReadModels::new(&store);
+        let client = async_nats::connect(nats_url().await).await.expect("connect to NATS");
+        let name = unique_name("proj");
+        let scheme = SubjectScheme::new(format!("t.{}", name.to_lowercase()), partitions).expect("scheme");
+        let settings = StreamSettings::new(name).max_age(Duration::from_secs(600));
+        Self { schema, store, read_models, client, scheme, settings }
+    }
+
+    pub fn jetstream(&self) -> async_nats::jetstream::Context {
+        async_nats::jetstream::new(self.client.clone())
+    }
+
+    /// A relay publishing to this test's stream (created or updated with `settings`).
+    pub async fn relay(&self, config: RelayConfig) -> NatsRelay {
+        let config = config.subjects(self.scheme.clone()).idle_wait(Duration::from_millis(200));
+        let relay = NatsRelay::new(self.store.clone(), self.client.clone(), config).expect("relay");
+        relay.ensure_stream(&self.settings).await.expect("stream");
+        relay
+    }
+
+    /// A feed of this test's stream; messages not acknowledged come again after `ack_wait`.
+    pub fn feed(&self, ack_wait: Duration) -> JetStreamFeed {
+        let settings = ConsumerSettings { ack_wait, ..ConsumerSettings::default() };
+        JetStreamFeed::new(self.jetstream(), self.settings.name.clone(), self.scheme.clone()).with_settings(settings)
+    }
+
+    /// A runner whose read model is set up (so events appended before it starts reach it
+    /// through JetStream, not through the initial build from the log).
+    pub async fn runner<F: tidemark_projections::Feed>(&self, name: &str, feed: F) -> PgRunner<F> {
+        let config = RunnerConfig::default()
+            .backoff(Duration::from_millis(20), Duration::from_millis(200))
+            .rebalance_interval(Duration::from_millis(100));
+        let runner = ProjectionRunner::new(
+            TallyProjection::new(name),
+            self.read_models.clone(),
+            self.store.clone(),
+            feed,
+            config,
+        )
+        .expect("runner");
+        runner.set_up().await.expect("set up");
+        runner
+    }
+
+    pub async fn delete_stream(&self) {
+        self.jetstream().delete_stream(&self.settings.name).await.expect("delete stream");
+    }
+}
+
+/// Runs a relay until the token is cancelled.
+pub fn spawn_relay(relay: &NatsRelay) -> (CancellationToken, JoinHandle<tidemark_nats::Result<()>>) {
+    let shutdown = CancellationToken::new();
+    let relay = relay.clone();
+    let stop = shutdown.clone();
+    (shutdown, tokio::spawn(async move { relay.run(stop).await }))
+}
+
+/// Runs a runner on every partition until the token is cancelled.
+pub fn spawn_runner<P, R, S, F>(
+    runner: &ProjectionRunner<P, R, S, F>,
+) -> (CancellationToken, JoinHandle<tidemark_projections::Result<()>>)
+where
+    R: tidemark_projections::ReadModels,
+    P: tidemark_projections::Projection<R>,
+    S: tidemark::EventStore + 'static,
+    F: Feed,
+{
+    let shutdown = CancellationToken::new();
+    let runner = runner.clone();
+    let stop = shutdown.clone();
+    (shutdown, tokio::spawn(async move { runner.run(stop).await }))
+}
+
+/// A feed whose acknowledgements never reach the server: the process "dies" after each
+/// commit, before its ack.
+pub struct AcksLost(pub JetStreamFeed);
+
+pub struct AcksLostSubscription(JetStreamSubscription);
+
+impl Feed for AcksLost {
+    type Subscription = AcksLostSubscription;
+
+    fn partitions(&self) -> u32 {
+        self.0.partitions()
+    }
+
+    fn partition_of(&self, stream: &tidemark::StreamId) -> u32 {
+        self.0.partition_of(stream)
+    }
+
+    async fn subscribe(&self, consumer: &str, partition: u32) -> tidemark_projections::Result<AcksLostSubscription> {
+        Ok(AcksLostSubscription(self.0.subscribe(consumer, partition).await?))
+    }
+}
+
+impl Subscription for AcksLostSubscription {
+    type Receipt = <JetStreamSubscription as Subscription>::Receipt;
+
+    async fn next_batch(&mut self, max: usize) -> tidemark_projections::Result<(Vec<Incoming>, Self::Receipt)> {
+        self.0.next_batch(max).await
+    }
+
+    async fn ack(&mut self, _receipt: Self::Receipt) -> tidemark_projections::Result<()> {
+        Ok(())
+    }
+}
