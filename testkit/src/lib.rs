@@ -13,6 +13,7 @@
 //! repository root for how the tests find their servers.
 
 mod binaries;
+mod child;
 mod env;
 mod install_hint;
 mod names;
@@ -25,7 +26,8 @@ mod wait;
 mod watchdog;
 
 pub use names::unique_name;
-pub use nats::{nats_url, NatsServer};
+pub use child::Child;
+pub use nats::{nats_url, NatsCluster, NatsServer};
 pub use net::free_port;
 pub use postgres::{postgres_url, PgCluster, TestDatabase, TestSchema};
 pub use wait::wait_until;

@@ -30,11 +30,16 @@ pub(crate) struct ServerProcess {
 impl ServerProcess {
     /// Spawns `cmd` in its own process group with stdout and stderr appended to `log`; the
     /// watchdog removes `cleanup_dir` if this process exits while the server still runs.
-    pub(crate) fn spawn(mut cmd: Command, log: &Path, cleanup_dir: &Path) -> io::Result<Self> {
+    pub(crate) fn spawn(cmd: Command, log: &Path, cleanup_dir: &Path) -> io::Result<Self> {
+        Self::spawn_with(cmd, log, Some(cleanup_dir))
+    }
+
+    /// Like [`ServerProcess::spawn`]; with `None` the watchdog removes nothing.
+    pub(crate) fn spawn_with(mut cmd: Command, log: &Path, cleanup_dir: Option<&Path>) -> io::Result<Self> {
         let log_file = OpenOptions::new().create(true).append(true).open(log)?;
         cmd.stdin(Stdio::null()).stdout(log_file.try_clone()?).stderr(log_file).process_group(0);
         let mut child = cmd.spawn()?;
-        match Watchdog::arm(child.id(), Some(cleanup_dir)) {
+        match Watchdog::arm(child.id(), cleanup_dir) {
             Ok(watchdog) => Ok(Self { child, watchdog }),
             Err(e) => {
                 let _ = child.kill();

@@ -1,8 +1,10 @@
 //! NATS: the shared server and private servers for kill/restart tests.
 
+mod cluster;
 mod server;
 mod shared;
 
+pub use cluster::NatsCluster;
 pub use server::NatsServer;
 pub use shared::nats_url;
 

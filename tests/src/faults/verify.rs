@@ -1,0 +1,307 @@
+//! After the faults: what the store holds, what JetStream holds, what the read model holds and
+//! what a rebuild gives, compared event by event. Every check counts instead of stopping at
+//! the first problem, so a failing run reports the whole damage.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::future::Future;
+use std::time::Duration;
+
+use futures_util::StreamExt as _;
+use serde::Serialize;
+use tidemark::{EventStore, LogPosition, RecordedEvent};
+use tidemark_nats::EventHeaders;
+use tidemark_postgres::PgEventStore;
+use tidemark_projections::{DocumentReader, RebuildOptions};
+use tokio::time::Instant;
+
+use super::deployment::LedgerRunner;
+use super::ledger::{Applied, APPLIED, LEDGER};
+
+/// What the checks found. A run is clean when every count but the totals is zero.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    /// Events in the store.
+    pub events: u64,
+    /// Streams in the store.
+    pub streams: u64,
+    /// Appends (batches of events written together) whose events are not all stored.
+    pub partial_appends: u64,
+    /// Distinct stored events found in JetStream.
+    pub published: u64,
+    /// Stored events JetStream does not hold.
+    pub lost_in_publish: u64,
+    /// JetStream messages carrying an event id already seen.
+    pub published_twice: u64,
+    /// JetStream messages whose event id is not in the store.
+    pub published_unknown: u64,
+    /// Messages of a stream that JetStream holds before an earlier version of that stream.
+    pub published_out_of_order: u64,
+    /// Versions the read model should hold but does not.
+    pub lost_in_apply: u64,
+    /// Versions the read model applied more than once.
+    pub applied_twice: u64,
+    /// Places where the read model applied a version after a later one.
+    pub applied_out_of_order: u64,
+    /// Streams holding an injected poison event.
+    pub poison_streams: u64,
+    /// Poison streams that are not parked from their poison event on.
+    pub poison_not_parked: u64,
+    /// Streams parked without a poison event.
+    pub parked_without_poison: u64,
+    /// Streams whose rebuilt read model differs from the live one.
+    pub rebuild_differs: u64,
+}
+
+impl Counts {
+    /// Whether nothing was lost, doubled, reordered, wrongly parked or different after a rebuild.
+    pub fn clean(&self) -> bool {
+        let Self { events: _, streams: _, published: _, poison_streams: _, .. } = self;
+        [
+            self.partial_appends,
+            self.lost_in_publish,
+            self.published_twice,
+            self.published_unknown,
+            self.published_out_of_order,
+            self.lost_in_apply,
+            self.applied_twice,
+            self.applied_out_of_order,
+            self.poison_not_parked,
+            self.parked_without_poison,
+            self.rebuild_differs,
+        ]
+        .iter()
+        .all(|count| *count == 0)
+    }
+}
+
+/// Every committed event, in log order: reads the log until it reaches the last committed
+/// event of `schema`'s table. The readable horizon trails commits while older transactions are
+/// still open, so this waits for it (up to a minute) instead of stopping at an early head.
+pub async fn read_store(store: &PgEventStore, schema: &str) -> Vec<RecordedEvent> {
+    let sql = format!("SELECT transaction_id, position FROM \"{schema}\".events ORDER BY 1 DESC, 2 DESC LIMIT 1");
+    let last: Option<(i64, i64)> = sqlx::query_as(&sql).fetch_optional(store.pool()).await.expect("the last event");
+    let Some((tx, pos)) = last else { return Vec::new() };
+    let last = LogPosition::new(tx.unsigned_abs(), pos.unsigned_abs());
+    let started = Instant::now();
+    let until = started + Duration::from_secs(60);
+    let mut all = Vec::new();
+    let mut after = LogPosition::START;
+    let mut waited = false;
+    while after < last {
+        let page = store.read_log(after, 5000).await.expect("reading the store's log");
+        match page.last() {
+            Some(event) => after = event.position,
+            None => {
+                assert!(Instant::now() < until, "the readable log stayed at {after:?}, short of {last:?}");
+                waited = true;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        all.extend(page);
+    }
+    if waited {
+        eprintln!("the readable horizon reached the last commit after {:?}", started.elapsed());
+    }
+    all
+}
+
+/// Polls `condition` every 100 ms until it holds or `deadline` passes; says which.
+pub async fn eventually<F, Fut>(deadline: Duration, mut condition: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let until = Instant::now() + deadline;
+    loop {
+        if condition().await {
+            return true;
+        }
+        if Instant::now() >= until {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// One message of the JetStream stream, in stream order.
+#[derive(Debug, Clone)]
+pub struct Published {
+    /// The event id header.
+    pub event_id: String,
+    /// The stream id header.
+    pub stream_id: String,
+    /// The stream version header.
+    pub stream_version: u64,
+}
+
+/// How many messages the JetStream stream holds.
+pub async fn stream_messages(jetstream: &async_nats::jetstream::Context, stream: &str) -> Option<u64> {
+    let mut stream = jetstream.get_stream(stream).await.ok()?;
+    stream.info().await.ok().map(|info| info.state.messages)
+}
+
+/// Every message of the stream, read by an ephemeral consumer that acknowledges nothing.
+pub async fn read_jetstream(jetstream: &async_nats::jetstream::Context, stream: &str) -> Vec<Published> {
+    use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
+    let total = stream_messages(jetstream, stream).await.unwrap_or(0);
+    let handle = jetstream.get_stream(stream).await.expect("the JetStream stream exists");
+    let consumer = handle
+        .create_consumer(pull::Config {
+            ack_policy: AckPolicy::None,
+            deliver_policy: DeliverPolicy::All,
+            inactive_threshold: Duration::from_secs(60),
+            ..pull::Config::default()
+        })
+        .await
+        .expect("an ephemeral consumer");
+    let mut out = Vec::new();
+    let mut idle = 0;
+    while (out.len() as u64) < total && idle < 20 {
+        let mut batch = consumer
+            .fetch()
+            .max_messages(2000)
+            .expires(Duration::from_millis(500))
+            .messages()
+            .await
+            .expect("fetching messages");
+        let before = out.len();
+        while let Some(Ok(message)) = batch.next().await {
+            match EventHeaders::parse(message.headers.as_ref()) {
+                Ok(headers) => out.push(Published {
+                    event_id: headers.event_id.to_string(),
+                    stream_id: headers.stream_id.to_string(),
+                    stream_version: headers.stream_version.0,
+                }),
+                Err(e) => out.push(Published { event_id: format!("unreadable: {e}"), stream_id: String::new(), stream_version: 0 }),
+            }
+        }
+        idle = if out.len() == before { idle + 1 } else { 0 };
+    }
+    out
+}
+
+/// Compares the store with JetStream.
+pub fn check_published(events: &[RecordedEvent], published: &[Published], counts: &mut Counts) {
+    let stored: HashSet<String> = events.iter().map(|e| e.event_id.to_string()).collect();
+    let mut seen = HashSet::new();
+    let mut last: HashMap<&str, u64> = HashMap::new();
+    for message in published {
+        if !stored.contains(&message.event_id) {
+            if counts.published_unknown < 3 {
+                eprintln!("a message of no stored event: {message:?}");
+            }
+            counts.published_unknown += 1;
+        }
+        if !seen.insert(message.event_id.clone()) {
+            counts.published_twice += 1;
+            continue;
+        }
+        let previous = last.entry(message.stream_id.as_str()).or_insert(0);
+        if message.stream_version <= *previous {
+            counts.published_out_of_order += 1;
+        }
+        *previous = (*previous).max(message.stream_version);
+    }
+    counts.published = stored.iter().filter(|id| seen.contains(*id)).count() as u64;
+    counts.lost_in_publish = stored.len() as u64 - counts.published;
+}
+
+/// Per stream: its last version, and the version of its first poison event if any.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct StreamFacts {
+    /// The stream's last version.
+    pub head: u64,
+    /// The version of the first poison event.
+    pub poison_at: Option<u64>,
+}
+
+/// Facts per stream, and the partial-append count, from the stored events.
+pub fn stream_facts(events: &[RecordedEvent], counts: &mut Counts) -> BTreeMap<String, StreamFacts> {
+    let mut facts: BTreeMap<String, StreamFacts> = BTreeMap::new();
+    let mut batches: HashMap<String, (u64, u64)> = HashMap::new();
+    for event in events {
+        let fact = facts.entry(event.stream_id.to_string()).or_default();
+        fact.head = fact.head.max(event.stream_version.0);
+        if event.event_type == "Poisoned" && fact.poison_at.is_none() {
+            fact.poison_at = Some(event.stream_version.0);
+        }
+        let payload: serde_json::Value = serde_json::from_str(event.payload.get()).unwrap_or_default();
+        if let (Some(batch), Some(of)) = (payload["batch"].as_str(), payload["of"].as_u64()) {
+            let entry = batches.entry(batch.to_owned()).or_insert((0, of));
+            entry.0 += 1;
+        }
+    }
+    counts.events = events.len() as u64;
+    counts.streams = facts.len() as u64;
+    counts.partial_appends = batches.values().filter(|(found, of)| found != of).count() as u64;
+    counts.poison_streams = facts.values().filter(|f| f.poison_at.is_some()).count() as u64;
+    facts
+}
+
+/// The ledger read model: stream id → what was applied.
+pub async fn ledger(runner: &LedgerRunner) -> BTreeMap<String, Applied> {
+    let documents = runner.read_models().documents(LEDGER, APPLIED, "", 10_000_000).await.expect("reading the ledger");
+    documents
+        .into_iter()
+        .map(|(key, value)| (key, serde_json::from_value(value).expect("an Applied document")))
+        .collect()
+}
+
+/// The versions of a stream the ledger should hold: all of them, or those before its poison.
+fn expected_versions(fact: &StreamFacts) -> u64 {
+    fact.poison_at.map_or(fact.head, |at| at - 1)
+}
+
+/// Whether the ledger has caught up with every stream (as far as poison lets it).
+pub fn caught_up(facts: &BTreeMap<String, StreamFacts>, ledger: &BTreeMap<String, Applied>) -> bool {
+    facts.iter().all(|(stream, fact)| {
+        let applied = ledger.get(stream).map_or(0, |a| a.versions.len() as u64);
+        applied >= expected_versions(fact)
+    })
+}
+
+/// Compares the ledger with the store, and the dead letters with the injected poison.
+pub async fn check_applied(
+    facts: &BTreeMap<String, StreamFacts>,
+    ledger: &BTreeMap<String, Applied>,
+    runner: &LedgerRunner,
+    counts: &mut Counts,
+) {
+    for (stream, fact) in facts {
+        let empty = Applied::default();
+        let applied = ledger.get(stream).unwrap_or(&empty);
+        let distinct: BTreeSet<u64> = applied.versions.iter().copied().collect();
+        counts.applied_twice += (applied.versions.len() - distinct.len()) as u64;
+        counts.lost_in_apply += (1..=expected_versions(fact)).filter(|v| !distinct.contains(v)).count() as u64;
+        counts.applied_out_of_order += applied.versions.windows(2).filter(|pair| pair[1] <= pair[0]).count() as u64;
+    }
+    let letters = runner.dead_letters().await.expect("reading dead letters");
+    let mut parked: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
+    for letter in letters {
+        parked.entry(letter.stream_id.to_string()).or_default().insert(letter.stream_version);
+    }
+    for (stream, versions) in &parked {
+        if facts.get(stream).and_then(|f| f.poison_at).is_none() {
+            counts.parked_without_poison += 1;
+            eprintln!("parked without poison: {stream} {versions:?}");
+        }
+    }
+    for (stream, fact) in facts {
+        if let Some(at) = fact.poison_at {
+            let expected: BTreeSet<u64> = (at..=fact.head).collect();
+            if parked.get(stream) != Some(&expected) {
+                counts.poison_not_parked += 1;
+                eprintln!("poison stream {stream} (poison at {at}, head {}) parked {:?}", fact.head, parked.get(stream));
+            }
+        }
+    }
+}
+
+/// Rebuilds the ledger from the store next to the live one, swaps it in, and counts the
+/// streams whose records differ from what the live model held.
+pub async fn check_rebuild(runner: &LedgerRunner, live: &BTreeMap<String, Applied>, counts: &mut Counts) {
+    runner.rebuild(RebuildOptions::default(), &mut |_| {}).await.expect("rebuilding the ledger");
+    let rebuilt = ledger(runner).await;
+    let keys: BTreeSet<&String> = live.keys().chain(rebuilt.keys()).collect();
+    counts.rebuild_differs = keys.into_iter().filter(|key| live.get(*key) != rebuilt.get(*key)).count() as u64;
+}

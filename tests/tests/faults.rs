@@ -1,0 +1,332 @@
+//! Fault injection against real processes: relays, projection runners and a writer are
+//! `fault-node` processes that these tests kill with SIGKILL at random moments, on private
+//! PostgreSQL and NATS servers (a single node, or a 3-node JetStream cluster) that they also
+//! kill, stop and restart. After each run every stored event must be in JetStream exactly once
+//! and in stream order, the ledger read model must hold every version once and in order,
+//! nothing may be parked but the injected poison, and a rebuild must equal the live model.
+//!
+//! The normal suite runs a short version of each scenario. `scripts/fault-suite` runs them at
+//! length: `TIDEMARK_FAULT_ROUNDS` rounds of `TIDEMARK_FAULT_KILLS` kills each.
+//! `TIDEMARK_FAULT_SEED` replays a printed seed.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use tidemark_postgres::PgEventStore;
+use tidemark_testkit::{unique_name, Child, NatsCluster, NatsServer, PgCluster};
+use tidemark_tests::faults::deployment::LedgerRunner;
+use tidemark_tests::faults::node::LoadSummary;
+use tidemark_tests::faults::verify::{self, eventually, stream_messages};
+use tidemark_tests::faults::{Counts, FaultConfig};
+
+/// How long the system may take to drain and catch up after the last fault.
+const SETTLE: Duration = Duration::from_secs(180);
+
+fn env_u64(name: &str, default: u64) -> u64 {
+    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+}
+
+fn base_seed() -> u64 {
+    std::env::var("TIDEMARK_FAULT_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(rand::random)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Relay,
+    Runner,
+    Load,
+}
+
+impl Role {
+    fn arg(self) -> &'static str {
+        match self {
+            Self::Relay => "relay",
+            Self::Runner => "runner",
+            Self::Load => "load",
+        }
+    }
+}
+
+struct Process {
+    name: String,
+    role: Role,
+    child: Option<Child>,
+    starts: u32,
+}
+
+/// One deployment: its settings, its processes, and a store and runner of the test's own for
+/// the checks.
+struct Deployment {
+    config: FaultConfig,
+    dir: tempfile::TempDir,
+    processes: Vec<Process>,
+    store: PgEventStore,
+    checker: LedgerRunner,
+    jetstream: async_nats::jetstream::Context,
+    seed: u64,
+}
+
+impl Deployment {
+    async fn new(database_url: &str, nats_urls: Vec<String>, replicas: usize, seed: u64) -> Self {
+        let name = unique_name("FAULTS");
+        let config = FaultConfig {
+            database_url: database_url.to_owned(),
+            schema: name.to_lowercase(),
+            nats_urls,
+            stream: name.clone(),
+            prefix: format!("f.{}", name.to_lowercase()),
+            partitions: 4,
+            replicas,
+        };
+        let store = config.store(8).await.expect("store");
+        store.migrate().await.expect("migrate");
+        let client = config.nats().await.expect("nats");
+        let relay = config.relay(store.clone(), client.clone()).expect("relay");
+        relay.ensure_stream(&config.stream_settings()).await.expect("stream");
+        let checker = config.runner(store.clone(), client.clone()).expect("runner");
+        checker.set_up().await.expect("set up the ledger");
+        let dir = tempfile::Builder::new().prefix("tidemark-faults-").tempdir().expect("temp dir");
+        let jetstream = async_nats::jetstream::new(client);
+        Self { config, dir, processes: Vec::new(), store, checker, jetstream, seed }
+    }
+
+    fn add(&mut self, role: Role, count: usize) {
+        for _ in 0..count {
+            let name = format!("{}-{}", role.arg(), self.processes.iter().filter(|p| p.role == role).count());
+            self.processes.push(Process { name, role, child: None, starts: 0 });
+            self.spawn(self.processes.len() - 1);
+        }
+    }
+
+    fn summary_path(&self) -> PathBuf {
+        self.dir.path().join("load-summary.json")
+    }
+
+    fn spawn(&mut self, index: usize) {
+        let process = &mut self.processes[index];
+        process.starts += 1;
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_fault-node"));
+        cmd.arg(process.role.arg()).envs(self.config.env());
+        if process.role == Role::Load {
+            cmd.env("FAULT_LOAD_SEED", (self.seed ^ u64::from(process.starts)).to_string())
+                .env("FAULT_LOAD_STREAMS", "48")
+                .env("FAULT_LOAD_WRITERS", "6")
+                .env("FAULT_LOAD_POISON", if process.starts == 1 { "1" } else { "0" })
+                .env("FAULT_LOAD_SUMMARY", self.dir.path().join("load-summary.json"));
+        }
+        let log = self.dir.path().join(format!("{}.log", process.name));
+        process.child = Some(Child::spawn(cmd, &log).expect("spawn fault-node"));
+    }
+
+    fn kill(&mut self, index: usize) {
+        if let Some(child) = self.processes[index].child.as_mut() {
+            child.kill();
+        }
+        self.processes[index].child = None;
+    }
+
+    /// Panics (with its log) if a process ended that nobody killed: every component must
+    /// survive the faults on its own.
+    fn assert_alive(&mut self) {
+        for process in &mut self.processes {
+            if let Some(child) = process.child.as_mut() {
+                if let Some(status) = child.exit_status() {
+                    panic!("{} exited on its own ({status})\n{}", process.name, child.log_tail());
+                }
+            }
+        }
+    }
+
+    async fn published(&self) -> u64 {
+        stream_messages(&self.jetstream, &self.config.stream).await.unwrap_or(0)
+    }
+
+    /// Waits until JetStream holds `more` messages beyond what it held when called.
+    async fn progress(&self, more: u64, what: &str) {
+        let from = self.published().await;
+        let moved = eventually(Duration::from_secs(90), || async { self.published().await >= from + more }).await;
+        assert!(moved, "no progress {what}: JetStream stayed at {} messages (from {from})", self.published().await);
+    }
+
+    /// Stops the writer cleanly, lets everything drain, checks, and stops the rest.
+    async fn finish(mut self) -> (Counts, LoadSummary) {
+        for index in 0..self.processes.len() {
+            if self.processes[index].role == Role::Load {
+                if let Some(mut child) = self.processes[index].child.take() {
+                    child.interrupt().await;
+                }
+            }
+        }
+        let summary: LoadSummary = std::fs::read_to_string(self.summary_path())
+            .ok()
+            .and_then(|text| serde_json::from_str(&text).ok())
+            .unwrap_or_default();
+        let mut counts = Counts::default();
+        let events = verify::read_store(&self.store, &self.config.schema).await;
+        let facts = verify::stream_facts(&events, &mut counts);
+        let total = events.len() as u64;
+        eventually(SETTLE, || async { self.published().await >= total }).await;
+        let caught_up = eventually(SETTLE, || async {
+            let ledger = verify::ledger(&self.checker).await;
+            let mut probe = Counts::default();
+            verify::check_applied(&facts, &ledger, &self.checker, &mut probe).await;
+            verify::caught_up(&facts, &ledger) && probe.clean()
+        })
+        .await;
+        if !caught_up {
+            eprintln!("the ledger did not catch up within {SETTLE:?}; counting what it holds");
+        }
+        self.assert_alive();
+        let published = verify::read_jetstream(&self.jetstream, &self.config.stream).await;
+        verify::check_published(&events, &published, &mut counts);
+        let ledger = verify::ledger(&self.checker).await;
+        verify::check_applied(&facts, &ledger, &self.checker, &mut counts).await;
+        verify::check_rebuild(&self.checker, &ledger, &mut counts).await;
+        for process in &mut self.processes {
+            if let Some(mut child) = process.child.take() {
+                child.interrupt().await;
+            }
+        }
+        let _ = self.jetstream.delete_stream(&self.config.stream).await;
+        (counts, summary)
+    }
+
+    fn logs(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+fn report(scenario: &str, seed: u64, counts: &Counts, extra: &str) {
+    let json = serde_json::to_string(counts).unwrap_or_default();
+    eprintln!("FAULTS {scenario} seed={seed} {extra} {json}");
+}
+
+fn random_pause(rng: &mut StdRng, millis: std::ops::Range<u64>) -> Duration {
+    Duration::from_millis(rng.gen_range(millis))
+}
+
+/// Relays (one leads, one stands by), two runners sharing four partitions and a writer, each
+/// killed with SIGKILL at random moments and started again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn crash_matrix_kills_relays_runners_and_the_writer_at_random_moments() {
+    let rounds = env_u64("TIDEMARK_FAULT_ROUNDS", 1);
+    let kills = env_u64("TIDEMARK_FAULT_KILLS", 4);
+    let base = base_seed();
+    let pg = PgCluster::start().await;
+    let nats = NatsServer::start().await;
+    let mut total_kills = 0;
+    for round in 0..rounds {
+        let seed = base.wrapping_add(round);
+        eprintln!("crash matrix round {round}: seed {seed} (replay: TIDEMARK_FAULT_SEED={seed} TIDEMARK_FAULT_ROUNDS=1)");
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut deployment = Deployment::new(&pg.url(), vec![nats.url()], 1, seed).await;
+        deployment.add(Role::Relay, 2);
+        deployment.add(Role::Runner, 2);
+        deployment.add(Role::Load, 1);
+        deployment.progress(100, "before the first kill").await;
+        let mut victims = Vec::new();
+        for _ in 0..kills {
+            let victim = rng.gen_range(0..deployment.processes.len());
+            tokio::time::sleep(random_pause(&mut rng, 100..1500)).await;
+            deployment.assert_alive();
+            deployment.kill(victim);
+            tokio::time::sleep(random_pause(&mut rng, 0..700)).await;
+            deployment.spawn(victim);
+            victims.push(deployment.processes[victim].name.clone());
+        }
+        total_kills += victims.len();
+        deployment.progress(50, "after the last restart").await;
+        let logs = deployment.logs().to_owned();
+        let (counts, load) = deployment.finish().await;
+        report("crash-matrix", seed, &counts, &format!("kills={}", victims.join(",")));
+        assert!(load.other_errors == 0, "the writer saw non-retryable errors: {load:?}");
+        assert!(counts.events > 0 && counts.poison_streams == 1, "{counts:?}");
+        assert!(counts.clean(), "seed {seed}: {counts:?} (logs in {})", logs.display());
+    }
+    eprintln!("crash matrix: {rounds} rounds, {total_kills} kills, all clean");
+}
+
+/// A JetStream cluster of three nodes and a stream with three replicas: a follower is killed
+/// and restarted, then the stream's leader, then all of NATS goes away for 10 s.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_jetstream_cluster_loses_a_node_its_stream_leader_and_then_everything() {
+    let seed = base_seed();
+    let pg = PgCluster::start().await;
+    let mut cluster = NatsCluster::start(3).await;
+    let mut deployment = Deployment::new(&pg.url(), cluster.urls(), 3, seed).await;
+    deployment.add(Role::Relay, 1);
+    deployment.add(Role::Runner, 2);
+    deployment.add(Role::Load, 1);
+    deployment.progress(200, "on a healthy cluster").await;
+
+    let leader = stream_leader(&deployment, &cluster).await;
+    let follower = (0..cluster.size()).find(|i| *i != leader).unwrap_or(0);
+    cluster.kill(follower);
+    deployment.progress(200, "with a follower down").await;
+    cluster.restart(follower).await;
+
+    let leader = stream_leader(&deployment, &cluster).await;
+    cluster.kill(leader);
+    deployment.progress(200, "after the stream leader was killed").await;
+    cluster.restart(leader).await;
+    deployment.progress(200, "with the old leader back").await;
+
+    for node in 0..cluster.size() {
+        cluster.stop(node).await;
+    }
+    // The outage itself: NATS is away for this long, whatever the clients do meanwhile.
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    cluster.restart_all().await;
+    deployment.progress(200, "after all of NATS came back").await;
+
+    let (counts, load) = deployment.finish().await;
+    report("jetstream-cluster", seed, &counts, "nodes=3 replicas=3");
+    assert!(load.other_errors == 0, "{load:?}");
+    assert!(counts.clean(), "{counts:?}");
+}
+
+/// The server name of the stream's leader, as an index into the cluster.
+async fn stream_leader(deployment: &Deployment, cluster: &NatsCluster) -> usize {
+    let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        if let Ok(mut stream) = deployment.jetstream.get_stream(&deployment.config.stream).await {
+            let leader = stream.info().await.ok().and_then(|info| info.cluster.clone()).and_then(|c| c.leader);
+            if let Some(index) = leader.and_then(|name| cluster.index_of(&name)) {
+                return index;
+            }
+        }
+        assert!(tokio::time::Instant::now() < until, "the stream has no leader after 30 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// PostgreSQL restarts, then stops for a few seconds, while the writer appends: the writer sees
+/// only retryable errors and no append is partial; relays and runners resume on their own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_restarts_and_stops_mid_load() {
+    let seed = base_seed();
+    let mut pg = PgCluster::start().await;
+    let nats = NatsServer::start().await;
+    let mut deployment = Deployment::new(&pg.url(), vec![nats.url()], 1, seed).await;
+    deployment.add(Role::Relay, 2);
+    deployment.add(Role::Runner, 2);
+    deployment.add(Role::Load, 1);
+    deployment.progress(200, "before the restart").await;
+
+    pg.restart().await;
+    deployment.progress(200, "after a PostgreSQL restart").await;
+    pg.kill();
+    // The outage: PostgreSQL is gone (crashed) for this long.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    pg.restart().await;
+    deployment.progress(200, "after PostgreSQL crashed and came back").await;
+
+    let (counts, load) = deployment.finish().await;
+    report("postgres-restart", seed, &counts, &format!("retryable_errors={}", load.retryable_errors));
+    assert!(load.appended > 0 && load.other_errors == 0, "{load:?}");
+    assert!(load.retryable_errors > 0, "the writer never noticed the outages: {load:?}");
+    assert!(counts.clean(), "{counts:?}");
+}
