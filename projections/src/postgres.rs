@@ -118,14 +118,15 @@ impl ReadModels for PgReadModels {
 
     async fn lock_partition(&self, tx: &mut PgTx, projection: &str, partition: u32) -> Result<PartitionState> {
         // The upsert takes the row lock (waiting for another batch of the same partition to
-        // finish) and returns the row as committed by that batch. Read models can be rebuilt
-        // from the log, so this transaction does not wait for its WAL flush; the projection's
-        // unqualified table names resolve in its own schema.
+        // finish) and returns the row as committed by that batch; the projection's
+        // unqualified table names resolve in its own schema. The commit waits for its WAL
+        // flush (`synchronous_commit` stays on): the batch is acknowledged to the broker right
+        // after, so a commit that a database crash could still take back would lose events
+        // the broker never delivers again.
         let sql = format!(
             "INSERT INTO {} AS p (projection, partition) VALUES ($1, $2) \
              ON CONFLICT (projection, partition) DO UPDATE SET updated_at = p.updated_at \
-             RETURNING transaction_id, position, events, set_config('synchronous_commit', 'off', true), \
-               set_config('search_path', $3, true)",
+             RETURNING transaction_id, position, events, set_config('search_path', $3, true)",
             self.table("projection_partitions")
         );
         let row = sqlx::query(&sql)

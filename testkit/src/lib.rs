@@ -25,8 +25,8 @@ mod process;
 mod wait;
 mod watchdog;
 
-pub use names::unique_name;
 pub use child::Child;
+pub use names::unique_name;
 pub use nats::{nats_url, NatsCluster, NatsServer};
 pub use net::free_port;
 pub use postgres::{postgres_url, PgCluster, TestDatabase, TestSchema};

@@ -171,11 +171,7 @@ impl FaultConfig {
     /// # Errors
     ///
     /// [`DeploymentError`] when the projection or the runner refuses its configuration.
-    pub fn runner(
-        &self,
-        store: PgEventStore,
-        client: async_nats::Client,
-    ) -> Result<LedgerRunner, DeploymentError> {
+    pub fn runner(&self, store: PgEventStore, client: async_nats::Client) -> Result<LedgerRunner, DeploymentError> {
         let read_models = PgReadModels::new(&store);
         let jetstream = async_nats::jetstream::new(client);
         let settings = ConsumerSettings { ack_wait: Duration::from_secs(2), ..ConsumerSettings::default() };

@@ -3,8 +3,9 @@
 //!
 //! - `relay`: publishes the log to JetStream (several may run: one leads);
 //! - `runner`: runs the ledger projection on the partitions it wins;
-//! - `load`: appends credits to many streams from concurrent writers, plus a few injected
-//!   poison events; on a clean stop it writes a summary to `FAULT_LOAD_SUMMARY`.
+//! - `load`: appends credits to many streams from concurrent writers (a tenth of the appends
+//!   to new streams that get nothing more), plus a few injected poison events; on a clean stop
+//!   it writes a summary to `FAULT_LOAD_SUMMARY`.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -128,7 +129,8 @@ async fn runner() -> Result<(), DeploymentError> {
 }
 
 /// Load settings: `FAULT_LOAD_SEED`, `FAULT_LOAD_STREAMS` (64), `FAULT_LOAD_WRITERS` (8),
-/// `FAULT_LOAD_POISON` (poison streams to create, 1), `FAULT_LOAD_SUMMARY` (a file path).
+/// `FAULT_LOAD_POISON` (poison streams to create, 1), `FAULT_LOAD_PAUSE_MS` (each writer's
+/// pause between appends, 0: as fast as it can), `FAULT_LOAD_SUMMARY` (a file path).
 async fn load() -> Result<(), DeploymentError> {
     let config = FaultConfig::from_env()?;
     let number = |name: &str, default: u64| std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default);
@@ -136,10 +138,10 @@ async fn load() -> Result<(), DeploymentError> {
     let streams = number("FAULT_LOAD_STREAMS", 64).max(1);
     let writers = number("FAULT_LOAD_WRITERS", 8).max(1);
     let poison_streams = number("FAULT_LOAD_POISON", 1);
+    let pause = Duration::from_millis(number("FAULT_LOAD_PAUSE_MS", 0));
     let summary_path = std::env::var("FAULT_LOAD_SUMMARY").ok();
     let shutdown = shutdown_on_signal();
-    let Some(store) = until_ok("connecting to PostgreSQL", &shutdown, || config.store(writers as u32 + 2)).await
-    else {
+    let Some(store) = until_ok("connecting to PostgreSQL", &shutdown, || config.store(writers as u32 + 2)).await else {
         return Ok(());
     };
     let counts = Arc::new(Counters::default());
@@ -158,9 +160,22 @@ async fn load() -> Result<(), DeploymentError> {
                 }
             }
             while !shutdown.is_cancelled() {
-                let Ok(stream) = StreamId::for_entity("acct", rng.gen_range(0..streams)) else { continue };
+                // One append in ten starts a stream that never gets another event: nothing
+                // later would reveal (and repair) a loss of its only events.
+                let stream = if rng.gen_ratio(1, 10) {
+                    StreamId::new(format!("once-{}", Uuid::new_v4().simple()))
+                } else {
+                    StreamId::for_entity("acct", rng.gen_range(0..streams))
+                };
+                let Ok(stream) = stream else { continue };
                 let events = credits(rng.gen_range(1..=3), rng.gen_range(1..100));
                 append(&store, &stream, events, &counts, &shutdown).await;
+                if !pause.is_zero() {
+                    tokio::select! {
+                        _ = shutdown.cancelled() => {}
+                        _ = tokio::time::sleep(pause) => {}
+                    }
+                }
             }
         });
     }

@@ -50,6 +50,9 @@ pub struct Counts {
     pub parked_without_poison: u64,
     /// Streams whose rebuilt read model differs from the live one.
     pub rebuild_differs: u64,
+    /// What the problems above were, a line each (the first few of each kind).
+    #[serde(skip)]
+    pub details: Vec<String>,
 }
 
 impl Counts {
@@ -172,7 +175,11 @@ pub async fn read_jetstream(jetstream: &async_nats::jetstream::Context, stream: 
                     stream_id: headers.stream_id.to_string(),
                     stream_version: headers.stream_version.0,
                 }),
-                Err(e) => out.push(Published { event_id: format!("unreadable: {e}"), stream_id: String::new(), stream_version: 0 }),
+                Err(e) => out.push(Published {
+                    event_id: format!("unreadable: {e}"),
+                    stream_id: String::new(),
+                    stream_version: 0,
+                }),
             }
         }
         idle = if out.len() == before { idle + 1 } else { 0 };
@@ -188,7 +195,7 @@ pub fn check_published(events: &[RecordedEvent], published: &[Published], counts
     for message in published {
         if !stored.contains(&message.event_id) {
             if counts.published_unknown < 3 {
-                eprintln!("a message of no stored event: {message:?}");
+                counts.details.push(format!("a message of no stored event: {message:?}"));
             }
             counts.published_unknown += 1;
         }
@@ -271,8 +278,14 @@ pub async fn check_applied(
         let empty = Applied::default();
         let applied = ledger.get(stream).unwrap_or(&empty);
         let distinct: BTreeSet<u64> = applied.versions.iter().copied().collect();
+        let expected = expected_versions(fact);
+        let in_order = applied.versions.iter().copied().eq(1..=expected);
+        if !in_order && counts.details.len() < 10 {
+            let shown: Vec<u64> = applied.versions.iter().copied().take(400).collect();
+            counts.details.push(format!("{stream}: expected 1..={expected}, applied {shown:?}"));
+        }
         counts.applied_twice += (applied.versions.len() - distinct.len()) as u64;
-        counts.lost_in_apply += (1..=expected_versions(fact)).filter(|v| !distinct.contains(v)).count() as u64;
+        counts.lost_in_apply += (1..=expected).filter(|v| !distinct.contains(v)).count() as u64;
         counts.applied_out_of_order += applied.versions.windows(2).filter(|pair| pair[1] <= pair[0]).count() as u64;
     }
     let letters = runner.dead_letters().await.expect("reading dead letters");
@@ -283,7 +296,7 @@ pub async fn check_applied(
     for (stream, versions) in &parked {
         if facts.get(stream).and_then(|f| f.poison_at).is_none() {
             counts.parked_without_poison += 1;
-            eprintln!("parked without poison: {stream} {versions:?}");
+            counts.details.push(format!("parked without poison: {stream} {versions:?}"));
         }
     }
     for (stream, fact) in facts {
@@ -291,7 +304,11 @@ pub async fn check_applied(
             let expected: BTreeSet<u64> = (at..=fact.head).collect();
             if parked.get(stream) != Some(&expected) {
                 counts.poison_not_parked += 1;
-                eprintln!("poison stream {stream} (poison at {at}, head {}) parked {:?}", fact.head, parked.get(stream));
+                counts.details.push(format!(
+                    "poison stream {stream} (poison at {at}, head {}) parked {:?}",
+                    fact.head,
+                    parked.get(stream)
+                ));
             }
         }
     }
