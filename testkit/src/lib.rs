@@ -25,7 +25,7 @@ mod wait;
 mod watchdog;
 
 pub use names::unique_name;
-pub use nats::{nats_url, NatsServer};
+pub use nats::{nats_url, NatsAuth, NatsSecurity, NatsServer, TlsFiles};
 pub use net::free_port;
 pub use postgres::{postgres_url, PgCluster, TestDatabase, TestSchema};
 pub use wait::wait_until;
