@@ -4,6 +4,8 @@
 //! `projections list|status|rebuild|reset` next to this app's `projections run`,
 //! and `dlq …`, `events verify`, `stream show`.
 
+mod nats;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 
@@ -12,6 +14,9 @@ use tidemark_projections::{DlqCommand, EventsCommand, OpsCommand, ProjectionsCom
 
 use crate::auth::{AuthError, TokenKeys};
 use crate::runtime::{PgOptions, Role};
+use crate::secret::{Secret, SecretUrl};
+
+pub use nats::NatsArgs;
 
 /// The tidemark sample app: orders over HTTP and WebSocket.
 ///
@@ -132,13 +137,12 @@ pub struct DeploymentArgs {
     /// PostgreSQL URL, such as postgres://postgres@127.0.0.1/test. Without it, the
     /// embedded mode.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<String>,
+    pub database_url: Option<SecretUrl>,
     /// Schema of the store; read models live in `<schema>_<projection>`.
     #[arg(long, env = "ORDERS_SCHEMA", global = true, default_value = PgOptions::SCHEMA)]
     pub schema: String,
-    /// NATS URL (PostgreSQL mode).
-    #[arg(long, env = "NATS_URL", global = true, default_value = PgOptions::NATS_URL)]
-    pub nats_url: String,
+    #[command(flatten)]
+    pub nats: NatsArgs,
     /// JetStream stream name. (Not `--stream`: `projections rebuild --stream` names an event stream.)
     #[arg(long, env = "ORDERS_JETSTREAM_STREAM", global = true, default_value = PgOptions::STREAM)]
     pub jetstream_stream: String,
@@ -156,11 +160,11 @@ pub struct DeploymentArgs {
 impl DeploymentArgs {
     /// The PostgreSQL + JetStream options, or `None` for the embedded mode.
     pub fn postgres(&self) -> Option<PgOptions> {
-        let url = self.database_url.as_deref().filter(|url| !url.trim().is_empty())?;
+        let url = self.database_url.as_ref().filter(|url| !url.expose().trim().is_empty())?;
         Some(
-            PgOptions::new(url)
+            PgOptions::new(url.expose())
                 .schema(&self.schema)
-                .nats_url(&self.nats_url)
+                .nats(self.nats.connect_options())
                 .stream(&self.jetstream_stream, &self.subject_prefix)
                 .partitions(self.partitions),
         )
@@ -186,14 +190,14 @@ pub struct SecretArgs {
     /// The HMAC secret that signs tokens (at least 32 bytes). Without one, a published dev
     /// secret is used and the dev login endpoint is enabled: never do that in production.
     #[arg(long = "token-secret", env = "ORDERS_TOKEN_SECRET", hide_env_values = true)]
-    pub secret: Option<String>,
+    pub secret: Option<Secret>,
 }
 
 impl SecretArgs {
     /// The keys: from the configured secret, or the dev keys with a warning.
     pub fn keys(&self) -> Result<TokenKeys, AuthError> {
         match &self.secret {
-            Some(secret) => TokenKeys::new(secret.as_bytes()),
+            Some(secret) => TokenKeys::new(secret.expose().as_bytes()),
             None => {
                 tracing::warn!("no token secret configured (--token-secret or ORDERS_TOKEN_SECRET): using the published dev secret; dev login is enabled");
                 Ok(TokenKeys::dev())

@@ -46,9 +46,18 @@ pub async fn run(command: Command, deployment: &DeploymentArgs) -> anyhow::Resul
 }
 
 fn postgres(deployment: &DeploymentArgs, what: &str) -> anyhow::Result<PgOptions> {
-    deployment.postgres().ok_or_else(|| {
+    let options = deployment.postgres().ok_or_else(|| {
         anyhow!("`orders {what}` runs on PostgreSQL + JetStream: set DATABASE_URL (and NATS_URL unless NATS listens on 127.0.0.1:4222)")
-    })
+    })?;
+    Ok(named(options, what))
+}
+
+/// Names the NATS connection after the command, unless `--nats-name` did.
+fn named(mut options: PgOptions, what: &str) -> PgOptions {
+    if options.nats.name.is_none() {
+        options.nats.name = Some(format!("orders {what}"));
+    }
+    options
 }
 
 async fn serve(args: ServeArgs, deployment: &DeploymentArgs) -> anyhow::Result<ExitCode> {
@@ -58,7 +67,7 @@ async fn serve(args: ServeArgs, deployment: &DeploymentArgs) -> anyhow::Result<E
     if args.chaos > 0.0 {
         tracing::warn!(fraction = args.chaos, "chaos mode: command requests fail with 500 on purpose");
     }
-    let Some(options) = deployment.postgres() else {
+    let Some(options) = deployment.postgres().map(|options| named(options, "serve")) else {
         let mut options = EmbeddedOptions::new(keys);
         options.config = config;
         options.import_fixture = !args.no_fixture;
@@ -140,7 +149,7 @@ async fn seed_orders(args: &SeedArgs, options: PgOptions) -> anyhow::Result<Exit
 
 /// The ops commands of `tidemark-projections`, with this app's consumers and codecs.
 async fn ops(command: &OpsCommand, deployment: &DeploymentArgs) -> anyhow::Result<ExitCode> {
-    let exit = match deployment.postgres() {
+    let exit = match deployment.postgres().map(|options| named(options, "ops")) {
         Some(options) => {
             let deployment = PgDeployment::connect_lazily(options).await?;
             deployment.check().await?;

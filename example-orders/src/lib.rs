@@ -6,7 +6,7 @@
 //! - [`app`]: command pipeline (202 + outcome), outcome hub, idempotency keys, queries.
 //! - [`http`]: the axum router; [`runtime`]: the embedded and the PostgreSQL + JetStream
 //!   modes over one code path; [`cli`]: the `orders` command line; [`seed`]: traffic;
-//!   [`metrics`]: Prometheus text on an optional address.
+//!   [`metrics`]: Prometheus text on an optional address; [`secret`]: values kept out of logs.
 
 pub mod app;
 pub mod auth;
@@ -17,4 +17,5 @@ pub mod http;
 pub mod metrics;
 pub mod read_models;
 pub mod runtime;
+pub mod secret;
 pub mod seed;

@@ -70,3 +70,47 @@ async fn projections_run_only_accepts_the_consumers_it_runs() {
     assert!(Role::Front.runs("order-notices") && !Role::Front.runs("orders"));
     assert!(Role::Back { only: None }.runs("pm-shipping") && !Role::Back { only: None }.runs("order-notices"));
 }
+
+#[test]
+fn nats_flags_give_the_connection_options_of_every_command() {
+    for command in ["serve", "relay", "migrate", "seed"] {
+        let args = [
+            command,
+            "--database-url",
+            "postgres://db/x",
+            "--nats-url",
+            "tls://n1:4222, tls://n2:4222",
+            "--nats-user",
+            "orders",
+            "--nats-password",
+            "pw-cli-5e",
+            "--nats-ca",
+            "/etc/ca.pem",
+            "--nats-cert",
+            "/c.pem",
+            "--nats-key",
+            "/k.pem",
+            "--nats-require-tls",
+            "--nats-name",
+            "front",
+        ];
+        let nats = parse(&args).deployment.postgres().expect("postgres mode").nats;
+        assert_eq!(nats.servers, ["tls://n1:4222", "tls://n2:4222"], "{command}");
+        assert_eq!(nats.user.as_deref(), Some("orders"));
+        assert!(nats.has_password() && !nats.has_token() && nats.require_tls);
+        assert_eq!(nats.ca_file.as_deref(), Some(std::path::Path::new("/etc/ca.pem")));
+        assert!(nats.client_cert.is_some());
+        assert_eq!(nats.name.as_deref(), Some("front"));
+        assert!(!format!("{nats:?} {nats}").contains("pw-cli-5e"));
+    }
+    let token = parse(&["relay", "--database-url", "postgres://db/x", "--nats-token", "t"]).deployment.postgres();
+    assert!(token.expect("postgres mode").nats.has_token());
+    let refused: [&[&str]; 3] = [
+        &["relay", "--nats-user", "orders"],
+        &["relay", "--nats-token", "t", "--nats-user", "u", "--nats-password", "p"],
+        &["relay", "--nats-cert", "/c.pem"],
+    ];
+    for args in refused {
+        assert!(Cli::try_parse_from(std::iter::once("orders").chain(args.iter().copied())).is_err(), "{args:?}");
+    }
+}

@@ -133,3 +133,51 @@ async fn a_socket_without_a_valid_token_is_refused() {
     }
     app.stop().await;
 }
+
+/// Posts a JSON body with a token; returns the status.
+async fn post(address: SocketAddr, token: &str, path: String, body: Value) -> StatusCode {
+    let client: Client<HttpConnector, Full<Bytes>> = Client::builder(TokioExecutor::new()).build_http();
+    let request = Request::builder()
+        .method(Method::POST)
+        .uri(format!("http://{address}{path}"))
+        .header("authorization", format!("Bearer {token}"))
+        .body(Full::new(Bytes::from(body.to_string())))
+        .expect("request");
+    client.request(request).await.expect("response").status()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_user_socket_gets_nothing_of_another_users_order_through_its_whole_life() {
+    let (app, address) = serve().await;
+    let (ada, bob, ops) = (token("ada", false), token("bob", false), token("ops", true));
+    let mut ada_tab = open(address, &ada, true).await;
+    let mut bob_tab = open(address, &bob, false).await;
+    let mut ops_tab = open(address, &ops, true).await;
+
+    // Ada's order is placed, confirmed and paid; Bob tries to cancel it and fails. Every
+    // notice goes to Ada's socket.
+    let accepted = post_order(address, &ada, "tea").await;
+    let order_id = accepted["entity_id"].as_str().expect("id").to_owned();
+    expect_notices(&mut ada_tab, &accepted["command_id"], &accepted["entity_id"]).await;
+    let cancel = post(address, &bob, format!("/orders/{order_id}/cancel"), serde_json::json!({ "reason": "x" }));
+    assert_eq!(cancel.await, StatusCode::NOT_FOUND);
+    let confirm = post(address, &ada, format!("/orders/{order_id}/confirm"), serde_json::json!({}));
+    assert_eq!(confirm.await, StatusCode::ACCEPTED);
+    let pay = serde_json::json!({ "payment_id": "p-1", "amount_minor": 250 });
+    assert_eq!(post(address, &ada, format!("/orders/{order_id}/pay"), pay).await, StatusCode::ACCEPTED);
+    loop {
+        let message = next_json(&mut ada_tab).await;
+        assert!(message.to_string().contains(&order_id), "Ada's socket only hears of her order: {message}");
+        if message["type"] == "order_changed" && message["event"] == "OrderPaid" {
+            break;
+        }
+    }
+
+    // Bob's and the admin's sockets got nothing of it: the first message each sees is
+    // about Bob's own order (an admin reads any order, but is notified of none of them).
+    let bobs = post_order(address, &bob, "mug").await;
+    expect_notices(&mut bob_tab, &bobs["command_id"], &bobs["entity_id"]).await;
+    let opses = post_order(address, &ops, "cup").await;
+    expect_notices(&mut ops_tab, &opses["command_id"], &opses["entity_id"]).await;
+    app.stop().await;
+}

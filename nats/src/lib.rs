@@ -4,12 +4,15 @@
 #![doc = include_str!("../README.md")]
 
 mod config;
+mod connect;
+mod connect_error;
 mod downcast;
 mod error;
 mod escape;
 mod headers;
 mod leader;
 mod publish;
+mod redact;
 mod relay;
 mod retry;
 mod status;
@@ -17,6 +20,8 @@ mod stream;
 mod subject;
 
 pub use config::{ConfigError, RelayConfig};
+pub use connect::NatsConnect;
+pub use connect_error::NatsConnectError;
 pub use downcast::Downcaster;
 pub use error::{RelayError, Result};
 pub use headers::{
@@ -24,6 +29,7 @@ pub use headers::{
     HEADER_MSG_ID, HEADER_POSITION, HEADER_RECORDED_AT, HEADER_SCHEMA_VERSION, HEADER_STREAM_ID, HEADER_STREAM_VERSION,
     HEADER_TENANT, HEADER_THIN, HEADER_USER,
 };
+pub use redact::redact_url;
 pub use relay::NatsRelay;
 pub use status::{RelayMonitor, RelayRole, RelayStatus};
 pub use stream::{ensure_stream, StreamError, StreamSettings};

@@ -27,7 +27,7 @@ mod watchdog;
 
 pub use child::Child;
 pub use names::unique_name;
-pub use nats::{nats_url, NatsCluster, NatsServer};
+pub use nats::{nats_url, NatsAuth, NatsCluster, NatsSecurity, NatsServer, TlsFiles};
 pub use net::free_port;
 pub use postgres::{postgres_url, PgCluster, TestDatabase, TestSchema};
 pub use wait::wait_until;

@@ -50,7 +50,11 @@ where
     /// An order's details, after an optional read-your-writes wait.
     pub async fn order_view(&self, user: &User, order_id: Uuid, wait: Option<ReadWait>) -> Result<OrderView, ApiError> {
         if let Some(wait) = wait {
-            self.wait_for_order(order_id, wait).await?;
+            // Ownership first, from the store: an order of someone else, like one that does
+            // not exist, is not found at once, never waited for, so that the two answers
+            // (status, body, time) cannot be told apart.
+            let loaded = self.owned_order(user, order_id).await?;
+            self.wait_for_order(order_id, wait.version.unwrap_or(loaded.version), wait.timeout).await?;
         }
         let document = self.read_models.document(ORDERS, ORDERS, &order_id.to_string()).await;
         let document = document.map_err(|e| ApiError::read_models(&e))?.ok_or(ApiError::NotFound("order"))?;
@@ -62,13 +66,9 @@ where
         }
     }
 
-    async fn wait_for_order(&self, order_id: Uuid, wait: ReadWait) -> Result<(), ApiError> {
+    async fn wait_for_order(&self, order_id: Uuid, version: StreamVersion, timeout: Duration) -> Result<(), ApiError> {
         let stream = order_stream(order_id);
-        let version = match wait.version {
-            Some(version) => version,
-            None => self.orders.store().stream_version(&stream).await.map_err(|e| ApiError::store(&e))?,
-        };
-        let timeout = wait.timeout.min(self.config.max_wait);
+        let timeout = timeout.min(self.config.max_wait);
         match wait_for_version(&self.read_models, ORDERS, &stream, version, timeout, None).await {
             Ok(()) => Ok(()),
             Err(ProjectionError::WaitTimedOut { .. }) => Err(ApiError::Lagging),

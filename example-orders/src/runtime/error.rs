@@ -37,9 +37,9 @@ pub enum StartError {
         /// The first table found missing.
         table: &'static str,
     },
-    /// NATS could not be reached.
-    #[error("cannot connect to NATS: {0}")]
-    Nats(#[from] async_nats::ConnectError),
+    /// NATS could not be reached, or refused the credentials or the TLS handshake.
+    #[error(transparent)]
+    Nats(#[from] tidemark_nats::NatsConnectError),
     /// The subject prefix or partition count is invalid.
     #[error(transparent)]
     Subjects(#[from] tidemark_nats::SubjectError),

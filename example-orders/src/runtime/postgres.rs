@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
+use tidemark_nats::{NatsConnect, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{Coordination, JetStreamFeed, PgReadModels};
 
@@ -16,18 +16,23 @@ use super::StartError;
 use crate::app::AppConfig;
 use crate::auth::TokenKeys;
 use crate::domain::import_fixture;
+use crate::secret::SecretUrl;
 
 /// Where the deployment lives. Every field but the database URL has a default.
-#[derive(Debug, Clone)]
+///
+/// Its `Debug` shows the database URL without its password (and the NATS options without
+/// theirs).
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct PgOptions {
-    /// The PostgreSQL URL.
+    /// The PostgreSQL URL. It may carry a password: log [`PgOptions::database_url_redacted`].
     pub database_url: String,
     /// The schema of the store and the projections' bookkeeping; each read model lives
     /// in `<schema>_<projection>` (default `orders`).
     pub schema: String,
-    /// The NATS URL (default `nats://127.0.0.1:4222`).
-    pub nats_url: String,
+    /// How to connect to NATS: servers, credentials, TLS (default `nats://127.0.0.1:4222`,
+    /// no credentials, no TLS).
+    pub nats: NatsConnect,
     /// The JetStream stream (default `ORDERS`).
     pub stream: String,
     /// The subjects' prefix: `<prefix>.<partition>.<category>.<EventType>.v<N>` (default
@@ -55,7 +60,7 @@ impl PgOptions {
         Self {
             database_url: database_url.into(),
             schema: Self::SCHEMA.to_owned(),
-            nats_url: Self::NATS_URL.to_owned(),
+            nats: NatsConnect::new(Self::NATS_URL),
             stream: Self::STREAM.to_owned(),
             subject_prefix: Self::SUBJECT_PREFIX.to_owned(),
             partitions: Self::PARTITIONS,
@@ -83,10 +88,22 @@ impl PgOptions {
         self
     }
 
-    /// Sets the NATS URL.
+    /// Sets the NATS servers (one URL or a comma-separated list), keeping the other
+    /// NATS options.
     pub fn nats_url(mut self, url: impl Into<String>) -> Self {
-        self.nats_url = url.into();
+        self.nats.servers = NatsConnect::new(&url.into()).servers;
         self
+    }
+
+    /// Sets how to connect to NATS.
+    pub fn nats(mut self, nats: NatsConnect) -> Self {
+        self.nats = nats;
+        self
+    }
+
+    /// The database URL with its password replaced by `***`, for logs and messages.
+    pub fn database_url_redacted(&self) -> String {
+        SecretUrl::new(self.database_url.as_str()).redacted()
     }
 
     /// Sets the JetStream stream and the subject prefix.
@@ -117,6 +134,23 @@ impl PgOptions {
     }
 }
 
+impl std::fmt::Debug for PgOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgOptions")
+            .field("database_url", &self.database_url_redacted())
+            .field("schema", &self.schema)
+            .field("nats", &self.nats)
+            .field("stream", &self.stream)
+            .field("subject_prefix", &self.subject_prefix)
+            .field("partitions", &self.partitions)
+            .field("relay_name", &self.relay_name)
+            .field("store_connections", &self.store_connections)
+            .field("read_model_connections", &self.read_model_connections)
+            .field("acquire_timeout", &self.acquire_timeout)
+            .finish()
+    }
+}
+
 /// A connected deployment.
 #[derive(Debug, Clone)]
 pub struct PgDeployment {
@@ -133,16 +167,19 @@ pub struct PgDeployment {
 }
 
 impl PgDeployment {
-    /// Connects to PostgreSQL and NATS; fails when either is unreachable.
+    /// Connects to PostgreSQL and NATS; fails when either is unreachable, or NATS refuses
+    /// the credentials or the TLS handshake.
     pub async fn connect(options: PgOptions) -> Result<Self, StartError> {
-        let client = async_nats::connect(&options.nats_url).await?;
+        tracing::info!(database = %options.database_url_redacted(), nats = %options.nats, "connecting");
+        let client = options.nats.connect().await?;
         Self::with_client(options, client).await
     }
 
     /// Connects to PostgreSQL, and to NATS in the background (the ops commands, which
     /// read PostgreSQL only, work while NATS is down).
     pub async fn connect_lazily(options: PgOptions) -> Result<Self, StartError> {
-        let client = async_nats::ConnectOptions::new().retry_on_initial_connect().connect(&options.nats_url).await?;
+        tracing::info!(database = %options.database_url_redacted(), nats = %options.nats, "connecting");
+        let client = options.nats.clone().retry_on_initial_connect(true).connect().await?;
         Self::with_client(options, client).await
     }
 

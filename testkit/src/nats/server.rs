@@ -10,6 +10,8 @@ use tempfile::TempDir;
 use tokio::io::{AsyncBufReadExt as _, BufReader};
 use tokio::net::TcpStream;
 
+use super::security::NatsSecurity;
+use super::tls::TlsFiles;
 use crate::binaries::nats_server;
 use crate::net::free_port;
 use crate::process::{log_tail, ServerProcess, POLL_INTERVAL};
@@ -43,6 +45,8 @@ pub struct NatsServer {
     bin: PathBuf,
     port: u16,
     process: Option<ServerProcess>,
+    security: NatsSecurity,
+    tls: Option<TlsFiles>,
 }
 
 impl NatsServer {
@@ -62,16 +66,49 @@ impl NatsServer {
         }
     }
 
+    /// Starts a new private server that requires what `security` says (credentials, TLS);
+    /// returns once it greets clients with JetStream enabled. A TLS server gets a new
+    /// throwaway CA and certificates, see [`NatsServer::tls_files`].
+    ///
+    /// # Panics
+    ///
+    /// Panics with the server's log when nats-server (or, for TLS, openssl) is not installed
+    /// or the server does not come up within 20 s.
+    pub async fn start_secured(security: NatsSecurity) -> Self {
+        match Self::try_start_with(security).await {
+            Ok(server) => server,
+            Err(e) => panic!(
+                "tidemark-testkit: cannot start a throwaway nats-server: {e}\n\
+                 Install it with `apt-get install -y nats-server openssl`."
+            ),
+        }
+    }
+
     /// [`NatsServer::start`] returning the reason of a failure instead of panicking.
     pub(crate) async fn try_start() -> Result<Self, String> {
+        Self::try_start_with(NatsSecurity::default()).await
+    }
+
+    async fn try_start_with(security: NatsSecurity) -> Result<Self, String> {
         let bin = nats_server()?;
         let dir = tempfile::Builder::new()
             .prefix("tidemark-nats-")
             .tempdir()
             .map_err(|e| format!("cannot create a temporary directory: {e}"))?;
-        let mut server = Self { dir, bin, port: 0, process: None };
+        let tls = if security.uses_tls() { Some(TlsFiles::generate(&dir.path().join("tls"))?) } else { None };
+        let mut server = Self { dir, bin, port: 0, process: None, security, tls };
         server.launch(true).await?;
         Ok(server)
+    }
+
+    /// What the server requires of its clients.
+    pub fn security(&self) -> &NatsSecurity {
+        &self.security
+    }
+
+    /// The throwaway CA and certificates of a TLS server; `None` without TLS.
+    pub fn tls_files(&self) -> Option<&TlsFiles> {
+        self.tls.as_ref()
     }
 
     /// The client URL: `nats://127.0.0.1:<port>`.
@@ -147,9 +184,16 @@ impl NatsServer {
     fn spawn(&self) -> Result<ServerProcess, String> {
         let dir = self.dir.path();
         let mut cmd = Command::new(&self.bin);
-        cmd.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()]);
-        cmd.args(["-n", &format!("tidemark-test-{}", self.port)]);
-        cmd.arg("-sd").arg(dir.join("store"));
+        if self.security == NatsSecurity::default() {
+            cmd.args(["-js", "-a", "127.0.0.1", "-p", &self.port.to_string()]);
+            cmd.args(["-n", &format!("tidemark-test-{}", self.port)]);
+            cmd.arg("-sd").arg(dir.join("store"));
+        } else {
+            let config = dir.join("nats-server.conf");
+            let text = self.security.config_file(self.port, &dir.join("store"), self.tls.as_ref());
+            std::fs::write(&config, text).map_err(|e| format!("cannot write {}: {e}", config.display()))?;
+            cmd.arg("-c").arg(config);
+        }
         cmd.current_dir(dir);
         ServerProcess::spawn(cmd, &self.log_path(), dir)
             .map_err(|e| format!("cannot spawn {}: {e}", self.bin.display()))
