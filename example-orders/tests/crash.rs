@@ -23,7 +23,7 @@ mod support;
 type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 const SCHEMA: &str = "shop";
-const ORDERS_PER_CLIENT: usize = 12;
+const ORDERS_PER_CLIENT: usize = 25;
 const CLIENTS: usize = 4;
 /// How long any single order's journey may take, faults included.
 const JOURNEY: Duration = Duration::from_secs(120);
@@ -79,7 +79,14 @@ impl Deployment {
 }
 
 /// One HTTP exchange; `None` when the app could not be reached or did not answer.
-async fn send(http: &Http, method: &str, url: &str, token: &str, key: Option<&str>, body: Option<&Value>) -> Option<(u16, Value)> {
+async fn send(
+    http: &Http,
+    method: &str,
+    url: &str,
+    token: &str,
+    key: Option<&str>,
+    body: Option<&Value>,
+) -> Option<(u16, Value)> {
     send_within(http, method, url, token, key, body, Duration::from_secs(10)).await
 }
 
@@ -93,7 +100,8 @@ async fn send_within(
     body: Option<&Value>,
     limit: Duration,
 ) -> Option<(u16, Value)> {
-    let mut request = axum::http::Request::builder().method(method).uri(url).header("authorization", format!("Bearer {token}"));
+    let mut request =
+        axum::http::Request::builder().method(method).uri(url).header("authorization", format!("Bearer {token}"));
     if let Some(key) = key {
         request = request.header("idempotency-key", key);
     }
@@ -268,6 +276,14 @@ async fn killing_the_app_relay_and_runners_loses_and_doubles_nothing() {
     let live = digest(&pool, "orders").await;
     deployment.run(&["projections", "rebuild", "orders", "--yes"]);
     let rebuilt = digest(&pool, "orders").await;
-    assert!(live == rebuilt, "the live orders read model differs from a rebuild (logs in {})", deployment.logs().display());
-    eprintln!("{} orders, {} kills ({kills:?}): nothing doubled, read model equals a rebuild", orders.len(), kills.len());
+    assert!(
+        live == rebuilt,
+        "the live orders read model differs from a rebuild (logs in {})",
+        deployment.logs().display()
+    );
+    eprintln!(
+        "{} orders, {} kills ({kills:?}): nothing doubled, read model equals a rebuild",
+        orders.len(),
+        kills.len()
+    );
 }

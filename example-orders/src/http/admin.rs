@@ -83,6 +83,9 @@ where
         Intake::Replay(response) => return Ok(response),
         Intake::Fresh(ticket) => ticket,
     };
+    if let Some(replay) = ticket.already_done(&app, "dispatch", order_id).await? {
+        return Ok(replay);
+    }
     let DispatchBody { tracking } = parse_json(&body)?;
     let command = FulfilmentCommand::Dispatch { tracking };
     let loaded = app.fulfilments().load(&fulfilment_stream(order_id)).await.map_err(|e| ApiError::store(&e))?;

@@ -5,10 +5,14 @@ use std::sync::Arc;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
+use chrono::Utc;
 use tidemark::{CommandId, EventStore, StreamVersion};
 use uuid::Uuid;
 
-use crate::app::{fingerprint, request_ids, Accepted, App, Fingerprint, Job, Lookup, Submission, MAX_KEY_BYTES};
+use crate::app::{
+    fingerprint, request_ids, Accepted, App, CommandRecord, CommandStatus, Fingerprint, Job, Lookup, Submission,
+    MAX_KEY_BYTES,
+};
 use crate::auth::User;
 use crate::error::ApiError;
 
@@ -63,6 +67,45 @@ impl Ticket {
     /// The user who sent the request.
     pub fn user(&self) -> &User {
         &self.user
+    }
+
+    /// A keyed request whose command already ran (before this process restarted, or before
+    /// its in-memory record was evicted): the store knows the command id the key derives, so
+    /// the request is answered as the replay it is, not validated and run a second time.
+    /// `None` when the request has no key or its command never ran.
+    pub async fn already_done<S, R>(
+        &self,
+        app: &Arc<App<S, R>>,
+        kind: &'static str,
+        entity_id: Uuid,
+    ) -> Result<Option<Response>, ApiError>
+    where
+        S: EventStore + Clone + 'static,
+        R: Send + Sync + 'static,
+    {
+        let Some((key, print)) = &self.key else { return Ok(None) };
+        let stored = app.orders().store().command_outcome(self.command_id).await.map_err(|e| ApiError::store(&e))?;
+        let Some(outcome) = stored else { return Ok(None) };
+        let now = Utc::now();
+        app.outcomes().accepted(CommandRecord {
+            command_id: self.command_id,
+            kind,
+            entity_id,
+            user: self.user.name.clone(),
+            status: CommandStatus::Succeeded,
+            version: Some(outcome.version.0),
+            accepted_at: now,
+            finished_at: Some(now),
+            error: None,
+        });
+        let accepted =
+            Accepted { command_id: self.command_id, status_url: format!("/commands/{}", self.command_id), entity_id };
+        let first = match app.idempotency().remember(&self.user.name, key, print.clone(), accepted.clone()) {
+            Lookup::Replay(first) => first,
+            Lookup::Reused => return Err(ApiError::KeyReused),
+            Lookup::New => accepted,
+        };
+        Ok(Some(accepted_response(first, true)))
     }
 
     /// Submits the command and answers 202 (or what an earlier request with the key got).

@@ -70,6 +70,9 @@ where
         Intake::Replay(response) => return Ok(response),
         Intake::Fresh(ticket) => ticket,
     };
+    if let Some(replay) = ticket.already_done(&app, "place", ticket.new_order_id).await? {
+        return Ok(replay);
+    }
     let body: PlaceBody = parse_json(&body)?;
     let currency = Currency::new(&body.currency).map_err(|e| ApiError::Invalid(e.to_string()))?;
     let command = OrderCommand::Place { customer: ticket.user().name.clone(), lines: body.lines, currency };
@@ -107,6 +110,9 @@ where
     };
     let command = command(&body)?;
     let loaded = app.owned_order(ticket.user(), order_id).await?;
+    if let Some(replay) = ticket.already_done(app, kind, order_id).await? {
+        return Ok(replay);
+    }
     let expected = if_match(&headers)?;
     if let Some(expected) = expected.filter(|e| *e != loaded.version) {
         return Err(ApiError::Conflict { expected, actual: loaded.version });
