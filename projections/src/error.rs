@@ -59,6 +59,17 @@ pub enum ProjectionError {
         #[source]
         source: ApplyError,
     },
+    /// The read-model database went away while the projection's `apply` was using it (a
+    /// lost connection, a server shutting down or starting up): not the event's fault, so
+    /// it is retried and never counted towards parking the event as poison.
+    #[error("projection {projection}: the read-model database failed during apply: {source}")]
+    ApplyUnavailable {
+        /// The projection.
+        projection: String,
+        /// The error the projection returned, which holds a transient database error.
+        #[source]
+        source: ApplyError,
+    },
     /// The projection could not forget a stream it was asked to rebuild.
     #[error("projection {projection} could not forget stream {stream}: {source}")]
     Forget {
@@ -109,7 +120,11 @@ impl ProjectionError {
     pub fn is_retryable(&self) -> bool {
         match self {
             Self::Store(e) => e.is_retryable(),
-            Self::Database { .. } | Self::Broker { .. } | Self::Apply { .. } | Self::WaitTimedOut { .. } => true,
+            Self::Database { .. }
+            | Self::Broker { .. }
+            | Self::Apply { .. }
+            | Self::ApplyUnavailable { .. }
+            | Self::WaitTimedOut { .. } => true,
             _ => false,
         }
     }
@@ -119,6 +134,19 @@ impl ProjectionError {
     ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
         move |source| Self::Broker { context, source }
     }
+}
+
+/// Whether a projection's error comes from the read-model database going away (a
+/// transient sqlx error anywhere in its chain of sources).
+pub(crate) fn is_transient_database(error: &(dyn std::error::Error + 'static)) -> bool {
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if e.downcast_ref::<sqlx::Error>().is_some_and(tidemark_postgres::is_transient) {
+            return true;
+        }
+        current = e.source();
+    }
+    false
 }
 
 /// Maps a sqlx error, naming what was being done.

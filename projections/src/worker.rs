@@ -7,7 +7,7 @@ use std::sync::Arc;
 use tidemark::{Envelope, EventStore, RecordedEvent, StreamId, StreamVersion};
 
 use crate::config::PoisonPolicy;
-use crate::error::{ProjectionError, Result};
+use crate::error::{is_transient_database, ProjectionError, Result};
 use crate::feed::Incoming;
 use crate::partition::error_chain;
 use crate::projection::Projection;
@@ -358,12 +358,17 @@ where
     /// batch's first event.
     async fn apply_handled(&self, tx: &mut R::Tx, handled: &[Envelope<P::Event>]) -> Result<()> {
         let Some(first) = handled.first() else { return Ok(()) };
-        self.projection.apply_batch(tx, handled).await.map_err(|source| ProjectionError::Apply {
-            projection: self.name.clone(),
-            event_id: first.event_id,
-            event_type: tidemark::DomainEvent::event_type(&first.event).to_owned(),
-            position: first.position,
-            source,
+        self.projection.apply_batch(tx, handled).await.map_err(|source| {
+            if is_transient_database(source.as_ref()) {
+                return ProjectionError::ApplyUnavailable { projection: self.name.clone(), source };
+            }
+            ProjectionError::Apply {
+                projection: self.name.clone(),
+                event_id: first.event_id,
+                event_type: tidemark::DomainEvent::event_type(&first.event).to_owned(),
+                position: first.position,
+                source,
+            }
         })
     }
 }

@@ -1,0 +1,90 @@
+//! A read-model database that goes away while a projection applies (its `apply` fails with
+//! a transient sqlx error) is not the event's fault: the batch is retried, however often,
+//! and the event is never parked as poison.
+
+mod support;
+
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidemark::{Envelope, EventCodec, EventStore, InMemoryEventStore, LogPosition};
+use tidemark_projections::{
+    ApplyError, DocumentTx, InProcessBus, MemoryReadModels, PoisonPolicy, Projection, ProjectionRunner, ReadModels,
+    RunnerConfig,
+};
+use tokio_util::sync::CancellationToken;
+
+use support::{read_log, replay, tallies, LedgerEvent, TallyProjection};
+
+/// The tally projection, whose first `outages` applies fail as if the database connection
+/// had dropped.
+struct Flaky {
+    inner: TallyProjection,
+    outages: AtomicU32,
+    failed: AtomicU32,
+}
+
+impl<R> Projection<R> for Flaky
+where
+    R: ReadModels,
+    R::Tx: DocumentTx,
+{
+    type Event = LedgerEvent;
+
+    fn name(&self) -> &str {
+        Projection::<R>::name(&self.inner)
+    }
+
+    fn codec(&self) -> &EventCodec<LedgerEvent> {
+        Projection::<R>::codec(&self.inner)
+    }
+
+    async fn apply(&self, tx: &mut R::Tx, event: &Envelope<LedgerEvent>) -> Result<(), ApplyError> {
+        let left = self.outages.load(Ordering::SeqCst);
+        if left > 0 {
+            self.outages.store(left - 1, Ordering::SeqCst);
+            self.failed.fetch_add(1, Ordering::SeqCst);
+            let lost = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "server closed the connection");
+            return Err(Box::new(sqlx::Error::Io(lost)));
+        }
+        Projection::<R>::apply(&self.inner, tx, event).await
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_during_apply_is_retried_and_never_parks_the_event() {
+    let store = InMemoryEventStore::new();
+    let bus = InProcessBus::new(1).expect("bus");
+    let read_models = MemoryReadModels::new();
+    // Far more failures than the three attempts after which a failing event would park.
+    let projection =
+        Flaky { inner: TallyProjection::new("flaky"), outages: AtomicU32::new(12), failed: AtomicU32::new(0) };
+    let config = RunnerConfig::default()
+        .batch_size(20)
+        .backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .poison(PoisonPolicy::Park, 3);
+    let runner =
+        ProjectionRunner::new(projection, read_models.clone(), store.clone(), bus.clone(), config).expect("runner");
+    runner.set_up().await.expect("set up");
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let (bus, store, stop) = (bus.clone(), store.clone(), shutdown.clone());
+        async move { bus.pump(&store, LogPosition::START, stop).await }
+    });
+    tokio::spawn({
+        let (runner, stop) = (runner.clone(), shutdown.clone());
+        async move { runner.run(stop).await }
+    });
+
+    let outcomes = support::append_rounds(&store, 4, 2, 3).await;
+    for outcome in &outcomes {
+        runner.wait_for_append(outcome, support::DEADLINE).await.expect("taken in");
+    }
+    assert_eq!(runner.projection().failed.load(Ordering::SeqCst), 12, "every outage happened");
+    assert!(runner.dead_letters().await.expect("dead letters").is_empty(), "nothing parked");
+    let head = store.log_head().await.expect("head").expect("events");
+    let expected = replay(&read_log(&store, head).await);
+    assert_eq!(tallies(&read_models, &runner.projection().inner).await, expected);
+    shutdown.cancel();
+}
