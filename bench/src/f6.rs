@@ -207,17 +207,11 @@ impl Suite<'_> {
 }
 
 /// Appends an `AccountOpened` to the new stream `stream` (group commit, as by default).
-fn append(
-    store: PgEventStore,
-    stream: String,
-    n: u64,
-) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
-    async move {
-        let event = NewEvent::from_domain(&AccountEvent::from(opened(n)), Metadata::new())?;
-        let request = AppendRequest::new(StreamId::new(stream)?, ExpectedVersion::NoStream, vec![event]);
-        store.append(request).await?;
-        Ok(())
-    }
+async fn append(store: PgEventStore, stream: String, n: u64) -> Result<()> {
+    let event = NewEvent::from_domain(&AccountEvent::from(opened(n)), Metadata::new())?;
+    let request = AppendRequest::new(StreamId::new(stream)?, ExpectedVersion::NoStream, vec![event]);
+    store.append(request).await?;
+    Ok(())
 }
 
 fn figure(series: &'static str, schedule: Schedule, seen: Seen, mut cpu: CpuUsage, nats_us: f64) -> Figure {

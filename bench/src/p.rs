@@ -191,3 +191,32 @@ impl Suite<'_> {
         Ok(ids)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use tidemark::DomainEvent as _;
+
+    use super::*;
+
+    #[test]
+    fn events_keep_their_names_and_content_across_both_forms() {
+        let events = [
+            AccountEvent::from(opened(1)),
+            AccountEvent::Deposited(booking(2, 100)),
+            Withdrawal(booking(3, 50)).into(),
+        ];
+        for event in events {
+            let theirs = CqrsEvent::from(event.clone());
+            assert_eq!(theirs.event_type(), event.event_type());
+            assert_eq!(AccountEvent::from(theirs), event);
+        }
+    }
+
+    #[test]
+    fn their_aggregate_applies_the_same_rules() {
+        let mut account = CqrsAccount::default();
+        cqrs_es::Aggregate::apply(&mut account, CqrsEvent::AccountOpened(opened(1)));
+        let refused = account.state.decide(&AccountCommand::Withdraw(booking(1, 60_000)));
+        assert_eq!(refused, Err(AccountError::Overdrawn));
+    }
+}
