@@ -92,6 +92,9 @@ pub struct Settings {
     pub f4_tuning: Tuning,
     /// F5: events stored, then rebuilt.
     pub f5_events: usize,
+    /// F6: warm-up and window of each open-loop measurement.
+    pub f6_warmup: Duration,
+    pub f6_window: Duration,
 }
 
 impl Settings {
@@ -124,6 +127,8 @@ impl Settings {
                 f4_partitions,
                 f4_tuning,
                 f5_events: cli.f5_events.unwrap_or(10_000).max(1),
+                f6_warmup: Duration::from_millis(300),
+                f6_window: Duration::from_secs(1),
             };
         }
         Self {
@@ -144,6 +149,8 @@ impl Settings {
             f4_partitions,
             f4_tuning,
             f5_events: cli.f5_events.unwrap_or(1_000_000).max(1),
+            f6_warmup: Duration::from_secs(1),
+            f6_window: Duration::from_secs(10),
         }
     }
 }

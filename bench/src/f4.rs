@@ -230,7 +230,7 @@ impl Suite<'_> {
     }
 
     /// Lets the machine settle before a measurement (not in `--quick`).
-    async fn calm(&self) {
+    pub(crate) async fn calm(&self) {
         if !self.settings.quiet_wait.is_zero() {
             self.db.settle(self.settings.quiet_wait).await;
         }

@@ -189,7 +189,7 @@ pub async fn seed(store: &PgEventStore, count: usize, history: usize) -> Result<
 }
 
 /// Deals `streams` out to `writers` writers, round robin.
-pub fn deal(streams: &[StreamId], writers: usize) -> Vec<Vec<StreamId>> {
+pub fn deal<T: Clone>(streams: &[T], writers: usize) -> Vec<Vec<T>> {
     let mut hands = vec![Vec::new(); writers];
     for (i, s) in streams.iter().enumerate() {
         hands[i % writers].push(s.clone());

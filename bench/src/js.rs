@@ -25,6 +25,11 @@ pub struct Names {
     /// F4's streams: one per partition count, `<f4_stream>_P<n>`.
     pub f4_stream: String,
     f4_prefix: String,
+    /// F6: tidemark's pipeline and the raw one.
+    pub f6_stream: String,
+    pub f6_prefix: String,
+    pub f6_raw_stream: String,
+    pub f6_raw_prefix: String,
 }
 
 impl Names {
@@ -38,6 +43,10 @@ impl Names {
             raw_prefix: format!("tmbench.raw-{id}"),
             f4_stream: format!("TMBENCH_F4_{id}"),
             f4_prefix: format!("tmbench.f4-{id}"),
+            f6_stream: format!("TMBENCH_F6_{id}"),
+            f6_prefix: format!("tmbench.f6-{id}"),
+            f6_raw_stream: format!("TMBENCH_F6RAW_{id}"),
+            f6_raw_prefix: format!("tmbench.f6raw-{id}"),
         }
     }
 
@@ -56,7 +65,12 @@ impl Names {
 pub async fn delete_streams(nats_url: &str, names: &Names) {
     let Ok(client) = async_nats::connect(nats_url).await else { return };
     let js = async_nats::jetstream::new(client);
-    let mut streams = vec![names.relay_stream.clone(), names.raw_stream.clone()];
+    let mut streams = vec![
+        names.relay_stream.clone(),
+        names.raw_stream.clone(),
+        names.f6_stream.clone(),
+        names.f6_raw_stream.clone(),
+    ];
     let mut all = js.stream_names();
     while let Some(Ok(name)) = all.next().await {
         if name.starts_with(&names.f4_stream) {

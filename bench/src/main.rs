@@ -7,11 +7,15 @@ mod cli;
 mod cpu;
 mod db;
 mod domain;
+mod e2e_raw;
 mod f4;
 mod f5;
+mod f6;
 mod figure;
 mod framework;
 mod js;
+#[cfg(feature = "cqrs-es")]
+mod p;
 mod profile;
 mod pull;
 mod raw;
@@ -21,6 +25,7 @@ mod report;
 mod runner;
 mod scenarios;
 mod statements;
+mod visible;
 
 use anyhow::{bail, Result};
 use clap::Parser;
@@ -44,6 +49,11 @@ enum Pick {
     F5,
     /// F3 and F4: both parts of M.
     M,
+    /// F6: end-to-end latency.
+    F6,
+    /// P: cqrs-es + postgres-es on the F1/F2 workload.
+    #[cfg(feature = "cqrs-es")]
+    P,
     Profile,
     NotLanded(&'static str),
 }
@@ -58,6 +68,9 @@ fn pick(scenario: &str) -> Result<Pick> {
         "F4" => Pick::F4,
         "F5" => Pick::F5,
         "M" => Pick::M,
+        "F6" => Pick::F6,
+        #[cfg(feature = "cqrs-es")]
+        "P" => Pick::P,
         "PROFILE" => Pick::Profile,
         other => match NOT_LANDED.iter().find(|(id, _)| *id == other) {
             Some((id, _)) => Pick::NotLanded(id),
@@ -95,7 +108,7 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     let mut report = suite.report;
-    if matches!(pick, Pick::All | Pick::F3 | Pick::F4 | Pick::M) {
+    if matches!(pick, Pick::All | Pick::F3 | Pick::F4 | Pick::M | Pick::F6) {
         js::delete_streams(&cli.nats_url, &names).await;
     }
     let dropped = db.drop_schema().await;
@@ -125,6 +138,13 @@ async fn measure(suite: &mut Suite<'_>, pick: Pick, nats_url: &str, names: &js::
     }
     if matches!(pick, Pick::All | Pick::F5) {
         suite.f5().await?;
+    }
+    if matches!(pick, Pick::All | Pick::F6) {
+        suite.f6(nats_url, names).await?;
+    }
+    #[cfg(feature = "cqrs-es")]
+    if matches!(pick, Pick::All | Pick::P) {
+        suite.p().await?;
     }
     Ok(())
 }

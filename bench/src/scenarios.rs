@@ -18,18 +18,25 @@ use crate::runner::{measure, Plan, Sample};
 /// Events per F2 command and rows per raw UNNEST statement.
 pub const BATCH: usize = 100;
 
-/// Scenarios of the issue whose code has not landed yet.
-pub const NOT_LANDED: [(&str, &str); 2] = [
-    ("F6", "end to end: command -> read model latency p50/p99"),
-    ("P", "cqrs-es + postgres-es running the F1/F2 workload"),
-];
+/// Scenarios this build cannot run, and why.
+#[cfg(not(feature = "cqrs-es"))]
+pub const NOT_LANDED: &[(&str, &str)] =
+    &[("P", "cqrs-es + postgres-es running the F1/F2 workload: needs --features cqrs-es")];
+/// Scenarios this build cannot run, and why.
+#[cfg(feature = "cqrs-es")]
+pub const NOT_LANDED: &[(&str, &str)] = &[];
 
 /// One kind of measurement.
 #[derive(Debug, Clone, Copy)]
 enum Job {
     Raw(RawKind),
-    Append { seeded: bool },
+    Append {
+        seeded: bool,
+    },
     Commands(Work, Tuning),
+    /// The same work through cqrs-es + postgres-es (scenario P).
+    #[cfg(feature = "cqrs-es")]
+    Cqrs(Work),
 }
 
 /// Runs measurements and collects figures.
@@ -95,6 +102,45 @@ impl Suite<'_> {
         Ok(())
     }
 
+    /// The F1 capacity F6's rates are shares of: `F1-new` at 32 writers (defaults), taken
+    /// from this run's F1 if it ran, else measured now (and reported). Returns the rate
+    /// and a metric naming where it came from.
+    pub async fn f1_new_capacity(&mut self) -> Result<(f64, &'static str)> {
+        let done = self.report.figures.iter().find(|f| f.series == "F1-new" && f.sample.writers == 32);
+        if let Some(f) = done {
+            return Ok((f.throughput(), "capacity_from_this_runs_F1"));
+        }
+        let sample = self.run(Job::Commands(Work::Open, Tuning::Default), 32).await?;
+        let figure = Figure::new("F1-new", Counted::Ops("cmd/s"), sample);
+        let rate = figure.throughput();
+        self.report.figures.push(figure);
+        Ok((rate, "capacity_measured_at_F6_start"))
+    }
+
+    /// P: F1 (new and existing streams, at the profile's writer count: 32, or 8 with
+    /// `--quick`) and F2 (at F2's writer counts) through cqrs-es + postgres-es, each next to
+    /// tidemark's defaults measured again just before it.
+    #[cfg(feature = "cqrs-es")]
+    pub async fn p(&mut self) -> Result<()> {
+        let w = self.settings.profile_writers;
+        let mut jobs =
+            vec![(w, Work::Open, "F1-new", "cqrs-F1-new"), (w, Work::Busy, "F1-existing", "cqrs-F1-existing")];
+        for &w in &self.settings.f2_writers.clone() {
+            jobs.push((w, Work::Import(BATCH), "F2", "cqrs-F2"));
+        }
+        for (w, work, ours, theirs) in jobs {
+            let counted = match work {
+                Work::Import(_) => Counted::Items("events/s"),
+                _ => Counted::Ops("cmd/s"),
+            };
+            let tidemark = self.run(Job::Commands(work, Tuning::Default), w).await?;
+            let cqrs = Figure::new(theirs, counted, self.run(Job::Cqrs(work), w).await?);
+            let tidemark = Figure::new(ours, counted, tidemark).against(&cqrs);
+            self.report.figures.extend([tidemark, cqrs]);
+        }
+        Ok(())
+    }
+
     /// A figure on seeded streams, with the mean stream length at its end (the last
     /// loads read about that many events).
     fn seeded_figure(&self, series: &'static str, counted: Counted, sample: Sample) -> Figure {
@@ -113,6 +159,8 @@ impl Suite<'_> {
                 Job::Raw(kind) => self.raw(kind, writers).await?,
                 Job::Append { seeded } => self.append(writers, seeded).await?,
                 Job::Commands(work, tuning) => self.commands(writers, work, tuning).await?,
+                #[cfg(feature = "cqrs-es")]
+                Job::Cqrs(work) => self.cqrs(writers, work).await?,
             };
             let budget = self.retried.get() < self.settings.retries;
             if sample.cpu.other <= FOREIGN_LOAD_LIMIT || tries > 2 || !budget {

@@ -1,0 +1,236 @@
+//! F6: end-to-end latency, append → visible in a PostgreSQL read model, open loop at 10 %
+//! and 50 % of the F1 capacity, through tidemark's whole pipeline and through a raw
+//! hand-written one (`e2e_raw.rs`), with the same detector (`visible.rs`).
+//!
+//! tidemark: `PgEventStore::append` (defaults: group commit) → `NatsRelay` woken by the
+//! store's NOTIFY → JetStream → `JetStreamFeed` → `ProjectionRunner` with `PgReadModels`
+//! (defaults) applying [`TotalsProjection`]. Each event opens a new account, so it inserts
+//! one read-model row, which the detector's trigger reports.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use anyhow::{Context as _, Result};
+use hdrhistogram::Histogram;
+use tidemark::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, StreamId};
+use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
+use tidemark_postgres::PgEventStore;
+use tidemark_projections::{ConsumerSettings, JetStreamFeed, PgReadModels, ProjectionRunner, RunnerConfig};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::cpu::{CpuMark, CpuUsage};
+use crate::domain::{opened, AccountEvent};
+use crate::e2e_raw::{self, RawAppender};
+use crate::figure::{Counted, Figure};
+use crate::js::{self, Names};
+use crate::pull::{self, Progress, Tuning};
+use crate::readmodel::{create_sql, upsert_sql, TotalsProjection, TABLE};
+use crate::relay::{sample, usage};
+use crate::scenarios::Suite;
+use crate::visible::{self, Detector, Schedule, Seen};
+
+/// Partitions of F6's subject schemes (one consumer and worker each, on both sides).
+pub const PARTITIONS: u32 = 4;
+/// The two rates, as shares of the F1 capacity.
+const SHARES: [(&str, &str, f64); 2] = [("F6@10%", "raw-e2e@10%", 0.1), ("F6@50%", "raw-e2e@50%", 0.5)];
+
+/// One pipeline's running tasks.
+struct Running {
+    stop: CancellationToken,
+    tasks: Vec<JoinHandle<Result<()>>>,
+}
+
+impl Running {
+    async fn stop(self) -> Result<()> {
+        self.stop.cancel();
+        for task in self.tasks {
+            task.await.context("a pipeline task panicked")??;
+        }
+        Ok(())
+    }
+}
+
+impl Suite<'_> {
+    /// F6 on fresh JetStream streams of `names` (deleted by the caller).
+    pub async fn f6(&mut self, nats_url: &str, names: &Names) -> Result<()> {
+        let (capacity, source) = self.f1_new_capacity().await?;
+        self.db.reset().await?;
+        sqlx::query(&visible::function_sql(self.db.schema())).execute(self.db.admin()).await?;
+        let client =
+            async_nats::connect(nats_url).await.with_context(|| format!("connecting to NATS at {nats_url}"))?;
+        let framework = self.f6_framework(&client, names, capacity).await?;
+        let raw = self.f6_raw(&client, names, capacity).await?;
+        for (f, r) in framework.into_iter().zip(raw) {
+            let ratio = |q: f64| {
+                f.sample.latency.value_at_quantile(q) as f64 / r.sample.latency.value_at_quantile(q).max(1) as f64
+            };
+            let ratios = [ratio(0.5), ratio(0.99), ratio(0.999)];
+            let f = f
+                .with("p50_vs_raw", ratios[0], "x")
+                .with("p99_vs_raw", ratios[1], "x")
+                .with("p99.9_vs_raw", ratios[2], "x")
+                .with("f1_capacity", capacity, "cmd/s")
+                .with(source, 1.0, "");
+            self.report.figures.extend([f, r]);
+        }
+        Ok(())
+    }
+
+    fn schedules(&self, capacity: f64) -> impl Iterator<Item = (&'static str, &'static str, Schedule)> + '_ {
+        SHARES.into_iter().map(move |(fw, raw, share)| {
+            let rate = (capacity * share).max(1.0);
+            (fw, raw, Schedule { rate, warmup: self.settings.f6_warmup, window: self.settings.f6_window })
+        })
+    }
+
+    async fn f6_framework(&self, client: &async_nats::Client, names: &Names, capacity: f64) -> Result<Vec<Figure>> {
+        let tag = self.db.next_tag();
+        let scheme = SubjectScheme::new(&names.f6_prefix, PARTITIONS)?;
+        let stop = CancellationToken::new();
+        let _stop = stop.clone().drop_guard();
+        let mut tasks = Vec::new();
+
+        let relay_store = self.db.store(&tag, 2, false).await?;
+        let relay = NatsRelay::new(relay_store, client.clone(), RelayConfig::new("f6").subjects(scheme.clone()))?;
+        relay.ensure_stream(&StreamSettings::new(&names.f6_stream)).await?;
+        let (r, s) = (relay.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move { Ok(r.run(s).await?) }));
+
+        let store = self.db.store(&tag, PARTITIONS as usize, false).await?;
+        let feed = JetStreamFeed::new(async_nats::jetstream::new(client.clone()), &names.f6_stream, scheme);
+        let read_models = PgReadModels::new(&store);
+        let table = format!("\"{}\".{TABLE}", read_models.projection_schema("f6"));
+        let config = RunnerConfig::default().consumer("f6fw");
+        let runner = ProjectionRunner::new(TotalsProjection::new("f6")?, read_models, store.clone(), feed, config)?;
+        runner.set_up().await?;
+        let channel = format!("f6_fw_{}", &self.db.schema()[6..]);
+        sqlx::query(&visible::trigger_sql(self.db.schema(), &table, &channel)).execute(self.db.admin()).await?;
+        let (r, s) = (runner.clone(), stop.clone());
+        tasks.push(tokio::spawn(async move { Ok(r.run(s).await?) }));
+        let running = Running { stop: stop.clone(), tasks };
+
+        let appender = self.db.store(&tag, 16, true).await?;
+        let mut detector = Detector::listen(&self.db.raw_pool(&tag, 1).await?, &channel).await?;
+        let counter = Arc::new(AtomicU64::new(0));
+        let mut figures = Vec::new();
+        for (series, _, schedule) in self.schedules(capacity) {
+            self.calm().await;
+            eprintln!("measuring {series}: tidemark end to end at {:.0} events/s", schedule.rate);
+            let send = |stream: String| append(appender.clone(), stream, counter.fetch_add(1, Ordering::Relaxed));
+            let (cpu, nats) = (CpuMark::take(self.db, &tag).await, js::nats_server_ticks());
+            let seen = match visible::open_loop(&mut detector, schedule, send).await {
+                Ok(seen) => seen,
+                // A pipeline task that failed explains a missing event better.
+                Err(error) => return Err(running.stop().await.err().unwrap_or(error)),
+            };
+            let (cpu, nats_us) =
+                usage(cpu, &CpuMark::take(self.db, &tag).await, nats, schedule.warmup + schedule.window);
+            figures.push(figure(series, schedule, seen, cpu, nats_us));
+        }
+        running.stop().await?;
+        appender.pool().close().await;
+        drop((relay, runner, store));
+        Ok(figures)
+    }
+
+    async fn f6_raw(&self, client: &async_nats::Client, names: &Names, capacity: f64) -> Result<Vec<Figure>> {
+        let (tag, schema) = (self.db.next_tag(), self.db.schema());
+        let scheme = SubjectScheme::new(&names.f6_raw_prefix, PARTITIONS)?;
+        let relay_config = RelayConfig::default();
+        let jetstream = js::context(client.clone(), &relay_config);
+        let settings = StreamSettings::new(&names.f6_raw_stream);
+        tidemark_nats::ensure_stream(&jetstream, &scheme, &settings, relay_config.retry_horizon).await?;
+        let table = format!("{schema}.f6_raw_totals");
+        let channel = format!("f6_raw_{}", &schema[6..]);
+        sqlx::query(&create_sql(&table)).execute(self.db.admin()).await?;
+        sqlx::query(&visible::trigger_sql(schema, &table, &channel)).execute(self.db.admin()).await?;
+
+        let stop = CancellationToken::new();
+        let _stop = stop.clone().drop_guard();
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let log = format!("{schema}.{}", crate::db::RAW_TABLES[0]);
+        let wake_channel = format!("f6_log_{}", &schema[6..]);
+        let mut tasks: Vec<JoinHandle<Result<()>>> = Vec::new();
+        let notify_pool = self.db.raw_pool(&tag, 1).await?;
+        tasks.push(tokio::spawn(e2e_raw::notifier(notify_pool, wake_channel.clone(), wake.clone(), stop.clone())));
+        let reader_pool = self.db.raw_pool(&tag, 2).await?;
+        let js = jetstream.clone();
+        let reader = e2e_raw::reader(reader_pool, log.clone(), wake_channel, js, scheme.clone(), stop.clone());
+        tasks.push(tokio::spawn(reader));
+        let consumer = ConsumerSettings::default();
+        let tuning = Tuning {
+            batch: RunnerConfig::default().batch_size,
+            pull_batch: consumer.pull_batch,
+            linger: consumer.linger,
+        };
+        let upsert_pool = self.db.async_commit_pool(&tag, PARTITIONS as usize).await?;
+        let sql: Arc<str> = upsert_sql(&table).into();
+        for p in 0..PARTITIONS {
+            let filter = scheme.partition_filter(p)?;
+            let messages =
+                pull::subscribe(&jetstream, &names.f6_raw_stream, &format!("f6raw_p{p}"), filter, tuning).await?;
+            let work = pull::upsert_loop(
+                messages,
+                upsert_pool.clone(),
+                sql.clone(),
+                tuning,
+                Arc::new(Progress::default()),
+                stop.clone(),
+            );
+            tasks.push(tokio::spawn(work));
+        }
+        let running = Running { stop: stop.clone(), tasks };
+
+        let appender = RawAppender::new(self.db.raw_pool(&tag, 16).await?, &log, wake);
+        let mut detector = Detector::listen(&self.db.raw_pool(&tag, 1).await?, &channel).await?;
+        let counter = AtomicU64::new(0);
+        let mut figures = Vec::new();
+        for (_, series, schedule) in self.schedules(capacity) {
+            self.calm().await;
+            eprintln!("measuring {series}: raw end to end at {:.0} events/s", schedule.rate);
+            let send = |stream: String| appender.append(stream, counter.fetch_add(1, Ordering::Relaxed));
+            let (cpu, nats) = (CpuMark::take(self.db, &tag).await, js::nats_server_ticks());
+            let seen = match visible::open_loop(&mut detector, schedule, send).await {
+                Ok(seen) => seen,
+                // A pipeline task that failed explains a missing event better.
+                Err(error) => return Err(running.stop().await.err().unwrap_or(error)),
+            };
+            let (cpu, nats_us) =
+                usage(cpu, &CpuMark::take(self.db, &tag).await, nats, schedule.warmup + schedule.window);
+            figures.push(figure(series, schedule, seen, cpu, nats_us));
+        }
+        running.stop().await?;
+        upsert_pool.close().await;
+        Ok(figures)
+    }
+}
+
+/// Appends an `AccountOpened` to the new stream `stream` (group commit, as by default).
+async fn append(store: PgEventStore, stream: String, n: u64) -> Result<()> {
+    let event = NewEvent::from_domain(&AccountEvent::from(opened(n)), Metadata::new())?;
+    let request = AppendRequest::new(StreamId::new(stream)?, ExpectedVersion::NoStream, vec![event]);
+    store.append(request).await?;
+    Ok(())
+}
+
+fn figure(series: &'static str, schedule: Schedule, seen: Seen, mut cpu: CpuUsage, nats_us: f64) -> Figure {
+    // CPU was counted over warm-up and window; latencies over the window only.
+    let share = schedule.window.as_secs_f64() / (schedule.warmup + schedule.window).as_secs_f64();
+    (cpu.client, cpu.server) = (cpu.client.mul_f64(share), cpu.server.mul_f64(share));
+    let ms = |h: &Histogram<u64>, q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    let (p999, max) = (ms(&seen.latency, 0.999), seen.latency.max() as f64 / 1000.0);
+    let events = seen.events.max(1) as f64;
+    let (lateness, send) = (seen.lateness, seen.send);
+    let mut sample = sample(seen.events, schedule.window, seen.latency, cpu);
+    sample.writers = PARTITIONS as usize;
+    Figure::new(series, Counted::Items("events/s"), sample)
+        .with("target_rate", schedule.rate, "events/s")
+        .with("p99.9", p999, "ms")
+        .with("max", max, "ms")
+        .with("send_start_late_p50", ms(&lateness, 0.5), "ms")
+        .with("send_start_late_p99", ms(&lateness, 0.99), "ms")
+        .with("append_p50", ms(&send, 0.5), "ms")
+        .with("append_p99", ms(&send, 0.99), "ms")
+        .with("nats_server_cpu_per_event", nats_us * share / events, "us")
+}
