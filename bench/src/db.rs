@@ -88,20 +88,6 @@ impl BenchDb {
         Ok(pool)
     }
 
-    /// A plain pool as [`raw_pool`](Self::raw_pool), whose transactions do not wait for
-    /// their WAL flush (`synchronous_commit = off` as a connection option: no extra round
-    /// trip), as the projection runner's batches do not.
-    pub async fn async_commit_pool(&self, tag: &str, size: usize) -> Result<PgPool> {
-        let options = self.options.clone().application_name(tag).options([("synchronous_commit", "off")]);
-        let pool = PgPoolOptions::new()
-            .max_connections(pool_size(size))
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(30))
-            .connect_with(options)
-            .await?;
-        Ok(pool)
-    }
-
     /// tidemark's store, connected the way applications connect it
     /// (`PgEventStore::connect`, default configuration but the schema, the pool size
     /// and, if asked, group commit).

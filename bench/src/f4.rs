@@ -176,7 +176,7 @@ impl Suite<'_> {
         let table = format!("{}.f4_raw_p{p}", self.db.schema());
         sqlx::query(&create_sql(&table)).execute(self.db.admin()).await?;
         let tag = self.db.next_tag();
-        let pool = self.db.async_commit_pool(&tag, p as usize).await?;
+        let pool = self.db.raw_pool(&tag, p as usize).await?;
         let sql: Arc<str> = upsert_sql(&table).into();
         let (t, work_pool) = (self.settings.f4_tuning, pool.clone());
         let work = move |messages, progress, stop| {

@@ -164,7 +164,7 @@ impl Suite<'_> {
             pull_batch: consumer.pull_batch,
             linger: consumer.linger,
         };
-        let upsert_pool = self.db.async_commit_pool(&tag, PARTITIONS as usize).await?;
+        let upsert_pool = self.db.raw_pool(&tag, PARTITIONS as usize).await?;
         let sql: Arc<str> = upsert_sql(&table).into();
         for p in 0..PARTITIONS {
             let filter = scheme.partition_filter(p)?;
