@@ -44,12 +44,7 @@ fn truncated(text: &str, cut: prop::sample::Index) -> String {
 
 /// A string that may hold quotes, backslashes, control characters, NUL and non-ASCII.
 pub fn json_string() -> impl Strategy<Value = String> {
-    prop_oneof![
-        "[a-z0-9_.-]{0,12}",
-        "\\PC{0,16}",
-        ".{0,16}",
-        "[\\x00-\\x1f\"\\\\%]{0,8}",
-    ]
+    prop_oneof!["[a-z0-9_.-]{0,12}", "\\PC{0,16}", ".{0,16}", "[\\x00-\\x1f\"\\\\%]{0,8}",]
 }
 
 /// An object key: usually a field name that decoders look for, sometimes anything.
@@ -63,6 +58,23 @@ fn json_key() -> impl Strategy<Value = String> {
 /// Field names of the payloads and bodies under test, so arbitrary objects often come
 /// close to a valid shape.
 const FIELD_NAMES: &[&str] = &[
-    "n", "name", "cents", "amount", "lines", "price", "product", "quantity", "unit_price_minor", "currency",
-    "customer", "payment_id", "amount_minor", "tracking", "reason", "line", "data", "text", "version",
+    "n",
+    "name",
+    "cents",
+    "amount",
+    "lines",
+    "price",
+    "product",
+    "quantity",
+    "unit_price_minor",
+    "currency",
+    "customer",
+    "payment_id",
+    "amount_minor",
+    "tracking",
+    "reason",
+    "line",
+    "data",
+    "text",
+    "version",
 ];
