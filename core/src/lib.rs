@@ -13,6 +13,7 @@ mod codec;
 mod command;
 mod error;
 mod event;
+mod identity;
 mod ids;
 mod memory;
 mod metadata;
@@ -28,6 +29,7 @@ pub use command::{
 };
 pub use error::{BackendError, Error, InvalidStreamId, Result};
 pub use event::{DecodeError, DomainEvent, Envelope, EventType, NewEvent, RecordedEvent};
+pub use identity::EventIdentity;
 pub use ids::{CommandId, EventId};
 pub use memory::InMemoryEventStore;
 pub use metadata::Metadata;

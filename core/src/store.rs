@@ -8,6 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::{NewEvent, RecordedEvent};
+use crate::identity::EventIdentity;
 use crate::ids::CommandId;
 use crate::stream_id::StreamId;
 use crate::version::{ExpectedVersion, LogPosition, StreamVersion};
@@ -163,6 +164,22 @@ pub trait EventStore: Send + Sync {
     /// be ordered before it is visible, so a reader that resumes after the last
     /// position it saw never skips an event and never sees one twice.
     fn read_log(&self, after: LogPosition, limit: usize) -> impl Future<Output = Result<Vec<RecordedEvent>>> + Send;
+
+    /// The identities of the events stored at these stream versions: one for each that
+    /// exists, in no particular order. Consumers check broker messages against them.
+    ///
+    /// The provided method reads each event with [`read_stream`](Self::read_stream);
+    /// stores with a cheaper lookup (one query for all) override it.
+    fn identities(&self, at: &[(StreamId, StreamVersion)]) -> impl Future<Output = Result<Vec<EventIdentity>>> + Send {
+        async move {
+            let mut found = Vec::with_capacity(at.len());
+            for (stream, version) in at {
+                let event = self.read_stream(stream, *version, 1).await?.into_iter().next();
+                found.extend(event.filter(|e| e.stream_version == *version).map(|e| EventIdentity::of(&e)));
+            }
+            Ok(found)
+        }
+    }
 
     /// Waits until events after `after` may be readable, or `timeout` passes.
     /// Returns `true` when woken by new events, `false` on timeout. Spurious wake-ups

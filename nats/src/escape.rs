@@ -1,9 +1,11 @@
 //! Percent-escaping of free text carried in NATS header values.
 //!
-//! NATS header values cannot hold CR or LF, and readers trim surrounding whitespace, so
-//! text from users (user names, tenants) is escaped: `%`, space and every ASCII control
-//! character become `%XX` (two uppercase hex digits); everything else, non-ASCII UTF-8
-//! included, is kept. Text made only of letters, digits, `_` and `-` is unchanged.
+//! NATS header values cannot hold CR or LF, and readers trim surrounding whitespace
+//! (async-nats trims Unicode whitespace, such as U+0085 or U+00A0, not only ASCII), so
+//! text from users (user names, tenants) is escaped: `%`, every whitespace character and
+//! every control character become `%XX` per UTF-8 byte (two uppercase hex digits);
+//! everything else, other non-ASCII UTF-8 included, is kept. Text made only of letters,
+//! digits, `_` and `-` is unchanged.
 
 use std::fmt::Write as _;
 
@@ -15,10 +17,12 @@ pub(crate) struct ValueError(pub &'static str);
 /// Escapes `text` for a header value.
 pub(crate) fn escape(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    let mut bytes = [0; 4];
     for c in text.chars() {
-        if c == '%' || c == ' ' || c.is_ascii_control() {
-            // An ASCII character is one byte.
-            let _ = write!(out, "%{:02X}", c as u32);
+        if c == '%' || c.is_whitespace() || c.is_control() {
+            for byte in c.encode_utf8(&mut bytes).bytes() {
+                let _ = write!(out, "%{byte:02X}");
+            }
         } else {
             out.push(c);
         }
@@ -61,10 +65,13 @@ mod tests {
     fn plain_text_is_unchanged_and_special_characters_round_trip() {
         assert_eq!(escape("alice_1-x"), "alice_1-x");
         assert_eq!(escape("a b%c\r\n\t\u{7f}"), "a%20b%25c%0D%0A%09%7F");
-        for text in ["", " lead and trail ", "100%", "line\r\nbreak", "zoë 東京", "%41"] {
+        for text in ["", " lead and trail ", "100%", "line\r\nbreak", "zoë 東京", "%41", "\u{85}x\u{a0}", "\u{3000}"]
+        {
             assert_eq!(unescape(&escape(text)).as_deref(), Ok(text));
             assert!(!escape(text).contains(['\r', '\n', ' ']));
+            assert_eq!(escape(text).trim(), escape(text), "{text:?}");
         }
+        assert_eq!(escape("\u{a0}"), "%C2%A0");
     }
 
     #[test]

@@ -186,7 +186,7 @@ impl Subscription for BusSubscription {
                 let log = lock(&partition.log);
                 if log.len() > self.next {
                     let end = log.len().min(self.next + max.max(1));
-                    let batch = log[self.next..end].iter().map(|e| Incoming::Event((**e).clone())).collect();
+                    let batch = log[self.next..end].iter().map(|e| Incoming::Stored((**e).clone())).collect();
                     self.next = end;
                     return Ok((batch, end));
                 }

@@ -7,12 +7,14 @@ use std::future::Future;
 use tidemark::{EventId, RecordedEvent, StreamId, StreamVersion};
 
 use crate::error::Result;
+use crate::read_models::RogueMessage;
 
 /// One delivered message, as the runner sees it.
 #[derive(Debug, Clone)]
 #[non_exhaustive]
 pub enum Incoming {
-    /// A full event.
+    /// A full event, as the broker delivered it: the runner checks its identity against
+    /// the store before taking it in.
     Event(RecordedEvent),
     /// A reference to an event (a thin notification, or a message whose payload could not
     /// be read): the runner reads the event itself from the store.
@@ -31,11 +33,22 @@ pub enum Incoming {
         /// The id of the event copied.
         event_id: EventId,
     },
-    /// A message that is not a tidemark event (headers missing or invalid). It is logged,
-    /// counted and acknowledged: it carries nothing the store does not hold.
+    /// An event read from the store itself (the in-process bus, a rebuild): taken as it
+    /// is, without checking it against the store.
+    Stored(RecordedEvent),
+    /// A message that is not an event of the store, found so by the feed (headers missing
+    /// or invalid, a stream of another partition, a subject that disagrees with the
+    /// headers, a payload that is not JSON). The runner parks it as a
+    /// [`RogueMessage`](crate::RogueMessage) and acknowledges it; it never touches a
+    /// stream's progress.
     Rogue {
-        /// Why it was rejected.
-        reason: String,
+        /// The record to park.
+        message: Box<RogueMessage>,
+        /// Whether the event the message names (its claimed stream, version and id), if
+        /// the store holds exactly that event, is read from the store and taken in: a
+        /// message published under a real event's id makes JetStream drop the real one as a
+        /// duplicate, and that event must not be lost with it.
+        recover: bool,
     },
 }
 

@@ -13,6 +13,7 @@ use tidemark_nats::{EventHeaders, SubjectScheme};
 
 use crate::error::{ProjectionError, Result};
 use crate::feed::{Feed, Incoming, Subscription};
+use crate::read_models::RogueMessage;
 
 /// Settings of the consumers a [`JetStreamFeed`] creates.
 #[derive(Debug, Clone)]
@@ -67,6 +68,8 @@ impl JetStreamFeed {
 pub struct JetStreamSubscription {
     messages: PullStream,
     linger: Duration,
+    scheme: SubjectScheme,
+    partition: u32,
 }
 
 impl std::fmt::Debug for JetStreamSubscription {
@@ -116,12 +119,12 @@ impl Feed for JetStreamFeed {
             .messages()
             .await
             .map_err(|e| ProjectionError::broker("pulling from a consumer")(e.into()))?;
-        Ok(JetStreamSubscription { messages, linger: self.settings.linger })
+        Ok(JetStreamSubscription { messages, linger: self.settings.linger, scheme: self.scheme.clone(), partition })
     }
 }
 
 impl Subscription for JetStreamSubscription {
-    type Receipt = Vec<(Message, bool)>;
+    type Receipt = Vec<Message>;
 
     async fn next_batch(&mut self, max: usize) -> Result<(Vec<Incoming>, Self::Receipt)> {
         let first = self.messages.next().await;
@@ -132,16 +135,15 @@ impl Subscription for JetStreamSubscription {
                 Err(_) => break,
             }
         }
-        let incoming: Vec<Incoming> = messages.iter().map(incoming).collect();
-        let receipt =
-            messages.into_iter().zip(&incoming).map(|(m, i)| (m, matches!(i, Incoming::Rogue { .. }))).collect();
-        Ok((incoming, receipt))
+        let incoming: Vec<Incoming> = messages.iter().map(|m| incoming(m, &self.scheme, self.partition)).collect();
+        Ok((incoming, messages))
     }
 
     async fn ack(&mut self, receipt: Self::Receipt) -> Result<()> {
-        for (message, rogue) in receipt {
-            let kind = if rogue { AckKind::Term } else { AckKind::Ack };
-            message.ack_with(kind).await.map_err(ProjectionError::broker("acknowledging a message"))?;
+        // Rogue messages are acknowledged like events: they are parked in the read models'
+        // database with the batch, so the broker has nothing more to deliver.
+        for message in receipt {
+            message.ack_with(AckKind::Ack).await.map_err(ProjectionError::broker("acknowledging a message"))?;
         }
         Ok(())
     }
@@ -157,28 +159,55 @@ fn received(next: Pulled) -> Result<Message> {
     }
 }
 
-/// Reads a message the relay published back into an event, or a reference to it.
-pub(crate) fn incoming(message: &Message) -> Incoming {
+/// Reads a message the relay published back into an event, a reference to one, or a
+/// rogue message: headers missing or invalid, a stream of another partition, a subject that
+/// disagrees with the headers, or a payload that is not JSON.
+pub(crate) fn incoming(message: &Message, scheme: &SubjectScheme, partition: u32) -> Incoming {
+    let subject = message.subject.as_str();
+    let key = match message.info() {
+        Ok(info) => format!("seq {}", info.stream_sequence),
+        Err(_) => format!("subject {subject}"),
+    };
+    let rogue = |reason: String, claim: Option<&EventHeaders>, recover: bool| {
+        let mut message = RogueMessage::new(key.clone(), partition, subject, reason);
+        if let Some(h) = claim {
+            message = message.claiming(h.stream_id.clone(), h.stream_version.0, h.event_id);
+        }
+        Incoming::Rogue { message: Box::new(message), recover }
+    };
     let headers = match EventHeaders::parse(message.headers.as_ref()) {
         Ok(headers) => headers,
-        Err(e) => return Incoming::Rogue { reason: format!("{e} (subject {})", message.subject) },
+        Err(e) => return rogue(format!("not a tidemark event: {e}"), None, false),
     };
-    let reference = || Incoming::Reference {
-        event_id: headers.event_id,
-        stream_id: headers.stream_id.clone(),
-        stream_version: headers.stream_version,
-    };
+    let home = scheme.partition_of(&headers.stream_id);
+    if home != partition {
+        let reason = format!("stream {} belongs to partition {home}, not {partition}", headers.stream_id);
+        return rogue(reason, Some(&headers), false);
+    }
+    match scheme.subject(&headers.stream_id, &headers.event_type, headers.schema_version) {
+        Ok(expected) if expected == subject => {}
+        Ok(expected) => {
+            let reason = format!("the subject disagrees with the headers, which give {expected}");
+            return rogue(reason, Some(&headers), true);
+        }
+        Err(e) => return rogue(format!("the headers give no valid subject: {e}"), Some(&headers), true),
+    }
     if headers.downcast_of.is_some() {
         return Incoming::Copy { event_id: headers.event_id };
     }
     if headers.thin {
-        return reference();
+        return Incoming::Reference {
+            event_id: headers.event_id,
+            stream_id: headers.stream_id,
+            stream_version: headers.stream_version,
+        };
     }
-    let payload =
-        std::str::from_utf8(&message.payload).ok().and_then(|text| RawValue::from_string(text.to_owned()).ok());
-    let Some(payload) = payload else {
-        tracing::warn!(event_id = %headers.event_id, "unreadable payload on the broker: reading the event from the store");
-        return reference();
+    let payload = std::str::from_utf8(&message.payload)
+        .map_err(|e| e.to_string())
+        .and_then(|text| RawValue::from_string(text.to_owned()).map_err(|e| e.to_string()));
+    let payload = match payload {
+        Ok(payload) => payload,
+        Err(e) => return rogue(format!("the payload is not JSON: {e}"), Some(&headers), true),
     };
     let mut metadata = Metadata::new();
     metadata.correlation_id = headers.correlation_id;

@@ -11,7 +11,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::documents::{DocumentReader, DocumentTx};
 use crate::error::{ApplyError, Result};
-use crate::read_models::{DeadLetter, DeadLetterStatus, PartitionState, Progress, ReadModels, Seen};
+use crate::read_models::{DeadLetter, DeadLetterStatus, PartitionState, Progress, ReadModels, RogueMessage, Seen};
 
 /// Projection, collection, key.
 type DocKey = (String, String, String);
@@ -21,6 +21,7 @@ struct State {
     partitions: HashMap<(String, u32), PartitionState>,
     streams: HashMap<(String, StreamId), Seen>,
     dead_letters: BTreeMap<(String, StreamId, u64), DeadLetter>,
+    rogue: BTreeMap<(String, String), RogueMessage>,
     set_up: HashMap<String, u32>,
     documents: BTreeMap<DocKey, Value>,
 }
@@ -46,6 +47,7 @@ pub struct MemoryTx {
     documents: BTreeMap<DocKey, Option<Value>>,
     progress: Vec<(String, u32, Progress)>,
     taken: Vec<(String, StreamId)>,
+    rogue_skipped: Vec<(String, Option<String>)>,
     set_up: Option<(String, u32)>,
     renames: Vec<Rename>,
 }
@@ -101,6 +103,8 @@ impl State {
 
     fn drop(&mut self, name: &str) {
         self.drop_data(name);
+        // Rogue messages belong to the live consumers, which a rebuild's swap keeps.
+        self.rogue.retain(|(p, _), _| p != name);
         self.partitions.retain(|(p, _), _| p != name);
         self.set_up.remove(name);
     }
@@ -123,6 +127,7 @@ impl ReadModels for MemoryReadModels {
             documents: BTreeMap::new(),
             progress: Vec::new(),
             taken: Vec::new(),
+            rogue_skipped: Vec::new(),
             set_up: None,
             renames: Vec::new(),
         })
@@ -156,9 +161,18 @@ impl ReadModels for MemoryReadModels {
                 let key = (projection.clone(), letter.stream_id.clone(), letter.stream_version);
                 state.dead_letters.insert(key, letter);
             }
+            for message in progress.rogue {
+                state.rogue.insert((projection.clone(), message.key.clone()), message);
+            }
             let saved = state.partitions.entry((projection, partition)).or_default();
             saved.position = saved.position.max(progress.position);
             saved.events += progress.events;
+        }
+        for (projection, key) in tx.rogue_skipped {
+            let chosen = |(p, k): &(String, String)| *p == projection && key.as_ref().is_none_or(|key| key == k);
+            for (_, message) in state.rogue.iter_mut().filter(|(k, _)| chosen(k)) {
+                message.status = DeadLetterStatus::Skipped;
+            }
         }
         if let Some((projection, version)) = tx.set_up {
             state.set_up.insert(projection, version);
@@ -206,6 +220,20 @@ impl ReadModels for MemoryReadModels {
     async fn dead_letters(&self, projection: &str) -> Result<Vec<DeadLetter>> {
         let state = self.state();
         Ok(state.dead_letters.iter().filter(|((p, _, _), _)| p == projection).map(|(_, l)| l.clone()).collect())
+    }
+
+    async fn rogue_messages(&self, projection: &str) -> Result<Vec<RogueMessage>> {
+        let state = self.state();
+        Ok(state.rogue.iter().filter(|((p, _), _)| p == projection).map(|(_, m)| m.clone()).collect())
+    }
+
+    async fn skip_rogue(&self, tx: &mut MemoryTx, projection: &str, key: Option<&str>) -> Result<u64> {
+        tx.rogue_skipped.push((projection.to_owned(), key.map(str::to_owned)));
+        let state = self.state();
+        let parked = state.rogue.iter().filter(|((p, k), m)| {
+            p == projection && key.is_none_or(|key| key == k) && m.status == DeadLetterStatus::Parked
+        });
+        Ok(parked.count() as u64)
     }
 
     async fn set_up_version(&self, tx: &mut MemoryTx, projection: &str) -> Result<Option<u32>> {

@@ -31,7 +31,7 @@ pub(crate) fn batch_committed(
     metrics::histogram!("tidemark_projection_batch_events", &labels).record(batch.len() as f64);
     metrics::histogram!("tidemark_projection_batch_seconds", &labels).record(took.as_secs_f64());
     let last = batch.iter().rev().find_map(|m| match m {
-        Incoming::Event(e) => Some(e.recorded_at),
+        Incoming::Event(e) | Incoming::Stored(e) => Some(e.recorded_at),
         _ => None,
     });
     if let Some(recorded_at) = last {

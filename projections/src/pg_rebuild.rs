@@ -56,6 +56,7 @@ impl PgReadModels {
         let statements = [
             format!("DELETE FROM {} WHERE projection = $1", self.table("projection_streams")),
             format!("DELETE FROM {} WHERE projection = $1", self.table("dead_letters")),
+            format!("DELETE FROM {} WHERE projection = $1", self.table("rogue_messages")),
             format!("DELETE FROM {} WHERE projection = $1", self.table("projection_partitions")),
             format!("DELETE FROM {} WHERE name = $1", self.table("projections")),
             format!("DROP SCHEMA IF EXISTS \"{}\" CASCADE", self.projection_schema(projection)),

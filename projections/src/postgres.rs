@@ -10,7 +10,8 @@ use tidemark_postgres::{PgEventStore, PgStoreConfig, SetupError};
 
 use crate::dead_letters::{insert_dead_letters, select_dead_letters};
 use crate::error::{database, Result};
-use crate::read_models::{DeadLetter, PartitionState, Progress, ReadModels, Seen};
+use crate::pg_rogue::insert_rogue;
+use crate::read_models::{DeadLetter, PartitionState, Progress, ReadModels, RogueMessage, Seen};
 
 /// Read models in the PostgreSQL database of a [`PgEventStore`], in the store's schema
 /// (its migrations create the runtime's tables).
@@ -203,6 +204,9 @@ impl ReadModels for PgReadModels {
         if !progress.dead_letters.is_empty() {
             insert_dead_letters(self, tx, projection, &progress.dead_letters).await?;
         }
+        if !progress.rogue.is_empty() {
+            insert_rogue(self, tx, projection, &progress.rogue).await?;
+        }
         Ok(())
     }
 
@@ -226,6 +230,14 @@ impl ReadModels for PgReadModels {
         );
         let mut conn = self.pool().acquire().await.map_err(database("reading dead letters"))?;
         select_dead_letters(&mut conn, &sql, projection, None).await
+    }
+
+    async fn rogue_messages(&self, projection: &str) -> Result<Vec<RogueMessage>> {
+        self.select_rogue(projection).await
+    }
+
+    async fn skip_rogue(&self, tx: &mut PgTx, projection: &str, key: Option<&str>) -> Result<u64> {
+        self.update_rogue_skipped(tx, projection, key).await
     }
 
     async fn set_up_version(&self, tx: &mut PgTx, projection: &str) -> Result<Option<u32>> {

@@ -18,6 +18,8 @@ pub struct Progress {
     pub streams: Vec<(StreamId, Seen)>,
     /// Events the batch sent to the dead letters.
     pub dead_letters: Vec<DeadLetter>,
+    /// Messages of the batch that were not events of the store, parked.
+    pub rogue: Vec<RogueMessage>,
 }
 
 /// What a projection has seen of one stream.
@@ -66,6 +68,57 @@ pub struct DeadLetter {
     pub status: DeadLetterStatus,
     /// Why: the projection's error, or the poison event it is parked behind.
     pub error: String,
+}
+
+/// A message on the broker that is not an event of the store (headers missing or
+/// invalid, a payload that is not JSON, a stream of another partition, a subject or
+/// headers that disagree with the stored event, or no such event at all). It never
+/// touches a stream's progress; it is parked with its reason until an operator skips it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct RogueMessage {
+    /// What identifies the message in the record: `seq <N>` (its sequence in the
+    /// JetStream stream) or, when the broker gives none, `event <claimed event id>`.
+    /// A redelivered message updates its record instead of adding one.
+    pub key: String,
+    /// The partition it was delivered on.
+    pub partition: u32,
+    /// Its subject (empty when not known).
+    pub subject: String,
+    /// The stream id its headers claim, when they name a valid one.
+    pub stream_id: Option<StreamId>,
+    /// The stream version its headers claim, when they are readable.
+    pub stream_version: Option<u64>,
+    /// The event id its headers claim, when they are readable.
+    pub event_id: Option<EventId>,
+    /// Why it was rejected.
+    pub reason: String,
+    /// Parked (waiting for an operator) or skipped (cleared by `dlq skip --rogue`).
+    pub status: DeadLetterStatus,
+}
+
+impl RogueMessage {
+    /// A parked rogue message with nothing claimed yet.
+    pub fn new(key: impl Into<String>, partition: u32, subject: impl Into<String>, reason: impl Into<String>) -> Self {
+        Self {
+            key: key.into(),
+            partition,
+            subject: subject.into(),
+            stream_id: None,
+            stream_version: None,
+            event_id: None,
+            reason: reason.into(),
+            status: DeadLetterStatus::Parked,
+        }
+    }
+
+    /// Records what the message's headers claim.
+    pub fn claiming(mut self, stream_id: StreamId, stream_version: u64, event_id: EventId) -> Self {
+        self.stream_id = Some(stream_id);
+        self.stream_version = Some(stream_version);
+        self.event_id = Some(event_id);
+        self
+    }
 }
 
 /// The saved state of one projection partition.
@@ -123,6 +176,18 @@ pub trait ReadModels: Clone + Send + Sync + 'static {
 
     /// Every dead letter of `projection` (parked and skipped), by stream and version.
     fn dead_letters(&self, projection: &str) -> impl Future<Output = Result<Vec<DeadLetter>>> + Send;
+
+    /// Every rogue message recorded for `projection` (parked and skipped), by key.
+    fn rogue_messages(&self, projection: &str) -> impl Future<Output = Result<Vec<RogueMessage>>> + Send;
+
+    /// Marks parked rogue messages of `projection` skipped: the one with `key`, or all of
+    /// them when `key` is `None`. Returns how many.
+    fn skip_rogue(
+        &self,
+        tx: &mut Self::Tx,
+        projection: &str,
+        key: Option<&str>,
+    ) -> impl Future<Output = Result<u64>> + Send;
 
     /// Records a batch's progress in a locked partition.
     fn record(

@@ -14,7 +14,7 @@ use crate::error::{check_name, ProjectionError, Result};
 use crate::feed::Feed;
 use crate::partition::{run_partition, Shared};
 use crate::projection::Projection;
-use crate::read_models::{DeadLetter, ReadModels};
+use crate::read_models::{DeadLetter, ReadModels, RogueMessage};
 use crate::rebuild::{rebuild, shadow_name, RebuildOptions, RebuildOutcome, RebuildProgress};
 use crate::status::{RunnerStatus, StatusCell};
 use crate::wait::wait_for_version;
@@ -212,6 +212,22 @@ where
     /// Returns how many were skipped.
     pub async fn skip_parked(&self, stream: &StreamId) -> Result<u64> {
         self.shared.worker.skip_parked(self.shared.feed.partition_of(stream), stream).await
+    }
+
+    /// The rogue messages recorded for this projection (parked and skipped): messages on
+    /// its subjects that were not events of the store.
+    pub async fn rogue_messages(&self) -> Result<Vec<RogueMessage>> {
+        self.shared.worker.read_models.rogue_messages(&self.shared.worker.name).await
+    }
+
+    /// Marks parked rogue messages skipped (kept as a record): the one with `key`, or all
+    /// of them. Returns how many.
+    pub async fn skip_rogue(&self, key: Option<&str>) -> Result<u64> {
+        let read_models = &self.shared.worker.read_models;
+        let mut tx = read_models.begin().await?;
+        let skipped = read_models.skip_rogue(&mut tx, &self.shared.worker.name, key).await?;
+        read_models.commit(tx).await?;
+        Ok(skipped)
     }
 
     /// Rebuilds the rows of one stream from the store (the projection must implement

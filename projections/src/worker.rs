@@ -25,7 +25,7 @@ pub struct BatchReport {
     pub duplicates: u64,
     /// Events read from the store to fill a gap in a stream's versions.
     pub repaired: u64,
-    /// Messages that were not tidemark events.
+    /// Messages that were not events of the store, parked as rogue messages.
     pub rogue: u64,
     /// Events sent to the dead letters (poison events and those parked behind them).
     pub dead_lettered: u64,
@@ -99,7 +99,8 @@ where
     pub async fn apply_in(&self, tx: &mut R::Tx, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
         let mut report = BatchReport::default();
         let state = self.read_models.lock_partition(tx, &self.name, partition).await?;
-        let events = self.resolve(batch, &mut report).await?;
+        let resolved = self.resolve(partition, batch, &mut report).await?;
+        let events = resolved.events;
         let mut streams: Vec<StreamId> = events.iter().map(|e| e.stream_id.clone()).collect();
         streams.sort_unstable();
         streams.dedup();
@@ -134,7 +135,7 @@ where
         self.apply_handled(tx, &handled).await?;
         let taken = report.applied + report.skipped + report.dead_lettered;
         let streams = touched.into_iter().collect();
-        let progress = Progress { position, events: taken, streams, dead_letters };
+        let progress = Progress { position, events: taken, streams, dead_letters, rogue: resolved.rogue };
         self.read_models.record(tx, &self.name, partition, &progress).await?;
         Ok(report)
     }
@@ -173,7 +174,11 @@ where
         let mut report = BatchReport::default();
         let mut tx = self.read_models.begin().await?;
         let state = self.read_models.lock_partition(&mut tx, &self.name, partition).await?;
-        let Some(event) = self.resolve(std::slice::from_ref(message), &mut report).await?.pop() else {
+        let resolved = self.resolve(partition, std::slice::from_ref(message), &mut report).await?;
+        let (mut events, rogue) = (resolved.events, resolved.rogue);
+        let Some(event) = events.pop() else {
+            let progress = Progress { position: state.position, rogue, ..Progress::default() };
+            self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
             self.read_models.commit(tx).await?;
             return Ok(report);
         };
@@ -204,6 +209,7 @@ where
             events: report.dead_lettered,
             streams: vec![(event.stream_id.clone(), seen)],
             dead_letters: letters,
+            rogue,
         };
         self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
         self.read_models.commit(tx).await?;
@@ -273,36 +279,10 @@ where
         let skipped = letters.len() as u64;
         let seen = Seen { version: last, parked: false };
         let streams = vec![(stream.clone(), seen)];
-        let progress = Progress { position: state.position, events: 0, streams, dead_letters: letters };
+        let progress = Progress { position: state.position, streams, dead_letters: letters, ..Progress::default() };
         self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
         self.read_models.commit(tx).await?;
         Ok(skipped)
-    }
-
-    /// Turns messages into events, reading referenced ones from the store.
-    async fn resolve(&self, batch: &[Incoming], report: &mut BatchReport) -> Result<Vec<RecordedEvent>> {
-        let mut events = Vec::with_capacity(batch.len());
-        for message in batch {
-            match message {
-                Incoming::Event(event) => events.push(event.clone()),
-                Incoming::Reference { event_id, stream_id, stream_version } => {
-                    let found = self.store.read_stream(stream_id, *stream_version, 1).await?;
-                    match found.into_iter().next().filter(|e| e.event_id == *event_id) {
-                        Some(event) => events.push(event),
-                        None => {
-                            tracing::error!(%event_id, %stream_id, %stream_version, "a message refers to an event the store does not hold");
-                            report.rogue += 1;
-                        }
-                    }
-                }
-                Incoming::Copy { .. } => {}
-                Incoming::Rogue { reason } => {
-                    tracing::error!(projection = %self.name, %reason, "skipping a message that is not a tidemark event");
-                    report.rogue += 1;
-                }
-            }
-        }
-        Ok(events)
     }
 
     /// Applies the versions between `last` and `before` (both exclusive) from the store.

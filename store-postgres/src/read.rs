@@ -1,7 +1,10 @@
 //! Reading streams, the global log, heads, command outcomes and snapshots.
 
 use sqlx::Row;
-use tidemark::{AppendOutcome, CommandId, Error, LogPosition, RecordedEvent, Snapshot, StreamId, StreamVersion};
+use tidemark::{
+    AppendOutcome, CommandId, Error, EventId, EventIdentity, LogPosition, RecordedEvent, Snapshot, StreamId,
+    StreamVersion,
+};
 
 use crate::error::backend;
 use crate::row::{recorded_event, signed, unsigned};
@@ -26,6 +29,22 @@ impl PgEventStore {
             .await
             .map_err(backend("reading a stream"))?;
         rows.iter().map(recorded_event).collect()
+    }
+
+    /// The identities of the events at these stream versions, in one query.
+    pub(crate) async fn identities_at(&self, at: &[(StreamId, StreamVersion)]) -> Result<Vec<EventIdentity>, Error> {
+        if at.is_empty() {
+            return Ok(Vec::new());
+        }
+        let streams: Vec<&str> = at.iter().map(|(s, _)| s.as_str()).collect();
+        let versions: Vec<i64> = at.iter().map(|(_, v)| signed(v.0)).collect();
+        let rows = sqlx::query(&self.sql().identities)
+            .bind(streams)
+            .bind(versions)
+            .fetch_all(self.pool())
+            .await
+            .map_err(backend("reading event identities"))?;
+        rows.iter().map(identity).collect()
     }
 
     pub(crate) async fn log_page(&self, after: LogPosition, n: usize) -> Result<Vec<RecordedEvent>, Error> {
@@ -112,4 +131,22 @@ impl PgEventStore {
             .map_err(backend("saving a snapshot"))?;
         Ok(())
     }
+}
+
+fn identity(row: &sqlx::postgres::PgRow) -> Result<EventIdentity, Error> {
+    let get = backend("decoding an event identity");
+    let transaction: i64 = row.try_get(0).map_err(get)?;
+    let position: i64 = row.try_get(1).map_err(backend("decoding an event identity"))?;
+    let id: uuid::Uuid = row.try_get(2).map_err(backend("decoding an event identity"))?;
+    let stream: String = row.try_get(3).map_err(backend("decoding an event identity"))?;
+    let version: i64 = row.try_get(4).map_err(backend("decoding an event identity"))?;
+    let schema_version: i32 = row.try_get(6).map_err(backend("decoding an event identity"))?;
+    Ok(EventIdentity {
+        event_id: EventId(id),
+        stream_id: StreamId::new(stream)?,
+        stream_version: StreamVersion(unsigned(version)),
+        position: LogPosition::new(unsigned(transaction), unsigned(position)),
+        event_type: row.try_get(5).map_err(backend("decoding an event identity"))?,
+        schema_version: u32::try_from(schema_version).unwrap_or(0),
+    })
 }

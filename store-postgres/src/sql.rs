@@ -24,6 +24,7 @@ pub(crate) struct Statements {
     pub append_new: String,
     pub append_exact: String,
     pub read_event: String,
+    pub identities: String,
     pub channel: String,
 }
 
@@ -37,6 +38,12 @@ impl Statements {
             append_new: append_plain(&s, false),
             append_exact: append_plain(&s, true),
             read_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
+            identities: format!(
+                "SELECT e.transaction_id, e.position, e.event_id, e.stream_id, e.stream_version, e.event_type, \
+                   e.schema_version \
+                 FROM unnest($1::text[], $2::bigint[]) AS k(stream_id, stream_version) \
+                 JOIN {s}.events e USING (stream_id, stream_version)"
+            ),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \
                  WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"

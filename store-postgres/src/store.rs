@@ -6,8 +6,8 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tidemark::{
-    AppendOutcome, AppendRequest, CommandId, Error, EventStore, LogPosition, RecordedEvent, Snapshot, StreamId,
-    StreamVersion,
+    AppendOutcome, AppendRequest, CommandId, Error, EventIdentity, EventStore, LogPosition, RecordedEvent, Snapshot,
+    StreamId, StreamVersion,
 };
 use tokio::time::Instant;
 
@@ -148,6 +148,10 @@ impl EventStore for PgEventStore {
         limit: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
         self.stream_page(stream_id, from, limit).await
+    }
+
+    async fn identities(&self, at: &[(StreamId, StreamVersion)]) -> Result<Vec<EventIdentity>, Error> {
+        self.identities_at(at).await
     }
 
     async fn read_log(&self, after: LogPosition, limit: usize) -> Result<Vec<RecordedEvent>, Error> {

@@ -6,12 +6,14 @@
 //!   the shared PostgreSQL server, dropped when the value is dropped.
 //! * [`PgCluster`] and [`NatsServer`]: private throwaway servers that a test may stop, kill and
 //!   restart without disturbing anyone else.
+//! * [`arbitrary`]: proptest strategies for adversarial input (arbitrary JSON).
 //! * [`unique_name`]: per-test JetStream stream names; [`free_port`]: an unused loopback port.
 //!
 //! Every function that waits does so against a bounded deadline; every failure to find or start
 //! a server panics with a message that says what to install or set. See `DEVELOPERS.md` at the
 //! repository root for how the tests find their servers.
 
+pub mod arbitrary;
 mod binaries;
 mod child;
 mod env;

@@ -9,7 +9,7 @@ pub enum OpsCommand {
     /// Projections: list, status, rebuild, reset.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
-    /// Dead letters: list, retry or skip parked streams.
+    /// Dead letters and rogue messages: list, retry or skip parked streams, skip rogue messages.
     #[command(subcommand)]
     Dlq(DlqCommand),
     /// Stored events.
@@ -74,12 +74,20 @@ pub enum DlqCommand {
         /// The parked stream.
         stream: String,
     },
-    /// Marks a parked stream's events skipped and lets the stream go on.
+    /// Marks a parked stream's events skipped and lets the stream go on; with `--rogue`,
+    /// marks the projection's parked rogue messages skipped instead.
     Skip {
         /// The projection.
         projection: String,
         /// The parked stream.
-        stream: String,
+        #[arg(required_unless_present = "rogue")]
+        stream: Option<String>,
+        /// Skip parked rogue messages (messages that were not events of the store).
+        #[arg(long, conflicts_with = "stream")]
+        rogue: bool,
+        /// With `--rogue`: only the message with this key (as `dlq list` shows it).
+        #[arg(long, requires = "rogue")]
+        key: Option<String>,
     },
 }
 

@@ -5,6 +5,7 @@
 
 mod command;
 mod diagnostics;
+mod dlq;
 mod progress;
 mod registry;
 mod run;

@@ -9,7 +9,7 @@ use tidemark::{EventStore, LogPosition, StreamId};
 use crate::error::Result;
 use crate::feed::Feed;
 use crate::projection::Projection;
-use crate::read_models::{DeadLetter, DeadLetterStatus, ReadModels};
+use crate::read_models::{DeadLetter, DeadLetterStatus, ReadModels, RogueMessage};
 use crate::rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
 use crate::runner::ProjectionRunner;
 
@@ -28,10 +28,13 @@ pub struct ProjectionState {
     pub built_version: Option<u32>,
     /// Per partition: its number, the highest log position applied, and events taken in.
     pub partitions: Vec<PartitionView>,
-    /// Parked dead letters.
+    /// Parked dead letters and parked rogue messages.
     pub parked: usize,
-    /// Skipped dead letters.
+    /// Skipped dead letters and skipped rogue messages.
     pub skipped: usize,
+    /// Of `parked`, the rogue messages: messages on the projection's subjects that were
+    /// not events of the store.
+    pub rogue: usize,
 }
 
 /// One partition in [`ProjectionState`].
@@ -77,6 +80,10 @@ pub trait ProjectionOps: Send + Sync {
     fn retry_parked<'a>(&'a self, stream: &'a StreamId) -> OpsFuture<'a, u64>;
     /// Skips a parked stream.
     fn skip_parked<'a>(&'a self, stream: &'a StreamId) -> OpsFuture<'a, u64>;
+    /// Its rogue messages.
+    fn rogue_messages(&self) -> OpsFuture<'_, Vec<RogueMessage>>;
+    /// Skips parked rogue messages: the one with `key`, or all.
+    fn skip_rogue<'a>(&'a self, key: Option<&'a str>) -> OpsFuture<'a, u64>;
 }
 
 impl<P, R, S, F> ProjectionOps for ProjectionRunner<P, R, S, F>
@@ -103,14 +110,17 @@ where
                 .map(|(partition, s)| PartitionView { partition, position: s.position.to_string(), events: s.events })
                 .collect();
             let letters = read_models.dead_letters(name).await?;
-            let parked = letters.iter().filter(|l| l.status == DeadLetterStatus::Parked).count();
+            let rogue = read_models.rogue_messages(name).await?;
+            let parked_rogue = rogue.iter().filter(|m| m.status == DeadLetterStatus::Parked).count();
+            let parked = letters.iter().filter(|l| l.status == DeadLetterStatus::Parked).count() + parked_rogue;
             Ok(ProjectionState {
                 name: name.to_owned(),
                 version: self.projection().version(),
                 built_version,
                 partitions,
                 parked,
-                skipped: letters.len() - parked,
+                skipped: letters.len() + rogue.len() - parked,
+                rogue: parked_rogue,
             })
         })
     }
@@ -141,5 +151,13 @@ where
 
     fn skip_parked<'a>(&'a self, stream: &'a StreamId) -> OpsFuture<'a, u64> {
         Box::pin(ProjectionRunner::skip_parked(self, stream))
+    }
+
+    fn rogue_messages(&self) -> OpsFuture<'_, Vec<RogueMessage>> {
+        Box::pin(ProjectionRunner::rogue_messages(self))
+    }
+
+    fn skip_rogue<'a>(&'a self, key: Option<&'a str>) -> OpsFuture<'a, u64> {
+        Box::pin(ProjectionRunner::skip_rogue(self, key))
     }
 }

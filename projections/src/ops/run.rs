@@ -5,7 +5,7 @@ use std::io::{BufRead, Write};
 use serde::Serialize;
 use tidemark::{read_stream_to_end, EventStore, StreamId, StreamVersion};
 
-use super::command::{DlqCommand, EventsCommand, OpsCommand, ProjectionsCommand, StreamCommand};
+use super::command::{EventsCommand, OpsCommand, ProjectionsCommand, StreamCommand};
 use super::diagnostics::LogDiagnostics;
 use super::progress::Reporter;
 use super::registry::ProjectionState;
@@ -75,8 +75,8 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             let built = state.built_version.map_or_else(|| "not built".to_owned(), |v| format!("built v{v}"));
             let _ = writeln!(
                 out,
-                "{}  v{} ({built})  lag ~{lag} events  parked {}  skipped {}",
-                state.name, state.version, state.parked, state.skipped
+                "{}  v{} ({built})  lag ~{lag} events  parked {} ({} rogue)  skipped {}",
+                state.name, state.version, state.parked, state.rogue, state.skipped
             );
             for part in &state.partitions {
                 let _ = writeln!(
@@ -166,48 +166,6 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
         Ok(OpsExit::Done)
     }
 
-    async fn dlq(&self, command: &DlqCommand, out: &mut dyn Write, err: &mut dyn Write) -> Result<OpsExit> {
-        match command {
-            DlqCommand::List { projection, output } => {
-                for p in self.projections.iter().filter(|p| projection.as_deref().is_none_or(|n| n == p.name())) {
-                    for letter in p.dead_letters().await? {
-                        let _ = if output.json {
-                            let line = serde_json::json!({
-                                "projection": p.name(), "stream_id": letter.stream_id.as_str(),
-                                "stream_version": letter.stream_version, "event_id": letter.event_id.to_string(),
-                                "event_type": letter.event_type, "position": letter.position.to_string(),
-                                "status": letter.status.as_str(), "error": letter.error,
-                            });
-                            writeln!(out, "{line}")
-                        } else {
-                            writeln!(
-                                out,
-                                "{}  {}@{}  {}  {}  {}",
-                                p.name(),
-                                letter.stream_id,
-                                letter.stream_version,
-                                letter.event_type,
-                                letter.status.as_str(),
-                                letter.error
-                            )
-                        };
-                    }
-                }
-                Ok(OpsExit::Done)
-            }
-            DlqCommand::Retry { projection, stream } | DlqCommand::Skip { projection, stream } => {
-                let Some(p) = self.find(projection) else { return Ok(unknown(projection, err)) };
-                let stream = StreamId::new(stream.as_str()).map_err(tidemark::Error::from)?;
-                let (verb, count) = match command {
-                    DlqCommand::Retry { .. } => ("applied", p.retry_parked(&stream).await?),
-                    _ => ("skipped", p.skip_parked(&stream).await?),
-                };
-                let _ = writeln!(out, "{projection}: {verb} {count} parked events of {stream}");
-                Ok(OpsExit::Done)
-            }
-        }
-    }
-
     async fn verify(&self, json: bool, out: &mut dyn Write) -> Result<OpsExit> {
         let report = verify_log(&self.store, &self.verifiers).await?;
         if json {
@@ -262,7 +220,7 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
     }
 }
 
-fn unknown(name: &str, err: &mut dyn Write) -> OpsExit {
+pub(super) fn unknown(name: &str, err: &mut dyn Write) -> OpsExit {
     let _ = writeln!(err, "no projection named {name:?}");
     OpsExit::Failed
 }

@@ -119,3 +119,29 @@ pub async fn stream_version_and_log_head<S: EventStore>(store: S) {
     let log = log_after(&store, tidemark::LogPosition::START).await;
     assert_eq!(log.last().map(|e| e.position), second.last_position);
 }
+
+/// `identities` returns the identity of every requested stream version the store holds,
+/// equal to what `read_stream` gives, and nothing for versions or streams it does not hold.
+pub async fn identities_of_stored_versions<S: EventStore>(store: S) {
+    let (s, other, missing) = (stream("ids"), stream("ids"), stream("ids"));
+    append(&store, &s, ExpectedVersion::NoStream, events(1, 3)).await;
+    append(&store, &other, ExpectedVersion::NoStream, vec![event(9)]).await;
+    let at = [
+        (s.clone(), StreamVersion(1)),
+        (s.clone(), StreamVersion(3)),
+        (s.clone(), StreamVersion(4)),
+        (other.clone(), StreamVersion(1)),
+        (missing, StreamVersion(1)),
+        (s.clone(), StreamVersion(0)),
+    ];
+    let mut found = store.identities(&at).await.unwrap();
+    found.sort_by(|a, b| (&a.stream_id, a.stream_version).cmp(&(&b.stream_id, b.stream_version)));
+    let mut expected = Vec::new();
+    for (id, version) in [(&s, 1), (&s, 3), (&other, 1)] {
+        let event = store.read_stream(id, StreamVersion(version), 1).await.unwrap().remove(0);
+        expected.push(tidemark::EventIdentity::of(&event));
+    }
+    expected.sort_by(|a, b| (&a.stream_id, a.stream_version).cmp(&(&b.stream_id, b.stream_version)));
+    assert_eq!(found, expected);
+    assert!(store.identities(&[]).await.unwrap().is_empty());
+}

@@ -66,10 +66,26 @@ pub async fn oversize_event<S: EventStore>(store: S) {
     assert!(matches!(result, Err(Error::EventTooLarge { .. })), "got {result:?}");
     assert_unchanged(&store, &s, 0, log_head).await;
 
+    // The limit is inclusive: an event of exactly the limit is stored, one byte more is
+    // refused, and the command id of the refused append is not recorded.
+    let base = big_event(0).size();
+    let command = CommandId::new();
+    let request =
+        AppendRequest::new(s.clone(), ExpectedVersion::NoStream, vec![big_event(DEFAULT_MAX_EVENT_BYTES - base + 1)])
+            .with_command_id(command);
+    assert!(
+        matches!(store.append(request).await, Err(Error::EventTooLarge { size, .. }) if size == DEFAULT_MAX_EVENT_BYTES + 1)
+    );
+    assert_unchanged(&store, &s, 0, log_head).await;
+    assert_eq!(store.command_outcome(command).await.unwrap(), None, "the refused command is not recorded");
+    let exact = big_event(DEFAULT_MAX_EVENT_BYTES - base);
+    assert_eq!(exact.size(), DEFAULT_MAX_EVENT_BYTES);
+    append(&store, &s, ExpectedVersion::NoStream, vec![exact]).await;
+
     let under = DEFAULT_MAX_EVENT_BYTES - 64 * 1024;
-    append(&store, &s, ExpectedVersion::NoStream, vec![big_event(under)]).await;
+    append(&store, &s, ExpectedVersion::Exact(tidemark::StreamVersion(1)), vec![big_event(under)]).await;
     let stored = whole_stream(&store, &s).await;
-    assert_eq!(payload(&stored[0])["data"].as_str().map(str::len), Some(under));
+    assert_eq!(payload(&stored[1])["data"].as_str().map(str::len), Some(under));
 }
 
 /// Events breaking the storage rules (type name, schema version, NUL characters) fail

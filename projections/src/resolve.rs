@@ -1,0 +1,143 @@
+//! Turning a batch of delivered messages into events of the store: every event the
+//! broker delivered is checked against the store's identity of it (one lookup per
+//! batch), references are read from the store, and anything else is a rogue message.
+
+use std::collections::HashMap;
+
+use tidemark::{EventIdentity, EventStore, RecordedEvent, StreamId, StreamVersion};
+
+use crate::error::Result;
+use crate::feed::Incoming;
+use crate::projection::Projection;
+use crate::read_models::{ReadModels, RogueMessage};
+use crate::worker::{BatchReport, Worker};
+
+/// What a batch resolved to: the events to take in, in delivery order, and the rogue
+/// messages to park.
+#[derive(Debug, Default)]
+pub(crate) struct Resolved {
+    pub events: Vec<RecordedEvent>,
+    pub rogue: Vec<RogueMessage>,
+}
+
+type Stored = HashMap<(StreamId, StreamVersion), EventIdentity>;
+
+impl<P, R, S> Worker<P, R, S>
+where
+    R: ReadModels,
+    P: Projection<R>,
+    S: EventStore + 'static,
+{
+    /// Resolves a batch delivered on `partition`.
+    pub(crate) async fn resolve(
+        &self,
+        partition: u32,
+        batch: &[Incoming],
+        report: &mut BatchReport,
+    ) -> Result<Resolved> {
+        let stored = self.stored_identities(batch).await?;
+        let mut resolved = Resolved::default();
+        for message in batch {
+            match message {
+                Incoming::Stored(event) => resolved.events.push(event.clone()),
+                Incoming::Event(event) => {
+                    let found = stored.get(&(event.stream_id.clone(), event.stream_version));
+                    match disagreement(event, found) {
+                        None => resolved.events.push(event.clone()),
+                        Some(reason) => {
+                            let claim = (&event.stream_id, event.stream_version, event.event_id);
+                            let rogue = RogueMessage::new(format!("event {}", event.event_id), partition, "", reason);
+                            resolved.rogue.push(rogue.claiming(claim.0.clone(), claim.1 .0, claim.2));
+                            self.recover(found, event.event_id, &mut resolved).await?;
+                        }
+                    }
+                }
+                Incoming::Reference { event_id, stream_id, stream_version } => {
+                    let found = stored.get(&(stream_id.clone(), *stream_version));
+                    if !self.recover(found, *event_id, &mut resolved).await? {
+                        let reason = format!(
+                            "refers to event {event_id} at {stream_id}@{stream_version}, which the store does not hold"
+                        );
+                        let rogue = RogueMessage::new(format!("event {event_id}"), partition, "", reason);
+                        resolved.rogue.push(rogue.claiming(stream_id.clone(), stream_version.0, *event_id));
+                    }
+                }
+                Incoming::Copy { .. } => {}
+                Incoming::Rogue { message, recover } => {
+                    resolved.rogue.push((**message).clone());
+                    if let (true, Some(stream), Some(version), Some(id)) =
+                        (*recover, &message.stream_id, message.stream_version, message.event_id)
+                    {
+                        let found = stored.get(&(stream.clone(), StreamVersion(version)));
+                        self.recover(found, id, &mut resolved).await?;
+                    }
+                }
+            }
+        }
+        for rogue in &resolved.rogue {
+            tracing::error!(projection = %self.name, partition, key = %rogue.key, subject = %rogue.subject,
+                reason = %rogue.reason, "parked a message that is not an event of the store");
+        }
+        report.rogue += resolved.rogue.len() as u64;
+        Ok(resolved)
+    }
+
+    /// What the store holds at every stream version the batch's broker messages name.
+    async fn stored_identities(&self, batch: &[Incoming]) -> Result<Stored> {
+        let named: Vec<(StreamId, StreamVersion)> = batch.iter().filter_map(named_version).collect();
+        if named.is_empty() {
+            return Ok(Stored::new());
+        }
+        let found = self.store.identities(&named).await?;
+        Ok(found.into_iter().map(|i| ((i.stream_id.clone(), i.stream_version), i)).collect())
+    }
+
+    /// Reads the stored event `found` from the store when it has id `event_id`, and adds
+    /// it to the batch's events. Returns whether it did.
+    async fn recover(
+        &self,
+        found: Option<&EventIdentity>,
+        event_id: tidemark::EventId,
+        into: &mut Resolved,
+    ) -> Result<bool> {
+        let Some(found) = found.filter(|f| f.event_id == event_id) else { return Ok(false) };
+        let event = self.store.read_stream(&found.stream_id, found.stream_version, 1).await?.into_iter().next();
+        let Some(event) = event.filter(|e| e.event_id == event_id) else { return Ok(false) };
+        into.events.push(event);
+        Ok(true)
+    }
+}
+
+/// The stream version a message delivered by the broker names, if any.
+fn named_version(message: &Incoming) -> Option<(StreamId, StreamVersion)> {
+    match message {
+        Incoming::Event(e) => Some((e.stream_id.clone(), e.stream_version)),
+        Incoming::Reference { stream_id, stream_version, .. } => Some((stream_id.clone(), *stream_version)),
+        Incoming::Rogue { message, recover: true } => {
+            Some((message.stream_id.clone()?, StreamVersion(message.stream_version?)))
+        }
+        _ => None,
+    }
+}
+
+/// How a delivered event differs from the event the store holds at its stream version.
+fn disagreement(event: &RecordedEvent, stored: Option<&EventIdentity>) -> Option<String> {
+    let at = format!("{}@{}", event.stream_id, event.stream_version);
+    let Some(stored) = stored else {
+        return Some(format!("claims to be event {} at {at}, but the store holds no event there", event.event_id));
+    };
+    if stored.event_id != event.event_id {
+        return Some(format!(
+            "claims to be event {} at {at}, but the store holds event {} there",
+            event.event_id, stored.event_id
+        ));
+    }
+    let claimed = (event.event_type.as_str(), event.schema_version, event.position);
+    let actual = (stored.event_type.as_str(), stored.schema_version, stored.position);
+    (claimed != actual).then(|| {
+        format!(
+            "headers disagree with the stored event {}: {} v{} at {} (stored: {} v{} at {})",
+            event.event_id, claimed.0, claimed.1, claimed.2, actual.0, actual.1, actual.2
+        )
+    })
+}
