@@ -5,7 +5,6 @@
 mod support;
 
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
 use tidemark::{Envelope, EventCodec, EventStore, InMemoryEventStore, LogPosition};

@@ -100,7 +100,7 @@ impl Ticket {
         });
         let accepted =
             Accepted { command_id: self.command_id, status_url: format!("/commands/{}", self.command_id), entity_id };
-        let first = match app.idempotency().remember(&self.user.name, key, print.clone(), accepted.clone()) {
+        let first = match app.idempotency().remember(&self.user.name, key, *print, accepted.clone()) {
             Lookup::Replay(first) => first,
             Lookup::Reused => return Err(ApiError::KeyReused),
             Lookup::New => accepted,
