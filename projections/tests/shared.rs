@@ -60,8 +60,9 @@ async fn two_runners_split_partitions_and_one_takes_over_when_the_other_dies() {
         tallies(&bench.read_models, second.projection()).await == expected
     })
     .await;
-    let applied = first.status().totals.applied + second.status().totals.applied;
-    assert!(applied >= expected.values().map(|t| t.events).sum::<u64>());
+    // (No count of applied events from the runners' status here: the first runner was aborted
+    // at any point, possibly after a commit and before its status counted that batch. The
+    // read model equal to a replay is the check.)
 
     stop_second.cancel();
     second_task.await.expect("joined").expect("clean stop");
