@@ -34,7 +34,7 @@ pub use ids::{CommandId, EventId};
 pub use memory::InMemoryEventStore;
 pub use metadata::Metadata;
 pub use store::{
-    read_stream_to_end, AppendOutcome, AppendRequest, EventStore, Snapshot, DEFAULT_MAX_EVENT_BYTES,
+    read_log_through, read_stream_to_end, AppendOutcome, AppendRequest, EventStore, Snapshot, DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_POLL_INTERVAL,
 };
 pub use stream_id::{StreamId, MAX_STREAM_ID_LEN};

@@ -226,6 +226,40 @@ pub async fn read_stream_to_end<S: EventStore + ?Sized>(
     }
 }
 
+/// Reads the global log from its start through `through` (inclusive), in pages of `page`
+/// events. The readable horizon may trail a commit while older transactions are still open;
+/// this waits for it (through [`EventStore::wait_for_log`]) for up to `timeout` in all.
+/// Returns `Ok(None)` when the log did not become readable through `through` in time.
+///
+/// # Errors
+///
+/// The store's error, from a read or a wait.
+pub async fn read_log_through<S: EventStore + ?Sized>(
+    store: &S,
+    through: LogPosition,
+    page: usize,
+    timeout: Duration,
+) -> Result<Option<Vec<RecordedEvent>>> {
+    let deadline = std::time::Instant::now() + timeout;
+    let mut all = Vec::new();
+    let mut after = LogPosition::START;
+    while after < through {
+        let batch = store.read_log(after, page.max(1)).await?;
+        match batch.last() {
+            Some(last) => after = last.position,
+            None => {
+                let left = deadline.saturating_duration_since(std::time::Instant::now());
+                if left.is_zero() {
+                    return Ok(None);
+                }
+                store.wait_for_log(after, left.min(Duration::from_millis(100))).await?;
+            }
+        }
+        all.extend(batch);
+    }
+    Ok(Some(all))
+}
+
 /// Default time a waiting reader sleeps before polling again when no wake-up comes.
 pub const DEFAULT_POLL_INTERVAL: Duration = Duration::from_millis(250);
 

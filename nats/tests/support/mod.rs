@@ -15,7 +15,6 @@ use tidemark_nats::{EventHeaders, NatsRelay, RelayConfig, RelayStatus, StreamSet
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_testkit::{unique_name, TestSchema};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
@@ -105,21 +104,8 @@ fn request(n: usize, per_stream: usize) -> AppendRequest {
 /// The log from its start through `through`. Transactions of other tests in the shared
 /// cluster may hold the readable horizon back for a moment: wait for it.
 pub async fn read_log(store: &PgEventStore, through: LogPosition) -> Vec<RecordedEvent> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut all: Vec<RecordedEvent> = Vec::new();
-    let mut after = LogPosition::START;
-    while after < through {
-        let page = store.read_log(after, 5000).await.expect("read log");
-        match page.last() {
-            Some(last) => after = last.position,
-            None => {
-                assert!(Instant::now() < deadline, "the log did not become readable through {through}");
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        all.extend(page);
-    }
-    all
+    let read = tidemark::read_log_through(store, through, 5000, DEADLINE).await.expect("read log");
+    read.unwrap_or_else(|| panic!("the log did not become readable through {through}"))
 }
 
 /// Polls `condition` until it holds, failing after [`DEADLINE`].

@@ -17,7 +17,6 @@ use tidemark::{
     RecordedEvent, StreamId,
 };
 use tidemark_projections::{ApplyError, DocumentReader, DocumentTx, Projection, ReadModels};
-use tokio::time::Instant;
 
 /// How long any condition in these tests may take to come true.
 pub const DEADLINE: Duration = Duration::from_secs(60);
@@ -191,21 +190,8 @@ pub async fn append_rounds<S: EventStore + Clone + 'static>(
 
 /// The whole log through `through`, waiting for the readable horizon to reach it.
 pub async fn read_log<S: EventStore>(store: &S, through: LogPosition) -> Vec<RecordedEvent> {
-    let deadline = Instant::now() + DEADLINE;
-    let mut all: Vec<RecordedEvent> = Vec::new();
-    let mut after = LogPosition::START;
-    while after < through {
-        let page = store.read_log(after, 5000).await.expect("read log");
-        match page.last() {
-            Some(last) => after = last.position,
-            None => {
-                assert!(Instant::now() < deadline, "the log did not become readable through {through}");
-                store.wait_for_log(after, Duration::from_millis(100)).await.expect("wait");
-            }
-        }
-        all.extend(page);
-    }
-    all
+    let read = tidemark::read_log_through(store, through, 5000, DEADLINE).await.expect("read log");
+    read.unwrap_or_else(|| panic!("the log did not become readable through {through}"))
 }
 
 /// Polls `condition` until it holds, failing after [`DEADLINE`].

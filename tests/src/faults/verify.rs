@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::StreamExt as _;
 use serde::Serialize;
-use tidemark::{EventStore, LogPosition, RecordedEvent};
+use tidemark::{LogPosition, RecordedEvent};
 use tidemark_nats::EventHeaders;
 use tidemark_postgres::PgEventStore;
 use tidemark_projections::{DocumentReader, RebuildOptions};
@@ -78,34 +78,15 @@ impl Counts {
 }
 
 /// Every committed event, in log order: reads the log until it reaches the last committed
-/// event of `schema`'s table. The readable horizon trails commits while older transactions are
-/// still open, so this waits for it (up to a minute) instead of stopping at an early head.
+/// event of `schema`'s table (`log_head` is the readable head, which trails commits while older
+/// transactions are still open), waiting for the horizon up to a minute.
 pub async fn read_store(store: &PgEventStore, schema: &str) -> Vec<RecordedEvent> {
     let sql = format!("SELECT transaction_id, position FROM \"{schema}\".events ORDER BY 1 DESC, 2 DESC LIMIT 1");
     let last: Option<(i64, i64)> = sqlx::query_as(&sql).fetch_optional(store.pool()).await.expect("the last event");
     let Some((tx, pos)) = last else { return Vec::new() };
     let last = LogPosition::new(tx.unsigned_abs(), pos.unsigned_abs());
-    let started = Instant::now();
-    let until = started + Duration::from_secs(60);
-    let mut all = Vec::new();
-    let mut after = LogPosition::START;
-    let mut waited = false;
-    while after < last {
-        let page = store.read_log(after, 5000).await.expect("reading the store's log");
-        match page.last() {
-            Some(event) => after = event.position,
-            None => {
-                assert!(Instant::now() < until, "the readable log stayed at {after:?}, short of {last:?}");
-                waited = true;
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
-        all.extend(page);
-    }
-    if waited {
-        eprintln!("the readable horizon reached the last commit after {:?}", started.elapsed());
-    }
-    all
+    let read = tidemark::read_log_through(store, last, 5000, Duration::from_secs(60)).await;
+    read.expect("reading the store's log").unwrap_or_else(|| panic!("the log stayed short of {last:?} for a minute"))
 }
 
 /// Polls `condition` every 100 ms until it holds or `deadline` passes; says which.
