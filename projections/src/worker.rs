@@ -151,12 +151,58 @@ where
         let mut total = BatchReport::default();
         for message in batch {
             let report = match self.apply_batch(partition, std::slice::from_ref(message)).await {
-                Err(e @ ProjectionError::Apply { .. }) => {
-                    self.dead_letter(partition, message, &error_chain(&e), status).await?
+                Err(ProjectionError::Apply { .. }) => {
+                    // Alone, the message may still bring earlier versions of its stream, read
+                    // from the store to fill a gap (their messages went to another instance,
+                    // or are still on their way): nothing says those are poison. They go in
+                    // one by one first; then the message is tried alone once more.
+                    let mut report = self.apply_gap_alone(partition, message, status).await?;
+                    report.add(match self.apply_batch(partition, std::slice::from_ref(message)).await {
+                        Err(e @ ProjectionError::Apply { .. }) => {
+                            self.dead_letter(partition, message, &error_chain(&e), status).await?
+                        }
+                        other => other?,
+                    });
+                    report
                 }
                 other => other?,
             };
             total.add(report);
+        }
+        Ok(total)
+    }
+
+    /// Applies the versions of the message's stream between the last one taken in and the
+    /// message's own, read from the store, each in its own transaction; one the projection
+    /// fails on goes to the dead letters (and parks the stream, so the rest park behind it).
+    async fn apply_gap_alone(
+        &self,
+        partition: u32,
+        message: &Incoming,
+        status: DeadLetterStatus,
+    ) -> Result<BatchReport> {
+        let (stream, version) = match message {
+            Incoming::Event(event) | Incoming::Stored(event) => (&event.stream_id, event.stream_version.0),
+            Incoming::Reference { stream_id, stream_version, .. } => (stream_id, stream_version.0),
+            Incoming::Copy { .. } | Incoming::Rogue { .. } => return Ok(BatchReport::default()),
+        };
+        let mut tx = self.read_models.begin().await?;
+        let seen = self.read_models.seen_versions(&mut tx, &self.name, std::slice::from_ref(stream)).await?;
+        self.read_models.commit(tx).await?;
+        let last = seen.get(stream).copied().unwrap_or_default();
+        if last.parked || version <= last.version + 1 {
+            return Ok(BatchReport::default());
+        }
+        let missing = usize::try_from(version - last.version - 1).unwrap_or(usize::MAX);
+        let mut total = BatchReport::default();
+        for event in self.store.read_stream(stream, StreamVersion(last.version + 1), missing).await? {
+            let one = Incoming::Stored(event);
+            total.add(match self.apply_batch(partition, std::slice::from_ref(&one)).await {
+                Err(e @ ProjectionError::Apply { .. }) => {
+                    self.dead_letter(partition, &one, &error_chain(&e), status).await?
+                }
+                other => other?,
+            });
         }
         Ok(total)
     }
