@@ -50,6 +50,9 @@ pub struct Cli {
     /// F4: milliseconds a batch waits for each further message (ConsumerSettings::linger; default 0).
     #[arg(long, default_value_t = 0.0)]
     pub f4_linger_ms: f64,
+    /// F6: the open-loop rates, in percent of the F1 capacity (default 10,50).
+    #[arg(long, value_delimiter = ',')]
+    pub f6_shares: Option<Vec<f64>>,
     /// The NATS server with JetStream (F3, F4); each run uses fresh streams, deleted at the end.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
@@ -95,6 +98,8 @@ pub struct Settings {
     /// F6: warm-up and window of each open-loop measurement.
     pub f6_warmup: Duration,
     pub f6_window: Duration,
+    /// F6: the open-loop rates, as shares of the F1 capacity (0.1 = 10 %).
+    pub f6_shares: Vec<f64>,
 }
 
 impl Settings {
@@ -103,6 +108,8 @@ impl Settings {
         let writers = cli.writers.clone().filter(|w| !w.is_empty() && w.iter().all(|n| *n > 0));
         let f4_partitions = cli.partitions.clone().filter(|p| !p.is_empty() && p.iter().all(|n| *n > 0));
         let f4_partitions = f4_partitions.unwrap_or_else(|| vec![1, 2, 4]);
+        let f6_shares = cli.f6_shares.clone().filter(|s| !s.is_empty() && s.iter().all(|p| *p > 0.0 && *p <= 100.0));
+        let f6_shares = f6_shares.map_or_else(|| vec![0.1, 0.5], |s| s.iter().map(|p| p / 100.0).collect());
         let f4_tuning = Tuning {
             batch: cli.f4_batch.max(1),
             pull_batch: cli.f4_pull_batch.max(1),
@@ -129,6 +136,7 @@ impl Settings {
                 f5_events: cli.f5_events.unwrap_or(10_000).max(1),
                 f6_warmup: Duration::from_millis(300),
                 f6_window: Duration::from_secs(1),
+                f6_shares,
             };
         }
         Self {
@@ -151,6 +159,7 @@ impl Settings {
             f5_events: cli.f5_events.unwrap_or(1_000_000).max(1),
             f6_warmup: Duration::from_secs(1),
             f6_window: Duration::from_secs(10),
+            f6_shares,
         }
     }
 }

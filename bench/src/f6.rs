@@ -32,8 +32,6 @@ use crate::visible::{self, Detector, Schedule, Seen};
 
 /// Partitions of F6's subject schemes (one consumer and worker each, on both sides).
 pub const PARTITIONS: u32 = 4;
-/// The two rates, as shares of the F1 capacity.
-const SHARES: [(&str, &str, f64); 2] = [("F6@10%", "raw-e2e@10%", 0.1), ("F6@50%", "raw-e2e@50%", 0.5)];
 
 /// One pipeline's running tasks.
 struct Running {
@@ -77,9 +75,16 @@ impl Suite<'_> {
         Ok(())
     }
 
+    /// The open-loop rates (`--f6-shares`, default 10 % and 50 % of the F1 capacity), with
+    /// the names of their framework and raw figures.
     fn schedules(&self, capacity: f64) -> impl Iterator<Item = (&'static str, &'static str, Schedule)> + '_ {
-        SHARES.into_iter().map(move |(fw, raw, share)| {
+        self.settings.f6_shares.iter().map(move |share| {
             let rate = (capacity * share).max(1.0);
+            let percent = format!("{:.2}", share * 100.0);
+            let percent = percent.trim_end_matches('0').trim_end_matches('.');
+            // Figure names are static; a run has a handful of rates.
+            let fw: &'static str = Box::leak(format!("F6@{percent}%").into_boxed_str());
+            let raw: &'static str = Box::leak(format!("raw-e2e@{percent}%").into_boxed_str());
             (fw, raw, Schedule { rate, warmup: self.settings.f6_warmup, window: self.settings.f6_window })
         })
     }

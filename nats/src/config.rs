@@ -70,8 +70,7 @@ pub struct RelayConfig {
     pub name: String,
     /// How events map to subjects (default: prefix `tidemark`, 16 partitions).
     pub subjects: SubjectScheme,
-    /// Most events read from the log and published per batch (default 2000). The
-    /// checkpoint is saved after each batch.
+    /// Most events read from the log and published per batch (default 2000).
     pub batch_size: usize,
     /// Most publishes awaiting their PubAck at once (default 1024).
     pub max_in_flight: usize,
@@ -81,6 +80,13 @@ pub struct RelayConfig {
     /// Longest wait for new events while the log is drained before the relay checks its
     /// leadership again (default 1 s). New events wake it at once.
     pub idle_wait: Duration,
+    /// Shortest time between two saves of the checkpoint (default 200 ms). Events are
+    /// published as soon as they are read; the checkpoint past them is saved once this
+    /// much time has passed since the last save (also when the relay is idle), together
+    /// with a check of the leadership. A relay that dies republishes at most what it
+    /// published since: JetStream drops those copies as duplicates. Zero saves after
+    /// every batch.
+    pub checkpoint_interval: Duration,
     /// How often a standby relay tries to take the leadership (default 1 s).
     pub standby_poll: Duration,
     /// First delay before a retry after a failure (default 100 ms); each further
@@ -110,6 +116,7 @@ impl Default for RelayConfig {
             max_in_flight: 1024,
             publish_timeout: Duration::from_secs(5),
             idle_wait: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_millis(200),
             standby_poll: Duration::from_secs(1),
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
@@ -153,6 +160,12 @@ impl RelayConfig {
     /// Sets the longest idle wait between leadership checks.
     pub fn idle_wait(mut self, wait: Duration) -> Self {
         self.idle_wait = wait;
+        self
+    }
+
+    /// Sets the shortest time between two checkpoint saves.
+    pub fn checkpoint_interval(mut self, interval: Duration) -> Self {
+        self.checkpoint_interval = interval;
         self
     }
 
@@ -215,6 +228,9 @@ impl RelayConfig {
         if let Some((setting, _)) = durations.iter().find(|(_, d)| d.is_zero()) {
             return invalid(setting, "longer than zero");
         }
+        if self.checkpoint_interval > self.retry_horizon / 2 {
+            return invalid("checkpoint_interval", "at most half the retry horizon");
+        }
         if self.backoff_max < self.backoff_min {
             return invalid("backoff_max", "at least backoff_min");
         }
@@ -244,6 +260,8 @@ mod tests {
         assert_eq!(setting(RelayConfig::default().batch_size(0)), "batch_size");
         assert_eq!(setting(RelayConfig::default().max_in_flight(0)), "max_in_flight");
         assert_eq!(setting(RelayConfig::default().idle_wait(Duration::ZERO)), "idle_wait");
+        let rare = RelayConfig::default().checkpoint_interval(Duration::from_secs(31));
+        assert_eq!(setting(rare), "checkpoint_interval");
         let backwards = RelayConfig::default().backoff(Duration::from_secs(2), Duration::from_secs(1));
         assert_eq!(setting(backwards), "backoff_max");
     }

@@ -2,12 +2,14 @@
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_nats::jetstream::context::ContextBuilder;
 use async_nats::jetstream::stream::Info;
 use async_nats::jetstream::Context;
-use tidemark::{EventStore, LogPosition};
-use tidemark_postgres::PgEventStore;
+use tidemark::LogPosition;
+use tidemark_postgres::{LogTail, LogWatch, PgEventStore};
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::config::RelayConfig;
@@ -56,6 +58,51 @@ struct Inner {
     checkpoint: String,
     lock_key: i64,
     stats: Arc<Stats>,
+}
+
+/// How long a relay on its way out (shutdown, failure) tries to save its checkpoint.
+const SAVE_ON_THE_WAY_OUT: Duration = Duration::from_secs(2);
+
+/// The last checkpoint saved, when, and when the leadership was last checked.
+struct Saved {
+    position: LogPosition,
+    at: Instant,
+    checked: Instant,
+}
+
+/// Delays before reading again events held back behind the horizon: 1 ms, doubling.
+struct HeldBack {
+    next: Duration,
+    max: Duration,
+}
+
+impl HeldBack {
+    const FIRST: Duration = Duration::from_millis(1);
+
+    fn new(max: Duration) -> Self {
+        Self { next: Self::FIRST, max }
+    }
+
+    fn next_wait(&mut self) -> Duration {
+        let wait = self.next.min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        wait
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+}
+
+/// Reads the next page after `after`, marking the wake-ups so far as seen first.
+async fn read(
+    store: &PgEventStore,
+    watch: &mut LogWatch,
+    after: LogPosition,
+    limit: usize,
+) -> Result<LogTail, RelayError> {
+    watch.mark();
+    store.read_tail(after, limit).await.map_err(RelayError::Store)
 }
 
 /// How leading ended without an error.
@@ -193,12 +240,16 @@ impl NatsRelay {
             stats.set_role(RelayRole::Leading);
             let error = tokio::select! {
                 biased;
-                () = shutdown.cancelled() => return Ok(Ended::Shutdown),
+                () = shutdown.cancelled() => {
+                    self.save_acknowledged().await;
+                    return Ok(Ended::Shutdown);
+                }
                 result = self.publish_log(leadership, backoff) => match result {
                     Err(error) => error,
                     Ok(never) => match never {},
                 },
             };
+            self.save_acknowledged().await;
             if !error.is_retryable() {
                 return Err(error);
             }
@@ -217,23 +268,46 @@ impl NatsRelay {
     }
 
     /// The publishing loop, from the saved checkpoint; returns only with an error.
+    ///
+    /// A batch is published as soon as it is read. The next one is read while it is
+    /// published when it was full; otherwise only when a wake-up came in the meantime, or
+    /// events were held back behind the horizon (those are read again after 1, 2, 4, ...
+    /// ms: the transaction holding them back may end without a wake-up). The checkpoint is
+    /// saved, and the leadership checked, at most once per `checkpoint_interval`.
     async fn publish_log(&self, leadership: &mut Leadership, backoff: &mut Backoff) -> Result<Infallible, RelayError> {
         let Inner { store, config, downcasts, stats, .. } = &*self.inner;
         let publisher = Publisher { jetstream: &self.inner.jetstream, config, downcasts, stats };
+        let mut watch = store.watch_log();
         let mut cursor = store.load_checkpoint(&self.inner.checkpoint).await.map_err(RelayError::Store)?;
         stats.checkpoint(cursor);
-        let mut batch = store.read_log(cursor, config.batch_size).await.map_err(RelayError::Store)?;
+        let mut saved = Saved { position: cursor, at: Instant::now(), checked: Instant::now() };
+        let mut held = HeldBack::new(config.idle_wait);
+        let mut tail = read(store, &mut watch, cursor, config.batch_size).await?;
         loop {
-            leadership.check().await?;
-            let Some(last) = batch.last().map(|event| event.position) else {
-                store.wait_for_log(cursor, config.idle_wait).await.map_err(RelayError::Store)?;
-                backoff.reset();
-                batch = store.read_log(cursor, config.batch_size).await.map_err(RelayError::Store)?;
+            let Some(last) = tail.events.last().map(|event| event.position) else {
+                if saved.position < cursor && saved.at.elapsed() >= config.checkpoint_interval {
+                    self.checkpoint(leadership, cursor, &mut saved).await?;
+                }
+                let mut wait = if tail.held_back { held.next_wait() } else { config.idle_wait };
+                if saved.position < cursor {
+                    wait = wait.min(config.checkpoint_interval.saturating_sub(saved.at.elapsed()));
+                }
+                let woken = watch.wait(wait).await;
+                if !woken && saved.checked.elapsed() >= config.idle_wait {
+                    leadership.check().await?;
+                    saved.checked = Instant::now();
+                }
+                tail = read(store, &mut watch, cursor, config.batch_size).await?;
                 continue;
             };
-            // Read the next batch while this one is published; it is only used if this
-            // one is acknowledged in full.
-            let (published, next) = tokio::join!(publisher.publish(&batch), store.read_log(last, config.batch_size));
+            held.reset();
+            let (published, next) = if tail.events.len() >= config.batch_size {
+                let next = read(store, &mut watch, last, config.batch_size);
+                let (published, next) = tokio::join!(publisher.publish(&tail.events), next);
+                (published, Some(next))
+            } else {
+                (publisher.publish(&tail.events).await, None)
+            };
             if let Err(failed) = published {
                 if let Some(acked) = failed.acked_to {
                     // Best effort: a failure here only means more republishing later.
@@ -242,9 +316,40 @@ impl NatsRelay {
                 return Err(failed.error);
             }
             cursor = last;
-            self.save_checkpoint(cursor).await?;
+            if saved.at.elapsed() >= config.checkpoint_interval {
+                self.checkpoint(leadership, cursor, &mut saved).await?;
+            }
             backoff.reset();
-            batch = next.map_err(RelayError::Store)?;
+            tail = match next {
+                Some(next) => next?,
+                None if watch.woken() || tail.held_back => read(store, &mut watch, cursor, config.batch_size).await?,
+                None => LogTail::default(),
+            };
+        }
+    }
+
+    /// Saves the checkpoint at `position` and checks the leadership, at once.
+    async fn checkpoint(
+        &self,
+        leadership: &mut Leadership,
+        position: LogPosition,
+        saved: &mut Saved,
+    ) -> Result<(), RelayError> {
+        let (checked, stored) = tokio::join!(leadership.check(), self.save_checkpoint(position));
+        checked?;
+        stored?;
+        let now = Instant::now();
+        *saved = Saved { position, at: now, checked: now };
+        Ok(())
+    }
+
+    /// Saves the checkpoint past every event acknowledged since the last save, if any
+    /// (best effort: on the way out, after a failure or at shutdown).
+    async fn save_acknowledged(&self) {
+        let Some(acked) = self.inner.stats.unsaved() else { return };
+        let saving = tokio::time::timeout(SAVE_ON_THE_WAY_OUT, self.save_checkpoint(acked)).await;
+        if !matches!(saving, Ok(Ok(()))) {
+            tracing::debug!(relay = %self.inner.config.name, "could not save the checkpoint on the way out");
         }
     }
 

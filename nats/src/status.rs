@@ -136,6 +136,12 @@ impl Stats {
         metrics::gauge!("tidemark_relay_checkpoint_sequence").set(position.sequence as f64);
     }
 
+    /// The last acknowledged position, if the saved checkpoint is behind it.
+    pub fn unsaved(&self) -> Option<LogPosition> {
+        let positions = *self.positions();
+        positions.last_acked.filter(|acked| positions.checkpoint.is_none_or(|saved| saved < *acked))
+    }
+
     fn positions(&self) -> std::sync::MutexGuard<'_, Positions> {
         self.positions.lock().unwrap_or_else(PoisonError::into_inner)
     }

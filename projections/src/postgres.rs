@@ -174,6 +174,46 @@ impl ReadModels for PgReadModels {
         Ok(seen)
     }
 
+    async fn lock_and_read_seen(
+        &self,
+        tx: &mut PgTx,
+        projection: &str,
+        partition: u32,
+        streams: &[StreamId],
+    ) -> Result<(PartitionState, HashMap<StreamId, Seen>)> {
+        // One round trip: the store's function locks, then reads with a snapshot taken
+        // after the lock (migration 0005); the search_path is set for the rest of the
+        // batch as `lock_partition` sets it.
+        let sql = format!(
+            "SELECT l.locked_transaction, l.locked_position, l.locked_events, \
+               l.seen_streams, l.seen_versions, l.seen_parked, set_config('search_path', $4, true) \
+             FROM \"{}\".lock_projection_partition($1, $2, $3) AS l",
+            self.schema
+        );
+        let ids: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
+        let row = sqlx::query(&sql)
+            .bind(projection)
+            .bind(i32::try_from(partition).unwrap_or(i32::MAX))
+            .bind(&ids)
+            .bind(self.search_path(projection))
+            .fetch_one(tx.conn())
+            .await
+            .map_err(database("locking a projection partition"))?;
+        let state = partition_state(&row)?;
+        let decode = database("decoding seen stream versions");
+        let names: Vec<String> = row.try_get(3).map_err(decode)?;
+        let versions: Vec<i64> = row.try_get(4).map_err(database("decoding seen stream versions"))?;
+        let parked: Vec<bool> = row.try_get(5).map_err(database("decoding seen stream versions"))?;
+        let by_name: HashMap<&str, &StreamId> = streams.iter().map(|s| (s.as_str(), s)).collect();
+        let mut seen = HashMap::with_capacity(names.len());
+        for ((name, version), parked) in names.iter().zip(versions).zip(parked) {
+            if let Some(stream) = by_name.get(name.as_str()) {
+                seen.insert((*stream).clone(), Seen { version: u64::try_from(version).unwrap_or(0), parked });
+            }
+        }
+        Ok((state, seen))
+    }
+
     async fn record(&self, tx: &mut PgTx, projection: &str, partition: u32, progress: &Progress) -> Result<()> {
         let sql = format!(
             "WITH seen AS ( \

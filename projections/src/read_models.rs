@@ -165,6 +165,23 @@ pub trait ReadModels: Clone + Send + Sync + 'static {
         streams: &[StreamId],
     ) -> impl Future<Output = Result<HashMap<StreamId, Seen>>> + Send;
 
+    /// [`lock_partition`](Self::lock_partition), then [`seen_versions`](Self::seen_versions)
+    /// read after the lock is held: what a batch starts with. Backends may do both in one
+    /// round trip.
+    fn lock_and_read_seen(
+        &self,
+        tx: &mut Self::Tx,
+        projection: &str,
+        partition: u32,
+        streams: &[StreamId],
+    ) -> impl Future<Output = Result<(PartitionState, HashMap<StreamId, Seen>)>> + Send {
+        async move {
+            let state = self.lock_partition(tx, projection, partition).await?;
+            let seen = self.seen_versions(tx, projection, streams).await?;
+            Ok((state, seen))
+        }
+    }
+
     /// Removes and returns the parked dead letters of `stream`, by version, and unparks
     /// it (inside a transaction that has locked the stream's partition).
     fn take_parked(

@@ -12,6 +12,7 @@ use crate::feed::Incoming;
 use crate::partition::error_chain;
 use crate::projection::Projection;
 use crate::read_models::{DeadLetter, DeadLetterStatus, Progress, ReadModels, Seen};
+use crate::resolve::Resolved;
 
 /// What one batch did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -87,10 +88,14 @@ where
         }
     }
 
-    /// Applies a batch of one partition in one transaction.
+    /// Applies a batch of one partition in one transaction. The batch is checked against
+    /// the store while the transaction begins, before it locks anything, so the lock is
+    /// held no longer than the read-model work.
     pub async fn apply_batch(&self, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
-        let mut tx = self.read_models.begin().await?;
-        let report = self.apply_in(&mut tx, partition, batch).await?;
+        let mut report = BatchReport::default();
+        let (resolved, tx) = tokio::join!(self.resolve(partition, batch, &mut report), self.read_models.begin());
+        let (resolved, mut tx) = (resolved?, tx?);
+        let report = self.apply_resolved(&mut tx, partition, resolved, report).await?;
         self.read_models.commit(tx).await?;
         Ok(report)
     }
@@ -98,13 +103,24 @@ where
     /// Applies a batch of one partition inside `tx`, which it locks the partition in.
     pub async fn apply_in(&self, tx: &mut R::Tx, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
         let mut report = BatchReport::default();
-        let state = self.read_models.lock_partition(tx, &self.name, partition).await?;
         let resolved = self.resolve(partition, batch, &mut report).await?;
+        self.apply_resolved(tx, partition, resolved, report).await
+    }
+
+    /// Applies resolved events inside `tx`: locks the partition, skips what was seen,
+    /// repairs gaps, applies, records progress.
+    async fn apply_resolved(
+        &self,
+        tx: &mut R::Tx,
+        partition: u32,
+        resolved: Resolved,
+        mut report: BatchReport,
+    ) -> Result<BatchReport> {
         let events = resolved.events;
         let mut streams: Vec<StreamId> = events.iter().map(|e| e.stream_id.clone()).collect();
         streams.sort_unstable();
         streams.dedup();
-        let mut seen = self.read_models.seen_versions(tx, &self.name, &streams).await?;
+        let (state, mut seen) = self.read_models.lock_and_read_seen(tx, &self.name, partition, &streams).await?;
         let mut touched: HashMap<StreamId, Seen> = HashMap::new();
         let mut dead_letters = Vec::new();
         let mut position = state.position;

@@ -39,7 +39,7 @@ impl PgEventStore {
             return Err(Error::DuplicateEventId(id));
         }
         match self.group_commit() {
-            Some(group) => group.submit(request).await,
+            Some(group) => group.submit(self, request).await,
             None => self.append_alone(request).await,
         }
     }

@@ -24,17 +24,30 @@ struct Pending {
 #[derive(Debug)]
 pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Pending>,
+    /// One permit per statement in flight, batches and lone appends alike.
+    slots: Arc<Semaphore>,
 }
 
 impl GroupCommit {
     /// Starts the batching task; it ends when the store is dropped.
     pub fn start(store: WeakStore, max_batch: usize, in_flight: usize) -> Self {
         let (queue, rx) = mpsc::channel(max_batch.max(1) * in_flight.max(1) * 4);
-        tokio::spawn(batcher(store, rx, max_batch.max(1), in_flight.max(1)));
-        Self { queue }
+        let slots = Arc::new(Semaphore::new(in_flight.max(1)));
+        tokio::spawn(batcher(store, rx, max_batch.max(1), slots.clone()));
+        Self { queue, slots }
     }
 
-    pub async fn submit(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+    /// Appends through a shared statement, or at once in the caller's task when no other
+    /// append is waiting and a slot is free: an append on an idle store pays no hand-over
+    /// to the batching task and back.
+    pub async fn submit(&self, store: &PgEventStore, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        if self.queue.capacity() == self.queue.max_capacity() {
+            if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+                let outcome = store.append_alone(request).await;
+                drop(slot);
+                return outcome;
+            }
+        }
         let (reply, outcome) = oneshot::channel();
         let stopped = || Error::Backend(BackendError::new("group commit", true, "the store is shutting down"));
         self.queue.send(Pending { request, reply }).await.map_err(|_| stopped())?;
@@ -44,8 +57,7 @@ impl GroupCommit {
 
 /// Gathers waiting appends into batches of distinct streams, at most `in_flight` at once.
 /// No append waits for a timer: a batch leaves as soon as a slot is free.
-async fn batcher(store: WeakStore, mut rx: mpsc::Receiver<Pending>, max_batch: usize, in_flight: usize) {
-    let slots = Arc::new(Semaphore::new(in_flight));
+async fn batcher(store: WeakStore, mut rx: mpsc::Receiver<Pending>, max_batch: usize, slots: Arc<Semaphore>) {
     let mut carried: VecDeque<Pending> = VecDeque::new();
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };

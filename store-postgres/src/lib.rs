@@ -20,9 +20,11 @@ mod read;
 mod row;
 mod sql;
 mod store;
+mod tail;
 mod wake;
 
 pub use config::PgStoreConfig;
 pub use diagnostics::{HoldingTransaction, LogHorizon};
 pub use error::{is_transient, SetupError};
 pub use store::{migrate, PgEventStore};
+pub use tail::{LogTail, LogWatch};

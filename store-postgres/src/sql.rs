@@ -14,6 +14,7 @@ pub(crate) struct Statements {
     pub append: String,
     pub read_stream: String,
     pub read_log: String,
+    pub read_tail: String,
     pub log_head: String,
     pub stream_version: String,
     pub command_outcome: String,
@@ -38,11 +39,14 @@ impl Statements {
             append_new: append_plain(&s, false),
             append_exact: append_plain(&s, true),
             read_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
+            // One index probe per key. A plain join let PostgreSQL cache, while the table
+            // was small, a hash join that reads the whole table on every call.
             identities: format!(
                 "SELECT e.transaction_id, e.position, e.event_id, e.stream_id, e.stream_version, e.event_type, \
                    e.schema_version \
                  FROM unnest($1::text[], $2::bigint[]) AS k(stream_id, stream_version) \
-                 JOIN {s}.events e USING (stream_id, stream_version)"
+                 CROSS JOIN LATERAL (SELECT * FROM {s}.events x \
+                   WHERE x.stream_id = k.stream_id AND x.stream_version = k.stream_version LIMIT 1) AS e"
             ),
             read_stream: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \
@@ -53,6 +57,7 @@ impl Statements {
                  WHERE (transaction_id, position) > ($1, $2) {below_horizon} \
                  ORDER BY transaction_id, position LIMIT $3"
             ),
+            read_tail: read_tail(&s, gap_safe),
             log_head: format!(
                 "SELECT transaction_id, position FROM {s}.events WHERE true {below_horizon} \
                  ORDER BY transaction_id DESC, position DESC LIMIT 1"
@@ -80,6 +85,39 @@ impl Statements {
             channel: format!("{schema}_events"),
         }
     }
+}
+
+/// A page of the log below the horizon, and whether committed events after the cursor
+/// are held back above it (by an older transaction still running). Always one row at
+/// least: when the page is empty, the event columns are NULL. `held_back` is one index
+/// probe, evaluated once: the first row at or above the horizon (or after the cursor,
+/// when the cursor is above the horizon already). Written as ORDER BY … LIMIT 1, not as
+/// EXISTS, which the planner answers with a sequential scan.
+fn read_tail(s: &str, gap_safe: bool) -> String {
+    let (horizon, below, held) = if gap_safe {
+        (
+            "pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
+            "AND transaction_id < h.xmin",
+            format!(
+                "coalesce((SELECT true FROM {s}.events x \
+                   WHERE (x.transaction_id, x.position) > ((SELECT held_tx FROM h), (SELECT held_pos FROM h)) \
+                   ORDER BY x.transaction_id, x.position LIMIT 1), false)"
+            ),
+        )
+    } else {
+        ("9223372036854775807", "", "false".to_owned())
+    };
+    format!(
+        "WITH h AS MATERIALIZED ( \
+           SELECT x AS xmin, CASE WHEN x > $1 THEN x - 1 ELSE $1 END AS held_tx, \
+             CASE WHEN x > $1 THEN 9223372036854775807 ELSE $2 END AS held_pos \
+           FROM (SELECT {horizon}) AS s(x)) \
+         SELECT e.*, {held} AS held_back FROM h LEFT JOIN LATERAL ( \
+           SELECT {EVENT_COLUMNS} FROM {s}.events \
+           WHERE (transaction_id, position) > ($1, $2) {below} \
+           ORDER BY transaction_id, position LIMIT $3 \
+         ) e ON true"
+    )
 }
 
 /// One statement, one round trip: check the expected version, record the command id,
