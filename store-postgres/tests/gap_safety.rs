@@ -254,3 +254,50 @@ async fn without_the_horizon_random_writers_lose_events() {
     }
     panic!("the unsafe reader lost nothing in five rounds: the scenario does not exercise out-of-order commits");
 }
+
+#[tokio::test]
+async fn read_tail_says_when_committed_events_are_held_back_behind_an_older_transaction() {
+    let schema = TestSchema::new().await;
+    let store = support::store(&schema, PgStoreConfig::default()).await;
+    let mut older = PgConnection::connect(schema.url()).await.expect("connect");
+    sqlx::query("BEGIN").execute(&mut older).await.expect("begin");
+    // Takes a transaction id older than the append's; writes nothing, sends no NOTIFY.
+    sqlx::query("SELECT pg_current_xact_id()").execute(&mut older).await.expect("xid");
+    store.append(support::append("held-1", ExpectedVersion::NoStream, 2)).await.expect("append");
+
+    let tail = store.read_tail(LogPosition::START, 100).await.expect("tail");
+    assert!(tail.events.is_empty(), "an event above the horizon was returned: {:?}", tail.events);
+    assert!(tail.held_back, "the committed events behind the open transaction were not reported");
+
+    sqlx::query("COMMIT").execute(&mut older).await.expect("commit");
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let tail = loop {
+        // Other tests' transactions in the cluster may hold the horizon for a moment.
+        let tail = store.read_tail(LogPosition::START, 100).await.expect("tail");
+        if tail.events.len() == 2 || tokio::time::Instant::now() >= deadline {
+            break tail;
+        }
+        tokio::task::yield_now().await;
+    };
+    assert_eq!(tail.events.len(), 2, "the events did not become readable");
+    let last = tail.events[1].position;
+    let after = store.read_tail(last, 100).await.expect("tail after the last event");
+    assert!(after.events.is_empty());
+    assert!(!after.held_back, "nothing is committed after the last event, yet something is held back");
+    let limited = store.read_tail(LogPosition::START, 1).await.expect("a page of one");
+    assert_eq!(limited.events.len(), 1);
+}
+
+#[tokio::test]
+async fn without_the_horizon_read_tail_holds_nothing_back() {
+    let schema = TestSchema::new().await;
+    let store = support::store(&schema, PgStoreConfig::default().unsafe_disable_gap_safety()).await;
+    let mut older = PgConnection::connect(schema.url()).await.expect("connect");
+    sqlx::query("BEGIN").execute(&mut older).await.expect("begin");
+    sqlx::query("SELECT pg_current_xact_id()").execute(&mut older).await.expect("xid");
+    store.append(support::append("unsafe-1", ExpectedVersion::NoStream, 1)).await.expect("append");
+    let tail = store.read_tail(LogPosition::START, 100).await.expect("tail");
+    assert_eq!(tail.events.len(), 1);
+    assert!(!tail.held_back);
+    sqlx::query("ROLLBACK").execute(&mut older).await.expect("rollback");
+}
