@@ -194,7 +194,7 @@ impl EventHeaders {
     /// version; any other message's `Nats-Msg-Id` is the bare event id.
     pub fn parse(headers: Option<&HeaderMap>) -> Result<Self, HeaderError> {
         let empty = HeaderMap::new();
-        let h = Headers(headers.unwrap_or(&empty));
+        let h = Headers::read(headers.unwrap_or(&empty));
         let (event_id, copy_version) = h.required(HEADER_MSG_ID, msg_id)?;
         let parsed = Self {
             event_id: EventId(event_id),
@@ -227,9 +227,44 @@ fn header_value(text: &str) -> HeaderValue {
     HeaderValue::from_str(text).unwrap_or_default()
 }
 
-struct Headers<'a>(&'a HeaderMap);
+/// Every header the parser reads, in one array so that a message's headers are sorted
+/// into it in one pass over the map (a lookup by name per header allocates the name and
+/// hashes it, for each of a dozen headers of every message).
+const KNOWN: [&str; 13] = [
+    HEADER_MSG_ID,
+    HEADER_STREAM_ID,
+    HEADER_STREAM_VERSION,
+    HEADER_EVENT_TYPE,
+    HEADER_SCHEMA_VERSION,
+    HEADER_POSITION,
+    HEADER_CORRELATION_ID,
+    HEADER_CAUSATION_ID,
+    HEADER_RECORDED_AT,
+    HEADER_USER,
+    HEADER_TENANT,
+    HEADER_THIN,
+    HEADER_DOWNCAST_OF,
+];
 
-impl Headers<'_> {
+/// The first value of each known header of one message.
+struct Headers<'a>([Option<&'a str>; KNOWN.len()]);
+
+impl<'a> Headers<'a> {
+    fn read(map: &'a HeaderMap) -> Self {
+        let mut found = [None; KNOWN.len()];
+        for (name, values) in map.iter() {
+            let name: &str = name.as_ref();
+            if let Some(i) = KNOWN.iter().position(|known| *known == name) {
+                found[i] = values.first().map(HeaderValue::as_str);
+            }
+        }
+        Self(found)
+    }
+
+    fn get(&self, header: &str) -> Option<&'a str> {
+        KNOWN.iter().position(|known| *known == header).and_then(|i| self.0[i])
+    }
+
     fn required<T, E>(&self, header: &'static str, read: impl Fn(&str) -> Result<T, E>) -> Result<T, HeaderError>
     where
         E: StdError + Send + Sync + 'static,
@@ -245,14 +280,13 @@ impl Headers<'_> {
     where
         E: StdError + Send + Sync + 'static,
     {
-        let Some(value) = self.0.get(header) else { return Ok(None) };
-        let value = value.as_str();
+        let Some(value) = self.get(header) else { return Ok(None) };
         read(value).map(Some).map_err(|e| HeaderError::Invalid { header, value: value.to_owned(), source: Box::new(e) })
     }
 
     /// The error for a header whose value is readable but does not fit the others.
     fn invalid(&self, header: &'static str, reason: &'static str) -> HeaderError {
-        let value = self.0.get(header).map(|v| v.as_str().to_owned()).unwrap_or_default();
+        let value = self.get(header).map(str::to_owned).unwrap_or_default();
         HeaderError::Invalid { header, value, source: Box::new(ValueError(reason)) }
     }
 }

@@ -141,10 +141,18 @@ impl Subscription for JetStreamSubscription {
 
     async fn ack(&mut self, receipt: Self::Receipt) -> Result<()> {
         // Rogue messages are acknowledged like events: they are parked in the read models'
-        // database with the batch, so the broker has nothing more to deliver.
-        for message in receipt {
-            message.ack_with(AckKind::Ack).await.map_err(ProjectionError::broker("acknowledging a message"))?;
-        }
+        // database with the batch, so the broker has nothing more to deliver. The batch is
+        // committed: the acks go out from a task of their own while the next batch is
+        // taken in (a lost ack only means a redelivery, which the seen versions skip).
+        let partition = self.partition;
+        tokio::spawn(async move {
+            for message in receipt {
+                if let Err(error) = message.ack_with(AckKind::Ack).await {
+                    tracing::warn!(partition, %error, "acknowledging a committed message failed; expecting a redelivery");
+                    return;
+                }
+            }
+        });
         Ok(())
     }
 }
@@ -164,12 +172,12 @@ fn received(next: Pulled) -> Result<Message> {
 /// disagrees with the headers, or a payload that is not JSON.
 pub(crate) fn incoming(message: &Message, scheme: &SubjectScheme, partition: u32) -> Incoming {
     let subject = message.subject.as_str();
-    let key = match message.info() {
-        Ok(info) => format!("seq {}", info.stream_sequence),
-        Err(_) => format!("subject {subject}"),
-    };
     let rogue = |reason: String, claim: Option<&EventHeaders>, recover: bool| {
-        let mut message = RogueMessage::new(key.clone(), partition, subject, reason);
+        let key = match message.info() {
+            Ok(info) => format!("seq {}", info.stream_sequence),
+            Err(_) => format!("subject {subject}"),
+        };
+        let mut message = RogueMessage::new(key, partition, subject, reason);
         if let Some(h) = claim {
             message = message.claiming(h.stream_id.clone(), h.stream_version.0, h.event_id);
         }

@@ -2,6 +2,7 @@
 //! broker delivered is checked against the store's identity of it (one lookup per
 //! batch), references are read from the store, and anything else is a rogue message.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use tidemark::{EventIdentity, EventStore, RecordedEvent, StreamId, StreamVersion};
@@ -12,15 +13,20 @@ use crate::projection::Projection;
 use crate::read_models::{ReadModels, RogueMessage};
 use crate::worker::{BatchReport, Worker};
 
-/// What a batch resolved to: the events to take in, in delivery order, and the rogue
-/// messages to park.
+/// What a batch resolved to: the events to take in, in delivery order (borrowed from the
+/// batch when it carried them), and the rogue messages to park.
 #[derive(Debug, Default)]
-pub(crate) struct Resolved {
-    pub events: Vec<RecordedEvent>,
+pub(crate) struct Resolved<'a> {
+    pub events: Vec<Cow<'a, RecordedEvent>>,
     pub rogue: Vec<RogueMessage>,
 }
 
-type Stored = HashMap<(StreamId, StreamVersion), EventIdentity>;
+/// The store's identities of the events a batch names, by stream and version.
+type Stored<'i> = HashMap<(&'i str, u64), &'i EventIdentity>;
+
+fn stored_at<'i>(stored: &Stored<'i>, stream: &StreamId, version: StreamVersion) -> Option<&'i EventIdentity> {
+    stored.get(&(stream.as_str(), version.0)).copied()
+}
 
 impl<P, R, S> Worker<P, R, S>
 where
@@ -29,21 +35,22 @@ where
     S: EventStore + 'static,
 {
     /// Resolves a batch delivered on `partition`.
-    pub(crate) async fn resolve(
+    pub(crate) async fn resolve<'a>(
         &self,
         partition: u32,
-        batch: &[Incoming],
+        batch: &'a [Incoming],
         report: &mut BatchReport,
-    ) -> Result<Resolved> {
-        let stored = self.stored_identities(batch).await?;
+    ) -> Result<Resolved<'a>> {
+        let identities = self.stored_identities(batch).await?;
+        let stored: Stored<'_> = identities.iter().map(|i| ((i.stream_id.as_str(), i.stream_version.0), i)).collect();
         let mut resolved = Resolved::default();
         for message in batch {
             match message {
-                Incoming::Stored(event) => resolved.events.push(event.clone()),
+                Incoming::Stored(event) => resolved.events.push(Cow::Borrowed(event)),
                 Incoming::Event(event) => {
-                    let found = stored.get(&(event.stream_id.clone(), event.stream_version));
+                    let found = stored_at(&stored, &event.stream_id, event.stream_version);
                     match disagreement(event, found) {
-                        None => resolved.events.push(event.clone()),
+                        None => resolved.events.push(Cow::Borrowed(event)),
                         Some(reason) => {
                             let claim = (&event.stream_id, event.stream_version, event.event_id);
                             let rogue = RogueMessage::new(format!("event {}", event.event_id), partition, "", reason);
@@ -53,7 +60,7 @@ where
                     }
                 }
                 Incoming::Reference { event_id, stream_id, stream_version } => {
-                    let found = stored.get(&(stream_id.clone(), *stream_version));
+                    let found = stored_at(&stored, stream_id, *stream_version);
                     if !self.recover(found, *event_id, &mut resolved).await? {
                         let reason = format!(
                             "refers to event {event_id} at {stream_id}@{stream_version}, which the store does not hold"
@@ -68,7 +75,7 @@ where
                     if let (true, Some(stream), Some(version), Some(id)) =
                         (*recover, &message.stream_id, message.stream_version, message.event_id)
                     {
-                        let found = stored.get(&(stream.clone(), StreamVersion(version)));
+                        let found = stored_at(&stored, stream, StreamVersion(version));
                         self.recover(found, id, &mut resolved).await?;
                     }
                 }
@@ -83,13 +90,12 @@ where
     }
 
     /// What the store holds at every stream version the batch's broker messages name.
-    async fn stored_identities(&self, batch: &[Incoming]) -> Result<Stored> {
+    async fn stored_identities(&self, batch: &[Incoming]) -> Result<Vec<EventIdentity>> {
         let named: Vec<(StreamId, StreamVersion)> = batch.iter().filter_map(named_version).collect();
         if named.is_empty() {
-            return Ok(Stored::new());
+            return Ok(Vec::new());
         }
-        let found = self.store.identities(&named).await?;
-        Ok(found.into_iter().map(|i| ((i.stream_id.clone(), i.stream_version), i)).collect())
+        Ok(self.store.identities(&named).await?)
     }
 
     /// Reads the stored event `found` from the store when it has id `event_id`, and adds
@@ -98,12 +104,12 @@ where
         &self,
         found: Option<&EventIdentity>,
         event_id: tidemark::EventId,
-        into: &mut Resolved,
+        into: &mut Resolved<'_>,
     ) -> Result<bool> {
         let Some(found) = found.filter(|f| f.event_id == event_id) else { return Ok(false) };
         let event = self.store.read_stream(&found.stream_id, found.stream_version, 1).await?.into_iter().next();
         let Some(event) = event.filter(|e| e.event_id == event_id) else { return Ok(false) };
-        into.events.push(event);
+        into.events.push(Cow::Owned(event));
         Ok(true)
     }
 }

@@ -113,13 +113,14 @@ where
         &self,
         tx: &mut R::Tx,
         partition: u32,
-        resolved: Resolved,
+        resolved: Resolved<'_>,
         mut report: BatchReport,
     ) -> Result<BatchReport> {
         let events = resolved.events;
-        let mut streams: Vec<StreamId> = events.iter().map(|e| e.stream_id.clone()).collect();
-        streams.sort_unstable();
-        streams.dedup();
+        let mut distinct: Vec<&StreamId> = events.iter().map(|e| &e.stream_id).collect();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let streams: Vec<StreamId> = distinct.into_iter().cloned().collect();
         let (state, mut seen) = self.read_models.lock_and_read_seen(tx, &self.name, partition, &streams).await?;
         let mut touched: HashMap<StreamId, Seen> = HashMap::new();
         let mut dead_letters = Vec::new();
@@ -144,8 +145,8 @@ where
                 self.decode_into(event, &mut handled, &mut report)?;
             }
             let now = Seen { version, parked: last.parked };
-            seen.insert(event.stream_id.clone(), now);
-            touched.insert(event.stream_id.clone(), now);
+            remember(&mut seen, &event.stream_id, now);
+            remember(&mut touched, &event.stream_id, now);
             position = position.max(event.position);
         }
         self.apply_handled(tx, &handled).await?;
@@ -412,6 +413,16 @@ where
                 source,
             }
         })
+    }
+}
+
+/// Sets what was seen of `stream`, cloning its id only the first time.
+fn remember(seen: &mut HashMap<StreamId, Seen>, stream: &StreamId, now: Seen) {
+    match seen.get_mut(stream) {
+        Some(slot) => *slot = now,
+        None => {
+            seen.insert(stream.clone(), now);
+        }
     }
 }
 
