@@ -77,6 +77,22 @@ pub trait Subscription: Send + 'static {
     /// Waits for at least one message and returns up to `max` of them.
     fn next_batch(&mut self, max: usize) -> impl Future<Output = Result<(Vec<Incoming>, Self::Receipt)>> + Send;
 
+    /// Takes in up to `max` messages while `busy` has not finished (the runner applies the
+    /// batch before), and returns what it has when it finishes: `None` when that is
+    /// nothing. A message taken out of the feed must be returned, not dropped. The default
+    /// takes nothing, so the runner takes each batch only after the one before it.
+    fn next_batch_while<W>(
+        &mut self,
+        max: usize,
+        busy: W,
+    ) -> impl Future<Output = Option<Result<(Vec<Incoming>, Self::Receipt)>>> + Send
+    where
+        W: Future<Output = ()> + Send,
+    {
+        let _ = (max, busy);
+        async { None }
+    }
+
     /// Acknowledges a batch, after its changes are committed.
     fn ack(&mut self, receipt: Self::Receipt) -> impl Future<Output = Result<()>> + Send;
 }

@@ -1,6 +1,7 @@
 //! The JetStream feed: one durable pull consumer per projection partition, filtered on the
 //! relay's partition subjects.
 
+use std::future::Future;
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::{Config as PullConfig, Stream as PullStream};
@@ -70,6 +71,8 @@ pub struct JetStreamSubscription {
     linger: Duration,
     scheme: SubjectScheme,
     partition: u32,
+    /// An error met while taking in a batch without waiting, reported by the next call.
+    deferred: Option<ProjectionError>,
 }
 
 impl std::fmt::Debug for JetStreamSubscription {
@@ -119,7 +122,13 @@ impl Feed for JetStreamFeed {
             .messages()
             .await
             .map_err(|e| ProjectionError::broker("pulling from a consumer")(e.into()))?;
-        Ok(JetStreamSubscription { messages, linger: self.settings.linger, scheme: self.scheme.clone(), partition })
+        Ok(JetStreamSubscription {
+            messages,
+            linger: self.settings.linger,
+            scheme: self.scheme.clone(),
+            partition,
+            deferred: None,
+        })
     }
 }
 
@@ -127,6 +136,9 @@ impl Subscription for JetStreamSubscription {
     type Receipt = Vec<Message>;
 
     async fn next_batch(&mut self, max: usize) -> Result<(Vec<Incoming>, Self::Receipt)> {
+        if let Some(error) = self.deferred.take() {
+            return Err(error);
+        }
         let first = self.messages.next().await;
         let mut messages = vec![received(first)?];
         while messages.len() < max.max(1) {
@@ -137,6 +149,40 @@ impl Subscription for JetStreamSubscription {
         }
         let incoming: Vec<Incoming> = messages.iter().map(|m| incoming(m, &self.scheme, self.partition)).collect();
         Ok((incoming, messages))
+    }
+
+    async fn next_batch_while<W>(&mut self, max: usize, busy: W) -> Option<Result<(Vec<Incoming>, Self::Receipt)>>
+    where
+        W: Future<Output = ()> + Send,
+    {
+        if let Some(error) = self.deferred.take() {
+            return Some(Err(error));
+        }
+        tokio::pin!(busy);
+        let mut messages = Vec::new();
+        while messages.len() < max.max(1) {
+            // Dropping `next` when `busy` finishes first loses nothing: the stream keeps
+            // what it has not handed out.
+            let next = tokio::select! {
+                biased;
+                next = self.messages.next() => next,
+                () = &mut busy => break,
+            };
+            match received(next) {
+                Ok(message) => messages.push(message),
+                Err(e) if messages.is_empty() => return Some(Err(e)),
+                Err(e) => {
+                    // First this batch; the error is reported by the next call.
+                    self.deferred = Some(e);
+                    break;
+                }
+            }
+        }
+        if messages.is_empty() {
+            return None;
+        }
+        let incoming: Vec<Incoming> = messages.iter().map(|m| incoming(m, &self.scheme, self.partition)).collect();
+        Some(Ok((incoming, messages)))
     }
 
     async fn ack(&mut self, receipt: Self::Receipt) -> Result<()> {

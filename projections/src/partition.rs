@@ -10,12 +10,14 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::{PoisonPolicy, RunnerConfig};
 use crate::error::ProjectionError;
+use crate::error::Result;
+use crate::feed::Incoming;
 use crate::feed::{Feed, Subscription};
 use crate::metrics;
 use crate::projection::Projection;
 use crate::read_models::ReadModels;
 use crate::status::StatusCell;
-use crate::worker::Worker;
+use crate::worker::{Prepared, Worker};
 
 /// Everything one partition loop shares with the runner.
 #[derive(Debug)]
@@ -27,15 +29,18 @@ pub(crate) struct Shared<P, R, S, F> {
     pub status: StatusCell,
 }
 
+/// Retry delays of a partition loop.
+type Delays = Box<dyn Iterator<Item = Duration> + Send>;
+
 /// Delays from `min` doubling to `max`, with jitter, never running out.
-fn delays(config: &RunnerConfig) -> impl Iterator<Item = Duration> {
+fn delays(config: &RunnerConfig) -> Delays {
     let max = config.max_backoff;
     let builder = ExponentialBuilder::new()
         .with_min_delay(config.min_backoff)
         .with_max_delay(max)
         .with_jitter()
         .without_max_times();
-    builder.build().chain(std::iter::repeat(max))
+    Box::new(builder.build().chain(std::iter::repeat(max)))
 }
 
 /// Sleeps unless `stop` fires first; false when stopped.
@@ -73,14 +78,62 @@ where
                 return;
             }
         };
+        // The next batch, when it had arrived already, taken in and checked against the
+        // store while the one before it was applied.
+        let mut ahead: Option<Taken<<F::Subscription as Subscription>::Receipt>> = None;
         loop {
-            let next = tokio::select! {
-                () = stop.cancelled() => return,
-                next = subscription.next_batch(shared.config.batch_size) => next,
+            let Taken { batch, receipt, prepared } = match ahead.take() {
+                Some(taken) => taken,
+                None => {
+                    let next = tokio::select! {
+                        () = stop.cancelled() => return,
+                        next = subscription.next_batch(shared.config.batch_size) => next,
+                    };
+                    match next {
+                        Ok((batch, receipt)) => {
+                            let prepared = shared.worker.prepare(partition, &batch).await;
+                            Taken { batch, receipt, prepared }
+                        }
+                        Err(e) => {
+                            tracing::warn!(projection = %name, partition, error = %e, "receiving failed; subscribing again");
+                            shared.status.failed(e.to_string());
+                            if pause(backoff.next().unwrap_or(shared.config.max_backoff), &stop).await {
+                                continue 'subscribe;
+                            }
+                            return;
+                        }
+                    }
+                }
             };
-            let (batch, receipt) = match next {
-                Ok(b) => b,
-                Err(e) => {
+            let (applied, busy) = tokio::sync::oneshot::channel::<()>();
+            let applying = async {
+                let committed = apply_until_committed(&shared, partition, &batch, prepared, &mut backoff, &stop).await;
+                let _ = applied.send(());
+                committed
+            };
+            let taking_next = async {
+                let busy = async {
+                    let _ = busy.await;
+                };
+                match subscription.next_batch_while(shared.config.batch_size, busy).await? {
+                    Ok((batch, receipt)) => {
+                        let prepared = shared.worker.prepare(partition, &batch).await;
+                        Some(Ok(Taken { batch, receipt, prepared }))
+                    }
+                    Err(e) => Some(Err(e)),
+                }
+            };
+            let (committed, next) = tokio::join!(applying, taking_next);
+            if !committed {
+                return;
+            }
+            if let Err(e) = subscription.ack(receipt).await {
+                // The batch is committed: a redelivery will be recognised and skipped.
+                tracing::warn!(projection = %name, partition, error = %e, "acknowledging failed; expecting a redelivery");
+            }
+            match next {
+                Some(Ok(taken)) => ahead = Some(taken),
+                Some(Err(e)) => {
                     tracing::warn!(projection = %name, partition, error = %e, "receiving failed; subscribing again");
                     shared.status.failed(e.to_string());
                     if pause(backoff.next().unwrap_or(shared.config.max_backoff), &stop).await {
@@ -88,38 +141,68 @@ where
                     }
                     return;
                 }
-            };
-            let mut attempts = 0u32;
-            let started = std::time::Instant::now();
-            loop {
-                attempts += 1;
-                let result = match shared.worker.apply_batch(partition, &batch).await {
-                    Err(e @ ProjectionError::Apply { .. }) if isolate(&shared.config, attempts) => {
-                        tracing::warn!(projection = %name, partition, error = %e, "a batch keeps failing: applying its events one by one");
-                        shared.worker.isolated(partition, &batch, shared.config.poison).await
-                    }
-                    other => other,
-                };
-                match result {
-                    Ok(report) => {
-                        metrics::batch_committed(name, partition, &batch, &report, started.elapsed());
-                        shared.status.committed(report);
-                        backoff = delays(&shared.config);
-                        break;
-                    }
-                    Err(e) => {
-                        tracing::error!(projection = %name, partition, error = %e, "applying a batch failed; retrying it");
-                        metrics::batch_failed(name);
-                        shared.status.failed(e.to_string());
-                        if !pause(backoff.next().unwrap_or(shared.config.max_backoff), &stop).await {
-                            return;
-                        }
-                    }
-                }
+                None => {}
             }
-            if let Err(e) = subscription.ack(receipt).await {
-                // The batch is committed: a redelivery will be recognised and skipped.
-                tracing::warn!(projection = %name, partition, error = %e, "acknowledging failed; expecting a redelivery");
+        }
+    }
+}
+
+/// A batch taken in, with its check against the store (or why that failed).
+struct Taken<Receipt> {
+    batch: Vec<Incoming>,
+    receipt: Receipt,
+    prepared: Result<Prepared>,
+}
+
+/// Applies a batch until it commits, retrying with backoff and, for a batch that keeps
+/// failing on an event, applying it event by event (unless the policy halts). False when
+/// `stop` fired first.
+async fn apply_until_committed<P, R, S, F>(
+    shared: &Shared<P, R, S, F>,
+    partition: u32,
+    batch: &[Incoming],
+    prepared: Result<Prepared>,
+    backoff: &mut Delays,
+    stop: &CancellationToken,
+) -> bool
+where
+    R: ReadModels,
+    P: Projection<R>,
+    S: EventStore + 'static,
+    F: Feed,
+{
+    let name = &shared.worker.name;
+    let mut prepared = Some(prepared);
+    let mut attempts = 0u32;
+    let started = std::time::Instant::now();
+    loop {
+        attempts += 1;
+        let attempt = match prepared.take() {
+            Some(Ok(ready)) => shared.worker.apply_prepared(partition, batch, ready).await,
+            Some(Err(e)) => Err(e),
+            None => shared.worker.apply_batch(partition, batch).await,
+        };
+        let result = match attempt {
+            Err(e @ ProjectionError::Apply { .. }) if isolate(&shared.config, attempts) => {
+                tracing::warn!(projection = %name, partition, error = %e, "a batch keeps failing: applying its events one by one");
+                shared.worker.isolated(partition, batch, shared.config.poison).await
+            }
+            other => other,
+        };
+        match result {
+            Ok(report) => {
+                metrics::batch_committed(name, partition, batch, &report, started.elapsed());
+                shared.status.committed(report);
+                *backoff = delays(&shared.config);
+                return true;
+            }
+            Err(e) => {
+                tracing::error!(projection = %name, partition, error = %e, "applying a batch failed; retrying it");
+                metrics::batch_failed(name);
+                shared.status.failed(e.to_string());
+                if !pause(backoff.next().unwrap_or(shared.config.max_backoff), stop).await {
+                    return false;
+                }
             }
         }
     }

@@ -2,7 +2,6 @@
 //! broker delivered is checked against the store's identity of it (one lookup per
 //! batch), references are read from the store, and anything else is a rogue message.
 
-use std::borrow::Cow;
 use std::collections::HashMap;
 
 use tidemark::{EventIdentity, EventStore, RecordedEvent, StreamId, StreamVersion};
@@ -13,12 +12,36 @@ use crate::projection::Projection;
 use crate::read_models::{ReadModels, RogueMessage};
 use crate::worker::{BatchReport, Worker};
 
-/// What a batch resolved to: the events to take in, in delivery order (borrowed from the
-/// batch when it carried them), and the rogue messages to park.
+/// What a batch resolved to: the events to take in, in delivery order, and the rogue
+/// messages to park. It refers to the batch's own events by index, so it can be kept
+/// next to the batch (resolved ahead, while the batch before it is applied).
 #[derive(Debug, Default)]
-pub(crate) struct Resolved<'a> {
-    pub events: Vec<Cow<'a, RecordedEvent>>,
+pub(crate) struct Resolved {
+    picked: Vec<Picked>,
     pub rogue: Vec<RogueMessage>,
+}
+
+/// An event to take in: one the batch carries, or one read from the store.
+#[derive(Debug)]
+enum Picked {
+    InBatch(usize),
+    Read(Box<RecordedEvent>),
+}
+
+impl Resolved {
+    /// The events to take in, in order; `batch` is the batch this was resolved from.
+    pub fn events<'a>(&'a self, batch: &'a [Incoming]) -> Vec<&'a RecordedEvent> {
+        self.picked
+            .iter()
+            .filter_map(|picked| match picked {
+                Picked::Read(event) => Some(&**event),
+                Picked::InBatch(i) => match batch.get(*i) {
+                    Some(Incoming::Event(event) | Incoming::Stored(event)) => Some(event),
+                    _ => None,
+                },
+            })
+            .collect()
+    }
 }
 
 /// The store's identities of the events a batch names, by stream and version.
@@ -35,22 +58,22 @@ where
     S: EventStore + 'static,
 {
     /// Resolves a batch delivered on `partition`.
-    pub(crate) async fn resolve<'a>(
+    pub(crate) async fn resolve(
         &self,
         partition: u32,
-        batch: &'a [Incoming],
+        batch: &[Incoming],
         report: &mut BatchReport,
-    ) -> Result<Resolved<'a>> {
+    ) -> Result<Resolved> {
         let identities = self.stored_identities(batch).await?;
         let stored: Stored<'_> = identities.iter().map(|i| ((i.stream_id.as_str(), i.stream_version.0), i)).collect();
         let mut resolved = Resolved::default();
-        for message in batch {
+        for (i, message) in batch.iter().enumerate() {
             match message {
-                Incoming::Stored(event) => resolved.events.push(Cow::Borrowed(event)),
+                Incoming::Stored(_) => resolved.picked.push(Picked::InBatch(i)),
                 Incoming::Event(event) => {
                     let found = stored_at(&stored, &event.stream_id, event.stream_version);
                     match disagreement(event, found) {
-                        None => resolved.events.push(Cow::Borrowed(event)),
+                        None => resolved.picked.push(Picked::InBatch(i)),
                         Some(reason) => {
                             let claim = (&event.stream_id, event.stream_version, event.event_id);
                             let rogue = RogueMessage::new(format!("event {}", event.event_id), partition, "", reason);
@@ -104,12 +127,12 @@ where
         &self,
         found: Option<&EventIdentity>,
         event_id: tidemark::EventId,
-        into: &mut Resolved<'_>,
+        into: &mut Resolved,
     ) -> Result<bool> {
         let Some(found) = found.filter(|f| f.event_id == event_id) else { return Ok(false) };
         let event = self.store.read_stream(&found.stream_id, found.stream_version, 1).await?.into_iter().next();
         let Some(event) = event.filter(|e| e.event_id == event_id) else { return Ok(false) };
-        into.events.push(Cow::Owned(event));
+        into.picked.push(Picked::Read(Box::new(event)));
         Ok(true)
     }
 }

@@ -44,6 +44,13 @@ impl BatchReport {
     }
 }
 
+/// A batch checked against the store, ready for its transaction.
+#[derive(Debug)]
+pub(crate) struct Prepared {
+    resolved: Resolved,
+    report: BatchReport,
+}
+
 /// Everything a partition loop needs to apply batches of one projection.
 #[derive(Debug)]
 pub(crate) struct Worker<P, R, S> {
@@ -92,19 +99,34 @@ where
     /// the store while the transaction begins, before it locks anything, so the lock is
     /// held no longer than the read-model work.
     pub async fn apply_batch(&self, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
+        let (prepared, tx) = tokio::join!(self.prepare(partition, batch), self.read_models.begin());
+        let (prepared, mut tx) = (prepared?, tx?);
+        let report = self.apply_resolved(&mut tx, partition, batch, prepared).await?;
+        self.read_models.commit(tx).await?;
+        Ok(report)
+    }
+
+    /// Checks a batch against the store (and reads what it refers to) before its
+    /// transaction: what [`apply_prepared`](Self::apply_prepared) needs. Touches no read
+    /// model, so it may run while the batch before it is applied.
+    pub async fn prepare(&self, partition: u32, batch: &[Incoming]) -> Result<Prepared> {
         let mut report = BatchReport::default();
-        let (resolved, tx) = tokio::join!(self.resolve(partition, batch, &mut report), self.read_models.begin());
-        let (resolved, mut tx) = (resolved?, tx?);
-        let report = self.apply_resolved(&mut tx, partition, resolved, report).await?;
+        let resolved = self.resolve(partition, batch, &mut report).await?;
+        Ok(Prepared { resolved, report })
+    }
+
+    /// Applies a batch prepared by [`prepare`](Self::prepare) in one transaction.
+    pub async fn apply_prepared(&self, partition: u32, batch: &[Incoming], prepared: Prepared) -> Result<BatchReport> {
+        let mut tx = self.read_models.begin().await?;
+        let report = self.apply_resolved(&mut tx, partition, batch, prepared).await?;
         self.read_models.commit(tx).await?;
         Ok(report)
     }
 
     /// Applies a batch of one partition inside `tx`, which it locks the partition in.
     pub async fn apply_in(&self, tx: &mut R::Tx, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
-        let mut report = BatchReport::default();
-        let resolved = self.resolve(partition, batch, &mut report).await?;
-        self.apply_resolved(tx, partition, resolved, report).await
+        let prepared = self.prepare(partition, batch).await?;
+        self.apply_resolved(tx, partition, batch, prepared).await
     }
 
     /// Applies resolved events inside `tx`: locks the partition, skips what was seen,
@@ -113,10 +135,12 @@ where
         &self,
         tx: &mut R::Tx,
         partition: u32,
-        resolved: Resolved<'_>,
-        mut report: BatchReport,
+        batch: &[Incoming],
+        prepared: Prepared,
     ) -> Result<BatchReport> {
-        let events = resolved.events;
+        let Prepared { mut resolved, mut report } = prepared;
+        let rogue = std::mem::take(&mut resolved.rogue);
+        let events = resolved.events(batch);
         let mut distinct: Vec<&StreamId> = events.iter().map(|e| &e.stream_id).collect();
         distinct.sort_unstable();
         distinct.dedup();
@@ -152,7 +176,7 @@ where
         self.apply_handled(tx, &handled).await?;
         let taken = report.applied + report.skipped + report.dead_lettered;
         let streams = touched.into_iter().collect();
-        let progress = Progress { position, events: taken, streams, dead_letters, rogue: resolved.rogue };
+        let progress = Progress { position, events: taken, streams, dead_letters, rogue };
         self.read_models.record(tx, &self.name, partition, &progress).await?;
         Ok(report)
     }
@@ -237,9 +261,10 @@ where
         let mut report = BatchReport::default();
         let mut tx = self.read_models.begin().await?;
         let state = self.read_models.lock_partition(&mut tx, &self.name, partition).await?;
-        let resolved = self.resolve(partition, std::slice::from_ref(message), &mut report).await?;
-        let (mut events, rogue) = (resolved.events, resolved.rogue);
-        let Some(event) = events.pop() else {
+        let batch = std::slice::from_ref(message);
+        let mut resolved = self.resolve(partition, batch, &mut report).await?;
+        let rogue = std::mem::take(&mut resolved.rogue);
+        let Some(event) = resolved.events(batch).pop() else {
             let progress = Progress { position: state.position, rogue, ..Progress::default() };
             self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
             self.read_models.commit(tx).await?;
@@ -260,7 +285,7 @@ where
             let why = format!("parked with the poison event {} that follows it", event.event_id);
             letters.push(dead_letter(&lost, status, why));
         }
-        letters.push(dead_letter(&event, status, error.to_owned()));
+        letters.push(dead_letter(event, status, error.to_owned()));
         tracing::error!(projection = %self.name, event_id = %event.event_id, stream = %event.stream_id,
             status = status.as_str(), %error, "sent a poison event to the dead letters");
         report.dead_lettered = letters.len() as u64;
