@@ -129,7 +129,7 @@ impl Settings {
                 relay_events: cli.relay_events.unwrap_or(20_000),
                 raw_events: 20_000,
                 lag_rate: cli.lag_rate.filter(|r| *r > 0).unwrap_or(2000),
-                lag_window: Duration::from_secs(2),
+                lag_window: Duration::from_secs(1),
                 f4_events: cli.f4_events.unwrap_or(10_000).max(1),
                 f4_partitions,
                 f4_tuning,
