@@ -118,21 +118,13 @@ impl Suite<'_> {
         let appender = self.db.store(&tag, 16, true).await?;
         let mut detector = Detector::listen(&self.db.raw_pool(&tag, 1).await?, &channel).await?;
         let counter = Arc::new(AtomicU64::new(0));
-        let mut figures = Vec::new();
-        for (series, _, schedule) in self.schedules(capacity) {
-            self.calm().await;
-            eprintln!("measuring {series}: tidemark end to end at {:.0} events/s", schedule.rate);
-            let send = |stream: String| append(appender.clone(), stream, counter.fetch_add(1, Ordering::Relaxed));
-            let (cpu, nats) = (CpuMark::take(self.db, &tag).await, js::nats_server_ticks());
-            let seen = match visible::open_loop(&mut detector, schedule, send).await {
-                Ok(seen) => seen,
-                // A pipeline task that failed explains a missing event better.
-                Err(error) => return Err(running.stop().await.err().unwrap_or(error)),
-            };
-            let (cpu, nats_us) =
-                usage(cpu, &CpuMark::take(self.db, &tag).await, nats, schedule.warmup + schedule.window);
-            figures.push(figure(series, schedule, seen, cpu, nats_us));
-        }
+        let send = |stream: String| append(appender.clone(), stream, counter.fetch_add(1, Ordering::Relaxed));
+        let measured = self.measure_rates(capacity, Side::Framework, &tag, &mut detector, send).await;
+        let figures = match measured {
+            Ok(figures) => figures,
+            // A pipeline task that failed explains a missing event better.
+            Err(error) => return Err(running.stop().await.err().unwrap_or(error)),
+        };
         running.stop().await?;
         appender.pool().close().await;
         drop((relay, runner, store));
@@ -190,23 +182,54 @@ impl Suite<'_> {
         let appender = RawAppender::new(self.db.raw_pool(&tag, 16).await?, &log, wake);
         let mut detector = Detector::listen(&self.db.raw_pool(&tag, 1).await?, &channel).await?;
         let counter = AtomicU64::new(0);
-        let mut figures = Vec::new();
-        for (_, series, schedule) in self.schedules(capacity) {
-            self.calm().await;
-            eprintln!("measuring {series}: raw end to end at {:.0} events/s", schedule.rate);
-            let send = |stream: String| appender.append(stream, counter.fetch_add(1, Ordering::Relaxed));
-            let (cpu, nats) = (CpuMark::take(self.db, &tag).await, js::nats_server_ticks());
-            let seen = match visible::open_loop(&mut detector, schedule, send).await {
-                Ok(seen) => seen,
-                // A pipeline task that failed explains a missing event better.
-                Err(error) => return Err(running.stop().await.err().unwrap_or(error)),
-            };
-            let (cpu, nats_us) =
-                usage(cpu, &CpuMark::take(self.db, &tag).await, nats, schedule.warmup + schedule.window);
-            figures.push(figure(series, schedule, seen, cpu, nats_us));
-        }
+        let send = |stream: String| appender.append(stream, counter.fetch_add(1, Ordering::Relaxed));
+        let figures = match self.measure_rates(capacity, Side::Raw, &tag, &mut detector, send).await {
+            Ok(figures) => figures,
+            // A pipeline task that failed explains a missing event better.
+            Err(error) => return Err(running.stop().await.err().unwrap_or(error)),
+        };
         running.stop().await?;
         upsert_pool.close().await;
+        Ok(figures)
+    }
+}
+
+/// Which pipeline a measurement drives.
+#[derive(Clone, Copy)]
+enum Side {
+    Framework,
+    Raw,
+}
+
+impl Suite<'_> {
+    /// Runs the open loop at every rate through one pipeline (`send` starts one event's
+    /// append), with CPU accounting over the measurement's backends (`tag`).
+    async fn measure_rates<S, Fut>(
+        &self,
+        capacity: f64,
+        side: Side,
+        tag: &str,
+        detector: &mut Detector,
+        send: S,
+    ) -> Result<Vec<Figure>>
+    where
+        S: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
+        let mut figures = Vec::new();
+        for (framework, raw, schedule) in self.schedules(capacity) {
+            let (series, what) = match side {
+                Side::Framework => (framework, "tidemark"),
+                Side::Raw => (raw, "raw"),
+            };
+            self.calm().await;
+            eprintln!("measuring {series}: {what} end to end at {:.0} events/s", schedule.rate);
+            let (cpu, nats) = (CpuMark::take(self.db, tag).await, js::nats_server_ticks());
+            let seen = visible::open_loop(detector, schedule, &send).await?;
+            let (cpu, nats_us) =
+                usage(cpu, &CpuMark::take(self.db, tag).await, nats, schedule.warmup + schedule.window);
+            figures.push(figure(series, schedule, seen, cpu, nats_us));
+        }
         Ok(figures)
     }
 }
