@@ -158,6 +158,21 @@ where
                 continue;
             }
             if last.parked {
+                // Versions between the last one seen and this one (their messages went to
+                // another instance, or come again later) park with it: once this version is
+                // seen, they would be passed over as duplicates.
+                let from = StreamVersion(last.version + 1);
+                let missing = usize::try_from(version - from.0).unwrap_or(usize::MAX);
+                let lost = if missing > 0 {
+                    self.store.read_stream(&event.stream_id, from, missing).await?
+                } else {
+                    Vec::new()
+                };
+                for earlier in lost.iter().take_while(|e| e.stream_version.0 < version) {
+                    let error = "parked behind an earlier event of its stream".to_owned();
+                    dead_letters.push(dead_letter(earlier, DeadLetterStatus::Parked, error));
+                    report.dead_lettered += 1;
+                }
                 let error = "parked behind an earlier event of its stream".to_owned();
                 dead_letters.push(dead_letter(event, DeadLetterStatus::Parked, error));
                 report.dead_lettered += 1;
