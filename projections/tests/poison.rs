@@ -11,8 +11,8 @@ use tidemark::{
     AppendRequest, Envelope, EventCodec, EventStore, ExpectedVersion, InMemoryEventStore, LogPosition, StreamVersion,
 };
 use tidemark_projections::{
-    ApplyError, DeadLetterStatus, DocumentTx, InProcessBus, MemoryReadModels, PoisonPolicy, Projection,
-    ProjectionRunner, ReadModels, RunnerConfig,
+    ApplyError, DeadLetterStatus, DocumentTx, Feed, InProcessBus, Incoming, MemoryReadModels, PoisonPolicy, Projection,
+    ProjectionError, ProjectionRunner, ReadModels, RunnerConfig, Subscription,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -183,5 +183,118 @@ async fn the_skip_policy_records_the_poison_event_and_goes_on() {
     let tally = tallies(&read_models, &runner.projection().inner).await[stream(99).as_str()];
     // Stream 99 holds 6 events: the poison one and a `Noted` are not in the tally.
     assert_eq!((tally.events, tally.version), (4, 6), "every event but the poison one was applied");
+    shutdown.cancel();
+}
+
+/// A feed that delivers exactly the batches a test sends it, and reports each
+/// acknowledgement: the order of delivery is the test's, not the bus's.
+#[derive(Clone)]
+struct Scripted {
+    batches: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Vec<Incoming>>>>>,
+    acks: tokio::sync::mpsc::UnboundedSender<usize>,
+}
+
+struct ScriptedSubscription {
+    batches: tokio::sync::mpsc::UnboundedReceiver<Vec<Incoming>>,
+    acks: tokio::sync::mpsc::UnboundedSender<usize>,
+    delivered: usize,
+}
+
+impl Feed for Scripted {
+    type Subscription = ScriptedSubscription;
+
+    fn partitions(&self) -> u32 {
+        1
+    }
+
+    fn partition_of(&self, _stream: &tidemark::StreamId) -> u32 {
+        0
+    }
+
+    async fn subscribe(&self, _consumer: &str, _partition: u32) -> tidemark_projections::Result<ScriptedSubscription> {
+        let taken = self.batches.lock().expect("lock").take();
+        let batches = taken.ok_or(ProjectionError::Config("the scripted feed has one subscriber"))?;
+        Ok(ScriptedSubscription { batches, acks: self.acks.clone(), delivered: 0 })
+    }
+}
+
+impl Subscription for ScriptedSubscription {
+    type Receipt = usize;
+
+    async fn next_batch(&mut self, _max: usize) -> tidemark_projections::Result<(Vec<Incoming>, usize)> {
+        match self.batches.recv().await {
+            Some(batch) => {
+                self.delivered += 1;
+                Ok((batch, self.delivered))
+            }
+            None => std::future::pending().await,
+        }
+    }
+
+    async fn ack(&mut self, receipt: usize) -> tidemark_projections::Result<()> {
+        let _ = self.acks.send(receipt);
+        Ok(())
+    }
+}
+
+/// The interleaving seen once in the PostgreSQL fault scenario: after the poison event
+/// parks its stream, a later version of the stream arrives before the one between them
+/// (another instance held that one, and it comes again). The version in between must be
+/// parked too, not passed over as a duplicate when it arrives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_delivered_after_a_later_one_of_a_parked_stream_is_parked_not_lost() {
+    let store = InMemoryEventStore::new();
+    let read_models = MemoryReadModels::new();
+    let broken = Arc::new(AtomicBool::new(true));
+    let projection = Fragile { inner: TallyProjection::new("fragile"), broken: broken.clone() };
+    let config = RunnerConfig::default()
+        .batch_size(50)
+        .backoff(Duration::from_millis(1), Duration::from_millis(5))
+        .poison(PoisonPolicy::Park, 3);
+    let (send, batches) = tokio::sync::mpsc::unbounded_channel();
+    let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel();
+    let feed = Scripted { batches: Arc::new(std::sync::Mutex::new(Some(batches))), acks };
+    let runner = ProjectionRunner::new(projection, read_models.clone(), store.clone(), feed, config).expect("runner");
+    runner.set_up().await.expect("set up");
+    let shutdown = CancellationToken::new();
+    tokio::spawn({
+        let (runner, stop) = (runner.clone(), shutdown.clone());
+        async move { runner.run(stop).await }
+    });
+
+    // Stream 99: a deposit, the poison event, two more.
+    let sick = stream(99);
+    let first = AppendRequest::new(sick.clone(), ExpectedVersion::NoStream, events(99, 0, 1));
+    store.append(first).await.expect("append");
+    let request = AppendRequest::new(sick.clone(), ExpectedVersion::Exact(StreamVersion(1)), vec![poison(13)]);
+    store.append(request).await.expect("append");
+    let rest = AppendRequest::new(sick.clone(), ExpectedVersion::Exact(StreamVersion(2)), events(99, 2, 2));
+    store.append(rest).await.expect("append");
+    let head = store.log_head().await.expect("head").expect("events");
+    let log = read_log(&store, head).await;
+    let version = |v: u64| {
+        let event = log.iter().find(|e| e.stream_version == StreamVersion(v)).expect("in the log");
+        Incoming::Event(event.clone())
+    };
+
+    // Versions 1 and 2 (the poison), then 4, then 3: each batch acknowledged before the next.
+    for (n, batch) in [vec![version(1), version(2)], vec![version(4)], vec![version(3)]].into_iter().enumerate() {
+        send.send(batch).expect("feed open");
+        let receipt = tokio::time::timeout(support::DEADLINE, acked.recv()).await.expect("acknowledged in time");
+        assert_eq!(receipt, Some(n + 1), "batch {} acknowledged", n + 1);
+    }
+
+    let letters = runner.dead_letters().await.expect("dead letters");
+    let versions: Vec<u64> = letters.iter().map(|l| l.stream_version).collect();
+    assert_eq!(versions, vec![2, 3, 4], "the poison event and both versions after it: {letters:?}");
+    let tally = tallies(&read_models, &runner.projection().inner).await[sick.as_str()];
+    assert_eq!(tally.version, 1, "nothing after the poison event was applied");
+
+    // After the fix, retrying the stream applies all three in order.
+    broken.store(false, Ordering::SeqCst);
+    assert_eq!(runner.retry_parked(&sick).await.expect("retried"), 3);
+    assert!(runner.dead_letters().await.expect("dead letters").is_empty());
+    let expected = replay(&log);
+    assert_eq!(tallies(&read_models, &runner.projection().inner).await[sick.as_str()], expected[sick.as_str()]);
     shutdown.cancel();
 }
