@@ -23,6 +23,7 @@ use crate::cpu::{CpuMark, CpuUsage};
 use crate::domain::{opened, AccountEvent};
 use crate::e2e_raw::{self, RawAppender};
 use crate::figure::{Counted, Figure};
+use crate::hops::{self, Hops};
 use crate::js::{self, Names};
 use crate::pull::{self, Progress, Tuning};
 use crate::readmodel::{create_sql, upsert_sql, TotalsProjection, TABLE};
@@ -119,7 +120,9 @@ impl Suite<'_> {
         let mut detector = Detector::listen(&self.db.raw_pool(&tag, 1).await?, &channel).await?;
         let counter = Arc::new(AtomicU64::new(0));
         let send = |stream: String| append(appender.clone(), stream, counter.fetch_add(1, Ordering::Relaxed));
-        let measured = self.measure_rates(capacity, Side::Framework, &tag, &mut detector, send).await;
+        let jetstream = async_nats::jetstream::new(client.clone());
+        let stored_in = (&jetstream, names.f6_stream.as_str());
+        let measured = self.measure_rates(capacity, Side::Framework, &tag, stored_in, &mut detector, send).await;
         let figures = match measured {
             Ok(figures) => figures,
             // A pipeline task that failed explains a missing event better.
@@ -183,7 +186,8 @@ impl Suite<'_> {
         let mut detector = Detector::listen(&self.db.raw_pool(&tag, 1).await?, &channel).await?;
         let counter = AtomicU64::new(0);
         let send = |stream: String| appender.append(stream, counter.fetch_add(1, Ordering::Relaxed));
-        let figures = match self.measure_rates(capacity, Side::Raw, &tag, &mut detector, send).await {
+        let stored_in = (&jetstream, names.f6_raw_stream.as_str());
+        let figures = match self.measure_rates(capacity, Side::Raw, &tag, stored_in, &mut detector, send).await {
             Ok(figures) => figures,
             // A pipeline task that failed explains a missing event better.
             Err(error) => return Err(running.stop().await.err().unwrap_or(error)),
@@ -209,6 +213,7 @@ impl Suite<'_> {
         capacity: f64,
         side: Side,
         tag: &str,
+        stored_in: (&async_nats::jetstream::Context, &str),
         detector: &mut Detector,
         send: S,
     ) -> Result<Vec<Figure>>
@@ -224,11 +229,14 @@ impl Suite<'_> {
             };
             self.calm().await;
             eprintln!("measuring {series}: {what} end to end at {:.0} events/s", schedule.rate);
+            let (jetstream, stream) = stored_in;
+            let after = hops::last_sequence(jetstream, stream).await?;
             let (cpu, nats) = (CpuMark::take(self.db, tag).await, js::nats_server_ticks());
             let seen = visible::open_loop(detector, schedule, &send).await?;
             let (cpu, nats_us) =
                 usage(cpu, &CpuMark::take(self.db, tag).await, nats, schedule.warmup + schedule.window);
-            figures.push(figure(series, schedule, seen, cpu, nats_us));
+            let hops = hops::breakdown(jetstream, stream, after, &seen.traces).await?;
+            figures.push(figure(series, schedule, seen, &hops, cpu, nats_us));
         }
         Ok(figures)
     }
@@ -242,7 +250,14 @@ async fn append(store: PgEventStore, stream: String, n: u64) -> Result<()> {
     Ok(())
 }
 
-fn figure(series: &'static str, schedule: Schedule, seen: Seen, mut cpu: CpuUsage, nats_us: f64) -> Figure {
+fn figure(
+    series: &'static str,
+    schedule: Schedule,
+    seen: Seen,
+    hops: &Hops,
+    mut cpu: CpuUsage,
+    nats_us: f64,
+) -> Figure {
     // CPU was counted over warm-up and window; latencies over the window only.
     let share = schedule.window.as_secs_f64() / (schedule.warmup + schedule.window).as_secs_f64();
     (cpu.client, cpu.server) = (cpu.client.mul_f64(share), cpu.server.mul_f64(share));
@@ -260,5 +275,10 @@ fn figure(series: &'static str, schedule: Schedule, seen: Seen, mut cpu: CpuUsag
         .with("send_start_late_p99", ms(&lateness, 0.99), "ms")
         .with("append_p50", ms(&send, 0.5), "ms")
         .with("append_p99", ms(&send, 0.99), "ms")
+        .with("to_nats_p50", ms(&hops.to_nats, 0.5), "ms")
+        .with("to_nats_p99", ms(&hops.to_nats, 0.99), "ms")
+        .with("to_visible_p50", ms(&hops.to_visible, 0.5), "ms")
+        .with("to_visible_p99", ms(&hops.to_visible, 0.99), "ms")
+        .with("hops_unmatched", hops.unmatched as f64, "events")
         .with("nats_server_cpu_per_event", nats_us * share / events, "us")
 }

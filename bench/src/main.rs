@@ -13,6 +13,7 @@ mod f5;
 mod f6;
 mod figure;
 mod framework;
+mod hops;
 mod js;
 #[cfg(feature = "cqrs-es")]
 mod p;

@@ -96,6 +96,17 @@ pub struct Seen {
     pub send: Histogram<u64>,
     /// Events scheduled inside the window.
     pub events: u64,
+    /// Per event scheduled inside the window: its stream, when its send returned and
+    /// when it became visible (for the per-hop breakdown, see `hops.rs`).
+    pub traces: Vec<Trace>,
+}
+
+/// When one event's send returned and when it became visible.
+#[derive(Debug)]
+pub struct Trace {
+    pub stream: String,
+    pub appended: Instant,
+    pub visible: Instant,
 }
 
 /// Sends one event per scheduled instant (each send in its own task, so a slow send never
@@ -120,19 +131,22 @@ where
         tokio::time::sleep_until(at).await;
         let stream = crate::framework::new_account()?.as_str().to_owned();
         scheduled.insert(stream.clone(), at);
-        let sending = send(stream);
+        let sending = send(stream.clone());
         sends.spawn(async move {
             let began = Instant::now();
             sending.await?;
-            anyhow::Ok((began - at, began.elapsed()))
+            anyhow::Ok((stream, began - at, began, Instant::now()))
         });
     }
     let (mut lateness, mut send) = (histogram()?, histogram()?);
+    let mut appended = HashMap::new();
     while let Some(done) = sends.join_next().await {
-        let (late, took) = done.context("a send panicked")??;
+        let (stream, late, began, done) = done.context("a send panicked")??;
         lateness.saturating_record(micros(late));
-        send.saturating_record(micros(took));
+        send.saturating_record(micros(done - began));
+        appended.insert(stream, done);
     }
+    let mut traces = Vec::new();
     let (mut latency, mut events) = (histogram()?, 0);
     let deadline = Instant::now() + GRACE;
     while !scheduled.is_empty() {
@@ -143,9 +157,12 @@ where
         if sent >= open {
             events += 1;
             latency.saturating_record(micros(at.saturating_duration_since(sent)));
+            if let Some(appended) = appended.remove(&stream) {
+                traces.push(Trace { stream, appended, visible: at });
+            }
         }
     }
-    Ok(Seen { latency, lateness, send, events })
+    Ok(Seen { latency, lateness, send, events, traces })
 }
 
 fn micros(d: Duration) -> u64 {

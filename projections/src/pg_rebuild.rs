@@ -9,7 +9,9 @@ use crate::postgres::{PgReadModels, PgTx};
 impl PgReadModels {
     pub(crate) async fn lock_all(&self, tx: &mut PgTx, projection: &str) -> Result<()> {
         let sql = format!(
-            "SELECT count(*) FROM (SELECT 1 FROM {} WHERE projection = $1 FOR UPDATE) AS locked",
+            // Bumping the lock count (not only `FOR UPDATE`) tells a batch that waited
+            // for one of these rows that its snapshot predates this transaction.
+            "UPDATE {} SET locks = locks + 1 WHERE projection = $1",
             self.table("projection_partitions")
         );
         sqlx::query(&sql).bind(projection).execute(tx.conn()).await.map_err(database("locking a projection"))?;

@@ -126,7 +126,7 @@ impl ReadModels for PgReadModels {
         // the broker never delivers again.
         let sql = format!(
             "INSERT INTO {} AS p (projection, partition) VALUES ($1, $2) \
-             ON CONFLICT (projection, partition) DO UPDATE SET updated_at = p.updated_at \
+             ON CONFLICT (projection, partition) DO UPDATE SET locks = p.locks + 1 \
              RETURNING transaction_id, position, events, set_config('search_path', $3, true)",
             self.table("projection_partitions")
         );
@@ -181,14 +181,33 @@ impl ReadModels for PgReadModels {
         partition: u32,
         streams: &[StreamId],
     ) -> Result<(PartitionState, HashMap<StreamId, Seen>)> {
-        // One round trip: the store's function locks, then reads with a snapshot taken
-        // after the lock (migration 0005); the search_path is set for the rest of the
-        // batch as `lock_partition` sets it.
+        // One statement (migration 0006): it reads the partition row as its snapshot shows
+        // it, bumps the row's lock count on the latest version (waiting for a batch of the
+        // same partition in another transaction to end), and reads the seen versions with
+        // its snapshot. A count that went up by more than this bump means another
+        // transaction held the lock after the snapshot: the seen versions may be stale and
+        // are read again, now that the lock is held. A partition row the snapshot does not
+        // show (the first batch) is read again too. The search_path is set for the rest of
+        // the batch as `lock_partition` sets it.
         let sql = format!(
-            "SELECT l.locked_transaction, l.locked_position, l.locked_events, \
-               l.seen_streams, l.seen_versions, l.seen_parked, set_config('search_path', $4, true) \
-             FROM \"{}\".lock_projection_partition($1, $2, $3) AS l",
-            self.schema
+            "WITH before AS MATERIALIZED ( \
+               SELECT locks FROM {partitions} WHERE projection = $1 AND partition = $2), \
+             locked AS ( \
+               INSERT INTO {partitions} AS p (projection, partition) VALUES ($1, $2) \
+               ON CONFLICT (projection, partition) DO UPDATE SET locks = p.locks + 1 \
+               RETURNING p.transaction_id, p.position, p.events, p.locks), \
+             seen AS ( \
+               SELECT coalesce(array_agg(s.stream_id), '{{}}') AS ids, coalesce(array_agg(s.version), '{{}}') AS versions, \
+                 coalesce(array_agg(s.parked), '{{}}') AS parked \
+               FROM unnest($3::text[]) AS u(id) \
+               CROSS JOIN LATERAL (SELECT ps.stream_id, ps.version, ps.parked FROM {streams} ps \
+                 WHERE ps.projection = $1 AND ps.stream_id = u.id LIMIT 1) AS s) \
+             SELECT l.transaction_id, l.position, l.events, seen.ids, seen.versions, seen.parked, \
+               coalesce(l.locks = (SELECT locks FROM before) + 1, false) AS fresh, \
+               set_config('search_path', $4, true) \
+             FROM locked AS l, seen",
+            partitions = self.table("projection_partitions"),
+            streams = self.table("projection_streams"),
         );
         let ids: Vec<&str> = streams.iter().map(StreamId::as_str).collect();
         let row = sqlx::query(&sql)
@@ -210,6 +229,10 @@ impl ReadModels for PgReadModels {
             if let Some(stream) = by_name.get(name.as_str()) {
                 seen.insert((*stream).clone(), Seen { version: u64::try_from(version).unwrap_or(0), parked });
             }
+        }
+        let fresh: bool = row.try_get(6).map_err(database("decoding a projection partition"))?;
+        if !fresh {
+            seen = self.seen_versions(tx, projection, streams).await?;
         }
         Ok((state, seen))
     }
