@@ -311,7 +311,7 @@ impl NatsRelay {
             if let Err(failed) = published {
                 if let Some(acked) = failed.acked_to {
                     // Best effort: a failure here only means more republishing later.
-                    let _ = self.save_checkpoint(acked).await;
+                    let _ = self.save_checkpoint(acked, false).await;
                 }
                 return Err(failed.error);
             }
@@ -335,7 +335,7 @@ impl NatsRelay {
         position: LogPosition,
         saved: &mut Saved,
     ) -> Result<(), RelayError> {
-        let (checked, stored) = tokio::join!(leadership.check(), self.save_checkpoint(position));
+        let (checked, stored) = tokio::join!(leadership.check(), self.save_checkpoint(position, false));
         checked?;
         stored?;
         let now = Instant::now();
@@ -347,14 +347,23 @@ impl NatsRelay {
     /// (best effort: on the way out, after a failure or at shutdown).
     async fn save_acknowledged(&self) {
         let Some(acked) = self.inner.stats.unsaved() else { return };
-        let saving = tokio::time::timeout(SAVE_ON_THE_WAY_OUT, self.save_checkpoint(acked)).await;
+        let saving = tokio::time::timeout(SAVE_ON_THE_WAY_OUT, self.save_checkpoint(acked, true)).await;
         if !matches!(saving, Ok(Ok(()))) {
             tracing::debug!(relay = %self.inner.config.name, "could not save the checkpoint on the way out");
         }
     }
 
-    async fn save_checkpoint(&self, position: LogPosition) -> Result<(), RelayError> {
-        self.inner.store.save_checkpoint(&self.inner.checkpoint, position).await.map_err(RelayError::Store)?;
+    /// Saves the checkpoint; `durable` waits for the WAL flush. Saves while running do not:
+    /// a crash that takes one back only makes the relay republish what JetStream then
+    /// drops as duplicates, and the flush would stand in the appends' way.
+    async fn save_checkpoint(&self, position: LogPosition, durable: bool) -> Result<(), RelayError> {
+        let (store, name) = (&self.inner.store, &self.inner.checkpoint);
+        let saved = if durable {
+            store.save_checkpoint(name, position).await
+        } else {
+            store.save_checkpoint_relaxed(name, position).await
+        };
+        saved.map_err(RelayError::Store)?;
         self.inner.stats.checkpoint(position);
         Ok(())
     }

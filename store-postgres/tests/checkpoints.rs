@@ -50,3 +50,19 @@ async fn an_event_is_found_by_its_id() {
     assert_eq!(found.payload.get(), r#"{"n": 1}"#);
     assert!(store.read_event(EventId::new()).await.expect("read").is_none());
 }
+
+#[tokio::test]
+async fn a_relaxed_checkpoint_save_never_moves_back_and_leaves_the_connection_durable() {
+    let schema = TestSchema::new().await;
+    // One connection: the statement after the save runs on the connection that saved.
+    let store = support::store(&schema, PgStoreConfig::default().max_connections(1)).await;
+    store.save_checkpoint_relaxed("relay", LogPosition::new(7, 30)).await.expect("save");
+    assert_eq!(store.load_checkpoint("relay").await.expect("load"), LogPosition::new(7, 30));
+    store.save_checkpoint_relaxed("relay", LogPosition::new(7, 12)).await.expect("older");
+    assert_eq!(store.load_checkpoint("relay").await.expect("load"), LogPosition::new(7, 30), "never backwards");
+    store.save_checkpoint_relaxed("relay", LogPosition::new(9, 1)).await.expect("newer");
+    assert_eq!(store.load_checkpoint("relay").await.expect("load"), LogPosition::new(9, 1));
+    let setting: String =
+        sqlx::query_scalar("SELECT current_setting('synchronous_commit')").fetch_one(store.pool()).await.expect("show");
+    assert_eq!(setting, "on", "the relaxed commit is the save's own, not the connection's");
+}
