@@ -90,10 +90,8 @@ where
                         next = subscription.next_batch(shared.config.batch_size) => next,
                     };
                     match next {
-                        Ok((batch, receipt)) => {
-                            let prepared = shared.worker.prepare(partition, &batch).await;
-                            Taken { batch, receipt, prepared }
-                        }
+                        // Checked against the store while its transaction begins.
+                        Ok((batch, receipt)) => Taken { batch, receipt, prepared: None },
                         Err(e) => {
                             tracing::warn!(projection = %name, partition, error = %e, "receiving failed; subscribing again");
                             shared.status.failed(e.to_string());
@@ -116,10 +114,16 @@ where
                     let _ = busy.await;
                 };
                 match subscription.next_batch_while(shared.config.batch_size, busy).await? {
-                    Ok((batch, receipt)) => {
-                        let prepared = shared.worker.prepare(partition, &batch).await;
+                    // A full batch came in while the one before it was applied: it is checked
+                    // now, likely still in that time. A batch that ends because the one before
+                    // it committed is checked while its own transaction begins, as a batch
+                    // taken in on an idle partition is: checking it here would add a round
+                    // trip before that.
+                    Ok((batch, receipt)) if batch.len() >= shared.config.batch_size => {
+                        let prepared = Some(shared.worker.prepare(partition, &batch).await);
                         Some(Ok(Taken { batch, receipt, prepared }))
                     }
+                    Ok((batch, receipt)) => Some(Ok(Taken { batch, receipt, prepared: None })),
                     Err(e) => Some(Err(e)),
                 }
             };
@@ -147,11 +151,12 @@ where
     }
 }
 
-/// A batch taken in, with its check against the store (or why that failed).
+/// A batch taken in, with its check against the store (or why that failed) when that
+/// was done ahead of its transaction.
 struct Taken<Receipt> {
     batch: Vec<Incoming>,
     receipt: Receipt,
-    prepared: Result<Prepared>,
+    prepared: Option<Result<Prepared>>,
 }
 
 /// Applies a batch until it commits, retrying with backoff and, for a batch that keeps
@@ -161,7 +166,7 @@ async fn apply_until_committed<P, R, S, F>(
     shared: &Shared<P, R, S, F>,
     partition: u32,
     batch: &[Incoming],
-    prepared: Result<Prepared>,
+    mut prepared: Option<Result<Prepared>>,
     backoff: &mut Delays,
     stop: &CancellationToken,
 ) -> bool
@@ -172,7 +177,6 @@ where
     F: Feed,
 {
     let name = &shared.worker.name;
-    let mut prepared = Some(prepared);
     let mut attempts = 0u32;
     let started = std::time::Instant::now();
     loop {
