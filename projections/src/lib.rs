@@ -17,6 +17,7 @@ mod metrics;
 mod ops;
 mod partition;
 mod pg_documents;
+mod pg_locks;
 mod pg_rebuild;
 mod pg_rogue;
 mod postgres;

@@ -1,5 +1,4 @@
-//! The PostgreSQL side of a rebuild: locking a projection, swapping its shadow in,
-//! dropping a projection.
+//! The PostgreSQL side of a rebuild: swapping its shadow in, dropping a projection.
 
 use sqlx::Executor;
 
@@ -7,17 +6,6 @@ use crate::error::{database, Result};
 use crate::postgres::{PgReadModels, PgTx};
 
 impl PgReadModels {
-    pub(crate) async fn lock_all(&self, tx: &mut PgTx, projection: &str) -> Result<()> {
-        let sql = format!(
-            // Bumping the lock count (not only `FOR UPDATE`) tells a batch that waited
-            // for one of these rows that its snapshot predates this transaction.
-            "UPDATE {} SET locks = locks + 1 WHERE projection = $1",
-            self.table("projection_partitions")
-        );
-        sqlx::query(&sql).bind(projection).execute(tx.conn()).await.map_err(database("locking a projection"))?;
-        Ok(())
-    }
-
     pub(crate) async fn swap_in(&self, tx: &mut PgTx, live: &str, shadow: &str, version: u32) -> Result<()> {
         let (streams, letters, partitions, projections) = (
             self.table("projection_streams"),

@@ -27,6 +27,8 @@ pub struct PgReadModels {
 pub struct PgTx {
     tx: Transaction<'static, Postgres>,
     schema: Arc<str>,
+    /// The projection and partition whose batch locks the transaction holds.
+    locked: Option<(String, u32)>,
 }
 
 impl PgTx {
@@ -38,6 +40,14 @@ impl PgTx {
     /// The schema of the store, where the document table lives.
     pub fn schema(&self) -> &str {
         &self.schema
+    }
+
+    pub(crate) fn holds(&self, projection: &str, partition: u32) -> bool {
+        self.locked.as_ref().is_some_and(|(p, n)| p == projection && *n == partition)
+    }
+
+    pub(crate) fn locked(&mut self, projection: &str, partition: u32) {
+        self.locked = Some((projection.to_owned(), partition));
     }
 }
 
@@ -110,7 +120,14 @@ impl ReadModels for PgReadModels {
 
     async fn begin(&self) -> Result<PgTx> {
         let tx = self.pool.begin().await.map_err(database("beginning a projection transaction"))?;
-        Ok(PgTx { tx, schema: self.schema.clone() })
+        Ok(PgTx { tx, schema: self.schema.clone(), locked: None })
+    }
+
+    async fn begin_batch(&self, projection: &str, partition: u32) -> Result<PgTx> {
+        // `BEGIN` and the batch's locks in one round trip (one simple query).
+        let sql = format!("BEGIN; {}", self.batch_locks_sql(projection, partition));
+        let tx = self.pool.begin_with(sql).await.map_err(database("beginning a projection batch"))?;
+        Ok(PgTx { tx, schema: self.schema.clone(), locked: Some((projection.to_owned(), partition)) })
     }
 
     async fn commit(&self, tx: PgTx) -> Result<()> {
@@ -118,16 +135,18 @@ impl ReadModels for PgReadModels {
     }
 
     async fn lock_partition(&self, tx: &mut PgTx, projection: &str, partition: u32) -> Result<PartitionState> {
-        // The upsert takes the row lock (waiting for another batch of the same partition to
-        // finish) and returns the row as committed by that batch; the projection's
-        // unqualified table names resolve in its own schema. The commit waits for its WAL
-        // flush (`synchronous_commit` stays on): the batch is acknowledged to the broker right
-        // after, so a commit that a database crash could still take back would lose events
-        // the broker never delivers again.
+        // The advisory locks first (waiting for another batch of the same partition, or a
+        // rebuild, to end), then the row, read with a snapshot taken after them: it shows
+        // what that batch committed. The projection's unqualified table names resolve in
+        // its own schema. The commit waits for its WAL flush (`synchronous_commit` stays
+        // on): the batch is acknowledged to the broker right after, so a commit that a
+        // database crash could still take back would lose events the broker never
+        // delivers again.
+        self.take_batch_locks(tx, projection, partition).await?;
         let sql = format!(
-            "INSERT INTO {} AS p (projection, partition) VALUES ($1, $2) \
-             ON CONFLICT (projection, partition) DO UPDATE SET locks = p.locks + 1 \
-             RETURNING transaction_id, position, events, set_config('search_path', $3, true)",
+            "SELECT coalesce(p.transaction_id, 0), coalesce(p.position, 0), coalesce(p.events, 0), \
+               set_config('search_path', $3, true) \
+             FROM (SELECT 1) AS one LEFT JOIN {} AS p ON p.projection = $1 AND p.partition = $2",
             self.table("projection_partitions")
         );
         let row = sqlx::query(&sql)
@@ -136,7 +155,7 @@ impl ReadModels for PgReadModels {
             .bind(self.search_path(projection))
             .fetch_one(tx.conn())
             .await
-            .map_err(database("locking a projection partition"))?;
+            .map_err(database("reading a projection partition"))?;
         partition_state(&row)
     }
 
@@ -181,31 +200,20 @@ impl ReadModels for PgReadModels {
         partition: u32,
         streams: &[StreamId],
     ) -> Result<(PartitionState, HashMap<StreamId, Seen>)> {
-        // One statement (migration 0006): it reads the partition row as its snapshot shows
-        // it, bumps the row's lock count on the latest version (waiting for a batch of the
-        // same partition in another transaction to end), and reads the seen versions with
-        // its snapshot. A count that went up by more than this bump means another
-        // transaction held the lock after the snapshot: the seen versions may be stale and
-        // are read again, now that the lock is held. A partition row the snapshot does not
-        // show (the first batch) is read again too. The search_path is set for the rest of
-        // the batch as `lock_partition` sets it.
+        // The locks are taken already when the transaction began for this batch
+        // (`begin_batch`); then this is one round trip, a read with a snapshot taken after
+        // them. The search_path is set for the rest of the batch as `lock_partition` sets it.
+        self.take_batch_locks(tx, projection, partition).await?;
         let sql = format!(
-            "WITH before AS MATERIALIZED ( \
-               SELECT locks FROM {partitions} WHERE projection = $1 AND partition = $2), \
-             locked AS ( \
-               INSERT INTO {partitions} AS p (projection, partition) VALUES ($1, $2) \
-               ON CONFLICT (projection, partition) DO UPDATE SET locks = p.locks + 1 \
-               RETURNING p.transaction_id, p.position, p.events, p.locks), \
-             seen AS ( \
+            "WITH seen AS ( \
                SELECT coalesce(array_agg(s.stream_id), '{{}}') AS ids, coalesce(array_agg(s.version), '{{}}') AS versions, \
                  coalesce(array_agg(s.parked), '{{}}') AS parked \
                FROM unnest($3::text[]) AS u(id) \
                CROSS JOIN LATERAL (SELECT ps.stream_id, ps.version, ps.parked FROM {streams} ps \
                  WHERE ps.projection = $1 AND ps.stream_id = u.id LIMIT 1) AS s) \
-             SELECT l.transaction_id, l.position, l.events, seen.ids, seen.versions, seen.parked, \
-               coalesce(l.locks = (SELECT locks FROM before) + 1, false) AS fresh, \
-               set_config('search_path', $4, true) \
-             FROM locked AS l, seen",
+             SELECT coalesce(p.transaction_id, 0), coalesce(p.position, 0), coalesce(p.events, 0), \
+               seen.ids, seen.versions, seen.parked, set_config('search_path', $4, true) \
+             FROM seen LEFT JOIN {partitions} AS p ON p.projection = $1 AND p.partition = $2",
             partitions = self.table("projection_partitions"),
             streams = self.table("projection_streams"),
         );
@@ -217,7 +225,7 @@ impl ReadModels for PgReadModels {
             .bind(self.search_path(projection))
             .fetch_one(tx.conn())
             .await
-            .map_err(database("locking a projection partition"))?;
+            .map_err(database("reading seen stream versions"))?;
         let state = partition_state(&row)?;
         let decode = database("decoding seen stream versions");
         let names: Vec<String> = row.try_get(3).map_err(decode)?;
@@ -230,10 +238,6 @@ impl ReadModels for PgReadModels {
                 seen.insert((*stream).clone(), Seen { version: u64::try_from(version).unwrap_or(0), parked });
             }
         }
-        let fresh: bool = row.try_get(6).map_err(database("decoding a projection partition"))?;
-        if !fresh {
-            seen = self.seen_versions(tx, projection, streams).await?;
-        }
         Ok((state, seen))
     }
 
@@ -244,8 +248,10 @@ impl ReadModels for PgReadModels {
                SELECT $1, id, v, p FROM unnest($3::text[], $4::bigint[], $8::bool[]) AS u(id, v, p) \
                ON CONFLICT (projection, stream_id) DO UPDATE \
                SET version = GREATEST(s.version, EXCLUDED.version), parked = EXCLUDED.parked) \
-             UPDATE {partitions} SET transaction_id = $5, position = $6, events = events + $7, updated_at = now() \
-             WHERE projection = $1 AND partition = $2",
+             INSERT INTO {partitions} AS p (projection, partition, transaction_id, position, events) \
+             VALUES ($1, $2, $5, $6, $7) \
+             ON CONFLICT (projection, partition) DO UPDATE SET transaction_id = $5, position = $6, \
+               events = p.events + $7, updated_at = now()",
             streams = self.table("projection_streams"),
             partitions = self.table("projection_partitions"),
         );

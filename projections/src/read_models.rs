@@ -144,6 +144,15 @@ pub trait ReadModels: Clone + Send + Sync + 'static {
     /// Opens a transaction.
     fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
 
+    /// Opens a transaction for a batch of `partition` of `projection`. Backends may take
+    /// the partition's lock (see [`lock_partition`](Self::lock_partition)) in the same
+    /// round trip, waiting for it; the batch's lock call then only reads. By default it
+    /// is [`begin`](Self::begin).
+    fn begin_batch(&self, projection: &str, partition: u32) -> impl Future<Output = Result<Self::Tx>> + Send {
+        let _ = (projection, partition);
+        self.begin()
+    }
+
     /// Commits a transaction.
     fn commit(&self, tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
 

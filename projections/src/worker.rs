@@ -99,7 +99,8 @@ where
     /// the store while the transaction begins, before it locks anything, so the lock is
     /// held no longer than the read-model work.
     pub async fn apply_batch(&self, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
-        let (prepared, tx) = tokio::join!(self.prepare(partition, batch), self.read_models.begin());
+        let (prepared, tx) =
+            tokio::join!(self.prepare(partition, batch), self.read_models.begin_batch(&self.name, partition));
         let (prepared, mut tx) = (prepared?, tx?);
         let report = self.apply_resolved(&mut tx, partition, batch, prepared).await?;
         self.read_models.commit(tx).await?;
@@ -117,7 +118,7 @@ where
 
     /// Applies a batch prepared by [`prepare`](Self::prepare) in one transaction.
     pub async fn apply_prepared(&self, partition: u32, batch: &[Incoming], prepared: Prepared) -> Result<BatchReport> {
-        let mut tx = self.read_models.begin().await?;
+        let mut tx = self.read_models.begin_batch(&self.name, partition).await?;
         let report = self.apply_resolved(&mut tx, partition, batch, prepared).await?;
         self.read_models.commit(tx).await?;
         Ok(report)
