@@ -59,6 +59,13 @@ async fn a_retried_request_gets_the_first_response_and_places_one_order() {
     assert_eq!(bobs.status, StatusCode::ACCEPTED);
 
     outcome(&router, &ada, first.body["status_url"].as_str().expect("url")).await;
+    // The list is a read model: the command's outcome can come before the projection
+    // has taken the order in.
+    let listed = || async {
+        let list = call(&router, Method::GET, "/orders", Some(&ada), &[], None).await;
+        list.body.as_array().map_or(0, Vec::len)
+    };
+    wait_until("ada's order is listed", || async { listed().await > 0 }).await;
     let list = call(&router, Method::GET, "/orders", Some(&ada), &[], None).await;
     assert_eq!(list.body.as_array().map(|orders| orders.len()), Some(1), "one order: {list:?}");
     app.stop().await;
