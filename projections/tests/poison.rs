@@ -60,6 +60,11 @@ fn poison(amount: i64) -> tidemark::NewEvent {
     tidemark::NewEvent::new("Deposited", 1, payload)
 }
 
+/// Small batches, quick retries, the poison policy after three attempts.
+fn config(policy: PoisonPolicy) -> RunnerConfig {
+    RunnerConfig::default().batch_size(50).backoff(Duration::from_millis(1), Duration::from_millis(5)).poison(policy, 3)
+}
+
 async fn setup(
     policy: PoisonPolicy,
 ) -> (
@@ -74,10 +79,7 @@ async fn setup(
     let read_models = MemoryReadModels::new();
     let broken = Arc::new(AtomicBool::new(true));
     let projection = Fragile { inner: TallyProjection::new("fragile"), broken: broken.clone() };
-    let config = RunnerConfig::default()
-        .batch_size(50)
-        .backoff(Duration::from_millis(1), Duration::from_millis(5))
-        .poison(policy, 3);
+    let config = config(policy);
     let runner =
         ProjectionRunner::new(projection, read_models.clone(), store.clone(), bus.clone(), config).expect("runner");
     runner.set_up().await.expect("set up");
@@ -247,10 +249,7 @@ async fn a_version_delivered_after_a_later_one_of_a_parked_stream_is_parked_not_
     let read_models = MemoryReadModels::new();
     let broken = Arc::new(AtomicBool::new(true));
     let projection = Fragile { inner: TallyProjection::new("fragile"), broken: broken.clone() };
-    let config = RunnerConfig::default()
-        .batch_size(50)
-        .backoff(Duration::from_millis(1), Duration::from_millis(5))
-        .poison(PoisonPolicy::Park, 3);
+    let config = config(PoisonPolicy::Park);
     let (send, batches) = tokio::sync::mpsc::unbounded_channel();
     let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel();
     let feed = Scripted { batches: Arc::new(std::sync::Mutex::new(Some(batches))), acks };

@@ -1,6 +1,6 @@
 //! Named cursors into the global log, saved in the store's schema.
 
-use sqlx::{PgConnection, Row};
+use sqlx::{PgConnection, PgExecutor, Row};
 use tidemark::{Error, EventId, LogPosition, RecordedEvent};
 
 use crate::error::backend;
@@ -33,24 +33,7 @@ impl PgEventStore {
     /// broker drops the duplicates it republishes within its window, consumers skip the
     /// rest); it keeps an fsync out of the way of the appends that share the WAL.
     pub async fn save_checkpoint_relaxed(&self, name: &str, position: LogPosition) -> Result<(), Error> {
-        // `set_config(…, true)` lasts until the end of the statement's own transaction,
-        // which is when the commit reads the setting.
-        let sql = format!(
-            "INSERT INTO \"{}\".checkpoints AS c (name, transaction_id, position) \
-             SELECT $1, $2, $3 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed \
-             ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
-               position = EXCLUDED.position, updated_at = now() \
-             WHERE (c.transaction_id, c.position) < (EXCLUDED.transaction_id, EXCLUDED.position)",
-            self.config().schema
-        );
-        sqlx::query(&sql)
-            .bind(name)
-            .bind(signed(position.transaction))
-            .bind(signed(position.sequence))
-            .execute(self.pool())
-            .await
-            .map_err(backend("saving a checkpoint"))?;
-        Ok(())
+        self.save_forward(self.pool(), name, position, true).await
     }
 
     /// Saves the cursor of `name` on the given connection, typically inside the
@@ -62,8 +45,29 @@ impl PgEventStore {
         name: &str,
         position: LogPosition,
     ) -> Result<(), Error> {
+        self.save_forward(conn, name, position, false).await
+    }
+
+    /// The forward-only save, durable or `relaxed`.
+    async fn save_forward<'e, E>(
+        &self,
+        executor: E,
+        name: &str,
+        position: LogPosition,
+        relaxed: bool,
+    ) -> Result<(), Error>
+    where
+        E: PgExecutor<'e>,
+    {
+        // `set_config(…, true)` lasts until the end of the statement's own transaction,
+        // which is when the commit reads the setting.
+        let source = if relaxed {
+            "SELECT $1, $2, $3 FROM (SELECT set_config('synchronous_commit', 'off', true)) AS relaxed"
+        } else {
+            "VALUES ($1, $2, $3)"
+        };
         let sql = format!(
-            "INSERT INTO \"{}\".checkpoints AS c (name, transaction_id, position) VALUES ($1, $2, $3) \
+            "INSERT INTO \"{}\".checkpoints AS c (name, transaction_id, position) {source} \
              ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
                position = EXCLUDED.position, updated_at = now() \
              WHERE (c.transaction_id, c.position) < (EXCLUDED.transaction_id, EXCLUDED.position)",
@@ -73,7 +77,7 @@ impl PgEventStore {
             .bind(name)
             .bind(signed(position.transaction))
             .bind(signed(position.sequence))
-            .execute(conn)
+            .execute(executor)
             .await
             .map_err(backend("saving a checkpoint"))?;
         Ok(())
