@@ -20,6 +20,7 @@ mod pg_documents;
 mod pg_locks;
 mod pg_rebuild;
 mod pg_rogue;
+mod pg_tx;
 mod postgres;
 mod projection;
 mod read_models;

@@ -4,13 +4,14 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::{PgPool, Row};
 use tidemark::{LogPosition, StreamId};
 use tidemark_postgres::{PgEventStore, PgStoreConfig, SetupError};
 
 use crate::dead_letters::{insert_dead_letters, select_dead_letters};
 use crate::error::{database, Result};
 use crate::pg_rogue::insert_rogue;
+pub use crate::pg_tx::PgTx;
 use crate::read_models::{DeadLetter, PartitionState, Progress, ReadModels, RogueMessage, Seen};
 
 /// Read models in the PostgreSQL database of a [`PgEventStore`], in the store's schema
@@ -19,36 +20,6 @@ use crate::read_models::{DeadLetter, PartitionState, Progress, ReadModels, Rogue
 pub struct PgReadModels {
     pool: PgPool,
     schema: Arc<str>,
-}
-
-/// A batch's transaction on PostgreSQL. Projections run their statements on
-/// [`conn`](Self::conn); the runtime records progress in the same transaction.
-#[derive(Debug)]
-pub struct PgTx {
-    tx: Transaction<'static, Postgres>,
-    schema: Arc<str>,
-    /// The projection and partition whose batch locks the transaction holds.
-    locked: Option<(String, u32)>,
-}
-
-impl PgTx {
-    /// The connection the transaction runs on, for `sqlx::query(..).execute(tx.conn())`.
-    pub fn conn(&mut self) -> &mut PgConnection {
-        &mut self.tx
-    }
-
-    /// The schema of the store, where the document table lives.
-    pub fn schema(&self) -> &str {
-        &self.schema
-    }
-
-    pub(crate) fn holds(&self, projection: &str, partition: u32) -> bool {
-        self.locked.as_ref().is_some_and(|(p, n)| p == projection && *n == partition)
-    }
-
-    pub(crate) fn locked(&mut self, projection: &str, partition: u32) {
-        self.locked = Some((projection.to_owned(), partition));
-    }
 }
 
 impl PgReadModels {
@@ -119,19 +90,21 @@ impl ReadModels for PgReadModels {
     type Tx = PgTx;
 
     async fn begin(&self) -> Result<PgTx> {
-        let tx = self.pool.begin().await.map_err(database("beginning a projection transaction"))?;
-        Ok(PgTx { tx, schema: self.schema.clone(), locked: None })
+        let conn = self.pool.acquire().await.map_err(database("beginning a projection transaction"))?;
+        PgTx::begin(conn, self.schema.clone(), "BEGIN").await
     }
 
     async fn begin_batch(&self, projection: &str, partition: u32) -> Result<PgTx> {
         // `BEGIN` and the batch's locks in one round trip (one simple query).
+        let conn = self.pool.acquire().await.map_err(database("beginning a projection batch"))?;
         let sql = format!("BEGIN; {}", self.batch_locks_sql(projection, partition));
-        let tx = self.pool.begin_with(sql).await.map_err(database("beginning a projection batch"))?;
-        Ok(PgTx { tx, schema: self.schema.clone(), locked: Some((projection.to_owned(), partition)) })
+        let mut tx = PgTx::begin(conn, self.schema.clone(), &sql).await?;
+        tx.locked(projection, partition);
+        Ok(tx)
     }
 
     async fn commit(&self, tx: PgTx) -> Result<()> {
-        tx.tx.commit().await.map_err(database("committing a projection batch"))
+        tx.commit().await
     }
 
     async fn lock_partition(&self, tx: &mut PgTx, projection: &str, partition: u32) -> Result<PartitionState> {

@@ -207,6 +207,7 @@ where
     let version = live.projection.version();
     read_models.set_up_version(&mut tx, &live.name).await?;
     if read_models.set_up_version(&mut tx, &shadow.name).await? != Some(version) {
+        read_models.commit(tx).await?;
         return Ok(false);
     }
     read_models.lock_projection(&mut tx, &live.name).await?;

@@ -100,7 +100,9 @@ where
         let current = worker.projection.version();
         let stored = {
             let mut tx = worker.read_models.begin().await?;
-            worker.read_models.set_up_version(&mut tx, &worker.name).await?
+            let stored = worker.read_models.set_up_version(&mut tx, &worker.name).await?;
+            worker.read_models.commit(tx).await?;
+            stored
         };
         match stored {
             Some(version) if version == current => return Ok(()),

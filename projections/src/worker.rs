@@ -83,7 +83,7 @@ where
         let mut tx = self.read_models.begin().await?;
         let current = self.projection.version();
         match self.read_models.set_up_version(&mut tx, &self.name).await? {
-            Some(stored) if stored == current => Ok(()),
+            Some(stored) if stored == current => self.read_models.commit(tx).await,
             Some(stored) => Err(ProjectionError::VersionChanged { projection: self.name.clone(), stored, current }),
             None => {
                 self.read_models.create_namespace(&mut tx, &self.name).await?;
@@ -326,7 +326,10 @@ where
         let mut tx = self.read_models.begin().await?;
         let state = self.read_models.lock_partition(&mut tx, &self.name, partition).await?;
         let letters = self.read_models.take_parked(&mut tx, &self.name, stream).await?;
-        let (Some(first), Some(last)) = (letters.first(), letters.last()) else { return Ok(0) };
+        let (Some(first), Some(last)) = (letters.first(), letters.last()) else {
+            self.read_models.commit(tx).await?;
+            return Ok(0);
+        };
         let count = usize::try_from(last.stream_version - first.stream_version + 1).unwrap_or(usize::MAX);
         let events = self.store.read_stream(stream, StreamVersion(first.stream_version), count).await?;
         let mut report = BatchReport::default();
@@ -376,7 +379,10 @@ where
         let mut tx = self.read_models.begin().await?;
         let state = self.read_models.lock_partition(&mut tx, &self.name, partition).await?;
         let mut letters = self.read_models.take_parked(&mut tx, &self.name, stream).await?;
-        let Some(last) = letters.last().map(|l| l.stream_version) else { return Ok(0) };
+        let Some(last) = letters.last().map(|l| l.stream_version) else {
+            self.read_models.commit(tx).await?;
+            return Ok(0);
+        };
         for letter in &mut letters {
             letter.status = DeadLetterStatus::Skipped;
         }

@@ -102,7 +102,9 @@ where
             let (read_models, name) = (self.read_models(), self.name());
             let built_version = {
                 let mut tx = read_models.begin().await?;
-                read_models.set_up_version(&mut tx, name).await?
+                let built = read_models.set_up_version(&mut tx, name).await?;
+                read_models.commit(tx).await?;
+                built
             };
             let partitions = read_models.partitions(name).await?;
             let partitions = partitions

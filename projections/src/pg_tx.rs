@@ -1,0 +1,76 @@
+//! A read-model transaction on PostgreSQL, on a pooled connection with its own `BEGIN` and
+//! `COMMIT`. sqlx's `Transaction` counts a transaction as begun only once its `BEGIN`
+//! statement has returned: a batch abandoned while that statement waits for its partition
+//! lock (`BEGIN` and the locks go as one query) would leave its session in the pool, inside
+//! the transaction and holding the lock once granted, for whoever takes the connection
+//! next. Here the transaction counts as open from the moment `BEGIN` is sent.
+
+use std::sync::Arc;
+
+use sqlx::pool::PoolConnection;
+use sqlx::{Executor, PgConnection, Postgres};
+
+use crate::error::{database, Result};
+
+/// A batch's transaction on PostgreSQL. Projections run their statements on
+/// [`conn`](Self::conn); the runtime records progress in the same transaction.
+///
+/// Dropped without a commit, it is rolled back: its connection is closed rather than
+/// returned to the pool, and the server ends the transaction with the session.
+#[derive(Debug)]
+pub struct PgTx {
+    conn: PoolConnection<Postgres>,
+    /// Whether `BEGIN` went out and no `COMMIT` came back.
+    open: bool,
+    schema: Arc<str>,
+    /// The projection and partition whose batch locks the transaction holds.
+    locked: Option<(String, u32)>,
+}
+
+impl PgTx {
+    /// Opens a transaction on `conn` with `begin`, a simple query that starts with `BEGIN`.
+    pub(crate) async fn begin(conn: PoolConnection<Postgres>, schema: Arc<str>, begin: &str) -> Result<Self> {
+        // Marked open before the query goes out: if it fails half way, or the caller
+        // stops waiting for it, dropping the transaction closes the connection.
+        let mut tx = Self { conn, open: true, schema, locked: None };
+        tx.conn.execute(begin).await.map_err(database("beginning a projection transaction"))?;
+        Ok(tx)
+    }
+
+    /// Commits. A transaction the server has failed already (a statement's error that a
+    /// projection did not pass on) is not committed, and that is an error here: the
+    /// server would answer its `COMMIT` with a rollback and no error, so a statement that
+    /// fails in a failed transaction goes first, in the same round trip, and the `COMMIT`
+    /// after it does not run.
+    pub(crate) async fn commit(mut self) -> Result<()> {
+        self.conn.execute("SELECT 1; COMMIT").await.map_err(database("committing a projection batch"))?;
+        self.open = false;
+        Ok(())
+    }
+
+    /// The connection the transaction runs on, for `sqlx::query(..).execute(tx.conn())`.
+    pub fn conn(&mut self) -> &mut PgConnection {
+        &mut self.conn
+    }
+
+    /// The schema of the store, where the document table lives.
+    pub fn schema(&self) -> &str {
+        &self.schema
+    }
+
+    pub(crate) fn holds(&self, projection: &str, partition: u32) -> bool {
+        self.locked.as_ref().is_some_and(|(p, n)| p == projection && *n == partition)
+    }
+
+    pub(crate) fn locked(&mut self, projection: &str, partition: u32) {
+        self.locked = Some((projection.to_owned(), partition));
+    }
+}
+
+impl Drop for PgTx {
+    fn drop(&mut self) {
+        if self.open {
+            self.conn.close_on_drop();
+        }
+    }
+}

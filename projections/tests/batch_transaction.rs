@@ -1,0 +1,106 @@
+//! A batch's transaction on PostgreSQL that does not commit (dropped, failed, or abandoned
+//! while it waits for its partition lock) leaves nothing behind: neither rows, nor a
+//! pooled session inside its transaction, nor a lock held; and a failed one is not
+//! reported committed.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use tidemark::{LogPosition, StreamId};
+use tidemark_postgres::{PgEventStore, PgStoreConfig};
+use tidemark_projections::{PgReadModels, Progress, ReadModels, Seen};
+use tidemark_testkit::TestSchema;
+
+async fn migrated(schema: &TestSchema) -> PgStoreConfig {
+    let config = PgStoreConfig::default().schema(schema.name());
+    let store = PgEventStore::from_pool(schema.pool().clone(), config.clone()).expect("store");
+    store.migrate().await.expect("migrate");
+    config
+}
+
+/// A pool of one connection, so a session returned inside a transaction would be reused.
+async fn one_connection(schema: &TestSchema) -> PgPool {
+    let options = PgConnectOptions::from_str(schema.url()).expect("url");
+    PgPoolOptions::new().max_connections(1).connect_with(options).await.expect("connect")
+}
+
+fn stream(id: &str) -> StreamId {
+    StreamId::new(id).expect("stream id")
+}
+
+fn progress(stream: &StreamId, version: u64, parked: bool) -> Progress {
+    Progress {
+        position: LogPosition::new(41, 7),
+        events: 3,
+        streams: vec![(stream.clone(), Seen { version, parked })],
+        ..Progress::default()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_dropped_or_failed_before_its_commit_leaves_nothing_behind() {
+    let schema = TestSchema::new().await;
+    let config = migrated(&schema).await;
+    let models = PgReadModels::from_pool(one_connection(&schema).await, &config).expect("models");
+    let account = stream("account-1");
+
+    // Dropped after its writes: the pool's only connection must not come back inside it,
+    // or the next reads would see them.
+    let mut tx = models.begin_batch("totals", 0).await.expect("begin");
+    models.lock_and_read_seen(&mut tx, "totals", 0, std::slice::from_ref(&account)).await.expect("read");
+    models.record(&mut tx, "totals", 0, &progress(&account, 2, false)).await.expect("record");
+    drop(tx);
+    assert_eq!(models.partitions("totals").await.expect("partitions"), vec![]);
+    assert_eq!(models.stream_seen("totals", &account).await.expect("seen"), 0);
+
+    // Failed: a statement of the batch failed and the projection did not pass the error
+    // on. The commit must fail, not report a commit the server turned into a rollback.
+    let mut tx = models.begin_batch("totals", 0).await.expect("begin");
+    models.lock_and_read_seen(&mut tx, "totals", 0, std::slice::from_ref(&account)).await.expect("read");
+    models.record(&mut tx, "totals", 0, &progress(&account, 2, false)).await.expect("record");
+    assert!(sqlx::query("SELECT 1 / 0").execute(tx.conn()).await.is_err());
+    let committed = models.commit(tx).await;
+    assert!(committed.is_err(), "{committed:?}");
+    assert_eq!(models.partitions("totals").await.expect("partitions"), vec![]);
+
+    // The partition is free again: a batch of it commits.
+    let mut tx = models.begin_batch("totals", 0).await.expect("begin");
+    models.record(&mut tx, "totals", 0, &progress(&account, 2, false)).await.expect("record");
+    models.commit(tx).await.expect("commit");
+    assert_eq!(models.stream_seen("totals", &account).await.expect("seen"), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_abandoned_while_waiting_for_its_lock_does_not_keep_it() {
+    let schema = TestSchema::new().await;
+    let config = migrated(&schema).await;
+    let waiter = PgReadModels::from_pool(one_connection(&schema).await, &config).expect("models");
+    let holder_models = PgReadModels::from_pool(schema.pool().clone(), &config).expect("models");
+
+    let holder = holder_models.begin_batch("totals", 5).await.expect("begin");
+    let waiting = tokio::spawn({
+        let waiter = waiter.clone();
+        async move { waiter.begin_batch("totals", 5).await.map(|_| ()) }
+    });
+    let blocked = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND wait_event_type = 'Lock' AND wait_event = 'advisory'";
+    tidemark_testkit::wait_until("the batch waits for the partition lock", Duration::from_secs(30), || async {
+        let n: i64 = sqlx::query_scalar(blocked).fetch_one(schema.pool()).await.expect("pg_stat_activity");
+        n == 1
+    })
+    .await;
+    // The runner stops (or times out) while the batch waits; then the lock is released.
+    waiting.abort();
+    assert!(waiting.await.is_err_and(|e| e.is_cancelled()), "the waiting batch was cancelled");
+    holder_models.commit(holder).await.expect("commit");
+
+    // The abandoned session got the lock once it was released; had it gone back to the
+    // pool, it would hold the lock in an open transaction and this batch would wait forever.
+    let again = tokio::time::timeout(Duration::from_secs(30), holder_models.begin_batch("totals", 5)).await;
+    let tx = again.expect("the partition lock was left held").expect("begin");
+    holder_models.commit(tx).await.expect("commit");
+    let waiter_tx = waiter.begin_batch("totals", 5).await.expect("the waiting pool still works");
+    waiter.commit(waiter_tx).await.expect("commit");
+}
