@@ -36,11 +36,12 @@ impl PgEventStore {
         if at.is_empty() {
             return Ok(Vec::new());
         }
-        let streams: Vec<&str> = at.iter().map(|(s, _)| s.as_str()).collect();
-        let versions: Vec<i64> = at.iter().map(|(_, v)| signed(v.0)).collect();
+        let keys: Vec<serde_json::Value> = at
+            .iter()
+            .map(|(s, v)| serde_json::json!({ "stream_id": s.as_str(), "stream_version": signed(v.0) }))
+            .collect();
         let rows = sqlx::query(&self.sql().identities)
-            .bind(streams)
-            .bind(versions)
+            .bind(sqlx::types::Json(keys))
             .fetch_all(self.pool())
             .await
             .map_err(backend("reading event identities"))?;

@@ -1,0 +1,47 @@
+//! Statements run for every projection batch are planned once per connection, not on every
+//! call: their inputs come in a form whose row count PostgreSQL estimates the same whatever
+//! the values, so after five plans made for the values it keeps a generic one.
+
+mod support;
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use tidemark::{EventStore, ExpectedVersion, StreamVersion};
+use tidemark_postgres::{PgEventStore, PgStoreConfig};
+use tidemark_testkit::TestSchema;
+
+#[tokio::test]
+async fn the_identity_check_of_a_batch_keeps_one_plan() {
+    let schema = TestSchema::new().await;
+    let seeding = support::store(&schema, PgStoreConfig::default()).await;
+    // A log of some size, analysed: on a nearly empty table every plan costs about the same.
+    for n in 0..200u64 {
+        let request = support::append(&format!("seed-{n}"), ExpectedVersion::NoStream, 100);
+        seeding.append(request).await.expect("seed");
+    }
+    sqlx::query(&format!("ANALYZE \"{}\".events", schema.name())).execute(schema.pool()).await.expect("analyze");
+    // One connection: every call below runs on it, and its prepared statements show how
+    // each was planned.
+    let options = PgConnectOptions::from_str(schema.url()).expect("url");
+    let pool = PgPoolOptions::new().max_connections(1).connect_with(options).await.expect("connect");
+    let store = PgEventStore::from_pool(pool.clone(), PgStoreConfig::default().schema(schema.name())).expect("store");
+    for n in 0..12u64 {
+        store.append(support::append(&format!("account-{n}"), ExpectedVersion::NoStream, 2)).await.expect("append");
+        // A batch's check names one event, or a few.
+        let mut at = vec![(support::stream(&format!("account-{n}")), StreamVersion(2))];
+        if n % 2 == 1 {
+            at.push((support::stream("none-1"), StreamVersion(1)));
+        }
+        let found = store.identities(&at).await.expect("identities");
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert_eq!(found[0].stream_version, StreamVersion(2));
+    }
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%AS k(stream_id%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the identity check's statement");
+    assert!(generic > 0 && custom <= 5, "planned again on each call: {generic} generic, {custom} custom");
+}
