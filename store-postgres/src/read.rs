@@ -10,6 +10,13 @@ use crate::error::backend;
 use crate::row::{recorded_event, signed, unsigned};
 use crate::store::PgEventStore;
 
+/// One key of the identity check, as the statement's JSON record set reads it.
+#[derive(serde::Serialize)]
+struct Key<'a> {
+    stream_id: &'a str,
+    stream_version: i64,
+}
+
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -36,10 +43,8 @@ impl PgEventStore {
         if at.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<serde_json::Value> = at
-            .iter()
-            .map(|(s, v)| serde_json::json!({ "stream_id": s.as_str(), "stream_version": signed(v.0) }))
-            .collect();
+        let keys: Vec<Key<'_>> =
+            at.iter().map(|(s, v)| Key { stream_id: s.as_str(), stream_version: signed(v.0) }).collect();
         let rows = sqlx::query(&self.sql().identities)
             .bind(sqlx::types::Json(keys))
             .fetch_all(self.pool())
