@@ -10,13 +10,6 @@ use crate::error::backend;
 use crate::row::{recorded_event, signed, unsigned};
 use crate::store::PgEventStore;
 
-/// One key of the identity check, as the statement's JSON record set reads it.
-#[derive(serde::Serialize)]
-struct Key<'a> {
-    stream_id: &'a str,
-    stream_version: i64,
-}
-
 fn limit(n: usize) -> i64 {
     i64::try_from(n).unwrap_or(i64::MAX)
 }
@@ -43,10 +36,11 @@ impl PgEventStore {
         if at.is_empty() {
             return Ok(Vec::new());
         }
-        let keys: Vec<Key<'_>> =
-            at.iter().map(|(s, v)| Key { stream_id: s.as_str(), stream_version: signed(v.0) }).collect();
+        let streams: Vec<&str> = at.iter().map(|(s, _)| s.as_str()).collect();
+        let versions: Vec<i64> = at.iter().map(|(_, v)| signed(v.0)).collect();
         let rows = sqlx::query(&self.sql().identities)
-            .bind(sqlx::types::Json(keys))
+            .bind(streams)
+            .bind(versions)
             .fetch_all(self.pool())
             .await
             .map_err(backend("reading event identities"))?;

@@ -14,29 +14,33 @@ use tidemark_testkit::TestSchema;
 #[tokio::test]
 async fn the_identity_check_of_a_batch_keeps_one_plan() {
     let schema = TestSchema::new().await;
-    let seeding = support::store(&schema, PgStoreConfig::default()).await;
-    // A log of some size, analysed: on a nearly empty table every plan costs about the same.
-    for n in 0..200u64 {
-        let request = support::append(&format!("seed-{n}"), ExpectedVersion::NoStream, 100);
-        seeding.append(request).await.expect("seed");
-    }
+    support::store(&schema, PgStoreConfig::default()).await;
+    // A log of some size over many streams, analysed: on a small table every plan costs
+    // about the same, and PostgreSQL keeps the generic one whatever the statement's form.
+    let seed = format!(
+        "INSERT INTO \"{0}\".events (event_id, stream_id, stream_version, event_type, schema_version, payload) \
+         SELECT gen_random_uuid(), 'seed-' || (i % 50000), i / 50000 + 1, 'Ticked', 1, '{{}}' \
+         FROM generate_series(0, 199999) AS i",
+        schema.name()
+    );
+    sqlx::query(&seed).execute(schema.pool()).await.expect("seed");
     sqlx::query(&format!("ANALYZE \"{}\".events", schema.name())).execute(schema.pool()).await.expect("analyze");
     // One connection: every call below runs on it, and its prepared statements show how
     // each was planned.
     let options = PgConnectOptions::from_str(schema.url()).expect("url");
     let pool = PgPoolOptions::new().max_connections(1).connect_with(options).await.expect("connect");
     let store = PgEventStore::from_pool(pool.clone(), PgStoreConfig::default().schema(schema.name())).expect("store");
+    store.append(support::append("account-1", ExpectedVersion::NoStream, 2)).await.expect("append");
     for n in 0..12u64 {
-        store.append(support::append(&format!("account-{n}"), ExpectedVersion::NoStream, 2)).await.expect("append");
-        // A batch's check names one event, or a few.
-        let mut at = vec![(support::stream(&format!("account-{n}")), StreamVersion(2))];
-        if n % 2 == 1 {
-            at.push((support::stream("none-1"), StreamVersion(1)));
-        }
+        // A batch's check names one event, as on a lightly loaded runner.
+        let at = [(support::stream(&format!("seed-{n}")), StreamVersion(2))];
         let found = store.identities(&at).await.expect("identities");
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].stream_version, StreamVersion(2));
     }
+    let at = [(support::stream("account-1"), StreamVersion(2)), (support::stream("none-1"), StreamVersion(1))];
+    let found = store.identities(&at).await.expect("identities");
+    assert_eq!(found.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(), vec!["account-1"]);
     let (generic, custom): (i64, i64) = sqlx::query_as(
         "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%AS k(stream_id%'",
     )
