@@ -3,6 +3,8 @@
 //! pooled session inside its transaction, nor a lock held; and a failed one is not
 //! reported committed.
 
+mod support;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -84,13 +86,7 @@ async fn a_batch_abandoned_while_waiting_for_its_lock_does_not_keep_it() {
         let waiter = waiter.clone();
         async move { waiter.begin_batch("totals", 5).await.map(|_| ()) }
     });
-    let blocked = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                   AND wait_event_type = 'Lock' AND wait_event = 'advisory'";
-    tidemark_testkit::wait_until("the batch waits for the partition lock", Duration::from_secs(30), || async {
-        let n: i64 = sqlx::query_scalar(blocked).fetch_one(schema.pool()).await.expect("pg_stat_activity");
-        n == 1
-    })
-    .await;
+    support::one_waits_for_an_advisory_lock(schema.pool()).await;
     // The runner stops (or times out) while the batch waits; then the lock is released.
     waiting.abort();
     assert!(waiting.await.is_err_and(|e| e.is_cancelled()), "the waiting batch was cancelled");

@@ -3,7 +3,7 @@
 //! the whole projection holds every batch of it back the same way. The locks are advisory,
 //! so taking them gives a transaction no id (which would hold the relay's horizon back).
 
-use std::time::Duration;
+mod support;
 
 use tidemark::{LogPosition, StreamId};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
@@ -42,13 +42,7 @@ async fn wait_behind(
             started
         }
     });
-    let waiting = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
-                   AND wait_event_type = 'Lock' AND wait_event = 'advisory'";
-    tidemark_testkit::wait_until("the batch waits for the partition lock", Duration::from_secs(30), || async {
-        let n: i64 = sqlx::query_scalar(waiting).fetch_one(schema.pool()).await.expect("pg_stat_activity");
-        n == 1
-    })
-    .await;
+    support::one_waits_for_an_advisory_lock(schema.pool()).await;
     assert!(!second.is_finished(), "the batch did not wait for the lock");
     models.commit(holder).await.expect("commit the holder");
     second.await.expect("the waiting batch")

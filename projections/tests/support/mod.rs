@@ -215,3 +215,15 @@ pub async fn built_by<D: DocumentReader>(documents: &D, projection: &TallyProjec
     let found = documents.document(&projection.name, "meta", "version").await.expect("read document");
     found.map(|v| serde_json::from_value(v).expect("a version"))
 }
+
+/// Waits until one session of the test's database is blocked on an advisory lock (a batch
+/// waiting for its partition lock).
+pub async fn one_waits_for_an_advisory_lock(pool: &sqlx::PgPool) {
+    let blocked = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
+                   AND wait_event_type = 'Lock' AND wait_event = 'advisory'";
+    wait_until("a batch waits for its partition lock", || async {
+        let n: i64 = sqlx::query_scalar(blocked).fetch_one(pool).await.expect("pg_stat_activity");
+        n == 1
+    })
+    .await;
+}
