@@ -36,4 +36,32 @@ impl EventIdentity {
             schema_version: event.schema_version,
         }
     }
+
+    /// Whether this identity, claimed by a delivered event, is the stored event's.
+    pub fn matches(&self, event: &RecordedEvent) -> bool {
+        self.event_id == event.event_id
+            && self.stream_id == event.stream_id
+            && self.stream_version == event.stream_version
+            && self.position == event.position
+            && self.event_type == event.event_type
+            && self.schema_version == event.schema_version
+    }
+}
+
+/// A delivered event whose identity the store does not confirm: see
+/// [`EventStore::verify_events`](crate::EventStore::verify_events).
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Mismatch {
+    /// The event's index in the slice that was verified.
+    pub index: usize,
+    /// What the store holds at the event's stream version, if anything.
+    pub stored: Option<EventIdentity>,
+}
+
+impl Mismatch {
+    /// The event at `index` does not match `stored`.
+    pub fn new(index: usize, stored: Option<EventIdentity>) -> Self {
+        Self { index, stored }
+    }
 }

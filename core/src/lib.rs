@@ -29,7 +29,7 @@ pub use command::{
 };
 pub use error::{BackendError, Error, InvalidStreamId, Result};
 pub use event::{DecodeError, DomainEvent, Envelope, EventType, NewEvent, RecordedEvent};
-pub use identity::EventIdentity;
+pub use identity::{EventIdentity, Mismatch};
 pub use ids::{CommandId, EventId};
 pub use memory::InMemoryEventStore;
 pub use metadata::Metadata;

@@ -1,5 +1,6 @@
 //! The `EventStore` trait, implemented by every storage backend.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::event::{NewEvent, RecordedEvent};
-use crate::identity::EventIdentity;
+use crate::identity::{EventIdentity, Mismatch};
 use crate::ids::CommandId;
 use crate::stream_id::StreamId;
 use crate::version::{ExpectedVersion, LogPosition, StreamVersion};
@@ -178,6 +179,33 @@ pub trait EventStore: Send + Sync {
                 found.extend(event.filter(|e| e.stream_version == *version).map(|e| EventIdentity::of(&e)));
             }
             Ok(found)
+        }
+    }
+
+    /// Checks events delivered by a broker against the store, in one call: returns those
+    /// whose identity (id, type, schema version, log position) differs from the event
+    /// stored at their stream version, or that name a version the store does not hold,
+    /// each with what the store holds there, in no particular order. Events the store
+    /// confirms are not returned, so a batch of genuine events costs the caller nothing
+    /// to decode.
+    ///
+    /// The provided method compares with [`identities`](Self::identities); stores that
+    /// can compare where the events are kept override it.
+    fn verify_events(&self, events: &[&RecordedEvent]) -> impl Future<Output = Result<Vec<Mismatch>>> + Send {
+        async move {
+            let at: Vec<(StreamId, StreamVersion)> =
+                events.iter().map(|e| (e.stream_id.clone(), e.stream_version)).collect();
+            let stored = self.identities(&at).await?;
+            let stored: HashMap<(&StreamId, StreamVersion), &EventIdentity> =
+                stored.iter().map(|i| ((&i.stream_id, i.stream_version), i)).collect();
+            let mismatches = events.iter().enumerate().filter_map(|(index, event)| {
+                let found = stored.get(&(&event.stream_id, event.stream_version)).copied();
+                match found {
+                    Some(identity) if identity.matches(event) => None,
+                    _ => Some(Mismatch::new(index, found.cloned())),
+                }
+            });
+            Ok(mismatches.collect())
         }
     }
 

@@ -1,6 +1,7 @@
 //! Turning a batch of delivered messages into events of the store: every event the
-//! broker delivered is checked against the store's identity of it (one lookup per
-//! batch), references are read from the store, and anything else is a rogue message.
+//! broker delivered is checked against the store's identity of it (one call per batch,
+//! which returns only the events the store does not confirm), references are read from
+//! the store, and anything else is a rogue message.
 
 use std::collections::HashMap;
 
@@ -47,6 +48,10 @@ impl Resolved {
 /// The store's identities of the events a batch names, by stream and version.
 type Stored<'i> = HashMap<(&'i str, u64), &'i EventIdentity>;
 
+/// The delivered events of a batch the store does not confirm, by index in the batch,
+/// with what the store holds at their stream versions.
+type Mismatched = HashMap<usize, Option<EventIdentity>>;
+
 fn stored_at<'i>(stored: &Stored<'i>, stream: &StreamId, version: StreamVersion) -> Option<&'i EventIdentity> {
     stored.get(&(stream.as_str(), version.0)).copied()
 }
@@ -64,17 +69,17 @@ where
         batch: &[Incoming],
         report: &mut BatchReport,
     ) -> Result<Resolved> {
-        let identities = self.stored_identities(batch).await?;
+        let (mismatched, identities) = self.check(batch).await?;
         let stored: Stored<'_> = identities.iter().map(|i| ((i.stream_id.as_str(), i.stream_version.0), i)).collect();
         let mut resolved = Resolved::default();
         for (i, message) in batch.iter().enumerate() {
             match message {
                 Incoming::Stored(_) => resolved.picked.push(Picked::InBatch(i)),
                 Incoming::Event(event) => {
-                    let found = stored_at(&stored, &event.stream_id, event.stream_version);
-                    match disagreement(event, found) {
+                    let found = mismatched.get(&i).map(Option::as_ref);
+                    match found.and_then(|found| disagreement(event, found).map(|reason| (found, reason))) {
                         None => resolved.picked.push(Picked::InBatch(i)),
-                        Some(reason) => {
+                        Some((found, reason)) => {
                             let claim = (&event.stream_id, event.stream_version, event.event_id);
                             let rogue = RogueMessage::new(format!("event {}", event.event_id), partition, "", reason);
                             resolved.rogue.push(rogue.claiming(claim.0.clone(), claim.1 .0, claim.2));
@@ -112,13 +117,35 @@ where
         Ok(resolved)
     }
 
-    /// What the store holds at every stream version the batch's broker messages name.
-    async fn stored_identities(&self, batch: &[Incoming]) -> Result<Vec<EventIdentity>> {
+    /// Checks the batch against the store, in one round trip: the delivered events the
+    /// store does not confirm, by index in the batch, with what it holds at their stream
+    /// versions; and the store's identities at the versions that references and
+    /// recoverable rogue messages name.
+    async fn check(&self, batch: &[Incoming]) -> Result<(Mismatched, Vec<EventIdentity>)> {
+        let (indexes, events): (Vec<usize>, Vec<&RecordedEvent>) = batch
+            .iter()
+            .enumerate()
+            .filter_map(|(i, message)| match message {
+                Incoming::Event(event) => Some((i, event)),
+                _ => None,
+            })
+            .unzip();
         let named: Vec<(StreamId, StreamVersion)> = batch.iter().filter_map(named_version).collect();
-        if named.is_empty() {
-            return Ok(Vec::new());
-        }
-        Ok(self.store.identities(&named).await?)
+        let verify = async {
+            if events.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.store.verify_events(&events).await
+        };
+        let read = async {
+            if named.is_empty() {
+                return Ok(Vec::new());
+            }
+            self.store.identities(&named).await
+        };
+        let (mismatches, identities) = tokio::try_join!(verify, read)?;
+        let mismatched = mismatches.into_iter().filter_map(|m| Some((*indexes.get(m.index)?, m.stored))).collect();
+        Ok((mismatched, identities))
     }
 
     /// Reads the stored event `found` from the store when it has id `event_id`, and adds
@@ -137,10 +164,9 @@ where
     }
 }
 
-/// The stream version a message delivered by the broker names, if any.
+/// The stream version a reference or a recoverable rogue message names, if any.
 fn named_version(message: &Incoming) -> Option<(StreamId, StreamVersion)> {
     match message {
-        Incoming::Event(e) => Some((e.stream_id.clone(), e.stream_version)),
         Incoming::Reference { stream_id, stream_version, .. } => Some((stream_id.clone(), *stream_version)),
         Incoming::Rogue { message, recover: true } => {
             Some((message.stream_id.clone()?, StreamVersion(message.stream_version?)))

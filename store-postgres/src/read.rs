@@ -2,7 +2,7 @@
 
 use sqlx::Row;
 use tidemark::{
-    AppendOutcome, CommandId, Error, EventId, EventIdentity, LogPosition, RecordedEvent, Snapshot, StreamId,
+    AppendOutcome, CommandId, Error, EventId, EventIdentity, LogPosition, Mismatch, RecordedEvent, Snapshot, StreamId,
     StreamVersion,
 };
 
@@ -45,6 +45,40 @@ impl PgEventStore {
             .await
             .map_err(backend("reading event identities"))?;
         rows.iter().map(identity).collect()
+    }
+
+    /// The delivered events whose identities differ from the store's, in one query that
+    /// compares them where the events are.
+    pub(crate) async fn mismatched(&self, events: &[&RecordedEvent]) -> Result<Vec<Mismatch>, Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = events.len();
+        let (mut streams, mut versions, mut ids) =
+            (Vec::with_capacity(n), Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut types, mut schemas) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        let (mut transactions, mut positions) = (Vec::with_capacity(n), Vec::with_capacity(n));
+        for event in events {
+            streams.push(event.stream_id.as_str());
+            versions.push(i64::try_from(event.stream_version.0).ok());
+            ids.push(event.event_id.0);
+            types.push(event.event_type.as_str());
+            schemas.push(i32::try_from(event.schema_version).ok());
+            transactions.push(i64::try_from(event.position.transaction).ok());
+            positions.push(i64::try_from(event.position.sequence).ok());
+        }
+        let rows = sqlx::query(&self.sql().verify_events)
+            .bind(streams)
+            .bind(versions)
+            .bind(ids)
+            .bind(types)
+            .bind(schemas)
+            .bind(transactions)
+            .bind(positions)
+            .fetch_all(self.pool())
+            .await
+            .map_err(backend("verifying delivered events"))?;
+        rows.iter().map(mismatch).collect()
     }
 
     pub(crate) async fn log_page(&self, after: LogPosition, n: usize) -> Result<Vec<RecordedEvent>, Error> {
@@ -134,19 +168,39 @@ impl PgEventStore {
 }
 
 fn identity(row: &sqlx::postgres::PgRow) -> Result<EventIdentity, Error> {
-    let get = backend("decoding an event identity");
-    let transaction: i64 = row.try_get(0).map_err(get)?;
-    let position: i64 = row.try_get(1).map_err(backend("decoding an event identity"))?;
-    let id: uuid::Uuid = row.try_get(2).map_err(backend("decoding an event identity"))?;
-    let stream: String = row.try_get(3).map_err(backend("decoding an event identity"))?;
-    let version: i64 = row.try_get(4).map_err(backend("decoding an event identity"))?;
-    let schema_version: i32 = row.try_get(6).map_err(backend("decoding an event identity"))?;
+    identity_from(row, 0)
+}
+
+/// Reads an identity from the row's columns `at..at + 7`: transaction id, position,
+/// event id, stream id, stream version, event type and schema version.
+fn identity_from(row: &sqlx::postgres::PgRow, at: usize) -> Result<EventIdentity, Error> {
+    let get = |e| backend("decoding an event identity")(e);
+    let transaction: i64 = row.try_get(at).map_err(get)?;
+    let position: i64 = row.try_get(at + 1).map_err(get)?;
+    let id: uuid::Uuid = row.try_get(at + 2).map_err(get)?;
+    let stream: String = row.try_get(at + 3).map_err(get)?;
+    let version: i64 = row.try_get(at + 4).map_err(get)?;
+    let schema_version: i32 = row.try_get(at + 6).map_err(get)?;
     Ok(EventIdentity {
         event_id: EventId(id),
         stream_id: StreamId::new(stream)?,
         stream_version: StreamVersion(unsigned(version)),
         position: LogPosition::new(unsigned(transaction), unsigned(position)),
-        event_type: row.try_get(5).map_err(backend("decoding an event identity"))?,
+        event_type: row.try_get(at + 5).map_err(get)?,
         schema_version: u32::try_from(schema_version).unwrap_or(0),
     })
+}
+
+/// A row of `verify_events`: the claim's 1-based index, then the stored identity's
+/// columns as `identity` reads them (all NULL when nothing is stored there).
+fn mismatch(row: &sqlx::postgres::PgRow) -> Result<Mismatch, Error> {
+    let index: i64 = row.try_get(0).map_err(backend("decoding a mismatch"))?;
+    let index =
+        usize::try_from(index - 1).map_err(|e| backend("decoding a mismatch")(sqlx::Error::Decode(e.into())))?;
+    let stored: Option<uuid::Uuid> = row.try_get(3).map_err(backend("decoding a mismatch"))?;
+    let stored = match stored {
+        Some(_) => Some(identity_from(row, 1)?),
+        None => None,
+    };
+    Ok(Mismatch::new(index, stored))
 }

@@ -6,8 +6,8 @@ use std::time::Duration;
 use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, PgConnection, PgPool};
 use tidemark::{
-    AppendOutcome, AppendRequest, CommandId, Error, EventIdentity, EventStore, LogPosition, RecordedEvent, Snapshot,
-    StreamId, StreamVersion,
+    AppendOutcome, AppendRequest, CommandId, Error, EventIdentity, EventStore, LogPosition, Mismatch, RecordedEvent,
+    Snapshot, StreamId, StreamVersion,
 };
 use tokio::time::Instant;
 
@@ -152,6 +152,10 @@ impl EventStore for PgEventStore {
 
     async fn identities(&self, at: &[(StreamId, StreamVersion)]) -> Result<Vec<EventIdentity>, Error> {
         self.identities_at(at).await
+    }
+
+    async fn verify_events(&self, events: &[&RecordedEvent]) -> Result<Vec<Mismatch>, Error> {
+        self.mismatched(events).await
     }
 
     async fn read_log(&self, after: LogPosition, limit: usize) -> Result<Vec<RecordedEvent>, Error> {

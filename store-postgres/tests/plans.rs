@@ -1,4 +1,5 @@
-//! Statements run for every projection batch are planned once per connection, not on every
+//! Statements run for every projection batch (the store's checks of delivered events) are
+//! planned once per connection, not on every
 //! call: their inputs come in a form whose row count PostgreSQL estimates the same whatever
 //! the values, so after five plans made for the values it keeps a generic one.
 
@@ -12,7 +13,7 @@ use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_testkit::TestSchema;
 
 #[tokio::test]
-async fn the_identity_check_of_a_batch_keeps_one_plan() {
+async fn the_identity_checks_of_a_batch_keep_one_plan() {
     let schema = TestSchema::new().await;
     support::store(&schema, PgStoreConfig::default()).await;
     // A log of some size over many streams, analysed: on a small table every plan costs
@@ -37,15 +38,22 @@ async fn the_identity_check_of_a_batch_keeps_one_plan() {
         let found = store.identities(&at).await.expect("identities");
         assert_eq!(found.len(), 1, "{found:?}");
         assert_eq!(found[0].stream_version, StreamVersion(2));
+        let delivered = store.read_stream(&at[0].0, StreamVersion(2), 1).await.expect("read");
+        let refs: Vec<_> = delivered.iter().collect();
+        assert!(store.verify_events(&refs).await.expect("verify").is_empty());
     }
     let at = [(support::stream("account-1"), StreamVersion(2)), (support::stream("none-1"), StreamVersion(1))];
     let found = store.identities(&at).await.expect("identities");
     assert_eq!(found.iter().map(|e| e.stream_id.as_str()).collect::<Vec<_>>(), vec!["account-1"]);
-    let (generic, custom): (i64, i64) = sqlx::query_as(
-        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%AS k(stream_id%'",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("the identity check's statement");
-    assert!(generic > 0 && custom <= 5, "planned again on each call: {generic} generic, {custom} custom");
+    let plans = |pattern: &'static str| {
+        sqlx::query_as::<_, (i64, i64)>(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE $1",
+        )
+        .bind(pattern)
+        .fetch_one(&pool)
+    };
+    let (generic, custom) = plans("%AS k(stream_id, stream_version)%").await.expect("the identities statement");
+    assert!(generic > 0 && custom <= 5, "identities planned again on each call: {generic} generic, {custom} custom");
+    let (generic, custom) = plans("%WITH ORDINALITY AS k(%").await.expect("the verify statement");
+    assert!(generic > 0 && custom <= 5, "verification planned again on each call: {generic} generic, {custom} custom");
 }

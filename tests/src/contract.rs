@@ -40,7 +40,7 @@ pub use idempotency::{
 pub use race::exact_version_race;
 pub use read::{
     identities_of_stored_versions, per_stream_order_in_log, read_log_paging, read_stream_ranges,
-    stream_version_and_log_head,
+    stream_version_and_log_head, verify_events_returns_only_mismatches,
 };
 pub use rejections::{duplicate_event_id, invalid_events, oversize_event};
 pub use snapshots::snapshots_save_load_replace;
@@ -63,7 +63,7 @@ macro_rules! contract_tests {
         $crate::contract_tests!(@cases $make;
             append_and_read_round_trip, expected_any, expected_no_stream, expected_stream_exists,
             expected_exact, conflict_writes_nothing, empty_append, read_stream_ranges, read_log_paging,
-            identities_of_stored_versions,
+            identities_of_stored_versions, verify_events_returns_only_mismatches,
             per_stream_order_in_log, stream_version_and_log_head, wait_for_log_wakes_on_append,
             wait_for_log_times_out, wait_for_log_without_spurious_wakeups, wait_for_log_returns_when_behind, duplicate_command_id,
             racing_duplicate_command_ids, racing_duplicate_command_ids_expecting_no_stream,

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use tidemark::{
-    AppendOutcome, AppendRequest, CommandId, EventStore, ExpectedVersion, InMemoryEventStore, LogPosition,
+    AppendOutcome, AppendRequest, CommandId, EventStore, ExpectedVersion, InMemoryEventStore, LogPosition, Mismatch,
     RecordedEvent, Result, Snapshot, StreamId, StreamVersion,
 };
 use tidemark_tests::contract;
@@ -28,6 +28,8 @@ enum Bug {
     SkipOnPaging,
     /// Keeps the first snapshot forever.
     KeepFirstSnapshot,
+    /// Confirms delivered events by stream version and id alone.
+    VerifyIdsOnly,
 }
 
 #[derive(Debug)]
@@ -88,6 +90,15 @@ impl EventStore for Mutant {
         self.inner.wait_for_log(after, timeout).await
     }
 
+    async fn verify_events(&self, events: &[&RecordedEvent]) -> Result<Vec<Mismatch>> {
+        let mismatches = self.inner.verify_events(events).await?;
+        if self.bug != Bug::VerifyIdsOnly {
+            return Ok(mismatches);
+        }
+        let same_id = |m: &Mismatch| m.stored.as_ref().is_some_and(|s| s.event_id == events[m.index].event_id);
+        Ok(mismatches.into_iter().filter(|m| !same_id(m)).collect())
+    }
+
     async fn stream_version(&self, id: &StreamId) -> Result<StreamVersion> {
         self.inner.stream_version(id).await
     }
@@ -122,6 +133,7 @@ async fn the_unbroken_wrapper_passes() {
     contract::duplicate_command_id(mutant(Bug::None)).await;
     contract::read_log_paging(mutant(Bug::None)).await;
     contract::snapshots_save_load_replace(mutant(Bug::None)).await;
+    contract::verify_events_returns_only_mismatches(mutant(Bug::None)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,4 +187,10 @@ async fn skipping_events_on_paging_is_caught() {
 #[should_panic]
 async fn keeping_stale_snapshots_is_caught() {
     contract::snapshots_save_load_replace(mutant(Bug::KeepFirstSnapshot)).await;
+}
+
+#[tokio::test]
+#[should_panic(expected = "assertion `left == right` failed")]
+async fn verifying_by_id_alone_is_caught() {
+    contract::verify_events_returns_only_mismatches(mutant(Bug::VerifyIdsOnly)).await;
 }

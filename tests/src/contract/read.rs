@@ -145,3 +145,56 @@ pub async fn identities_of_stored_versions<S: EventStore>(store: S) {
     assert_eq!(found, expected);
     assert!(store.identities(&[]).await.unwrap().is_empty());
 }
+
+/// `verify_events` confirms genuine events by returning nothing for them, and returns
+/// each other claim once, with what the store holds at its stream version: a different
+/// id, type, schema version or position, a version or stream the store does not hold, and
+/// numbers no store can hold.
+pub async fn verify_events_returns_only_mismatches<S: EventStore>(store: S) {
+    let (s, missing) = (stream("verify"), stream("verify"));
+    append(&store, &s, ExpectedVersion::NoStream, events(1, 3)).await;
+    let genuine = store.read_stream(&s, StreamVersion(1), 3).await.unwrap();
+    let refs: Vec<&tidemark::RecordedEvent> = genuine.iter().collect();
+    assert!(store.verify_events(&refs).await.unwrap().is_empty(), "the store's own events match");
+    assert!(store.verify_events(&[]).await.unwrap().is_empty());
+
+    let second = &genuine[1];
+    let altered = |change: &dyn Fn(&mut tidemark::RecordedEvent)| {
+        let mut event = second.clone();
+        change(&mut event);
+        event
+    };
+    let claims = [
+        altered(&|e| e.event_id = EventId::new()),
+        altered(&|_| {}),
+        altered(&|e| e.event_type = "SomethingElse".to_owned()),
+        altered(&|e| e.schema_version += 1),
+        altered(&|e| e.position.sequence += 1),
+        altered(&|e| e.position.transaction += 1),
+        altered(&|e| e.stream_version = StreamVersion(4)),
+        altered(&|e| e.stream_id = missing.clone()),
+        altered(&|e| e.schema_version = u32::MAX),
+        altered(&|e| e.position.sequence = u64::MAX),
+        altered(&|e| e.stream_version = StreamVersion(u64::MAX)),
+    ];
+    let refs: Vec<&tidemark::RecordedEvent> = claims.iter().collect();
+    let mut found = store.verify_events(&refs).await.unwrap();
+    found.sort_by_key(|m| m.index);
+    let stored = Some(tidemark::EventIdentity::of(second));
+    let expected: Vec<tidemark::Mismatch> = [
+        (0, stored.clone()),
+        (2, stored.clone()),
+        (3, stored.clone()),
+        (4, stored.clone()),
+        (5, stored.clone()),
+        (6, None),
+        (7, None),
+        (8, stored.clone()),
+        (9, stored),
+        (10, None),
+    ]
+    .into_iter()
+    .map(|(index, stored)| tidemark::Mismatch::new(index, stored))
+    .collect();
+    assert_eq!(found, expected);
+}
