@@ -50,6 +50,10 @@ pub struct Cli {
     /// F4: milliseconds a batch waits for each further message (ConsumerSettings::linger; default 0).
     #[arg(long, default_value_t = 0.0)]
     pub f4_linger_ms: f64,
+    /// Group-commit limits of every store with group commit on, as `MAX_BATCH,IN_FLIGHT`
+    /// (PgStoreConfig::group_commit_limits; default 64,4).
+    #[arg(long, value_name = "MAX_BATCH,IN_FLIGHT", value_parser = group_commit_limits)]
+    pub group_commit: Option<(usize, usize)>,
     /// F6: the open-loop rates, in percent of the F1 capacity (default 10,50).
     #[arg(long, value_delimiter = ',')]
     pub f6_shares: Option<Vec<f64>>,
@@ -59,6 +63,18 @@ pub struct Cli {
     /// The PostgreSQL server; each run works in a fresh schema, dropped at the end.
     #[arg(long, env = "DATABASE_URL", default_value = "postgres://postgres@127.0.0.1:5432/test")]
     pub database_url: String,
+}
+
+/// Parses `--group-commit`: two positive numbers separated by a comma.
+fn group_commit_limits(text: &str) -> Result<(usize, usize), String> {
+    let parse = |n: &str| n.trim().parse::<usize>().ok().filter(|n| *n > 0);
+    match text.split_once(',') {
+        Some((batch, in_flight)) => match (parse(batch), parse(in_flight)) {
+            (Some(batch), Some(in_flight)) => Ok((batch, in_flight)),
+            _ => Err(format!("expected two positive numbers, got {text:?}")),
+        },
+        None => Err(format!("expected MAX_BATCH,IN_FLIGHT, got {text:?}")),
+    }
 }
 
 /// How long and how wide each measurement is.

@@ -25,11 +25,14 @@ pub struct BenchDb {
     admin: PgPool,
     schema: String,
     measurements: AtomicUsize,
+    /// Group-commit limits (most appends per batch, batches in flight) of the stores with
+    /// group commit on; the store's defaults when `None`.
+    group_commit_limits: Option<(usize, usize)>,
 }
 
 impl BenchDb {
     /// Creates a fresh schema, applies tidemark's migrations and creates the raw tables.
-    pub async fn create(url: &str) -> Result<Self> {
+    pub async fn create(url: &str, group_commit_limits: Option<(usize, usize)>) -> Result<Self> {
         let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
         let admin = PgPoolOptions::new()
             .max_connections(2)
@@ -39,7 +42,8 @@ impl BenchDb {
             .with_context(|| format!("connecting to {url}"))?;
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let schema = format!("bench_{}", &suffix[..12]);
-        let db = Self { url: url.to_owned(), options, admin, schema, measurements: AtomicUsize::new(0) };
+        let measurements = AtomicUsize::new(0);
+        let db = Self { url: url.to_owned(), options, admin, schema, measurements, group_commit_limits };
         if let Err(error) = db.reset().await {
             let _ = db.drop_schema().await;
             return Err(error);
@@ -99,6 +103,10 @@ impl BenchDb {
             .schema(&self.schema)
             .max_connections(pool_size(writers + 2))
             .group_commit(group_commit);
+        let config = match self.group_commit_limits {
+            Some((max_batch, in_flight)) => config.group_commit_limits(max_batch, in_flight),
+            None => config,
+        };
         Ok(PgEventStore::connect(url.as_str(), config).await?)
     }
 

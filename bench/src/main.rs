@@ -100,7 +100,7 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
         let not_landed = NOT_LANDED.iter().copied().filter(|(i, _)| *i == id).collect();
         return Ok(Report { not_landed, ..Report::default() });
     }
-    let db = BenchDb::create(&cli.database_url).await?;
+    let db = BenchDb::create(&cli.database_url, cli.group_commit).await?;
     eprintln!("schema {} on {}", db.schema(), redacted(&cli.database_url));
     let names = js::Names::new();
     let mut suite = Suite { db: &db, settings, report: Report::default(), retried: Default::default() };

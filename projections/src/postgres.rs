@@ -139,9 +139,11 @@ impl ReadModels for PgReadModels {
         streams: &[StreamId],
     ) -> Result<HashMap<StreamId, Seen>> {
         // One index probe per stream: `stream_id = ANY($2)` let PostgreSQL cache a plan
-        // that filtered every row of the projection, slower as the read model grew.
+        // that filtered every row of the projection, slower as the read model grew. The
+        // array is read through a scalar subquery, as in `lock_and_read_seen`, so that the
+        // generic plan is kept.
         let sql = format!(
-            "SELECT s.stream_id, s.version, s.parked FROM unnest($2::text[]) AS u(id) \
+            "SELECT s.stream_id, s.version, s.parked FROM unnest((SELECT $2::text[])) AS u(id) \
              CROSS JOIN LATERAL (SELECT stream_id, version, parked FROM {} \
                WHERE projection = $1 AND stream_id = u.id LIMIT 1) AS s",
             self.table("projection_streams")
