@@ -4,14 +4,16 @@
 //! append in it is retried on its own, so no append sees another's failure.
 
 use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use sqlx::Row;
 use tidemark::{AppendOutcome, AppendRequest, BackendError, Error, LogPosition, StreamVersion};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use uuid::Uuid;
 
 use crate::append::expected_parts;
+use crate::config::PgStoreConfig;
 use crate::row::{unsigned, Columns};
 use crate::store::{PgEventStore, WeakStore};
 
@@ -26,55 +28,132 @@ pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Pending>,
     /// One permit per statement in flight, batches and lone appends alike.
     slots: Arc<Semaphore>,
+    in_flight: usize,
+    /// Events sent to the batching task and not yet taken by it, and its wake-ups.
+    waiting: Arc<Waiting>,
+}
+
+/// What the batching task waits on before it starts a batch beside others in flight.
+#[derive(Debug, Default)]
+struct Waiting {
+    events: AtomicUsize,
+    /// Signalled when appends are queued and when a batch ends.
+    changed: Notify,
 }
 
 impl GroupCommit {
     /// Starts the batching task; it ends when the store is dropped.
-    pub fn start(store: WeakStore, max_batch: usize, in_flight: usize) -> Self {
-        let (queue, rx) = mpsc::channel(max_batch.max(1) * in_flight.max(1) * 4);
-        let slots = Arc::new(Semaphore::new(in_flight.max(1)));
-        tokio::spawn(batcher(store, rx, max_batch.max(1), slots.clone()));
-        Self { queue, slots }
+    pub fn start(store: WeakStore, config: &PgStoreConfig) -> Self {
+        let (max_batch, in_flight) = (config.max_batch.max(1), config.batches_in_flight.max(1));
+        let (queue, rx) = mpsc::channel(max_batch * in_flight * 4);
+        let slots = Arc::new(Semaphore::new(in_flight));
+        let waiting = Arc::new(Waiting::default());
+        let limits = Limits { max_batch, in_flight, overlap_at: config.overlap_events.max(1) };
+        tokio::spawn(batcher(store, rx, limits, slots.clone(), waiting.clone()));
+        Self { queue, slots, in_flight, waiting }
     }
 
-    /// Appends through a shared statement, or at once in the caller's task when no other
-    /// append is waiting and a slot is free: an append on an idle store pays no hand-over
-    /// to the batching task and back.
+    /// Appends through a shared statement, or at once in the caller's task when the
+    /// store is idle (no statement in flight, no append waiting): an append on an idle
+    /// store pays no hand-over to the batching task and back.
     pub async fn submit(&self, store: &PgEventStore, request: AppendRequest) -> Result<AppendOutcome, Error> {
-        if self.queue.capacity() == self.queue.max_capacity() {
+        let idle =
+            self.queue.capacity() == self.queue.max_capacity() && self.slots.available_permits() == self.in_flight;
+        if idle {
             if let Ok(slot) = self.slots.clone().try_acquire_owned() {
                 let outcome = store.append_alone(request).await;
                 drop(slot);
+                self.waiting.changed.notify_one();
                 return outcome;
             }
         }
         let (reply, outcome) = oneshot::channel();
         let stopped = || Error::Backend(BackendError::new("group commit", true, "the store is shutting down"));
-        self.queue.send(Pending { request, reply }).await.map_err(|_| stopped())?;
+        let events = request.events.len().max(1);
+        self.waiting.events.fetch_add(events, Ordering::Relaxed);
+        if self.queue.send(Pending { request, reply }).await.is_err() {
+            self.waiting.events.fetch_sub(events, Ordering::Relaxed);
+            return Err(stopped());
+        }
+        self.waiting.changed.notify_one();
         outcome.await.map_err(|_| stopped())?
     }
 }
 
+/// How batches are formed.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    /// Most appends per batch.
+    max_batch: usize,
+    /// Most statements in flight.
+    in_flight: usize,
+    /// Events that must be waiting before a batch starts while another is in flight
+    /// (`PgStoreConfig::overlap_events`).
+    overlap_at: usize,
+}
+
 /// Gathers waiting appends into batches of distinct streams, at most `in_flight` at once.
-/// No append waits for a timer: a batch leaves as soon as a slot is free.
-async fn batcher(store: WeakStore, mut rx: mpsc::Receiver<Pending>, max_batch: usize, slots: Arc<Semaphore>) {
+/// No append waits for a timer: a batch leaves as soon as a slot is free and either no
+/// other batch is in flight or enough events are waiting (`Limits::overlap_at`).
+async fn batcher(
+    store: WeakStore,
+    mut rx: mpsc::Receiver<Pending>,
+    limits: Limits,
+    slots: Arc<Semaphore>,
+    waiting: Arc<Waiting>,
+) {
     let mut carried: VecDeque<Pending> = VecDeque::new();
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
+        loop {
+            let others_in_flight = slots.available_permits() + 1 < limits.in_flight;
+            let queued = waiting.events.load(Ordering::Relaxed) + events_in(&carried);
+            if !others_in_flight || queued >= limits.overlap_at {
+                break;
+            }
+            waiting.changed.notified().await;
+        }
         let first = match carried.pop_front() {
             Some(p) => p,
             None => match rx.recv().await {
-                Some(p) => p,
+                Some(p) => taken(p, &waiting),
                 None => return,
             },
         };
-        let batch = gather(first, &mut carried, &mut rx, max_batch);
+        let batch = gather(first, &mut carried, &mut rx, limits.max_batch, &waiting);
         let Some(store) = store.upgrade() else { return };
+        let ended = Ended { slot: Some(slot), waiting: waiting.clone() };
         tokio::spawn(async move {
             run(&store, batch).await;
-            drop(slot);
+            drop(ended);
         });
     }
+}
+
+/// A batch's slot: freed when the batch ends, however it ends, and the batching task is
+/// told, as it may be waiting for the batches in flight to end.
+struct Ended {
+    slot: Option<OwnedSemaphorePermit>,
+    waiting: Arc<Waiting>,
+}
+
+impl Drop for Ended {
+    fn drop(&mut self) {
+        // The slot first: the batching task checks the free slots when it wakes.
+        drop(self.slot.take());
+        self.waiting.changed.notify_one();
+    }
+}
+
+/// Events of the appends carried over to a later batch.
+fn events_in(carried: &VecDeque<Pending>) -> usize {
+    carried.iter().map(|p| p.request.events.len().max(1)).sum()
+}
+
+/// An append taken from the queue: its events no longer count as waiting there.
+fn taken(p: Pending, waiting: &Waiting) -> Pending {
+    waiting.events.fetch_sub(p.request.events.len().max(1), Ordering::Relaxed);
+    p
 }
 
 /// Fills a batch with distinct streams: first the appends carried over from earlier
@@ -85,6 +164,7 @@ fn gather(
     carried: &mut VecDeque<Pending>,
     rx: &mut mpsc::Receiver<Pending>,
     max: usize,
+    waiting: &Waiting,
 ) -> Vec<Pending> {
     let mut streams = HashSet::from([first.request.stream_id.clone()]);
     let mut batch = vec![first];
@@ -101,7 +181,7 @@ fn gather(
     }
     while batch.len() < max && later.len() < max {
         match rx.try_recv() {
-            Ok(p) => offer(p, &mut batch, &mut later),
+            Ok(p) => offer(taken(p, waiting), &mut batch, &mut later),
             Err(_) => break,
         }
     }

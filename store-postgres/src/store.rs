@@ -69,9 +69,7 @@ impl PgEventStore {
         let sql = Statements::new(&config.schema, config.gap_safe);
         let wake = Wake::new(&pool, &sql.channel, config.notify.then_some(config.notify_interval));
         let inner = Arc::new_cyclic(|weak| {
-            let group = config
-                .group_commit
-                .then(|| GroupCommit::start(WeakStore(weak.clone()), config.max_batch, config.batches_in_flight));
+            let group = config.group_commit.then(|| GroupCommit::start(WeakStore(weak.clone()), &config));
             Inner { pool, config, sql, wake, group }
         });
         Ok(Self { inner })

@@ -4,6 +4,7 @@
 mod support;
 
 use std::collections::{HashMap, HashSet};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use tidemark::{CommandId, Error, EventStore, ExpectedVersion, StreamVersion};
@@ -80,4 +81,82 @@ async fn appends_to_one_stream_keep_their_order_through_group_commit() {
     assert_eq!(versions, (1..=50).collect());
     let log = support::log_of(&store, 50).await;
     assert_eq!(log.iter().map(|e| e.stream_version.0).collect::<Vec<_>>(), (1..=50).collect::<Vec<_>>());
+}
+
+/// Blocks the next append to `stream`: an open transaction inserts its version 1, so the
+/// append's insert waits on the unique key until that transaction ends.
+async fn block_stream(schema: &TestSchema, stream: &str) -> sqlx::Transaction<'static, sqlx::Postgres> {
+    let mut blocker = schema.pool().begin().await.expect("begin");
+    let sql = format!(
+        "INSERT INTO \"{}\".events (event_id, stream_id, stream_version, event_type, schema_version, payload) \
+         VALUES (gen_random_uuid(), $1, 1, 'Ticked', 1, '{{}}')",
+        schema.name()
+    );
+    sqlx::query(&sql).bind(stream).execute(&mut *blocker).await.expect("insert the blocking row");
+    blocker
+}
+
+/// Waits until a statement on this schema's tables waits on a lock: the blocked append.
+async fn until_an_append_waits(schema: &TestSchema) {
+    let (pool, name) = (schema.pool().clone(), schema.name().to_owned());
+    tidemark_testkit::wait_until("the first append to wait on the blocking row", Duration::from_secs(30), || {
+        let (pool, name) = (pool.clone(), name.clone());
+        async move {
+            let waiting: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position($1 in query) > 0",
+            )
+            .bind(format!("\"{name}\".events"))
+            .fetch_one(&pool)
+            .await
+            .expect("pg_stat_activity");
+            waiting > 0
+        }
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn small_appends_gather_behind_a_batch_in_flight() {
+    let schema = TestSchema::new().await;
+    let config = PgStoreConfig::default().group_commit(true).group_commit_limits(64, 4).group_commit_overlap(16);
+    let store = support::store(&schema, config).await;
+    let blocker = block_stream(&schema, "held-1").await;
+    let held = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(support::append("held-1", ExpectedVersion::NoStream, 1)).await }
+    });
+    until_an_append_waits(&schema).await;
+    // Sixteen one-event appends arrive while that append is in flight. With slots free,
+    // none starts until sixteen events wait; then they leave together, in one commit.
+    let small = (0..16).map(|i| {
+        let store = store.clone();
+        tokio::spawn(
+            async move { store.append(support::append(&format!("small-{i}"), ExpectedVersion::NoStream, 1)).await },
+        )
+    });
+    let outcomes: Vec<_> = join_all(small).await.into_iter().map(|r| r.expect("task").expect("append")).collect();
+    assert!(!held.is_finished(), "the blocked append finished early");
+    let transactions: HashSet<u64> = outcomes.iter().filter_map(|o| o.last_position.map(|p| p.transaction)).collect();
+    assert_eq!(transactions.len(), 1, "the sixteen appends went out in {} commits", transactions.len());
+    blocker.rollback().await.expect("rollback");
+    let held = held.await.expect("task").expect("the blocked append");
+    assert_eq!(held.version, StreamVersion(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn with_an_overlap_of_one_appends_pass_a_batch_in_flight() {
+    let schema = TestSchema::new().await;
+    let config = PgStoreConfig::default().group_commit(true).group_commit_limits(64, 4).group_commit_overlap(1);
+    let store = support::store(&schema, config).await;
+    let blocker = block_stream(&schema, "held-1").await;
+    let held = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(support::append("held-1", ExpectedVersion::NoStream, 1)).await }
+    });
+    until_an_append_waits(&schema).await;
+    // One waiting append is enough to start a batch beside the one in flight.
+    store.append(support::append("passing-1", ExpectedVersion::NoStream, 1)).await.expect("append");
+    assert!(!held.is_finished(), "the blocked append finished early");
+    blocker.rollback().await.expect("rollback");
+    held.await.expect("task").expect("the blocked append");
 }
