@@ -6,10 +6,12 @@
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::Row;
 use tidemark::{AppendOutcome, AppendRequest, BackendError, Error, LogPosition, StreamVersion};
 use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::append::expected_parts;
@@ -28,8 +30,8 @@ pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Pending>,
     /// One permit per statement in flight, batches and lone appends alike.
     slots: Arc<Semaphore>,
-    in_flight: usize,
-    /// Events sent to the batching task and not yet taken by it, and its wake-ups.
+    /// Events sent to the batching task and not yet taken by it, statements in flight,
+    /// and the batching task's wake-ups.
     waiting: Arc<Waiting>,
 }
 
@@ -37,7 +39,9 @@ pub(crate) struct GroupCommit {
 #[derive(Debug, Default)]
 struct Waiting {
     events: AtomicUsize,
-    /// Signalled when appends are queued and when a batch ends.
+    /// Statements in flight: batches and lone appends.
+    running: AtomicUsize,
+    /// Signalled when appends are queued and when a statement ends.
     changed: Notify,
 }
 
@@ -48,9 +52,9 @@ impl GroupCommit {
         let (queue, rx) = mpsc::channel(max_batch * in_flight * 4);
         let slots = Arc::new(Semaphore::new(in_flight));
         let waiting = Arc::new(Waiting::default());
-        let limits = Limits { max_batch, in_flight, overlap_at: config.overlap_events.max(1) };
+        let limits = Limits { max_batch, overlap_at: config.overlap_events.max(1), overlap_after: config.overlap_wait };
         tokio::spawn(batcher(store, rx, limits, slots.clone(), waiting.clone()));
-        Self { queue, slots, in_flight, waiting }
+        Self { queue, slots, waiting }
     }
 
     /// Appends through a shared statement, or at once in the caller's task when the
@@ -58,25 +62,51 @@ impl GroupCommit {
     /// store pays no hand-over to the batching task and back.
     pub async fn submit(&self, store: &PgEventStore, request: AppendRequest) -> Result<AppendOutcome, Error> {
         let idle =
-            self.queue.capacity() == self.queue.max_capacity() && self.slots.available_permits() == self.in_flight;
+            self.queue.capacity() == self.queue.max_capacity() && self.waiting.running.load(Ordering::Acquire) == 0;
         if idle {
             if let Ok(slot) = self.slots.clone().try_acquire_owned() {
-                let outcome = store.append_alone(request).await;
-                drop(slot);
-                self.waiting.changed.notify_one();
-                return outcome;
+                // Freed and told when the append ends, also when its caller gives up.
+                let _running = Running::start(slot, &self.waiting);
+                return store.append_alone(request).await;
             }
         }
         let (reply, outcome) = oneshot::channel();
         let stopped = || Error::Backend(BackendError::new("group commit", true, "the store is shutting down"));
-        let events = request.events.len().max(1);
-        self.waiting.events.fetch_add(events, Ordering::Relaxed);
+        let mut queued = Queued::count(&self.waiting, request.events.len().max(1));
         if self.queue.send(Pending { request, reply }).await.is_err() {
-            self.waiting.events.fetch_sub(events, Ordering::Relaxed);
             return Err(stopped());
         }
+        queued.sent();
         self.waiting.changed.notify_one();
         outcome.await.map_err(|_| stopped())?
+    }
+}
+
+/// An append's events counted as waiting while it is handed to the batching task; the
+/// count is taken back if the hand-over does not happen (the queue closed, or the caller
+/// gave up while the queue was full).
+struct Queued<'w> {
+    waiting: &'w Waiting,
+    events: usize,
+}
+
+impl<'w> Queued<'w> {
+    fn count(waiting: &'w Waiting, events: usize) -> Self {
+        waiting.events.fetch_add(events, Ordering::Relaxed);
+        Self { waiting, events }
+    }
+
+    /// The append is in the queue: the batching task takes its count back.
+    fn sent(&mut self) {
+        self.events = 0;
+    }
+}
+
+impl Drop for Queued<'_> {
+    fn drop(&mut self) {
+        if self.events > 0 {
+            self.waiting.events.fetch_sub(self.events, Ordering::Relaxed);
+        }
     }
 }
 
@@ -85,16 +115,18 @@ impl GroupCommit {
 struct Limits {
     /// Most appends per batch.
     max_batch: usize,
-    /// Most statements in flight.
-    in_flight: usize,
     /// Events that must be waiting before a batch starts while another is in flight
     /// (`PgStoreConfig::overlap_events`).
     overlap_at: usize,
+    /// How long waiting appends stay behind a statement in flight at most
+    /// (`PgStoreConfig::overlap_wait`): one held up by a lock does not hold them back.
+    overlap_after: Duration,
 }
 
 /// Gathers waiting appends into batches of distinct streams, at most `in_flight` at once.
-/// No append waits for a timer: a batch leaves as soon as a slot is free and either no
-/// other batch is in flight or enough events are waiting (`Limits::overlap_at`).
+/// A batch leaves as soon as a slot is free and either nothing else is in flight, enough
+/// events are waiting (`Limits::overlap_at`), or the appends have waited
+/// `Limits::overlap_after` behind what is in flight.
 async fn batcher(
     store: WeakStore,
     mut rx: mpsc::Receiver<Pending>,
@@ -105,14 +137,6 @@ async fn batcher(
     let mut carried: VecDeque<Pending> = VecDeque::new();
     loop {
         let Ok(slot) = slots.clone().acquire_owned().await else { return };
-        loop {
-            let others_in_flight = slots.available_permits() + 1 < limits.in_flight;
-            let queued = waiting.events.load(Ordering::Relaxed) + events_in(&carried);
-            if !others_in_flight || queued >= limits.overlap_at {
-                break;
-            }
-            waiting.changed.notified().await;
-        }
         let first = match carried.pop_front() {
             Some(p) => p,
             None => match rx.recv().await {
@@ -120,34 +144,57 @@ async fn batcher(
                 None => return,
             },
         };
+        let until = Instant::now() + limits.overlap_after;
+        loop {
+            let others_in_flight = waiting.running.load(Ordering::Acquire) > 0;
+            let queued = waiting.events.load(Ordering::Relaxed) + events_in(&carried) + events_of(&first);
+            if !others_in_flight || queued >= limits.overlap_at {
+                break;
+            }
+            if tokio::time::timeout_at(until, waiting.changed.notified()).await.is_err() {
+                break;
+            }
+        }
         let batch = gather(first, &mut carried, &mut rx, limits.max_batch, &waiting);
         let Some(store) = store.upgrade() else { return };
-        let ended = Ended { slot: Some(slot), waiting: waiting.clone() };
+        let running = Running::start(slot, &waiting);
         tokio::spawn(async move {
             run(&store, batch).await;
-            drop(ended);
+            drop(running);
         });
     }
 }
 
-/// A batch's slot: freed when the batch ends, however it ends, and the batching task is
-/// told, as it may be waiting for the batches in flight to end.
-struct Ended {
+/// A statement's slot (a batch's or a lone append's): freed when it ends, however it
+/// ends, and the batching task is told, as it may be waiting for statements in flight to
+/// end.
+struct Running {
     slot: Option<OwnedSemaphorePermit>,
     waiting: Arc<Waiting>,
 }
 
-impl Drop for Ended {
+impl Running {
+    fn start(slot: OwnedSemaphorePermit, waiting: &Arc<Waiting>) -> Self {
+        waiting.running.fetch_add(1, Ordering::AcqRel);
+        Self { slot: Some(slot), waiting: waiting.clone() }
+    }
+}
+
+impl Drop for Running {
     fn drop(&mut self) {
-        // The slot first: the batching task checks the free slots when it wakes.
         drop(self.slot.take());
+        self.waiting.running.fetch_sub(1, Ordering::AcqRel);
         self.waiting.changed.notify_one();
     }
 }
 
 /// Events of the appends carried over to a later batch.
 fn events_in(carried: &VecDeque<Pending>) -> usize {
-    carried.iter().map(|p| p.request.events.len().max(1)).sum()
+    carried.iter().map(events_of).sum()
+}
+
+fn events_of(p: &Pending) -> usize {
+    p.request.events.len().max(1)
 }
 
 /// An append taken from the queue: its events no longer count as waiting there.

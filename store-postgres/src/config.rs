@@ -42,6 +42,10 @@ pub struct PgStoreConfig {
     /// one batch's duration under moderate load. Large appends still run side by side.
     /// 1 starts a batch for any waiting append as soon as a slot is free.
     pub overlap_events: usize,
+    /// Longest that waiting appends stay behind a statement in flight before a batch
+    /// starts beside it anyway (default 5 ms): a statement held up by a lock or a slow
+    /// server does not hold every other append back.
+    pub overlap_wait: Duration,
     pub(crate) gap_safe: bool,
 }
 
@@ -59,6 +63,7 @@ impl Default for PgStoreConfig {
             max_batch: 64,
             batches_in_flight: 4,
             overlap_events: 16,
+            overlap_wait: Duration::from_millis(5),
             gap_safe: true,
         }
     }
@@ -121,9 +126,11 @@ impl PgStoreConfig {
     }
 
     /// Sets how many events must be waiting before a group commit starts beside another
-    /// in flight (see [`overlap_events`](Self::overlap_events)).
-    pub fn group_commit_overlap(mut self, events: usize) -> Self {
+    /// statement in flight, and how long at most they wait for it (see
+    /// [`overlap_events`](Self::overlap_events) and [`overlap_wait`](Self::overlap_wait)).
+    pub fn group_commit_overlap(mut self, events: usize, wait: Duration) -> Self {
         self.overlap_events = events.max(1);
+        self.overlap_wait = wait;
         self
     }
 

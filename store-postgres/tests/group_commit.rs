@@ -118,7 +118,10 @@ async fn until_an_append_waits(schema: &TestSchema) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn small_appends_gather_behind_a_batch_in_flight() {
     let schema = TestSchema::new().await;
-    let config = PgStoreConfig::default().group_commit(true).group_commit_limits(64, 4).group_commit_overlap(16);
+    let config = PgStoreConfig::default()
+        .group_commit(true)
+        .group_commit_limits(64, 4)
+        .group_commit_overlap(16, Duration::from_secs(60));
     let store = support::store(&schema, config).await;
     let blocker = block_stream(&schema, "held-1").await;
     let held = tokio::spawn({
@@ -146,7 +149,10 @@ async fn small_appends_gather_behind_a_batch_in_flight() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_an_overlap_of_one_appends_pass_a_batch_in_flight() {
     let schema = TestSchema::new().await;
-    let config = PgStoreConfig::default().group_commit(true).group_commit_limits(64, 4).group_commit_overlap(1);
+    let config = PgStoreConfig::default()
+        .group_commit(true)
+        .group_commit_limits(64, 4)
+        .group_commit_overlap(1, Duration::from_secs(60));
     let store = support::store(&schema, config).await;
     let blocker = block_stream(&schema, "held-1").await;
     let held = tokio::spawn({
@@ -156,6 +162,55 @@ async fn with_an_overlap_of_one_appends_pass_a_batch_in_flight() {
     until_an_append_waits(&schema).await;
     // One waiting append is enough to start a batch beside the one in flight.
     store.append(support::append("passing-1", ExpectedVersion::NoStream, 1)).await.expect("append");
+    assert!(!held.is_finished(), "the blocked append finished early");
+    blocker.rollback().await.expect("rollback");
+    held.await.expect("task").expect("the blocked append");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_caller_giving_up_on_a_blocked_append_does_not_stall_the_queue() {
+    let schema = TestSchema::new().await;
+    let config = PgStoreConfig::default()
+        .group_commit(true)
+        .group_commit_limits(64, 4)
+        .group_commit_overlap(16, Duration::from_secs(60));
+    let store = support::store(&schema, config).await;
+    let blocker = block_stream(&schema, "held-1").await;
+    let held = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(support::append("held-1", ExpectedVersion::NoStream, 1)).await }
+    });
+    until_an_append_waits(&schema).await;
+    // One event waits behind the statement in flight (fewer than the overlap); then the
+    // statement's caller gives up. Its slot is freed, and the waiting append must go out.
+    let waiting = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(support::append("waiting-1", ExpectedVersion::NoStream, 1)).await }
+    });
+    held.abort();
+    let appended = tokio::time::timeout(Duration::from_secs(30), waiting).await;
+    let outcome = appended.expect("the waiting append stalled").expect("task").expect("append");
+    assert_eq!(outcome.version, StreamVersion(1));
+    blocker.rollback().await.expect("rollback");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_statement_held_up_by_a_lock_holds_appends_back_only_for_the_overlap_wait() {
+    let schema = TestSchema::new().await;
+    let wait = Duration::from_millis(50);
+    let config = PgStoreConfig::default().group_commit(true).group_commit_limits(64, 4).group_commit_overlap(16, wait);
+    let store = support::store(&schema, config).await;
+    let blocker = block_stream(&schema, "held-1").await;
+    let held = tokio::spawn({
+        let store = store.clone();
+        async move { store.append(support::append("held-1", ExpectedVersion::NoStream, 1)).await }
+    });
+    until_an_append_waits(&schema).await;
+    // One event, fewer than the overlap: it goes out beside the blocked append once it has
+    // waited `wait`, not when the lock is released.
+    let started = tokio::time::Instant::now();
+    store.append(support::append("passing-1", ExpectedVersion::NoStream, 1)).await.expect("append");
+    assert!(started.elapsed() >= wait, "the append did not wait behind the statement in flight");
     assert!(!held.is_finished(), "the blocked append finished early");
     blocker.rollback().await.expect("rollback");
     held.await.expect("task").expect("the blocked append");
