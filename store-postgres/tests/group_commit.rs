@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use futures_util::future::join_all;
 use tidemark::{CommandId, Error, EventStore, ExpectedVersion, StreamVersion};
-use tidemark_postgres::PgStoreConfig;
+use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_testkit::TestSchema;
 
 fn config() -> PgStoreConfig {
@@ -115,13 +115,21 @@ async fn until_an_append_waits(schema: &TestSchema) {
     .await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn small_appends_gather_behind_a_batch_in_flight() {
+/// A store with group commit (batches of 64, 4 in flight, the given overlap), and one of
+/// its appends sent and blocked on a row lock until `blocker` ends.
+struct Blocked {
+    _schema: TestSchema,
+    store: PgEventStore,
+    blocker: sqlx::Transaction<'static, sqlx::Postgres>,
+    held: tokio::task::JoinHandle<Result<tidemark::AppendOutcome, Error>>,
+}
+
+async fn blocked_append(overlap_events: usize, overlap_wait: Duration) -> Blocked {
     let schema = TestSchema::new().await;
     let config = PgStoreConfig::default()
         .group_commit(true)
         .group_commit_limits(64, 4)
-        .group_commit_overlap(16, Duration::from_secs(60));
+        .group_commit_overlap(overlap_events, overlap_wait);
     let store = support::store(&schema, config).await;
     let blocker = block_stream(&schema, "held-1").await;
     let held = tokio::spawn({
@@ -129,6 +137,12 @@ async fn small_appends_gather_behind_a_batch_in_flight() {
         async move { store.append(support::append("held-1", ExpectedVersion::NoStream, 1)).await }
     });
     until_an_append_waits(&schema).await;
+    Blocked { _schema: schema, store, blocker, held }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn small_appends_gather_behind_a_batch_in_flight() {
+    let Blocked { _schema, store, blocker, held } = blocked_append(16, Duration::from_secs(60)).await;
     // Sixteen one-event appends arrive while that append is in flight. With slots free,
     // none starts until sixteen events wait; then they leave together, in one commit.
     let small = (0..16).map(|i| {
@@ -148,18 +162,7 @@ async fn small_appends_gather_behind_a_batch_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_an_overlap_of_one_appends_pass_a_batch_in_flight() {
-    let schema = TestSchema::new().await;
-    let config = PgStoreConfig::default()
-        .group_commit(true)
-        .group_commit_limits(64, 4)
-        .group_commit_overlap(1, Duration::from_secs(60));
-    let store = support::store(&schema, config).await;
-    let blocker = block_stream(&schema, "held-1").await;
-    let held = tokio::spawn({
-        let store = store.clone();
-        async move { store.append(support::append("held-1", ExpectedVersion::NoStream, 1)).await }
-    });
-    until_an_append_waits(&schema).await;
+    let Blocked { _schema, store, blocker, held } = blocked_append(1, Duration::from_secs(60)).await;
     // One waiting append is enough to start a batch beside the one in flight.
     store.append(support::append("passing-1", ExpectedVersion::NoStream, 1)).await.expect("append");
     assert!(!held.is_finished(), "the blocked append finished early");
@@ -169,18 +172,7 @@ async fn with_an_overlap_of_one_appends_pass_a_batch_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_giving_up_on_a_blocked_append_does_not_stall_the_queue() {
-    let schema = TestSchema::new().await;
-    let config = PgStoreConfig::default()
-        .group_commit(true)
-        .group_commit_limits(64, 4)
-        .group_commit_overlap(16, Duration::from_secs(60));
-    let store = support::store(&schema, config).await;
-    let blocker = block_stream(&schema, "held-1").await;
-    let held = tokio::spawn({
-        let store = store.clone();
-        async move { store.append(support::append("held-1", ExpectedVersion::NoStream, 1)).await }
-    });
-    until_an_append_waits(&schema).await;
+    let Blocked { _schema, store, blocker, held } = blocked_append(16, Duration::from_secs(60)).await;
     // One event waits behind the statement in flight (fewer than the overlap); then the
     // statement's caller gives up. Its slot is freed, and the waiting append must go out.
     let waiting = tokio::spawn({
@@ -196,16 +188,8 @@ async fn a_caller_giving_up_on_a_blocked_append_does_not_stall_the_queue() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_statement_held_up_by_a_lock_holds_appends_back_only_for_the_overlap_wait() {
-    let schema = TestSchema::new().await;
     let wait = Duration::from_millis(50);
-    let config = PgStoreConfig::default().group_commit(true).group_commit_limits(64, 4).group_commit_overlap(16, wait);
-    let store = support::store(&schema, config).await;
-    let blocker = block_stream(&schema, "held-1").await;
-    let held = tokio::spawn({
-        let store = store.clone();
-        async move { store.append(support::append("held-1", ExpectedVersion::NoStream, 1)).await }
-    });
-    until_an_append_waits(&schema).await;
+    let Blocked { _schema, store, blocker, held } = blocked_append(16, wait).await;
     // One event, fewer than the overlap: it goes out beside the blocked append once it has
     // waited `wait`, not when the lock is released.
     let started = tokio::time::Instant::now();
