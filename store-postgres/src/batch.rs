@@ -1,7 +1,9 @@
 //! Group commit: concurrent appends to different streams share one statement, one
 //! transaction and one commit. Each append keeps its own expected-version check and
 //! outcome; if the shared statement fails (a race on a version or a command id), every
-//! append in it is retried on its own, so no append sees another's failure.
+//! append in it is retried on its own, so no append sees another's failure. If the server
+//! goes away instead, every append of the batch gets the error, retryable: its commit may
+//! have gone through, and only a caller's retry under its command id can tell.
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -256,13 +258,67 @@ async fn run(store: &PgEventStore, mut batch: Vec<Pending>) {
                 let _ = p.reply.send(result);
             }
         }
-        Err(error) => {
-            tracing::debug!(%error, size = batch.len(), "group commit failed; appending one by one");
+        Err(Failure::TryAlone(reason)) => {
+            tracing::debug!(%reason, size = batch.len(), "group commit failed; appending one by one");
             let alone = batch.into_iter().map(|p| async move {
                 let _ = p.reply.send(store.append_alone(p.request).await);
             });
             futures_util::future::join_all(alone).await;
         }
+        Err(Failure::Everyone { context, error }) => {
+            let (retryable, error) = (crate::error::is_transient(&error), Arc::new(error));
+            for p in batch {
+                let shared = SharedError(error.clone());
+                let _ = p.reply.send(Err(Error::Backend(BackendError::new(context, retryable, shared))));
+            }
+        }
+    }
+}
+
+/// Why a shared statement gave no outcome per append.
+enum Failure {
+    /// Nothing was written and the cause may lie with one append (a race on a version or a
+    /// command id, a value the database rejects): each append is tried on its own and gets
+    /// its own outcome.
+    TryAlone(String),
+    /// The server is away or the statement's fate is unknown (the connection broke, the
+    /// pool timed out, the server shut down, its results could not be read): every append
+    /// of the batch gets this error. Trying each again here could append it twice (its
+    /// commit may have gone through) and would hide the outage from the callers.
+    Everyone { context: &'static str, error: sqlx::Error },
+}
+
+impl Failure {
+    fn of_statement(error: sqlx::Error) -> Self {
+        match &error {
+            sqlx::Error::Database(db) if !db.code().is_some_and(|c| server_away(&c)) => {
+                Self::TryAlone(error.to_string())
+            }
+            _ => Self::Everyone { context: "group commit", error },
+        }
+    }
+}
+
+/// SQLSTATE classes after which no statement of the batch would fare better alone:
+/// connection exceptions, insufficient resources, operator intervention (shutdown), system
+/// errors.
+fn server_away(code: &str) -> bool {
+    ["08", "53", "57", "58"].iter().any(|class| code.starts_with(class))
+}
+
+/// One database error handed to every append of a failed batch.
+#[derive(Debug)]
+struct SharedError(Arc<sqlx::Error>);
+
+impl std::fmt::Display for SharedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.0.fmt(f)
+    }
+}
+
+impl std::error::Error for SharedError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.0.source()
     }
 }
 
@@ -308,8 +364,8 @@ impl<'a> BatchColumns<'a> {
 async fn shared_statement(
     store: &PgEventStore,
     batch: &[Pending],
-) -> Result<Vec<Result<AppendOutcome, StreamVersion>>, Error> {
-    let c = BatchColumns::new(batch)?;
+) -> Result<Vec<Result<AppendOutcome, StreamVersion>>, Failure> {
+    let c = BatchColumns::new(batch).map_err(|e| Failure::TryAlone(e.to_string()))?;
     let e = &c.events;
     let rows = sqlx::query(&store.sql().append_batch)
         .bind(&c.index)
@@ -329,8 +385,9 @@ async fn shared_statement(
         .bind(&e.extras)
         .fetch_all(store.pool())
         .await
-        .map_err(crate::error::backend("group commit"))?;
-    let decode = |e| crate::error::backend("decoding a group commit")(e);
+        .map_err(Failure::of_statement)?;
+    // The batch is committed: a row that cannot be read must not send its appends again.
+    let decode = |error| Failure::Everyone { context: "decoding a group commit", error };
     let mut results = Vec::with_capacity(batch.len());
     for (p, row) in batch.iter().zip(&rows) {
         let head = StreamVersion(unsigned(row.try_get(1).map_err(decode)?));

@@ -96,29 +96,31 @@ async fn block_stream(schema: &TestSchema, stream: &str) -> sqlx::Transaction<'s
     blocker
 }
 
-/// Waits until a statement on this schema's tables waits on a lock: the blocked append.
-async fn until_an_append_waits(schema: &TestSchema) {
+/// Waits until `statements` statements on this schema's tables wait on a lock: the
+/// blocked appends.
+async fn until_appends_wait(schema: &TestSchema, statements: i64) {
     let (pool, name) = (schema.pool().clone(), schema.name().to_owned());
-    tidemark_testkit::wait_until("the first append to wait on the blocking row", Duration::from_secs(30), || {
+    tidemark_testkit::wait_until("appends to wait on the blocking rows", Duration::from_secs(30), || {
         let (pool, name) = (pool.clone(), name.clone());
         async move {
-            let waiting: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position($1 in query) > 0",
-            )
-            .bind(format!("\"{name}\".events"))
-            .fetch_one(&pool)
-            .await
-            .expect("pg_stat_activity");
-            waiting > 0
+            let waiting: i64 = sqlx::query_scalar(&format!("SELECT count(*) {LOCK_WAITERS}"))
+                .bind(format!("\"{name}\".events"))
+                .fetch_one(&pool)
+                .await
+                .expect("pg_stat_activity");
+            waiting >= statements
         }
     })
     .await;
 }
 
+/// The sessions whose statement on the schema's events (`$1`) waits on a lock.
+const LOCK_WAITERS: &str = "FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND position($1 in query) > 0";
+
 /// A store with group commit (batches of 64, 4 in flight, the given overlap), and one of
 /// its appends sent and blocked on a row lock until `blocker` ends.
 struct Blocked {
-    _schema: TestSchema,
+    schema: TestSchema,
     store: PgEventStore,
     blocker: sqlx::Transaction<'static, sqlx::Postgres>,
     held: tokio::task::JoinHandle<Result<tidemark::AppendOutcome, Error>>,
@@ -136,13 +138,13 @@ async fn blocked_append(overlap_events: usize, overlap_wait: Duration) -> Blocke
         let store = store.clone();
         async move { store.append(support::append("held-1", ExpectedVersion::NoStream, 1)).await }
     });
-    until_an_append_waits(&schema).await;
-    Blocked { _schema: schema, store, blocker, held }
+    until_appends_wait(&schema, 1).await;
+    Blocked { schema, store, blocker, held }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn small_appends_gather_behind_a_batch_in_flight() {
-    let Blocked { _schema, store, blocker, held } = blocked_append(16, Duration::from_secs(60)).await;
+    let Blocked { schema: _schema, store, blocker, held } = blocked_append(16, Duration::from_secs(60)).await;
     // Sixteen one-event appends arrive while that append is in flight. With slots free,
     // none starts until sixteen events wait; then they leave together, in one commit.
     let small = (0..16).map(|i| {
@@ -162,7 +164,7 @@ async fn small_appends_gather_behind_a_batch_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn with_an_overlap_of_one_appends_pass_a_batch_in_flight() {
-    let Blocked { _schema, store, blocker, held } = blocked_append(1, Duration::from_secs(60)).await;
+    let Blocked { schema: _schema, store, blocker, held } = blocked_append(1, Duration::from_secs(60)).await;
     // One waiting append is enough to start a batch beside the one in flight.
     store.append(support::append("passing-1", ExpectedVersion::NoStream, 1)).await.expect("append");
     assert!(!held.is_finished(), "the blocked append finished early");
@@ -172,7 +174,7 @@ async fn with_an_overlap_of_one_appends_pass_a_batch_in_flight() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_caller_giving_up_on_a_blocked_append_does_not_stall_the_queue() {
-    let Blocked { _schema, store, blocker, held } = blocked_append(16, Duration::from_secs(60)).await;
+    let Blocked { schema: _schema, store, blocker, held } = blocked_append(16, Duration::from_secs(60)).await;
     // One event waits behind the statement in flight (fewer than the overlap); then the
     // statement's caller gives up. Its slot is freed, and the waiting append must go out.
     let waiting = tokio::spawn({
@@ -189,7 +191,7 @@ async fn a_caller_giving_up_on_a_blocked_append_does_not_stall_the_queue() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_statement_held_up_by_a_lock_holds_appends_back_only_for_the_overlap_wait() {
     let wait = Duration::from_millis(50);
-    let Blocked { _schema, store, blocker, held } = blocked_append(16, wait).await;
+    let Blocked { schema: _schema, store, blocker, held } = blocked_append(16, wait).await;
     // One event, fewer than the overlap: it goes out beside the blocked append once it has
     // waited `wait`, not when the lock is released.
     let started = tokio::time::Instant::now();
@@ -198,4 +200,41 @@ async fn a_statement_held_up_by_a_lock_holds_appends_back_only_for_the_overlap_w
     assert!(!held.is_finished(), "the blocked append finished early");
     blocker.rollback().await.expect("rollback");
     held.await.expect("task").expect("the blocked append");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_whose_connection_is_lost_fails_every_append_and_writes_none() {
+    let Blocked { schema, store, blocker, held } = blocked_append(16, Duration::from_secs(60)).await;
+    // Sixteen appends leave in one batch, which waits on a second blocked stream. Then the
+    // server ends every session waiting on a lock, as in a shutdown. The batch's commit
+    // could not be told from a lost reply, so no append may be sent again on its own:
+    // each gets a retryable error, and none of them is stored.
+    let second = block_stream(&schema, "held-2").await;
+    let batch = (0..16).map(|i| {
+        let store = store.clone();
+        let stream = if i == 0 { "held-2".to_owned() } else { format!("small-{i}") };
+        tokio::spawn(async move { store.append(support::append(&stream, ExpectedVersion::NoStream, 1)).await })
+    });
+    let batch: Vec<_> = batch.collect();
+    until_appends_wait(&schema, 2).await;
+    sqlx::query(&format!("SELECT pg_terminate_backend(pid) {LOCK_WAITERS}"))
+        .bind(format!("\"{}\".events", schema.name()))
+        .execute(schema.pool())
+        .await
+        .expect("terminate the waiting sessions");
+    // Sent again alone, the append to held-2 would wait on its lock until the end.
+    let outcomes = tokio::time::timeout(Duration::from_secs(30), join_all(batch)).await;
+    for (i, outcome) in outcomes.expect("the lost batch's appends did not return").into_iter().enumerate() {
+        match outcome.expect("task") {
+            Err(e) if e.is_retryable() => {}
+            other => panic!("append {i} of the lost batch: expected a retryable error, got {other:?}"),
+        }
+    }
+    assert!(held.await.expect("task").is_err_and(|e| e.is_retryable()), "the lone blocked append");
+    second.rollback().await.expect("rollback");
+    blocker.rollback().await.expect("rollback");
+    for i in 1..16 {
+        let version = store.stream_version(&support::stream(&format!("small-{i}"))).await.expect("version");
+        assert_eq!(version, StreamVersion(0), "small-{i} was appended after its batch was lost");
+    }
 }
