@@ -6,7 +6,7 @@
 //! have gone through, and only a caller's retry under its command id can tell.
 
 use std::collections::{HashSet, VecDeque};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -40,7 +40,9 @@ pub(crate) struct GroupCommit {
 /// What the batching task waits on before it starts a batch beside others in flight.
 #[derive(Debug, Default)]
 struct Waiting {
-    events: AtomicUsize,
+    /// Events in the queue, not yet taken by the batching task (below zero for a moment
+    /// when it takes an append before `submit` has counted it).
+    events: AtomicIsize,
     /// Statements in flight: batches and lone appends.
     running: AtomicUsize,
     /// Signalled when appends are queued and when a statement ends.
@@ -74,41 +76,15 @@ impl GroupCommit {
         }
         let (reply, outcome) = oneshot::channel();
         let stopped = || Error::Backend(BackendError::new("group commit", true, "the store is shutting down"));
-        let mut queued = Queued::count(&self.waiting, request.events.len().max(1));
+        let events = events_of_request(&request);
         if self.queue.send(Pending { request, reply }).await.is_err() {
             return Err(stopped());
         }
-        queued.sent();
+        // Counted once in the queue, so the batching task never counts events it cannot
+        // take yet. It may take them first; the count is then below zero for a moment.
+        self.waiting.events.fetch_add(events, Ordering::Relaxed);
         self.waiting.changed.notify_one();
         outcome.await.map_err(|_| stopped())?
-    }
-}
-
-/// An append's events counted as waiting while it is handed to the batching task; the
-/// count is taken back if the hand-over does not happen (the queue closed, or the caller
-/// gave up while the queue was full).
-struct Queued<'w> {
-    waiting: &'w Waiting,
-    events: usize,
-}
-
-impl<'w> Queued<'w> {
-    fn count(waiting: &'w Waiting, events: usize) -> Self {
-        waiting.events.fetch_add(events, Ordering::Relaxed);
-        Self { waiting, events }
-    }
-
-    /// The append is in the queue: the batching task takes its count back.
-    fn sent(&mut self) {
-        self.events = 0;
-    }
-}
-
-impl Drop for Queued<'_> {
-    fn drop(&mut self) {
-        if self.events > 0 {
-            self.waiting.events.fetch_sub(self.events, Ordering::Relaxed);
-        }
     }
 }
 
@@ -149,7 +125,8 @@ async fn batcher(
         let until = Instant::now() + limits.overlap_after;
         loop {
             let others_in_flight = waiting.running.load(Ordering::Acquire) > 0;
-            let queued = waiting.events.load(Ordering::Relaxed) + events_in(&carried) + events_of(&first);
+            let in_queue = usize::try_from(waiting.events.load(Ordering::Relaxed)).unwrap_or(0);
+            let queued = in_queue + events_in(&carried) + events_of(&first);
             if !others_in_flight || queued >= limits.overlap_at {
                 break;
             }
@@ -199,9 +176,14 @@ fn events_of(p: &Pending) -> usize {
     p.request.events.len().max(1)
 }
 
+/// An append's weight in the queue: its events, or one for an empty append.
+fn events_of_request(request: &AppendRequest) -> isize {
+    isize::try_from(request.events.len().max(1)).unwrap_or(isize::MAX)
+}
+
 /// An append taken from the queue: its events no longer count as waiting there.
 fn taken(p: Pending, waiting: &Waiting) -> Pending {
-    waiting.events.fetch_sub(p.request.events.len().max(1), Ordering::Relaxed);
+    waiting.events.fetch_sub(events_of_request(&p.request), Ordering::Relaxed);
     p
 }
 
