@@ -53,13 +53,22 @@ async fn events_cannot_be_updated_deleted_or_truncated() {
 async fn the_database_rejects_invalid_stream_ids_written_around_the_store() {
     let schema = TestSchema::new().await;
     let _store = support::store(&schema, PgStoreConfig::default()).await;
-    let sql = format!(
-        "INSERT INTO \"{}\".events (event_id, stream_id, stream_version, event_type, schema_version, payload) \
-         VALUES (gen_random_uuid(), 'a.b', 1, 'X', 1, '{{}}')",
-        schema.name()
-    );
-    let err = sqlx::query(&sql).execute(schema.pool()).await.expect_err("invalid id accepted");
-    assert_eq!(err.as_database_error().and_then(|e| e.constraint()), Some("events_stream_id_check"));
+    let insert = |stream: &str| {
+        format!(
+            "INSERT INTO \"{}\".events (event_id, stream_id, stream_version, event_type, schema_version, payload) \
+             VALUES (gen_random_uuid(), '{stream}', 1, 'X', 1, '{{}}')",
+            schema.name()
+        )
+    };
+    let longest = format!("a{}", "b-".repeat(63) + "c");
+    assert_eq!(longest.len(), 128);
+    for invalid in ["a.b", "-ab", "_ab", "", "a b", "ä", &format!("{longest}d")] {
+        let err = sqlx::query(&insert(invalid)).execute(schema.pool()).await.expect_err(invalid);
+        assert_eq!(err.as_database_error().and_then(|e| e.constraint()), Some("events_stream_id_check"), "{invalid}");
+    }
+    for valid in ["a", "A-b_9", longest.as_str()] {
+        sqlx::query(&insert(valid)).execute(schema.pool()).await.expect(valid);
+    }
 }
 
 #[tokio::test]
