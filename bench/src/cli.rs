@@ -57,6 +57,10 @@ pub struct Cli {
     /// F6: the open-loop rates, in percent of the F1 capacity (default 10,50).
     #[arg(long, value_delimiter = ',')]
     pub f6_shares: Option<Vec<f64>>,
+    /// F6: fixed open-loop rates in events/s instead of shares of the F1 capacity, so that
+    /// builds whose F1 capacity differs are compared at the same load.
+    #[arg(long, value_delimiter = ',', conflicts_with = "f6_shares")]
+    pub f6_rates: Option<Vec<f64>>,
     /// The NATS server with JetStream (F3, F4); each run uses fresh streams, deleted at the end.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
@@ -116,6 +120,8 @@ pub struct Settings {
     pub f6_window: Duration,
     /// F6: the open-loop rates, as shares of the F1 capacity (0.1 = 10 %).
     pub f6_shares: Vec<f64>,
+    /// F6: fixed rates in events/s; when not empty, used instead of `f6_shares`.
+    pub f6_rates: Vec<f64>,
 }
 
 impl Settings {
@@ -126,6 +132,7 @@ impl Settings {
         let f4_partitions = f4_partitions.unwrap_or_else(|| vec![1, 2, 4]);
         let f6_shares = cli.f6_shares.clone().filter(|s| !s.is_empty() && s.iter().all(|p| *p > 0.0 && *p <= 100.0));
         let f6_shares = f6_shares.map_or_else(|| vec![0.1, 0.5], |s| s.iter().map(|p| p / 100.0).collect());
+        let f6_rates: Vec<f64> = cli.f6_rates.iter().flatten().copied().filter(|r| *r >= 1.0).collect();
         let f4_tuning = Tuning {
             batch: cli.f4_batch.max(1),
             pull_batch: cli.f4_pull_batch.max(1),
@@ -153,6 +160,7 @@ impl Settings {
                 f6_warmup: Duration::from_millis(300),
                 f6_window: Duration::from_secs(1),
                 f6_shares,
+                f6_rates,
             };
         }
         Self {
@@ -176,6 +184,7 @@ impl Settings {
             f6_warmup: Duration::from_secs(1),
             f6_window: Duration::from_secs(10),
             f6_shares,
+            f6_rates,
         }
     }
 }

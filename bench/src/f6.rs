@@ -76,16 +76,20 @@ impl Suite<'_> {
         Ok(())
     }
 
-    /// The open-loop rates (`--f6-shares`, default 10 % and 50 % of the F1 capacity), with
-    /// the names of their framework and raw figures.
+    /// The open-loop rates (`--f6-rates` in events/s, or `--f6-shares`: default 10 % and
+    /// 50 % of the F1 capacity), with the names of their framework and raw figures.
     fn schedules(&self, capacity: f64) -> impl Iterator<Item = (&'static str, &'static str, Schedule)> + '_ {
-        self.settings.f6_shares.iter().map(move |share| {
-            let rate = (capacity * share).max(1.0);
-            let percent = format!("{:.2}", share * 100.0);
-            let percent = percent.trim_end_matches('0').trim_end_matches('.');
+        let trimmed = |value: String| value.trim_end_matches('0').trim_end_matches('.').to_owned();
+        let rates: Vec<(f64, String)> = if self.settings.f6_rates.is_empty() {
+            let share = |s: &f64| ((capacity * s).max(1.0), format!("{}%", trimmed(format!("{:.2}", s * 100.0))));
+            self.settings.f6_shares.iter().map(share).collect()
+        } else {
+            self.settings.f6_rates.iter().map(|r| (*r, format!("{}/s", trimmed(format!("{r:.1}"))))).collect()
+        };
+        rates.into_iter().map(move |(rate, label)| {
             // Figure names are static; a run has a handful of rates.
-            let fw: &'static str = Box::leak(format!("F6@{percent}%").into_boxed_str());
-            let raw: &'static str = Box::leak(format!("raw-e2e@{percent}%").into_boxed_str());
+            let fw: &'static str = Box::leak(format!("F6@{label}").into_boxed_str());
+            let raw: &'static str = Box::leak(format!("raw-e2e@{label}").into_boxed_str());
             (fw, raw, Schedule { rate, warmup: self.settings.f6_warmup, window: self.settings.f6_window })
         })
     }

@@ -33,7 +33,7 @@ const LEGEND: [(&str, &str); 26] = [
     ("raw-rebuild", "store.read_log pages of 5000, each page's rows upserted in one BEGIN/COMMIT into a plain table"),
     ("F6@N%", "PgEventStore::append -> NatsRelay -> JetStream -> ProjectionRunner -> read-model row visible"),
     ("raw-e2e@N%", "sqlx INSERT -> NOTIFY -> LISTEN-woken reader -> JetStream publish -> pull -> upsert -> visible"),
-    ("", "F6: open loop at N% of F1-new/w32; latency from the scheduled send to the row's NOTIFY; w = partitions"),
+    ("", "F6: open loop at N% of F1-new/w32 (or N/s with --f6-rates); latency from the scheduled send to the row's NOTIFY; w = partitions"),
     ("cqrs-*", "P: cqrs-es 0.5 + postgres-es 0.5 (their tables, own schema), the same aggregate and commands"),
     ("M_*", "RSS of the whole bench process during F3-drain (relay) and F4 (runner), from /proc/self/status"),
     ("", "ratios: this figure's rate / the baseline's rate at the same writer count"),
