@@ -54,6 +54,11 @@ pub struct Cli {
     /// (PgStoreConfig::group_commit_limits; default 64,4).
     #[arg(long, value_name = "MAX_BATCH,IN_FLIGHT", value_parser = group_commit_limits)]
     pub group_commit: Option<(usize, usize)>,
+    /// Group-commit overlap of every store with group commit on, as `EVENTS,WAIT_MS`: a batch
+    /// starts beside one in flight once EVENTS wait or after WAIT_MS
+    /// (PgStoreConfig::group_commit_overlap; default 16,5).
+    #[arg(long, value_name = "EVENTS,WAIT_MS", value_parser = group_commit_overlap)]
+    pub group_commit_overlap: Option<(usize, usize)>,
     /// F6: the open-loop rates, in percent of the F1 capacity (default 10,50).
     #[arg(long, value_delimiter = ',')]
     pub f6_shares: Option<Vec<f64>>,
@@ -71,13 +76,26 @@ pub struct Cli {
 
 /// Parses `--group-commit`: two positive numbers separated by a comma.
 fn group_commit_limits(text: &str) -> Result<(usize, usize), String> {
-    let parse = |n: &str| n.trim().parse::<usize>().ok().filter(|n| *n > 0);
+    two_numbers(text, "MAX_BATCH,IN_FLIGHT", 1)
+}
+
+/// Parses `--group-commit-overlap`: a positive number of events and a wait in milliseconds.
+fn group_commit_overlap(text: &str) -> Result<(usize, usize), String> {
+    match two_numbers(text, "EVENTS,WAIT_MS", 0)? {
+        (0, _) => Err(format!("EVENTS must be positive, got {text:?}")),
+        pair => Ok(pair),
+    }
+}
+
+/// Two numbers of at least `min` separated by a comma; `shape` names them in errors.
+fn two_numbers(text: &str, shape: &str, min: usize) -> Result<(usize, usize), String> {
+    let parse = |n: &str| n.trim().parse::<usize>().ok().filter(|n| *n >= min);
     match text.split_once(',') {
-        Some((batch, in_flight)) => match (parse(batch), parse(in_flight)) {
-            (Some(batch), Some(in_flight)) => Ok((batch, in_flight)),
-            _ => Err(format!("expected two positive numbers, got {text:?}")),
+        Some((a, b)) => match (parse(a), parse(b)) {
+            (Some(a), Some(b)) => Ok((a, b)),
+            _ => Err(format!("expected {shape}, two numbers of at least {min}, got {text:?}")),
         },
-        None => Err(format!("expected MAX_BATCH,IN_FLIGHT, got {text:?}")),
+        None => Err(format!("expected {shape}, got {text:?}")),
     }
 }
 

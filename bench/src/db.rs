@@ -25,14 +25,35 @@ pub struct BenchDb {
     admin: PgPool,
     schema: String,
     measurements: AtomicUsize,
-    /// Group-commit limits (most appends per batch, batches in flight) of the stores with
-    /// group commit on; the store's defaults when `None`.
-    group_commit_limits: Option<(usize, usize)>,
+    /// Group-commit settings of the stores with group commit on.
+    group_commit: GroupCommitTuning,
+}
+
+/// Group-commit settings given on the command line; the store's defaults where `None`.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GroupCommitTuning {
+    /// Most appends per batch, batches in flight (`--group-commit`).
+    pub limits: Option<(usize, usize)>,
+    /// Events that start a batch beside one in flight, and the longest wait in
+    /// milliseconds (`--group-commit-overlap`).
+    pub overlap: Option<(usize, usize)>,
+}
+
+impl GroupCommitTuning {
+    fn apply(self, mut config: PgStoreConfig) -> PgStoreConfig {
+        if let Some((max_batch, in_flight)) = self.limits {
+            config = config.group_commit_limits(max_batch, in_flight);
+        }
+        if let Some((events, wait_ms)) = self.overlap {
+            config = config.group_commit_overlap(events, Duration::from_millis(wait_ms as u64));
+        }
+        config
+    }
 }
 
 impl BenchDb {
     /// Creates a fresh schema, applies tidemark's migrations and creates the raw tables.
-    pub async fn create(url: &str, group_commit_limits: Option<(usize, usize)>) -> Result<Self> {
+    pub async fn create(url: &str, group_commit: GroupCommitTuning) -> Result<Self> {
         let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
         let admin = PgPoolOptions::new()
             .max_connections(2)
@@ -43,7 +64,7 @@ impl BenchDb {
         let suffix = uuid::Uuid::new_v4().simple().to_string();
         let schema = format!("bench_{}", &suffix[..12]);
         let measurements = AtomicUsize::new(0);
-        let db = Self { url: url.to_owned(), options, admin, schema, measurements, group_commit_limits };
+        let db = Self { url: url.to_owned(), options, admin, schema, measurements, group_commit };
         if let Err(error) = db.reset().await {
             let _ = db.drop_schema().await;
             return Err(error);
@@ -103,10 +124,7 @@ impl BenchDb {
             .schema(&self.schema)
             .max_connections(pool_size(writers + 2))
             .group_commit(group_commit);
-        let config = match self.group_commit_limits {
-            Some((max_batch, in_flight)) => config.group_commit_limits(max_batch, in_flight),
-            None => config,
-        };
+        let config = self.group_commit.apply(config);
         Ok(PgEventStore::connect(url.as_str(), config).await?)
     }
 

@@ -32,7 +32,7 @@ use anyhow::{bail, Result};
 use clap::Parser;
 
 use crate::cli::{Cli, Settings};
-use crate::db::BenchDb;
+use crate::db::{BenchDb, GroupCommitTuning};
 use crate::report::Report;
 use crate::scenarios::{Suite, NOT_LANDED};
 
@@ -100,7 +100,8 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
         let not_landed = NOT_LANDED.iter().copied().filter(|(i, _)| *i == id).collect();
         return Ok(Report { not_landed, ..Report::default() });
     }
-    let db = BenchDb::create(&cli.database_url, cli.group_commit).await?;
+    let tuning = GroupCommitTuning { limits: cli.group_commit, overlap: cli.group_commit_overlap };
+    let db = BenchDb::create(&cli.database_url, tuning).await?;
     eprintln!("schema {} on {}", db.schema(), redacted(&cli.database_url));
     let names = js::Names::new();
     let mut suite = Suite { db: &db, settings, report: Report::default(), retried: Default::default() };
