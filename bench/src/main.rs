@@ -3,6 +3,7 @@
 //! Every figure is measured next to a raw PostgreSQL baseline in the same run, at the
 //! same concurrency, in a fresh schema that is dropped at the end. See BENCHMARKS.md.
 
+mod arrivals;
 mod cli;
 mod cpu;
 mod db;

@@ -134,17 +134,15 @@ impl Suite<'_> {
             }
         });
         let appender = self.db.store(tag, 16, true).await?;
-        let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / rate as f64));
-        ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
         let mut appends = tokio::task::JoinSet::new();
         let (cpu, nats) = (CpuMark::take(self.db, tag).await, js::nats_server_ticks());
         let started = Instant::now();
-        for n in 0u64.. {
-            ticker.tick().await;
-            if started.elapsed() >= window {
-                break;
-            }
+        let step = Duration::from_secs_f64(1.0 / rate as f64);
+        let mut arriving = crate::arrivals::every(started, step, started + window)?;
+        let mut n = 0u64;
+        while arriving.recv().await.is_some() {
             appends.spawn(append_one(appender.clone(), n));
+            n += 1;
         }
         let mut appended = HashMap::new();
         let mut append_latency = histogram()?;

@@ -123,23 +123,7 @@ where
     let open = start + schedule.warmup;
     let close = open + schedule.window;
     let step = Duration::from_secs_f64(1.0 / schedule.rate);
-    // The arrivals come from a thread of their own. tokio's timer rounds every deadline up
-    // to its next millisecond tick, which made sends start 0.6-0.9 ms late at p50 on a
-    // machine 60 % busy, on both sides; a thread's sleep wakes within tens of microseconds.
-    let (arrivals, mut arriving) = mpsc::unbounded_channel();
-    let clock = std::thread::Builder::new().name("f6-arrivals".into()).spawn(move || {
-        for n in 0u32.. {
-            let at = start + step * n;
-            if at >= close {
-                return;
-            }
-            std::thread::sleep(at.into_std().saturating_duration_since(std::time::Instant::now()));
-            if arrivals.send(at).is_err() {
-                return;
-            }
-        }
-    });
-    clock.context("starting the arrivals' thread")?;
+    let mut arriving = crate::arrivals::every(start, step, close)?;
     while let Some(at) = arriving.recv().await {
         let stream = crate::framework::new_account()?.as_str().to_owned();
         scheduled.insert(stream.clone(), at);
