@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use tidemark::EventStore;
-use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
+use tidemark_nats::{MessageKey, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_projections::{ConsumerSettings, JetStreamFeed, PgReadModels, ProjectionRunner, RunnerConfig};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
@@ -129,7 +129,8 @@ impl Suite<'_> {
         let client = async_nats::connect(run.nats_url).await?;
         let consumer = ConsumerSettings { pull_batch: t.pull_batch, linger: t.linger, ..ConsumerSettings::default() };
         let feed = JetStreamFeed::new(async_nats::jetstream::new(client), &run.stream, run.scheme.clone())
-            .with_settings(consumer);
+            .with_settings(consumer)
+            .with_message_key(MessageKey::load(&store).await?);
         let config = RunnerConfig::default().batch_size(t.batch).consumer(format!("f4fw_p{p}"));
         let projection = TotalsProjection::new(projection_name(p))?;
         let read_models = PgReadModels::new(&store);

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use hdrhistogram::Histogram;
 use tidemark::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, StreamId};
-use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
+use tidemark_nats::{MessageKey, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::PgEventStore;
 use tidemark_projections::{ConsumerSettings, JetStreamFeed, PgReadModels, ProjectionRunner, RunnerConfig};
 use tokio::task::JoinHandle;
@@ -108,7 +108,8 @@ impl Suite<'_> {
         tasks.push(tokio::spawn(async move { Ok(r.run(s).await?) }));
 
         let store = self.db.store(&tag, PARTITIONS as usize, false).await?;
-        let feed = JetStreamFeed::new(async_nats::jetstream::new(client.clone()), &names.f6_stream, scheme);
+        let feed = JetStreamFeed::new(async_nats::jetstream::new(client.clone()), &names.f6_stream, scheme)
+            .with_message_key(MessageKey::load(&store).await?);
         let read_models = PgReadModels::new(&store);
         let table = format!("\"{}\".{TABLE}", read_models.projection_schema("f6"));
         let config = RunnerConfig::default().consumer("f6fw");

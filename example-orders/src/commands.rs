@@ -120,7 +120,7 @@ async fn relay(options: PgOptions) -> anyhow::Result<ExitCode> {
 async fn consume(role: Role, options: PgOptions) -> anyhow::Result<ExitCode> {
     let deployment = PgDeployment::connect(options).await?;
     deployment.check().await?;
-    let background = deployment.backend().start_consumers(&role, Tasks::default())?;
+    let background = deployment.backend().await?.start_consumers(&role, Tasks::default())?;
     let names: Vec<&str> = BACK_CONSUMERS.into_iter().filter(|name| role.runs(name)).collect();
     println!("orders: running {} on JetStream stream {}", names.join(", "), deployment.options.stream);
     until_stopped(background.shutdown()).await;
@@ -142,7 +142,7 @@ async fn seed_orders(args: &SeedArgs, options: PgOptions) -> anyhow::Result<Exit
     let mut options = SeedOptions::new(args.orders);
     options.concurrency = args.concurrency;
     options.rng_seed = args.rng_seed.unwrap_or(options.rng_seed);
-    let report = seed(&deployment.backend().handlers()?, &options).await?;
+    let report = seed(&deployment.backend().await?.handlers()?, &options).await?;
     println!("orders: seeded {report} (rng seed {})", options.rng_seed);
     Ok(ExitCode::SUCCESS)
 }
@@ -153,7 +153,7 @@ async fn ops(command: &OpsCommand, deployment: &DeploymentArgs) -> anyhow::Resul
         Some(options) => {
             let deployment = PgDeployment::connect_lazily(options).await?;
             deployment.check().await?;
-            run_ops(&deployment.backend().ops()?, command).await
+            run_ops(&deployment.backend().await?.ops()?, command).await
         }
         None => {
             eprintln!("note: no DATABASE_URL: these commands see a fresh in-memory store holding the v1 fixture");

@@ -169,7 +169,7 @@ async fn the_v1_fixture_imports_into_postgres_is_upcast_and_passes_events_verify
 async fn rebuilding_orders_through_ops_while_serving_keeps_the_read_model_answering() {
     let app = deploy(false).await;
     let router = &app.router;
-    let handlers = app.deployment.backend().handlers().expect("handlers");
+    let handlers = app.deployment.backend().await.expect("backend").handlers().expect("handlers");
     let mut options = SeedOptions::new(20);
     options.rng_seed = 7;
     let report = seed(&handlers, &options).await.expect("seed");

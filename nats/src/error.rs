@@ -4,6 +4,7 @@ use async_nats::jetstream::context::{PublishError, PublishErrorKind};
 use tidemark::{EventId, LogPosition};
 
 use crate::config::ConfigError;
+use crate::signature::KeyError;
 use crate::subject::SubjectError;
 
 /// `Result` with the relay's [`RelayError`] as the default error.
@@ -22,6 +23,9 @@ pub enum RelayError {
     /// The dedicated PostgreSQL connection holding (or seeking) the leader lock failed.
     #[error("leader lock connection: {0}")]
     Lock(#[source] sqlx::Error),
+    /// The key messages are signed with could not be loaded.
+    #[error("message key: {0}")]
+    Key(#[source] KeyError),
     /// The leader lock connection did not answer a liveness check in time.
     #[error("leader lock connection did not answer within {0:?}")]
     LockUnresponsive(std::time::Duration),
@@ -71,6 +75,7 @@ impl RelayError {
             Self::Store(e) => e.is_retryable(),
             Self::Lock(e) => tidemark_postgres::is_transient(e),
             Self::LockUnresponsive(_) => true,
+            Self::Key(e) => e.is_retryable(),
             Self::Publish { source, .. } => source.kind() != PublishErrorKind::MaxPayloadExceeded,
         }
     }

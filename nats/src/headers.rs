@@ -246,6 +246,12 @@ const KNOWN: [&str; 13] = [
     HEADER_DOWNCAST_OF,
 ];
 
+/// The first value of each header a tidemark event carries, in a fixed order (the
+/// message's signature covers them in this order).
+pub(crate) fn known_values(map: &HeaderMap) -> [Option<&str>; KNOWN.len()] {
+    Headers::read(map).0
+}
+
 /// The first value of each known header of one message.
 struct Headers<'a>([Option<&'a str>; KNOWN.len()]);
 

@@ -15,6 +15,7 @@ mod publish;
 mod redact;
 mod relay;
 mod retry;
+mod signature;
 mod status;
 mod stream;
 mod subject;
@@ -31,6 +32,7 @@ pub use headers::{
 };
 pub use redact::redact_url;
 pub use relay::NatsRelay;
+pub use signature::{KeyError, MessageKey, Signature, HEADER_SIGNATURE, MIN_SECRET_LEN};
 pub use status::{RelayMonitor, RelayRole, RelayStatus};
 pub use stream::{ensure_stream, StreamError, StreamSettings};
 pub use subject::{fnv1a_32, token_problem, SubjectError, SubjectScheme, DEFAULT_PARTITIONS, DEFAULT_PREFIX};

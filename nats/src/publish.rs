@@ -13,6 +13,7 @@ use crate::config::RelayConfig;
 use crate::downcast::{DowncastCopy, Downcasts, Failure};
 use crate::error::RelayError;
 use crate::headers::EventHeaders;
+use crate::signature::MessageKey;
 use crate::status::Stats;
 
 /// A batch that failed part-way: the error, and how far it was acknowledged in log order.
@@ -31,6 +32,8 @@ pub(crate) struct Publisher<'a> {
     pub config: &'a RelayConfig,
     pub downcasts: &'a Downcasts,
     pub stats: &'a Stats,
+    /// What every message is signed with.
+    pub key: &'a MessageKey,
 }
 
 /// One message to publish: an event, or a downcast copy of one.
@@ -158,6 +161,7 @@ impl Publisher<'_> {
         }
         let (event_id, position) = (event.event_id, event.position);
         let mut headers = message.headers.to_header_map();
+        self.key.sign(&mut headers, &message.payload);
         if let Some(previous) = &window.previous {
             headers.insert(NATS_EXPECTED_LAST_MESSAGE_ID, previous.as_str());
         }

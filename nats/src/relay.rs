@@ -18,6 +18,7 @@ use crate::error::RelayError;
 use crate::leader::{lock_key, Candidate, Leadership};
 use crate::publish::Publisher;
 use crate::retry::{sleep_unless_cancelled, Backoff};
+use crate::signature::MessageKey;
 use crate::status::{RelayMonitor, RelayRole, RelayStatus, Stats};
 use crate::stream::{ensure_stream, StreamError, StreamSettings};
 
@@ -276,7 +277,8 @@ impl NatsRelay {
     /// saved, and the leadership checked, at most once per `checkpoint_interval`.
     async fn publish_log(&self, leadership: &mut Leadership, backoff: &mut Backoff) -> Result<Infallible, RelayError> {
         let Inner { store, config, downcasts, stats, .. } = &*self.inner;
-        let publisher = Publisher { jetstream: &self.inner.jetstream, config, downcasts, stats };
+        let key = MessageKey::load(store).await.map_err(RelayError::Key)?;
+        let publisher = Publisher { jetstream: &self.inner.jetstream, config, downcasts, stats, key: &key };
         let mut watch = store.watch_log();
         let mut cursor = store.load_checkpoint(&self.inner.checkpoint).await.map_err(RelayError::Store)?;
         stats.checkpoint(cursor);

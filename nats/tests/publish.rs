@@ -2,7 +2,7 @@
 
 mod support;
 
-use tidemark_nats::{EventHeaders, NatsRelay, RelayRole};
+use tidemark_nats::{EventHeaders, MessageKey, NatsRelay, RelayRole, Signature};
 use tidemark_testkit::{nats_url, TestSchema};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -64,6 +64,39 @@ async fn thin_event_types_carry_headers_only_and_are_fetched_by_id() {
         let event = store.read_event(headers.event_id).await.expect("read").expect("stored");
         assert_eq!(EventHeaders::of(&event).with_thin(true), headers);
     }
+    shutdown.cancel();
+    task.await.expect("joined").expect("a clean stop");
+    support::delete_stream(relay.jetstream(), &settings).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_message_is_signed_with_the_store_key() {
+    let schema = TestSchema::new().await;
+    let store = support::store(&schema).await;
+    let client = support::client(&nats_url().await).await;
+    let (scheme, settings) = support::names();
+    let config = support::config("signing", &scheme).thin("Shipped");
+    let relay = NatsRelay::new(store.clone(), client, config).expect("relay");
+    relay.ensure_stream(&settings).await.expect("stream");
+    let head = support::append_events(&store, 0, 10, 4).await;
+    let (shutdown, task) = support::spawn(&relay);
+    support::wait_published(&relay, head).await;
+
+    let key = MessageKey::load(&store).await.expect("the store's key");
+    let another = MessageKey::from_secret(&[1; 32]).expect("key");
+    let messages = support::read_stream(relay.jetstream(), &settings.name).await;
+    assert_eq!(messages.len(), 40);
+    assert!(messages.iter().any(|m| m.payload.is_empty()), "thin messages are signed too");
+    for message in &messages {
+        assert_eq!(key.verify(message.headers.as_ref(), &message.payload), Signature::Valid, "{message:?}");
+        assert_eq!(another.verify(message.headers.as_ref(), &message.payload), Signature::Invalid);
+    }
+    // A store migrated on its own has a key of its own.
+    let elsewhere = TestSchema::new().await;
+    let other_store = support::store(&elsewhere).await;
+    let other_key = MessageKey::load(&other_store).await.expect("the other store's key");
+    assert_eq!(other_key.verify(messages[0].headers.as_ref(), &messages[0].payload), Signature::Invalid);
+
     shutdown.cancel();
     task.await.expect("joined").expect("a clean stop");
     support::delete_stream(relay.jetstream(), &settings).await;

@@ -33,8 +33,10 @@ pub enum Incoming {
         /// The id of the event copied.
         event_id: EventId,
     },
-    /// An event read from the store itself (the in-process bus, a rebuild): taken as it
-    /// is, without checking it against the store.
+    /// An event read from the store itself (the in-process bus, a rebuild), or delivered
+    /// with a signature made with the store's key (see
+    /// [`JetStreamFeed::with_message_key`](crate::JetStreamFeed::with_message_key)): taken
+    /// as it is, without checking it against the store.
     Stored(RecordedEvent),
     /// A message that is not an event of the store, found so by the feed (headers missing
     /// or invalid, a stream of another partition, a subject that disagrees with the

@@ -26,7 +26,8 @@ async fn bench(client: async_nats::Client) -> Bench {
     let name = unique_name("secure");
     let scheme = SubjectScheme::new(format!("t.{}", name.to_lowercase()), 2).expect("scheme");
     let settings = StreamSettings::new(name).max_age(Duration::from_secs(600));
-    Bench { schema, store, read_models, client, scheme, settings }
+    let key = tidemark_nats::MessageKey::load(&store).await.expect("message key");
+    Bench { schema, store, read_models, client, scheme, settings, key }
 }
 
 /// Appends, relays and projects through `client`; checks the read model against a replay.

@@ -16,6 +16,7 @@ mod checkpoint;
 mod config;
 mod diagnostics;
 mod error;
+mod message_key;
 mod read;
 mod row;
 mod sql;

@@ -46,6 +46,9 @@ pub enum StartError {
     /// The relay's configuration is invalid.
     #[error(transparent)]
     Relay(#[from] tidemark_nats::RelayError),
+    /// The key of the store's messages could not be read.
+    #[error(transparent)]
+    MessageKey(#[from] tidemark_nats::KeyError),
     /// The JetStream stream could not be created or updated.
     #[error(transparent)]
     Stream(#[from] tidemark_nats::StreamError),

@@ -5,7 +5,7 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use tidemark_nats::{NatsConnect, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
+use tidemark_nats::{MessageKey, NatsConnect, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{Coordination, JetStreamFeed, PgReadModels};
 
@@ -208,7 +208,7 @@ impl PgDeployment {
     /// Fails unless `migrate` has run: start-up code never creates tables.
     pub async fn check(&self) -> Result<(), StartError> {
         let schema = &self.options.schema;
-        for table in ["events", "checkpoints", "projection_partitions"] {
+        for table in ["events", "checkpoints", "projection_partitions", "message_key"] {
             let found: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
                 .bind(format!("\"{schema}\".{table}"))
                 .fetch_one(self.store.pool())
@@ -240,14 +240,16 @@ impl PgDeployment {
         Ok(())
     }
 
-    /// The backend: the store, read models next to it, the relay's stream as the feed,
-    /// partitions shared by every process using this schema.
-    pub fn backend(&self) -> Backend<PgEventStore, PgReadModels, JetStreamFeed> {
+    /// The backend: the store, read models next to it, the relay's stream as the feed
+    /// (which takes in the events signed with the store's key without checking them
+    /// against the store), partitions shared by every process using this schema.
+    pub async fn backend(&self) -> Result<Backend<PgEventStore, PgReadModels, JetStreamFeed>, StartError> {
+        let key = MessageKey::load(&self.store).await?;
         let jetstream = async_nats::jetstream::new(self.client.clone());
-        let feed = JetStreamFeed::new(jetstream, &self.options.stream, self.scheme.clone());
+        let feed = JetStreamFeed::new(jetstream, &self.options.stream, self.scheme.clone()).with_message_key(key);
         let coordination = Coordination::postgres(self.store.pool().clone(), &self.options.schema);
         let read_models = self.read_models.clone();
-        Backend { store: self.store.clone(), read_models, feed, mode: RunMode::Shared(coordination) }
+        Ok(Backend { store: self.store.clone(), read_models, feed, mode: RunMode::Shared(coordination) })
     }
 }
 
@@ -290,5 +292,5 @@ pub async fn start_postgres(
         deployment.spawn_relay(&mut tasks).await?;
     }
     let role = if options.all { Role::All } else { Role::Front };
-    deployment.backend().start(options.keys, options.config, &role, tasks)
+    deployment.backend().await?.start(options.keys, options.config, &role, tasks)
 }

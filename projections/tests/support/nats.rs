@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
+use tidemark_nats::{MessageKey, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
     ConsumerSettings, Feed, Incoming, JetStreamFeed, JetStreamSubscription, PgReadModels, ProjectionRunner,
@@ -25,6 +25,8 @@ pub struct Bench {
     pub client: async_nats::Client,
     pub scheme: SubjectScheme,
     pub settings: StreamSettings,
+    /// The store's message key, which `feed` checks signatures with.
+    pub key: MessageKey,
 }
 
 impl Bench {
@@ -34,12 +36,13 @@ impl Bench {
         let config = PgStoreConfig::default().schema(schema.name()).poll_interval(Duration::from_millis(20));
         let store = PgEventStore::from_pool(schema.pool().clone(), config).expect("store");
         store.migrate().await.expect("migrate");
+        let key = MessageKey::load(&store).await.expect("message key");
         let read_models = PgReadModels::new(&store);
         let client = async_nats::connect(nats_url().await).await.expect("connect to NATS");
         let name = unique_name("proj");
         let scheme = SubjectScheme::new(format!("t.{}", name.to_lowercase()), partitions).expect("scheme");
         let settings = StreamSettings::new(name).max_age(Duration::from_secs(600));
-        Self { schema, store, read_models, client, scheme, settings }
+        Self { schema, store, read_models, client, scheme, settings, key }
     }
 
     pub fn jetstream(&self) -> async_nats::jetstream::Context {
@@ -54,8 +57,14 @@ impl Bench {
         relay
     }
 
-    /// A feed of this test's stream; messages not acknowledged come again after `ack_wait`.
+    /// A feed of this test's stream that checks signatures with the store's key; messages
+    /// not acknowledged come again after `ack_wait`.
     pub fn feed(&self, ack_wait: Duration) -> JetStreamFeed {
+        self.feed_without_key(ack_wait).with_message_key(self.key.clone())
+    }
+
+    /// A feed of this test's stream that checks every event against the store.
+    pub fn feed_without_key(&self, ack_wait: Duration) -> JetStreamFeed {
         let settings = ConsumerSettings { ack_wait, ..ConsumerSettings::default() };
         JetStreamFeed::new(self.jetstream(), self.settings.name.clone(), self.scheme.clone()).with_settings(settings)
     }
