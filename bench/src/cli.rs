@@ -66,6 +66,10 @@ pub struct Cli {
     /// builds whose F1 capacity differs are compared at the same load.
     #[arg(long, value_delimiter = ',', conflicts_with = "f6_shares")]
     pub f6_rates: Option<Vec<f64>>,
+    /// F4, F6: the runner's feed gets no message key, so it checks every event against the
+    /// store (as before signed messages); to measure what the signatures save.
+    #[arg(long)]
+    pub unkeyed_feed: bool,
     /// The NATS server with JetStream (F3, F4); each run uses fresh streams, deleted at the end.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
@@ -140,6 +144,8 @@ pub struct Settings {
     pub f6_shares: Vec<f64>,
     /// F6: fixed rates in events/s; when not empty, used instead of `f6_shares`.
     pub f6_rates: Vec<f64>,
+    /// F4, F6: whether the runner's feed checks signatures with the store's key.
+    pub keyed_feed: bool,
 }
 
 impl Settings {
@@ -179,6 +185,7 @@ impl Settings {
                 f6_window: Duration::from_secs(1),
                 f6_shares,
                 f6_rates,
+                keyed_feed: !cli.unkeyed_feed,
             };
         }
         Self {
@@ -203,6 +210,7 @@ impl Settings {
             f6_window: Duration::from_secs(10),
             f6_shares,
             f6_rates,
+            keyed_feed: !cli.unkeyed_feed,
         }
     }
 }

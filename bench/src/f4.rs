@@ -128,9 +128,11 @@ impl Suite<'_> {
         let store = self.db.store(&tag, p as usize, false).await?;
         let client = async_nats::connect(run.nats_url).await?;
         let consumer = ConsumerSettings { pull_batch: t.pull_batch, linger: t.linger, ..ConsumerSettings::default() };
-        let feed = JetStreamFeed::new(async_nats::jetstream::new(client), &run.stream, run.scheme.clone())
-            .with_settings(consumer)
-            .with_message_key(MessageKey::load(&store).await?);
+        let mut feed = JetStreamFeed::new(async_nats::jetstream::new(client), &run.stream, run.scheme.clone())
+            .with_settings(consumer);
+        if self.settings.keyed_feed {
+            feed = feed.with_message_key(MessageKey::load(&store).await?);
+        }
         let config = RunnerConfig::default().batch_size(t.batch).consumer(format!("f4fw_p{p}"));
         let projection = TotalsProjection::new(projection_name(p))?;
         let read_models = PgReadModels::new(&store);

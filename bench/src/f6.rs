@@ -108,8 +108,10 @@ impl Suite<'_> {
         tasks.push(tokio::spawn(async move { Ok(r.run(s).await?) }));
 
         let store = self.db.store(&tag, PARTITIONS as usize, false).await?;
-        let feed = JetStreamFeed::new(async_nats::jetstream::new(client.clone()), &names.f6_stream, scheme)
-            .with_message_key(MessageKey::load(&store).await?);
+        let mut feed = JetStreamFeed::new(async_nats::jetstream::new(client.clone()), &names.f6_stream, scheme);
+        if self.settings.keyed_feed {
+            feed = feed.with_message_key(MessageKey::load(&store).await?);
+        }
         let read_models = PgReadModels::new(&store);
         let table = format!("\"{}\".{TABLE}", read_models.projection_schema("f6"));
         let config = RunnerConfig::default().consumer("f6fw");
