@@ -109,7 +109,10 @@ impl MessageKey {
     pub fn verify(&self, headers: Option<&HeaderMap>, payload: &[u8]) -> Signature {
         let Some(headers) = headers else { return Signature::Missing };
         let Some(signature) = headers.get(HEADER_SIGNATURE) else { return Signature::Missing };
-        let Ok(tag) = hex::decode(signature.as_str()) else { return Signature::Invalid };
+        let mut tag = [0_u8; 32];
+        if hex::decode_to_slice(signature.as_str(), &mut tag).is_err() {
+            return Signature::Invalid;
+        }
         match self.mac(headers, payload).verify_slice(&tag) {
             Ok(()) => Signature::Valid,
             Err(_) => Signature::Invalid,
