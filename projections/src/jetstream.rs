@@ -300,13 +300,21 @@ pub(crate) fn incoming(
         metadata,
         recorded_at: headers.recorded_at,
     };
-    match key.map(|key| key.verify(message.headers.as_ref(), &message.payload)) {
-        Some(Signature::Valid) => Incoming::Stored(event),
-        Some(Signature::Invalid) => {
+    let Some(key) = key else { return Incoming::Event(event) };
+    let signature = key.verify(message.headers.as_ref(), &message.payload);
+    let counted = match signature {
+        Signature::Valid => "valid",
+        Signature::Missing => "missing",
+        _ => "invalid",
+    };
+    metrics::counter!("tidemark_feed_signatures_total", "signature" => counted).increment(1);
+    match signature {
+        Signature::Valid => Incoming::Stored(event),
+        Signature::Missing => Incoming::Event(event),
+        _ => {
             tracing::warn!(partition, event_id = %event.event_id, subject,
                 "a message's signature does not verify with the store's key; checking it against the store");
             Incoming::Event(event)
         }
-        _ => Incoming::Event(event),
     }
 }

@@ -8,6 +8,7 @@ mod support;
 use std::time::Duration;
 
 use async_nats::HeaderMap;
+use metrics_exporter_prometheus::PrometheusBuilder;
 use tidemark::{EventId, EventStore, LogPosition, StreamVersion};
 use tidemark_nats::{EventHeaders, MessageKey, RelayConfig, HEADER_SIGNATURE};
 
@@ -38,6 +39,9 @@ async fn publish(bench: &Bench, headers: &EventHeaders, map: HeaderMap, payload:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_messages_signed_with_the_store_key_skip_the_check_against_the_store() {
+    let recorder = PrometheusBuilder::new().build_recorder();
+    let metrics = recorder.handle();
+    metrics::set_global_recorder(recorder).expect("the only recorder of this test binary");
     let bench = Bench::new(2).await;
     let relay = bench.relay(RelayConfig::new("main")).await;
     let runner: PgRunner = bench.runner("signed", bench.feed(Duration::from_secs(30))).await;
@@ -90,6 +94,16 @@ async fn only_messages_signed_with_the_store_key_skip_the_check_against_the_stor
         tallies(&bench.read_models, runner.projection()).await == expected
     })
     .await;
+    // Counted by signature: the relay's events and the vouched one valid, two invalid, one missing.
+    let text = metrics.render();
+    let count = |signature: &str| -> u64 {
+        let line = format!("tidemark_feed_signatures_total{{signature=\"{signature}\"}} ");
+        let found = text.lines().find_map(|l| l.strip_prefix(line.as_str()));
+        found.map_or(0, |n| n.trim().parse().expect("a count"))
+    };
+    let relayed = read_log(&bench.store, head).await.len() as u64;
+    assert!(count("valid") > relayed, "valid {} of {relayed} relayed + 1:\n{text}", count("valid"));
+    assert_eq!((count("invalid"), count("missing")), (2, 1), "{text}");
 
     stop_relay.cancel();
     relay_task.await.expect("joined").expect("clean stop");
