@@ -2,6 +2,7 @@
 //! relay's partition subjects.
 
 use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::{Config as PullConfig, Stream as PullStream};
@@ -312,9 +313,22 @@ pub(crate) fn incoming(
         Signature::Valid => Incoming::Stored(event),
         Signature::Missing => Incoming::Event(event),
         _ => {
-            tracing::warn!(partition, event_id = %event.event_id, subject,
-                "a message's signature does not verify with the store's key; checking it against the store");
+            if warn_now() {
+                tracing::warn!(partition, event_id = %event.event_id, subject,
+                    "a message's signature does not verify with the store's key; checking it against the store \
+                     (more within a minute are only counted, in tidemark_feed_signatures_total)");
+            }
             Incoming::Event(event)
         }
     }
+}
+
+/// Whether a signature that does not verify is logged: at most once a minute per process,
+/// so that a stream of messages signed with an older key (or by another store) does not
+/// write a line for each.
+fn warn_now() -> bool {
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let last = LAST.load(Ordering::Relaxed);
+    (last == 0 || now >= last + 60) && LAST.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
 }
