@@ -44,6 +44,8 @@ pub struct MemoryTx {
     inner: Arc<Inner>,
     namespace: Option<String>,
     _locks: Vec<OwnedMutexGuard<()>>,
+    /// The names of the locks held, each taken once.
+    held: Vec<String>,
     documents: BTreeMap<DocKey, Option<Value>>,
     progress: Vec<(String, u32, Progress)>,
     taken: Vec<(String, StreamId)>,
@@ -70,6 +72,10 @@ impl MemoryReadModels {
     }
 
     async fn take_lock(&self, tx: &mut MemoryTx, name: String) {
+        if tx.held.contains(&name) {
+            return;
+        }
+        tx.held.push(name.clone());
         let mutex = lock(&self.inner.locks).entry(name).or_default().clone();
         tx._locks.push(mutex.lock_owned().await);
     }
@@ -124,6 +130,7 @@ impl ReadModels for MemoryReadModels {
             inner: self.inner.clone(),
             namespace: None,
             _locks: Vec::new(),
+            held: Vec::new(),
             documents: BTreeMap::new(),
             progress: Vec::new(),
             taken: Vec::new(),
@@ -131,6 +138,26 @@ impl ReadModels for MemoryReadModels {
             set_up: None,
             renames: Vec::new(),
         })
+    }
+
+    async fn begin_batch(&self, projection: &str, partition: u32) -> Result<MemoryTx> {
+        let mut tx = self.begin().await?;
+        self.lock_partition(&mut tx, projection, partition).await?;
+        Ok(tx)
+    }
+
+    fn undoes_batches(&self) -> bool {
+        true
+    }
+
+    async fn undo_batch(&self, tx: &mut MemoryTx) -> Result<()> {
+        tx.documents.clear();
+        tx.progress.clear();
+        tx.taken.clear();
+        tx.rogue_skipped.clear();
+        tx.set_up = None;
+        tx.renames.clear();
+        Ok(())
     }
 
     async fn commit(&self, tx: MemoryTx) -> Result<()> {

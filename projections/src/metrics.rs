@@ -41,6 +41,12 @@ pub(crate) fn batch_committed(
     }
 }
 
+/// A batch applied before it was checked: kept, or undone and applied again.
+pub(crate) fn speculation(projection: &str, outcome: &'static str) {
+    let labels = [("projection", projection.to_owned()), ("outcome", outcome.to_owned())];
+    metrics::counter!("tidemark_projection_speculations_total", &labels).increment(1);
+}
+
 pub(crate) fn batch_failed(projection: &str) {
     metrics::counter!("tidemark_projection_failures_total", "projection" => projection.to_owned()).increment(1);
 }

@@ -25,6 +25,8 @@ pub struct PgTx {
     schema: Arc<str>,
     /// The projection and partition whose batch locks the transaction holds.
     locked: Option<(String, u32)>,
+    /// Whether the batch's savepoint was set when it began.
+    savepoint: bool,
 }
 
 impl PgTx {
@@ -32,7 +34,7 @@ impl PgTx {
     pub(crate) async fn begin(conn: PoolConnection<Postgres>, schema: Arc<str>, begin: &str) -> Result<Self> {
         // Marked open before the query goes out: if it fails half way, or the caller
         // stops waiting for it, dropping the transaction closes the connection.
-        let mut tx = Self { conn, open: true, schema, locked: None };
+        let mut tx = Self { conn, open: true, schema, locked: None, savepoint: false };
         tx.conn.execute(begin).await.map_err(database("beginning a projection transaction"))?;
         Ok(tx)
     }
@@ -60,6 +62,14 @@ impl PgTx {
 
     pub(crate) fn holds(&self, projection: &str, partition: u32) -> bool {
         self.locked.as_ref().is_some_and(|(p, n)| p == projection && *n == partition)
+    }
+
+    pub(crate) fn saved(&mut self) {
+        self.savepoint = true;
+    }
+
+    pub(crate) fn has_savepoint(&self) -> bool {
+        self.savepoint
     }
 
     pub(crate) fn locked(&mut self, projection: &str, partition: u32) {

@@ -4,12 +4,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use sqlx::{PgPool, Row};
+use sqlx::{Executor, PgPool, Row};
 use tidemark::{LogPosition, StreamId};
 use tidemark_postgres::{PgEventStore, PgStoreConfig, SetupError};
 
 use crate::dead_letters::{insert_dead_letters, select_dead_letters};
-use crate::error::{database, Result};
+use crate::error::{database, ProjectionError, Result};
 use crate::pg_rogue::insert_rogue;
 pub use crate::pg_tx::PgTx;
 use crate::read_models::{DeadLetter, PartitionState, Progress, ReadModels, RogueMessage, Seen};
@@ -73,6 +73,17 @@ impl PgReadModels {
     }
 }
 
+/// The savepoint a batch's transaction returns to when it is undone.
+const SAVEPOINT: &str = "tidemark_batch";
+
+/// How a batch moves its partition's row on: the position only forward (a batch that
+/// applied nothing new records the one it read, or one below it), the count by the
+/// batch's events.
+const MOVE_PARTITION: &str = "ON CONFLICT (projection, partition) DO UPDATE SET \
+    transaction_id = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $5 ELSE p.transaction_id END, \
+    position = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $6 ELSE p.position END, \
+    events = p.events + $7, updated_at = now()";
+
 pub(crate) fn position(tx: i64, pos: i64) -> LogPosition {
     LogPosition::new(u64::try_from(tx).unwrap_or(0), u64::try_from(pos).unwrap_or(0))
 }
@@ -96,10 +107,19 @@ impl ReadModels for PgReadModels {
 
     async fn begin_batch(&self, projection: &str, partition: u32) -> Result<PgTx> {
         // `BEGIN` and the batch's locks in one round trip (one simple query).
+        // The projection's search_path is set here too, and a savepoint marks where
+        // `undo_batch` returns to: a batch may then be applied before its seen versions
+        // are read. Only integers and the quoted names of schemas (lowercase letters,
+        // digits and `_`) go into the text.
         let conn = self.pool.acquire().await.map_err(database("beginning a projection batch"))?;
-        let sql = format!("BEGIN; {}", self.batch_locks_sql(projection, partition));
+        let path = self.search_path(projection).replace('\'', "''");
+        let sql = format!(
+            "BEGIN; {}, set_config('search_path', '{path}', true); SAVEPOINT {SAVEPOINT}",
+            self.batch_locks_sql(projection, partition)
+        );
         let mut tx = PgTx::begin(conn, self.schema.clone(), &sql).await?;
         tx.locked(projection, partition);
+        tx.saved();
         Ok(tx)
     }
 
@@ -231,8 +251,7 @@ impl ReadModels for PgReadModels {
                SET version = GREATEST(s.version, EXCLUDED.version), parked = EXCLUDED.parked) \
              INSERT INTO {partitions} AS p (projection, partition, transaction_id, position, events) \
              VALUES ($1, $2, $5, $6, $7) \
-             ON CONFLICT (projection, partition) DO UPDATE SET transaction_id = $5, position = $6, \
-               events = p.events + $7, updated_at = now()",
+             {MOVE_PARTITION}",
             streams = self.table("projection_streams"),
             partitions = self.table("projection_partitions"),
         );
@@ -257,6 +276,84 @@ impl ReadModels for PgReadModels {
         if !progress.rogue.is_empty() {
             insert_rogue(self, tx, projection, &progress.rogue).await?;
         }
+        Ok(())
+    }
+
+    fn undoes_batches(&self) -> bool {
+        true
+    }
+
+    async fn record_if_seen(
+        &self,
+        tx: &mut PgTx,
+        projection: &str,
+        partition: u32,
+        progress: &Progress,
+        expected: &[u64],
+    ) -> Result<bool> {
+        // One statement checks and records: a stream seen before moves on only from the
+        // expected version, unparked; a stream never seen is added only if no row has
+        // it, or one at version 0 unparked. When fewer streams moved than the batch
+        // has, the statement's writes stay in the transaction for `undo_batch` to
+        // remove. The arrays are read through scalar subqueries, so the statement keeps
+        // one generic plan (see `lock_and_read_seen`).
+        let sql = format!(
+            "WITH u AS (SELECT * FROM unnest((SELECT $3::text[]), (SELECT $4::bigint[]), (SELECT $8::bool[]), \
+                 (SELECT $9::bigint[])) AS u(id, v, p, prev)), \
+             moved AS ( \
+               UPDATE {streams} AS s SET version = u.v, parked = u.p FROM u \
+               WHERE s.projection = $1 AND s.stream_id = u.id AND u.prev > 0 AND s.version = u.prev \
+                 AND NOT s.parked RETURNING 1), \
+             added AS ( \
+               INSERT INTO {streams} AS s (projection, stream_id, version, parked) \
+               SELECT $1, id, v, p FROM u WHERE prev = 0 \
+               ON CONFLICT (projection, stream_id) DO UPDATE SET version = EXCLUDED.version, parked = EXCLUDED.parked \
+               WHERE s.version = 0 AND NOT s.parked RETURNING 1), \
+             moved_on AS ( \
+               INSERT INTO {partitions} AS p (projection, partition, transaction_id, position, events) \
+               VALUES ($1, $2, $5, $6, $7) {MOVE_PARTITION}) \
+             SELECT (SELECT count(*) FROM moved) + (SELECT count(*) FROM added)",
+            streams = self.table("projection_streams"),
+            partitions = self.table("projection_partitions"),
+        );
+        if expected.len() != progress.streams.len() {
+            return Ok(false);
+        }
+        let ids: Vec<&str> = progress.streams.iter().map(|(s, _)| s.as_str()).collect();
+        let versions: Vec<i64> = progress.streams.iter().map(|(_, seen)| signed(seen.version)).collect();
+        let parked: Vec<bool> = progress.streams.iter().map(|(_, seen)| seen.parked).collect();
+        let expected: Vec<i64> = expected.iter().map(|v| signed(*v)).collect();
+        let moved: i64 = sqlx::query_scalar(&sql)
+            .bind(projection)
+            .bind(i32::try_from(partition).unwrap_or(i32::MAX))
+            .bind(&ids)
+            .bind(&versions)
+            .bind(signed(progress.position.transaction))
+            .bind(signed(progress.position.sequence))
+            .bind(signed(progress.events))
+            .bind(&parked)
+            .bind(&expected)
+            .fetch_one(tx.conn())
+            .await
+            .map_err(database("recording projection progress"))?;
+        if usize::try_from(moved).ok() != Some(ids.len()) {
+            return Ok(false);
+        }
+        if !progress.dead_letters.is_empty() {
+            insert_dead_letters(self, tx, projection, &progress.dead_letters).await?;
+        }
+        if !progress.rogue.is_empty() {
+            insert_rogue(self, tx, projection, &progress.rogue).await?;
+        }
+        Ok(true)
+    }
+
+    async fn undo_batch(&self, tx: &mut PgTx) -> Result<()> {
+        if !tx.has_savepoint() {
+            return Err(ProjectionError::Config("only a batch's transaction can be undone"));
+        }
+        let sql = format!("ROLLBACK TO SAVEPOINT {SAVEPOINT}");
+        tx.conn().execute(sql.as_str()).await.map_err(database("undoing a projection batch"))?;
         Ok(())
     }
 

@@ -17,8 +17,10 @@ use crate::read_models::ReadModels;
 /// and in memory alike.
 ///
 /// The runtime hands `apply` each event of the types the projection's codec
-/// [handles](EventCodec::handles), upcast to the current schema, at most once per stream
-/// version and in stream order. Other events are skipped (and still counted as seen).
+/// [handles](EventCodec::handles), upcast to the current schema, in stream order; a
+/// committed batch holds each stream version at most once (see [`undoable`](Self::undoable)
+/// for batches undone before they commit). Other events are skipped (and still counted as
+/// seen).
 pub trait Projection<R: ReadModels>: Send + Sync + 'static {
     /// The events this projection reads, usually an enum declared with
     /// [`domain_events!`](tidemark::domain_events).
@@ -55,6 +57,22 @@ pub trait Projection<R: ReadModels>: Send + Sync + 'static {
     ) -> impl Future<Output = Result<(), ApplyError>> + Send {
         let _ = (tx, stream);
         async { Err("this projection cannot rebuild a single stream (it does not implement forget_stream)".into()) }
+    }
+
+    /// Whether everything [`apply`](Self::apply) does happens inside the batch's
+    /// transaction, so that rolling the transaction back undoes it. When true (the
+    /// default), the runner may apply a batch before it has read which of its stream
+    /// versions the projection has seen, and check that as it records the batch: a batch
+    /// found to hold a redelivery, a gap or a parked stream is undone and applied again
+    /// with the check first. Nothing of an undone batch is ever committed, but `apply`
+    /// may then be called more than once for a version.
+    ///
+    /// Return false when `apply` acts outside the transaction (sends a command, calls a
+    /// service): every batch is then checked first, and `apply` is never called for a
+    /// stream version whose batch has committed (only a batch that failed before its commit
+    /// is applied again).
+    fn undoable(&self) -> bool {
+        true
     }
 
     /// Applies one event inside the batch's transaction.

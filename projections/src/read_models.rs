@@ -5,7 +5,7 @@ use std::future::Future;
 
 use tidemark::{EventId, LogPosition, StreamId};
 
-use crate::error::Result;
+use crate::error::{ProjectionError, Result};
 
 /// What one committed batch moved forward.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -223,6 +223,52 @@ pub trait ReadModels: Clone + Send + Sync + 'static {
         partition: u32,
         progress: &Progress,
     ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Whether a transaction from [`begin_batch`](Self::begin_batch) holds the batch's
+    /// locks already and marks a point [`undo_batch`](Self::undo_batch) returns to. Then
+    /// the runner may apply a batch before reading which of its events were seen, and
+    /// check that when it records the batch with [`record_if_seen`](Self::record_if_seen).
+    /// By default false: every batch is checked first.
+    fn undoes_batches(&self) -> bool {
+        false
+    }
+
+    /// Records a batch's progress, as [`record`](Self::record) does, only if every stream
+    /// of `progress.streams` was last seen at the version `expected` gives for it (the same
+    /// order; 0 for a stream never seen) and is not parked. Returns whether it recorded;
+    /// when it did not, the transaction may hold writes of the call, which
+    /// [`undo_batch`](Self::undo_batch) removes. By default it reads the seen versions, then
+    /// records.
+    fn record_if_seen(
+        &self,
+        tx: &mut Self::Tx,
+        projection: &str,
+        partition: u32,
+        progress: &Progress,
+        expected: &[u64],
+    ) -> impl Future<Output = Result<bool>> + Send {
+        async move {
+            let streams: Vec<StreamId> = progress.streams.iter().map(|(s, _)| s.clone()).collect();
+            let seen = self.seen_versions(tx, projection, &streams).await?;
+            let as_expected = streams.len() == expected.len()
+                && streams.iter().zip(expected).all(|(stream, expected)| {
+                    let last = seen.get(stream).copied().unwrap_or_default();
+                    !last.parked && last.version == *expected
+                });
+            if as_expected {
+                self.record(tx, projection, partition, progress).await?;
+            }
+            Ok(as_expected)
+        }
+    }
+
+    /// Removes every write of a transaction from [`begin_batch`](Self::begin_batch) made
+    /// since it began, keeping its locks: the batch can then be applied again. Only called
+    /// when [`undoes_batches`](Self::undoes_batches) is true; by default it fails.
+    fn undo_batch(&self, tx: &mut Self::Tx) -> impl Future<Output = Result<()>> + Send {
+        let _ = tx;
+        async { Err(ProjectionError::Config("this read-model backend cannot undo a batch")) }
+    }
 
     /// The version whose set-up has run for `projection`, if any (inside a transaction
     /// that serialises concurrent set-ups).

@@ -2,6 +2,7 @@
 //! instances.
 
 use std::fmt;
+use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -61,7 +62,13 @@ where
         check_name(&name)?;
         let consumer = config.consumer.clone().unwrap_or_else(|| name.clone());
         check_name(&consumer)?;
-        let worker = Worker { projection: Arc::new(projection), read_models, store: Arc::new(store), name };
+        let worker = Worker {
+            projection: Arc::new(projection),
+            read_models,
+            store: Arc::new(store),
+            name,
+            careful: AtomicU32::new(0),
+        };
         let shared = Shared { worker, feed, config, consumer, status: StatusCell::default() };
         Ok(Self { shared: Arc::new(shared) })
     }

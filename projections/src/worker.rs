@@ -2,6 +2,7 @@
 //! repairs gaps from the store, applies, records progress and commits.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
 use tidemark::{Envelope, EventStore, RecordedEvent, StreamId, StreamVersion};
@@ -9,6 +10,7 @@ use tidemark::{Envelope, EventStore, RecordedEvent, StreamId, StreamVersion};
 use crate::config::PoisonPolicy;
 use crate::error::{is_transient_database, ProjectionError, Result};
 use crate::feed::Incoming;
+use crate::metrics;
 use crate::partition::error_chain;
 use crate::projection::Projection;
 use crate::read_models::{DeadLetter, DeadLetterStatus, Progress, ReadModels, Seen};
@@ -58,7 +60,13 @@ pub(crate) struct Worker<P, R, S> {
     pub read_models: R,
     pub store: Arc<S>,
     pub name: String,
+    /// How many more batches are checked before they are applied, after a batch applied
+    /// first had to be undone (redeliveries come in runs, after a restart).
+    pub careful: AtomicU32,
 }
+
+/// How many batches after an undone one are checked first.
+const CAREFUL_AFTER_UNDO: u32 = 16;
 
 impl<P, R: Clone, S> Worker<P, R, S> {
     /// The same projection, working under another name (a rebuild's shadow).
@@ -68,6 +76,7 @@ impl<P, R: Clone, S> Worker<P, R, S> {
             read_models: self.read_models.clone(),
             store: self.store.clone(),
             name,
+            careful: AtomicU32::new(0),
         }
     }
 }
@@ -102,7 +111,7 @@ where
         let (prepared, tx) =
             tokio::join!(self.prepare(partition, batch), self.read_models.begin_batch(&self.name, partition));
         let (prepared, mut tx) = (prepared?, tx?);
-        let report = self.apply_resolved(&mut tx, partition, batch, prepared).await?;
+        let report = self.apply_resolved(&mut tx, partition, batch, prepared, true).await?;
         self.read_models.commit(tx).await?;
         Ok(report)
     }
@@ -119,7 +128,7 @@ where
     /// Applies a batch prepared by [`prepare`](Self::prepare) in one transaction.
     pub async fn apply_prepared(&self, partition: u32, batch: &[Incoming], prepared: Prepared) -> Result<BatchReport> {
         let mut tx = self.read_models.begin_batch(&self.name, partition).await?;
-        let report = self.apply_resolved(&mut tx, partition, batch, prepared).await?;
+        let report = self.apply_resolved(&mut tx, partition, batch, prepared, true).await?;
         self.read_models.commit(tx).await?;
         Ok(report)
     }
@@ -127,21 +136,45 @@ where
     /// Applies a batch of one partition inside `tx`, which it locks the partition in.
     pub async fn apply_in(&self, tx: &mut R::Tx, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
         let prepared = self.prepare(partition, batch).await?;
-        self.apply_resolved(tx, partition, batch, prepared).await
+        self.apply_resolved(tx, partition, batch, prepared, false).await
     }
 
-    /// Applies resolved events inside `tx`: locks the partition, skips what was seen,
-    /// repairs gaps, applies, records progress.
+    /// Applies resolved events inside `tx`. When `tx` came from `begin_batch` (`fresh`),
+    /// the backend can undo it and the projection allows it, the batch is first applied
+    /// as if it were the next versions of its streams, checked as it is recorded, and
+    /// undone if it was not; then (or else) the partition is locked and read, what was
+    /// seen is skipped, gaps are repaired, and the rest applied and recorded.
     async fn apply_resolved(
         &self,
         tx: &mut R::Tx,
         partition: u32,
         batch: &[Incoming],
         prepared: Prepared,
+        fresh: bool,
     ) -> Result<BatchReport> {
         let Prepared { mut resolved, mut report } = prepared;
         let rogue = std::mem::take(&mut resolved.rogue);
         let events = resolved.events(batch);
+        if fresh && rogue.is_empty() && self.may_speculate() {
+            if let Some(expected) = next_versions(&events) {
+                let outcome = self.speculate(tx, partition, &events, expected, report).await;
+                match outcome {
+                    Ok(Some(report)) => {
+                        metrics::speculation(&self.name, "kept");
+                        return Ok(report);
+                    }
+                    Ok(None) | Err(ProjectionError::Apply { .. }) => {
+                        // A redelivery, a gap, a parked stream, or an event the projection
+                        // fails on (which may be one it has seen): undone, and taken again
+                        // with the check first, which says what it really is.
+                        metrics::speculation(&self.name, "undone");
+                        self.careful.store(CAREFUL_AFTER_UNDO, Ordering::Relaxed);
+                        self.read_models.undo_batch(tx).await?;
+                    }
+                    Err(other) => return Err(other),
+                }
+            }
+        }
         let mut distinct: Vec<&StreamId> = events.iter().map(|e| &e.stream_id).collect();
         distinct.sort_unstable();
         distinct.dedup();
@@ -195,6 +228,47 @@ where
         let progress = Progress { position, events: taken, streams, dead_letters, rogue };
         self.read_models.record(tx, &self.name, partition, &progress).await?;
         Ok(report)
+    }
+
+    /// Whether the next batch may be applied before it is checked: the backend can undo
+    /// it, the projection allows it, and no batch was undone just before.
+    fn may_speculate(&self) -> bool {
+        if !self.read_models.undoes_batches() || !self.projection.undoable() {
+            return false;
+        }
+        let careful = self.careful.load(Ordering::Relaxed);
+        if careful == 0 {
+            return true;
+        }
+        self.careful.store(careful - 1, Ordering::Relaxed);
+        false
+    }
+
+    /// Applies `events` as the next versions of their streams, `expected` giving each
+    /// stream's first version less one, and records them if the streams were indeed last
+    /// seen there. `None` when they were not: `tx` then holds writes to undo.
+    async fn speculate(
+        &self,
+        tx: &mut R::Tx,
+        partition: u32,
+        events: &[&RecordedEvent],
+        expected: Vec<(StreamId, u64, u64)>,
+        mut report: BatchReport,
+    ) -> Result<Option<BatchReport>> {
+        let mut handled = Vec::with_capacity(events.len());
+        for event in events {
+            self.decode_into(event, &mut handled, &mut report)?;
+        }
+        self.apply_handled(tx, &handled).await?;
+        let position = events.iter().map(|e| e.position).max().unwrap_or_default();
+        let (streams, before): (Vec<_>, Vec<_>) = expected
+            .into_iter()
+            .map(|(stream, before, last)| ((stream, Seen { version: last, parked: false }), before))
+            .unzip();
+        let events = report.applied + report.skipped;
+        let progress = Progress { position, events, streams, ..Progress::default() };
+        let recorded = self.read_models.record_if_seen(tx, &self.name, partition, &progress, &before).await?;
+        Ok(recorded.then_some(report))
     }
 
     /// Applies a failing batch one message at a time, each in its own transaction; a
@@ -461,6 +535,34 @@ where
             }
         })
     }
+}
+
+/// For a batch whose events follow each other in every stream (each stream's versions
+/// rising by one, in the batch's order), each stream with its first version less one and
+/// its last; `None` for an empty batch or one that does not.
+fn next_versions(events: &[&RecordedEvent]) -> Option<Vec<(StreamId, u64, u64)>> {
+    if events.is_empty() {
+        return None;
+    }
+    let mut streams: Vec<(StreamId, u64, u64)> = Vec::new();
+    let mut index: HashMap<&StreamId, usize> = HashMap::new();
+    for event in events {
+        let version = event.stream_version.0;
+        match index.get(&event.stream_id) {
+            Some(&i) => {
+                let last = &mut streams[i].2;
+                if version != *last + 1 {
+                    return None;
+                }
+                *last = version;
+            }
+            None => {
+                index.insert(&event.stream_id, streams.len());
+                streams.push((event.stream_id.clone(), version.checked_sub(1)?, version));
+            }
+        }
+    }
+    Some(streams)
 }
 
 /// Sets what was seen of `stream`, cloning its id only the first time.

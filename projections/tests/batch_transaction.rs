@@ -102,7 +102,7 @@ async fn a_batch_abandoned_while_waiting_for_its_lock_does_not_keep_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_batch_reads_what_was_seen_with_a_plan_made_once_per_connection() {
+async fn a_batch_reads_and_records_with_plans_made_once_per_connection() {
     let schema = TestSchema::new().await;
     let config = migrated(&schema).await;
     let models = PgReadModels::from_pool(one_connection(&schema).await, &config).expect("models");
@@ -114,14 +114,23 @@ async fn a_batch_reads_what_was_seen_with_a_plan_made_once_per_connection() {
         models.record(&mut tx, "totals", 0, &progress(&streams[0], n, false)).await.expect("record");
         models.commit(tx).await.expect("commit");
     }
+    // Batches applied before their check record with one statement that checks.
+    for n in 1..=12u64 {
+        let mut tx = models.begin_batch("totals", 0).await.expect("begin");
+        let fresh = progress(&stream(&format!("account-{}", n + 200)), 1, false);
+        assert!(models.record_if_seen(&mut tx, "totals", 0, &fresh, &[0]).await.expect("recorded"));
+        models.commit(tx).await.expect("commit");
+    }
     // The pool's one connection ran every batch; its prepared statements show how they
     // were planned. PostgreSQL plans the first five executions for their values, then
     // keeps a generic plan when it costs no more than those did.
     let plans = "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE $1";
     let mut conn = models.pool().acquire().await.expect("connection");
-    for (statement, pattern) in
-        [("the read", "%AS u(id)%LEFT JOIN%"), ("the record", "%INSERT INTO%projection_partitions%")]
-    {
+    for (statement, pattern) in [
+        ("the read", "%AS u(id)%LEFT JOIN%"),
+        ("the record", "%GREATEST(s.version%"),
+        ("the checking record", "%AS u(id, v, p, prev)%"),
+    ] {
         let (generic, custom): (i64, i64) =
             sqlx::query_as(plans).bind(pattern).fetch_one(&mut *conn).await.expect("the statement");
         assert!(

@@ -11,11 +11,12 @@ use tidemark::{
     AppendRequest, Envelope, EventCodec, EventStore, ExpectedVersion, InMemoryEventStore, LogPosition, StreamVersion,
 };
 use tidemark_projections::{
-    ApplyError, DeadLetterStatus, DocumentTx, Feed, InProcessBus, Incoming, MemoryReadModels, PoisonPolicy, Projection,
-    ProjectionError, ProjectionRunner, ReadModels, RunnerConfig, Subscription,
+    ApplyError, DeadLetterStatus, DocumentTx, InProcessBus, Incoming, MemoryReadModels, PoisonPolicy, Projection,
+    ProjectionRunner, ReadModels, RunnerConfig,
 };
 use tokio_util::sync::CancellationToken;
 
+use support::scripted::Scripted;
 use support::{events, read_log, replay, stream, tallies, LedgerEvent, TallyProjection};
 
 /// The tally projection, failing on any event with amount 13 while `broken` is set.
@@ -188,57 +189,6 @@ async fn the_skip_policy_records_the_poison_event_and_goes_on() {
     shutdown.cancel();
 }
 
-/// A feed that delivers exactly the batches a test sends it, and reports each
-/// acknowledgement: the order of delivery is the test's, not the bus's.
-#[derive(Clone)]
-struct Scripted {
-    batches: Arc<std::sync::Mutex<Option<tokio::sync::mpsc::UnboundedReceiver<Vec<Incoming>>>>>,
-    acks: tokio::sync::mpsc::UnboundedSender<usize>,
-}
-
-struct ScriptedSubscription {
-    batches: tokio::sync::mpsc::UnboundedReceiver<Vec<Incoming>>,
-    acks: tokio::sync::mpsc::UnboundedSender<usize>,
-    delivered: usize,
-}
-
-impl Feed for Scripted {
-    type Subscription = ScriptedSubscription;
-
-    fn partitions(&self) -> u32 {
-        1
-    }
-
-    fn partition_of(&self, _stream: &tidemark::StreamId) -> u32 {
-        0
-    }
-
-    async fn subscribe(&self, _consumer: &str, _partition: u32) -> tidemark_projections::Result<ScriptedSubscription> {
-        let taken = self.batches.lock().expect("lock").take();
-        let batches = taken.ok_or(ProjectionError::Config("the scripted feed has one subscriber"))?;
-        Ok(ScriptedSubscription { batches, acks: self.acks.clone(), delivered: 0 })
-    }
-}
-
-impl Subscription for ScriptedSubscription {
-    type Receipt = usize;
-
-    async fn next_batch(&mut self, _max: usize) -> tidemark_projections::Result<(Vec<Incoming>, usize)> {
-        match self.batches.recv().await {
-            Some(batch) => {
-                self.delivered += 1;
-                Ok((batch, self.delivered))
-            }
-            None => std::future::pending().await,
-        }
-    }
-
-    async fn ack(&mut self, receipt: usize) -> tidemark_projections::Result<()> {
-        let _ = self.acks.send(receipt);
-        Ok(())
-    }
-}
-
 /// The interleaving seen once in the PostgreSQL fault scenario: after the poison event
 /// parks its stream, a later version of the stream arrives before the one between them
 /// (another instance held that one, and it comes again). The version in between must be
@@ -250,9 +200,7 @@ async fn a_version_delivered_after_a_later_one_of_a_parked_stream_is_parked_not_
     let broken = Arc::new(AtomicBool::new(true));
     let projection = Fragile { inner: TallyProjection::new("fragile"), broken: broken.clone() };
     let config = config(PoisonPolicy::Park);
-    let (send, batches) = tokio::sync::mpsc::unbounded_channel();
-    let (acks, mut acked) = tokio::sync::mpsc::unbounded_channel();
-    let feed = Scripted { batches: Arc::new(std::sync::Mutex::new(Some(batches))), acks };
+    let (feed, mut script) = Scripted::new();
     let runner = ProjectionRunner::new(projection, read_models.clone(), store.clone(), feed, config).expect("runner");
     runner.set_up().await.expect("set up");
     let shutdown = CancellationToken::new();
@@ -278,9 +226,7 @@ async fn a_version_delivered_after_a_later_one_of_a_parked_stream_is_parked_not_
 
     // Versions 1 and 2 (the poison), then 4, then 3: each batch acknowledged before the next.
     for (n, batch) in [vec![version(1), version(2)], vec![version(4)], vec![version(3)]].into_iter().enumerate() {
-        send.send(batch).expect("feed open");
-        let receipt = tokio::time::timeout(support::DEADLINE, acked.recv()).await.expect("acknowledged in time");
-        assert_eq!(receipt, Some(n + 1), "batch {} acknowledged", n + 1);
+        assert_eq!(script.deliver(batch).await, n + 1, "batch {} acknowledged", n + 1);
     }
 
     let letters = runner.dead_letters().await.expect("dead letters");

@@ -75,6 +75,11 @@ impl Projection<PgReadModels> for IssueReceipts {
         &self.codec
     }
 
+    /// Its commands are not undone with the batch.
+    fn undoable(&self) -> bool {
+        false
+    }
+
     async fn apply(
         &self,
         _tx: &mut tidemark_projections::PgTx,

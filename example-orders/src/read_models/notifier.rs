@@ -51,6 +51,11 @@ where
         &self.codec
     }
 
+    /// Notices leave at once: a batch must be checked before it is applied.
+    fn undoable(&self) -> bool {
+        false
+    }
+
     async fn apply(&self, tx: &mut R::Tx, event: &Envelope<OrderEvent>) -> Result<(), ApplyError> {
         let id = order_id(event)?;
         let key = id.to_string();

@@ -72,6 +72,11 @@ impl<S: EventStore + 'static, R: ReadModels> Projection<R> for PaidFollowUps<S> 
         &self.codec
     }
 
+    /// Its commands are not undone with the batch.
+    fn undoable(&self) -> bool {
+        false
+    }
+
     async fn apply(&self, _tx: &mut R::Tx, event: &Envelope<OrderEvent>) -> Result<(), ApplyError> {
         let OrderEvent::Paid(paid) = &event.event else { return Ok(()) };
         let order_id = super::order_id(event)?;
@@ -106,6 +111,11 @@ impl<S: EventStore + 'static, R: ReadModels> Projection<R> for DispatchedFollowU
 
     fn codec(&self) -> &EventCodec<FulfilmentEvent> {
         &self.codec
+    }
+
+    /// Its commands are not undone with the batch.
+    fn undoable(&self) -> bool {
+        false
     }
 
     async fn apply(&self, _tx: &mut R::Tx, event: &Envelope<FulfilmentEvent>) -> Result<(), ApplyError> {

@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod nats;
+pub mod scripted;
 
 use std::collections::BTreeMap;
 use std::future::Future;
