@@ -70,6 +70,10 @@ pub struct Cli {
     /// store (as before signed messages); to measure what the signatures save.
     #[arg(long)]
     pub unkeyed_feed: bool,
+    /// F4, F6: the runner checks every batch against what was seen before applying it (as
+    /// before batches were applied first); to measure what applying first saves.
+    #[arg(long)]
+    pub check_first: bool,
     /// The NATS server with JetStream (F3, F4); each run uses fresh streams, deleted at the end.
     #[arg(long, env = "NATS_URL", default_value = "nats://127.0.0.1:4222")]
     pub nats_url: String,
@@ -146,6 +150,8 @@ pub struct Settings {
     pub f6_rates: Vec<f64>,
     /// F4, F6: whether the runner's feed checks signatures with the store's key.
     pub keyed_feed: bool,
+    /// F4, F6: whether the projection lets the runner apply batches before their check.
+    pub undoable: bool,
 }
 
 impl Settings {
@@ -186,6 +192,7 @@ impl Settings {
                 f6_shares,
                 f6_rates,
                 keyed_feed: !cli.unkeyed_feed,
+                undoable: !cli.check_first,
             };
         }
         Self {
@@ -211,6 +218,7 @@ impl Settings {
             f6_shares,
             f6_rates,
             keyed_feed: !cli.unkeyed_feed,
+            undoable: !cli.check_first,
         }
     }
 }

@@ -134,7 +134,7 @@ impl Suite<'_> {
             feed = feed.with_message_key(MessageKey::load(&store).await?);
         }
         let config = RunnerConfig::default().batch_size(t.batch).consumer(format!("f4fw_p{p}"));
-        let projection = TotalsProjection::new(projection_name(p))?;
+        let projection = TotalsProjection::new(projection_name(p))?.undoable(self.settings.undoable);
         let read_models = PgReadModels::new(&store);
         let table = format!("\"{}\".{TABLE}", read_models.projection_schema(&projection_name(p)));
         let runner = ProjectionRunner::new(projection, read_models, store.clone(), feed, config)?;

@@ -115,7 +115,8 @@ impl Suite<'_> {
         let read_models = PgReadModels::new(&store);
         let table = format!("\"{}\".{TABLE}", read_models.projection_schema("f6"));
         let config = RunnerConfig::default().consumer("f6fw");
-        let runner = ProjectionRunner::new(TotalsProjection::new("f6")?, read_models, store.clone(), feed, config)?;
+        let projection = TotalsProjection::new("f6")?.undoable(self.settings.undoable);
+        let runner = ProjectionRunner::new(projection, read_models, store.clone(), feed, config)?;
         runner.set_up().await?;
         let channel = format!("f6_fw_{}", &self.db.schema()[6..]);
         sqlx::query(&visible::trigger_sql(self.db.schema(), &table, &channel)).execute(self.db.admin()).await?;

@@ -87,11 +87,19 @@ pub struct TotalsProjection {
     name: String,
     codec: EventCodec<AccountEvent>,
     upsert: String,
+    undoable: bool,
 }
 
 impl TotalsProjection {
     pub fn new(name: impl Into<String>) -> Result<Self> {
-        Ok(Self { name: name.into(), codec: EventCodec::without_upcasters()?, upsert: upsert_sql(TABLE) })
+        let codec = EventCodec::without_upcasters()?;
+        Ok(Self { name: name.into(), codec, upsert: upsert_sql(TABLE), undoable: true })
+    }
+
+    /// The projection, letting the runner apply batches before their check or not.
+    pub fn undoable(mut self, undoable: bool) -> Self {
+        self.undoable = undoable;
+        self
     }
 }
 
@@ -112,6 +120,10 @@ impl Projection<PgReadModels> for TotalsProjection {
 
     fn codec(&self) -> &EventCodec<AccountEvent> {
         &self.codec
+    }
+
+    fn undoable(&self) -> bool {
+        self.undoable
     }
 
     async fn setup(&self, tx: &mut PgTx) -> Result<(), ApplyError> {
