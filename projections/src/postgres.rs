@@ -291,28 +291,28 @@ impl ReadModels for PgReadModels {
         progress: &Progress,
         expected: &[u64],
     ) -> Result<bool> {
-        // One statement checks and records: a stream seen before moves on only from the
-        // expected version, unparked; a stream never seen is added only if no row has
-        // it, or one at version 0 unparked. When fewer streams moved than the batch
-        // has, the statement's writes stay in the transaction for `undo_batch` to
-        // remove. The arrays are read through scalar subqueries, so the statement keeps
-        // one generic plan (see `lock_and_read_seen`).
+        // One statement checks and records. Each stream's stored version is read with one
+        // index probe (a join of the batch's streams with `projection_streams` got a
+        // generic plan, made while the table was small, that read every row of the
+        // projection); the writes run only when every stream was last seen at its
+        // expected version (0 when never seen) and is not parked. The arrays are read
+        // through scalar subqueries, so the statement keeps one generic plan (see
+        // `lock_and_read_seen`).
         let sql = format!(
             "WITH u AS (SELECT * FROM unnest((SELECT $3::text[]), (SELECT $4::bigint[]), (SELECT $8::bool[]), \
                  (SELECT $9::bigint[])) AS u(id, v, p, prev)), \
+             checked AS ( \
+               SELECT coalesce(bool_and(coalesce(s.version, 0) = u.prev AND NOT coalesce(s.parked, false)), true) AS ok \
+               FROM u LEFT JOIN LATERAL (SELECT ps.version, ps.parked FROM {streams} ps \
+                 WHERE ps.projection = $1 AND ps.stream_id = u.id LIMIT 1) AS s ON true), \
              moved AS ( \
-               UPDATE {streams} AS s SET version = u.v, parked = u.p FROM u \
-               WHERE s.projection = $1 AND s.stream_id = u.id AND u.prev > 0 AND s.version = u.prev \
-                 AND NOT s.parked RETURNING 1), \
-             added AS ( \
                INSERT INTO {streams} AS s (projection, stream_id, version, parked) \
-               SELECT $1, id, v, p FROM u WHERE prev = 0 \
-               ON CONFLICT (projection, stream_id) DO UPDATE SET version = EXCLUDED.version, parked = EXCLUDED.parked \
-               WHERE s.version = 0 AND NOT s.parked RETURNING 1), \
+               SELECT $1, id, v, p FROM u WHERE (SELECT ok FROM checked) \
+               ON CONFLICT (projection, stream_id) DO UPDATE SET version = EXCLUDED.version, parked = EXCLUDED.parked), \
              moved_on AS ( \
                INSERT INTO {partitions} AS p (projection, partition, transaction_id, position, events) \
-               VALUES ($1, $2, $5, $6, $7) {MOVE_PARTITION}) \
-             SELECT (SELECT count(*) FROM moved) + (SELECT count(*) FROM added)",
+               SELECT $1, $2, $5, $6, $7 WHERE (SELECT ok FROM checked) {MOVE_PARTITION}) \
+             SELECT ok FROM checked",
             streams = self.table("projection_streams"),
             partitions = self.table("projection_partitions"),
         );
@@ -323,7 +323,7 @@ impl ReadModels for PgReadModels {
         let versions: Vec<i64> = progress.streams.iter().map(|(_, seen)| signed(seen.version)).collect();
         let parked: Vec<bool> = progress.streams.iter().map(|(_, seen)| seen.parked).collect();
         let expected: Vec<i64> = expected.iter().map(|v| signed(*v)).collect();
-        let moved: i64 = sqlx::query_scalar(&sql)
+        let recorded: bool = sqlx::query_scalar(&sql)
             .bind(projection)
             .bind(i32::try_from(partition).unwrap_or(i32::MAX))
             .bind(&ids)
@@ -336,7 +336,7 @@ impl ReadModels for PgReadModels {
             .fetch_one(tx.conn())
             .await
             .map_err(database("recording projection progress"))?;
-        if usize::try_from(moved).ok() != Some(ids.len()) {
+        if !recorded {
             return Ok(false);
         }
         if !progress.dead_letters.is_empty() {

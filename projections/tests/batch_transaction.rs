@@ -139,3 +139,52 @@ async fn a_batch_reads_and_records_with_plans_made_once_per_connection() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_checking_record_probes_its_streams_not_the_whole_projection() {
+    let schema = TestSchema::new().await;
+    let config = migrated(&schema).await;
+    let models = PgReadModels::from_pool(one_connection(&schema).await, &config).expect("models");
+    // The statement's generic plan is made while the projection has few streams...
+    for n in 1..=8u64 {
+        let mut tx = models.begin_batch("totals", 0).await.expect("begin");
+        let fresh = progress(&stream(&format!("account-{n}")), 1, false);
+        assert!(models.record_if_seen(&mut tx, "totals", 0, &fresh, &[0]).await.expect("recorded"));
+        models.commit(tx).await.expect("commit");
+    }
+    // ...and still used when it has many.
+    let many = Progress {
+        streams: (100..3100).map(|n| (stream(&format!("account-{n}")), Seen { version: 1, parked: false })).collect(),
+        ..Progress::default()
+    };
+    let mut tx = models.begin_batch("totals", 0).await.expect("begin");
+    models.record(&mut tx, "totals", 0, &many).await.expect("record");
+    models.commit(tx).await.expect("commit");
+
+    let mut tx = models.begin_batch("totals", 0).await.expect("begin");
+    let next = Progress {
+        streams: vec![
+            (stream("account-1"), Seen { version: 2, parked: false }),
+            (stream("account-2"), Seen { version: 2, parked: false }),
+        ],
+        ..Progress::default()
+    };
+    assert!(models.record_if_seen(&mut tx, "totals", 0, &next, &[1, 1]).await.expect("recorded"));
+    // The plan the connection keeps for the statement (EXPLAIN of the prepared statement
+    // shows it without running it): every read of the streams table is an index probe.
+    let name: String =
+        sqlx::query_scalar("SELECT name FROM pg_prepared_statements WHERE statement LIKE '%AS u(id, v, p, prev)%'")
+            .fetch_one(tx.conn())
+            .await
+            .expect("the checking record is prepared");
+    let explain = format!(
+        "EXPLAIN EXECUTE {name}('totals', 0, '{{account-1,account-2}}', '{{2,2}}', 0, 0, 0, '{{f,f}}', '{{1,1}}')"
+    );
+    let plan: Vec<String> = sqlx::query_scalar(&explain).fetch_all(tx.conn()).await.expect("the plan");
+    let plan = plan.join("\n");
+    let scans: Vec<&str> = plan.lines().filter(|l| l.contains("Scan") && l.contains("projection_streams")).collect();
+    assert!(!scans.is_empty(), "{plan}");
+    assert!(scans.iter().all(|l| l.contains("Index Scan")), "a scan reads the whole projection:\n{plan}");
+    models.commit(tx).await.expect("commit");
+    assert_eq!(models.stream_seen("totals", &stream("account-2")).await.expect("seen"), 2);
+}
