@@ -164,6 +164,7 @@ impl Suite<'_> {
         verify(self.db.admin(), &table, run.accounts, STREAM_LENGTH, DEPOSIT).await?;
         let (before, after) = (watched.before, watched.after);
         Ok(figure("F4", run, &watched, cpu, nats_us, status.batches)?
+            .with("undone_batches", status.totals.undone as f64, "batches")
             .with("batch_size", t.batch as f64, "events")
             .with("pull_batch", t.pull_batch as f64, "messages")
             .with("linger", t.linger.as_secs_f64() * 1000.0, "ms")

@@ -32,6 +32,9 @@ pub struct BatchReport {
     pub rogue: u64,
     /// Events sent to the dead letters (poison events and those parked behind them).
     pub dead_lettered: u64,
+    /// Batches applied before their check and undone because the check refused them (or
+    /// the projection failed on one of their events), then applied with the check first.
+    pub undone: u64,
 }
 
 impl BatchReport {
@@ -43,6 +46,7 @@ impl BatchReport {
         self.repaired += other.repaired;
         self.rogue += other.rogue;
         self.dead_lettered += other.dead_lettered;
+        self.undone += other.undone;
     }
 }
 
@@ -157,22 +161,24 @@ where
         let events = resolved.events(batch);
         if fresh && rogue.is_empty() && self.may_speculate() {
             if let Some(expected) = next_versions(&events) {
-                let outcome = self.speculate(tx, partition, &events, expected, report).await;
-                match outcome {
+                // Refused: a redelivery, a gap, a parked stream. Failed: the projection
+                // failed on an event (which may be one it has seen). Either way the batch
+                // is undone and taken again with the check first, which says what it is.
+                let refused = match self.speculate(tx, partition, &events, expected, report).await {
                     Ok(Some(report)) => {
                         metrics::speculation(&self.name, "kept");
                         return Ok(report);
                     }
-                    Ok(None) | Err(ProjectionError::Apply { .. }) => {
-                        // A redelivery, a gap, a parked stream, or an event the projection
-                        // fails on (which may be one it has seen): undone, and taken again
-                        // with the check first, which says what it really is.
-                        metrics::speculation(&self.name, "undone");
-                        self.careful.store(CAREFUL_AFTER_UNDO, Ordering::Relaxed);
-                        self.read_models.undo_batch(tx).await?;
-                    }
+                    Ok(None) => true,
+                    Err(ProjectionError::Apply { .. }) => false,
                     Err(other) => return Err(other),
-                }
+                };
+                metrics::speculation(&self.name, "undone");
+                tracing::debug!(projection = %self.name, partition, refused,
+                    "undid a batch applied before its check; applying it again with the check first");
+                self.careful.store(CAREFUL_AFTER_UNDO, Ordering::Relaxed);
+                self.read_models.undo_batch(tx).await?;
+                report.undone += 1;
             }
         }
         let mut distinct: Vec<&StreamId> = events.iter().map(|e| &e.stream_id).collect();
