@@ -158,11 +158,13 @@ where
         store.append(request).await.expect("append");
     }
     let fillers: Vec<StreamId> = (100..100 + 2 * CAREFUL_RUN).map(stream).collect();
+    let mut last = None;
     for id in &fillers {
-        store.append(AppendRequest::new(id.clone(), ExpectedVersion::NoStream, deposits(1))).await.expect("append");
+        let request = AppendRequest::new(id.clone(), ExpectedVersion::NoStream, deposits(1));
+        last = store.append(request).await.expect("append").last_position;
     }
-    let head = store.log_head().await.expect("head").expect("events");
-    let log = read_log(&store, head).await;
+    // Through the last append (the readable head may not have reached it yet).
+    let log = read_log(&store, last.expect("appended")).await;
     let at = |id: &StreamId, version: u64| -> Incoming {
         let event = log.iter().find(|e| e.stream_id == *id && e.stream_version.0 == version).expect("in the log");
         Incoming::Event(event.clone())
@@ -214,8 +216,8 @@ impl Feeding<'_> {
 }
 
 fn deposits(count: usize) -> Vec<tidemark::NewEvent> {
-    // Deposits only (the shared generator makes every fifth event a type the projection
-    // does not handle, and every fourth a withdrawal; the first four are deposits).
+    // The shared generator: deposits, the fourth of every five a withdrawal, the fifth a
+    // type the projection does not handle (the scenario's streams are shorter than five).
     events(0, 0, count)
 }
 
@@ -361,4 +363,37 @@ async fn postgres_checks_expected_versions_and_undoes_a_refused_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_checks_expected_versions_and_undoes_a_refused_batch() {
     check_and_undo(&MemoryReadModels::new()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_of_more_than_64_events_is_checked_first() {
+    let store = InMemoryEventStore::new();
+    let read_models = MemoryReadModels::new();
+    let long = stream(7);
+    let request = AppendRequest::new(long.clone(), ExpectedVersion::NoStream, deposits(65));
+    let appended = store.append(request).await.expect("append");
+    let log = read_log(&store, appended.last_position.expect("appended")).await;
+    let projection = Counter::new("memory-large", true);
+    let calls = projection.calls.clone();
+    let config = RunnerConfig::default().batch_size(100);
+    let (feed, mut script) = Scripted::new();
+    let runner = ProjectionRunner::new(projection, read_models.clone(), store, feed, config).expect("runner");
+    runner.set_up().await.expect("set up");
+    let stop = CancellationToken::new();
+    let task = tokio::spawn({
+        let (runner, stop) = (runner.clone(), stop.clone());
+        async move { runner.run(stop).await }
+    });
+    let batch: Vec<Incoming> = log.iter().cloned().map(Incoming::Event).collect();
+    let mut feeding = Feeding { script: &mut script, delivered: 0 };
+    feeding.deliver(batch.clone()).await;
+    // Applied first, this redelivery would be applied (65 calls) and undone.
+    feeding.deliver(batch).await;
+    stop.cancel();
+    task.await.expect("joined").expect("clean stop");
+    assert_eq!(runner.status().totals.duplicates, 65);
+    assert_eq!(runner.status().totals.undone, 0);
+    let handled = log.iter().filter(|e| e.event_type != "Noted").count() as u64;
+    assert_eq!(calls.load(Ordering::SeqCst), handled, "each version applied once, the redelivery checked first");
+    assert_eq!(counts(&read_models, "memory-large").await, replay(&log));
 }
