@@ -18,6 +18,7 @@ mod ops;
 mod partition;
 mod pg_documents;
 mod pg_locks;
+mod pg_progress;
 mod pg_rebuild;
 mod pg_rogue;
 mod pg_tx;

@@ -8,9 +8,8 @@ use sqlx::{Executor, PgPool, Row};
 use tidemark::{LogPosition, StreamId};
 use tidemark_postgres::{PgEventStore, PgStoreConfig, SetupError};
 
-use crate::dead_letters::{insert_dead_letters, select_dead_letters};
+use crate::dead_letters::select_dead_letters;
 use crate::error::{database, ProjectionError, Result};
-use crate::pg_rogue::insert_rogue;
 pub use crate::pg_tx::PgTx;
 use crate::read_models::{DeadLetter, PartitionState, Progress, ReadModels, RogueMessage, Seen};
 
@@ -75,14 +74,6 @@ impl PgReadModels {
 
 /// The savepoint a batch's transaction returns to when it is undone.
 const SAVEPOINT: &str = "tidemark_batch";
-
-/// How a batch moves its partition's row on: the position only forward (a batch that
-/// applied nothing new records the one it read, or one below it), the count by the
-/// batch's events.
-const MOVE_PARTITION: &str = "ON CONFLICT (projection, partition) DO UPDATE SET \
-    transaction_id = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $5 ELSE p.transaction_id END, \
-    position = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $6 ELSE p.position END, \
-    events = p.events + $7, updated_at = now()";
 
 pub(crate) fn position(tx: i64, pos: i64) -> LogPosition {
     LogPosition::new(u64::try_from(tx).unwrap_or(0), u64::try_from(pos).unwrap_or(0))
@@ -243,40 +234,7 @@ impl ReadModels for PgReadModels {
     }
 
     async fn record(&self, tx: &mut PgTx, projection: &str, partition: u32, progress: &Progress) -> Result<()> {
-        let sql = format!(
-            "WITH seen AS ( \
-               INSERT INTO {streams} AS s (projection, stream_id, version, parked) \
-               SELECT $1, id, v, p FROM unnest($3::text[], $4::bigint[], $8::bool[]) AS u(id, v, p) \
-               ON CONFLICT (projection, stream_id) DO UPDATE \
-               SET version = GREATEST(s.version, EXCLUDED.version), parked = EXCLUDED.parked) \
-             INSERT INTO {partitions} AS p (projection, partition, transaction_id, position, events) \
-             VALUES ($1, $2, $5, $6, $7) \
-             {MOVE_PARTITION}",
-            streams = self.table("projection_streams"),
-            partitions = self.table("projection_partitions"),
-        );
-        let ids: Vec<&str> = progress.streams.iter().map(|(s, _)| s.as_str()).collect();
-        let versions: Vec<i64> = progress.streams.iter().map(|(_, seen)| signed(seen.version)).collect();
-        let parked: Vec<bool> = progress.streams.iter().map(|(_, seen)| seen.parked).collect();
-        sqlx::query(&sql)
-            .bind(projection)
-            .bind(i32::try_from(partition).unwrap_or(i32::MAX))
-            .bind(&ids)
-            .bind(&versions)
-            .bind(signed(progress.position.transaction))
-            .bind(signed(progress.position.sequence))
-            .bind(signed(progress.events))
-            .bind(&parked)
-            .execute(tx.conn())
-            .await
-            .map_err(database("recording projection progress"))?;
-        if !progress.dead_letters.is_empty() {
-            insert_dead_letters(self, tx, projection, &progress.dead_letters).await?;
-        }
-        if !progress.rogue.is_empty() {
-            insert_rogue(self, tx, projection, &progress.rogue).await?;
-        }
-        Ok(())
+        self.record_progress(tx, projection, partition, progress).await
     }
 
     fn undoes_batches(&self) -> bool {
@@ -291,61 +249,7 @@ impl ReadModels for PgReadModels {
         progress: &Progress,
         expected: &[u64],
     ) -> Result<bool> {
-        // One statement checks and records. Each stream's stored version is read with one
-        // index probe (a join of the batch's streams with `projection_streams` got a
-        // generic plan, made while the table was small, that read every row of the
-        // projection); the writes run only when every stream was last seen at its
-        // expected version (0 when never seen) and is not parked. The arrays are read
-        // through scalar subqueries, so the statement keeps one generic plan (see
-        // `lock_and_read_seen`).
-        let sql = format!(
-            "WITH u AS (SELECT * FROM unnest((SELECT $3::text[]), (SELECT $4::bigint[]), (SELECT $8::bool[]), \
-                 (SELECT $9::bigint[])) AS u(id, v, p, prev)), \
-             checked AS ( \
-               SELECT coalesce(bool_and(coalesce(s.version, 0) = u.prev AND NOT coalesce(s.parked, false)), true) AS ok \
-               FROM u LEFT JOIN LATERAL (SELECT ps.version, ps.parked FROM {streams} ps \
-                 WHERE ps.projection = $1 AND ps.stream_id = u.id LIMIT 1) AS s ON true), \
-             moved AS ( \
-               INSERT INTO {streams} AS s (projection, stream_id, version, parked) \
-               SELECT $1, id, v, p FROM u WHERE (SELECT ok FROM checked) \
-               ON CONFLICT (projection, stream_id) DO UPDATE SET version = EXCLUDED.version, parked = EXCLUDED.parked), \
-             moved_on AS ( \
-               INSERT INTO {partitions} AS p (projection, partition, transaction_id, position, events) \
-               SELECT $1, $2, $5, $6, $7 WHERE (SELECT ok FROM checked) {MOVE_PARTITION}) \
-             SELECT ok FROM checked",
-            streams = self.table("projection_streams"),
-            partitions = self.table("projection_partitions"),
-        );
-        if expected.len() != progress.streams.len() {
-            return Ok(false);
-        }
-        let ids: Vec<&str> = progress.streams.iter().map(|(s, _)| s.as_str()).collect();
-        let versions: Vec<i64> = progress.streams.iter().map(|(_, seen)| signed(seen.version)).collect();
-        let parked: Vec<bool> = progress.streams.iter().map(|(_, seen)| seen.parked).collect();
-        let expected: Vec<i64> = expected.iter().map(|v| signed(*v)).collect();
-        let recorded: bool = sqlx::query_scalar(&sql)
-            .bind(projection)
-            .bind(i32::try_from(partition).unwrap_or(i32::MAX))
-            .bind(&ids)
-            .bind(&versions)
-            .bind(signed(progress.position.transaction))
-            .bind(signed(progress.position.sequence))
-            .bind(signed(progress.events))
-            .bind(&parked)
-            .bind(&expected)
-            .fetch_one(tx.conn())
-            .await
-            .map_err(database("recording projection progress"))?;
-        if !recorded {
-            return Ok(false);
-        }
-        if !progress.dead_letters.is_empty() {
-            insert_dead_letters(self, tx, projection, &progress.dead_letters).await?;
-        }
-        if !progress.rogue.is_empty() {
-            insert_rogue(self, tx, projection, &progress.rogue).await?;
-        }
-        Ok(true)
+        self.record_checked(tx, projection, partition, progress, expected).await
     }
 
     async fn undo_batch(&self, tx: &mut PgTx) -> Result<()> {

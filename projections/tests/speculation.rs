@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use serde::{Deserialize, Serialize};
 use tidemark::{
     AppendRequest, Envelope, EventCodec, EventStore, ExpectedVersion, InMemoryEventStore, LogPosition, RecordedEvent,
     StreamId,
@@ -26,20 +25,13 @@ use tidemark_testkit::TestSchema;
 use tokio_util::sync::CancellationToken;
 
 use support::scripted::{Script, Scripted};
-use support::{events, read_log, stream, LedgerEvent};
+use support::{events, read_log, replay, stream, LedgerEvent, Tally};
 
 /// Batches checked first after one was undone (the runner's `CAREFUL_AFTER_UNDO`): the
 /// scenario sends this many between the cases it wants applied before their check.
 const CAREFUL_RUN: usize = 16;
 
-/// Per stream: how many events were applied and their total amount.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-struct Count {
-    events: u64,
-    total: i64,
-}
-
-/// Counts events per stream with no check of its own (unlike the tally projection, it
+/// Keeps a [`Tally`] per stream with no check of its own (unlike the tally projection, it
 /// would count a version twice without a word), and counts the calls of `apply`.
 struct Counter {
     name: String,
@@ -77,35 +69,18 @@ where
     async fn apply(&self, tx: &mut R::Tx, event: &Envelope<LedgerEvent>) -> Result<(), ApplyError> {
         self.calls.fetch_add(1, Ordering::SeqCst);
         let key = event.stream_id.as_str();
-        let mut count: Count = tx.get_as("counts", key).await?.unwrap_or_default();
-        count.events += 1;
-        count.total += match &event.event {
+        let mut tally: Tally = tx.get_as("counts", key).await?.unwrap_or_default();
+        tally.events += 1;
+        tally.version = event.stream_version.0;
+        tally.balance += match &event.event {
             LedgerEvent::Deposited(d) => d.amount,
             LedgerEvent::Withdrawn(w) => -w.amount,
         };
-        tx.put_as("counts", key, &count).await
+        tx.put_as("counts", key, &tally).await
     }
 }
 
-/// The counts a replay of `log` gives.
-fn replay(log: &[RecordedEvent]) -> BTreeMap<String, Count> {
-    let mut counts: BTreeMap<String, Count> = BTreeMap::new();
-    for event in log {
-        let amount: serde_json::Value = serde_json::from_str(event.payload.get()).expect("json");
-        let amount = amount["amount"].as_i64().unwrap_or(0);
-        let delta = match event.event_type.as_str() {
-            "Deposited" => amount,
-            "Withdrawn" => -amount,
-            _ => continue,
-        };
-        let count = counts.entry(event.stream_id.to_string()).or_default();
-        count.events += 1;
-        count.total += delta;
-    }
-    counts
-}
-
-async fn counts<D: DocumentReader>(documents: &D, projection: &str) -> BTreeMap<String, Count> {
+async fn counts<D: DocumentReader>(documents: &D, projection: &str) -> BTreeMap<String, Tally> {
     let all = documents.documents(projection, "counts", "", 100_000).await.expect("read documents");
     all.into_iter().map(|(k, v)| (k, serde_json::from_value(v).expect("count"))).collect()
 }

@@ -1,0 +1,148 @@
+//! Recording a batch's progress on PostgreSQL: the streams' seen versions, the partition's
+//! position and count, and the batch's dead letters and rogue messages, in the batch's
+//! transaction. `record_checked` also checks, in the same statement, that every stream was
+//! last seen where the batch expected (for batches applied before their check).
+
+use sqlx::Row;
+
+use crate::dead_letters::insert_dead_letters;
+use crate::error::{database, Result};
+use crate::pg_rogue::insert_rogue;
+use crate::postgres::{signed, PgReadModels, PgTx};
+use crate::read_models::Progress;
+
+/// How a batch moves its partition's row on: the position only forward (a batch that
+/// applied nothing new records the one it read, or one below it), the count by the
+/// batch's events.
+const MOVE_PARTITION: &str = "ON CONFLICT (projection, partition) DO UPDATE SET \
+    transaction_id = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $5 ELSE p.transaction_id END, \
+    position = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $6 ELSE p.position END, \
+    events = p.events + $7, updated_at = now()";
+
+/// A batch's streams as the three arrays the progress statements take.
+struct StreamColumns<'a> {
+    ids: Vec<&'a str>,
+    versions: Vec<i64>,
+    parked: Vec<bool>,
+}
+
+impl<'a> StreamColumns<'a> {
+    fn of(progress: &'a Progress) -> Self {
+        Self {
+            ids: progress.streams.iter().map(|(s, _)| s.as_str()).collect(),
+            versions: progress.streams.iter().map(|(_, seen)| signed(seen.version)).collect(),
+            parked: progress.streams.iter().map(|(_, seen)| seen.parked).collect(),
+        }
+    }
+}
+
+/// `sql` with the parameters both progress statements take, `$1` to `$8`.
+fn progress_query<'q>(
+    sql: &'q str,
+    projection: &'q str,
+    partition: u32,
+    progress: &Progress,
+    columns: &'q StreamColumns<'q>,
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
+    sqlx::query(sql)
+        .bind(projection)
+        .bind(i32::try_from(partition).unwrap_or(i32::MAX))
+        .bind(&columns.ids)
+        .bind(&columns.versions)
+        .bind(signed(progress.position.transaction))
+        .bind(signed(progress.position.sequence))
+        .bind(signed(progress.events))
+        .bind(&columns.parked)
+}
+
+impl PgReadModels {
+    /// Records a batch's progress ([`ReadModels::record`]).
+    pub(crate) async fn record_progress(
+        &self,
+        tx: &mut PgTx,
+        projection: &str,
+        partition: u32,
+        progress: &Progress,
+    ) -> Result<()> {
+        let sql = format!(
+            "WITH seen AS ( \
+               INSERT INTO {streams} AS s (projection, stream_id, version, parked) \
+               SELECT $1, id, v, p FROM unnest($3::text[], $4::bigint[], $8::bool[]) AS u(id, v, p) \
+               ON CONFLICT (projection, stream_id) DO UPDATE \
+               SET version = GREATEST(s.version, EXCLUDED.version), parked = EXCLUDED.parked) \
+             INSERT INTO {partitions} AS p (projection, partition, transaction_id, position, events) \
+             VALUES ($1, $2, $5, $6, $7) \
+             {MOVE_PARTITION}",
+            streams = self.table("projection_streams"),
+            partitions = self.table("projection_partitions"),
+        );
+        let columns = StreamColumns::of(progress);
+        progress_query(&sql, projection, partition, progress, &columns)
+            .execute(tx.conn())
+            .await
+            .map_err(database("recording projection progress"))?;
+        self.record_letters(tx, projection, progress).await
+    }
+
+    /// Checks and records a batch's progress in one statement ([`ReadModels::record_if_seen`]).
+    pub(crate) async fn record_checked(
+        &self,
+        tx: &mut PgTx,
+        projection: &str,
+        partition: u32,
+        progress: &Progress,
+        expected: &[u64],
+    ) -> Result<bool> {
+        // One statement checks and records. Each stream's stored version is read with one
+        // index probe (a join of the batch's streams with `projection_streams` got a
+        // generic plan, made while the table was small, that read every row of the
+        // projection); the writes run only when every stream was last seen at its
+        // expected version (0 when never seen) and is not parked. The arrays are read
+        // through scalar subqueries, so the statement keeps one generic plan (see
+        // `lock_and_read_seen`).
+        let sql = format!(
+            "WITH u AS (SELECT * FROM unnest((SELECT $3::text[]), (SELECT $4::bigint[]), (SELECT $8::bool[]), \
+                 (SELECT $9::bigint[])) AS u(id, v, p, prev)), \
+             checked AS ( \
+               SELECT coalesce(bool_and(coalesce(s.version, 0) = u.prev AND NOT coalesce(s.parked, false)), true) AS ok \
+               FROM u LEFT JOIN LATERAL (SELECT ps.version, ps.parked FROM {streams} ps \
+                 WHERE ps.projection = $1 AND ps.stream_id = u.id LIMIT 1) AS s ON true), \
+             moved AS ( \
+               INSERT INTO {streams} AS s (projection, stream_id, version, parked) \
+               SELECT $1, id, v, p FROM u WHERE (SELECT ok FROM checked) \
+               ON CONFLICT (projection, stream_id) DO UPDATE SET version = EXCLUDED.version, parked = EXCLUDED.parked), \
+             moved_on AS ( \
+               INSERT INTO {partitions} AS p (projection, partition, transaction_id, position, events) \
+               SELECT $1, $2, $5, $6, $7 WHERE (SELECT ok FROM checked) {MOVE_PARTITION}) \
+             SELECT ok FROM checked",
+            streams = self.table("projection_streams"),
+            partitions = self.table("projection_partitions"),
+        );
+        if expected.len() != progress.streams.len() {
+            return Ok(false);
+        }
+        let columns = StreamColumns::of(progress);
+        let expected: Vec<i64> = expected.iter().map(|v| signed(*v)).collect();
+        let row = progress_query(&sql, projection, partition, progress, &columns)
+            .bind(&expected)
+            .fetch_one(tx.conn())
+            .await
+            .map_err(database("recording projection progress"))?;
+        let recorded: bool = row.try_get(0).map_err(database("recording projection progress"))?;
+        if recorded {
+            self.record_letters(tx, projection, progress).await?;
+        }
+        Ok(recorded)
+    }
+
+    /// Records a batch's dead letters and rogue messages.
+    async fn record_letters(&self, tx: &mut PgTx, projection: &str, progress: &Progress) -> Result<()> {
+        if !progress.dead_letters.is_empty() {
+            insert_dead_letters(self, tx, projection, &progress.dead_letters).await?;
+        }
+        if !progress.rogue.is_empty() {
+            insert_rogue(self, tx, projection, &progress.rogue).await?;
+        }
+        Ok(())
+    }
+}
