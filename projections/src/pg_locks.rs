@@ -36,13 +36,8 @@ impl PgReadModels {
     /// The statement taking a batch's locks. Only integers go into its text, so it can be
     /// sent with `BEGIN` as one simple query.
     pub(crate) fn batch_locks_sql(&self, projection: &str, partition: u32) -> String {
-        format!("SELECT {}", self.batch_locks(projection, partition))
-    }
-
-    /// The calls taking a batch's locks, for a select list.
-    pub(crate) fn batch_locks(&self, projection: &str, partition: u32) -> String {
         format!(
-            "pg_advisory_xact_lock_shared({}), pg_advisory_xact_lock({})",
+            "SELECT pg_advisory_xact_lock_shared({}), pg_advisory_xact_lock({})",
             self.projection_key(projection),
             self.partition_key(projection, partition)
         )

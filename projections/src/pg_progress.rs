@@ -3,7 +3,7 @@
 //! transaction. `record_checked` also checks, in the same statement, that every stream was
 //! last seen where the batch expected (for batches applied before their check).
 
-use sqlx::{Executor, Row};
+use sqlx::Row;
 
 use crate::dead_letters::insert_dead_letters;
 use crate::error::{database, Result};
@@ -18,9 +18,6 @@ const MOVE_PARTITION: &str = "ON CONFLICT (projection, partition) DO UPDATE SET 
     transaction_id = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $5 ELSE p.transaction_id END, \
     position = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $6 ELSE p.position END, \
     events = p.events + $7, updated_at = now()";
-
-/// The SQLSTATE of the checking record's refusal when it commits in the same round trip.
-const DIVISION_BY_ZERO: &str = "22012";
 
 /// A batch's streams as the three arrays the progress statements take.
 struct StreamColumns<'a> {
@@ -96,42 +93,14 @@ impl PgReadModels {
         progress: &Progress,
         expected: &[u64],
     ) -> Result<bool> {
-        if expected.len() != progress.streams.len() {
-            return Ok(false);
-        }
-        if tx.has_savepoint() && progress.dead_letters.is_empty() && progress.rogue.is_empty() {
-            return self.record_checked_and_commit(tx, projection, partition, progress, expected).await;
-        }
-        let sql = self.checked_record_sql("ok");
-        let columns = StreamColumns::of(progress);
-        let expected: Vec<i64> = expected.iter().map(|v| signed(*v)).collect();
-        let row = progress_query(&sql, projection, partition, progress, &columns)
-            .bind(&expected)
-            .fetch_one(tx.conn())
-            .await
-            .map_err(database("recording projection progress"))?;
-        let recorded: bool = row.try_get(0).map_err(database("recording projection progress"))?;
-        if recorded {
-            self.record_letters(tx, projection, progress).await?;
-        }
-        Ok(recorded)
-    }
-
-    /// The name of the checking record as a prepared statement: its text names this
-    /// schema's tables, so the name carries the schema's hash.
-    pub(crate) fn checked_record_name(&self) -> String {
-        format!("tidemark_record_{:08x}", tidemark_nats::fnv1a_32(self.schema().as_bytes()))
-    }
-
-    /// The checking record, ending in `SELECT <answer> FROM checked`. Each stream's stored
-    /// version is read with one index probe (a join of the batch's streams with
-    /// `projection_streams` got a generic plan, made while the table was small, that read
-    /// every row of the projection); the writes run only when every stream was last seen
-    /// at its expected version (0 when never seen) and is not parked. The arrays are read
-    /// through scalar subqueries, so the statement keeps one generic plan (see
-    /// `lock_and_read_seen`).
-    fn checked_record_sql(&self, answer: &str) -> String {
-        format!(
+        // One statement checks and records. Each stream's stored version is read with one
+        // index probe (a join of the batch's streams with `projection_streams` got a
+        // generic plan, made while the table was small, that read every row of the
+        // projection); the writes run only when every stream was last seen at its
+        // expected version (0 when never seen) and is not parked. The arrays are read
+        // through scalar subqueries, so the statement keeps one generic plan (see
+        // `lock_and_read_seen`).
+        let sql = format!(
             "WITH u AS (SELECT * FROM unnest((SELECT $3::text[]), (SELECT $4::bigint[]), (SELECT $8::bool[]), \
                  (SELECT $9::bigint[])) AS u(id, v, p, prev)), \
              checked AS ( \
@@ -145,61 +114,25 @@ impl PgReadModels {
              moved_on AS ( \
                INSERT INTO {partitions} AS p (projection, partition, transaction_id, position, events) \
                SELECT $1, $2, $5, $6, $7 WHERE (SELECT ok FROM checked) {MOVE_PARTITION}) \
-             SELECT {answer} FROM checked",
+             SELECT ok FROM checked",
             streams = self.table("projection_streams"),
             partitions = self.table("projection_partitions"),
-        )
-    }
-
-    /// The checking record and `COMMIT` in one round trip (one simple query), for a batch
-    /// of `begin_batch` with no letters to record. The statement is prepared once per
-    /// session (SQL `PREPARE`; `begin_batch` asks whether it is), so it is not planned on
-    /// every batch. A refusal is an error of the statement (a division by zero), which
-    /// keeps the `COMMIT` after it from running; the transaction is then failed, and
-    /// `undo_batch` returns it to the savepoint.
-    async fn record_checked_and_commit(
-        &self,
-        tx: &mut PgTx,
-        projection: &str,
-        partition: u32,
-        progress: &Progress,
-        expected: &[u64],
-    ) -> Result<bool> {
-        let name = self.checked_record_name();
-        if !tx.record_prepared() {
-            let sql = format!(
-                "PREPARE {name} (text, integer, text[], bigint[], bigint, bigint, bigint, boolean[], bigint[]) AS {}",
-                self.checked_record_sql("1 / ok::int")
-            );
-            tx.conn().execute(sql.as_str()).await.map_err(database("preparing the checking record"))?;
-            tx.set_record_prepared(true);
-        }
-        // Only integers, booleans and quoted names go into the text: stream ids and
-        // projection names are ASCII letters, digits, `-` and `_` (quotes are doubled all
-        // the same).
-        let quoted = |text: &str| format!("'{}'", text.replace('\'', "''"));
-        let list = |items: Vec<String>| items.join(",");
-        let ids = list(progress.streams.iter().map(|(s, _)| quoted(s.as_str())).collect());
-        let versions = list(progress.streams.iter().map(|(_, seen)| signed(seen.version).to_string()).collect());
-        let parked = list(progress.streams.iter().map(|(_, seen)| seen.parked.to_string()).collect());
-        let expected = list(expected.iter().map(|v| signed(*v).to_string()).collect());
-        let call = format!(
-            "EXECUTE {name}({}, {}, ARRAY[{ids}]::text[], ARRAY[{versions}]::bigint[], {}, {}, {}, \
-               ARRAY[{parked}]::boolean[], ARRAY[{expected}]::bigint[]); COMMIT",
-            quoted(projection),
-            i32::try_from(partition).unwrap_or(i32::MAX),
-            signed(progress.position.transaction),
-            signed(progress.position.sequence),
-            signed(progress.events),
         );
-        match tx.conn().execute(call.as_str()).await {
-            Ok(_) => {
-                tx.committed();
-                Ok(true)
-            }
-            Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some(DIVISION_BY_ZERO) => Ok(false),
-            Err(e) => Err(database("recording projection progress")(e)),
+        if expected.len() != progress.streams.len() {
+            return Ok(false);
         }
+        let columns = StreamColumns::of(progress);
+        let expected: Vec<i64> = expected.iter().map(|v| signed(*v)).collect();
+        let row = progress_query(&sql, projection, partition, progress, &columns)
+            .bind(&expected)
+            .fetch_one(tx.conn())
+            .await
+            .map_err(database("recording projection progress"))?;
+        let recorded: bool = row.try_get(0).map_err(database("recording projection progress"))?;
+        if recorded {
+            self.record_letters(tx, projection, progress).await?;
+        }
+        Ok(recorded)
     }
 
     /// Records a batch's dead letters and rogue messages.

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use sqlx::pool::PoolConnection;
-use sqlx::{Executor, PgConnection, Postgres, Row};
+use sqlx::{Executor, PgConnection, Postgres};
 
 use crate::error::{database, Result};
 
@@ -27,8 +27,6 @@ pub struct PgTx {
     locked: Option<(String, u32)>,
     /// Whether the batch's savepoint was set when it began.
     savepoint: bool,
-    /// Whether the session holds the checking record as a prepared statement.
-    record_prepared: bool,
 }
 
 impl PgTx {
@@ -36,29 +34,9 @@ impl PgTx {
     pub(crate) async fn begin(conn: PoolConnection<Postgres>, schema: Arc<str>, begin: &str) -> Result<Self> {
         // Marked open before the query goes out: if it fails half way, or the caller
         // stops waiting for it, dropping the transaction closes the connection.
-        let mut tx = Self { conn, open: true, schema, locked: None, savepoint: false, record_prepared: false };
+        let mut tx = Self { conn, open: true, schema, locked: None, savepoint: false };
         tx.conn.execute(begin).await.map_err(database("beginning a projection transaction"))?;
         Ok(tx)
-    }
-
-    /// Opens a transaction as [`begin`](Self::begin) does, with a query whose one row
-    /// holds one boolean; returns it too.
-    pub(crate) async fn begin_asking(
-        conn: PoolConnection<Postgres>,
-        schema: Arc<str>,
-        begin: &str,
-    ) -> Result<(Self, bool)> {
-        let mut tx = Self { conn, open: true, schema, locked: None, savepoint: false, record_prepared: false };
-        let context = "beginning a projection transaction";
-        let row = tx.conn.fetch_one(begin).await.map_err(database(context))?;
-        let answer = row.try_get(0).map_err(database(context))?;
-        Ok((tx, answer))
-    }
-
-    /// Notes that the transaction was committed by a query that also did other work: its
-    /// `commit` then has nothing left to do.
-    pub(crate) fn committed(&mut self) {
-        self.open = false;
     }
 
     /// Commits. A transaction the server has failed already (a statement's error that a
@@ -67,9 +45,6 @@ impl PgTx {
     /// fails in a failed transaction goes first, in the same round trip, and the `COMMIT`
     /// after it does not run.
     pub(crate) async fn commit(mut self) -> Result<()> {
-        if !self.open {
-            return Ok(());
-        }
         self.conn.execute("SELECT 1; COMMIT").await.map_err(database("committing a projection batch"))?;
         self.open = false;
         Ok(())
@@ -95,14 +70,6 @@ impl PgTx {
 
     pub(crate) fn has_savepoint(&self) -> bool {
         self.savepoint
-    }
-
-    pub(crate) fn record_prepared(&self) -> bool {
-        self.record_prepared
-    }
-
-    pub(crate) fn set_record_prepared(&mut self, prepared: bool) {
-        self.record_prepared = prepared;
     }
 
     pub(crate) fn locked(&mut self, projection: &str, partition: u32) {

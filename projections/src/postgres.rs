@@ -102,19 +102,15 @@ impl ReadModels for PgReadModels {
         // `undo_batch` returns to: a batch may then be applied before its seen versions
         // are read. Only integers and the quoted names of schemas (lowercase letters,
         // digits and `_`) go into the text.
-        // It also says whether the session has the checking record prepared.
         let conn = self.pool.acquire().await.map_err(database("beginning a projection batch"))?;
         let path = self.search_path(projection).replace('\'', "''");
         let sql = format!(
-            "BEGIN; SELECT EXISTS (SELECT 1 FROM pg_prepared_statements WHERE name = '{}') AS prepared, {}, \
-               set_config('search_path', '{path}', true); SAVEPOINT {SAVEPOINT}",
-            self.checked_record_name(),
-            self.batch_locks(projection, partition),
+            "BEGIN; {}, set_config('search_path', '{path}', true); SAVEPOINT {SAVEPOINT}",
+            self.batch_locks_sql(projection, partition)
         );
-        let (mut tx, prepared) = PgTx::begin_asking(conn, self.schema.clone(), &sql).await?;
+        let mut tx = PgTx::begin(conn, self.schema.clone(), &sql).await?;
         tx.locked(projection, partition);
         tx.saved();
-        tx.set_record_prepared(prepared);
         Ok(tx)
     }
 

@@ -236,12 +236,9 @@ pub trait ReadModels: Clone + Send + Sync + 'static {
     /// Records a batch's progress, as [`record`](Self::record) does, only if every stream
     /// of `progress.streams` was last seen at the version `expected` gives for it (the same
     /// order; 0 for a stream never seen) and is not parked. Returns whether it recorded;
-    /// when it did not, the transaction may hold writes of the call, or be failed, and
-    /// [`undo_batch`](Self::undo_batch) returns it to where the batch began. When it
-    /// records, a backend may commit the transaction in the same round trip (PostgreSQL does
-    /// for a transaction from [`begin_batch`](Self::begin_batch)): nothing more may be done
-    /// in it then, and its [`commit`](Self::commit) does nothing. By default it reads the
-    /// seen versions, then records.
+    /// when it did not, the transaction may hold writes of the call, which
+    /// [`undo_batch`](Self::undo_batch) removes. By default it reads the seen versions, then
+    /// records.
     fn record_if_seen(
         &self,
         tx: &mut Self::Tx,
