@@ -2,7 +2,7 @@
 //! transaction (retrying with backoff), acknowledge it, repeat.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use backon::{BackoffBuilder, ExponentialBuilder};
 use tidemark::EventStore;
@@ -81,18 +81,39 @@ where
         // The next batch, when it had arrived already, taken in and checked against the
         // store while the one before it was applied.
         let mut ahead: Option<Taken<<F::Subscription as Subscription>::Receipt>> = None;
+        // Whether the next wait on an idle partition begins its batch's transaction early:
+        // not after a wait that outlasted `begin_early_for` (batches come rarely).
+        let early_for = shared.config.begin_early_for;
+        let mut early = !early_for.is_zero();
         loop {
+            let mut begun = None;
             let Taken { batch, receipt, prepared } = match ahead.take() {
                 Some(taken) => taken,
                 None => {
-                    let next = tokio::select! {
-                        () = stop.cancelled() => return,
-                        next = subscription.next_batch(shared.config.batch_size) => next,
+                    let next = if early && shared.worker.begins_early() {
+                        let Some(waited) = next_beginning_early(&shared, &mut subscription, partition, &stop).await
+                        else {
+                            return;
+                        };
+                        (begun, early) = (waited.tx, !waited.outlasted);
+                        waited.next
+                    } else {
+                        let started = Instant::now();
+                        let next = tokio::select! {
+                            () = stop.cancelled() => return,
+                            next = subscription.next_batch(shared.config.batch_size) => next,
+                        };
+                        early = started.elapsed() < early_for;
+                        next
                     };
                     match next {
-                        // Checked against the store while its transaction begins.
+                        // Checked against the store while its transaction begins (unless
+                        // it has begun already).
                         Ok((batch, receipt)) => Taken { batch, receipt, prepared: None },
                         Err(e) => {
+                            if let Some(tx) = begun.take() {
+                                let _ = shared.worker.release(tx).await;
+                            }
                             tracing::warn!(projection = %name, partition, error = %e, "receiving failed; subscribing again");
                             shared.status.failed(e.to_string());
                             if pause(backoff.next().unwrap_or(shared.config.max_backoff), &stop).await {
@@ -105,7 +126,8 @@ where
             };
             let (applied, busy) = tokio::sync::oneshot::channel::<()>();
             let applying = async {
-                let committed = apply_until_committed(&shared, partition, &batch, prepared, &mut backoff, &stop).await;
+                let committed =
+                    apply_until_committed(&shared, partition, &batch, prepared, begun, &mut backoff, &stop).await;
                 let _ = applied.send(());
                 committed
             };
@@ -151,6 +173,77 @@ where
     }
 }
 
+/// What a wait for the next batch that began its transaction early brought.
+struct BegunEarly<T, B> {
+    next: Result<B>,
+    /// The transaction, unless it failed to begin or waited too long.
+    tx: Option<T>,
+    /// Whether the batch took longer than `begin_early_for` to come.
+    outlasted: bool,
+}
+
+/// Waits for the next batch of an idle partition while its transaction begins, so the
+/// batch does not wait for `BEGIN` and its locks. None when `stop` fired first.
+async fn next_beginning_early<P, R, S, F>(
+    shared: &Shared<P, R, S, F>,
+    subscription: &mut F::Subscription,
+    partition: u32,
+    stop: &CancellationToken,
+) -> Option<BegunEarly<R::Tx, (Vec<Incoming>, <F::Subscription as Subscription>::Receipt)>>
+where
+    R: ReadModels,
+    P: Projection<R>,
+    S: EventStore + 'static,
+    F: Feed,
+{
+    let worker = &shared.worker;
+    let next = subscription.next_batch(shared.config.batch_size);
+    tokio::pin!(next);
+    let begin = worker.begin_early(partition);
+    tokio::pin!(begin);
+    let began = tokio::select! {
+        () = stop.cancelled() => return None,
+        next = &mut next => {
+            // The batch came first; its transaction is on its way, further along than
+            // one begun now would be. If it fails, the batch begins another.
+            let tx = tokio::select! {
+                () = stop.cancelled() => return None,
+                began = &mut begin => began.ok(),
+            };
+            return Some(BegunEarly { next, tx, outlasted: false });
+        }
+        began = &mut begin => began,
+    };
+    let tx = match began {
+        Ok(tx) => tx,
+        Err(e) => {
+            tracing::debug!(projection = %worker.name, partition, error = %e, "beginning a batch early failed");
+            let next = tokio::select! {
+                () = stop.cancelled() => return None,
+                next = &mut next => next,
+            };
+            return Some(BegunEarly { next, tx: None, outlasted: true });
+        }
+    };
+    tokio::select! {
+        () = stop.cancelled() => {
+            let _ = worker.release(tx).await;
+            None
+        }
+        next = &mut next => Some(BegunEarly { next, tx: Some(tx), outlasted: false }),
+        () = tokio::time::sleep(shared.config.begin_early_for) => {
+            if let Err(e) = worker.release(tx).await {
+                tracing::debug!(projection = %worker.name, partition, error = %e, "ending an unused batch transaction failed");
+            }
+            let next = tokio::select! {
+                () = stop.cancelled() => return None,
+                next = &mut next => next,
+            };
+            Some(BegunEarly { next, tx: None, outlasted: true })
+        }
+    }
+}
+
 /// A batch taken in, with its check against the store (or why that failed) when that
 /// was done ahead of its transaction.
 struct Taken<Receipt> {
@@ -167,6 +260,7 @@ async fn apply_until_committed<P, R, S, F>(
     partition: u32,
     batch: &[Incoming],
     mut prepared: Option<Result<Prepared>>,
+    mut begun: Option<R::Tx>,
     backoff: &mut Delays,
     stop: &CancellationToken,
 ) -> bool
@@ -181,10 +275,12 @@ where
     let started = std::time::Instant::now();
     loop {
         attempts += 1;
-        let attempt = match prepared.take() {
-            Some(Ok(ready)) => shared.worker.apply_prepared(partition, batch, ready).await,
-            Some(Err(e)) => Err(e),
-            None => shared.worker.apply_batch(partition, batch).await,
+        let attempt = match (prepared.take(), begun.take()) {
+            (Some(Ok(ready)), None) => shared.worker.apply_prepared(partition, batch, ready).await,
+            (Some(Err(e)), None) => Err(e),
+            (None, None) => shared.worker.apply_batch(partition, batch).await,
+            // A batch that waited on an idle partition: never checked ahead.
+            (_, Some(tx)) => shared.worker.apply_begun(tx, partition, batch).await,
         };
         let result = match attempt {
             Err(e @ ProjectionError::Apply { .. }) if isolate(&shared.config, attempts) => {

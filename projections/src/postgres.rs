@@ -241,6 +241,14 @@ impl ReadModels for PgReadModels {
         true
     }
 
+    fn begins_early(&self) -> bool {
+        // Only while another connection stays free for everything else (status queries,
+        // dead letters, other partitions): a transaction begun early sits idle on its own.
+        let idle = u32::try_from(self.pool.num_idle()).unwrap_or(u32::MAX);
+        let in_use = self.pool.size().saturating_sub(idle);
+        in_use.saturating_add(2) <= self.pool.options().get_max_connections()
+    }
+
     async fn record_if_seen(
         &self,
         tx: &mut PgTx,

@@ -156,6 +156,16 @@ pub trait ReadModels: Clone + Send + Sync + 'static {
     /// Commits a transaction.
     fn commit(&self, tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
 
+    /// Whether the runner should begin a partition's next batch transaction while it
+    /// waits for that batch, taking the round trip of [`begin_batch`](Self::begin_batch)
+    /// out of the batch's latency. Such a transaction holds a connection and the batch's
+    /// locks while it waits, for a short time at most: the runner commits it unused when
+    /// no batch comes. By default false; PostgreSQL says true while its pool has a
+    /// connection to spare.
+    fn begins_early(&self) -> bool {
+        false
+    }
+
     /// Locks one projection partition for the rest of the transaction and returns its
     /// saved state. Two transactions locking the same partition run one after the other,
     /// and the second sees what the first committed.

@@ -125,6 +125,38 @@ where
         Ok(report)
     }
 
+    /// Begins the transaction of `partition`'s next batch before the batch has come (see
+    /// [`ReadModels::begins_early`]); [`apply_begun`](Self::apply_begun) uses it and
+    /// [`release`](Self::release) ends it unused.
+    pub(crate) async fn begin_early(&self, partition: u32) -> Result<R::Tx> {
+        self.read_models.begin_batch(&self.name, partition).await
+    }
+
+    /// Applies a batch in a transaction from [`begin_early`](Self::begin_early).
+    pub(crate) async fn apply_begun(&self, mut tx: R::Tx, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
+        let prepared = match self.prepare(partition, batch).await {
+            Ok(prepared) => prepared,
+            Err(e) => {
+                // Nothing was written: the transaction ends cleanly, keeping its connection.
+                let _ = self.read_models.commit(tx).await;
+                return Err(e);
+            }
+        };
+        let report = self.apply_resolved(&mut tx, partition, batch, prepared, true).await?;
+        self.read_models.commit(tx).await?;
+        Ok(report)
+    }
+
+    /// Ends a transaction from [`begin_early`](Self::begin_early) that no batch used.
+    pub(crate) async fn release(&self, tx: R::Tx) -> Result<()> {
+        self.read_models.commit(tx).await
+    }
+
+    /// Whether to begin batches early (see [`ReadModels::begins_early`]).
+    pub(crate) fn begins_early(&self) -> bool {
+        self.read_models.begins_early()
+    }
+
     /// Checks a batch against the store (and reads what it refers to) before its
     /// transaction: what [`apply_prepared`](Self::apply_prepared) needs. Touches no read
     /// model, so it may run while the batch before it is applied.

@@ -20,7 +20,11 @@ pub struct PgStoreConfig {
     /// Whether appends wake readers in other processes with a coalesced NOTIFY after
     /// commit (default true). Readers in the same process are always woken directly.
     pub notify: bool,
-    /// Shortest time between two NOTIFYs (default 1 ms): appends within it share one.
+    /// Shortest time between two NOTIFYs (default zero). One NOTIFY is in flight at a
+    /// time either way, and the appends committed while it is on its way share the next
+    /// one. A non-zero interval caps the NOTIFY rate further, but delays the wake-up of
+    /// an append that comes within it by up to the interval plus the timer's resolution
+    /// (1 ms): 1 ms here added 0.6 ms to the relay's median hop at 800 appends/s.
     pub notify_interval: Duration,
     /// Pool size used by [`PgEventStore::connect`](crate::PgEventStore::connect) (default 16).
     pub max_connections: u32,
@@ -56,7 +60,7 @@ impl Default for PgStoreConfig {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             poll_interval: Duration::from_millis(250),
             notify: true,
-            notify_interval: Duration::from_millis(1),
+            notify_interval: Duration::ZERO,
             max_connections: 16,
             race_retries: 10,
             group_commit: true,
@@ -94,7 +98,8 @@ impl PgStoreConfig {
         self
     }
 
-    /// Sets the shortest time between two NOTIFYs.
+    /// Sets the shortest time between two NOTIFYs (default zero; see the field of the
+    /// same name).
     pub fn notify_interval(mut self, interval: Duration) -> Self {
         self.notify_interval = interval;
         self

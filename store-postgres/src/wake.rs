@@ -56,8 +56,9 @@ impl Wake {
     }
 }
 
-/// Sends one NOTIFY per burst of appends, at most one per `interval` (each NOTIFY is a
-/// transaction of its own on the server); ends when the store is dropped.
+/// Sends one NOTIFY per burst of appends: one at a time, so the appends committed while
+/// one is sent share the next, and at most one per `interval` when that is not zero (each
+/// NOTIFY is a transaction of its own on the server); ends when the store is dropped.
 async fn notifier(pool: PgPool, channel: String, mut rx: mpsc::Receiver<()>, interval: Duration) {
     while rx.recv().await.is_some() {
         let started = tokio::time::Instant::now();
@@ -65,7 +66,9 @@ async fn notifier(pool: PgPool, channel: String, mut rx: mpsc::Receiver<()>, int
         if let Err(error) = sent {
             tracing::debug!(%error, "NOTIFY after append failed; readers fall back to polling");
         }
-        tokio::time::sleep_until(started + interval).await;
+        if !interval.is_zero() {
+            tokio::time::sleep_until(started + interval).await;
+        }
     }
 }
 
