@@ -39,7 +39,7 @@ async fn relay_and_runner_build_the_read_model_of_a_replay() {
     for outcome in &outcomes {
         runner.wait_for_append(outcome, support::DEADLINE).await.expect("caught up");
     }
-    let head = bench.store.log_head().await.expect("head").expect("events");
+    let head = bench.settled_head().await;
     let log = read_log(&bench.store, head).await;
     assert_eq!(tallies(&bench.read_models, runner.projection()).await, replay(&log));
     let status = runner.status();
@@ -80,7 +80,7 @@ async fn a_runner_killed_between_commit_and_ack_applies_nothing_twice() {
     }
     first_task.abort();
     let _ = first_task.await;
-    let head = bench.store.log_head().await.expect("head").expect("events");
+    let head = bench.settled_head().await;
     let log = read_log(&bench.store, head).await;
     assert_eq!(first.status().totals.applied + first.status().totals.skipped, log.len() as u64);
 
@@ -116,7 +116,7 @@ async fn a_relay_republishing_the_whole_log_changes_no_read_model() {
     }
     stop_relay.cancel();
     relay_task.await.expect("joined").expect("clean stop");
-    let head = bench.store.log_head().await.expect("head").expect("events");
+    let head = bench.settled_head().await;
     let log = read_log(&bench.store, head).await;
 
     // The server forgets message ids after the duplicate window: that condition is time

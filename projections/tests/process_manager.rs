@@ -142,7 +142,7 @@ async fn a_process_manager_issues_each_command_once_under_redelivery() {
             })
             .collect()
     };
-    let head = bench.store.log_head().await.expect("head").expect("events");
+    let head = bench.settled_head().await;
     let log = read_log(&bench.store, head).await;
     let ledger_events = log.iter().filter(|e| e.stream_id.category() == "account").count() as u64;
     wait_until("the second runner has had every ledger event again", || async {

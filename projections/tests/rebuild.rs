@@ -45,7 +45,7 @@ async fn a_rebuild_serves_the_live_model_until_an_atomic_swap_and_hands_over_wit
     for outcome in &appended {
         live.wait_for_append(outcome, support::DEADLINE).await.expect("caught up");
     }
-    let log = read_log(&bench.store, bench.store.log_head().await.expect("head").expect("events")).await;
+    let log = read_log(&bench.store, bench.settled_head().await).await;
     assert_eq!(tallies(&bench.read_models, live.projection()).await, replay(&log));
 
     // Resumed while appends go on, then swapped in.
@@ -73,7 +73,7 @@ async fn a_rebuild_serves_the_live_model_until_an_atomic_swap_and_hands_over_wit
     for outcome in appended.iter().chain(&more) {
         next.wait_for_append(outcome, support::DEADLINE).await.expect("caught up");
     }
-    let log = read_log(&bench.store, bench.store.log_head().await.expect("head").expect("events")).await;
+    let log = read_log(&bench.store, bench.settled_head().await).await;
     let expected = replay(&log);
     wait_until("the rebuilt model equals a replay", || async {
         tallies(&bench.read_models, next.projection()).await == expected

@@ -6,7 +6,6 @@ mod support;
 
 use std::time::Duration;
 
-use tidemark::EventStore as _;
 use tidemark_nats::{NatsConnect, NatsConnectError, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::PgReadModels;
@@ -41,7 +40,7 @@ async fn relay_and_project(client: async_nats::Client) {
     for outcome in &outcomes {
         runner.wait_for_append(outcome, support::DEADLINE).await.expect("caught up");
     }
-    let head = bench.store.log_head().await.expect("head").expect("events");
+    let head = bench.settled_head().await;
     let log = read_log(&bench.store, head).await;
     assert_eq!(log.len(), 6 * 2 * 3);
     assert_eq!(tallies(&bench.read_models, runner.projection()).await, replay(&log));

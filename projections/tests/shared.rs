@@ -5,7 +5,6 @@ mod support;
 
 use std::time::Duration;
 
-use tidemark::EventStore;
 use tidemark_nats::RelayConfig;
 use tidemark_projections::Coordination;
 use tokio_util::sync::CancellationToken;
@@ -53,7 +52,7 @@ async fn two_runners_split_partitions_and_one_takes_over_when_the_other_dies() {
     for outcome in &outcomes {
         second.wait_for_append(outcome, support::DEADLINE).await.expect("caught up");
     }
-    let head = bench.store.log_head().await.expect("head").expect("events");
+    let head = bench.settled_head().await;
     let log = read_log(&bench.store, head).await;
     let expected = replay(&log);
     wait_until("the read model equals a replay", || async {

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use tidemark::{EventStore as _, LogPosition};
+
 use tidemark_nats::{MessageKey, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
@@ -30,6 +32,26 @@ pub struct Bench {
 }
 
 impl Bench {
+    /// The head of the log once every transaction running now has ended. `log_head` is the
+    /// readable head: a transaction of another test, older than this test's last append,
+    /// can hold it back for a moment after that append returned.
+    pub async fn settled_head(&self) -> LogPosition {
+        let pool = self.schema.pool();
+        let next: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
+            .fetch_one(pool)
+            .await
+            .expect("snapshot");
+        super::wait_until("every transaction running before has ended", || async {
+            let oldest: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                .fetch_one(pool)
+                .await
+                .expect("snapshot");
+            oldest >= next
+        })
+        .await;
+        self.store.log_head().await.expect("head").expect("events")
+    }
+
     pub async fn new(partitions: u32) -> Self {
         super::logs();
         let schema = TestSchema::new().await;
