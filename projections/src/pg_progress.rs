@@ -36,34 +36,33 @@ impl<'a> StreamColumns<'a> {
     }
 }
 
+/// A batch's progress, to record for `partition` of `projection`.
+pub(crate) struct Recording<'a> {
+    pub projection: &'a str,
+    pub partition: u32,
+    pub progress: &'a Progress,
+}
+
 /// `sql` with the parameters both progress statements take, `$1` to `$8`.
 fn progress_query<'q>(
     sql: &'q str,
-    projection: &'q str,
-    partition: u32,
-    progress: &Progress,
+    batch: &Recording<'q>,
     columns: &'q StreamColumns<'q>,
 ) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     sqlx::query(sql)
-        .bind(projection)
-        .bind(i32::try_from(partition).unwrap_or(i32::MAX))
+        .bind(batch.projection)
+        .bind(i32::try_from(batch.partition).unwrap_or(i32::MAX))
         .bind(&columns.ids)
         .bind(&columns.versions)
-        .bind(signed(progress.position.transaction))
-        .bind(signed(progress.position.sequence))
-        .bind(signed(progress.events))
+        .bind(signed(batch.progress.position.transaction))
+        .bind(signed(batch.progress.position.sequence))
+        .bind(signed(batch.progress.events))
         .bind(&columns.parked)
 }
 
 impl PgReadModels {
     /// Records a batch's progress ([`ReadModels::record`]).
-    pub(crate) async fn record_progress(
-        &self,
-        tx: &mut PgTx,
-        projection: &str,
-        partition: u32,
-        progress: &Progress,
-    ) -> Result<()> {
+    pub(crate) async fn record_progress(&self, tx: &mut PgTx, batch: Recording<'_>) -> Result<()> {
         let sql = format!(
             "WITH seen AS ( \
                INSERT INTO {streams} AS s (projection, stream_id, version, parked) \
@@ -76,23 +75,16 @@ impl PgReadModels {
             streams = self.table("projection_streams"),
             partitions = self.table("projection_partitions"),
         );
-        let columns = StreamColumns::of(progress);
-        progress_query(&sql, projection, partition, progress, &columns)
+        let columns = StreamColumns::of(batch.progress);
+        progress_query(&sql, &batch, &columns)
             .execute(tx.conn())
             .await
             .map_err(database("recording projection progress"))?;
-        self.record_letters(tx, projection, progress).await
+        self.record_letters(tx, batch.projection, batch.progress).await
     }
 
     /// Checks and records a batch's progress in one statement ([`ReadModels::record_if_seen`]).
-    pub(crate) async fn record_checked(
-        &self,
-        tx: &mut PgTx,
-        projection: &str,
-        partition: u32,
-        progress: &Progress,
-        expected: &[u64],
-    ) -> Result<bool> {
+    pub(crate) async fn record_checked(&self, tx: &mut PgTx, batch: Recording<'_>, expected: &[u64]) -> Result<bool> {
         // One statement checks and records. Each stream's stored version is read with one
         // index probe (a join of the batch's streams with `projection_streams` got a
         // generic plan, made while the table was small, that read every row of the
@@ -118,19 +110,19 @@ impl PgReadModels {
             streams = self.table("projection_streams"),
             partitions = self.table("projection_partitions"),
         );
-        if expected.len() != progress.streams.len() {
+        if expected.len() != batch.progress.streams.len() {
             return Ok(false);
         }
-        let columns = StreamColumns::of(progress);
+        let columns = StreamColumns::of(batch.progress);
         let expected: Vec<i64> = expected.iter().map(|v| signed(*v)).collect();
-        let row = progress_query(&sql, projection, partition, progress, &columns)
+        let row = progress_query(&sql, &batch, &columns)
             .bind(&expected)
             .fetch_one(tx.conn())
             .await
             .map_err(database("recording projection progress"))?;
         let recorded: bool = row.try_get(0).map_err(database("recording projection progress"))?;
         if recorded {
-            self.record_letters(tx, projection, progress).await?;
+            self.record_letters(tx, batch.projection, batch.progress).await?;
         }
         Ok(recorded)
     }

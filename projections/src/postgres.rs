@@ -10,6 +10,7 @@ use tidemark_postgres::{PgEventStore, PgStoreConfig, SetupError};
 
 use crate::dead_letters::select_dead_letters;
 use crate::error::{database, ProjectionError, Result};
+use crate::pg_progress::Recording;
 pub use crate::pg_tx::PgTx;
 use crate::read_models::{DeadLetter, PartitionState, Progress, ReadModels, RogueMessage, Seen};
 
@@ -234,7 +235,7 @@ impl ReadModels for PgReadModels {
     }
 
     async fn record(&self, tx: &mut PgTx, projection: &str, partition: u32, progress: &Progress) -> Result<()> {
-        self.record_progress(tx, projection, partition, progress).await
+        self.record_progress(tx, Recording { projection, partition, progress }).await
     }
 
     fn undoes_batches(&self) -> bool {
@@ -257,7 +258,7 @@ impl ReadModels for PgReadModels {
         progress: &Progress,
         expected: &[u64],
     ) -> Result<bool> {
-        self.record_checked(tx, projection, partition, progress, expected).await
+        self.record_checked(tx, Recording { projection, partition, progress }, expected).await
     }
 
     async fn undo_batch(&self, tx: &mut PgTx) -> Result<()> {
