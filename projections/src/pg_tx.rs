@@ -12,6 +12,12 @@ use sqlx::{Executor, PgConnection, Postgres};
 
 use crate::error::{database, Result};
 
+/// The savepoint a batch's transaction returns to when it is undone.
+pub(crate) const SAVEPOINT: &str = "tidemark_batch";
+
+/// Ends a batch's transaction that set [`SAVEPOINT`].
+const RELEASE_AND_COMMIT: &str = "RELEASE SAVEPOINT tidemark_batch; COMMIT";
+
 /// A batch's transaction on PostgreSQL. Projections run their statements on
 /// [`conn`](Self::conn); the runtime records progress in the same transaction.
 ///
@@ -45,7 +51,10 @@ impl PgTx {
     /// fails in a failed transaction goes first, in the same round trip, and the `COMMIT`
     /// after it does not run.
     pub(crate) async fn commit(mut self) -> Result<()> {
-        self.conn.execute("SELECT 1; COMMIT").await.map_err(database("committing a projection batch"))?;
+        // With the batch's savepoint set, releasing it is that statement: it is refused in a
+        // failed transaction like any other, and it needs no plan.
+        let sql = if self.savepoint { RELEASE_AND_COMMIT } else { "SELECT 1; COMMIT" };
+        self.conn.execute(sql).await.map_err(database("committing a projection batch"))?;
         self.open = false;
         Ok(())
     }

@@ -12,6 +12,7 @@ use crate::dead_letters::select_dead_letters;
 use crate::error::{database, ProjectionError, Result};
 use crate::pg_progress::Recording;
 pub use crate::pg_tx::PgTx;
+use crate::pg_tx::SAVEPOINT;
 use crate::read_models::{DeadLetter, PartitionState, Progress, ReadModels, RogueMessage, Seen};
 
 /// Read models in the PostgreSQL database of a [`PgEventStore`], in the store's schema
@@ -72,9 +73,6 @@ impl PgReadModels {
         format!("\"{}\".{name}", self.schema)
     }
 }
-
-/// The savepoint a batch's transaction returns to when it is undone.
-const SAVEPOINT: &str = "tidemark_batch";
 
 pub(crate) fn position(tx: i64, pos: i64) -> LogPosition {
     LogPosition::new(u64::try_from(tx).unwrap_or(0), u64::try_from(pos).unwrap_or(0))

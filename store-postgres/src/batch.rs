@@ -17,12 +17,13 @@ use tokio::time::Instant;
 use uuid::Uuid;
 
 use crate::append::expected_parts;
+use crate::batch_plain::{is_plain, plain_statement};
 use crate::config::PgStoreConfig;
 use crate::row::{unsigned, Columns};
 use crate::store::{PgEventStore, WeakStore};
 
-struct Pending {
-    request: AppendRequest,
+pub(crate) struct Pending {
+    pub(crate) request: AppendRequest,
     reply: oneshot::Sender<Result<AppendOutcome, Error>>,
 }
 
@@ -227,7 +228,12 @@ async fn run(store: &PgEventStore, mut batch: Vec<Pending>) {
         }
         return;
     }
-    match shared_statement(store, &batch).await {
+    let statement = if batch.iter().all(|p| is_plain(&p.request)) {
+        plain_statement(store, &batch).await
+    } else {
+        shared_statement(store, &batch).await
+    };
+    match statement {
         Ok(results) => {
             if results.iter().any(|r| matches!(r, Ok(o) if o.last_position.is_some())) {
                 store.wake().appended();
@@ -235,7 +241,11 @@ async fn run(store: &PgEventStore, mut batch: Vec<Pending>) {
             for (p, result) in batch.into_iter().zip(results) {
                 let result = match result {
                     Ok(outcome) => Ok(outcome),
-                    Err(head) => store.rejected(&p.request, head).await,
+                    Err(Refused::At(head)) => store.rejected(&p.request, head).await,
+                    Err(Refused::HeadUnknown) => match store.head_of(&p.request.stream_id).await {
+                        Ok(head) => store.rejected(&p.request, head).await,
+                        Err(error) => Err(error),
+                    },
                 };
                 let _ = p.reply.send(result);
             }
@@ -257,8 +267,16 @@ async fn run(store: &PgEventStore, mut batch: Vec<Pending>) {
     }
 }
 
+/// Why an append of a batch was not written: its expected version did not hold.
+pub(crate) enum Refused {
+    /// The stream's version, as the statement saw it.
+    At(StreamVersion),
+    /// The statement did not say; it is read afterwards.
+    HeadUnknown,
+}
+
 /// Why a shared statement gave no outcome per append.
-enum Failure {
+pub(crate) enum Failure {
     /// Nothing was written and the cause may lie with one append (a race on a version or a
     /// command id, a value the database rejects): each append is tried on its own and gets
     /// its own outcome.
@@ -271,7 +289,7 @@ enum Failure {
 }
 
 impl Failure {
-    fn of_statement(error: sqlx::Error) -> Self {
+    pub(crate) fn of_statement(error: sqlx::Error) -> Self {
         match &error {
             sqlx::Error::Database(db) if !db.code().is_some_and(|c| server_away(&c)) => {
                 Self::TryAlone(error.to_string())
@@ -346,7 +364,7 @@ impl<'a> BatchColumns<'a> {
 async fn shared_statement(
     store: &PgEventStore,
     batch: &[Pending],
-) -> Result<Vec<Result<AppendOutcome, StreamVersion>>, Failure> {
+) -> Result<Vec<Result<AppendOutcome, Refused>>, Failure> {
     let c = BatchColumns::new(batch).map_err(|e| Failure::TryAlone(e.to_string()))?;
     let e = &c.events;
     let rows = sqlx::query(&store.sql().append_batch)
@@ -374,7 +392,7 @@ async fn shared_statement(
     for (p, row) in batch.iter().zip(&rows) {
         let head = StreamVersion(unsigned(row.try_get(1).map_err(decode)?));
         let Some(base) = row.try_get::<Option<i64>, _>(2).map_err(decode)? else {
-            results.push(Err(head));
+            results.push(Err(Refused::At(head)));
             continue;
         };
         let tx: Option<i64> = row.try_get(3).map_err(decode)?;

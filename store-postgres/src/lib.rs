@@ -12,6 +12,7 @@
 
 mod append;
 mod batch;
+mod batch_plain;
 mod checkpoint;
 mod config;
 mod diagnostics;

@@ -22,6 +22,7 @@ pub(crate) struct Statements {
     pub save_snapshot: String,
     pub find_event_id: String,
     pub append_batch: String,
+    pub append_batch_plain: String,
     pub append_new: String,
     pub append_exact: String,
     pub read_event: String,
@@ -37,6 +38,7 @@ impl Statements {
         Self {
             append: append(&s),
             append_batch: append_batch(&s),
+            append_batch_plain: append_batch_plain(&s),
             append_new: append_plain(&s, false),
             append_exact: append_plain(&s, true),
             read_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
@@ -210,6 +212,30 @@ fn append_batch(s: &str) -> String {
          SELECT h.i, h.head, ok.base, (SELECT max(x.transaction_id) FROM ins x), \
                 (SELECT max(x.position) FROM ins x WHERE x.stream_id = h.stream_id) \
          FROM heads h LEFT JOIN ok ON ok.i = h.i ORDER BY h.i"
+    )
+}
+
+/// The lean form of `append_batch`, for batches whose every request expects no stream or
+/// an exact version and carries no command id. One row per event in `$1..$10`: its
+/// stream, the version its request expects (0 for no stream), its ordinal within the
+/// request, then the event columns. An event is inserted only when its stream's head is
+/// the expected version: one backward index probe per event, all in the statement's one
+/// snapshot, so a request is written whole or not at all. A request whose expected version
+/// did not hold returns no row; a race with an append in flight fails the statement on
+/// the stream-version key. Rows come back in the events' order. The probe is written as
+/// ORDER BY … LIMIT 1, not as EXISTS, which the planner may answer with a scan of the table.
+fn append_batch_plain(s: &str) -> String {
+    format!(
+        "INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, schema_version, \
+                                 payload, correlation_id, causation_id, metadata) \
+         SELECT u.id, u.stream_id, u.base + u.k, u.typ, u.ver, u.payload::jsonb, u.corr, u.caus, u.meta::jsonb \
+         FROM unnest($1::text[], $2::int8[], $3::int4[], $4::uuid[], $5::text[], $6::int4[], $7::text[], \
+                     $8::uuid[], $9::uuid[], $10::text[]) \
+              WITH ORDINALITY AS u(stream_id, base, k, id, typ, ver, payload, corr, caus, meta, n) \
+         WHERE coalesce((SELECT x.stream_version FROM {s}.events x WHERE x.stream_id = u.stream_id \
+                         ORDER BY x.stream_version DESC LIMIT 1), 0) = u.base \
+         ORDER BY u.n \
+         RETURNING stream_id, transaction_id, position"
     )
 }
 

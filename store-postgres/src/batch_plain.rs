@@ -1,0 +1,106 @@
+//! The lean group-commit statement. A batch whose every request expects no stream or an
+//! exact version and carries no command id (what command handlers send when they name the
+//! version they decided on) is written by one plain `INSERT … SELECT`
+//! (`append_batch_plain` in `sql.rs`): no common table expressions, no per-request rows to
+//! assemble. Any other batch takes the general statement.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+use tidemark::{AppendOutcome, AppendRequest, ExpectedVersion, LogPosition, StreamVersion};
+
+use crate::batch::{Failure, Pending, Refused};
+use crate::row::{signed, unsigned, Columns};
+use crate::store::PgEventStore;
+
+/// Whether `request` can go in the lean statement.
+pub(crate) fn is_plain(request: &AppendRequest) -> bool {
+    request.command_id.is_none()
+        && !request.events.is_empty()
+        && matches!(request.expected, ExpectedVersion::NoStream | ExpectedVersion::Exact(_))
+}
+
+/// The version a plain request builds on: 0 for a new stream.
+fn base_of(expected: ExpectedVersion) -> StreamVersion {
+    match expected {
+        ExpectedVersion::Exact(v) => v,
+        _ => StreamVersion::EMPTY,
+    }
+}
+
+/// One row per event: its stream, the version its request builds on, its ordinal within
+/// the request, and its columns.
+#[derive(Default)]
+struct PlainColumns<'a> {
+    streams: Vec<&'a str>,
+    bases: Vec<i64>,
+    ordinals: Vec<i32>,
+    events: Columns<'a>,
+}
+
+impl<'a> PlainColumns<'a> {
+    fn new(batch: &'a [Pending]) -> Result<Self, tidemark::Error> {
+        let mut c = Self::default();
+        for p in batch {
+            let r = &p.request;
+            let base = signed(base_of(r.expected).0);
+            for k in 1..=r.events.len() {
+                c.streams.push(r.stream_id.as_str());
+                c.bases.push(base);
+                c.ordinals.push(i32::try_from(k).unwrap_or(i32::MAX));
+            }
+            c.events.extend(&r.events)?;
+        }
+        Ok(c)
+    }
+}
+
+/// Runs the lean statement for a batch of plain requests (distinct streams). Per
+/// request: the outcome, or [`Refused::HeadUnknown`] when its expected version did not
+/// hold (nothing of it was written).
+pub(crate) async fn plain_statement(
+    store: &PgEventStore,
+    batch: &[Pending],
+) -> Result<Vec<Result<AppendOutcome, Refused>>, Failure> {
+    let c = PlainColumns::new(batch).map_err(|e| Failure::TryAlone(e.to_string()))?;
+    let e = &c.events;
+    let rows = sqlx::query(&store.sql().append_batch_plain)
+        .bind(&c.streams)
+        .bind(&c.bases)
+        .bind(&c.ordinals)
+        .bind(&e.ids)
+        .bind(&e.types)
+        .bind(&e.versions)
+        .bind(&e.payloads)
+        .bind(&e.correlations)
+        .bind(&e.causations)
+        .bind(&e.extras)
+        .fetch_all(store.pool())
+        .await
+        .map_err(Failure::of_statement)?;
+    // The batch is committed: a row that cannot be read must not send its appends again.
+    let decode = |error| Failure::Everyone { context: "decoding a group commit", error };
+    let mut written: HashMap<String, LogPosition> = HashMap::with_capacity(batch.len());
+    for row in &rows {
+        let stream: String = row.try_get(0).map_err(decode)?;
+        let at = LogPosition::new(unsigned(row.try_get(1).map_err(decode)?), unsigned(row.try_get(2).map_err(decode)?));
+        let last = written.entry(stream).or_insert(at);
+        *last = (*last).max(at);
+    }
+    Ok(batch
+        .iter()
+        .map(|p| {
+            let r = &p.request;
+            let Some(last) = written.get(r.stream_id.as_str()) else { return Err(Refused::HeadUnknown) };
+            let previous = base_of(r.expected);
+            Ok(AppendOutcome {
+                stream_id: r.stream_id.clone(),
+                command_id: None,
+                previous_version: previous,
+                version: StreamVersion(previous.0 + r.events.len() as u64),
+                last_position: Some(*last),
+                duplicate: false,
+            })
+        })
+        .collect())
+}
