@@ -57,3 +57,36 @@ async fn the_identity_checks_of_a_batch_keep_one_plan() {
     let (generic, custom) = plans("%WITH ORDINALITY AS k(%").await.expect("the verify statement");
     assert!(generic > 0 && custom <= 5, "verification planned again on each call: {generic} generic, {custom} custom");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_group_commit_statements_keep_one_plan() {
+    let schema = TestSchema::new().await;
+    support::store(&schema, PgStoreConfig::default()).await;
+    // One connection, so that every batch runs on it and its prepared statements show how
+    // each was planned; one statement in flight, so that appends sent together gather
+    // into batches behind it.
+    let options = PgConnectOptions::from_str(schema.url()).expect("url");
+    let pool = PgPoolOptions::new().max_connections(1).connect_with(options).await.expect("connect");
+    let config = PgStoreConfig::default().schema(schema.name()).group_commit(true).group_commit_limits(64, 1);
+    let store = PgEventStore::from_pool(pool.clone(), config).expect("store");
+    for round in 0..12 {
+        let news =
+            (0..4).map(|i| store.append(support::append(&format!("s-{round}-{i}"), ExpectedVersion::NoStream, 1)));
+        for outcome in futures_util::future::join_all(news).await {
+            outcome.expect("append to a new stream");
+        }
+        let exact = (0..4).map(|i| {
+            store.append(support::append(&format!("s-{round}-{i}"), ExpectedVersion::Exact(StreamVersion(1)), 2))
+        });
+        for outcome in futures_util::future::join_all(exact).await {
+            assert_eq!(outcome.expect("append at an exact version").version, StreamVersion(3));
+        }
+    }
+    let (generic, custom): (i64, i64) = sqlx::query_as(
+        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%AS u(stream_id, base, k,%'",
+    )
+    .fetch_one(&pool)
+    .await
+    .expect("the plain batch statement ran");
+    assert!(generic > 0 && custom <= 5, "plain batches planned again on each call: {generic} generic, {custom} custom");
+}
