@@ -23,6 +23,7 @@ pub(crate) struct Statements {
     pub find_event_id: String,
     pub append_batch: String,
     pub append_batch_plain: String,
+    pub append_batch_single: String,
     pub append_new: String,
     pub append_exact: String,
     pub read_event: String,
@@ -39,6 +40,7 @@ impl Statements {
             append: append(&s),
             append_batch: append_batch(&s),
             append_batch_plain: append_batch_plain(&s),
+            append_batch_single: append_batch_single(&s),
             append_new: append_plain(&s, false),
             append_exact: append_plain(&s, true),
             read_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
@@ -216,26 +218,47 @@ fn append_batch(s: &str) -> String {
 }
 
 /// The lean form of `append_batch`, for batches whose every request expects no stream or
-/// an exact version and carries no command id. One row per event in `$1..$10`: its
-/// stream, the version its request expects (0 for no stream), its ordinal within the
-/// request, then the event columns. An event is inserted only when its stream's head is
-/// the expected version: one backward index probe per event, all in the statement's one
-/// snapshot, so a request is written whole or not at all. A request whose expected version
-/// did not hold returns no row; a race with an append in flight fails the statement on
-/// the stream-version key. Rows come back in the events' order. The probe is written as
-/// ORDER BY … LIMIT 1, not as EXISTS, which the planner may answer with a scan of the table.
-/// The arrays are read through scalar subqueries, as in `identities`: with their lengths
-/// in sight, a plan made for a call's values always looked cheaper than the generic plan,
-/// and the statement was planned again on every call, for more time than it ran.
+/// an exact version and carries no command id. Requests in `$1..$2` (stream, the version it
+/// expects: 0 for no stream); events in `$3..$11` (the 1-based index of their request, their
+/// ordinal within it, then the event columns). A request's events are inserted only when its
+/// stream's head is the expected version: one backward index probe per request, in the
+/// statement's one snapshot, so a request is written whole or not at all. A request whose
+/// expected version did not hold returns no row; a race with an append in flight fails the
+/// statement on the stream-version key. Rows come back in the events' order. The probe is
+/// written as ORDER BY … LIMIT 1, not as EXISTS, which the planner may answer with a scan of
+/// the table. The arrays are read through scalar subqueries, as in `identities`: with their
+/// lengths in sight, a plan made for a call's values always looked cheaper than the generic
+/// plan, and the statement was planned again on every call, for more time than it ran.
 fn append_batch_plain(s: &str) -> String {
     format!(
         "INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, schema_version, \
                                  payload, correlation_id, causation_id, metadata) \
-         SELECT u.id, u.stream_id, u.base + u.k, u.typ, u.ver, u.payload::jsonb, u.corr, u.caus, u.meta::jsonb \
-         FROM unnest((SELECT $1::text[]), (SELECT $2::int8[]), (SELECT $3::int4[]), (SELECT $4::uuid[]), \
-                     (SELECT $5::text[]), (SELECT $6::int4[]), (SELECT $7::text[]), (SELECT $8::uuid[]), \
-                     (SELECT $9::uuid[]), (SELECT $10::text[])) \
-              WITH ORDINALITY AS u(stream_id, base, k, id, typ, ver, payload, corr, caus, meta, n) \
+         SELECT u.id, r.stream_id, r.base + u.k, u.typ, u.ver, u.payload::jsonb, u.corr, u.caus, u.meta::jsonb \
+         FROM unnest((SELECT $3::int8[]), (SELECT $4::int4[]), (SELECT $5::uuid[]), (SELECT $6::text[]), \
+                     (SELECT $7::int4[]), (SELECT $8::text[]), (SELECT $9::uuid[]), (SELECT $10::uuid[]), \
+                     (SELECT $11::text[])) \
+              WITH ORDINALITY AS u(i, k, id, typ, ver, payload, corr, caus, meta, n) \
+         JOIN (SELECT q.i, q.stream_id, q.base \
+               FROM unnest((SELECT $1::text[]), (SELECT $2::int8[])) WITH ORDINALITY AS q(stream_id, base, i) \
+               WHERE coalesce((SELECT x.stream_version FROM {s}.events x WHERE x.stream_id = q.stream_id \
+                               ORDER BY x.stream_version DESC LIMIT 1), 0) = q.base) AS r ON r.i = u.i \
+         ORDER BY u.n \
+         RETURNING stream_id, transaction_id, position"
+    )
+}
+
+/// `append_batch_plain` for a batch of one-event requests, without the join of events to
+/// requests: one row per request in `$1..$9` (stream, expected version, the event's
+/// columns), each guarded by its own probe.
+fn append_batch_single(s: &str) -> String {
+    format!(
+        "INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, schema_version, \
+                                 payload, correlation_id, causation_id, metadata) \
+         SELECT u.id, u.stream_id, u.base + 1, u.typ, u.ver, u.payload::jsonb, u.corr, u.caus, u.meta::jsonb \
+         FROM unnest((SELECT $1::text[]), (SELECT $2::int8[]), (SELECT $3::uuid[]), (SELECT $4::text[]), \
+                     (SELECT $5::int4[]), (SELECT $6::text[]), (SELECT $7::uuid[]), (SELECT $8::uuid[]), \
+                     (SELECT $9::text[])) \
+              WITH ORDINALITY AS u(stream_id, base, id, typ, ver, payload, corr, caus, meta, n) \
          WHERE coalesce((SELECT x.stream_version FROM {s}.events x WHERE x.stream_id = u.stream_id \
                          ORDER BY x.stream_version DESC LIMIT 1), 0) = u.base \
          ORDER BY u.n \

@@ -241,22 +241,36 @@ async fn a_batch_whose_connection_is_lost_fails_every_append_and_writes_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_of_plain_appends_writes_the_fresh_ones_together_and_refuses_each_stale_one() {
-    // Nine events wait behind the blocked append, then leave in one batch. Every append
-    // names an expected version and no command id, so the batch takes the lean statement.
-    let Blocked { schema, store, blocker, held } = blocked_append(9, Duration::from_secs(60)).await;
+    plain_batch(3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_one_event_appends_writes_the_fresh_ones_together_and_refuses_each_stale_one() {
+    plain_batch(1).await;
+}
+
+/// One batch of appends that name an expected version and carry no command id (so it
+/// takes the lean statement: its one-event form when `size` is 1): fresh ones of `size`
+/// events, stale ones, one to a stream that exists, one beyond a stream's head.
+async fn plain_batch(size: u64) {
+    let events = 4 + 2 * size;
+    let Blocked { schema, store, blocker, held } = blocked_append(events as usize, Duration::from_secs(60)).await;
+    // The appends below wait behind the blocked one until all their events wait, then
+    // leave in one batch.
     let plain = support::store(&schema, PgStoreConfig::default()).await;
     for (stream, count) in [("fresh-1", 2), ("stale-1", 2), ("taken-1", 1), ("ahead-1", 1)] {
         plain.append(support::append(stream, ExpectedVersion::NoStream, count)).await.expect("fixture");
     }
     let exact = |v| ExpectedVersion::Exact(StreamVersion(v));
     let sends = [
-        ("fresh-1", exact(2), 2),
+        ("fresh-1", exact(2), size),
         ("stale-1", exact(1), 1),
         ("taken-1", ExpectedVersion::NoStream, 1),
         ("ahead-1", exact(5), 1),
-        ("new-1", ExpectedVersion::NoStream, 3),
+        ("new-1", ExpectedVersion::NoStream, size),
         ("new-2", exact(0), 1),
     ];
+    let heads = [("fresh-1", 2 + size), ("stale-1", 2), ("taken-1", 1), ("ahead-1", 1), ("new-1", size), ("new-2", 1)];
     let tasks = sends.map(|(stream, expected, count)| {
         let store = store.clone();
         tokio::spawn(async move { store.append(support::append(stream, expected, count)).await })
@@ -265,8 +279,7 @@ async fn a_batch_of_plain_appends_writes_the_fresh_ones_together_and_refuses_eac
     for ((stream, expected, _), task) in sends.into_iter().zip(join_all(tasks).await) {
         match (stream, task.expect("task")) {
             ("fresh-1" | "new-1" | "new-2", Ok(o)) => {
-                let versions = [("fresh-1", 4), ("new-1", 3), ("new-2", 1)];
-                assert!(versions.contains(&(stream, o.version.0)), "{stream}: {o:?}");
+                assert!(heads.contains(&(stream, o.version.0)), "{stream}: {o:?}");
                 written.insert(o.last_position.expect("a position").transaction);
             }
             ("stale-1", Err(Error::Conflict { actual, .. })) => {
@@ -282,11 +295,9 @@ async fn a_batch_of_plain_appends_writes_the_fresh_ones_together_and_refuses_eac
     assert!(!held.is_finished(), "the blocked append finished early");
     blocker.rollback().await.expect("rollback");
     held.await.expect("task").expect("the blocked append");
-    for (stream, version) in
-        [("fresh-1", 4), ("stale-1", 2), ("taken-1", 1), ("ahead-1", 1), ("new-1", 3), ("new-2", 1)]
-    {
+    for (stream, head) in heads {
         let events = plain.read_stream(&support::stream(stream), StreamVersion(1), 100).await.expect("read");
         let versions: Vec<u64> = events.iter().map(|e| e.stream_version.0).collect();
-        assert_eq!(versions, (1..=version).collect::<Vec<_>>(), "{stream}");
+        assert_eq!(versions, (1..=head).collect::<Vec<_>>(), "{stream}");
     }
 }

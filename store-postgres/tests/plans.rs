@@ -82,11 +82,16 @@ async fn the_group_commit_statements_keep_one_plan() {
             assert_eq!(outcome.expect("append at an exact version").version, StreamVersion(3));
         }
     }
-    let (generic, custom): (i64, i64) = sqlx::query_as(
-        "SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE '%AS u(stream_id, base, k,%'",
-    )
-    .fetch_one(&pool)
-    .await
-    .expect("the plain batch statement ran");
-    assert!(generic > 0 && custom <= 5, "plain batches planned again on each call: {generic} generic, {custom} custom");
+    for (form, pattern) in [("plain", "%AS q(stream_id, base, i)%"), ("one-event", "%AS u(stream_id, base, id,%")] {
+        let (generic, custom): (i64, i64) =
+            sqlx::query_as("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE $1")
+                .bind(pattern)
+                .fetch_one(&pool)
+                .await
+                .unwrap_or_else(|e| panic!("the {form} batch statement did not run: {e}"));
+        assert!(
+            generic > 0 && custom <= 5,
+            "{form} batches planned again on each call: {generic} generic, {custom} custom"
+        );
+    }
 }
