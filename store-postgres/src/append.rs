@@ -92,15 +92,7 @@ impl PgEventStore {
         sql: &str,
         exact: Option<StreamVersion>,
     ) -> Result<Attempt, sqlx::Error> {
-        let mut query = sqlx::query(sql)
-            .bind(request.stream_id.as_str())
-            .bind(&c.ids)
-            .bind(&c.types)
-            .bind(&c.versions)
-            .bind(&c.payloads)
-            .bind(&c.correlations)
-            .bind(&c.causations)
-            .bind(&c.extras);
+        let mut query = c.bind_to(sqlx::query(sql).bind(request.stream_id.as_str()));
         if let Some(v) = exact {
             query = query.bind(signed(v.0));
         }
@@ -131,20 +123,12 @@ impl PgEventStore {
     /// The general statement: any expected version, a command id, or no events.
     async fn append_general(&self, request: &AppendRequest, c: &Columns<'_>) -> Result<Attempt, sqlx::Error> {
         let (kind, exact) = expected_parts(request.expected);
-        let row = sqlx::query(&self.sql().append)
+        let query = sqlx::query(&self.sql().append)
             .bind(request.stream_id.as_str())
             .bind(kind)
             .bind(exact)
-            .bind(request.command_id.map(|id| id.0))
-            .bind(&c.ids)
-            .bind(&c.types)
-            .bind(&c.versions)
-            .bind(&c.payloads)
-            .bind(&c.correlations)
-            .bind(&c.causations)
-            .bind(&c.extras)
-            .fetch_one(self.pool())
-            .await?;
+            .bind(request.command_id.map(|id| id.0));
+        let row = c.bind_to(query).fetch_one(self.pool()).await?;
         let head = StreamVersion(unsigned(row.try_get("head")?));
         let Some(previous) = row.try_get::<Option<i64>, _>("previous")? else {
             return Ok(Attempt::Rejected { head });

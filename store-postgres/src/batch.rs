@@ -366,8 +366,7 @@ async fn shared_statement(
     batch: &[Pending],
 ) -> Result<Vec<Result<AppendOutcome, Refused>>, Failure> {
     let c = BatchColumns::new(batch).map_err(|e| Failure::TryAlone(e.to_string()))?;
-    let e = &c.events;
-    let rows = sqlx::query(&store.sql().append_batch)
+    let query = sqlx::query(&store.sql().append_batch)
         .bind(&c.index)
         .bind(&c.streams)
         .bind(&c.kinds)
@@ -375,17 +374,8 @@ async fn shared_statement(
         .bind(&c.commands)
         .bind(&c.counts)
         .bind(&c.event_index)
-        .bind(&c.ordinal)
-        .bind(&e.ids)
-        .bind(&e.types)
-        .bind(&e.versions)
-        .bind(&e.payloads)
-        .bind(&e.correlations)
-        .bind(&e.causations)
-        .bind(&e.extras)
-        .fetch_all(store.pool())
-        .await
-        .map_err(Failure::of_statement)?;
+        .bind(&c.ordinal);
+    let rows = c.events.bind_to(query).fetch_all(store.pool()).await.map_err(Failure::of_statement)?;
     // The batch is committed: a row that cannot be read must not send its appends again.
     let decode = |error| Failure::Everyone { context: "decoding a group commit", error };
     let mut results = Vec::with_capacity(batch.len());

@@ -64,7 +64,6 @@ pub(crate) async fn plain_statement(
     batch: &[Pending],
 ) -> Result<Vec<Result<AppendOutcome, Refused>>, Failure> {
     let c = PlainColumns::new(batch).map_err(|e| Failure::TryAlone(e.to_string()))?;
-    let e = &c.events;
     // One event per request (a batch of commands, most often): no join of events to
     // requests is needed, and the statement without it costs the server less.
     let single = c.requests.len() == c.streams.len();
@@ -73,17 +72,7 @@ pub(crate) async fn plain_statement(
     } else {
         sqlx::query(&store.sql().append_batch_plain).bind(&c.streams).bind(&c.bases).bind(&c.requests).bind(&c.ordinals)
     };
-    let rows = query
-        .bind(&e.ids)
-        .bind(&e.types)
-        .bind(&e.versions)
-        .bind(&e.payloads)
-        .bind(&e.correlations)
-        .bind(&e.causations)
-        .bind(&e.extras)
-        .fetch_all(store.pool())
-        .await
-        .map_err(Failure::of_statement)?;
+    let rows = c.events.bind_to(query).fetch_all(store.pool()).await.map_err(Failure::of_statement)?;
     // The batch is committed: a row that cannot be read must not send its appends again.
     let decode = |error| Failure::Everyone { context: "decoding a group commit", error };
     let mut written: HashMap<String, LogPosition> = HashMap::with_capacity(batch.len());

@@ -22,6 +22,9 @@ struct Extras {
     headers: BTreeMap<String, String>,
 }
 
+/// A statement with its parameters bound so far.
+pub(crate) type PgQuery<'q> = sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments>;
+
 /// Column arrays for one `UNNEST` append.
 #[derive(Debug, Default)]
 pub(crate) struct Columns<'a> {
@@ -39,6 +42,19 @@ impl<'a> Columns<'a> {
         let mut c = Self::default();
         c.extend(events)?;
         Ok(c)
+    }
+
+    /// Binds the seven column arrays to `query`, in the order every append statement takes
+    /// them: ids, types, schema versions, payloads, correlations, causations, extras.
+    pub fn bind_to<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+        query
+            .bind(&self.ids)
+            .bind(&self.types)
+            .bind(&self.versions)
+            .bind(&self.payloads)
+            .bind(&self.correlations)
+            .bind(&self.causations)
+            .bind(&self.extras)
     }
 
     /// Adds the columns of more events.
