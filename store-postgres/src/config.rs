@@ -34,7 +34,11 @@ pub struct PgStoreConfig {
     /// Whether concurrent appends to different streams share one statement and one
     /// commit (default true). Each append keeps its own expected-version check and
     /// outcome; if the shared statement fails, each append is retried on its own. Pays
-    /// under many concurrent writers; a lone append goes out at once, as without it.
+    /// under many concurrent writers; a lone append goes out at once, as without it. A
+    /// batch whose appends all expect no stream or an exact version and carry no command
+    /// id goes out as a plain `INSERT … SELECT`, cheaper for the server; any other batch
+    /// takes a general statement that also checks `Any`/`StreamExists` and records
+    /// command ids.
     pub group_commit: bool,
     /// Most appends in one group commit (default 64).
     pub max_batch: usize,
