@@ -17,6 +17,7 @@ mod metrics;
 mod ops;
 mod partition;
 mod pg_documents;
+mod pg_literal;
 mod pg_locks;
 mod pg_progress;
 mod pg_rebuild;
@@ -46,7 +47,9 @@ pub use ops::{
 };
 pub use postgres::{PgReadModels, PgTx};
 pub use projection::Projection;
-pub use read_models::{DeadLetter, DeadLetterStatus, PartitionState, Progress, ReadModels, RogueMessage, Seen};
+pub use read_models::{
+    CheckedCommit, DeadLetter, DeadLetterStatus, PartitionState, Progress, ReadModels, RogueMessage, Seen,
+};
 pub use rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
 pub use runner::ProjectionRunner;
 pub use status::RunnerStatus;

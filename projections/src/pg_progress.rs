@@ -7,9 +7,13 @@ use sqlx::Row;
 
 use crate::dead_letters::insert_dead_letters;
 use crate::error::{database, Result};
+use crate::pg_literal;
 use crate::pg_rogue::insert_rogue;
 use crate::postgres::{signed, PgReadModels, PgTx};
-use crate::read_models::Progress;
+use crate::read_models::{CheckedCommit, Progress};
+
+/// The SQLSTATE of `record_batch_if_seen` refusing a batch (migration 0009).
+const REFUSED: &str = "TM001";
 
 /// How a batch moves its partition's row on: the position only forward (a batch that
 /// applied nothing new records the one it read, or one below it), the count by the
@@ -125,6 +129,52 @@ impl PgReadModels {
             self.record_letters(tx, batch.projection, batch.progress).await?;
         }
         Ok(recorded)
+    }
+
+    /// Checks, records and commits a batch in one round trip ([`ReadModels::commit_if_seen`]):
+    /// the function of migration 0009, the savepoint's release and the `COMMIT`, as one
+    /// simple query with the batch's values written out. A batch with dead letters or rogue
+    /// messages (never one applied before its check), or a transaction with no savepoint to
+    /// return to, takes the checking record and a separate commit.
+    pub(crate) async fn commit_checked(
+        &self,
+        mut tx: PgTx,
+        batch: Recording<'_>,
+        expected: &[u64],
+    ) -> Result<CheckedCommit<PgTx>> {
+        let progress = batch.progress;
+        if !tx.has_savepoint() || !progress.dead_letters.is_empty() || !progress.rogue.is_empty() {
+            if !self.record_checked(&mut tx, batch, expected).await? {
+                return Ok(CheckedCommit::Refused(tx));
+            }
+            tx.commit().await?;
+            return Ok(CheckedCommit::Committed);
+        }
+        if expected.len() != progress.streams.len() {
+            return Ok(CheckedCommit::Refused(tx));
+        }
+        let columns = StreamColumns::of(progress);
+        let expected: Vec<i64> = expected.iter().map(|v| signed(*v)).collect();
+        let sql = format!(
+            "SELECT {}({}, {}, {}, {}, {}, {}, {}, {}, {})",
+            self.table("record_batch_if_seen"),
+            pg_literal::text(batch.projection),
+            i32::try_from(batch.partition).unwrap_or(i32::MAX),
+            pg_literal::text_array(&columns.ids),
+            pg_literal::bigint_array(&columns.versions),
+            pg_literal::bool_array(&columns.parked),
+            pg_literal::bigint_array(&expected),
+            signed(progress.position.transaction),
+            signed(progress.position.sequence),
+            signed(progress.events),
+        );
+        match tx.commit_after(&sql).await {
+            Ok(()) => Ok(CheckedCommit::Committed),
+            Err((tx, e)) if e.as_database_error().and_then(|d| d.code()).is_some_and(|c| c == REFUSED) => {
+                Ok(CheckedCommit::Refused(tx))
+            }
+            Err((_, e)) => Err(database("recording and committing projection progress")(e)),
+        }
     }
 
     /// Records a batch's dead letters and rogue messages.

@@ -59,6 +59,22 @@ impl PgTx {
         Ok(())
     }
 
+    /// Runs `statement`, then releases the batch's savepoint and commits, in one round
+    /// trip (one simple query). When a statement fails, none after it runs: a failure of
+    /// `statement` leaves the transaction open and failed, to return to its savepoint, and
+    /// comes back with it.
+    pub(crate) async fn commit_after(mut self, statement: &str) -> std::result::Result<(), (Self, sqlx::Error)> {
+        let sql =
+            if self.savepoint { format!("{statement}; {RELEASE_AND_COMMIT}") } else { format!("{statement}; COMMIT") };
+        match self.conn.execute(sql.as_str()).await {
+            Ok(_) => {
+                self.open = false;
+                Ok(())
+            }
+            Err(e) => Err((self, e)),
+        }
+    }
+
     /// The connection the transaction runs on, for `sqlx::query(..).execute(tx.conn())`.
     pub fn conn(&mut self) -> &mut PgConnection {
         &mut self.conn

@@ -13,7 +13,7 @@ use crate::error::{database, ProjectionError, Result};
 use crate::pg_progress::Recording;
 pub use crate::pg_tx::PgTx;
 use crate::pg_tx::SAVEPOINT;
-use crate::read_models::{DeadLetter, PartitionState, Progress, ReadModels, RogueMessage, Seen};
+use crate::read_models::{CheckedCommit, DeadLetter, PartitionState, Progress, ReadModels, RogueMessage, Seen};
 
 /// Read models in the PostgreSQL database of a [`PgEventStore`], in the store's schema
 /// (its migrations create the runtime's tables).
@@ -257,6 +257,17 @@ impl ReadModels for PgReadModels {
         expected: &[u64],
     ) -> Result<bool> {
         self.record_checked(tx, Recording { projection, partition, progress }, expected).await
+    }
+
+    async fn commit_if_seen(
+        &self,
+        tx: PgTx,
+        projection: &str,
+        partition: u32,
+        progress: &Progress,
+        expected: &[u64],
+    ) -> Result<CheckedCommit<PgTx>> {
+        self.commit_checked(tx, Recording { projection, partition, progress }, expected).await
     }
 
     async fn undo_batch(&self, tx: &mut PgTx) -> Result<()> {

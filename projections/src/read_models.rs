@@ -31,6 +31,17 @@ pub struct Seen {
     pub parked: bool,
 }
 
+/// How [`ReadModels::commit_if_seen`] ended.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum CheckedCommit<T> {
+    /// The batch was recorded and its transaction committed.
+    Committed,
+    /// Some stream was not last seen where the batch expected (or is parked): nothing was
+    /// recorded, and here is the transaction, still open, holding the batch's writes.
+    Refused(T),
+}
+
 /// What happened to a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[non_exhaustive]
@@ -269,6 +280,29 @@ pub trait ReadModels: Clone + Send + Sync + 'static {
                 self.record(tx, projection, partition, progress).await?;
             }
             Ok(as_expected)
+        }
+    }
+
+    /// [`record_if_seen`](Self::record_if_seen), then [`commit`](Self::commit) when it
+    /// recorded: backends may do both in one round trip, and so hold the transaction's
+    /// writes for one round trip less. When it did not record, the transaction comes back
+    /// as it was, for [`undo_batch`](Self::undo_batch). By default the two calls, in turn.
+    fn commit_if_seen(
+        &self,
+        tx: Self::Tx,
+        projection: &str,
+        partition: u32,
+        progress: &Progress,
+        expected: &[u64],
+    ) -> impl Future<Output = Result<CheckedCommit<Self::Tx>>> + Send {
+        async move {
+            let mut tx = tx;
+            if self.record_if_seen(&mut tx, projection, partition, progress, expected).await? {
+                self.commit(tx).await?;
+                Ok(CheckedCommit::Committed)
+            } else {
+                Ok(CheckedCommit::Refused(tx))
+            }
         }
     }
 

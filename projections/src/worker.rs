@@ -13,7 +13,7 @@ use crate::feed::Incoming;
 use crate::metrics;
 use crate::partition::error_chain;
 use crate::projection::Projection;
-use crate::read_models::{DeadLetter, DeadLetterStatus, Progress, ReadModels, Seen};
+use crate::read_models::{CheckedCommit, DeadLetter, DeadLetterStatus, Progress, ReadModels, RogueMessage, Seen};
 use crate::resolve::Resolved;
 
 /// What one batch did.
@@ -69,6 +69,17 @@ pub(crate) struct Worker<P, R, S> {
     pub careful: AtomicU32,
 }
 
+/// How a batch applied before its check ended.
+enum Speculation<T> {
+    /// Checked, recorded and committed.
+    Committed(BatchReport),
+    /// The check refused it; the transaction holds its writes, to undo.
+    Refused(T),
+    /// The projection failed on one of its events; the transaction holds the writes
+    /// before, to undo.
+    Failed(T),
+}
+
 /// How many batches after an undone one are checked first.
 const CAREFUL_AFTER_UNDO: u32 = 16;
 
@@ -119,10 +130,7 @@ where
     pub async fn apply_batch(&self, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
         let (prepared, tx) =
             tokio::join!(self.prepare(partition, batch), self.read_models.begin_batch(&self.name, partition));
-        let (prepared, mut tx) = (prepared?, tx?);
-        let report = self.apply_resolved(&mut tx, partition, batch, prepared, true).await?;
-        self.read_models.commit(tx).await?;
-        Ok(report)
+        self.apply_and_commit(tx?, partition, batch, prepared?).await
     }
 
     /// Begins the transaction of `partition`'s next batch before the batch has come (see
@@ -133,7 +141,7 @@ where
     }
 
     /// Applies a batch in a transaction from [`begin_early`](Self::begin_early).
-    pub(crate) async fn apply_begun(&self, mut tx: R::Tx, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
+    pub(crate) async fn apply_begun(&self, tx: R::Tx, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
         let prepared = match self.prepare(partition, batch).await {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -142,9 +150,7 @@ where
                 return Err(e);
             }
         };
-        let report = self.apply_resolved(&mut tx, partition, batch, prepared, true).await?;
-        self.read_models.commit(tx).await?;
-        Ok(report)
+        self.apply_and_commit(tx, partition, batch, prepared).await
     }
 
     /// Ends a transaction from [`begin_early`](Self::begin_early) that no batch used.
@@ -168,56 +174,75 @@ where
 
     /// Applies a batch prepared by [`prepare`](Self::prepare) in one transaction.
     pub async fn apply_prepared(&self, partition: u32, batch: &[Incoming], prepared: Prepared) -> Result<BatchReport> {
-        let mut tx = self.read_models.begin_batch(&self.name, partition).await?;
-        let report = self.apply_resolved(&mut tx, partition, batch, prepared, true).await?;
-        self.read_models.commit(tx).await?;
-        Ok(report)
+        let tx = self.read_models.begin_batch(&self.name, partition).await?;
+        self.apply_and_commit(tx, partition, batch, prepared).await
     }
 
     /// Applies a batch of one partition inside `tx`, which it locks the partition in.
     pub async fn apply_in(&self, tx: &mut R::Tx, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
-        let prepared = self.prepare(partition, batch).await?;
-        self.apply_resolved(tx, partition, batch, prepared, false).await
+        let Prepared { mut resolved, report } = self.prepare(partition, batch).await?;
+        let rogue = std::mem::take(&mut resolved.rogue);
+        self.apply_checked(tx, partition, &resolved.events(batch), rogue, report).await
     }
 
-    /// Applies resolved events inside `tx`. When `tx` came from `begin_batch` (`fresh`),
-    /// the backend can undo it and the projection allows it, the batch is first applied
-    /// as if it were the next versions of its streams, checked as it is recorded, and
-    /// undone if it was not; then (or else) the partition is locked and read, what was
-    /// seen is skipped, gaps are repaired, and the rest applied and recorded.
-    async fn apply_resolved(
+    /// Applies a prepared batch in `tx`, fresh from `begin_batch`, and commits it. When the
+    /// backend can undo it and the projection allows it, the batch is first applied as if
+    /// it were the next versions of its streams, and checked as it is recorded and
+    /// committed; if the check refuses it (or the projection fails on one of its events),
+    /// it is undone and taken again by [`apply_checked`](Self::apply_checked).
+    async fn apply_and_commit(
         &self,
-        tx: &mut R::Tx,
+        mut tx: R::Tx,
         partition: u32,
         batch: &[Incoming],
         prepared: Prepared,
-        fresh: bool,
     ) -> Result<BatchReport> {
         let Prepared { mut resolved, mut report } = prepared;
         let rogue = std::mem::take(&mut resolved.rogue);
         let events = resolved.events(batch);
-        if fresh && rogue.is_empty() && events.len() <= APPLY_FIRST_UP_TO && self.may_speculate() {
+        if rogue.is_empty() && events.len() <= APPLY_FIRST_UP_TO && self.may_speculate() {
             if let Some(expected) = next_versions(&events) {
                 // Refused: a redelivery, a gap, a parked stream. Failed: the projection
                 // failed on an event (which may be one it has seen). Either way the batch
                 // is undone and taken again with the check first, which says what it is.
-                let refused = match self.speculate(tx, partition, &events, expected, report).await {
-                    Ok(Some(report)) => {
+                let refused = match self.speculate(tx, partition, &events, expected, report).await? {
+                    Speculation::Committed(report) => {
                         metrics::speculation(&self.name, "kept");
                         return Ok(report);
                     }
-                    Ok(None) => true,
-                    Err(ProjectionError::Apply { .. }) => false,
-                    Err(other) => return Err(other),
+                    Speculation::Refused(back) => {
+                        tx = back;
+                        true
+                    }
+                    Speculation::Failed(back) => {
+                        tx = back;
+                        false
+                    }
                 };
                 metrics::speculation(&self.name, "undone");
                 tracing::debug!(projection = %self.name, partition, refused,
                     "undid a batch applied before its check; applying it again with the check first");
                 self.careful.store(CAREFUL_AFTER_UNDO, Ordering::Relaxed);
-                self.read_models.undo_batch(tx).await?;
+                self.read_models.undo_batch(&mut tx).await?;
                 report.undone += 1;
             }
         }
+        let report = self.apply_checked(&mut tx, partition, &events, rogue, report).await?;
+        self.read_models.commit(tx).await?;
+        Ok(report)
+    }
+
+    /// Applies resolved events inside `tx` with the check first: the partition is locked
+    /// and read, what was seen is skipped, gaps are repaired, and the rest applied and
+    /// recorded.
+    async fn apply_checked(
+        &self,
+        tx: &mut R::Tx,
+        partition: u32,
+        events: &[&RecordedEvent],
+        rogue: Vec<RogueMessage>,
+        mut report: BatchReport,
+    ) -> Result<BatchReport> {
         let mut distinct: Vec<&StreamId> = events.iter().map(|e| &e.stream_id).collect();
         distinct.sort_unstable();
         distinct.dedup();
@@ -227,7 +252,7 @@ where
         let mut dead_letters = Vec::new();
         let mut position = state.position;
         let mut handled = Vec::with_capacity(events.len());
-        for event in &events {
+        for event in events {
             let last = seen.get(&event.stream_id).copied().unwrap_or_default();
             let version = event.stream_version.0;
             if version <= last.version {
@@ -288,21 +313,30 @@ where
     }
 
     /// Applies `events` as the next versions of their streams, `expected` giving each
-    /// stream's first version less one, and records them if the streams were indeed last
-    /// seen there. `None` when they were not: `tx` then holds writes to undo.
+    /// stream's first version less one, then records and commits them if the streams were
+    /// indeed last seen there. When they were not, or the projection failed on an event,
+    /// `tx` comes back holding writes to undo.
     async fn speculate(
         &self,
-        tx: &mut R::Tx,
+        mut tx: R::Tx,
         partition: u32,
         events: &[&RecordedEvent],
         expected: Vec<(StreamId, u64, u64)>,
         mut report: BatchReport,
-    ) -> Result<Option<BatchReport>> {
+    ) -> Result<Speculation<R::Tx>> {
         let mut handled = Vec::with_capacity(events.len());
-        for event in events {
-            self.decode_into(event, &mut handled, &mut report)?;
+        let applied = async {
+            for event in events {
+                self.decode_into(event, &mut handled, &mut report)?;
+            }
+            self.apply_handled(&mut tx, &handled).await
         }
-        self.apply_handled(tx, &handled).await?;
+        .await;
+        match applied {
+            Ok(()) => {}
+            Err(ProjectionError::Apply { .. }) => return Ok(Speculation::Failed(tx)),
+            Err(other) => return Err(other),
+        }
         let position = events.iter().map(|e| e.position).max().unwrap_or_default();
         let (streams, before): (Vec<_>, Vec<_>) = expected
             .into_iter()
@@ -310,8 +344,10 @@ where
             .unzip();
         let events = report.applied + report.skipped;
         let progress = Progress { position, events, streams, ..Progress::default() };
-        let recorded = self.read_models.record_if_seen(tx, &self.name, partition, &progress, &before).await?;
-        Ok(recorded.then_some(report))
+        match self.read_models.commit_if_seen(tx, &self.name, partition, &progress, &before).await? {
+            CheckedCommit::Committed => Ok(Speculation::Committed(report)),
+            CheckedCommit::Refused(tx) => Ok(Speculation::Refused(tx)),
+        }
     }
 
     /// Applies a failing batch one message at a time, each in its own transaction; a

@@ -18,8 +18,8 @@ use tidemark::{
 };
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
-    ApplyError, DocumentReader, DocumentTx, Incoming, MemoryReadModels, PgReadModels, Progress, Projection,
-    ProjectionError, ProjectionRunner, ReadModels, RunnerConfig, Seen,
+    ApplyError, CheckedCommit, DocumentReader, DocumentTx, Incoming, MemoryReadModels, PgReadModels, Progress,
+    Projection, ProjectionError, ProjectionRunner, ReadModels, RunnerConfig, Seen,
 };
 use tidemark_testkit::TestSchema;
 use tokio_util::sync::CancellationToken;
@@ -338,6 +338,89 @@ async fn postgres_checks_expected_versions_and_undoes_a_refused_batch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn memory_checks_expected_versions_and_undoes_a_refused_batch() {
     check_and_undo(&MemoryReadModels::new()).await;
+}
+
+/// `commit_if_seen` of a backend, directly: a batch refused by the check is not committed
+/// and comes back open, to undo and go on with; one as expected is recorded and committed.
+async fn commit_or_give_back<R>(models: &R, projection: &str)
+where
+    R: ReadModels + DocumentReader,
+    R::Tx: DocumentTx,
+{
+    let (a, b, c) =
+        (StreamId::new("a-1").expect("id"), StreamId::new("b-1").expect("id"), StreamId::new("c-1").expect("id"));
+    let progress = |streams: Vec<Recorded<'_>>, position: u64| Progress {
+        position: LogPosition::new(position, 0),
+        events: streams.len() as u64,
+        streams: streams.into_iter().map(|(s, version, parked)| (s.clone(), Seen { version, parked })).collect(),
+        ..Progress::default()
+    };
+    let committed = |checked: CheckedCommit<R::Tx>| matches!(checked, CheckedCommit::Committed);
+    let mut tx = models.begin().await.expect("begin");
+    models.create_namespace(&mut tx, projection).await.expect("namespace");
+    models.commit(tx).await.expect("commit");
+
+    let mut tx = models.begin_batch(projection, 0).await.expect("begin");
+    tx.put("notes", "first", serde_json::json!(1)).await.expect("put");
+    let first = progress(vec![(&a, 2, false), (&b, 1, false)], 10);
+    assert!(committed(models.commit_if_seen(tx, projection, 0, &first, &[0, 0]).await.expect("committed")));
+
+    // Refused twice (a stale version, a stream never seen where one was expected), each
+    // time undone; then the right one, in the same transaction.
+    let mut tx = models.begin_batch(projection, 0).await.expect("begin");
+    for (streams, expected) in [(vec![(&a, 3, false)], vec![1]), (vec![(&c, 5, false)], vec![4])] {
+        tx.put("notes", "undone", serde_json::json!(2)).await.expect("put");
+        let refused = progress(streams, 20);
+        let CheckedCommit::Refused(back) =
+            models.commit_if_seen(tx, projection, 0, &refused, &expected).await.expect("checked")
+        else {
+            panic!("{refused:?} at {expected:?} was committed");
+        };
+        tx = back;
+        models.undo_batch(&mut tx).await.expect("undone");
+    }
+    tx.put("notes", "kept", serde_json::json!(3)).await.expect("put");
+    assert!(committed(
+        models.commit_if_seen(tx, projection, 0, &progress(vec![(&a, 3, false)], 5), &[2]).await.expect("committed")
+    ));
+
+    // A parked stream is refused even at its version.
+    let mut tx = models.begin_batch(projection, 0).await.expect("begin");
+    models.record(&mut tx, projection, 0, &progress(vec![(&b, 1, true)], 30)).await.expect("record");
+    models.commit(tx).await.expect("commit");
+    let tx = models.begin_batch(projection, 0).await.expect("begin");
+    let parked = progress(vec![(&b, 2, false)], 40);
+    let CheckedCommit::Refused(mut tx) =
+        models.commit_if_seen(tx, projection, 0, &parked, &[1]).await.expect("checked")
+    else {
+        panic!("a parked stream's batch was committed");
+    };
+    models.undo_batch(&mut tx).await.expect("undone");
+    models.commit(tx).await.expect("commit");
+
+    let notes: Vec<String> =
+        models.documents(projection, "notes", "", 10).await.expect("documents").into_iter().map(|(k, _)| k).collect();
+    assert_eq!(notes, ["first", "kept"]);
+    assert_eq!(models.stream_seen(projection, &a).await.expect("seen"), 3);
+    assert_eq!(models.stream_seen(projection, &b).await.expect("seen"), 1);
+    assert_eq!(models.stream_seen(projection, &c).await.expect("seen"), 0);
+    let partitions = models.partitions(projection).await.expect("partitions");
+    assert_eq!(partitions.len(), 1);
+    let (_, state) = partitions[0];
+    assert_eq!(state.events, 2 + 1 + 1, "only the committed batches and the record count");
+    assert_eq!(state.position, LogPosition::new(30, 0), "the position never moves back (the batch at 5)");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_commits_a_checked_batch_or_gives_it_back() {
+    let (_schema, _store, read_models) = pg().await;
+    // A name with a quote and a backslash: the batch's values are written into the query.
+    commit_or_give_back(&read_models, r"it's a \ name").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn memory_commits_a_checked_batch_or_gives_it_back() {
+    commit_or_give_back(&MemoryReadModels::new(), "direct").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
