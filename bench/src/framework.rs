@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use anyhow::{Context, Result};
 use tidemark::{
-    AppendRequest, CommandHandler, CommandOptions, EventCodec, EventStore, ExpectedVersion, Metadata, NewEvent,
-    StreamId, StreamVersion,
+    AppendRequest, CommandHandler, CommandId, CommandOptions, EventCodec, EventStore, ExpectedVersion, Metadata,
+    NewEvent, StreamId, StreamVersion,
 };
 use tidemark_postgres::PgEventStore;
 use uuid::Uuid;
@@ -29,12 +29,15 @@ pub enum Tuning {
     /// What `CommandHandler::new` and `PgStoreConfig::default()` give: the state cache,
     /// the `Aggregate::creates_stream` shortcut and group commit.
     Default,
+    /// The defaults, each command with a fresh command id (idempotent: the id is recorded
+    /// with the command's events).
+    Idempotent,
 }
 
 impl Tuning {
     /// Whether the store groups concurrent appends into shared commits.
     pub fn group_commit(self) -> bool {
-        self == Self::Default
+        matches!(self, Self::Default | Self::Idempotent)
     }
 }
 
@@ -73,6 +76,8 @@ pub struct CommandWriter {
     streams: Vec<StreamId>,
     /// Options of commands that create a stream.
     create: CommandOptions,
+    /// Whether each command carries a fresh command id.
+    idempotent: bool,
     n: u64,
 }
 
@@ -88,13 +93,14 @@ pub fn command_writers(
     let create = match tuning {
         // Any version: turns the "creates a stream" shortcut off, so the command reads first.
         Tuning::Plain => CommandOptions::new().expect(ExpectedVersion::Any),
-        Tuning::Default | Tuning::NoGroupCommit => CommandOptions::new(),
+        Tuning::Default | Tuning::NoGroupCommit | Tuning::Idempotent => CommandOptions::new(),
     };
     let writer = |(i, streams)| CommandWriter {
         handler: handler.clone(),
         work,
         streams,
         create: create.clone(),
+        idempotent: tuning == Tuning::Idempotent,
         n: (i as u64) << 32,
     };
     Ok(hands.into_iter().enumerate().map(writer).collect())
@@ -113,7 +119,12 @@ impl Op for CommandWriter {
                 (new_account()?, AccountCommand::Import { open: opened(n), bookings }, &self.create)
             }
         };
-        let outcome = self.handler.handle(&stream, &command, options).await?;
+        let outcome = if self.idempotent {
+            let options = options.clone().id(CommandId::new());
+            self.handler.handle(&stream, &command, &options).await?
+        } else {
+            self.handler.handle(&stream, &command, options).await?
+        };
         Ok(outcome.appended())
     }
 }

@@ -8,7 +8,7 @@ use crate::cpu::FOREIGN_LOAD_LIMIT;
 use crate::figure::Figure;
 
 /// Series of the table, and what each measures.
-const LEGEND: [(&str, &str); 26] = [
+const LEGEND: [(&str, &str); 27] = [
     ("raw-a", "(a) sqlx single-row INSERT, autocommit: 1 statement per op"),
     ("raw-b", "(b) sqlx BEGIN; INSERT; COMMIT: 3 statements per op"),
     ("raw-c", "(c) sqlx INSERT ... SELECT FROM unnest(...) of 100 rows per op"),
@@ -18,6 +18,7 @@ const LEGEND: [(&str, &str); 26] = [
     ("F1-existing", "CommandHandler::handle, defaults: deposit/withdraw on a seeded account"),
     ("F2", "CommandHandler::handle, defaults: import an account, 100 events in one append"),
     ("*-nogc", "the defaults without group commit"),
+    ("*-idem", "the defaults, each command with a fresh command id (idempotent; recorded with its events)"),
     ("*-plain", "no state cache, no creates_stream shortcut, no group commit: load before every decide"),
     ("raw-js", "async-nats JetStream publish of stored events, relay's subjects/headers/payload, 1024 PubAcks out"),
     ("F3-drain", "NatsRelay (defaults) from start until status() has every pre-stored event acked"),

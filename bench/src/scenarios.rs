@@ -66,6 +66,7 @@ impl Suite<'_> {
                 Figure::new("F1-new-plain", cmds, self.run(Job::Commands(Work::Open, Tuning::Plain), w).await?),
                 Figure::new("F1-new", cmds, self.run(Job::Commands(Work::Open, Tuning::Default), w).await?),
                 Figure::new("F1-new-nogc", cmds, self.run(Job::Commands(Work::Open, Tuning::NoGroupCommit), w).await?),
+                Figure::new("F1-new-idem", cmds, self.run(Job::Commands(Work::Open, Tuning::Idempotent), w).await?),
                 self.seeded_figure("append-existing", appends, self.run(Job::Append { seeded: true }, w).await?),
                 self.seeded_figure(
                     "F1-existing-plain",
@@ -73,6 +74,11 @@ impl Suite<'_> {
                     self.run(Job::Commands(Work::Busy, Tuning::Plain), w).await?,
                 ),
                 self.seeded_figure("F1-existing", cmds, self.run(Job::Commands(Work::Busy, Tuning::Default), w).await?),
+                self.seeded_figure(
+                    "F1-existing-idem",
+                    cmds,
+                    self.run(Job::Commands(Work::Busy, Tuning::Idempotent), w).await?,
+                ),
                 self.seeded_figure(
                     "F1-existing-nogc",
                     cmds,

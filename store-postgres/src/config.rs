@@ -35,10 +35,10 @@ pub struct PgStoreConfig {
     /// commit (default true). Each append keeps its own expected-version check and
     /// outcome; if the shared statement fails, each append is retried on its own. Pays
     /// under many concurrent writers; a lone append goes out at once, as without it. A
-    /// batch whose appends all expect no stream or an exact version and carry no command
-    /// id goes out as a plain `INSERT … SELECT`, cheaper for the server; any other batch
-    /// takes a general statement that also checks `Any`/`StreamExists` and records
-    /// command ids.
+    /// batch whose appends all expect no stream or an exact version goes out as a plain
+    /// `INSERT … SELECT` (with their command ids, if any, recorded beside it), cheaper for
+    /// the server; any other batch takes a general statement that also checks
+    /// `Any`/`StreamExists`.
     pub group_commit: bool,
     /// Most appends in one group commit (default 64).
     pub max_batch: usize,

@@ -24,6 +24,8 @@ pub(crate) struct Statements {
     pub append_batch: String,
     pub append_batch_plain: String,
     pub append_batch_single: String,
+    pub append_batch_plain_commands: String,
+    pub append_batch_single_commands: String,
     pub append_new: String,
     pub append_exact: String,
     pub read_event: String,
@@ -41,6 +43,8 @@ impl Statements {
             append_batch: append_batch(&s),
             append_batch_plain: append_batch_plain(&s),
             append_batch_single: append_batch_single(&s),
+            append_batch_plain_commands: with_commands(&s, &append_batch_plain(&s), 12),
+            append_batch_single_commands: with_commands(&s, &append_batch_single(&s), 10),
             append_new: append_plain(&s, false),
             append_exact: append_plain(&s, true),
             read_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
@@ -263,6 +267,27 @@ fn append_batch_single(s: &str) -> String {
                          ORDER BY x.stream_version DESC LIMIT 1), 0) = u.base \
          ORDER BY u.n \
          RETURNING stream_id, transaction_id, position"
+    )
+}
+
+/// A lean group-commit statement (`insert`, whose requests are `$1` and `$2`) that also
+/// records the command ids of the requests it writes: `$first` holds one id per request
+/// (NULL for a request without one), the next parameter its number of events. A request
+/// refused by its probe writes no event, and so no command row either. A command id
+/// recorded before fails the statement on the commands' key, as in `append_batch`, and
+/// each append is then tried alone (where a repeated command gets its first outcome).
+/// Streams are distinct within a batch, so a request is known by its stream.
+fn with_commands(s: &str, insert: &str, first: usize) -> String {
+    let count = first + 1;
+    format!(
+        "WITH ins AS ({insert}), \
+         cmd AS ( \
+           INSERT INTO {s}.commands (command_id, stream_id, previous_version, version) \
+           SELECT q.command_id, q.stream_id, q.base, q.base + q.n \
+           FROM unnest((SELECT $1::text[]), (SELECT $2::int8[]), (SELECT ${first}::uuid[]), (SELECT ${count}::int4[])) \
+                AS q(stream_id, base, command_id, n) \
+           WHERE q.command_id IS NOT NULL AND q.stream_id IN (SELECT i.stream_id FROM ins i)) \
+         SELECT stream_id, transaction_id, position FROM ins"
     )
 }
 

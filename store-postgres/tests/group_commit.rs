@@ -241,18 +241,30 @@ async fn a_batch_whose_connection_is_lost_fails_every_append_and_writes_none() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_of_plain_appends_writes_the_fresh_ones_together_and_refuses_each_stale_one() {
-    plain_batch(3).await;
+    plain_batch(3, false).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_batch_of_one_event_appends_writes_the_fresh_ones_together_and_refuses_each_stale_one() {
-    plain_batch(1).await;
+    plain_batch(1, false).await;
 }
 
-/// One batch of appends that name an expected version and carry no command id (so it
-/// takes the lean statement: its one-event form when `size` is 1): fresh ones of `size`
-/// events, stale ones, one to a stream that exists, one beyond a stream's head.
-async fn plain_batch(size: u64) {
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_plain_commands_records_the_ids_of_the_written_ones_only() {
+    plain_batch(3, true).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_batch_of_one_event_commands_records_the_ids_of_the_written_ones_only() {
+    plain_batch(1, true).await;
+}
+
+/// One batch of appends that name an expected version (so it takes the lean statement:
+/// its one-event form when `size` is 1): fresh ones of `size` events, stale ones, one to a
+/// stream that exists, one beyond a stream's head. With `commands`, each carries a command
+/// id, and each is sent again with its id afterwards: the written ones get their first
+/// outcome back, the refused ones their conflict again (no id of theirs was recorded).
+async fn plain_batch(size: u64, commands: bool) {
     let events = 4 + 2 * size;
     let Blocked { schema, store, blocker, held } = blocked_append(events as usize, Duration::from_secs(60)).await;
     // The appends below wait behind the blocked one until all their events wait, then
@@ -271,16 +283,27 @@ async fn plain_batch(size: u64) {
         ("new-2", exact(0), 1),
     ];
     let heads = [("fresh-1", 2 + size), ("stale-1", 2), ("taken-1", 1), ("ahead-1", 1), ("new-1", size), ("new-2", 1)];
-    let tasks = sends.map(|(stream, expected, count)| {
-        let store = store.clone();
-        tokio::spawn(async move { store.append(support::append(stream, expected, count)).await })
+    let ids = sends.map(|_| commands.then(CommandId::new));
+    let request = move |(stream, expected, count): (&str, ExpectedVersion, u64), id: Option<CommandId>| {
+        let request = support::append(stream, expected, count);
+        match id {
+            Some(id) => request.with_command_id(id),
+            None => request,
+        }
+    };
+    let tasks = sends.iter().zip(ids).map(|(send, id)| {
+        let (store, request) = (store.clone(), request(*send, id));
+        tokio::spawn(async move { store.append(request).await })
     });
     let mut written = HashSet::new();
+    let mut first = HashMap::new();
     for ((stream, expected, _), task) in sends.into_iter().zip(join_all(tasks).await) {
         match (stream, task.expect("task")) {
             ("fresh-1" | "new-1" | "new-2", Ok(o)) => {
                 assert!(heads.contains(&(stream, o.version.0)), "{stream}: {o:?}");
+                assert!(!o.duplicate, "{stream}: {o:?}");
                 written.insert(o.last_position.expect("a position").transaction);
+                first.insert(stream, o);
             }
             ("stale-1", Err(Error::Conflict { actual, .. })) => {
                 assert_eq!((expected, actual), (exact(1), StreamVersion(2)))
@@ -295,6 +318,20 @@ async fn plain_batch(size: u64) {
     assert!(!held.is_finished(), "the blocked append finished early");
     blocker.rollback().await.expect("rollback");
     held.await.expect("task").expect("the blocked append");
+    for (send, id) in sends.into_iter().zip(ids) {
+        let Some(id) = id else { continue };
+        let stream = send.0;
+        let again = store.append(request(send, Some(id))).await;
+        match (first.get(stream), again) {
+            (Some(o), Ok(again)) => {
+                assert!(again.duplicate, "{stream} appended twice: {again:?}");
+                assert_eq!((again.command_id, again.version), (Some(id), o.version), "{stream}");
+                assert_eq!(o.command_id, Some(id), "{stream}");
+            }
+            (None, Err(Error::Conflict { .. })) => {}
+            (o, again) => panic!("{stream}: first {o:?}, again {again:?}"),
+        }
+    }
     for (stream, head) in heads {
         let events = plain.read_stream(&support::stream(stream), StreamVersion(1), 100).await.expect("read");
         let versions: Vec<u64> = events.iter().map(|e| e.stream_version.0).collect();

@@ -8,7 +8,7 @@ mod support;
 use std::str::FromStr;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use tidemark::{EventStore, ExpectedVersion, StreamVersion};
+use tidemark::{CommandId, EventStore, ExpectedVersion, StreamVersion};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_testkit::TestSchema;
 
@@ -81,14 +81,39 @@ async fn the_group_commit_statements_keep_one_plan() {
         for outcome in futures_util::future::join_all(exact).await {
             assert_eq!(outcome.expect("append at an exact version").version, StreamVersion(3));
         }
+        // The same with command ids, which the statements record beside the events.
+        let commands = (0..4).map(|i| {
+            let append = support::append(&format!("c-{round}-{i}"), ExpectedVersion::NoStream, 1);
+            store.append(append.with_command_id(CommandId::new()))
+        });
+        for outcome in futures_util::future::join_all(commands).await {
+            assert!(outcome.expect("a command on a new stream").command_id.is_some());
+        }
+        let commands = (0..4).map(|i| {
+            let append = support::append(&format!("c-{round}-{i}"), ExpectedVersion::Exact(StreamVersion(1)), 2);
+            store.append(append.with_command_id(CommandId::new()))
+        });
+        for outcome in futures_util::future::join_all(commands).await {
+            assert_eq!(outcome.expect("a command at an exact version").version, StreamVersion(3));
+        }
     }
-    for (form, pattern) in [("plain", "%AS q(stream_id, base, i)%"), ("one-event", "%AS u(stream_id, base, id,%")] {
-        let (generic, custom): (i64, i64) =
-            sqlx::query_as("SELECT generic_plans, custom_plans FROM pg_prepared_statements WHERE statement LIKE $1")
-                .bind(pattern)
-                .fetch_one(&pool)
-                .await
-                .unwrap_or_else(|e| panic!("the {form} batch statement did not run: {e}"));
+    let commands = "%AS q(stream_id, base, command_id, n)%";
+    for (form, pattern, with_commands) in [
+        ("plain", "%AS q(stream_id, base, i)%", false),
+        ("one-event", "%AS u(stream_id, base, id,%", false),
+        ("plain with command ids", "%AS q(stream_id, base, i)%", true),
+        ("one-event with command ids", "%AS u(stream_id, base, id,%", true),
+    ] {
+        let (generic, custom): (i64, i64) = sqlx::query_as(
+            "SELECT generic_plans, custom_plans FROM pg_prepared_statements \
+             WHERE statement LIKE $1 AND (statement LIKE $2) = $3",
+        )
+        .bind(pattern)
+        .bind(commands)
+        .bind(with_commands)
+        .fetch_one(&pool)
+        .await
+        .unwrap_or_else(|e| panic!("the {form} batch statement did not run: {e}"));
         assert!(
             generic > 0 && custom <= 5,
             "{form} batches planned again on each call: {generic} generic, {custom} custom"
