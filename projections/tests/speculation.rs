@@ -256,6 +256,41 @@ async fn in_memory_a_projection_that_is_not_undoable_never_meets_a_version_twice
 /// A stream, the version a batch records for it, and whether it parks.
 type Recorded<'a> = (&'a StreamId, u64, bool);
 
+/// A batch's progress: each stream at its version (and whether it parks), the partition
+/// at `position`.
+fn progress(streams: Vec<Recorded<'_>>, position: u64) -> Progress {
+    Progress {
+        position: LogPosition::new(position, 0),
+        events: streams.len() as u64,
+        streams: streams.into_iter().map(|(s, version, parked)| (s.clone(), Seen { version, parked })).collect(),
+        ..Progress::default()
+    }
+}
+
+/// Creates `projection`'s namespace.
+async fn set_up<R: ReadModels>(models: &R, projection: &str) {
+    let mut tx = models.begin().await.expect("begin");
+    models.create_namespace(&mut tx, projection).await.expect("namespace");
+    models.commit(tx).await.expect("commit");
+}
+
+/// How both direct tests end: only the notes `first` and `kept` were committed, each
+/// stream was last seen at its version, and the partition counted four events (two
+/// batches of the test and one record) and stands at position 30.
+async fn assert_kept<R: ReadModels + DocumentReader>(models: &R, projection: &str, seen: [(&StreamId, u64); 3]) {
+    let notes: Vec<String> =
+        models.documents(projection, "notes", "", 10).await.expect("documents").into_iter().map(|(k, _)| k).collect();
+    assert_eq!(notes, ["first", "kept"]);
+    for (stream, version) in seen {
+        assert_eq!(models.stream_seen(projection, stream).await.expect("seen"), version, "{stream}");
+    }
+    let partitions = models.partitions(projection).await.expect("partitions");
+    assert_eq!(partitions.len(), 1);
+    let (_, state) = partitions[0];
+    assert_eq!(state.events, 2 + 1 + 1, "only the recorded batches count");
+    assert_eq!(state.position, LogPosition::new(30, 0), "the position never moves back (the batch at 5)");
+}
+
 /// `record_if_seen` and `undo_batch` of a backend, directly: what each expected version
 /// lets through, and that an undone batch keeps its lock and loses its writes.
 async fn check_and_undo<R>(models: &R)
@@ -263,17 +298,8 @@ where
     R: ReadModels + DocumentReader,
     R::Tx: DocumentTx,
 {
-    let (a, b, c) =
-        (StreamId::new("a-1").expect("id"), StreamId::new("b-1").expect("id"), StreamId::new("c-1").expect("id"));
-    let progress = |streams: Vec<Recorded<'_>>, position: u64| Progress {
-        position: LogPosition::new(position, 0),
-        events: streams.len() as u64,
-        streams: streams.into_iter().map(|(s, version, parked)| (s.clone(), Seen { version, parked })).collect(),
-        ..Progress::default()
-    };
-    let mut tx = models.begin().await.expect("begin");
-    models.create_namespace(&mut tx, "direct").await.expect("namespace");
-    models.commit(tx).await.expect("commit");
+    let [a, b, c] = ["a-1", "b-1", "c-1"].map(|id| StreamId::new(id).expect("id"));
+    set_up(models, "direct").await;
 
     // New streams, expected never seen: recorded.
     let mut tx = models.begin_batch("direct", 0).await.expect("begin");
@@ -312,17 +338,7 @@ where
     models.undo_batch(&mut tx).await.expect("undone");
     models.commit(tx).await.expect("commit");
 
-    let notes: Vec<String> =
-        models.documents("direct", "notes", "", 10).await.expect("documents").into_iter().map(|(k, _)| k).collect();
-    assert_eq!(notes, ["first", "kept"]);
-    assert_eq!(models.stream_seen("direct", &a).await.expect("seen"), 3);
-    assert_eq!(models.stream_seen("direct", &b).await.expect("seen"), 2);
-    assert_eq!(models.stream_seen("direct", &c).await.expect("seen"), 0);
-    let partitions = models.partitions("direct").await.expect("partitions");
-    assert_eq!(partitions.len(), 1);
-    let (_, state) = partitions[0];
-    assert_eq!(state.events, 2 + 1 + 1, "only the recorded batches count");
-    assert_eq!(state.position, LogPosition::new(30, 0), "the position never moves back (the batch at 5)");
+    assert_kept(models, "direct", [(&a, 3), (&b, 2), (&c, 0)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -347,18 +363,9 @@ where
     R: ReadModels + DocumentReader,
     R::Tx: DocumentTx,
 {
-    let (a, b, c) =
-        (StreamId::new("a-1").expect("id"), StreamId::new("b-1").expect("id"), StreamId::new("c-1").expect("id"));
-    let progress = |streams: Vec<Recorded<'_>>, position: u64| Progress {
-        position: LogPosition::new(position, 0),
-        events: streams.len() as u64,
-        streams: streams.into_iter().map(|(s, version, parked)| (s.clone(), Seen { version, parked })).collect(),
-        ..Progress::default()
-    };
+    let [a, b, c] = ["a-1", "b-1", "c-1"].map(|id| StreamId::new(id).expect("id"));
     let committed = |checked: CheckedCommit<R::Tx>| matches!(checked, CheckedCommit::Committed);
-    let mut tx = models.begin().await.expect("begin");
-    models.create_namespace(&mut tx, projection).await.expect("namespace");
-    models.commit(tx).await.expect("commit");
+    set_up(models, projection).await;
 
     let mut tx = models.begin_batch(projection, 0).await.expect("begin");
     tx.put("notes", "first", serde_json::json!(1)).await.expect("put");
@@ -398,17 +405,7 @@ where
     models.undo_batch(&mut tx).await.expect("undone");
     models.commit(tx).await.expect("commit");
 
-    let notes: Vec<String> =
-        models.documents(projection, "notes", "", 10).await.expect("documents").into_iter().map(|(k, _)| k).collect();
-    assert_eq!(notes, ["first", "kept"]);
-    assert_eq!(models.stream_seen(projection, &a).await.expect("seen"), 3);
-    assert_eq!(models.stream_seen(projection, &b).await.expect("seen"), 1);
-    assert_eq!(models.stream_seen(projection, &c).await.expect("seen"), 0);
-    let partitions = models.partitions(projection).await.expect("partitions");
-    assert_eq!(partitions.len(), 1);
-    let (_, state) = partitions[0];
-    assert_eq!(state.events, 2 + 1 + 1, "only the committed batches and the record count");
-    assert_eq!(state.position, LogPosition::new(30, 0), "the position never moves back (the batch at 5)");
+    assert_kept(models, projection, [(&a, 3), (&b, 1), (&c, 0)]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
