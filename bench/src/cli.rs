@@ -59,7 +59,8 @@ pub struct Cli {
     /// (PgStoreConfig::group_commit_overlap; default 16,5).
     #[arg(long, value_name = "EVENTS,WAIT_MS", value_parser = group_commit_overlap)]
     pub group_commit_overlap: Option<(usize, usize)>,
-    /// F6: the open-loop rates, in percent of the F1 capacity (default 10,50).
+    /// F6: the open-loop rates, in percent of the F1 capacity (default 1,10,50: the target
+    /// is set at 10 %; 1 % shows the pipelines' floor on this machine).
     #[arg(long, value_delimiter = ',')]
     pub f6_shares: Option<Vec<f64>>,
     /// F6: fixed open-loop rates in events/s instead of shares of the F1 capacity, so that
@@ -161,7 +162,7 @@ impl Settings {
         let f4_partitions = cli.partitions.clone().filter(|p| !p.is_empty() && p.iter().all(|n| *n > 0));
         let f4_partitions = f4_partitions.unwrap_or_else(|| vec![1, 2, 4]);
         let f6_shares = cli.f6_shares.clone().filter(|s| !s.is_empty() && s.iter().all(|p| *p > 0.0 && *p <= 100.0));
-        let f6_shares = f6_shares.map_or_else(|| vec![0.1, 0.5], |s| s.iter().map(|p| p / 100.0).collect());
+        let f6_shares = f6_shares.map_or_else(|| vec![0.01, 0.1, 0.5], |s| s.iter().map(|p| p / 100.0).collect());
         let f6_rates: Vec<f64> = cli.f6_rates.iter().flatten().copied().filter(|r| *r >= 1.0).collect();
         let f4_tuning = Tuning {
             batch: cli.f4_batch.max(1),

@@ -184,11 +184,8 @@ impl Report {
         for f in self.figures.iter().filter(|f| f.series == "F4") {
             lines.extend(projection_targets(f));
         }
-        for f in self.figures.iter().filter(|f| f.series == "F6@10%") {
-            let (p50, p99) = (f.sample.latency_ms(0.5), f.sample.latency_ms(0.99));
-            let verdict = |met: bool| if met { "met" } else { "missed" };
-            lines.push(format!("  {} p50: {p50:.2} ms (target 3 ms) {}", f.id(), verdict(p50 <= 3.0)));
-            lines.push(format!("  {} p99: {p99:.2} ms (target 15 ms) {}", f.id(), verdict(p99 <= 15.0)));
+        for f in &self.figures {
+            lines.extend(e2e_targets(f));
         }
         if !lines.is_empty() {
             let _ = writeln!(out, "\ntargets:\n{}", lines.join("\n"));
@@ -207,6 +204,27 @@ impl Report {
         if !self.profile.is_empty() {
             out.push('\n');
         }
+    }
+}
+
+/// F6's target (p50 at most 3 ms, p99 at most 15 ms) holds at 10 % of the F1 capacity; the
+/// raw pipeline is held to it as well, so that the table shows whether the machine allows it.
+/// At 1 % (the lowest default share) the p50 is this machine's floor: a pipeline that misses
+/// 3 ms there cannot meet the target at any load.
+fn e2e_targets(f: &Figure) -> Vec<String> {
+    let verdict = |met: bool| if met { "met" } else { "missed" };
+    let at = |share: &str| f.series.strip_prefix("F6").or(f.series.strip_prefix("raw-e2e")) == Some(share);
+    let (p50, p99) = (f.sample.latency_ms(0.5), f.sample.latency_ms(0.99));
+    if at("@10%") {
+        vec![
+            format!("  {} p50: {p50:.2} ms (target 3 ms) {}", f.id(), verdict(p50 <= 3.0)),
+            format!("  {} p99: {p99:.2} ms (target 15 ms) {}", f.id(), verdict(p99 <= 15.0)),
+        ]
+    } else if at("@1%") {
+        let reach = if p50 <= 3.0 { "within reach" } else { "out of reach on this machine" };
+        vec![format!("  {} p50: {p50:.2} ms (floor at 1 %: the 3 ms target is {reach})", f.id())]
+    } else {
+        Vec::new()
     }
 }
 
@@ -247,4 +265,59 @@ fn projection_targets(f: &Figure) -> Vec<String> {
 
 fn series_of(id: &str) -> &str {
     id.split('/').next().unwrap_or(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cpu::CpuUsage;
+    use crate::figure::Counted;
+    use crate::runner::{histogram, Sample};
+
+    /// A figure of `series` whose every latency is `ms` milliseconds (reported to the
+    /// histogram's precision: 20 ms reads 20.02).
+    fn e2e(series: &'static str, ms: u64) -> Figure {
+        let mut latency = histogram().expect("histogram");
+        latency.record_n(ms * 1000, 100).expect("record");
+        let sample = Sample {
+            writers: 4,
+            ops: 100,
+            items: 100,
+            window: Duration::from_secs(1),
+            latency,
+            total_ops: 100,
+            cpu: CpuUsage::default(),
+        };
+        Figure::new(series, Counted::Items("events/s"), sample)
+    }
+
+    #[test]
+    fn both_pipelines_are_judged_at_ten_percent_and_the_floor_at_one() {
+        let report = Report {
+            figures: vec![
+                e2e("F6@1%", 5),
+                e2e("raw-e2e@1%", 2),
+                e2e("F6@10%", 20),
+                e2e("raw-e2e@10%", 2),
+                e2e("F6@50%", 1),
+            ],
+            ..Report::default()
+        };
+        let mut out = String::new();
+        report.targets(&mut out);
+        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("  ")).collect();
+        assert_eq!(
+            lines,
+            [
+                "  F6@1%/w4 p50: 5.00 ms (floor at 1 %: the 3 ms target is out of reach on this machine)",
+                "  raw-e2e@1%/w4 p50: 2.00 ms (floor at 1 %: the 3 ms target is within reach)",
+                "  F6@10%/w4 p50: 20.02 ms (target 3 ms) missed",
+                "  F6@10%/w4 p99: 20.02 ms (target 15 ms) missed",
+                "  raw-e2e@10%/w4 p50: 2.00 ms (target 3 ms) met",
+                "  raw-e2e@10%/w4 p99: 2.00 ms (target 15 ms) met",
+            ]
+        );
+    }
 }
