@@ -127,7 +127,7 @@ impl Suite<'_> {
         let tag = self.db.next_tag();
         let store = self.db.store(&tag, p as usize, false).await?;
         let client = async_nats::connect(run.nats_url).await?;
-        let consumer = ConsumerSettings { pull_batch: t.pull_batch, linger: t.linger, ..ConsumerSettings::default() };
+        let consumer = ConsumerSettings::default().pull_batch(t.pull_batch).linger(t.linger);
         let mut feed = JetStreamFeed::new(async_nats::jetstream::new(client), &run.stream, run.scheme.clone())
             .with_settings(consumer);
         if self.settings.keyed_feed {

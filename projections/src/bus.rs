@@ -1,10 +1,9 @@
 //! An in-process bus: the broker of the embedded mode and of fast tests. A pump tails an
 //! event store's log (like the relay) and publishes into per-partition logs held in
-//! memory; durable subscriptions resume after their last acknowledgement, and messages
-//! not acknowledged are delivered again, as with JetStream. It can inject duplicate
-//! publishes and lost acknowledgements on purpose.
+//! memory; a subscription delivers a partition's messages after the cursor it is opened
+//! at, as a JetStream consumer does. It can inject duplicate publishes and redeliveries on
+//! purpose.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -15,7 +14,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{ProjectionError, Result};
-use crate::feed::{Feed, Incoming, Subscription};
+use crate::feed::{Delivery, Feed, FeedCursor, Incoming, Subscription};
 
 /// Faults the bus injects, to show that consumers are idempotent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -23,9 +22,9 @@ use crate::feed::{Feed, Incoming, Subscription};
 pub struct BusFaults {
     /// Publish every n-th event twice (a relay republishing after a crash).
     pub duplicate_every: Option<u64>,
-    /// Lose every n-th acknowledgement, so the batch is delivered again (a consumer killed
-    /// between its commit and its ack).
-    pub lose_ack_every: Option<u64>,
+    /// Deliver every n-th batch a second time (a subscription opened again at an older
+    /// cursor, as after a runner's record was lost with its process).
+    pub redeliver_every: Option<u64>,
 }
 
 impl BusFaults {
@@ -40,9 +39,9 @@ impl BusFaults {
         self
     }
 
-    /// Loses every `n`-th acknowledgement.
-    pub fn lose_ack_every(mut self, n: u64) -> Self {
-        self.lose_ack_every = (n > 0).then_some(n);
+    /// Delivers every `n`-th batch twice.
+    pub fn redeliver_every(mut self, n: u64) -> Self {
+        self.redeliver_every = (n > 0).then_some(n);
         self
     }
 }
@@ -50,7 +49,6 @@ impl BusFaults {
 #[derive(Debug, Default)]
 struct Partition {
     log: Mutex<Vec<Arc<RecordedEvent>>>,
-    acked: Mutex<HashMap<String, usize>>,
     published: Notify,
 }
 
@@ -58,8 +56,11 @@ struct Partition {
 struct Inner {
     partitions: Vec<Partition>,
     faults: BusFaults,
+    /// This bus's epoch: cursors recorded against another bus (an earlier process's)
+    /// start from the beginning.
+    epoch: i64,
     publishes: AtomicU64,
-    acks: AtomicU64,
+    batches: AtomicU64,
 }
 
 /// The in-process bus. Clones share the same partitions.
@@ -85,7 +86,8 @@ impl InProcessBus {
             return Err(ProjectionError::Config("a bus needs at least one partition"));
         }
         let partitions = (0..partitions).map(|_| Partition::default()).collect();
-        let inner = Inner { partitions, faults, publishes: AtomicU64::new(0), acks: AtomicU64::new(0) };
+        let epoch = i64::from_le_bytes(uuid::Uuid::new_v4().as_bytes()[..8].try_into().unwrap_or_default());
+        let inner = Inner { partitions, faults, epoch, publishes: AtomicU64::new(0), batches: AtomicU64::new(0) };
         Ok(Self { inner: Arc::new(inner) })
     }
 
@@ -143,12 +145,12 @@ impl InProcessBus {
     }
 }
 
-/// A durable subscription to one partition of the bus.
+/// A subscription to one partition of the bus.
 #[derive(Debug)]
 pub struct BusSubscription {
     bus: InProcessBus,
     partition: usize,
-    consumer: String,
+    /// The index in the partition's log of the next message (its sequence less one).
     next: usize,
 }
 
@@ -163,20 +165,19 @@ impl Feed for InProcessBus {
         self.slot(stream) as u32
     }
 
-    async fn subscribe(&self, consumer: &str, partition: u32) -> Result<BusSubscription> {
+    async fn subscribe(&self, _consumer: &str, partition: u32, after: Option<FeedCursor>) -> Result<BusSubscription> {
         let index = partition as usize;
-        let Some(slot) = self.inner.partitions.get(index) else {
+        if self.inner.partitions.get(index).is_none() {
             return Err(ProjectionError::Config("no such partition on the bus"));
-        };
-        let next = lock(&slot.acked).get(consumer).copied().unwrap_or(0);
-        Ok(BusSubscription { bus: self.clone(), partition: index, consumer: consumer.to_owned(), next })
+        }
+        let after = FeedCursor::sequence_in(after, self.inner.epoch).unwrap_or(0);
+        let next = usize::try_from(after).unwrap_or(usize::MAX);
+        Ok(BusSubscription { bus: self.clone(), partition: index, next })
     }
 }
 
 impl Subscription for BusSubscription {
-    type Receipt = usize;
-
-    async fn next_batch(&mut self, max: usize) -> Result<(Vec<Incoming>, usize)> {
+    async fn next_batch(&mut self, max: usize) -> Result<Delivery> {
         let partition = &self.bus.inner.partitions[self.partition];
         loop {
             let published = partition.published.notified();
@@ -185,27 +186,21 @@ impl Subscription for BusSubscription {
             {
                 let log = lock(&partition.log);
                 if log.len() > self.next {
-                    let end = log.len().min(self.next + max.max(1));
-                    let batch = log[self.next..end].iter().map(|e| Incoming::Stored((**e).clone())).collect();
-                    self.next = end;
-                    return Ok((batch, end));
+                    let start = self.next;
+                    let end = log.len().min(start + max.max(1));
+                    let epoch = self.bus.inner.epoch;
+                    let delivery = Delivery {
+                        messages: log[start..end].iter().map(|e| Incoming::Stored((**e).clone())).collect(),
+                        cursors: (start..end).map(|i| FeedCursor::new(epoch, i as u64 + 1)).collect(),
+                    };
+                    let n = self.bus.inner.batches.fetch_add(1, Ordering::Relaxed) + 1;
+                    let again = self.bus.inner.faults.redeliver_every.is_some_and(|every| n % every == 0);
+                    // A batch due to come again is not passed: the next call starts at it.
+                    self.next = if again { start } else { end };
+                    return Ok(delivery);
                 }
             }
             published.await;
         }
-    }
-
-    async fn ack(&mut self, end: usize) -> Result<()> {
-        let n = self.bus.inner.acks.fetch_add(1, Ordering::Relaxed) + 1;
-        let partition = &self.bus.inner.partitions[self.partition];
-        let mut acked = lock(&partition.acked);
-        let saved = acked.entry(self.consumer.clone()).or_default();
-        if self.bus.inner.faults.lose_ack_every.is_some_and(|every| n % every == 0) {
-            // The ack is lost: everything after the last saved ack comes again.
-            self.next = *saved;
-        } else {
-            *saved = (*saved).max(end);
-        }
-        Ok(())
     }
 }

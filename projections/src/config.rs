@@ -41,7 +41,8 @@ pub struct RunnerConfig {
     pub max_backoff: Duration,
     /// How often a shared runner looks for partitions to take or give back (default 1 s).
     pub rebalance_interval: Duration,
-    /// The durable consumer name (default: the projection's name).
+    /// The name instances of the runner share partitions under, and the feed names its
+    /// consumers after (default: the projection's name).
     pub consumer: Option<String>,
     /// What happens to a poison event (default [`PoisonPolicy::Park`]).
     pub poison: PoisonPolicy,
@@ -59,6 +60,13 @@ pub struct RunnerConfig {
     /// again. Only read models that say so begin early
     /// ([`ReadModels::begins_early`](crate::ReadModels::begins_early)).
     pub begin_early_for: Duration,
+    /// How often a running runner measures its projection's lag (see
+    /// [`ProjectionRunner::lag`](crate::ProjectionRunner::lag)) for its status and the lag
+    /// gauges, whether batches commit or not (default 5 s; zero: never).
+    pub lag_interval: Duration,
+    /// Most log events one lag measurement reads (default 100,000); past it, the events
+    /// left are estimated from sequence numbers, which errs high.
+    pub lag_scan_limit: u64,
 }
 
 impl Default for RunnerConfig {
@@ -73,6 +81,8 @@ impl Default for RunnerConfig {
             version_change: VersionChange::Rebuild,
             max_attempts: 5,
             begin_early_for: Duration::from_millis(100),
+            lag_interval: Duration::from_secs(5),
+            lag_scan_limit: 100_000,
         }
     }
 }
@@ -117,7 +127,19 @@ impl RunnerConfig {
         self
     }
 
-    /// Sets the durable consumer name.
+    /// Sets how often the lag is measured while running (zero: never).
+    pub fn lag_interval(mut self, interval: Duration) -> Self {
+        self.lag_interval = interval;
+        self
+    }
+
+    /// Sets the most log events one lag measurement reads (at least 1).
+    pub fn lag_scan_limit(mut self, events: u64) -> Self {
+        self.lag_scan_limit = events.max(1);
+        self
+    }
+
+    /// Sets the consumer name.
     pub fn consumer(mut self, name: impl Into<String>) -> Self {
         self.consumer = Some(name.into());
         self

@@ -35,7 +35,7 @@ pub enum ProjectionError {
         #[source]
         source: sqlx::Error,
     },
-    /// The broker failed (creating a consumer, pulling, acknowledging).
+    /// The broker failed (creating a consumer, pulling).
     #[error("broker error while {context}: {source}")]
     Broker {
         /// What the runtime was doing.

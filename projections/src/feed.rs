@@ -1,4 +1,5 @@
-//! Where a runner's events come from: a durable subscription per projection partition.
+//! Where a runner's events come from: a subscription per projection partition, opened
+//! right after the cursor the read model recorded with its last committed batch.
 //! Implemented by [`JetStreamFeed`](crate::JetStreamFeed) and
 //! [`InProcessBus`](crate::InProcessBus); the runner's code path is the same for both.
 
@@ -41,7 +42,7 @@ pub enum Incoming {
     /// A message that is not an event of the store, found so by the feed (headers missing
     /// or invalid, a stream of another partition, a subject that disagrees with the
     /// headers, a payload that is not JSON). The runner parks it as a
-    /// [`RogueMessage`](crate::RogueMessage) and acknowledges it; it never touches a
+    /// [`RogueMessage`](crate::RogueMessage) with its batch; it never touches a
     /// stream's progress.
     Rogue {
         /// The record to park.
@@ -54,7 +55,62 @@ pub enum Incoming {
     },
 }
 
-/// A source of durable, partitioned subscriptions.
+/// Where a partition's feed stands: the sequence of one message in the feed, within one
+/// epoch of it. The runner records the cursor of each batch it commits in the same
+/// transaction as the batch, and opens every subscription right after the recorded cursor:
+/// the read model's database, not the broker, says what has been applied.
+///
+/// An epoch names one incarnation of the feed's log (for JetStream, the stream's creation
+/// time): a cursor of another epoch says nothing about this one, and a subscription given
+/// one starts from the beginning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct FeedCursor {
+    /// The incarnation of the feed's log the sequence belongs to.
+    pub epoch: i64,
+    /// The message's sequence in the feed's log (for JetStream, the stream sequence).
+    pub sequence: u64,
+}
+
+impl FeedCursor {
+    /// The cursor of message `sequence` in `epoch`.
+    pub fn new(epoch: i64, sequence: u64) -> Self {
+        Self { epoch, sequence }
+    }
+
+    /// The sequence to start after when subscribing in `epoch`: this cursor's sequence when
+    /// it belongs to that epoch, otherwise none (start from the beginning).
+    pub fn sequence_in(cursor: Option<Self>, epoch: i64) -> Option<u64> {
+        cursor.filter(|c| c.epoch == epoch).map(|c| c.sequence)
+    }
+}
+
+/// Messages delivered together, in feed order, each with its cursor.
+#[derive(Debug, Clone, Default)]
+pub struct Delivery {
+    /// The messages.
+    pub messages: Vec<Incoming>,
+    /// The cursor of each message (as many as `messages`).
+    pub cursors: Vec<FeedCursor>,
+}
+
+impl Delivery {
+    /// The number of messages.
+    pub fn len(&self) -> usize {
+        self.messages.len()
+    }
+
+    /// Whether nothing was delivered.
+    pub fn is_empty(&self) -> bool {
+        self.messages.is_empty()
+    }
+
+    /// The cursor of the last message.
+    pub fn last_cursor(&self) -> Option<FeedCursor> {
+        self.cursors.last().copied()
+    }
+}
+
+/// A source of partitioned subscriptions that start where the runner says.
 pub trait Feed: Send + Sync + 'static {
     /// A subscription to one partition.
     type Subscription: Subscription;
@@ -65,29 +121,31 @@ pub trait Feed: Send + Sync + 'static {
     /// The partition holding the events of `stream`.
     fn partition_of(&self, stream: &StreamId) -> u32;
 
-    /// Opens (or resumes) the durable subscription `consumer` to `partition`: it starts
-    /// after the last acknowledged message of an earlier subscription with the same name.
-    fn subscribe(&self, consumer: &str, partition: u32) -> impl Future<Output = Result<Self::Subscription>> + Send;
+    /// Opens a subscription to `partition` for the projection consumer `consumer`,
+    /// delivering every message after `after` in feed order (every message, when `after`
+    /// is `None` or of another epoch). Nothing is acknowledged: a message a dead runner
+    /// took in and did not commit is delivered again to the next subscription opened
+    /// after the recorded cursor, at once.
+    fn subscribe(
+        &self,
+        consumer: &str,
+        partition: u32,
+        after: Option<FeedCursor>,
+    ) -> impl Future<Output = Result<Self::Subscription>> + Send;
 }
 
-/// A durable subscription to one partition, delivering in publish order; messages not
-/// acknowledged come again.
+/// A subscription to one partition, delivering in feed order, without a gap: a
+/// subscription that cannot deliver the next message fails (and the runner opens another
+/// one after its recorded cursor).
 pub trait Subscription: Send + 'static {
-    /// What acknowledging a batch needs.
-    type Receipt: Send;
-
     /// Waits for at least one message and returns up to `max` of them.
-    fn next_batch(&mut self, max: usize) -> impl Future<Output = Result<(Vec<Incoming>, Self::Receipt)>> + Send;
+    fn next_batch(&mut self, max: usize) -> impl Future<Output = Result<Delivery>> + Send;
 
     /// Takes in up to `max` messages while `busy` has not finished (the runner applies the
     /// batch before), and returns what it has when it finishes: `None` when that is
     /// nothing. A message taken out of the feed must be returned, not dropped. The default
     /// takes nothing, so the runner takes each batch only after the one before it.
-    fn next_batch_while<W>(
-        &mut self,
-        max: usize,
-        busy: W,
-    ) -> impl Future<Output = Option<Result<(Vec<Incoming>, Self::Receipt)>>> + Send
+    fn next_batch_while<W>(&mut self, max: usize, busy: W) -> impl Future<Output = Option<Result<Delivery>>> + Send
     where
         W: Future<Output = ()> + Send,
     {
@@ -95,6 +153,11 @@ pub trait Subscription: Send + 'static {
         async { None }
     }
 
-    /// Acknowledges a batch, after its changes are committed.
-    fn ack(&mut self, receipt: Self::Receipt) -> impl Future<Output = Result<()>> + Send;
+    /// Told after a batch has committed, up to and including `through`. Nothing depends on
+    /// it (the committed cursor is in the read model's database); a feed may use it as a
+    /// hint. By default it does nothing.
+    fn committed(&mut self, through: FeedCursor) -> impl Future<Output = ()> + Send {
+        let _ = through;
+        async {}
+    }
 }

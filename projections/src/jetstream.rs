@@ -1,5 +1,6 @@
-//! The JetStream feed: one durable pull consumer per projection partition, filtered on the
-//! relay's partition subjects.
+//! The JetStream feed: per projection partition, an ephemeral pull consumer without acks,
+//! filtered on the relay's partition subjects and started right after the stream sequence
+//! the read model recorded with its last committed batch.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -7,24 +8,26 @@ use std::time::Duration;
 
 use async_nats::jetstream::consumer::pull::{Config as PullConfig, Stream as PullStream};
 use async_nats::jetstream::consumer::{AckPolicy, DeliverPolicy};
-use async_nats::jetstream::{AckKind, Context, Message};
+use async_nats::jetstream::context::ConsumerInfoErrorKind;
+use async_nats::jetstream::stream::Stream as JsStream;
+use async_nats::jetstream::{Context, Message};
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use tidemark::{Metadata, RecordedEvent, StreamId};
 use tidemark_nats::{EventHeaders, MessageKey, Signature, SubjectScheme};
 
 use crate::error::{ProjectionError, Result};
-use crate::feed::{Feed, Incoming, Subscription};
+use crate::feed::{Delivery, Feed, FeedCursor, Incoming, Subscription};
 use crate::read_models::RogueMessage;
 
 /// Settings of the consumers a [`JetStreamFeed`] creates.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct ConsumerSettings {
-    /// How long the server waits for an acknowledgement before delivering a message again
-    /// (default 30 s).
-    pub ack_wait: Duration,
-    /// Most messages delivered and not yet acknowledged per consumer (default 20,000).
-    pub max_ack_pending: i64,
+    /// How long the server keeps a subscription's consumer once nobody pulls from it (a
+    /// runner that was killed), before deleting it (default 30 s). Nothing waits for it:
+    /// the next owner of the partition opens a consumer of its own.
+    pub inactive_threshold: Duration,
     /// Messages requested per pull (default 1,000).
     pub pull_batch: usize,
     /// How long a batch waits for more messages once it has one (default 0: it takes what
@@ -34,11 +37,31 @@ pub struct ConsumerSettings {
 
 impl Default for ConsumerSettings {
     fn default() -> Self {
-        Self { ack_wait: Duration::from_secs(30), max_ack_pending: 20_000, pull_batch: 1_000, linger: Duration::ZERO }
+        Self { inactive_threshold: Duration::from_secs(30), pull_batch: 1_000, linger: Duration::ZERO }
     }
 }
 
-/// Partitioned durable subscriptions to the JetStream stream the relay publishes to.
+impl ConsumerSettings {
+    /// Sets how long an abandoned consumer stays on the server (at least one second).
+    pub fn inactive_threshold(mut self, threshold: Duration) -> Self {
+        self.inactive_threshold = threshold.max(Duration::from_secs(1));
+        self
+    }
+
+    /// Sets the messages requested per pull (at least 1).
+    pub fn pull_batch(mut self, messages: usize) -> Self {
+        self.pull_batch = messages.max(1);
+        self
+    }
+
+    /// Sets how long a batch waits for more messages once it has one.
+    pub fn linger(mut self, linger: Duration) -> Self {
+        self.linger = linger;
+        self
+    }
+}
+
+/// Partitioned subscriptions to the JetStream stream the relay publishes to.
 #[derive(Debug, Clone)]
 pub struct JetStreamFeed {
     jetstream: Context,
@@ -71,26 +94,72 @@ impl JetStreamFeed {
         self
     }
 
-    /// The durable consumer name of `consumer` on `partition`.
+    /// The name of the durable consumer that runners before version 0.2 kept for
+    /// `consumer` on `partition` (`<consumer>_p<N>`). A partition with no recorded cursor
+    /// starts after that consumer's acknowledgement floor, when it still exists; nothing
+    /// else uses it, and it can be deleted once every partition has committed a batch.
     pub fn durable_name(consumer: &str, partition: u32) -> String {
         format!("{consumer}_p{partition}")
     }
+
+    /// The epoch of a stream: its creation time, in nanoseconds since 1970. A stream
+    /// deleted and made again under the same name starts a new epoch, so cursors recorded
+    /// against the old one are not taken for positions in the new one.
+    pub fn epoch_of(info: &async_nats::jetstream::stream::Info) -> i64 {
+        i64::try_from(info.created.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+    }
+
+    /// Where a partition without a recorded cursor starts: after the acknowledgement floor
+    /// of the durable consumer an earlier version kept (every message below it was
+    /// committed before it was acknowledged), or at the beginning.
+    async fn acknowledged_by_durable(&self, stream: &JsStream, consumer: &str, partition: u32) -> Result<Option<u64>> {
+        match stream.consumer_info(Self::durable_name(consumer, partition)).await {
+            Ok(info) => Ok(Some(info.ack_floor.stream_sequence).filter(|s| *s > 0)),
+            Err(e) if matches!(e.kind(), ConsumerInfoErrorKind::NotFound | ConsumerInfoErrorKind::InvalidName) => {
+                Ok(None)
+            }
+            Err(e) => Err(ProjectionError::broker("reading an earlier durable consumer")(e.into())),
+        }
+    }
 }
 
-/// A pull subscription to one partition.
+/// A pull subscription to one partition: an ephemeral consumer without acks, checked for
+/// gaps by its consumer sequence.
 pub struct JetStreamSubscription {
     messages: PullStream,
     linger: Duration,
     scheme: SubjectScheme,
     partition: u32,
     key: Option<MessageKey>,
+    epoch: i64,
+    /// The consumer sequence of the last message taken in: every delivery is the next.
+    delivered: u64,
+    /// The consumer, deleted when the subscription is dropped.
+    consumer: Option<(JsStream, String)>,
     /// An error met while taking in a batch without waiting, reported by the next call.
     deferred: Option<ProjectionError>,
 }
 
 impl std::fmt::Debug for JetStreamSubscription {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("JetStreamSubscription").field("linger", &self.linger).finish_non_exhaustive()
+        f.debug_struct("JetStreamSubscription")
+            .field("partition", &self.partition)
+            .field("epoch", &self.epoch)
+            .field("delivered", &self.delivered)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for JetStreamSubscription {
+    fn drop(&mut self) {
+        // Deleting the consumer at once spares the server keeping it until its inactive
+        // threshold; if this cannot run (no runtime, server away), the threshold does it.
+        let Some((stream, name)) = self.consumer.take() else { return };
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ = stream.delete_consumer(&name).await;
+            });
+        }
     }
 }
 
@@ -105,28 +174,43 @@ impl Feed for JetStreamFeed {
         self.scheme.partition_of(stream)
     }
 
-    async fn subscribe(&self, consumer: &str, partition: u32) -> Result<JetStreamSubscription> {
+    async fn subscribe(
+        &self,
+        consumer: &str,
+        partition: u32,
+        after: Option<FeedCursor>,
+    ) -> Result<JetStreamSubscription> {
         let filter =
             self.scheme.partition_filter(partition).map_err(|e| ProjectionError::broker("subscribing")(e.into()))?;
-        let name = Self::durable_name(consumer, partition);
-        let config = PullConfig {
-            durable_name: Some(name.clone()),
-            filter_subject: filter,
-            ack_policy: AckPolicy::Explicit,
-            deliver_policy: DeliverPolicy::All,
-            ack_wait: self.settings.ack_wait,
-            max_ack_pending: self.settings.max_ack_pending,
-            ..PullConfig::default()
-        };
         let stream = self
             .jetstream
             .get_stream(&self.stream)
             .await
             .map_err(|e| ProjectionError::broker("looking up the JetStream stream")(e.into()))?;
+        let epoch = Self::epoch_of(stream.cached_info());
+        let start = match after {
+            Some(cursor) => FeedCursor::sequence_in(Some(cursor), epoch),
+            None => self.acknowledged_by_durable(&stream, consumer, partition).await?,
+        };
+        let deliver_policy = match start {
+            Some(sequence) => DeliverPolicy::ByStartSequence { start_sequence: sequence.saturating_add(1) },
+            None => DeliverPolicy::All,
+        };
+        let config = PullConfig {
+            description: Some(format!("tidemark runner of {consumer}, partition {partition}")),
+            filter_subject: filter,
+            ack_policy: AckPolicy::None,
+            deliver_policy,
+            inactive_threshold: self.settings.inactive_threshold,
+            num_replicas: 1,
+            memory_storage: true,
+            ..PullConfig::default()
+        };
         let pull = stream
-            .get_or_create_consumer(&name, config)
+            .create_consumer(config)
             .await
-            .map_err(|e| ProjectionError::broker("creating a durable consumer")(e.into()))?;
+            .map_err(|e| ProjectionError::broker("creating a consumer")(e.into()))?;
+        let name = pull.cached_info().name.clone();
         let messages = pull
             .stream()
             .max_messages_per_batch(self.settings.pull_batch)
@@ -135,38 +219,70 @@ impl Feed for JetStreamFeed {
             .messages()
             .await
             .map_err(|e| ProjectionError::broker("pulling from a consumer")(e.into()))?;
+        tracing::debug!(consumer, partition, after = ?start, epoch, name = %name, "subscribed");
         Ok(JetStreamSubscription {
             messages,
             linger: self.settings.linger,
             scheme: self.scheme.clone(),
             partition,
             key: self.key.clone(),
+            epoch,
+            delivered: 0,
+            consumer: Some((stream, name)),
             deferred: None,
         })
     }
 }
 
-impl Subscription for JetStreamSubscription {
-    type Receipt = Vec<Message>;
+impl JetStreamSubscription {
+    /// Checks that `message` is the consumer's next delivery (a consumer without acks
+    /// never delivers a message twice, so a gap means a lost one) and returns its cursor.
+    fn next_in_order(&mut self, message: &Message) -> Result<FeedCursor> {
+        let info = message.info().map_err(ProjectionError::broker("reading a message's sequence"))?;
+        if info.consumer_sequence != self.delivered + 1 {
+            let error = format!(
+                "the consumer delivered its message {} after {}: messages in between were lost",
+                info.consumer_sequence, self.delivered
+            );
+            return Err(ProjectionError::broker("pulling messages")(error.into()));
+        }
+        self.delivered = info.consumer_sequence;
+        Ok(FeedCursor::new(self.epoch, info.stream_sequence))
+    }
 
-    async fn next_batch(&mut self, max: usize) -> Result<(Vec<Incoming>, Self::Receipt)> {
+    fn delivery(&self, messages: Vec<(Message, FeedCursor)>) -> Delivery {
+        let mut delivery = Delivery { messages: Vec::with_capacity(messages.len()), cursors: Vec::new() };
+        for (message, cursor) in messages {
+            delivery.messages.push(incoming(&message, &self.scheme, self.partition, self.key.as_ref()));
+            delivery.cursors.push(cursor);
+        }
+        delivery
+    }
+
+    fn take(&mut self, next: Pulled) -> Result<(Message, FeedCursor)> {
+        let message = received(next)?;
+        let cursor = self.next_in_order(&message)?;
+        Ok((message, cursor))
+    }
+}
+
+impl Subscription for JetStreamSubscription {
+    async fn next_batch(&mut self, max: usize) -> Result<Delivery> {
         if let Some(error) = self.deferred.take() {
             return Err(error);
         }
         let first = self.messages.next().await;
-        let mut messages = vec![received(first)?];
+        let mut messages = vec![self.take(first)?];
         while messages.len() < max.max(1) {
             match tokio::time::timeout(self.linger, self.messages.next()).await {
-                Ok(next) => messages.push(received(next)?),
+                Ok(next) => messages.push(self.take(next)?),
                 Err(_) => break,
             }
         }
-        let incoming: Vec<Incoming> =
-            messages.iter().map(|m| incoming(m, &self.scheme, self.partition, self.key.as_ref())).collect();
-        Ok((incoming, messages))
+        Ok(self.delivery(messages))
     }
 
-    async fn next_batch_while<W>(&mut self, max: usize, busy: W) -> Option<Result<(Vec<Incoming>, Self::Receipt)>>
+    async fn next_batch_while<W>(&mut self, max: usize, busy: W) -> Option<Result<Delivery>>
     where
         W: Future<Output = ()> + Send,
     {
@@ -183,7 +299,7 @@ impl Subscription for JetStreamSubscription {
                 next = self.messages.next() => next,
                 () = &mut busy => break,
             };
-            match received(next) {
+            match self.take(next) {
                 Ok(message) => messages.push(message),
                 Err(e) if messages.is_empty() => return Some(Err(e)),
                 Err(e) => {
@@ -196,26 +312,7 @@ impl Subscription for JetStreamSubscription {
         if messages.is_empty() {
             return None;
         }
-        let incoming: Vec<Incoming> =
-            messages.iter().map(|m| incoming(m, &self.scheme, self.partition, self.key.as_ref())).collect();
-        Some(Ok((incoming, messages)))
-    }
-
-    async fn ack(&mut self, receipt: Self::Receipt) -> Result<()> {
-        // Rogue messages are acknowledged like events: they are parked in the read models'
-        // database with the batch, so the broker has nothing more to deliver. The batch is
-        // committed: the acks go out from a task of their own while the next batch is
-        // taken in (a lost ack only means a redelivery, which the seen versions skip).
-        let partition = self.partition;
-        tokio::spawn(async move {
-            for message in receipt {
-                if let Err(error) = message.ack_with(AckKind::Ack).await {
-                    tracing::warn!(partition, %error, "acknowledging a committed message failed; expecting a redelivery");
-                    return;
-                }
-            }
-        });
-        Ok(())
+        Some(Ok(self.delivery(messages)))
     }
 }
 

@@ -1,7 +1,7 @@
 //! The projection runtime of tidemark: idempotent read-model builders fed by the relay's
-//! JetStream stream (or an in-process bus), applying batches and their checkpoint in one
-//! transaction, acknowledging after commit, repairing gaps from the store, and sharing
-//! partitions between instances.
+//! JetStream stream (or an in-process bus), applying batches and their checkpoint (feed
+//! cursor included) in one transaction, reading the feed from that checkpoint, repairing
+//! gaps from the store, and sharing partitions between instances.
 #![doc = include_str!("../README.md")]
 
 mod assign;
@@ -12,6 +12,7 @@ mod documents;
 mod error;
 mod feed;
 mod jetstream;
+mod lag;
 mod memory;
 mod metrics;
 mod ops;
@@ -38,12 +39,14 @@ pub use bus::{BusFaults, BusSubscription, InProcessBus};
 pub use config::{PoisonPolicy, RunnerConfig, VersionChange};
 pub use documents::{DocumentReader, DocumentTx};
 pub use error::{ApplyError, ProjectionError, Result};
-pub use feed::{Feed, Incoming, Subscription};
+pub use feed::{Delivery, Feed, FeedCursor, Incoming, Subscription};
 pub use jetstream::{ConsumerSettings, JetStreamFeed, JetStreamSubscription};
+pub use lag::Lag;
 pub use memory::{MemoryReadModels, MemoryTx};
 pub use ops::{
-    verify_log, DlqCommand, EventVerifier, EventsCommand, LogDiagnostics, Ops, OpsCommand, OpsExit, OpsFuture, Output,
-    PartitionView, ProjectionOps, ProjectionState, ProjectionsCommand, StreamCommand, VerifyFailure, VerifyReport,
+    verify_log, AuditReport, DlqCommand, EventVerifier, EventsCommand, Finding, LogDiagnostics, Ops, OpsCommand,
+    OpsExit, OpsFuture, Output, PartitionView, ProjectionOps, ProjectionState, ProjectionsCommand, StreamCommand,
+    VerifyFailure, VerifyReport,
 };
 pub use postgres::{PgReadModels, PgTx};
 pub use projection::Projection;

@@ -11,6 +11,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use crate::documents::{DocumentReader, DocumentTx};
 use crate::error::{ApplyError, Result};
+use crate::feed::FeedCursor;
 use crate::read_models::{DeadLetter, DeadLetterStatus, PartitionState, Progress, ReadModels, RogueMessage, Seen};
 
 /// Projection, collection, key.
@@ -193,6 +194,7 @@ impl ReadModels for MemoryReadModels {
             }
             let saved = state.partitions.entry((projection, partition)).or_default();
             saved.position = saved.position.max(progress.position);
+            saved.cursor = later_cursor(saved.cursor, progress.cursor);
             saved.events += progress.events;
         }
         for (projection, key) in tx.rogue_skipped {
@@ -309,6 +311,24 @@ impl ReadModels for MemoryReadModels {
         all.sort_by_key(|(n, _)| *n);
         Ok(all)
     }
+
+    async fn seen_streams(
+        &self,
+        projection: &str,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<(StreamId, Seen)>> {
+        let state = self.state();
+        let mut all: Vec<(StreamId, Seen)> = state
+            .streams
+            .iter()
+            .filter(|((p, s), _)| p == projection && after.is_none_or(|a| s.as_str() > a.as_str()))
+            .map(|((_, s), seen)| (s.clone(), *seen))
+            .collect();
+        all.sort_by(|a, b| a.0.as_str().cmp(b.0.as_str()));
+        all.truncate(limit);
+        Ok(all)
+    }
 }
 
 impl MemoryTx {
@@ -363,5 +383,15 @@ impl DocumentReader for MemoryReadModels {
             .map(|((_, _, k), v)| (k.clone(), v.clone()))
             .collect();
         Ok(found)
+    }
+}
+
+/// The cursor a partition keeps when a batch records `new`: the later of the two within
+/// one epoch; a cursor of a new epoch replaces the old one.
+pub(crate) fn later_cursor(saved: Option<FeedCursor>, new: Option<FeedCursor>) -> Option<FeedCursor> {
+    match (saved, new) {
+        (Some(old), Some(new)) if old.epoch == new.epoch && old.sequence > new.sequence => Some(old),
+        (old, None) => old,
+        (_, new) => new,
     }
 }

@@ -5,16 +5,11 @@ use std::time::Duration;
 use chrono::Utc;
 
 use crate::feed::Incoming;
+use crate::lag::Lag;
 use crate::rebuild::RebuildProgress;
 use crate::worker::BatchReport;
 
-pub(crate) fn batch_committed(
-    projection: &str,
-    partition: u32,
-    batch: &[Incoming],
-    report: &BatchReport,
-    took: Duration,
-) {
+pub(crate) fn batch_committed(projection: &str, batch: &[Incoming], report: &BatchReport, took: Duration) {
     let outcomes = [
         ("applied", report.applied),
         ("skipped", report.skipped),
@@ -35,10 +30,16 @@ pub(crate) fn batch_committed(
         _ => None,
     });
     if let Some(recorded_at) = last {
-        let lag = (Utc::now() - recorded_at).to_std().unwrap_or_default();
-        let labels = [("projection", projection.to_owned()), ("partition", partition.to_string())];
-        metrics::gauge!("tidemark_projection_lag_seconds", &labels).set(lag.as_secs_f64());
+        let latency = (Utc::now() - recorded_at).to_std().unwrap_or_default();
+        metrics::histogram!("tidemark_projection_apply_latency_seconds", &labels).record(latency.as_secs_f64());
     }
+}
+
+/// A lag measurement: measured on a timer, so the gauges move while nothing commits.
+pub(crate) fn lag_measured(projection: &str, lag: &Lag) {
+    let labels = [("projection", projection.to_owned())];
+    metrics::gauge!("tidemark_projection_lag_events", &labels).set(lag.events as f64);
+    metrics::gauge!("tidemark_projection_lag_seconds", &labels).set(lag.oldest_age.as_secs_f64());
 }
 
 /// A batch applied before it was checked: kept, or undone and applied again.

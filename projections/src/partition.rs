@@ -1,5 +1,7 @@
-//! The loop that applies one partition: subscribe, take a batch, apply it in one
-//! transaction (retrying with backoff), acknowledge it, repeat.
+//! The loop that applies one partition: read where the read model stands, subscribe right
+//! after it, take a batch, apply it with its cursor in one transaction (retrying with
+//! backoff), repeat. Any failure to receive opens a new subscription after the cursor
+//! last committed, so nothing the loop took in and did not commit is lost or waited for.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -11,8 +13,7 @@ use tokio_util::sync::CancellationToken;
 use crate::config::{PoisonPolicy, RunnerConfig};
 use crate::error::ProjectionError;
 use crate::error::Result;
-use crate::feed::Incoming;
-use crate::feed::{Feed, Subscription};
+use crate::feed::{Delivery, Feed, FeedCursor, Subscription};
 use crate::metrics;
 use crate::projection::Projection;
 use crate::read_models::ReadModels;
@@ -51,8 +52,7 @@ async fn pause(delay: Duration, stop: &CancellationToken) -> bool {
     }
 }
 
-/// Applies `partition` until `stop` fires. Failures are logged and retried with backoff;
-/// nothing is acknowledged before its batch has committed.
+/// Applies `partition` until `stop` fires. Failures are logged and retried with backoff.
 pub(crate) async fn run_partition<P, R, S, F>(shared: Arc<Shared<P, R, S, F>>, partition: u32, stop: CancellationToken)
 where
     R: ReadModels,
@@ -65,7 +65,7 @@ where
     'subscribe: while !stop.is_cancelled() {
         let subscribed = tokio::select! {
             () = stop.cancelled() => return,
-            s = shared.feed.subscribe(&shared.consumer, partition) => s,
+            s = subscribe(&shared, partition) => s,
         };
         let mut subscription = match subscribed {
             Ok(s) => s,
@@ -80,14 +80,14 @@ where
         };
         // The next batch, when it had arrived already, taken in and checked against the
         // store while the one before it was applied.
-        let mut ahead: Option<Taken<<F::Subscription as Subscription>::Receipt>> = None;
+        let mut ahead: Option<Taken> = None;
         // Whether the next wait on an idle partition begins its batch's transaction early:
         // not after a wait that outlasted `begin_early_for` (batches come rarely).
         let early_for = shared.config.begin_early_for;
         let mut early = !early_for.is_zero();
         loop {
             let mut begun = None;
-            let Taken { batch, receipt, prepared } = match ahead.take() {
+            let Taken { batch, prepared } = match ahead.take() {
                 Some(taken) => taken,
                 None => {
                     let next = if early && shared.worker.begins_early() {
@@ -109,7 +109,7 @@ where
                     match next {
                         // Checked against the store while its transaction begins (unless
                         // it has begun already).
-                        Ok((batch, receipt)) => Taken { batch, receipt, prepared: None },
+                        Ok(batch) => Taken { batch, prepared: None },
                         Err(e) => {
                             if let Some(tx) = begun.take() {
                                 let _ = shared.worker.release(tx).await;
@@ -141,11 +141,11 @@ where
                     // it committed is checked while its own transaction begins, as a batch
                     // taken in on an idle partition is: checking it here would add a round
                     // trip before that.
-                    Ok((batch, receipt)) if batch.len() >= shared.config.batch_size => {
-                        let prepared = Some(shared.worker.prepare(partition, &batch).await);
-                        Some(Ok(Taken { batch, receipt, prepared }))
+                    Ok(batch) if batch.len() >= shared.config.batch_size => {
+                        let prepared = Some(shared.worker.prepare(partition, &batch.messages).await);
+                        Some(Ok(Taken { batch, prepared }))
                     }
-                    Ok((batch, receipt)) => Some(Ok(Taken { batch, receipt, prepared: None })),
+                    Ok(batch) => Some(Ok(Taken { batch, prepared: None })),
                     Err(e) => Some(Err(e)),
                 }
             };
@@ -153,9 +153,8 @@ where
             if !committed {
                 return;
             }
-            if let Err(e) = subscription.ack(receipt).await {
-                // The batch is committed: a redelivery will be recognised and skipped.
-                tracing::warn!(projection = %name, partition, error = %e, "acknowledging failed; expecting a redelivery");
+            if let Some(cursor) = batch.last_cursor() {
+                subscription.committed(cursor).await;
             }
             match next {
                 Some(Ok(taken)) => ahead = Some(taken),
@@ -171,6 +170,19 @@ where
             }
         }
     }
+}
+
+/// Reads the cursor the read model recorded for `partition` and opens a subscription
+/// right after it.
+async fn subscribe<P, R, S, F>(shared: &Shared<P, R, S, F>, partition: u32) -> Result<F::Subscription>
+where
+    R: ReadModels,
+    P: Projection<R>,
+    S: EventStore + 'static,
+    F: Feed,
+{
+    let after: Option<FeedCursor> = shared.worker.cursor(partition).await?;
+    shared.feed.subscribe(&shared.consumer, partition, after).await
 }
 
 /// What a wait for the next batch that began its transaction early brought.
@@ -189,7 +201,7 @@ async fn next_beginning_early<P, R, S, F>(
     subscription: &mut F::Subscription,
     partition: u32,
     stop: &CancellationToken,
-) -> Option<BegunEarly<R::Tx, (Vec<Incoming>, <F::Subscription as Subscription>::Receipt)>>
+) -> Option<BegunEarly<R::Tx, Delivery>>
 where
     R: ReadModels,
     P: Projection<R>,
@@ -246,9 +258,8 @@ where
 
 /// A batch taken in, with its check against the store (or why that failed) when that
 /// was done ahead of its transaction.
-struct Taken<Receipt> {
-    batch: Vec<Incoming>,
-    receipt: Receipt,
+struct Taken {
+    batch: Delivery,
     prepared: Option<Result<Prepared>>,
 }
 
@@ -258,7 +269,7 @@ struct Taken<Receipt> {
 async fn apply_until_committed<P, R, S, F>(
     shared: &Shared<P, R, S, F>,
     partition: u32,
-    batch: &[Incoming],
+    batch: &Delivery,
     mut prepared: Option<Result<Prepared>>,
     mut begun: Option<R::Tx>,
     backoff: &mut Delays,
@@ -273,25 +284,26 @@ where
     let name = &shared.worker.name;
     let mut attempts = 0u32;
     let started = std::time::Instant::now();
+    let (messages, cursor) = (&batch.messages[..], batch.last_cursor());
     loop {
         attempts += 1;
         let attempt = match (prepared.take(), begun.take()) {
-            (Some(Ok(ready)), None) => shared.worker.apply_prepared(partition, batch, ready).await,
+            (Some(Ok(ready)), None) => shared.worker.apply_prepared(partition, messages, cursor, ready).await,
             (Some(Err(e)), None) => Err(e),
-            (None, None) => shared.worker.apply_batch(partition, batch).await,
+            (None, None) => shared.worker.apply_batch(partition, messages, cursor).await,
             // A batch that waited on an idle partition: never checked ahead.
-            (_, Some(tx)) => shared.worker.apply_begun(tx, partition, batch).await,
+            (_, Some(tx)) => shared.worker.apply_begun(tx, partition, messages, cursor).await,
         };
         let result = match attempt {
             Err(e @ ProjectionError::Apply { .. }) if isolate(&shared.config, attempts) => {
                 tracing::warn!(projection = %name, partition, error = %e, "a batch keeps failing: applying its events one by one");
-                shared.worker.isolated(partition, batch, shared.config.poison).await
+                shared.worker.isolated(partition, messages, &batch.cursors, shared.config.poison).await
             }
             other => other,
         };
         match result {
             Ok(report) => {
-                metrics::batch_committed(name, partition, batch, &report, started.elapsed());
+                metrics::batch_committed(name, messages, &report, started.elapsed());
                 shared.status.committed(report);
                 *backoff = delays(&shared.config);
                 return true;

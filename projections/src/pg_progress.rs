@@ -17,11 +17,19 @@ const REFUSED: &str = "TM001";
 
 /// How a batch moves its partition's row on: the position only forward (a batch that
 /// applied nothing new records the one it read, or one below it), the count by the
-/// batch's events.
+/// batch's events, the feed cursor (`$9`, `$10`; null for work that did not come from the
+/// feed) only forward within its epoch, replaced by one of a new epoch.
 const MOVE_PARTITION: &str = "ON CONFLICT (projection, partition) DO UPDATE SET \
     transaction_id = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $5 ELSE p.transaction_id END, \
     position = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $6 ELSE p.position END, \
-    events = p.events + $7, updated_at = now()";
+    events = p.events + $7, \
+    feed_epoch = coalesce($9, p.feed_epoch), \
+    feed_sequence = CASE WHEN $9 IS NULL THEN p.feed_sequence \
+        WHEN p.feed_epoch = $9 THEN greatest(p.feed_sequence, $10) ELSE $10 END, \
+    updated_at = now()";
+
+/// The columns a batch inserts into a partition's first row.
+const PARTITION_COLUMNS: &str = "(projection, partition, transaction_id, position, events, feed_epoch, feed_sequence)";
 
 /// A batch's streams as the three arrays the progress statements take.
 struct StreamColumns<'a> {
@@ -47,7 +55,7 @@ pub(crate) struct Recording<'a> {
     pub progress: &'a Progress,
 }
 
-/// `sql` with the parameters both progress statements take, `$1` to `$8`.
+/// `sql` with the parameters both progress statements take, `$1` to `$10`.
 fn progress_query<'q>(
     sql: &'q str,
     batch: &Recording<'q>,
@@ -62,6 +70,8 @@ fn progress_query<'q>(
         .bind(signed(batch.progress.position.sequence))
         .bind(signed(batch.progress.events))
         .bind(&columns.parked)
+        .bind(batch.progress.cursor.map(|c| c.epoch))
+        .bind(batch.progress.cursor.map(|c| signed(c.sequence)))
 }
 
 impl PgReadModels {
@@ -73,8 +83,8 @@ impl PgReadModels {
                SELECT $1, id, v, p FROM unnest($3::text[], $4::bigint[], $8::bool[]) AS u(id, v, p) \
                ON CONFLICT (projection, stream_id) DO UPDATE \
                SET version = GREATEST(s.version, EXCLUDED.version), parked = EXCLUDED.parked) \
-             INSERT INTO {partitions} AS p (projection, partition, transaction_id, position, events) \
-             VALUES ($1, $2, $5, $6, $7) \
+             INSERT INTO {partitions} AS p {PARTITION_COLUMNS} \
+             VALUES ($1, $2, $5, $6, $7, $9, $10) \
              {MOVE_PARTITION}",
             streams = self.table("projection_streams"),
             partitions = self.table("projection_partitions"),
@@ -98,7 +108,7 @@ impl PgReadModels {
         // `lock_and_read_seen`).
         let sql = format!(
             "WITH u AS (SELECT * FROM unnest((SELECT $3::text[]), (SELECT $4::bigint[]), (SELECT $8::bool[]), \
-                 (SELECT $9::bigint[])) AS u(id, v, p, prev)), \
+                 (SELECT $11::bigint[])) AS u(id, v, p, prev)), \
              checked AS ( \
                SELECT coalesce(bool_and(coalesce(s.version, 0) = u.prev AND NOT coalesce(s.parked, false)), true) AS ok \
                FROM u LEFT JOIN LATERAL (SELECT ps.version, ps.parked FROM {streams} ps \
@@ -108,8 +118,8 @@ impl PgReadModels {
                SELECT $1, id, v, p FROM u WHERE (SELECT ok FROM checked) \
                ON CONFLICT (projection, stream_id) DO UPDATE SET version = EXCLUDED.version, parked = EXCLUDED.parked), \
              moved_on AS ( \
-               INSERT INTO {partitions} AS p (projection, partition, transaction_id, position, events) \
-               SELECT $1, $2, $5, $6, $7 WHERE (SELECT ok FROM checked) {MOVE_PARTITION}) \
+               INSERT INTO {partitions} AS p {PARTITION_COLUMNS} \
+               SELECT $1, $2, $5, $6, $7, $9, $10 WHERE (SELECT ok FROM checked) {MOVE_PARTITION}) \
              SELECT ok FROM checked",
             streams = self.table("projection_streams"),
             partitions = self.table("projection_partitions"),
@@ -156,7 +166,7 @@ impl PgReadModels {
         let columns = StreamColumns::of(progress);
         let expected: Vec<i64> = expected.iter().map(|v| signed(*v)).collect();
         let sql = format!(
-            "SELECT {}({}, {}, {}, {}, {}, {}, {}, {}, {})",
+            "SELECT {}({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
             self.table("record_batch_if_seen"),
             pg_literal::text(batch.projection),
             i32::try_from(batch.partition).unwrap_or(i32::MAX),
@@ -167,6 +177,8 @@ impl PgReadModels {
             signed(progress.position.transaction),
             signed(progress.position.sequence),
             signed(progress.events),
+            progress.cursor.map_or_else(|| "NULL".to_owned(), |c| c.epoch.to_string()),
+            progress.cursor.map_or_else(|| "NULL".to_owned(), |c| signed(c.sequence).to_string()),
         );
         match tx.commit_after(&sql).await {
             Ok(()) => Ok(CheckedCommit::Committed),

@@ -10,6 +10,7 @@ use tidemark_postgres::{PgEventStore, PgStoreConfig, SetupError};
 
 use crate::dead_letters::select_dead_letters;
 use crate::error::{database, ProjectionError, Result};
+use crate::feed::FeedCursor;
 use crate::pg_progress::Recording;
 pub use crate::pg_tx::PgTx;
 use crate::pg_tx::SAVEPOINT;
@@ -82,9 +83,16 @@ pub(crate) fn signed(v: u64) -> i64 {
     i64::try_from(v).unwrap_or(i64::MAX)
 }
 
+/// A partition's state from the first five columns of `row`: transaction id, position,
+/// events, feed epoch and feed sequence.
 fn partition_state(row: &sqlx::postgres::PgRow) -> Result<PartitionState> {
     let get = |i: usize| row.try_get::<i64, _>(i).map_err(database("decoding a projection partition"));
-    Ok(PartitionState { position: position(get(0)?, get(1)?), events: u64::try_from(get(2)?).unwrap_or(0) })
+    let maybe = |i: usize| row.try_get::<Option<i64>, _>(i).map_err(database("decoding a projection partition"));
+    let cursor = match (maybe(3)?, maybe(4)?) {
+        (Some(epoch), Some(sequence)) => Some(FeedCursor::new(epoch, u64::try_from(sequence).unwrap_or(0))),
+        _ => None,
+    };
+    Ok(PartitionState { position: position(get(0)?, get(1)?), events: u64::try_from(get(2)?).unwrap_or(0), cursor })
 }
 
 impl ReadModels for PgReadModels {
@@ -122,13 +130,12 @@ impl ReadModels for PgReadModels {
         // rebuild, to end), then the row, read with a snapshot taken after them: it shows
         // what that batch committed. The projection's unqualified table names resolve in
         // its own schema. The commit waits for its WAL flush (`synchronous_commit` stays
-        // on): the batch is acknowledged to the broker right after, so a commit that a
-        // database crash could still take back would lose events the broker never
-        // delivers again.
+        // on): a commit seen by readers (read-your-writes waits, process managers' next
+        // steps) is not taken back by a database crash.
         self.take_batch_locks(tx, projection, partition).await?;
         let sql = format!(
             "SELECT coalesce(p.transaction_id, 0), coalesce(p.position, 0), coalesce(p.events, 0), \
-               set_config('search_path', $3, true) \
+               p.feed_epoch, p.feed_sequence, set_config('search_path', $3, true) \
              FROM (SELECT 1) AS one LEFT JOIN {} AS p ON p.projection = $1 AND p.partition = $2",
             self.table("projection_partitions")
         );
@@ -203,7 +210,8 @@ impl ReadModels for PgReadModels {
                CROSS JOIN LATERAL (SELECT ps.stream_id, ps.version, ps.parked FROM {streams} ps \
                  WHERE ps.projection = $1 AND ps.stream_id = u.id LIMIT 1) AS s) \
              SELECT coalesce(p.transaction_id, 0), coalesce(p.position, 0), coalesce(p.events, 0), \
-               seen.ids, seen.versions, seen.parked, set_config('search_path', $4, true) \
+               p.feed_epoch, p.feed_sequence, seen.ids, seen.versions, seen.parked, \
+               set_config('search_path', $4, true) \
              FROM seen LEFT JOIN {partitions} AS p ON p.projection = $1 AND p.partition = $2",
             partitions = self.table("projection_partitions"),
             streams = self.table("projection_streams"),
@@ -219,9 +227,9 @@ impl ReadModels for PgReadModels {
             .map_err(database("reading seen stream versions"))?;
         let state = partition_state(&row)?;
         let decode = database("decoding seen stream versions");
-        let names: Vec<String> = row.try_get(3).map_err(decode)?;
-        let versions: Vec<i64> = row.try_get(4).map_err(database("decoding seen stream versions"))?;
-        let parked: Vec<bool> = row.try_get(5).map_err(database("decoding seen stream versions"))?;
+        let names: Vec<String> = row.try_get(5).map_err(decode)?;
+        let versions: Vec<i64> = row.try_get(6).map_err(database("decoding seen stream versions"))?;
+        let parked: Vec<bool> = row.try_get(7).map_err(database("decoding seen stream versions"))?;
         let by_name: HashMap<&str, &StreamId> = streams.iter().map(|s| (s.as_str(), s)).collect();
         let mut seen = HashMap::with_capacity(names.len());
         for ((name, version), parked) in names.iter().zip(versions).zip(parked) {
@@ -387,7 +395,8 @@ impl ReadModels for PgReadModels {
 
     async fn partitions(&self, projection: &str) -> Result<Vec<(u32, PartitionState)>> {
         let sql = format!(
-            "SELECT transaction_id, position, events, partition FROM {} WHERE projection = $1 ORDER BY partition",
+            "SELECT transaction_id, position, events, feed_epoch, feed_sequence, partition FROM {} \
+             WHERE projection = $1 ORDER BY partition",
             self.table("projection_partitions")
         );
         let rows = sqlx::query(&sql)
@@ -397,10 +406,41 @@ impl ReadModels for PgReadModels {
             .map_err(database("reading projection partitions"))?;
         rows.iter()
             .map(|row| {
-                let partition: i32 = row.try_get(3).map_err(database("decoding a projection partition"))?;
+                let partition: i32 = row.try_get(5).map_err(database("decoding a projection partition"))?;
                 Ok((u32::try_from(partition).unwrap_or(0), partition_state(row)?))
             })
             .collect()
+    }
+
+    async fn seen_streams(
+        &self,
+        projection: &str,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<(StreamId, Seen)>> {
+        let sql = format!(
+            "SELECT stream_id, version, parked FROM {} \
+             WHERE projection = $1 AND stream_id COLLATE \"C\" > $2 COLLATE \"C\" \
+             ORDER BY stream_id COLLATE \"C\" LIMIT $3",
+            self.table("projection_streams")
+        );
+        let rows = sqlx::query(&sql)
+            .bind(projection)
+            .bind(after.map_or("", StreamId::as_str))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(database("reading seen streams"))?;
+        let mut seen = Vec::with_capacity(rows.len());
+        for row in rows {
+            let decode = || database("decoding a seen stream");
+            let id: String = row.try_get(0).map_err(decode())?;
+            let version: i64 = row.try_get(1).map_err(decode())?;
+            let parked: bool = row.try_get(2).map_err(decode())?;
+            let id = StreamId::new(id).map_err(tidemark::Error::from)?;
+            seen.push((id, Seen { version: u64::try_from(version).unwrap_or(0), parked }));
+        }
+        Ok(seen)
     }
 }
 

@@ -6,12 +6,17 @@ use std::future::Future;
 use tidemark::{EventId, LogPosition, StreamId};
 
 use crate::error::{ProjectionError, Result};
+use crate::feed::FeedCursor;
 
 /// What one committed batch moved forward.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Progress {
     /// The highest log position applied in the partition.
     pub position: LogPosition,
+    /// The feed cursor of the batch's last message (none for work that did not come from
+    /// the feed: rebuilds, retries, repairs): the partition's next subscription starts
+    /// after it. Within an epoch it only moves forward.
+    pub cursor: Option<FeedCursor>,
     /// How many events the batch took in (applied or skipped as not handled).
     pub events: u64,
     /// The last version seen of every stream the batch touched.
@@ -135,8 +140,13 @@ impl RogueMessage {
 /// The saved state of one projection partition.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct PartitionState {
-    /// The highest log position applied.
+    /// The highest log position applied. Every event of the partition at or below it has
+    /// been taken in (the feed delivers in log order, and the runner records a batch only
+    /// when every message before it in the feed is recorded).
     pub position: LogPosition,
+    /// The feed cursor of the last message committed, where the partition's next
+    /// subscription starts.
+    pub cursor: Option<FeedCursor>,
     /// How many events the partition has taken in.
     pub events: u64,
 }
@@ -350,4 +360,13 @@ pub trait ReadModels: Clone + Send + Sync + 'static {
 
     /// The saved state of every partition of `projection` that has one, by partition.
     fn partitions(&self, projection: &str) -> impl Future<Output = Result<Vec<(u32, PartitionState)>>> + Send;
+
+    /// What `projection` has seen of each stream, by stream id in byte order, for the
+    /// streams after `after`, at most `limit`: what an audit compares with the store.
+    fn seen_streams(
+        &self,
+        projection: &str,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> impl Future<Output = Result<Vec<(StreamId, Seen)>>> + Send;
 }

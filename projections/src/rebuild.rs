@@ -4,10 +4,12 @@
 //! schema on PostgreSQL, its own seen versions), fed from the PostgreSQL log directly in
 //! large batches while the live model keeps serving. At the end one transaction locks
 //! every live partition (live batches wait), applies what the log gained meanwhile, and
-//! swaps data, seen versions and dead letters in. The live runner then goes on from its
-//! consumers' positions: what the shadow already holds is skipped as seen, nothing is
-//! missed because the shadow took in everything readable at the swap. Interrupted, the
-//! live model is untouched and the next rebuild resumes from the shadow's position.
+//! swaps data, seen versions and dead letters in. Every live partition's position moves up
+//! to the shadow's (everything below it is in the swapped-in data); its feed cursor stays,
+//! so the live runner goes on from there: what the shadow already holds is skipped as seen,
+//! nothing is missed because the shadow took in everything readable at the swap.
+//! Interrupted, the live model is untouched and the next rebuild resumes from the shadow's
+//! position.
 
 use std::time::{Duration, Instant};
 
@@ -18,7 +20,7 @@ use crate::config::PoisonPolicy;
 use crate::error::{ProjectionError, Result};
 use crate::feed::Incoming;
 use crate::projection::Projection;
-use crate::read_models::ReadModels;
+use crate::read_models::{Progress, ReadModels};
 use crate::worker::Worker;
 
 /// How a rebuild goes.
@@ -120,6 +122,7 @@ pub(crate) fn shadow_name(projection: &str) -> String {
 
 pub(crate) async fn rebuild<P, R, S>(
     live: &Worker<P, R, S>,
+    partitions: u32,
     policy: PoisonPolicy,
     options: &RebuildOptions,
     progress: &mut (dyn FnMut(&RebuildProgress) + Send),
@@ -165,7 +168,7 @@ where
         crate::metrics::rebuild_progress(&live.name, count, &report);
         progress(&report);
     }
-    if !swap(live, &shadow, options, &mut report).await? {
+    if !swap(live, &shadow, partitions, options, &mut report).await? {
         return Ok(RebuildOutcome::AlreadyRebuilt);
     }
     tracing::info!(projection = %live.name, events = report.events, elapsed = ?started.elapsed(), "rebuild swapped in");
@@ -180,19 +183,21 @@ where
     P: Projection<R>,
     S: EventStore + 'static,
 {
-    match shadow.apply_batch(0, incoming).await {
+    match shadow.apply_batch(0, incoming, None).await {
         Err(ProjectionError::Apply { .. }) if policy != PoisonPolicy::Halt => {
-            shadow.isolated(0, incoming, policy).await.map(|_| ())
+            shadow.isolated(0, incoming, &[], policy).await.map(|_| ())
         }
         other => other.map(|_| ()),
     }
 }
 
 /// Locks the live partitions, catches the shadow up with the log and swaps it in, in one
-/// transaction. False when the shadow is gone: another instance swapped it in first.
+/// transaction, moving each of the `partitions` live partitions' positions up to the
+/// shadow's. False when the shadow is gone: another instance swapped it in first.
 async fn swap<P, R, S>(
     live: &Worker<P, R, S>,
     shadow: &Worker<P, R, S>,
+    partitions: u32,
     options: &RebuildOptions,
     report: &mut RebuildProgress,
 ) -> Result<bool>
@@ -220,6 +225,10 @@ where
         report.position = last;
     }
     read_models.swap(&mut tx, &live.name, &shadow.name, version).await?;
+    let floor = Progress { position: report.position, ..Progress::default() };
+    for partition in 0..partitions {
+        read_models.record(&mut tx, &live.name, partition, &floor).await?;
+    }
     read_models.commit(tx).await?;
     Ok(true)
 }

@@ -13,6 +13,8 @@ use crate::assign::{coordinate, Coordination};
 use crate::config::{RunnerConfig, VersionChange};
 use crate::error::{check_name, ProjectionError, Result};
 use crate::feed::Feed;
+use crate::lag::{self, Lag};
+use crate::metrics;
 use crate::partition::{run_partition, Shared};
 use crate::projection::Projection;
 use crate::read_models::{DeadLetter, ReadModels, RogueMessage};
@@ -22,7 +24,8 @@ use crate::wait::wait_for_version;
 use crate::worker::{BatchReport, Worker};
 
 /// Runs one projection: takes batches from a [`Feed`], applies them through the
-/// projection in [`ReadModels`] transactions, acknowledges after commit.
+/// projection in [`ReadModels`] transactions together with each batch's feed cursor, and
+/// opens every subscription after the cursor last committed.
 ///
 /// - `run` applies every partition in this process (the embedded mode, one instance).
 /// - `run_shared` splits the partitions with the other instances of the same projection
@@ -131,7 +134,8 @@ where
         options: RebuildOptions,
         progress: &mut (dyn FnMut(&RebuildProgress) + Send),
     ) -> Result<RebuildOutcome> {
-        rebuild(&self.shared.worker, self.shared.config.poison, &options, progress).await
+        let partitions = self.shared.feed.partitions();
+        rebuild(&self.shared.worker, partitions, self.shared.config.poison, &options, progress).await
     }
 
     /// Deletes the read model, its bookkeeping and dead letters, and any interrupted
@@ -145,11 +149,45 @@ where
         worker.read_models.commit(tx).await
     }
 
+    /// Measures how far the projection is behind the log: the events up to the log's
+    /// head that it has not taken in, whoever holds them (a runner that died with them
+    /// included), and the age of the oldest. See [`Lag`].
+    pub async fn lag(&self) -> Result<Lag> {
+        let (worker, config) = (&self.shared.worker, &self.shared.config);
+        let partitions = self.shared.feed.partitions();
+        lag::measure(&worker.read_models, &*worker.store, &worker.name, partitions, config.lag_scan_limit).await
+    }
+
+    /// Measures the lag every `lag_interval` until `stop`, for the status and the gauges.
+    async fn watch_lag(&self, stop: CancellationToken) {
+        let interval = self.shared.config.lag_interval;
+        if interval.is_zero() {
+            return;
+        }
+        loop {
+            match self.lag().await {
+                Ok(lag) => {
+                    metrics::lag_measured(self.name(), &lag);
+                    self.shared.status.lag(lag);
+                }
+                Err(e) => tracing::debug!(projection = %self.name(), error = %e, "measuring the lag failed"),
+            }
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+
     /// Applies every partition in this process until `shutdown`.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
         self.prepare().await?;
         let stop = shutdown.child_token();
         let mut tasks = tokio::task::JoinSet::new();
+        tasks.spawn({
+            let (runner, stop) = (self.clone(), stop.clone());
+            async move { runner.watch_lag(stop).await }
+        });
         for partition in 0..self.shared.feed.partitions() {
             self.shared.status.owns(partition, true);
             tasks.spawn(run_partition(self.shared.clone(), partition, stop.clone()));
@@ -185,7 +223,12 @@ where
             }
             delay = (delay * 2).min(config.max_backoff);
         }
+        let watching = tokio::spawn({
+            let (runner, stop) = (self.clone(), shutdown.child_token());
+            async move { runner.watch_lag(stop).await }
+        });
         coordinate(self.shared.clone(), coordination, shutdown).await;
+        watching.abort();
         Ok(())
     }
 

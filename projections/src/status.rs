@@ -5,6 +5,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tokio::sync::watch;
 
+use crate::lag::Lag;
 use crate::worker::BatchReport;
 
 /// A snapshot of a runner's state.
@@ -19,6 +20,9 @@ pub struct RunnerStatus {
     pub totals: BatchReport,
     /// The last failure, if the last attempt failed.
     pub last_error: Option<String>,
+    /// The projection's lag as last measured (every
+    /// [`RunnerConfig::lag_interval`](crate::RunnerConfig::lag_interval)), if it was.
+    pub lag: Option<Lag>,
 }
 
 /// Shared, cheap to clone handle on a runner's status.
@@ -51,6 +55,10 @@ impl StatusCell {
             s.last_error = None;
         }
         self.commits.send_modify(|n| *n += 1);
+    }
+
+    pub fn lag(&self, lag: Lag) {
+        self.lock().lag = Some(lag);
     }
 
     pub fn failed(&self, error: String) {

@@ -9,7 +9,7 @@ use tidemark::{Envelope, EventStore, RecordedEvent, StreamId, StreamVersion};
 
 use crate::config::PoisonPolicy;
 use crate::error::{is_transient_database, ProjectionError, Result};
-use crate::feed::Incoming;
+use crate::feed::{FeedCursor, Incoming};
 use crate::metrics;
 use crate::partition::error_chain;
 use crate::projection::Projection;
@@ -127,10 +127,18 @@ where
     /// Applies a batch of one partition in one transaction. The batch is checked against
     /// the store while the transaction begins, before it locks anything, so the lock is
     /// held no longer than the read-model work.
-    pub async fn apply_batch(&self, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
+    ///
+    /// `cursor` is the feed cursor of the batch's last message, recorded with it (none
+    /// for events that did not come from the feed).
+    pub async fn apply_batch(
+        &self,
+        partition: u32,
+        batch: &[Incoming],
+        cursor: Option<FeedCursor>,
+    ) -> Result<BatchReport> {
         let (prepared, tx) =
             tokio::join!(self.prepare(partition, batch), self.read_models.begin_batch(&self.name, partition));
-        self.apply_and_commit(tx?, partition, batch, prepared?).await
+        self.apply_and_commit(tx?, partition, batch, cursor, prepared?).await
     }
 
     /// Begins the transaction of `partition`'s next batch before the batch has come (see
@@ -141,7 +149,13 @@ where
     }
 
     /// Applies a batch in a transaction from [`begin_early`](Self::begin_early).
-    pub(crate) async fn apply_begun(&self, tx: R::Tx, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
+    pub(crate) async fn apply_begun(
+        &self,
+        tx: R::Tx,
+        partition: u32,
+        batch: &[Incoming],
+        cursor: Option<FeedCursor>,
+    ) -> Result<BatchReport> {
         let prepared = match self.prepare(partition, batch).await {
             Ok(prepared) => prepared,
             Err(e) => {
@@ -150,12 +164,18 @@ where
                 return Err(e);
             }
         };
-        self.apply_and_commit(tx, partition, batch, prepared).await
+        self.apply_and_commit(tx, partition, batch, cursor, prepared).await
     }
 
     /// Ends a transaction from [`begin_early`](Self::begin_early) that no batch used.
     pub(crate) async fn release(&self, tx: R::Tx) -> Result<()> {
         self.read_models.commit(tx).await
+    }
+
+    /// The feed cursor recorded with `partition`'s last committed batch.
+    pub(crate) async fn cursor(&self, partition: u32) -> Result<Option<FeedCursor>> {
+        let partitions = self.read_models.partitions(&self.name).await?;
+        Ok(partitions.into_iter().find(|(p, _)| *p == partition).and_then(|(_, state)| state.cursor))
     }
 
     /// Whether to begin batches early (see [`ReadModels::begins_early`]).
@@ -173,16 +193,22 @@ where
     }
 
     /// Applies a batch prepared by [`prepare`](Self::prepare) in one transaction.
-    pub async fn apply_prepared(&self, partition: u32, batch: &[Incoming], prepared: Prepared) -> Result<BatchReport> {
+    pub async fn apply_prepared(
+        &self,
+        partition: u32,
+        batch: &[Incoming],
+        cursor: Option<FeedCursor>,
+        prepared: Prepared,
+    ) -> Result<BatchReport> {
         let tx = self.read_models.begin_batch(&self.name, partition).await?;
-        self.apply_and_commit(tx, partition, batch, prepared).await
+        self.apply_and_commit(tx, partition, batch, cursor, prepared).await
     }
 
     /// Applies a batch of one partition inside `tx`, which it locks the partition in.
     pub async fn apply_in(&self, tx: &mut R::Tx, partition: u32, batch: &[Incoming]) -> Result<BatchReport> {
         let Prepared { mut resolved, report } = self.prepare(partition, batch).await?;
         let rogue = std::mem::take(&mut resolved.rogue);
-        self.apply_checked(tx, partition, &resolved.events(batch), rogue, report).await
+        self.apply_checked(tx, partition, &resolved.events(batch), None, rogue, report).await
     }
 
     /// Applies a prepared batch in `tx`, fresh from `begin_batch`, and commits it. When the
@@ -195,6 +221,7 @@ where
         mut tx: R::Tx,
         partition: u32,
         batch: &[Incoming],
+        cursor: Option<FeedCursor>,
         prepared: Prepared,
     ) -> Result<BatchReport> {
         let Prepared { mut resolved, mut report } = prepared;
@@ -205,7 +232,7 @@ where
                 // Refused: a redelivery, a gap, a parked stream. Failed: the projection
                 // failed on an event (which may be one it has seen). Either way the batch
                 // is undone and taken again with the check first, which says what it is.
-                let refused = match self.speculate(tx, partition, &events, expected, report).await? {
+                let refused = match self.speculate(tx, partition, &events, cursor, expected, report).await? {
                     Speculation::Committed(report) => {
                         metrics::speculation(&self.name, "kept");
                         return Ok(report);
@@ -227,7 +254,7 @@ where
                 report.undone += 1;
             }
         }
-        let report = self.apply_checked(&mut tx, partition, &events, rogue, report).await?;
+        let report = self.apply_checked(&mut tx, partition, &events, cursor, rogue, report).await?;
         self.read_models.commit(tx).await?;
         Ok(report)
     }
@@ -240,6 +267,7 @@ where
         tx: &mut R::Tx,
         partition: u32,
         events: &[&RecordedEvent],
+        cursor: Option<FeedCursor>,
         rogue: Vec<RogueMessage>,
         mut report: BatchReport,
     ) -> Result<BatchReport> {
@@ -293,7 +321,7 @@ where
         self.apply_handled(tx, &handled).await?;
         let taken = report.applied + report.skipped + report.dead_lettered;
         let streams = touched.into_iter().collect();
-        let progress = Progress { position, events: taken, streams, dead_letters, rogue };
+        let progress = Progress { position, cursor, events: taken, streams, dead_letters, rogue };
         self.read_models.record(tx, &self.name, partition, &progress).await?;
         Ok(report)
     }
@@ -321,6 +349,7 @@ where
         mut tx: R::Tx,
         partition: u32,
         events: &[&RecordedEvent],
+        cursor: Option<FeedCursor>,
         expected: Vec<(StreamId, u64, u64)>,
         mut report: BatchReport,
     ) -> Result<Speculation<R::Tx>> {
@@ -343,7 +372,7 @@ where
             .map(|(stream, before, last)| ((stream, Seen { version: last, parked: false }), before))
             .unzip();
         let events = report.applied + report.skipped;
-        let progress = Progress { position, events, streams, ..Progress::default() };
+        let progress = Progress { position, cursor, events, streams, ..Progress::default() };
         match self.read_models.commit_if_seen(tx, &self.name, partition, &progress, &before).await? {
             CheckedCommit::Committed => Ok(Speculation::Committed(report)),
             CheckedCommit::Refused(tx) => Ok(Speculation::Refused(tx)),
@@ -352,24 +381,32 @@ where
 
     /// Applies a failing batch one message at a time, each in its own transaction; a
     /// message the projection fails on goes to the dead letters (parked or skipped, by
-    /// `policy`, which is not `Halt`).
-    pub async fn isolated(&self, partition: u32, batch: &[Incoming], policy: PoisonPolicy) -> Result<BatchReport> {
+    /// `policy`, which is not `Halt`). `cursors` gives each message's feed cursor (empty
+    /// for events that did not come from the feed), recorded as it commits.
+    pub async fn isolated(
+        &self,
+        partition: u32,
+        batch: &[Incoming],
+        cursors: &[FeedCursor],
+        policy: PoisonPolicy,
+    ) -> Result<BatchReport> {
         let status = match policy {
             PoisonPolicy::Skip => DeadLetterStatus::Skipped,
             _ => DeadLetterStatus::Parked,
         };
         let mut total = BatchReport::default();
-        for message in batch {
-            let report = match self.apply_batch(partition, std::slice::from_ref(message)).await {
+        for (i, message) in batch.iter().enumerate() {
+            let cursor = cursors.get(i).copied();
+            let report = match self.apply_batch(partition, std::slice::from_ref(message), cursor).await {
                 Err(ProjectionError::Apply { .. }) => {
                     // Alone, the message may still bring earlier versions of its stream, read
                     // from the store to fill a gap (their messages went to another instance,
                     // or are still on their way): nothing says those are poison. They go in
                     // one by one first; then the message is tried alone once more.
                     let mut report = self.apply_gap_alone(partition, message, status).await?;
-                    report.add(match self.apply_batch(partition, std::slice::from_ref(message)).await {
+                    report.add(match self.apply_batch(partition, std::slice::from_ref(message), cursor).await {
                         Err(e @ ProjectionError::Apply { .. }) => {
-                            self.dead_letter(partition, message, &error_chain(&e), status).await?
+                            self.dead_letter(partition, message, cursor, &error_chain(&e), status).await?
                         }
                         other => other?,
                     });
@@ -407,9 +444,9 @@ where
         let mut total = BatchReport::default();
         for event in self.store.read_stream(stream, StreamVersion(last.version + 1), missing).await? {
             let one = Incoming::Stored(event);
-            total.add(match self.apply_batch(partition, std::slice::from_ref(&one)).await {
+            total.add(match self.apply_batch(partition, std::slice::from_ref(&one), None).await {
                 Err(e @ ProjectionError::Apply { .. }) => {
-                    self.dead_letter(partition, &one, &error_chain(&e), status).await?
+                    self.dead_letter(partition, &one, None, &error_chain(&e), status).await?
                 }
                 other => other?,
             });
@@ -419,11 +456,12 @@ where
 
     /// Sends one message's event to the dead letters (after its batch failed on it again
     /// and again): parked, with its stream, or skipped. Versions the broker lost just
-    /// before it go with it.
+    /// before it go with it. `cursor` is the message's feed cursor, recorded with it.
     pub async fn dead_letter(
         &self,
         partition: u32,
         message: &Incoming,
+        cursor: Option<FeedCursor>,
         error: &str,
         status: DeadLetterStatus,
     ) -> Result<BatchReport> {
@@ -434,7 +472,7 @@ where
         let mut resolved = self.resolve(partition, batch, &mut report).await?;
         let rogue = std::mem::take(&mut resolved.rogue);
         let Some(event) = resolved.events(batch).pop() else {
-            let progress = Progress { position: state.position, rogue, ..Progress::default() };
+            let progress = Progress { position: state.position, cursor, rogue, ..Progress::default() };
             self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
             self.read_models.commit(tx).await?;
             return Ok(report);
@@ -444,6 +482,8 @@ where
         let last = last.unwrap_or_default();
         if event.stream_version.0 <= last.version {
             report.duplicates += 1;
+            let progress = Progress { position: state.position, cursor, ..Progress::default() };
+            self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
             self.read_models.commit(tx).await?;
             return Ok(report);
         }
@@ -463,6 +503,7 @@ where
         let position = state.position.max(event.position);
         let progress = Progress {
             position,
+            cursor,
             events: report.dead_lettered,
             streams: vec![(event.stream_id.clone(), seen)],
             dead_letters: letters,

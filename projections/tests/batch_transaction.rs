@@ -178,7 +178,7 @@ async fn a_checking_record_probes_its_streams_not_the_whole_projection() {
             .await
             .expect("the checking record is prepared");
     let explain = format!(
-        "EXPLAIN EXECUTE {name}('totals', 0, '{{account-1,account-2}}', '{{2,2}}', 0, 0, 0, '{{f,f}}', '{{1,1}}')"
+        "EXPLAIN EXECUTE {name}('totals', 0, '{{account-1,account-2}}', '{{2,2}}', 0, 0, 0, '{{f,f}}', NULL, NULL, '{{1,1}}')"
     );
     let plan: Vec<String> = sqlx::query_scalar(&explain).fetch_all(tx.conn()).await.expect("the plan");
     let plan = plan.join("\n");

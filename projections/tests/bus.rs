@@ -1,5 +1,5 @@
 //! The runner on the in-process bus, with an in-memory store and in-memory read models:
-//! the embedded mode's code path. Duplicate publishes, lost acks and gaps leave the read
+//! the embedded mode's code path. Duplicate publishes, redeliveries and gaps leave the read
 //! model equal to a fresh replay.
 
 mod support;
@@ -31,10 +31,10 @@ async fn runner(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn duplicates_and_lost_acks_leave_the_read_model_equal_to_a_replay() {
+async fn duplicates_and_redeliveries_leave_the_read_model_equal_to_a_replay() {
     support::logs();
     let store = InMemoryEventStore::new();
-    let faults = BusFaults::none().duplicate_every(3).lose_ack_every(4);
+    let faults = BusFaults::none().duplicate_every(3).redeliver_every(4);
     let bus = InProcessBus::with_faults(4, faults).expect("bus");
     let read_models = MemoryReadModels::new();
     let runner = runner("faulty", &read_models, &store, &bus).await;

@@ -32,7 +32,7 @@ async fn relay_and_runner_build_the_read_model_of_a_replay() {
         .expect("ack");
     append_rounds(&bench.store, 12, 2, 5).await;
     let (stop_relay, relay_task) = spawn_relay(&relay);
-    let runner = bench.runner("tally", bench.feed(Duration::from_secs(30))).await;
+    let runner = bench.runner("tally", bench.feed()).await;
     let (stop_runner, runner_task) = spawn_runner(&runner);
     let outcomes = append_rounds_more(&bench, 12, 5).await;
 
@@ -67,13 +67,13 @@ async fn append_rounds_more(bench: &Bench, streams: usize, per_append: usize) ->
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runner_killed_between_commit_and_ack_applies_nothing_twice() {
+async fn a_runner_fed_everything_again_applies_nothing_twice() {
     let bench = Bench::new(2).await;
     let relay = bench.relay(RelayConfig::new("main")).await;
     let outcomes = append_rounds(&bench.store, 10, 3, 4).await;
     let (stop_relay, relay_task) = spawn_relay(&relay);
 
-    let first = bench.runner("acks", support::nats::AcksLost(bench.feed(Duration::from_secs(1)))).await;
+    let first = bench.runner("again", bench.feed()).await;
     let (_, first_task) = spawn_runner(&first);
     for outcome in &outcomes {
         first.wait_for_append(outcome, support::DEADLINE).await.expect("caught up");
@@ -84,8 +84,9 @@ async fn a_runner_killed_between_commit_and_ack_applies_nothing_twice() {
     let log = read_log(&bench.store, head).await;
     assert_eq!(first.status().totals.applied + first.status().totals.skipped, log.len() as u64);
 
-    // Nothing was acknowledged: the server delivers everything again to the next runner.
-    let second = bench.runner("acks", bench.feed(Duration::from_secs(1))).await;
+    // A subscription that ignores the recorded cursor (as if it were lost) delivers
+    // everything again to the next runner.
+    let second = bench.runner("again", support::nats::FromStart(bench.feed())).await;
     let (stop_second, second_task) = spawn_runner(&second);
     wait_until("every message is redelivered and skipped", || async {
         second.status().totals.duplicates == log.len() as u64
@@ -108,7 +109,7 @@ async fn a_relay_republishing_the_whole_log_changes_no_read_model() {
     bench.settings = bench.settings.clone().duplicate_window(Duration::from_millis(100));
     let relay = bench.relay(RelayConfig::new("main")).await;
     let outcomes = append_rounds(&bench.store, 10, 3, 4).await;
-    let runner = bench.runner("republish", bench.feed(Duration::from_secs(30))).await;
+    let runner = bench.runner("republish", bench.feed()).await;
     let (stop_runner, runner_task) = spawn_runner(&runner);
     let (stop_relay, relay_task) = spawn_relay(&relay);
     for outcome in &outcomes {

@@ -1,15 +1,15 @@
 //! The relay and the runner report through the `metrics` facade: with a Prometheus
-//! recorder installed, their counters, histograms and gauges appear in its output.
+//! recorder installed, their counters, histograms and gauges appear in its output. The lag
+//! gauges are measured on a timer: they rise while nothing is delivered and fall back to
+//! zero once everything is applied.
 
 mod support;
-
-use std::time::Duration;
 
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tidemark_nats::RelayConfig;
 
-use support::append_rounds;
 use support::nats::{spawn_relay, spawn_runner, Bench};
+use support::{append_rounds, wait_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn relay_and_runner_metrics_reach_a_prometheus_recorder() {
@@ -19,12 +19,20 @@ async fn relay_and_runner_metrics_reach_a_prometheus_recorder() {
 
     let bench = Bench::new(2).await;
     let relay = bench.relay(RelayConfig::new("main")).await;
-    let runner = bench.runner("metered", bench.feed(Duration::from_secs(30))).await;
-    let (stop_relay, relay_task) = spawn_relay(&relay);
+    let runner = bench.runner("metered", bench.feed()).await;
     let (stop_runner, runner_task) = spawn_runner(&runner);
-    for outcome in append_rounds(&bench.store, 4, 1, 5).await {
+    let outcomes = append_rounds(&bench.store, 4, 1, 5).await;
+    // Nothing is published yet: no batch commits, and the gauge must still say how far
+    // behind the runner is.
+    let lag = |events: u64| format!("tidemark_projection_lag_events{{projection=\"metered\"}} {events}\n");
+    wait_until("the lag gauge counts the 20 events nobody delivered", || async { handle.render().contains(&lag(20)) })
+        .await;
+    assert!(handle.render().contains("tidemark_projection_lag_seconds{projection=\"metered\"}"));
+    let (stop_relay, relay_task) = spawn_relay(&relay);
+    for outcome in outcomes {
         runner.wait_for_append(&outcome, support::DEADLINE).await.expect("caught up");
     }
+    wait_until("the lag gauge is back to zero", || async { handle.render().contains(&lag(0)) }).await;
     let text = handle.render();
     for expected in [
         "tidemark_relay_published_total 20",
@@ -33,7 +41,7 @@ async fn relay_and_runner_metrics_reach_a_prometheus_recorder() {
         "tidemark_projection_events_total{projection=\"metered\",outcome=\"applied\"} 16",
         "tidemark_projection_events_total{projection=\"metered\",outcome=\"skipped\"} 4",
         "tidemark_projection_batch_events_count{projection=\"metered\"}",
-        "tidemark_projection_lag_seconds{projection=\"metered\",partition=",
+        "tidemark_projection_apply_latency_seconds_count{projection=\"metered\"}",
     ] {
         assert!(text.contains(expected), "{expected} missing from:\n{text}");
     }

@@ -118,7 +118,7 @@ async fn a_process_manager_issues_each_command_once_under_redelivery() {
     let bench = Bench::new(2).await;
     let relay = bench.relay(RelayConfig::new("main")).await;
     let (stop_relay, relay_task) = spawn_relay(&relay);
-    let first = runner(&bench, support::nats::AcksLost(bench.feed(Duration::from_secs(1))));
+    let first = runner(&bench, bench.feed());
     first.set_up().await.expect("set up");
     let (_, first_task) = spawn_runner(&first);
     let outcomes = append_rounds(&bench.store, 8, 2, 5).await;
@@ -128,8 +128,9 @@ async fn a_process_manager_issues_each_command_once_under_redelivery() {
     first_task.abort();
     let _ = first_task.await;
 
-    // Everything comes again to the next runner; every command it issues is a repeat.
-    let second = runner(&bench, bench.feed(Duration::from_secs(1)));
+    // Everything comes again to the next runner (its subscriptions ignore the recorded
+    // cursor); every command it issues is a repeat.
+    let second = runner(&bench, support::nats::FromStart(bench.feed()));
     let (stop_second, second_task) = spawn_runner(&second);
     let accounts: Vec<StreamId> = (0..8).map(support::stream).collect();
     let deposits = |log: &[tidemark::RecordedEvent], account: &StreamId| -> Vec<i64> {

@@ -21,7 +21,7 @@ async fn a_rebuild_serves_the_live_model_until_an_atomic_swap_and_hands_over_wit
     let bench = Bench::new(2).await;
     let relay = bench.relay(RelayConfig::new("main")).await;
     let (stop_relay, relay_task) = spawn_relay(&relay);
-    let live = bench.runner("ledger", bench.feed(Duration::from_secs(30))).await;
+    let live = bench.runner("ledger", bench.feed()).await;
     let (stop_live, live_task) = spawn_runner(&live);
     for outcome in append_rounds(&bench.store, 20, 3, 5).await {
         live.wait_for_append(&outcome, support::DEADLINE).await.expect("caught up");
@@ -30,7 +30,7 @@ async fn a_rebuild_serves_the_live_model_until_an_atomic_swap_and_hands_over_wit
     // Version 2 of the projection is rebuilt next to the live version 1.
     let config = RunnerConfig::default().backoff(Duration::from_millis(20), Duration::from_millis(200));
     let projection = TallyProjection::versioned("ledger", 2);
-    let feed = bench.feed(Duration::from_secs(30));
+    let feed = bench.feed();
     let next = ProjectionRunner::new(projection, bench.read_models.clone(), bench.store.clone(), feed, config)
         .expect("runner");
     let stop = CancellationToken::new();

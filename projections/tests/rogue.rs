@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use async_nats::HeaderMap;
 use clap::Parser;
 use metrics_exporter_prometheus::PrometheusBuilder;
@@ -77,7 +75,7 @@ async fn rogue_messages_are_parked_with_their_reason_and_nothing_valid_is_lost()
 
     let bench = Bench::new(4).await;
     let relay = bench.relay(RelayConfig::new("main")).await;
-    let runner: PgRunner = bench.runner("rogue", bench.feed(Duration::from_secs(30))).await;
+    let runner: PgRunner = bench.runner("rogue", bench.feed()).await;
     let (stop_runner, runner_task) = spawn_runner(&runner);
     let first = append_rounds(&bench.store, STREAMS, 1, 5).await;
     relay_burst(&relay, &first).await;

@@ -34,7 +34,7 @@ async fn relay_and_project(client: async_nats::Client) {
     let bench = bench(client).await;
     let relay = bench.relay(RelayConfig::new("main")).await;
     let (stop_relay, relay_task) = spawn_relay(&relay);
-    let runner = bench.runner("tally", bench.feed(Duration::from_secs(30))).await;
+    let runner = bench.runner("tally", bench.feed()).await;
     let (stop_runner, runner_task) = spawn_runner(&runner);
     let outcomes = append_rounds(&bench.store, 6, 2, 3).await;
     for outcome in &outcomes {

@@ -3,8 +3,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use tidemark_nats::RelayConfig;
 use tidemark_projections::Coordination;
 use tokio_util::sync::CancellationToken;
@@ -27,8 +25,8 @@ async fn two_runners_split_partitions_and_one_takes_over_when_the_other_dies() {
     let relay = bench.relay(RelayConfig::new("main")).await;
     let (stop_relay, relay_task) = spawn_relay(&relay);
     let coordination = Coordination::postgres(bench.store.pool().clone(), bench.schema.name());
-    let first = bench.runner("split", bench.feed(Duration::from_secs(2))).await;
-    let second = bench.runner("split", bench.feed(Duration::from_secs(2))).await;
+    let first = bench.runner("split", bench.feed()).await;
+    let second = bench.runner("split", bench.feed()).await;
     let (_, first_task) = spawn_shared(&first, &coordination);
     let (stop_second, second_task) = spawn_shared(&second, &coordination);
 

@@ -5,8 +5,6 @@
 
 mod support;
 
-use std::time::Duration;
-
 use async_nats::HeaderMap;
 use metrics_exporter_prometheus::PrometheusBuilder;
 use tidemark::{EventId, EventStore, LogPosition, StreamVersion};
@@ -44,7 +42,7 @@ async fn only_messages_signed_with_the_store_key_skip_the_check_against_the_stor
     metrics::set_global_recorder(recorder).expect("the only recorder of this test binary");
     let bench = Bench::new(2).await;
     let relay = bench.relay(RelayConfig::new("main")).await;
-    let runner: PgRunner = bench.runner("signed", bench.feed(Duration::from_secs(30))).await;
+    let runner: PgRunner = bench.runner("signed", bench.feed()).await;
     let (stop_runner, runner_task) = spawn_runner(&runner);
     let appended = append_rounds(&bench.store, STREAMS, 2, 5).await;
     let (stop_relay, relay_task) = spawn_relay(&relay);
@@ -116,7 +114,7 @@ async fn only_messages_signed_with_the_store_key_skip_the_check_against_the_stor
 async fn a_feed_without_the_key_checks_signed_messages_against_the_store() {
     let bench = Bench::new(1).await;
     bench.relay(RelayConfig::new("main")).await; // creates the stream; never run
-    let runner: PgRunner = bench.runner("unkeyed", bench.feed_without_key(Duration::from_secs(30))).await;
+    let runner: PgRunner = bench.runner("unkeyed", bench.feed_without_key()).await;
     let (stop_runner, runner_task) = spawn_runner(&runner);
     append_rounds(&bench.store, 1, 1, 3).await;
     let signed = unstored(&bench, 0).await;

@@ -5,7 +5,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
-use tidemark::Error;
+use tidemark::{Error, StreamId, StreamVersion};
 
 use crate::error::backend;
 use crate::store::PgEventStore;
@@ -104,5 +104,37 @@ impl PgEventStore {
             age: Duration::try_from_secs_f64(age.unwrap_or(0.0).max(0.0)).unwrap_or_default(),
             query: row.try_get(7).map_err(d)?,
         }))
+    }
+
+    /// The last version of each stream in the readable log (below the horizon), by stream
+    /// id in byte order, after `after`, at most `limit` streams: what an audit compares a
+    /// projection's seen versions with. It reads every event of the streams it returns.
+    pub async fn stream_heads(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<(StreamId, StreamVersion)>, Error> {
+        let sql = format!(
+            "SELECT stream_id, max(stream_version) FROM \"{}\".events \
+             WHERE stream_id COLLATE \"C\" > $1 COLLATE \"C\" \
+               AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
+             GROUP BY stream_id ORDER BY stream_id COLLATE \"C\" LIMIT $2",
+            self.config().schema
+        );
+        let rows = sqlx::query(&sql)
+            .bind(after.map_or("", StreamId::as_str))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .fetch_all(self.pool())
+            .await
+            .map_err(backend("reading stream heads"))?;
+        let d = |e| backend("decoding stream heads")(e);
+        let mut heads = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: String = row.try_get(0).map_err(d)?;
+            let version: i64 = row.try_get(1).map_err(d)?;
+            let id = StreamId::new(id).map_err(Error::from)?;
+            heads.push((id, StreamVersion(version.unsigned_abs())));
+        }
+        Ok(heads)
     }
 }

@@ -11,6 +11,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rand::rngs::StdRng;
@@ -19,11 +20,21 @@ use tidemark_postgres::PgEventStore;
 use tidemark_testkit::{unique_name, Child, NatsCluster, NatsServer, PgCluster};
 use tidemark_tests::faults::deployment::LedgerRunner;
 use tidemark_tests::faults::node::LoadSummary;
-use tidemark_tests::faults::verify::{self, eventually, stream_messages};
+use tidemark_tests::faults::verify::{self, eventually, stream_messages, StatusWatch};
 use tidemark_tests::faults::{Counts, FaultConfig};
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-/// How long the system may take to drain and catch up after the last fault.
+/// How long the checks wait for the system to drain and catch up after the last fault
+/// before they count what it holds (a run slower than `catch_up_bound` fails anyway).
 const SETTLE: Duration = Duration::from_secs(180);
+
+/// How soon after the writer stops every stored event must be in the read model
+/// (`TIDEMARK_FAULT_CATCH_UP_SECS`, default 15 s: the fast subset runs two scenarios at
+/// once on a shared machine; the figure each run took is printed).
+fn catch_up_bound() -> Duration {
+    Duration::from_secs(env_u64("TIDEMARK_FAULT_CATCH_UP_SECS", 15))
+}
 
 fn env_u64(name: &str, default: u64) -> u64 {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
@@ -69,6 +80,45 @@ struct Deployment {
     seed: u64,
     /// Each writer's pause between appends (the writer's rate).
     load_pause_ms: u64,
+    /// The status watcher (see `verify::watch_status`), running from the start.
+    watcher: Option<(CancellationToken, JoinHandle<StatusWatch>)>,
+    /// What the watcher found, a line each.
+    watch_details: Arc<Mutex<Vec<String>>>,
+}
+
+/// How the end of a run went, from the moment the writer stopped.
+#[derive(Debug, Clone, Copy, Default)]
+struct Settled {
+    /// Until the status first said everything was taken in.
+    status: Option<Duration>,
+    /// Until the ledger (read directly) held every stored event.
+    ledger: Option<Duration>,
+    /// What the status watcher saw during the run.
+    watch: StatusWatch,
+}
+
+impl Settled {
+    fn describe(&self) -> String {
+        let ms = |d: Option<Duration>| d.map_or_else(|| "never".to_owned(), |d| format!("{} ms", d.as_millis()));
+        format!(
+            "status_caught_up_after={} ledger_caught_up_after={} lag_measurements={} said_caught_up={}",
+            ms(self.status),
+            ms(self.ledger),
+            self.watch.measured,
+            self.watch.said_caught_up
+        )
+    }
+
+    /// Panics unless the ledger held everything within the bound after the writer stopped.
+    fn assert_bounded(&self) {
+        let bound = catch_up_bound();
+        let ledger = self.ledger.unwrap_or(Duration::MAX);
+        assert!(
+            ledger <= bound,
+            "the read model caught up {} after the writer stopped, not within {bound:?}",
+            self.describe()
+        );
+    }
 }
 
 impl Deployment {
@@ -92,7 +142,18 @@ impl Deployment {
         checker.set_up().await.expect("set up the ledger");
         let dir = tempfile::Builder::new().prefix("tidemark-faults-").tempdir().expect("temp dir");
         let jetstream = async_nats::jetstream::new(client);
-        Self { config, dir, processes: Vec::new(), store, checker, jetstream, seed, load_pause_ms: 0 }
+        let watch_details = Arc::new(Mutex::new(Vec::new()));
+        let stop = CancellationToken::new();
+        let watch = verify::watch_status(
+            checker.clone(),
+            store.clone(),
+            config.schema.clone(),
+            stop.clone(),
+            watch_details.clone(),
+        );
+        let watcher = Some((stop, tokio::spawn(watch)));
+        let processes = Vec::new();
+        Self { config, dir, processes, store, checker, jetstream, seed, load_pause_ms: 0, watcher, watch_details }
     }
 
     fn add(&mut self, role: Role, count: usize) {
@@ -157,8 +218,10 @@ impl Deployment {
         assert!(moved, "no progress {what}: JetStream stayed at {} messages (from {from})", self.published().await);
     }
 
-    /// Stops the writer cleanly, lets everything drain, checks, and stops the rest.
-    async fn finish(mut self) -> (Counts, LoadSummary) {
+    /// Stops the writer cleanly, lets everything drain, checks, and stops the rest. While it
+    /// drains, the status is measured every 100 ms: from the moment it first says the
+    /// ledger has taken in every stored event, the ledger itself must hold them all.
+    async fn finish(mut self) -> (Counts, LoadSummary, Settled) {
         for index in 0..self.processes.len() {
             if self.processes[index].role == Role::Load {
                 if let Some(mut child) = self.processes[index].child.take() {
@@ -166,6 +229,7 @@ impl Deployment {
                 }
             }
         }
+        let stopped = tokio::time::Instant::now();
         let summary: LoadSummary = std::fs::read_to_string(self.summary_path())
             .ok()
             .and_then(|text| serde_json::from_str(&text).ok())
@@ -173,23 +237,48 @@ impl Deployment {
         let mut counts = Counts::default();
         let events = verify::read_store(&self.store, &self.config.schema).await;
         let facts = verify::stream_facts(&events, &mut counts);
-        let total = events.len() as u64;
-        eventually(SETTLE, || async { self.published().await >= total }).await;
-        let caught_up = eventually(SETTLE, || async {
+        let last = events.last().map(|e| e.position).unwrap_or_default();
+        let mut settled = Settled::default();
+        let mut overclaimed = 0;
+        while stopped.elapsed() < SETTLE {
+            let status = self.checker.lag().await.ok().filter(|lag| lag.caught_up() && lag.head >= Some(last));
             let ledger = verify::ledger(&self.checker).await;
             let mut probe = Counts::default();
             verify::check_applied(&facts, &ledger, &self.checker, &mut probe).await;
-            verify::caught_up(&facts, &ledger) && probe.clean()
-        })
-        .await;
-        if !caught_up {
+            let ledger_done = verify::caught_up(&facts, &ledger) && probe.clean();
+            if status.is_some() {
+                settled.status.get_or_insert(stopped.elapsed());
+                if !ledger_done {
+                    overclaimed += 1;
+                }
+            }
+            if ledger_done {
+                settled.ledger.get_or_insert(stopped.elapsed());
+            }
+            if settled.status.is_some() && ledger_done {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if settled.ledger.is_none() {
             eprintln!("the ledger did not catch up within {SETTLE:?}; counting what it holds");
+        }
+        if let Some((stop, watcher)) = self.watcher.take() {
+            stop.cancel();
+            settled.watch = watcher.await.unwrap_or_default();
         }
         self.assert_alive();
         let published = verify::read_jetstream(&self.jetstream, &self.config.stream).await;
         verify::check_published(&events, &published, &mut counts);
         let ledger = verify::ledger(&self.checker).await;
         verify::check_applied(&facts, &ledger, &self.checker, &mut counts).await;
+        counts.status_overclaimed = overclaimed + settled.watch.overclaimed;
+        counts.details.extend(self.watch_details.lock().map(|d| d.clone()).unwrap_or_default());
+        let audit = verify::audit(&self.store, &self.checker).await;
+        counts.audit_findings = verify::audit_findings(&audit);
+        if counts.audit_findings > 0 {
+            counts.details.push(format!("audit: {audit}"));
+        }
         verify::check_rebuild(&self.checker, &ledger, &mut counts).await;
         for process in &mut self.processes {
             if let Some(mut child) = process.child.take() {
@@ -201,7 +290,7 @@ impl Deployment {
             let kept = self.dir.keep();
             eprintln!("the processes' logs are kept in {}", kept.display());
         }
-        (counts, summary)
+        (counts, summary, settled)
     }
 
     fn logs(&self) -> &Path {
@@ -217,6 +306,17 @@ fn report(scenario: &str, seed: u64, counts: &Counts, extra: &str) {
     }
 }
 
+/// A process to kill: a runner half the time (their hand-overs are what the status must
+/// stay honest through), otherwise a relay or the writer.
+fn pick_victim(rng: &mut StdRng, deployment: &Deployment) -> usize {
+    let runners: Vec<usize> =
+        (0..deployment.processes.len()).filter(|i| deployment.processes[*i].role == Role::Runner).collect();
+    if !runners.is_empty() && rng.gen_bool(0.5) {
+        return runners[rng.gen_range(0..runners.len())];
+    }
+    rng.gen_range(0..deployment.processes.len())
+}
+
 fn random_pause(rng: &mut StdRng, millis: std::ops::Range<u64>) -> Duration {
     Duration::from_millis(rng.gen_range(millis))
 }
@@ -226,7 +326,7 @@ fn random_pause(rng: &mut StdRng, millis: std::ops::Range<u64>) -> Duration {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn crash_matrix_kills_relays_runners_and_the_writer_at_random_moments() {
     let rounds = env_u64("TIDEMARK_FAULT_ROUNDS", 1);
-    let kills = env_u64("TIDEMARK_FAULT_KILLS", 4);
+    let kills = env_u64("TIDEMARK_FAULT_KILLS", 16);
     let base = base_seed();
     let pg = PgCluster::start().await;
     let nats = NatsServer::start().await;
@@ -238,14 +338,18 @@ async fn crash_matrix_kills_relays_runners_and_the_writer_at_random_moments() {
         );
         let mut rng = StdRng::seed_from_u64(seed);
         let mut deployment = Deployment::new(&pg.url(), vec![nats.url()], 1, seed).await;
+        // A few hundred events/s: a load the deployment keeps up with between kills, so
+        // the status says caught up now and then, and what it says is checked.
+        deployment.load_pause_ms = 20;
         deployment.add(Role::Relay, 2);
         deployment.add(Role::Runner, 2);
         deployment.add(Role::Load, 1);
         deployment.progress(100, "before the first kill").await;
         let mut victims = Vec::new();
+        let started = tokio::time::Instant::now();
         for _ in 0..kills {
-            let victim = rng.gen_range(0..deployment.processes.len());
-            tokio::time::sleep(random_pause(&mut rng, 100..1500)).await;
+            let victim = pick_victim(&mut rng, &deployment);
+            tokio::time::sleep(random_pause(&mut rng, 300..1500)).await;
             deployment.assert_alive();
             deployment.kill(victim);
             tokio::time::sleep(random_pause(&mut rng, 0..700)).await;
@@ -253,13 +357,16 @@ async fn crash_matrix_kills_relays_runners_and_the_writer_at_random_moments() {
             victims.push(deployment.processes[victim].name.clone());
         }
         total_kills += victims.len();
+        let per_minute = victims.len() as f64 * 60.0 / started.elapsed().as_secs_f64();
         deployment.progress(50, "after the last restart").await;
         let logs = deployment.logs().to_owned();
-        let (counts, load) = deployment.finish().await;
-        report("crash-matrix", seed, &counts, &format!("kills={}", victims.join(",")));
+        let (counts, load, settled) = deployment.finish().await;
+        let extra = format!("kills={} per_minute={per_minute:.0} {}", victims.join(","), settled.describe());
+        report("crash-matrix", seed, &counts, &extra);
         assert!(load.other_errors == 0, "the writer saw non-retryable errors: {load:?}");
         assert!(counts.events > 0 && counts.poison_streams == 1, "{counts:?}");
         assert!(counts.clean(), "seed {seed}: {counts:?} (logs in {})", logs.display());
+        settled.assert_bounded();
     }
     eprintln!("crash matrix: {rounds} rounds, {total_kills} kills, all clean");
 }
@@ -300,10 +407,11 @@ async fn a_jetstream_cluster_loses_a_node_its_stream_leader_and_then_everything(
     cluster.restart_all().await;
     deployment.progress(200, "after all of NATS came back").await;
 
-    let (counts, load) = deployment.finish().await;
-    report("jetstream-cluster", seed, &counts, "nodes=3 replicas=3");
+    let (counts, load, settled) = deployment.finish().await;
+    report("jetstream-cluster", seed, &counts, &format!("nodes=3 replicas=3 {}", settled.describe()));
     assert!(load.other_errors == 0, "{load:?}");
     assert!(counts.clean(), "{counts:?}");
+    settled.assert_bounded();
 }
 
 /// The server name of the stream's leader, as an index into the cluster.
@@ -342,9 +450,11 @@ async fn postgres_restarts_and_stops_mid_load() {
     pg.restart().await;
     deployment.progress(200, "after PostgreSQL crashed and came back").await;
 
-    let (counts, load) = deployment.finish().await;
-    report("postgres-restart", seed, &counts, &format!("retryable_errors={}", load.retryable_errors));
+    let (counts, load, settled) = deployment.finish().await;
+    let extra = format!("retryable_errors={} {}", load.retryable_errors, settled.describe());
+    report("postgres-restart", seed, &counts, &extra);
     assert!(load.appended > 0 && load.other_errors == 0, "{load:?}");
     assert!(load.retryable_errors > 0, "the writer never noticed the outages: {load:?}");
     assert!(counts.clean(), "{counts:?}");
+    settled.assert_bounded();
 }

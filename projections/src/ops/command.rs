@@ -26,8 +26,21 @@ pub enum OpsCommand {
 pub enum ProjectionsCommand {
     /// The mounted projections, one name per line.
     List,
-    /// Each projection's version, positions, lag and dead letters.
+    /// Each projection's version, positions, lag (events not taken in yet, and the age of
+    /// the oldest) and dead letters.
     Status(Output),
+    /// Compares the version a projection has taken in of every stream with the store's
+    /// last version of it; exits 1 when any stream is behind, missing or ahead.
+    Audit {
+        /// The projection.
+        name: String,
+        /// While problems are found, audit again for up to this many seconds (for a
+        /// system still taking writes in).
+        #[arg(long, default_value_t = 0)]
+        wait: u64,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Rebuilds a projection from the log into a shadow and swaps it in.
     Rebuild {
         /// The projection.

@@ -1,8 +1,10 @@
 //! The ops CLI as a library piece: an application mounts [`OpsCommand`] into its own clap
 //! binary and hands it to [`Ops::run`] with its projections and codecs, so the commands
 //! know the application's projections. Exit codes: 0 done, 1 the check found problems
-//! (`events verify`), 3 the operation failed; clap itself uses 2 for usage errors.
+//! (`events verify`, `projections audit`), 3 the operation failed; clap itself uses 2 for
+//! usage errors.
 
+mod audit;
 mod command;
 mod diagnostics;
 mod dlq;
@@ -16,6 +18,7 @@ use std::sync::Arc;
 
 use tidemark::EventStore;
 
+pub use audit::{AuditReport, Finding};
 pub use command::{DlqCommand, EventsCommand, OpsCommand, Output, ProjectionsCommand, StreamCommand};
 pub use diagnostics::LogDiagnostics;
 pub use registry::{OpsFuture, PartitionView, ProjectionOps, ProjectionState};

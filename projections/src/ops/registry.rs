@@ -8,8 +8,9 @@ use tidemark::{EventStore, LogPosition, StreamId};
 
 use crate::error::Result;
 use crate::feed::Feed;
+use crate::lag::Lag;
 use crate::projection::Projection;
-use crate::read_models::{DeadLetter, DeadLetterStatus, ReadModels, RogueMessage};
+use crate::read_models::{DeadLetter, DeadLetterStatus, ReadModels, RogueMessage, Seen};
 use crate::rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
 use crate::runner::ProjectionRunner;
 
@@ -63,6 +64,11 @@ pub trait ProjectionOps: Send + Sync {
     fn name(&self) -> &str;
     /// Its saved state.
     fn state(&self) -> OpsFuture<'_, ProjectionState>;
+    /// How far it is behind the log (see [`ProjectionRunner::lag`]).
+    fn lag(&self) -> OpsFuture<'_, Lag>;
+    /// What it has seen of each stream, by stream id in byte order, after `after`, at most
+    /// `limit` (see [`ReadModels::seen_streams`]).
+    fn seen_streams<'a>(&'a self, after: Option<&'a StreamId>, limit: usize) -> OpsFuture<'a, Vec<(StreamId, Seen)>>;
     /// Rebuilds it from the log (see [`ProjectionRunner::rebuild`]).
     fn rebuild<'a>(
         &'a self,
@@ -125,6 +131,14 @@ where
                 rogue: parked_rogue,
             })
         })
+    }
+
+    fn lag(&self) -> OpsFuture<'_, Lag> {
+        Box::pin(ProjectionRunner::lag(self))
+    }
+
+    fn seen_streams<'a>(&'a self, after: Option<&'a StreamId>, limit: usize) -> OpsFuture<'a, Vec<(StreamId, Seen)>> {
+        Box::pin(self.read_models().seen_streams(self.name(), after, limit))
     }
 
     fn rebuild<'a>(

@@ -1,10 +1,12 @@
 //! Running an ops command.
 
 use std::io::{BufRead, Write};
+use std::time::Duration;
 
 use serde::Serialize;
 use tidemark::{read_stream_to_end, EventStore, StreamId, StreamVersion};
 
+use super::audit::audit;
 use super::command::{EventsCommand, OpsCommand, ProjectionsCommand, StreamCommand};
 use super::diagnostics::LogDiagnostics;
 use super::progress::Reporter;
@@ -20,7 +22,12 @@ struct StatusLine<'a> {
     #[serde(flatten)]
     state: &'a ProjectionState,
     log_head: Option<String>,
+    /// Events up to the head not taken in yet, whoever holds them.
     lag_events: u64,
+    /// The age of the oldest of them, in seconds.
+    lag_seconds: f64,
+    /// False when the measurement read only part of the log and estimated the rest.
+    lag_exact: bool,
     held_back_by: Option<String>,
 }
 
@@ -45,6 +52,9 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
                 Ok(OpsExit::Done)
             }
             OpsCommand::Projections(ProjectionsCommand::Status(output)) => self.status(output.json, out).await,
+            OpsCommand::Projections(ProjectionsCommand::Audit { name, wait, output }) => {
+                self.audit(name, Duration::from_secs(*wait), output.json, out, err).await
+            }
             OpsCommand::Projections(ProjectionsCommand::Rebuild { name, yes, stream: Some(stream), .. }) => {
                 self.rebuild_stream(name, stream, *yes, out, err).await
             }
@@ -60,23 +70,28 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
     }
 
     async fn status(&self, json: bool, out: &mut dyn Write) -> Result<OpsExit> {
-        let head = self.store.log_head().await?;
         for p in &self.projections {
             let state = p.state().await?;
-            let applied = state.applied_to().map_or(0, |a| a.sequence);
-            let lag = head.map_or(0, |h| h.sequence.saturating_sub(applied));
-            let held_back_by = if lag > 0 { self.store.held_back_by().await } else { None };
-            let line =
-                StatusLine { state: &state, log_head: head.map(|h| h.to_string()), lag_events: lag, held_back_by };
+            let lag = p.lag().await?;
+            let held_back_by = if lag.events > 0 { self.store.held_back_by().await } else { None };
+            let line = StatusLine {
+                state: &state,
+                log_head: lag.head.map(|h| h.to_string()),
+                lag_events: lag.events,
+                lag_seconds: lag.oldest_age.as_secs_f64(),
+                lag_exact: lag.exact,
+                held_back_by,
+            };
             if json {
                 let _ = writeln!(out, "{}", serde_json::to_string(&line).unwrap_or_default());
                 continue;
             }
             let built = state.built_version.map_or_else(|| "not built".to_owned(), |v| format!("built v{v}"));
+            let about = if lag.exact { "" } else { "~" };
             let _ = writeln!(
                 out,
-                "{}  v{} ({built})  lag ~{lag} events  parked {} ({} rogue)  skipped {}",
-                state.name, state.version, state.parked, state.rogue, state.skipped
+                "{}  v{} ({built})  lag {about}{} events (oldest {:.1} s)  parked {} ({} rogue)  skipped {}",
+                state.name, state.version, lag.events, line.lag_seconds, state.parked, state.rogue, state.skipped
             );
             for part in &state.partitions {
                 let _ = writeln!(
@@ -90,6 +105,31 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             }
         }
         Ok(OpsExit::Done)
+    }
+
+    async fn audit(
+        &self,
+        name: &str,
+        wait: Duration,
+        json: bool,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<OpsExit> {
+        let Some(projection) = self.find(name) else { return Ok(unknown(name, err)) };
+        let report = audit(&self.store, projection.as_ref(), wait).await?;
+        if json {
+            let _ = writeln!(out, "{}", serde_json::to_string(&report).unwrap_or_default());
+        } else {
+            let _ = writeln!(
+                out,
+                "audit {name}: {} streams, {} current ({} parked), {} behind, {} missing, {} ahead",
+                report.streams, report.current, report.parked, report.behind, report.missing, report.ahead
+            );
+            for f in &report.findings {
+                let _ = writeln!(out, "  {:<7} {}  applied v{}, store at v{}", f.kind, f.stream_id, f.applied, f.head);
+            }
+        }
+        Ok(if report.has_problems() { OpsExit::Problems } else { OpsExit::Done })
     }
 
     fn confirm(&self, question: &str, yes: bool, err: &mut dyn Write) -> bool {

@@ -8,8 +8,8 @@ use tidemark::{EventStore as _, LogPosition};
 use tidemark_nats::{MessageKey, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
-    ConsumerSettings, Feed, Incoming, JetStreamFeed, JetStreamSubscription, PgReadModels, ProjectionRunner,
-    RunnerConfig, Subscription,
+    ConsumerSettings, Feed, FeedCursor, JetStreamFeed, JetStreamSubscription, PgReadModels, ProjectionRunner,
+    RunnerConfig,
 };
 use tidemark_testkit::{nats_url, unique_name, TestSchema};
 use tokio::task::JoinHandle;
@@ -79,15 +79,14 @@ impl Bench {
         relay
     }
 
-    /// A feed of this test's stream that checks signatures with the store's key; messages
-    /// not acknowledged come again after `ack_wait`.
-    pub fn feed(&self, ack_wait: Duration) -> JetStreamFeed {
-        self.feed_without_key(ack_wait).with_message_key(self.key.clone())
+    /// A feed of this test's stream that checks signatures with the store's key.
+    pub fn feed(&self) -> JetStreamFeed {
+        self.feed_without_key().with_message_key(self.key.clone())
     }
 
     /// A feed of this test's stream that checks every event against the store.
-    pub fn feed_without_key(&self, ack_wait: Duration) -> JetStreamFeed {
-        let settings = ConsumerSettings { ack_wait, ..ConsumerSettings::default() };
+    pub fn feed_without_key(&self) -> JetStreamFeed {
+        let settings = ConsumerSettings::default().inactive_threshold(Duration::from_secs(5));
         JetStreamFeed::new(self.jetstream(), self.settings.name.clone(), self.scheme.clone()).with_settings(settings)
     }
 
@@ -96,7 +95,8 @@ impl Bench {
     pub async fn runner<F: tidemark_projections::Feed>(&self, name: &str, feed: F) -> PgRunner<F> {
         let config = RunnerConfig::default()
             .backoff(Duration::from_millis(20), Duration::from_millis(200))
-            .rebalance_interval(Duration::from_millis(100));
+            .rebalance_interval(Duration::from_millis(100))
+            .lag_interval(Duration::from_millis(100));
         let runner = ProjectionRunner::new(
             TallyProjection::new(name),
             self.read_models.clone(),
@@ -138,14 +138,13 @@ where
     (shutdown, tokio::spawn(async move { runner.run(stop).await }))
 }
 
-/// A feed whose acknowledgements never reach the server: the process "dies" after each
-/// commit, before its ack.
-pub struct AcksLost(pub JetStreamFeed);
+/// A feed that forgets where the runner stands: every subscription starts at the
+/// beginning of the stream, so everything committed comes again (as it would for a
+/// partition whose recorded cursor was lost).
+pub struct FromStart(pub JetStreamFeed);
 
-pub struct AcksLostSubscription(JetStreamSubscription);
-
-impl Feed for AcksLost {
-    type Subscription = AcksLostSubscription;
+impl Feed for FromStart {
+    type Subscription = JetStreamSubscription;
 
     fn partitions(&self) -> u32 {
         self.0.partitions()
@@ -155,19 +154,12 @@ impl Feed for AcksLost {
         self.0.partition_of(stream)
     }
 
-    async fn subscribe(&self, consumer: &str, partition: u32) -> tidemark_projections::Result<AcksLostSubscription> {
-        Ok(AcksLostSubscription(self.0.subscribe(consumer, partition).await?))
-    }
-}
-
-impl Subscription for AcksLostSubscription {
-    type Receipt = <JetStreamSubscription as Subscription>::Receipt;
-
-    async fn next_batch(&mut self, max: usize) -> tidemark_projections::Result<(Vec<Incoming>, Self::Receipt)> {
-        self.0.next_batch(max).await
-    }
-
-    async fn ack(&mut self, _receipt: Self::Receipt) -> tidemark_projections::Result<()> {
-        Ok(())
+    async fn subscribe(
+        &self,
+        consumer: &str,
+        partition: u32,
+        _after: Option<FeedCursor>,
+    ) -> tidemark_projections::Result<JetStreamSubscription> {
+        self.0.subscribe(consumer, partition, None).await
     }
 }

@@ -1,9 +1,9 @@
 //! A feed that delivers exactly the batches a test sends it, on one partition, and
-//! reports each acknowledgement: the order of delivery is the test's, not a broker's.
+//! reports each commit: the order of delivery is the test's, not a broker's.
 
 use std::sync::{Arc, Mutex};
 
-use tidemark_projections::{Feed, Incoming, ProjectionError, Subscription};
+use tidemark_projections::{Delivery, Feed, FeedCursor, Incoming, ProjectionError, Subscription};
 use tokio::sync::mpsc::{unbounded_channel, UnboundedReceiver, UnboundedSender};
 
 type Batches = Arc<Mutex<Option<UnboundedReceiver<Vec<Incoming>>>>>;
@@ -15,7 +15,7 @@ pub struct Scripted {
     acks: UnboundedSender<usize>,
 }
 
-/// The test's end: it sends batches and waits for their acknowledgements.
+/// The test's end: it sends batches and waits for their commits.
 pub struct Script {
     send: UnboundedSender<Vec<Incoming>>,
     acked: UnboundedReceiver<usize>,
@@ -24,7 +24,12 @@ pub struct Script {
 pub struct ScriptedSubscription {
     batches: UnboundedReceiver<Vec<Incoming>>,
     acks: UnboundedSender<usize>,
+    /// Batches delivered so far.
     delivered: usize,
+    /// Messages delivered so far: the last one's sequence.
+    sequence: u64,
+    /// The last sequence of each batch delivered, with the batch's number.
+    ends: Vec<(u64, usize)>,
 }
 
 impl Scripted {
@@ -36,11 +41,11 @@ impl Scripted {
 }
 
 impl Script {
-    /// Delivers `batch` and waits until it is acknowledged; returns its receipt (the
-    /// batch's number, from 1).
+    /// Delivers `batch` and waits until it is committed; returns the batch's number
+    /// (from 1).
     pub async fn deliver(&mut self, batch: Vec<Incoming>) -> usize {
         self.send.send(batch).expect("feed open");
-        let receipt = tokio::time::timeout(super::DEADLINE, self.acked.recv()).await.expect("acknowledged in time");
+        let receipt = tokio::time::timeout(super::DEADLINE, self.acked.recv()).await.expect("committed in time");
         receipt.expect("the runner still runs")
     }
 }
@@ -56,28 +61,38 @@ impl Feed for Scripted {
         0
     }
 
-    async fn subscribe(&self, _consumer: &str, _partition: u32) -> tidemark_projections::Result<ScriptedSubscription> {
+    async fn subscribe(
+        &self,
+        _consumer: &str,
+        _partition: u32,
+        _after: Option<FeedCursor>,
+    ) -> tidemark_projections::Result<ScriptedSubscription> {
         let taken = self.batches.lock().expect("lock").take();
         let batches = taken.ok_or(ProjectionError::Config("the scripted feed has one subscriber"))?;
-        Ok(ScriptedSubscription { batches, acks: self.acks.clone(), delivered: 0 })
+        let acks = self.acks.clone();
+        Ok(ScriptedSubscription { batches, acks, delivered: 0, sequence: 0, ends: Vec::new() })
     }
 }
 
 impl Subscription for ScriptedSubscription {
-    type Receipt = usize;
-
-    async fn next_batch(&mut self, _max: usize) -> tidemark_projections::Result<(Vec<Incoming>, usize)> {
+    async fn next_batch(&mut self, _max: usize) -> tidemark_projections::Result<Delivery> {
         match self.batches.recv().await {
-            Some(batch) => {
+            Some(messages) => {
                 self.delivered += 1;
-                Ok((batch, self.delivered))
+                let first = self.sequence + 1;
+                self.sequence += messages.len() as u64;
+                self.ends.push((self.sequence, self.delivered));
+                let cursors = (first..=self.sequence).map(|s| FeedCursor::new(0, s)).collect();
+                Ok(Delivery { messages, cursors })
             }
             None => std::future::pending().await,
         }
     }
 
-    async fn ack(&mut self, receipt: usize) -> tidemark_projections::Result<()> {
-        let _ = self.acks.send(receipt);
-        Ok(())
+    async fn committed(&mut self, through: FeedCursor) {
+        for (_, batch) in self.ends.iter().filter(|(end, _)| *end <= through.sequence) {
+            let _ = self.acks.send(*batch);
+        }
+        self.ends.retain(|(end, _)| *end > through.sequence);
     }
 }

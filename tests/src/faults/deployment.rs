@@ -7,9 +7,7 @@ use async_nats::ServerAddr;
 use sqlx::postgres::PgPoolOptions;
 use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
-use tidemark_projections::{
-    ConsumerSettings, JetStreamFeed, PgReadModels, PoisonPolicy, ProjectionRunner, RunnerConfig,
-};
+use tidemark_projections::{JetStreamFeed, PgReadModels, PoisonPolicy, ProjectionRunner, RunnerConfig};
 
 use super::ledger::LedgerProjection;
 
@@ -165,8 +163,7 @@ impl FaultConfig {
         NatsRelay::new(store, client, config).map_err(|e| DeploymentError::Config(e.to_string()))
     }
 
-    /// The ledger's runner: park poison after three attempts, redeliver unacknowledged
-    /// messages after 2 s.
+    /// The ledger's runner: park poison after three attempts; lag measured every second.
     ///
     /// # Errors
     ///
@@ -174,11 +171,11 @@ impl FaultConfig {
     pub fn runner(&self, store: PgEventStore, client: async_nats::Client) -> Result<LedgerRunner, DeploymentError> {
         let read_models = PgReadModels::new(&store);
         let jetstream = async_nats::jetstream::new(client);
-        let settings = ConsumerSettings { ack_wait: Duration::from_secs(2), ..ConsumerSettings::default() };
-        let feed = JetStreamFeed::new(jetstream, self.stream.clone(), self.scheme()?).with_settings(settings);
+        let feed = JetStreamFeed::new(jetstream, self.stream.clone(), self.scheme()?);
         let config = RunnerConfig::default()
             .backoff(Duration::from_millis(20), Duration::from_millis(500))
             .rebalance_interval(Duration::from_millis(200))
+            .lag_interval(Duration::from_secs(1))
             .poison(PoisonPolicy::Park, 3);
         let projection = LedgerProjection::new().map_err(|e| DeploymentError::Config(e.to_string()))?;
         Ok(ProjectionRunner::new(projection, read_models, store, feed, config)?)

@@ -50,6 +50,12 @@ pub struct Counts {
     pub parked_without_poison: u64,
     /// Streams whose rebuilt read model differs from the live one.
     pub rebuild_differs: u64,
+    /// Times the status (the lag `projections status` reports) said everything up to a
+    /// head was taken in while the ledger lacked a version up to it.
+    pub status_overclaimed: u64,
+    /// Streams `projections audit` found behind, missing or ahead once everything was
+    /// taken in.
+    pub audit_findings: u64,
     /// What the problems above were, a line each (the first few of each kind).
     #[serde(skip)]
     pub details: Vec<String>,
@@ -71,6 +77,8 @@ impl Counts {
             self.poison_not_parked,
             self.parked_without_poison,
             self.rebuild_differs,
+            self.status_overclaimed,
+            self.audit_findings,
         ]
         .iter()
         .all(|count| *count == 0)
@@ -302,4 +310,104 @@ pub async fn check_rebuild(runner: &LedgerRunner, live: &BTreeMap<String, Applie
     let rebuilt = ledger(runner).await;
     let keys: BTreeSet<&String> = live.keys().chain(rebuilt.keys()).collect();
     counts.rebuild_differs = keys.into_iter().filter(|key| live.get(*key) != rebuilt.get(*key)).count() as u64;
+}
+
+/// What [`watch_status`] saw.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct StatusWatch {
+    /// Lag measurements taken.
+    pub measured: u64,
+    /// Of those, the ones that said the projection had taken in everything up to the head.
+    pub said_caught_up: u64,
+    /// Of those, the ones the ledger read right after contradicted: a stream's version up
+    /// to that head (before its poison) was missing from it.
+    pub overclaimed: u64,
+}
+
+/// Measures the ledger's lag the way `projections status` does, over and over until `stop`,
+/// and whenever it says everything up to head H is taken in, reads the ledger (the read
+/// model itself) and the store's stream heads up to H with plain SQL, and counts it as an
+/// overclaim if any stream (before its poison event) is behind. The projection only moves
+/// forward, so a ledger read after the measurement can only hold more.
+pub async fn watch_status(
+    checker: LedgerRunner,
+    store: PgEventStore,
+    schema: String,
+    stop: tokio_util::sync::CancellationToken,
+    details: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+) -> StatusWatch {
+    let mut watch = StatusWatch::default();
+    while !stop.is_cancelled() {
+        if let Ok(lag) = checker.lag().await {
+            watch.measured += 1;
+            if let (true, Some(head)) = (lag.caught_up(), lag.head) {
+                watch.said_caught_up += 1;
+                let ledger = ledger(&checker).await;
+                let behind = behind_at(&store, &schema, head, &ledger).await;
+                if !behind.is_empty() {
+                    watch.overclaimed += 1;
+                    if let Ok(mut details) = details.lock() {
+                        details.push(format!("status said caught up at {head}, but behind: {behind:?}"));
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            () = stop.cancelled() => break,
+            () = tokio::time::sleep(Duration::from_millis(150)) => {}
+        }
+    }
+    watch
+}
+
+/// The streams whose versions up to `head` (up to their first poison event) the ledger
+/// does not hold, with the versions it holds and should hold: plain SQL on the store.
+pub async fn behind_at(
+    store: &PgEventStore,
+    schema: &str,
+    head: LogPosition,
+    ledger: &BTreeMap<String, Applied>,
+) -> Vec<(String, u64, u64)> {
+    let sql = format!(
+        "SELECT stream_id, max(stream_version), min(stream_version) FILTER (WHERE event_type = 'Poisoned') \
+         FROM \"{schema}\".events WHERE (transaction_id, position) <= ($1, $2) GROUP BY stream_id"
+    );
+    let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(&sql)
+        .bind(i64::try_from(head.transaction).unwrap_or(i64::MAX))
+        .bind(i64::try_from(head.sequence).unwrap_or(i64::MAX))
+        .fetch_all(store.pool())
+        .await
+        .expect("stream heads");
+    let mut behind = Vec::new();
+    for (stream, head, poison) in rows {
+        let expected = poison.map_or(head, |at| at - 1).unsigned_abs();
+        let held: BTreeSet<u64> = ledger.get(&stream).map(|a| a.versions.iter().copied().collect()).unwrap_or_default();
+        let held = held.range(1..=expected).count() as u64;
+        if held < expected {
+            behind.push((stream, held, expected));
+        }
+    }
+    behind
+}
+
+/// Runs `projections audit --json` on the ledger (as an operator would, through the ops
+/// commands) and returns its report.
+pub async fn audit(store: &PgEventStore, checker: &LedgerRunner) -> serde_json::Value {
+    use tidemark_projections::{Ops, OpsCommand, Output, ProjectionsCommand};
+    let ops = Ops::new(store.clone()).projection(checker.clone()).non_interactive();
+    let command = OpsCommand::Projections(ProjectionsCommand::Audit {
+        name: LEDGER.to_owned(),
+        wait: 0,
+        output: Output { json: true },
+    });
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    ops.run(&command, &mut out, &mut err).await;
+    let text = String::from_utf8_lossy(&out);
+    serde_json::from_str(text.trim())
+        .unwrap_or_else(|e| panic!("audit printed no report ({e}): {text} {}", String::from_utf8_lossy(&err)))
+}
+
+/// The streams an audit report found behind, missing or ahead.
+pub fn audit_findings(report: &serde_json::Value) -> u64 {
+    ["behind", "missing", "ahead"].iter().map(|k| report[*k].as_u64().unwrap_or(u64::MAX / 4)).sum()
 }
