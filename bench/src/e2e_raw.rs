@@ -4,9 +4,9 @@
 //! notifier task sends `pg_notify` after the commit (one at a time, so bursts coalesce)
 //! → a LISTEN-woken reader reads new rows gap-safely (`(transaction_id, position)` keyset
 //! below the snapshot's xmin, as any correct reader must) → pipelined JetStream publish
-//! with `Nats-Msg-Id`, all PubAcks awaited before the next read → durable pull consumers
+//! with `Nats-Msg-Id`, all PubAcks awaited before the next read → pull consumers
 //! (one per partition) → the read model's upsert per batch (`pull::upsert_loop`, the F4
-//! baseline) → ack. No checkpoints are stored: the reader keeps its cursor in memory.
+//! baseline, without acks). No checkpoints are stored: the reader keeps its cursor in memory.
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -70,10 +70,13 @@ impl Suite<'_> {
             let stream = names.f4_stream(partitions);
             self.relay_into(&client, &scheme, &stream).await?;
             let run = Published { nats_url, scheme, stream, events, accounts };
-            let raw_pull = self.no_work(&run).await?;
-            let raw_upsert = self.raw_upsert(&run).await?.against(&raw_pull);
-            let framework = self.framework(&run).await?.against(&raw_upsert).against(&raw_pull);
-            self.report.figures.extend([framework, raw_upsert, raw_pull]);
+            let raw_pull = self.no_work(&run, true).await?;
+            let raw_pull_noack = self.no_work(&run, false).await?;
+            let raw_upsert = self.raw_upsert(&run, true).await?.against(&raw_pull);
+            let raw_upsert_noack = self.raw_upsert(&run, false).await?.against(&raw_pull_noack);
+            let framework =
+                self.framework(&run).await?.against(&raw_upsert_noack).against(&raw_upsert).against(&raw_pull_noack);
+            self.report.figures.extend([framework, raw_upsert_noack, raw_upsert, raw_pull_noack, raw_pull]);
             let _ = async_nats::jetstream::new(client.clone()).delete_stream(&run.stream).await;
         }
         Ok(())
@@ -174,32 +177,45 @@ impl Suite<'_> {
             .with("M_vmhwm_delta_during_apply", mib(after.hwm_kib.saturating_sub(before.hwm_kib)), "MiB"))
     }
 
-    /// `raw-upsert`: hand-written consumers writing the same rows (see `pull.rs`).
-    async fn raw_upsert(&self, run: &Published<'_>) -> Result<Figure> {
+    /// `raw-upsert` (`acks`) or `raw-upsert-noack`: hand-written consumers writing the same
+    /// rows (see `pull.rs`).
+    async fn raw_upsert(&self, run: &Published<'_>, acks: bool) -> Result<Figure> {
         let p = run.partitions();
-        let table = format!("{}.f4_raw_p{p}", self.db.schema());
+        let (series, suffix) = if acks { ("raw-upsert", "") } else { ("raw-upsert-noack", "_noack") };
+        let table = format!("{}.f4_raw_p{p}{suffix}", self.db.schema());
         sqlx::query(&create_sql(&table)).execute(self.db.admin()).await?;
         let tag = self.db.next_tag();
         let pool = self.db.raw_pool(&tag, p as usize).await?;
         let sql: Arc<str> = upsert_sql(&table).into();
         let (t, work_pool) = (self.settings.f4_tuning, pool.clone());
         let work = move |messages, progress, stop| {
-            pull::upsert_loop(messages, work_pool.clone(), sql.clone(), t, progress, stop)
+            pull::upsert_loop(messages, work_pool.clone(), sql.clone(), t, acks, progress, stop)
         };
-        let figure = self.consume(run, &tag, "raw-upsert", work).await;
+        let figure = self.consume(run, &tag, series, acks, work).await;
         pool.close().await;
         verify(self.db.admin(), &table, run.accounts, STREAM_LENGTH, DEPOSIT).await?;
         figure
     }
 
-    /// `raw-pull`: hand-written consumers that only ack.
-    async fn no_work(&self, run: &Published<'_>) -> Result<Figure> {
-        self.consume(run, "tmb-no-backends", "raw-pull", pull::ack_loop).await
+    /// `raw-pull` (`acks`) or `raw-pull-noack`: hand-written consumers that only take
+    /// messages in.
+    async fn no_work(&self, run: &Published<'_>, acks: bool) -> Result<Figure> {
+        let series = if acks { "raw-pull" } else { "raw-pull-noack" };
+        let work = move |messages, progress, stop| pull::pull_loop(messages, acks, progress, stop);
+        self.consume(run, "tmb-no-backends", series, acks, work).await
     }
 
-    /// Runs `work` on a durable consumer per partition (`<series>_P<partitions>_p<i>`)
-    /// until all events are done; `tag` names the PostgreSQL backends working for it.
-    async fn consume<L, Fut>(&self, run: &Published<'_>, tag: &str, series: &'static str, work: L) -> Result<Figure>
+    /// Runs `work` on a consumer per partition (durable, `<series>_P<partitions>_p<i>`, with
+    /// `acks`; ephemeral without) until all events are done; `tag` names the PostgreSQL
+    /// backends working for it.
+    async fn consume<L, Fut>(
+        &self,
+        run: &Published<'_>,
+        tag: &str,
+        series: &'static str,
+        acks: bool,
+        work: L,
+    ) -> Result<Figure>
     where
         L: Fn(pull::Messages, Arc<Progress>, CancellationToken) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
@@ -219,7 +235,7 @@ impl Suite<'_> {
             let (filter, js, stream) = (run.scheme.partition_filter(i)?, js.clone(), run.stream.clone());
             let (work, progress, stop) = (work.clone(), progress.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
-                let messages = pull::subscribe(&js, &stream, &durable, filter, t).await?;
+                let messages = pull::subscribe(&js, &stream, &durable, filter, t, acks).await?;
                 work(messages, progress, stop).await
             }));
         }

@@ -176,13 +176,15 @@ impl Suite<'_> {
         let sql: Arc<str> = upsert_sql(&table).into();
         for p in 0..PARTITIONS {
             let filter = scheme.partition_filter(p)?;
-            let messages =
-                pull::subscribe(&jetstream, &names.f6_raw_stream, &format!("f6raw_p{p}"), filter, tuning).await?;
+            // Without acks, as the runner consumes.
+            let durable = format!("f6raw_p{p}");
+            let messages = pull::subscribe(&jetstream, &names.f6_raw_stream, &durable, filter, tuning, false).await?;
             let work = pull::upsert_loop(
                 messages,
                 upsert_pool.clone(),
                 sql.clone(),
                 tuning,
+                false,
                 Arc::new(Progress::default()),
                 stop.clone(),
             );

@@ -1,11 +1,14 @@
-//! F4's baselines, hand-written with async-nats and sqlx: durable pull consumers (one per
-//! partition, filtered on the relay's partition subjects) that
+//! F4's baselines, hand-written with async-nats and sqlx: pull consumers (one per partition,
+//! filtered on the relay's partition subjects) that
 //!
 //! - `raw-upsert`: gather a batch as the runner does (up to `batch` messages, waiting
 //!   `linger` for each after the first), read stream id, version and type from the headers
 //!   and the amount from the payload, write the batch with the read model's upsert in
-//!   `BEGIN … COMMIT`, then ack each message;
-//! - `raw-pull`: ack each message as it arrives, nothing else.
+//!   `BEGIN … COMMIT`, then ack each message (a durable consumer, explicit acks);
+//! - `raw-upsert-noack`: the same on an ephemeral consumer without acks, as the runner
+//!   consumes since it keeps its place in the read model's database;
+//! - `raw-pull` / `raw-pull-noack`: take each message as it arrives (acking it, or not),
+//!   nothing else.
 //!
 //! No idempotence: a redelivery would be counted twice (the framework checks stream versions).
 
@@ -47,20 +50,41 @@ pub struct Progress {
     pub batches: AtomicU64,
 }
 
-/// A durable pull consumer `durable` on `filter`, with the runner's consumer settings
-/// (explicit acks, 30 s ack wait, 20,000 acks pending) and its pull stream settings.
-pub async fn subscribe(js: &Context, stream: &str, durable: &str, filter: String, tuning: Tuning) -> Result<Messages> {
-    let config = Config {
-        durable_name: Some(durable.to_owned()),
-        filter_subject: filter,
-        ack_policy: AckPolicy::Explicit,
-        deliver_policy: DeliverPolicy::All,
-        ack_wait: Duration::from_secs(30),
-        max_ack_pending: 20_000,
-        ..Config::default()
+/// With `acks`, a durable pull consumer `durable` on `filter`, with the settings the runner
+/// used before it kept its cursor in the read model (explicit acks, 30 s ack wait, 20,000
+/// acks pending); without, an ephemeral consumer without acks (the runner's now). Both with
+/// the runner's pull stream settings.
+pub async fn subscribe(
+    js: &Context,
+    stream: &str,
+    durable: &str,
+    filter: String,
+    tuning: Tuning,
+    acks: bool,
+) -> Result<Messages> {
+    let config = if acks {
+        Config {
+            durable_name: Some(durable.to_owned()),
+            filter_subject: filter,
+            ack_policy: AckPolicy::Explicit,
+            deliver_policy: DeliverPolicy::All,
+            ack_wait: Duration::from_secs(30),
+            max_ack_pending: 20_000,
+            ..Config::default()
+        }
+    } else {
+        Config {
+            filter_subject: filter,
+            ack_policy: AckPolicy::None,
+            deliver_policy: DeliverPolicy::All,
+            inactive_threshold: Duration::from_secs(30),
+            num_replicas: 1,
+            memory_storage: true,
+            ..Config::default()
+        }
     };
     let stream = js.get_stream(stream).await.context("looking up the stream")?;
-    let consumer = stream.get_or_create_consumer(durable, config).await.context("creating a consumer")?;
+    let consumer = stream.create_consumer(config).await.context("creating a consumer")?;
     let messages = consumer
         .stream()
         .max_messages_per_batch(tuning.pull_batch)
@@ -79,12 +103,13 @@ async fn next(messages: &mut Messages) -> Result<Message> {
     }
 }
 
-/// `raw-upsert` on one partition until `stop`.
+/// `raw-upsert` (`acks`) or `raw-upsert-noack` on one partition until `stop`.
 pub async fn upsert_loop(
     mut messages: Messages,
     pool: PgPool,
     sql: Arc<str>,
     tuning: Tuning,
+    acks: bool,
     progress: Arc<Progress>,
     stop: CancellationToken,
 ) -> Result<()> {
@@ -110,20 +135,29 @@ pub async fn upsert_loop(
         tx.commit().await?;
         progress.events.fetch_add(batch.len() as u64, Ordering::Relaxed);
         progress.batches.fetch_add(1, Ordering::Relaxed);
-        for message in batch {
-            message.ack().await.map_err(|e| anyhow::anyhow!("acking: {e}"))?;
+        if acks {
+            for message in batch {
+                message.ack().await.map_err(|e| anyhow::anyhow!("acking: {e}"))?;
+            }
         }
     }
 }
 
-/// `raw-pull` on one partition until `stop`.
-pub async fn ack_loop(mut messages: Messages, progress: Arc<Progress>, stop: CancellationToken) -> Result<()> {
+/// `raw-pull` (`acks`) or `raw-pull-noack` on one partition until `stop`.
+pub async fn pull_loop(
+    mut messages: Messages,
+    acks: bool,
+    progress: Arc<Progress>,
+    stop: CancellationToken,
+) -> Result<()> {
     loop {
         let message = tokio::select! {
             () = stop.cancelled() => return Ok(()),
             message = next(&mut messages) => message?,
         };
-        message.ack().await.map_err(|e| anyhow::anyhow!("acking: {e}"))?;
+        if acks {
+            message.ack().await.map_err(|e| anyhow::anyhow!("acking: {e}"))?;
+        }
         progress.events.fetch_add(1, Ordering::Relaxed);
     }
 }

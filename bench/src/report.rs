@@ -8,7 +8,7 @@ use crate::cpu::FOREIGN_LOAD_LIMIT;
 use crate::figure::Figure;
 
 /// Series of the table, and what each measures.
-const LEGEND: [(&str, &str); 27] = [
+const LEGEND: [(&str, &str); 29] = [
     ("raw-a", "(a) sqlx single-row INSERT, autocommit: 1 statement per op"),
     ("raw-b", "(b) sqlx BEGIN; INSERT; COMMIT: 3 statements per op"),
     ("raw-c", "(c) sqlx INSERT ... SELECT FROM unnest(...) of 100 rows per op"),
@@ -25,7 +25,9 @@ const LEGEND: [(&str, &str); 27] = [
     ("F3-lag", "appends at a fixed rate, relay running; p50/p99 = append returned -> message on a subscription"),
     ("F4", "ProjectionRunner, JetStreamFeed -> PgReadModels, 1 UNNEST upsert per batch; w = partitions"),
     ("raw-upsert", "async-nats pull + sqlx: the same upsert per batch in BEGIN/COMMIT, then ack each; w = partitions"),
+    ("raw-upsert-noack", "raw-upsert on ephemeral consumers without acks (as the runner consumes); w = partitions"),
     ("raw-pull", "async-nats pull consumers that only ack each message; w = partitions"),
+    ("raw-pull-noack", "async-nats pull consumers without acks that only take each message in; w = partitions"),
     ("", "F4/raw-*: from start until every pre-published event is applied (acked for raw-pull)"),
     (
         "F5",
@@ -249,7 +251,9 @@ fn relay_targets(f: &Figure) -> Vec<String> {
     }
 }
 
-/// F4's target: at least 50k events/s on one partition; the ratios are reported, not judged.
+/// F4's targets: at least 50k events/s on one partition, and at least 0.9x the hand-written
+/// pipeline that consumes the same way (`raw-upsert-noack`); the other ratios are reported,
+/// not judged.
 fn projection_targets(f: &Figure) -> Vec<String> {
     let rate = f.throughput();
     let mut lines = Vec::new();
@@ -258,7 +262,12 @@ fn projection_targets(f: &Figure) -> Vec<String> {
         lines.push(format!("  {}: {rate:.0} events/s (target 50000) {verdict}", f.id()));
     }
     for (baseline, ratio) in f.ratios() {
-        lines.push(format!("  {} vs {baseline}: {ratio:.2}x (no target)", f.id()));
+        if series_of(&baseline) == "raw-upsert-noack" {
+            let verdict = if ratio >= 0.9 { "met" } else { "missed" };
+            lines.push(format!("  {} vs {baseline}: {ratio:.2}x (target 0.90x) {verdict}", f.id()));
+        } else {
+            lines.push(format!("  {} vs {baseline}: {ratio:.2}x (no target)", f.id()));
+        }
     }
     lines
 }

@@ -1,12 +1,23 @@
-//! The app as its separate processes (`orders serve`, `orders relay`, two `orders projections
-//! run`) on private PostgreSQL and NATS servers, while HTTP clients place, confirm and pay
-//! orders and the test kills a random process with SIGKILL again and again. Clients behave as
-//! the API asks: they retry with the same `Idempotency-Key` until they learn the outcome.
-//! Afterwards every order holds each of its events exactly once, and the read models equal a
+//! The app as its separate processes (`orders serve`, two `orders relay`, two `orders
+//! projections run`) on private PostgreSQL and NATS servers, while HTTP clients place, confirm
+//! and pay orders and the test kills a random process (a runner half the time) with SIGKILL
+//! again and again, tens of times a minute. Clients behave as the API asks: they retry with the
+//! same `Idempotency-Key` until they learn the outcome.
+//!
+//! Throughout, `orders projections status --json` is run as an operator would, and every time
+//! it says a projection has taken in everything up to the log head, plain SQL checks that the
+//! projection has seen every stored event up to that head. After the clients stop, every
+//! projection must hold every stored event within a bound, `projections audit` must find
+//! nothing, every order holds each of its events exactly once, and the read models equal a
 //! rebuild from the log.
+//!
+//! The clients (and the kills) go on for `TIDEMARK_APP_CRASH_SECONDS` (20 s by default);
+//! `TIDEMARK_FAULT_CATCH_UP_SECS` sets the bound (15 s by default).
 
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,7 +34,6 @@ mod support;
 type Http = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 const SCHEMA: &str = "shop";
-const ORDERS_PER_CLIENT: usize = 25;
 const CLIENTS: usize = 4;
 /// How long any single order's journey may take, faults included.
 const JOURNEY: Duration = Duration::from_secs(120);
@@ -76,6 +86,92 @@ impl Deployment {
     fn logs(&self) -> &Path {
         self.dir.path()
     }
+
+    /// A process to kill: a runner half the time, any process otherwise.
+    fn victim(&self, rng: &mut rand::rngs::StdRng) -> usize {
+        let runners: Vec<usize> =
+            (0..self.processes.len()).filter(|i| self.processes[*i].0.starts_with("runner")).collect();
+        if rng.gen_bool(0.5) {
+            return runners[rng.gen_range(0..runners.len())];
+        }
+        rng.gen_range(0..self.processes.len())
+    }
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    std::env::var(name).ok().and_then(|v| v.parse().ok())
+}
+
+/// One projection's line of `orders projections status --json`.
+#[derive(Debug, Clone)]
+struct Said {
+    name: String,
+    lag_events: u64,
+    head: Option<(i64, i64)>,
+}
+
+/// Runs `orders projections status --json` with `env`; `None` when it failed.
+async fn status(env: &[(&'static str, String)]) -> Option<Vec<Said>> {
+    let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_orders"));
+    cmd.args(["projections", "status", "--json"]).envs(env.iter().map(|(k, v)| (*k, v.as_str())));
+    cmd.env("RUST_LOG", "warn");
+    let output = tokio::time::timeout(Duration::from_secs(30), cmd.output()).await.ok()?.ok()?;
+    if !output.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&output.stdout);
+    let lines = text.lines().filter(|l| l.starts_with('{'));
+    lines
+        .map(|line| {
+            let v: Value = serde_json::from_str(line).ok()?;
+            let head = v["log_head"].as_str().and_then(|h| {
+                let (t, s) = h.split_once('/')?;
+                Some((t.parse().ok()?, s.parse().ok()?))
+            });
+            Some(Said { name: v["name"].as_str()?.to_owned(), lag_events: v["lag_events"].as_u64()?, head })
+        })
+        .collect()
+}
+
+/// Plain SQL, sharing nothing with the status code but the tables: the stored events up to
+/// `head` whose stream `projection` has not seen up to their version.
+async fn unseen_through(pool: &PgPool, projection: &str, head: (i64, i64)) -> i64 {
+    let sql = format!(
+        "SELECT count(*) FROM {SCHEMA}.events e WHERE (e.transaction_id, e.position) <= ($1, $2) \
+         AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.projection_streams ps \
+           WHERE ps.projection = $3 AND ps.stream_id = e.stream_id AND ps.version >= e.stream_version)"
+    );
+    sqlx::query_scalar(&sql).bind(head.0).bind(head.1).bind(projection).fetch_one(pool).await.expect("unseen events")
+}
+
+/// What the status watcher saw.
+#[derive(Debug, Default)]
+struct Watched {
+    runs: u64,
+    said_caught_up: u64,
+    overclaims: Vec<String>,
+}
+
+/// Runs the status over and over until `stop`; checks every "caught up" it prints.
+async fn watch_status(env: Vec<(&'static str, String)>, pool: PgPool, stop: Arc<AtomicBool>) -> Watched {
+    let mut watched = Watched::default();
+    while !stop.load(Ordering::SeqCst) {
+        if let Some(lines) = status(&env).await {
+            watched.runs += 1;
+            for said in lines.iter().filter(|s| s.lag_events == 0) {
+                let Some(head) = said.head else { continue };
+                watched.said_caught_up += 1;
+                let unseen = unseen_through(&pool, &said.name, head).await;
+                if unseen > 0 {
+                    watched
+                        .overclaims
+                        .push(format!("{} said caught up at {head:?}; {unseen} events unseen", said.name));
+                }
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    watched
 }
 
 /// One HTTP exchange; `None` when the app could not be reached or did not answer.
@@ -198,7 +294,8 @@ async fn killing_the_app_relay_and_runners_loses_and_doubles_nothing() {
     }
     let processes = vec![
         ("serve", vec!["serve", "--no-fixture"], None),
-        ("relay", vec!["relay"], None),
+        ("relay-0", vec!["relay"], None),
+        ("relay-1", vec!["relay"], None),
         ("runner-0", vec!["projections", "run"], None),
         ("runner-1", vec!["projections", "run"], None),
     ];
@@ -207,46 +304,98 @@ async fn killing_the_app_relay_and_runners_loses_and_doubles_nothing() {
     for index in 0..deployment.processes.len() {
         deployment.spawn(index);
     }
+    let pool = PgPool::connect(&pg.url()).await.expect("pool");
+    let stop_watching = Arc::new(AtomicBool::new(false));
+    let watcher = tokio::spawn(watch_status(deployment.env.clone(), pool.clone(), stop_watching.clone()));
+    let run_for = Duration::from_secs(env_u64("TIDEMARK_APP_CRASH_SECONDS").unwrap_or(20));
+    let started = tokio::time::Instant::now();
 
     let http: Http = Client::builder(TokioExecutor::new()).build_http();
     let base = format!("http://{}", deployment.addr);
-    let finished = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let finished = Arc::new(AtomicUsize::new(0));
     let mut clients = tokio::task::JoinSet::new();
     for client in 0..CLIENTS {
         let (http, base, finished) = (http.clone(), base.clone(), finished.clone());
         let token = support::token(&format!("buyer-{client}"), false);
         clients.spawn(async move {
             let mut orders = Vec::new();
-            for n in 0..ORDERS_PER_CLIENT {
-                orders.push(journey(&http, &base, &token, client * 100 + n).await);
+            while started.elapsed() < run_for {
+                orders.push(journey(&http, &base, &token, client * 100_000 + orders.len()).await);
             }
-            finished.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            finished.fetch_add(1, Ordering::SeqCst);
             (client, orders)
         });
     }
     let mut kills = Vec::new();
-    // Kill while every client is still at work.
-    while finished.load(std::sync::atomic::Ordering::SeqCst) == 0 && kills.len() < 40 {
+    // Kill while every client is still at work; a killed process is replaced at once.
+    while finished.load(Ordering::SeqCst) == 0 {
         tokio::time::sleep(Duration::from_millis(rng.gen_range(300..1500))).await;
         deployment.assert_alive();
-        let victim = rng.gen_range(0..deployment.processes.len());
+        let victim = deployment.victim(&mut rng);
         deployment.kill(victim);
-        tokio::time::sleep(Duration::from_millis(rng.gen_range(0..500))).await;
         deployment.spawn(victim);
         kills.push(deployment.processes[victim].0);
     }
+    let per_minute = kills.len() as f64 * 60.0 / started.elapsed().as_secs_f64();
     let mut orders = Vec::new();
     while let Some(done) = clients.join_next().await {
         let (client, placed) = done.expect("a client finished");
         orders.extend(placed.into_iter().map(|order| (client, order)));
     }
-    eprintln!("kills: {kills:?}");
+    let stopped = tokio::time::Instant::now();
+    let runner_kills = kills.iter().filter(|k| k.starts_with("runner")).count();
+    eprintln!("kills ({per_minute:.0} a minute, {runner_kills} of runners): {kills:?}");
     assert!(!kills.is_empty(), "the clients finished before the first kill");
-    assert_eq!(orders.len(), CLIENTS * ORDERS_PER_CLIENT);
+    assert!(orders.len() >= CLIENTS, "every client placed an order");
     deployment.assert_alive();
 
+    // The load has stopped. From the moment the status first says every projection has
+    // taken in everything stored, each projection must have seen every stored event (plain
+    // SQL); and that moment must come within the bound.
+    let last: (i64, i64) = sqlx::query_as(&format!(
+        "SELECT transaction_id, position FROM {SCHEMA}.events ORDER BY 1 DESC, 2 DESC LIMIT 1"
+    ))
+    .fetch_one(&pool)
+    .await
+    .expect("the last event");
+    let bound = Duration::from_secs(env_u64("TIDEMARK_FAULT_CATCH_UP_SECS").unwrap_or(15));
+    let caught_up = loop {
+        let lines = status(&deployment.env).await.unwrap_or_default();
+        let all = !lines.is_empty() && lines.iter().all(|s| s.lag_events == 0 && s.head >= Some(last));
+        if all {
+            for said in &lines {
+                let unseen = unseen_through(&pool, &said.name, last).await;
+                assert_eq!(unseen, 0, "{} said caught up with {unseen} stored events unseen", said.name);
+            }
+            break stopped.elapsed();
+        }
+        assert!(stopped.elapsed() < bound, "the projections did not catch up within {bound:?}: {lines:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    stop_watching.store(true, Ordering::SeqCst);
+    let watched = watcher.await.expect("the status watcher");
+    assert!(watched.overclaims.is_empty(), "the status said caught up too early: {:?}", watched.overclaims);
+    let names: Vec<String> = status(&deployment.env).await.unwrap_or_default().into_iter().map(|s| s.name).collect();
+    for name in &names {
+        let audit = deployment.run(&["projections", "audit", name, "--json"]);
+        let report: Value = serde_json::from_str(audit.lines().find(|l| l.starts_with('{')).unwrap_or("{}"))
+            .unwrap_or_else(|e| panic!("audit of {name}: {e}: {audit}"));
+        assert_eq!(
+            (report["behind"].as_u64(), report["missing"].as_u64(), report["ahead"].as_u64()),
+            (Some(0), Some(0), Some(0)),
+            "{report}"
+        );
+    }
+    eprintln!(
+        "caught up {} ms after the load stopped; status ran {} times during the run and said caught up {} times, \
+         never too early; audit of {} projections clean",
+        caught_up.as_millis(),
+        watched.runs,
+        watched.said_caught_up,
+        names.len()
+    );
+
     // Each order holds each of its three events once.
-    let pool = PgPool::connect(&pg.url()).await.expect("pool");
     let sql = format!(
         "SELECT stream_id, event_type, count(*) FROM {SCHEMA}.events WHERE stream_id LIKE 'order-%' \
          GROUP BY 1, 2 HAVING count(*) > 1"
@@ -282,7 +431,8 @@ async fn killing_the_app_relay_and_runners_loses_and_doubles_nothing() {
         deployment.logs().display()
     );
     eprintln!(
-        "{} orders, {} kills ({kills:?}): nothing doubled, read model equals a rebuild",
+        "{} orders, {} kills ({runner_kills} of runners, {per_minute:.0} a minute): nothing doubled, \
+         read model equals a rebuild",
         orders.len(),
         kills.len()
     );

@@ -116,3 +116,102 @@ async fn stream_show_prints_the_stored_events_and_rejects_an_invalid_id() {
     assert_eq!(exit, OpsExit::Failed);
     assert!(err.contains("error"), "{err}");
 }
+
+/// Appends `count` events to `stream` (any version).
+async fn append_to<S: EventStore>(store: &S, stream: &str, count: usize) {
+    let stream = StreamId::new(stream).expect("id");
+    let request = AppendRequest::new(stream, ExpectedVersion::Any, support::events(0, 0, count));
+    store.append(request).await.expect("append");
+}
+
+/// Makes `projection` claim to have seen `stream` up to `version`, as a read model of
+/// another store would.
+async fn claim_seen<R: tidemark_projections::ReadModels>(
+    read_models: &R,
+    projection: &str,
+    stream: &str,
+    version: u64,
+) {
+    let seen = tidemark_projections::Seen { version, parked: false };
+    let progress = tidemark_projections::Progress {
+        streams: vec![(StreamId::new(stream).expect("id"), seen)],
+        ..Default::default()
+    };
+    let mut tx = read_models.begin().await.expect("begin");
+    read_models.record(&mut tx, projection, 0, &progress).await.expect("record");
+    read_models.commit(tx).await.expect("commit");
+}
+
+/// `projections audit --json` and `projections status --json` of `ledger`, after a rebuild
+/// (everything current), then with one stream behind, one missing and one ahead.
+async fn audit_finds_what_is_behind_missing_and_ahead<S, R>(ops: &Ops<S>, store: &S, read_models: &R)
+where
+    S: EventStore + tidemark_projections::LogDiagnostics + Clone + 'static,
+    R: tidemark_projections::ReadModels,
+{
+    let run = |args: &'static [&'static str]| async move {
+        let cli = Cli::try_parse_from(std::iter::once("app").chain(args.iter().copied())).expect("valid arguments");
+        let (mut out, mut err) = (Vec::new(), Vec::new());
+        let exit = ops.run(&cli.ops, &mut out, &mut err).await;
+        let out = String::from_utf8(out).expect("utf-8");
+        let json: serde_json::Value = serde_json::from_str(out.trim()).unwrap_or_default();
+        (exit, json, out + &String::from_utf8(err).expect("utf-8"))
+    };
+    append_rounds(store, 3, 1, 4).await;
+    let (exit, _, out) = run(&["projections", "rebuild", "ledger", "--yes"]).await;
+    assert_eq!(exit, OpsExit::Done, "{out}");
+    let (exit, report, out) = run(&["projections", "audit", "ledger", "--json"]).await;
+    assert_eq!(exit, OpsExit::Done, "{out}");
+    let counts = |r: &serde_json::Value| ["streams", "current", "behind", "missing", "ahead"].map(|k| r[k].as_u64());
+    assert_eq!(counts(&report), [Some(3), Some(3), Some(0), Some(0), Some(0)], "{report}");
+    let (_, status, out) = run(&["projections", "status", "--json"]).await;
+    assert_eq!((status["lag_events"].as_u64(), status["lag_exact"].as_bool()), (Some(0), Some(true)), "{out}");
+    assert_eq!(status["lag_seconds"].as_f64(), Some(0.0), "{out}");
+
+    append_to(store, "account-1", 1).await;
+    append_to(store, "account-9", 2).await;
+    claim_seen(read_models, "ledger", "account-404", 3).await;
+    let (exit, report, out) = run(&["projections", "audit", "ledger", "--json"]).await;
+    assert_eq!(exit, OpsExit::Problems, "{out}");
+    assert_eq!(counts(&report), [Some(4), Some(2), Some(1), Some(1), Some(1)], "{report}");
+    let findings: Vec<(&str, &str, u64, u64)> = report["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .map(|f| {
+            let text = |k: &str| f[k].as_str().unwrap_or_default();
+            (text("kind"), text("stream_id"), f["applied"].as_u64().unwrap_or(99), f["head"].as_u64().unwrap_or(99))
+        })
+        .collect();
+    assert_eq!(
+        findings,
+        [("behind", "account-1", 4, 5), ("ahead", "account-404", 3, 0), ("missing", "account-9", 0, 2)]
+    );
+    let (_, status, out) = run(&["projections", "status", "--json"]).await;
+    assert_eq!(status["lag_events"].as_u64(), Some(3), "{out}");
+    assert!(status["lag_seconds"].as_f64().unwrap_or_default() > 0.0, "{out}");
+    let (exit, _, out) = run(&["projections", "audit", "ledger"]).await;
+    assert_eq!(exit, OpsExit::Problems);
+    assert!(out.contains("behind  account-1  applied v4, store at v5"), "{out}");
+}
+
+#[tokio::test]
+async fn audit_and_status_in_memory() {
+    let app = app();
+    audit_finds_what_is_behind_missing_and_ahead(&app.ops, &app.store, &app.read_models).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn audit_and_status_on_postgres() {
+    let bench = support::nats::Bench::new(2).await;
+    let runner = ProjectionRunner::new(
+        TallyProjection::new("ledger"),
+        bench.read_models.clone(),
+        bench.store.clone(),
+        InProcessBus::new(2).expect("bus"),
+        RunnerConfig::default(),
+    )
+    .expect("runner");
+    let ops = Ops::new(bench.store.clone()).projection(runner).non_interactive();
+    audit_finds_what_is_behind_missing_and_ahead(&ops, &bench.store, &bench.read_models).await;
+}
