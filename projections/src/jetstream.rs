@@ -33,11 +33,20 @@ pub struct ConsumerSettings {
     /// How long a batch waits for more messages once it has one (default 0: it takes what
     /// has already arrived, so batches grow under load and stay small when idle).
     pub linger: Duration,
+    /// How often the server says it is there while it has nothing to deliver (default
+    /// 1 s). Two missed in a row (a consumer lost with its node, a connection half gone)
+    /// fail the subscription, and the runner subscribes again after its recorded cursor.
+    pub heartbeat: Duration,
 }
 
 impl Default for ConsumerSettings {
     fn default() -> Self {
-        Self { inactive_threshold: Duration::from_secs(30), pull_batch: 1_000, linger: Duration::ZERO }
+        Self {
+            inactive_threshold: Duration::from_secs(30),
+            pull_batch: 1_000,
+            linger: Duration::ZERO,
+            heartbeat: Duration::from_secs(1),
+        }
     }
 }
 
@@ -57,6 +66,12 @@ impl ConsumerSettings {
     /// Sets how long a batch waits for more messages once it has one.
     pub fn linger(mut self, linger: Duration) -> Self {
         self.linger = linger;
+        self
+    }
+
+    /// Sets the idle heartbeat (between 100 ms and 10 s).
+    pub fn heartbeat(mut self, heartbeat: Duration) -> Self {
+        self.heartbeat = heartbeat.clamp(Duration::from_millis(100), Duration::from_secs(10));
         self
     }
 }
@@ -214,7 +229,7 @@ impl Feed for JetStreamFeed {
         let messages = pull
             .stream()
             .max_messages_per_batch(self.settings.pull_batch)
-            .heartbeat(Duration::from_secs(5))
+            .heartbeat(self.settings.heartbeat)
             .expires(Duration::from_secs(30))
             .messages()
             .await
