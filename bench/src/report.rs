@@ -262,7 +262,7 @@ fn projection_targets(f: &Figure) -> Vec<String> {
         lines.push(format!("  {}: {rate:.0} events/s (target 50000) {verdict}", f.id()));
     }
     for (baseline, ratio) in f.ratios() {
-        if series_of(&baseline) == "raw-upsert-noack" {
+        if series_of(baseline) == "raw-upsert-noack" {
             let verdict = if ratio >= 0.9 { "met" } else { "missed" };
             lines.push(format!("  {} vs {baseline}: {ratio:.2}x (target 0.90x) {verdict}", f.id()));
         } else {
