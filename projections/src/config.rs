@@ -64,7 +64,7 @@ pub struct RunnerConfig {
     /// [`ProjectionRunner::lag`](crate::ProjectionRunner::lag)) for its status and the lag
     /// gauges, whether batches commit or not (default 5 s; zero: never).
     pub lag_interval: Duration,
-    /// Most log events one lag measurement reads (default 100,000); past it, the events
+    /// Most log events one lag measurement reads (default 10,000); past it, the events
     /// left are estimated from sequence numbers, which errs high.
     pub lag_scan_limit: u64,
 }
@@ -82,7 +82,7 @@ impl Default for RunnerConfig {
             max_attempts: 5,
             begin_early_for: Duration::from_millis(100),
             lag_interval: Duration::from_secs(5),
-            lag_scan_limit: 100_000,
+            lag_scan_limit: 10_000,
         }
     }
 }

@@ -1,8 +1,15 @@
 //! How far a projection is behind the log: the events of the log it has not taken in,
 //! found by reading the log and comparing each event with the version the projection has
-//! seen of its stream. Nothing here trusts a checkpoint to say what was applied.
+//! seen of its stream. Nothing here trusts a checkpoint to say what was applied, beyond
+//! where to start reading: every partition's recorded position means that each of its
+//! events up to it was taken in.
+//!
+//! A measurement also tells which partitions had nothing left to take in over the stretch
+//! of log it read: their positions may move up to its end (see [`Measured::floors`]), so
+//! that a partition that gets no events (or few) does not hold the start of every later
+//! measurement back.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -52,30 +59,60 @@ fn position<S: serde::Serializer>(head: &Option<LogPosition>, serializer: S) -> 
     }
 }
 
+/// A lag measurement, and what it learnt about the partitions.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Measured {
+    /// The lag.
+    pub lag: Lag,
+    /// The position each partition had recorded (absent: none).
+    recorded: HashMap<u32, LogPosition>,
+    /// Partitions with an event not taken in within the stretch read.
+    behind: HashSet<u32>,
+    /// Where the stretch read ends (none read: `None`).
+    read_to: Option<LogPosition>,
+    partitions: u32,
+}
+
+impl Measured {
+    /// The partitions whose recorded position may move up to the end of the stretch read:
+    /// every event of theirs between their position and that end was taken in, and so is
+    /// every event before their position.
+    pub fn floors(&self) -> Vec<(u32, LogPosition)> {
+        let Some(end) = self.read_to else { return Vec::new() };
+        (0..self.partitions)
+            .filter(|p| !self.behind.contains(p))
+            .filter(|p| self.recorded.get(p).is_none_or(|at| *at < end))
+            .map(|p| (p, end))
+            .collect()
+    }
+}
+
 /// Measures `projection`'s lag. The log is read from the lowest position recorded by its
-/// `partitions` partitions (the start of the log for a partition that has recorded none:
-/// every partition's position says that each of its events up to it was taken in), at
-/// most `limit` events, and every event read is checked against the stream versions the
-/// projection has seen.
+/// `partitions` partitions (the start of the log for a partition that has recorded none),
+/// at most `limit` events, and every event read is checked against the stream versions the
+/// projection has seen; `partition_of` says which partition each event belongs to.
 pub(crate) async fn measure<R, S>(
     read_models: &R,
     store: &S,
     projection: &str,
     partitions: u32,
+    partition_of: &(dyn Fn(&StreamId) -> u32 + Send + Sync),
     limit: u64,
-) -> Result<Lag>
+) -> Result<Measured>
 where
     R: ReadModels,
     S: EventStore,
 {
+    let partitions = partitions.max(1);
     let Some(head) = store.log_head().await? else {
-        return Ok(Lag { exact: true, ..Lag::default() });
+        return Ok(Measured { lag: Lag { exact: true, ..Lag::default() }, partitions, ..Measured::default() });
     };
     let recorded: HashMap<u32, LogPosition> =
         read_models.partitions(projection).await?.into_iter().map(|(p, state)| (p, state.position)).collect();
-    let mut after =
-        (0..partitions.max(1)).map(|p| recorded.get(&p).copied().unwrap_or_default()).min().unwrap_or_default();
+    let start = (0..partitions).map(|p| recorded.get(&p).copied().unwrap_or_default()).min().unwrap_or_default();
+    let mut after = start;
     let mut scan = Scan::default();
+    let mut behind = HashSet::new();
     while after < head && scan.read < limit {
         let room = usize::try_from(limit - scan.read).unwrap_or(usize::MAX).min(PAGE);
         let page = store.read_log(after, room).await?;
@@ -87,14 +124,17 @@ where
             if taken < event.stream_version.0 {
                 scan.unapplied += 1;
                 scan.oldest = Some(scan.oldest.map_or(event.recorded_at, |o| o.min(event.recorded_at)));
+                behind.insert(partition_of(&event.stream_id));
             }
         }
-        after = last;
+        after = last.min(head);
     }
     let exact = after >= head || scan.read < limit;
     let estimate = if exact { 0 } else { head.sequence.saturating_sub(after.sequence) };
     let oldest_age = scan.oldest.map_or(Duration::ZERO, |t| (Utc::now() - t).to_std().unwrap_or_default());
-    Ok(Lag { events: scan.unapplied + estimate, oldest_age, head: Some(head), exact })
+    let lag = Lag { events: scan.unapplied + estimate, oldest_age, head: Some(head), exact };
+    let read_to = (after > start).then_some(after);
+    Ok(Measured { lag, recorded, behind, read_to, partitions })
 }
 
 #[derive(Default)]

@@ -153,22 +153,34 @@ where
     /// head that it has not taken in, whoever holds them (a runner that died with them
     /// included), and the age of the oldest. See [`Lag`].
     pub async fn lag(&self) -> Result<Lag> {
-        let (worker, config) = (&self.shared.worker, &self.shared.config);
-        let partitions = self.shared.feed.partitions();
-        lag::measure(&worker.read_models, &*worker.store, &worker.name, partitions, config.lag_scan_limit).await
+        Ok(self.measure_lag().await?.lag)
     }
 
-    /// Measures the lag every `lag_interval` until `stop`, for the status and the gauges.
+    async fn measure_lag(&self) -> Result<lag::Measured> {
+        let (worker, config, feed) = (&self.shared.worker, &self.shared.config, &self.shared.feed);
+        let partition_of = |stream: &StreamId| feed.partition_of(stream);
+        let (store, limit) = (&*worker.store, config.lag_scan_limit);
+        lag::measure(&worker.read_models, store, &worker.name, feed.partitions(), &partition_of, limit).await
+    }
+
+    /// Measures the lag every `lag_interval` until `stop`, for the status and the gauges,
+    /// and moves up the positions of partitions the measurement found nothing left in, so
+    /// that the next one starts further on.
     async fn watch_lag(&self, stop: CancellationToken) {
         let interval = self.shared.config.lag_interval;
         if interval.is_zero() {
             return;
         }
         loop {
-            match self.lag().await {
-                Ok(lag) => {
-                    metrics::lag_measured(self.name(), &lag);
-                    self.shared.status.lag(lag);
+            match self.measure_lag().await {
+                Ok(measured) => {
+                    metrics::lag_measured(self.name(), &measured.lag);
+                    self.shared.status.lag(measured.lag);
+                    for (partition, position) in measured.floors() {
+                        if let Err(e) = self.shared.worker.raise_position(partition, position).await {
+                            tracing::debug!(projection = %self.name(), partition, error = %e, "moving a position up failed");
+                        }
+                    }
                 }
                 Err(e) => tracing::debug!(projection = %self.name(), error = %e, "measuring the lag failed"),
             }

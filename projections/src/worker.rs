@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::Arc;
 
-use tidemark::{Envelope, EventStore, RecordedEvent, StreamId, StreamVersion};
+use tidemark::{Envelope, EventStore, LogPosition, RecordedEvent, StreamId, StreamVersion};
 
 use crate::config::PoisonPolicy;
 use crate::error::{is_transient_database, ProjectionError, Result};
@@ -169,6 +169,16 @@ where
 
     /// Ends a transaction from [`begin_early`](Self::begin_early) that no batch used.
     pub(crate) async fn release(&self, tx: R::Tx) -> Result<()> {
+        self.read_models.commit(tx).await
+    }
+
+    /// Moves `partition`'s recorded position up to `position` (never down), in a
+    /// transaction of its own that takes the partition's lock: every event of the
+    /// partition up to `position` must have been taken in.
+    pub(crate) async fn raise_position(&self, partition: u32, position: LogPosition) -> Result<()> {
+        let mut tx = self.read_models.begin_batch(&self.name, partition).await?;
+        let progress = Progress { position, ..Progress::default() };
+        self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
         self.read_models.commit(tx).await
     }
 

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use tidemark::{EventStore, InMemoryEventStore, LogPosition, StreamVersion};
 use tidemark_projections::{
-    BusFaults, InProcessBus, MemoryReadModels, ProjectionError, ProjectionRunner, RunnerConfig, VersionChange,
+    BusFaults, InProcessBus, MemoryReadModels, ProjectionError, ProjectionRunner, ReadModels as _, RunnerConfig,
+    VersionChange,
 };
 use tokio_util::sync::CancellationToken;
 
@@ -131,4 +132,46 @@ fn invalid_projection_names_are_rejected() {
         assert!(matches!(made, Err(ProjectionError::InvalidName { .. })), "{name:?}");
     }
     assert!(matches!(InProcessBus::new(0), Err(ProjectionError::Config(_))));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partitions_without_events_do_not_hold_the_lag_measurement_back() {
+    // Four partitions, events in one stream only: three partitions never record a batch.
+    // The runner's lag measurements move their positions up as they find nothing left in
+    // them, a few events at a time, until every measurement reads the log from the head.
+    let store = InMemoryEventStore::new();
+    let bus = InProcessBus::new(4).expect("bus");
+    let read_models = MemoryReadModels::new();
+    let config = RunnerConfig::default().lag_interval(Duration::from_millis(20)).lag_scan_limit(5);
+    let runner =
+        ProjectionRunner::new(TallyProjection::new("lone"), read_models.clone(), store.clone(), bus.clone(), config)
+            .expect("runner");
+    runner.set_up().await.expect("set up");
+    let stop = CancellationToken::new();
+    tokio::spawn({
+        let (bus, store, stop) = (bus.clone(), store.clone(), stop.clone());
+        async move { bus.pump(&store, LogPosition::START, stop).await }
+    });
+    let running = tokio::spawn({
+        let (runner, stop) = (runner.clone(), stop.clone());
+        async move { runner.run(stop).await }
+    });
+    let outcomes = append_rounds(&store, 1, 4, 5).await;
+    runner.wait_for_append(&outcomes[0], support::DEADLINE).await.expect("caught up");
+    let head = store.log_head().await.expect("head").expect("events");
+
+    support::wait_until("every partition's position reaches the head", || async {
+        let partitions = read_models.partitions("lone").await.expect("partitions");
+        partitions.len() == 4 && partitions.iter().all(|(_, state)| state.position == head)
+    })
+    .await;
+    // Now one measurement reads nothing: it is exact, and the runner's status says so too.
+    let lag = runner.lag().await.expect("lag");
+    assert!(lag.exact && lag.caught_up(), "{lag:?}");
+    support::wait_until("the runner's status has an exact, zero lag", || async {
+        runner.status().lag.is_some_and(|lag| lag.exact && lag.caught_up())
+    })
+    .await;
+    stop.cancel();
+    running.await.expect("joined").expect("clean stop");
 }
