@@ -112,7 +112,7 @@ pub async fn load_events(store: &PgEventStore, count: usize) -> Result<Vec<Recor
 /// The raw baseline: publishes `events` with plain async-nats, each with the relay's
 /// subject shape, headers (`Nats-Msg-Id` included) and payload bytes, built per publish
 /// as the relay builds them, with at most `window` PubAcks outstanding (awaited oldest
-/// first, as the relay does). No PostgreSQL, no checkpoint, no `Nats-Expected-Last-Msg-Id`.
+/// first, as the relay does). No PostgreSQL, no checkpoint, no chaining header (`Nats-Expected-Last-Sequence`).
 /// Returns the number of duplicate PubAcks (0 on a fresh stream).
 pub async fn publish_raw(js: &Context, scheme: &SubjectScheme, events: &[RecordedEvent], window: usize) -> Result<u64> {
     let mut pending: VecDeque<PublishAckFuture> = VecDeque::with_capacity(window);

@@ -2,7 +2,7 @@
 
 use std::collections::VecDeque;
 
-use async_nats::header::NATS_EXPECTED_LAST_MESSAGE_ID;
+use async_nats::header::NATS_EXPECTED_LAST_SEQUENCE;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::Context;
 use bytes::Bytes;
@@ -55,8 +55,10 @@ struct Sent<'e> {
 /// The publishes of a batch in flight, oldest first.
 struct Window<'e> {
     pending: VecDeque<Sent<'e>>,
-    /// The `Nats-Msg-Id` of the last message sent, which the next one names.
-    previous: Option<String>,
+    /// The stream sequence the next message expects to follow (`Nats-Expected-Last-Sequence`):
+    /// the sequence of the batch's first message JetStream stored, plus one per message sent
+    /// since. `None` until a message of the batch was stored (not a duplicate).
+    expected_last: Option<u64>,
     /// The last event acknowledged with all its messages and every event before it.
     acked_to: Option<LogPosition>,
 }
@@ -67,17 +69,23 @@ impl Publisher<'_> {
     /// event is followed by its downcast copies, if active downcasters have any; an event
     /// counts as acknowledged once its copies are too.
     ///
-    /// Every message after the first names its predecessor (event or copy) in
-    /// `Nats-Expected-Last-Msg-Id`, so JetStream stores it only right after that
-    /// predecessor (or drops it as a duplicate). Without it, a reconnect can lose the start
-    /// of a window of publishes while the client flushes the rest of it afterwards: later
-    /// events would be stored before earlier ones, which a retry then appends after them.
-    /// The first message needs no condition: everything before it is acknowledged.
+    /// The batch's first message is sent alone, without a condition (everything before it is
+    /// acknowledged), and its PubAck gives its stream sequence; so are the messages after it
+    /// while JetStream answers that they are duplicates. Every later message carries
+    /// `Nats-Expected-Last-Sequence`: the sequence its predecessor (event or copy) gets if
+    /// JetStream stores the messages in the order they were sent, so JetStream stores it only
+    /// right after that predecessor. Without it, a reconnect can lose the start of a window of
+    /// publishes while the client flushes the rest of it afterwards: later events would be
+    /// stored before earlier ones, which a retry then appends after them. (The relay used
+    /// `Nats-Expected-Last-Msg-Id` before: in a cluster, every replica checks that header
+    /// against its own last message id as it applies the message, and a replica that had
+    /// just caught up after a restart refused messages the leader had acknowledged, and lost
+    /// them from its copy. A sequence is checked by the stream's leader only.)
     pub async fn publish(&self, events: &[RecordedEvent]) -> Result<(), Failed> {
         let now = Utc::now();
         self.downcasts.log_expired(now, &self.config.name);
         let pending = VecDeque::with_capacity(self.config.max_in_flight);
-        let mut window = Window { pending, previous: None, acked_to: None };
+        let mut window = Window { pending, expected_last: None, acked_to: None };
         for event in events {
             if let Err(error) = self.publish_event(event, now, &mut window).await {
                 return Err(Failed { acked_to: window.acked_to, error });
@@ -147,7 +155,8 @@ impl Publisher<'_> {
         Ok(copy.payload().map(|payload| Message { subject, headers, payload }))
     }
 
-    /// Sends a message once the window has room, naming the previous one.
+    /// Sends a message once the window has room, expecting the previous one's sequence; until
+    /// a message of the batch is stored, sends alone and waits for the PubAck.
     async fn send<'e>(
         &self,
         event: &'e RecordedEvent,
@@ -162,8 +171,9 @@ impl Publisher<'_> {
         let (event_id, position) = (event.event_id, event.position);
         let mut headers = message.headers.to_header_map();
         self.key.sign(&mut headers, &message.payload);
-        if let Some(previous) = &window.previous {
-            headers.insert(NATS_EXPECTED_LAST_MESSAGE_ID, previous.as_str());
+        let expected_last = window.expected_last;
+        if let Some(last) = expected_last {
+            headers.insert(NATS_EXPECTED_LAST_SEQUENCE, last.to_string().as_str());
         }
         let ack =
             self.jetstream.publish_with_headers(message.subject, headers, message.payload).await.map_err(|source| {
@@ -173,13 +183,28 @@ impl Publisher<'_> {
                     RelayError::Publish { event_id, position, source }
                 }
             })?;
-        window.previous = Some(message.headers.msg_id());
         let copy = message.headers.downcast_of.is_some();
-        window.pending.push_back(Sent { event, copy, completes: false, ack });
+        let sent = Sent { event, copy, completes: false, ack };
+        match expected_last {
+            Some(last) => {
+                window.expected_last = Some(last + 1);
+                window.pending.push_back(sent);
+            }
+            None => {
+                // Nothing is in flight (the batch's first message, or every one before was
+                // a duplicate): its PubAck anchors the sequences of the ones after it.
+                let ack = self.settle(sent, &mut window.acked_to).await?;
+                window.expected_last = (!ack.duplicate).then_some(ack.sequence);
+            }
+        }
         Ok(())
     }
 
-    async fn settle(&self, sent: Sent<'_>, acked_to: &mut Option<LogPosition>) -> Result<(), RelayError> {
+    async fn settle(
+        &self,
+        sent: Sent<'_>,
+        acked_to: &mut Option<LogPosition>,
+    ) -> Result<async_nats::jetstream::publish::PublishAck, RelayError> {
         let (event_id, position) = (sent.event.event_id, sent.event.position);
         let ack = sent.ack.await.map_err(|source| RelayError::Publish { event_id, position, source })?;
         if sent.copy {
@@ -192,7 +217,7 @@ impl Publisher<'_> {
             let lag = (Utc::now() - sent.event.recorded_at).to_std().unwrap_or_default();
             metrics::histogram!("tidemark_relay_lag_seconds").record(lag.as_secs_f64());
         }
-        Ok(())
+        Ok(ack)
     }
 
     fn completed(&self, position: LogPosition, acked_to: &mut Option<LogPosition>) {

@@ -102,9 +102,11 @@ async fn assert_stream(run: &Run, downcaster: &Downcaster) -> usize {
         copies += 1;
     }
     assert!(next.next().is_none(), "nothing but events and their copies");
+    // Copies are part of the chain: a message expecting a predecessor follows it.
+    let sequence = |m: &jetstream::Message| m.info().expect("message info").stream_sequence;
     for (i, message) in messages.iter().enumerate().skip(1) {
-        if let Some(previous) = header(message, "Nats-Expected-Last-Msg-Id") {
-            assert_eq!(Some(previous), header(&messages[i - 1], HEADER_MSG_ID), "predecessor of message {i}");
+        if let Some(previous) = header(message, "Nats-Expected-Last-Sequence") {
+            assert_eq!(previous, sequence(&messages[i - 1]).to_string(), "predecessor of message {i}");
         }
     }
     copies

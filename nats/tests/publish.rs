@@ -30,8 +30,9 @@ async fn every_event_is_published_once_in_log_order_with_its_subject_and_headers
     })
     .await;
     let chained = support::assert_stream_equals_log(relay.jetstream(), &settings, &config, &log).await;
-    // How many depends on how the appends fell into batches; the first of each batch names none.
-    assert!(chained > 0, "messages name their predecessor");
+    // How many depends on how the appends fell into batches; the first of each batch expects
+    // none.
+    assert!(chained > 0, "messages expect their predecessor's sequence");
 
     shutdown.cancel();
     task.await.expect("joined").expect("a clean stop");

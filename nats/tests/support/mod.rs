@@ -150,8 +150,9 @@ pub async fn read_stream(jetstream: &Context, stream: &str) -> Vec<jetstream::Me
 }
 
 /// Checks that the stream holds exactly the log: each event once, in log order, under its
-/// subject, with its headers and payload, each message naming its predecessor when it
-/// names one (`Nats-Expected-Last-Msg-Id`). Returns how many messages name one.
+/// subject, with its headers and payload, each message that expects a predecessor
+/// (`Nats-Expected-Last-Sequence`) stored right after it. Returns how many messages expect
+/// one.
 pub async fn assert_stream_equals_log(
     jetstream: &Context,
     settings: &StreamSettings,
@@ -172,9 +173,12 @@ pub async fn assert_stream_equals_log(
         assert_eq!(message.subject.as_str(), relay.subjects.subject_of(event).expect("subject"));
         let payload = if thin { "" } else { event.payload.get() };
         assert_eq!(std::str::from_utf8(&message.payload).expect("utf-8"), payload, "payload at {}", event.position);
-        if let Some(previous) = header(message, "Nats-Expected-Last-Msg-Id") {
-            assert!(i > 0, "the first message names no predecessor");
-            assert_eq!(Some(previous), header(&messages[i - 1], "Nats-Msg-Id"), "predecessor of {}", event.position);
+        assert_eq!(header(message, "Nats-Expected-Last-Msg-Id"), None, "the relay chains by sequence");
+        if let Some(previous) = header(message, "Nats-Expected-Last-Sequence") {
+            assert!(i > 0, "the first message expects no predecessor");
+            let sequence = |m: &jetstream::Message| m.info().expect("message info").stream_sequence;
+            assert_eq!(previous, sequence(&messages[i - 1]).to_string(), "predecessor of {}", event.position);
+            assert_eq!(sequence(message), sequence(&messages[i - 1]) + 1);
             chained += 1;
         }
     }
