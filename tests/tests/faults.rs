@@ -270,6 +270,11 @@ impl Deployment {
         self.assert_alive();
         let published = verify::read_jetstream(&self.jetstream, &self.config.stream).await;
         verify::check_published(&events, &published, &mut counts);
+        if self.config.replicas > 1 {
+            let copies = verify::read_replicas(&self.jetstream, &self.config.stream, self.config.replicas).await;
+            verify::check_replicas(&events, &copies, &mut counts);
+            eprintln!("read the stream on {} of {} replicas", copies.len(), self.config.replicas);
+        }
         let ledger = verify::ledger(&self.checker).await;
         verify::check_applied(&facts, &ledger, &self.checker, &mut counts).await;
         counts.status_overclaimed = overclaimed + settled.watch.overclaimed;

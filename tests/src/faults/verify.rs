@@ -50,6 +50,9 @@ pub struct Counts {
     pub parked_without_poison: u64,
     /// Streams whose rebuilt read model differs from the live one.
     pub rebuild_differs: u64,
+    /// Replicas of a clustered stream whose own copy differs from the store (read through a
+    /// consumer placed on each).
+    pub replica_differs: u64,
     /// Times the status (the lag `projections status` reports) said everything up to a
     /// head was taken in while the ledger lacked a version up to it.
     pub status_overclaimed: u64,
@@ -79,6 +82,7 @@ impl Counts {
             self.rebuild_differs,
             self.status_overclaimed,
             self.audit_findings,
+            self.replica_differs,
         ]
         .iter()
         .all(|count| *count == 0)
@@ -134,6 +138,34 @@ pub async fn stream_messages(jetstream: &async_nats::jetstream::Context, stream:
 
 /// Every message of the stream, read by an ephemeral consumer that acknowledges nothing.
 pub async fn read_jetstream(jetstream: &async_nats::jetstream::Context, stream: &str) -> Vec<Published> {
+    read_jetstream_on(jetstream, stream).await.1
+}
+
+/// The stream as each of its replicas holds it: an ephemeral consumer (one replica) reads
+/// the copy of the server it is placed on, so consumers are made until every server of
+/// `replicas` was met (a dozen tries at most). Server name → messages.
+pub async fn read_replicas(
+    jetstream: &async_nats::jetstream::Context,
+    stream: &str,
+    replicas: usize,
+) -> BTreeMap<String, Vec<Published>> {
+    let mut copies = BTreeMap::new();
+    for _ in 0..12 {
+        if copies.len() >= replicas {
+            break;
+        }
+        let (server, messages) = read_jetstream_on(jetstream, stream).await;
+        copies.entry(server.unwrap_or_default()).or_insert(messages);
+    }
+    copies
+}
+
+/// Every message of the stream through one new ephemeral consumer, and the server the
+/// consumer was placed on (in a cluster).
+async fn read_jetstream_on(
+    jetstream: &async_nats::jetstream::Context,
+    stream: &str,
+) -> (Option<String>, Vec<Published>) {
     use async_nats::jetstream::consumer::{pull, AckPolicy, DeliverPolicy};
     let total = stream_messages(jetstream, stream).await.unwrap_or(0);
     let handle = jetstream.get_stream(stream).await.expect("the JetStream stream exists");
@@ -142,10 +174,12 @@ pub async fn read_jetstream(jetstream: &async_nats::jetstream::Context, stream: 
             ack_policy: AckPolicy::None,
             deliver_policy: DeliverPolicy::All,
             inactive_threshold: Duration::from_secs(60),
+            num_replicas: 1,
             ..pull::Config::default()
         })
         .await
         .expect("an ephemeral consumer");
+    let server = consumer.cached_info().cluster.as_ref().and_then(|c| c.leader.clone());
     let mut out = Vec::new();
     let mut idle = 0;
     while (out.len() as u64) < total && idle < 20 {
@@ -173,7 +207,24 @@ pub async fn read_jetstream(jetstream: &async_nats::jetstream::Context, stream: 
         }
         idle = if out.len() == before { idle + 1 } else { 0 };
     }
-    out
+    let _ = handle.delete_consumer(&consumer.cached_info().name).await;
+    (server, out)
+}
+
+/// Counts the replicas whose copy is not the store's events once each, in order: a
+/// replica that lost acknowledged messages, holds some twice or out of order.
+pub fn check_replicas(events: &[RecordedEvent], copies: &BTreeMap<String, Vec<Published>>, counts: &mut Counts) {
+    for (server, copy) in copies {
+        let mut probe = Counts::default();
+        check_published(events, copy, &mut probe);
+        if !probe.clean() {
+            counts.replica_differs += 1;
+            counts.details.push(format!(
+                "replica {server}: {} lost, {} twice, {} out of order, {} unknown",
+                probe.lost_in_publish, probe.published_twice, probe.published_out_of_order, probe.published_unknown
+            ));
+        }
+    }
 }
 
 /// Compares the store with JetStream.
