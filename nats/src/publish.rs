@@ -122,7 +122,7 @@ impl Publisher<'_> {
         match window.pending.back_mut() {
             Some(last) if last.event.event_id == event.event_id => last.completes = true,
             // Every message of the event is acknowledged already.
-            _ => self.completed(event.position, &mut window.acked_to),
+            _ => self.completed(event, &mut window.acked_to),
         }
         Ok(())
     }
@@ -213,15 +213,16 @@ impl Publisher<'_> {
             self.stats.acked(ack.duplicate);
         }
         if sent.completes {
-            self.completed(position, acked_to);
-            let lag = (Utc::now() - sent.event.recorded_at).to_std().unwrap_or_default();
-            metrics::histogram!("tidemark_relay_lag_seconds").record(lag.as_secs_f64());
+            self.completed(sent.event, acked_to);
         }
         Ok(ack)
     }
 
-    fn completed(&self, position: LogPosition, acked_to: &mut Option<LogPosition>) {
-        *acked_to = Some(position);
-        self.stats.completed(position);
+    /// An event acknowledged with all its messages and every event before it.
+    fn completed(&self, event: &RecordedEvent, acked_to: &mut Option<LogPosition>) {
+        *acked_to = Some(event.position);
+        self.stats.completed(event.position);
+        let lag = (Utc::now() - event.recorded_at).to_std().unwrap_or_default();
+        metrics::histogram!("tidemark_relay_lag_seconds").record(lag.as_secs_f64());
     }
 }
