@@ -20,6 +20,11 @@ pub struct Cli {
     /// One JSON object per line instead of a table.
     #[arg(long)]
     pub json: bool,
+    /// Judge the run by its targets: print a summary and the worst row on stderr, and exit
+    /// with 1 when a target is missed. With --quick, timings are printed but not judged:
+    /// only a crashed scenario fails the run (it always does, with or without --check).
+    #[arg(long)]
+    pub check: bool,
     /// Seconds measured per figure (default 5, or 0.5 with --quick).
     #[arg(long)]
     pub seconds: Option<f64>,

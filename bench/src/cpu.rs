@@ -107,11 +107,15 @@ mod tests {
 
     #[test]
     fn reads_its_own_counters() {
-        let spin = std::time::Instant::now();
-        while spin.elapsed() < Duration::from_millis(30) {
-            std::hint::black_box(0u64);
+        // Spins until the kernel has charged this process a tick (10 ms of CPU); on a busy
+        // machine that takes longer than 10 ms of wall time, so the bound is generous.
+        let (before, spin) = (process_ticks("self"), std::time::Instant::now());
+        while process_ticks("self") == before && spin.elapsed() < Duration::from_secs(10) {
+            for _ in 0..100_000 {
+                std::hint::black_box(0u64);
+            }
         }
-        assert!(process_ticks("self") > 0);
+        assert!(process_ticks("self") > before, "no CPU tick charged after {:?} of spinning", spin.elapsed());
         let (busy, total) = machine_ticks();
         assert!(total > 0 && busy <= total);
     }

@@ -21,7 +21,7 @@ use crate::framework::seed;
 use crate::js::{self, mib, Memory, Names};
 use crate::pull::{self, Progress};
 use crate::readmodel::{create_sql, upsert_sql, verify, TotalsProjection, TABLE};
-use crate::relay::{sample, usage};
+use crate::relay::{m_peak, sample, usage};
 use crate::runner::histogram;
 use crate::scenarios::Suite;
 
@@ -55,6 +55,8 @@ struct Watched {
     before: Memory,
     peak_kib: u64,
     after: Memory,
+    /// Whether VmHWM was reset as the watch started (then `after.hwm_kib` is the peak).
+    peak_reset: bool,
 }
 
 impl Suite<'_> {
@@ -173,8 +175,8 @@ impl Suite<'_> {
             .with("linger", t.linger.as_secs_f64() * 1000.0, "ms")
             .with("M_rss_before_apply", mib(before.rss_kib), "MiB")
             .with("M_peak_rss_during_apply", mib(watched.peak_kib), "MiB")
-            .with("M_rss_growth_during_apply", mib(watched.peak_kib.saturating_sub(before.rss_kib)), "MiB")
-            .with("M_vmhwm_delta_during_apply", mib(after.hwm_kib.saturating_sub(before.hwm_kib)), "MiB"))
+            .with("M_rss_growth_during_apply", mib(watched.peak_kib.saturating_sub(before.rss_kib)), "MiB"))
+        .map(|f| m_peak(f, watched.peak_reset, after))
     }
 
     /// `raw-upsert` (`acks`) or `raw-upsert-noack`: hand-written consumers writing the same
@@ -265,6 +267,7 @@ fn projection_name(partitions: u32) -> String {
 /// 10 ms); fails when `stopped` says a consumer ended first, after [`STALL`] without
 /// progress, or after [`LIMIT`].
 async fn watch(started: Instant, events: u64, done: impl Fn() -> u64, stopped: impl Fn() -> bool) -> Result<Watched> {
+    let peak_reset = js::reset_peak();
     let before = js::memory();
     let mut peak_kib = before.rss_kib;
     let (mut last, mut moved) = (0, Instant::now());
@@ -286,7 +289,7 @@ async fn watch(started: Instant, events: u64, done: impl Fn() -> u64, stopped: i
     }
     let elapsed = started.elapsed();
     let after = js::memory();
-    Ok(Watched { elapsed, before, peak_kib: peak_kib.max(after.rss_kib), after })
+    Ok(Watched { elapsed, before, peak_kib: peak_kib.max(after.rss_kib), after, peak_reset })
 }
 
 fn figure(

@@ -21,13 +21,17 @@ mod p;
 mod profile;
 mod pull;
 mod raw;
+mod rawlag;
 mod readmodel;
 mod relay;
 mod report;
 mod runner;
 mod scenarios;
 mod statements;
+mod targets;
 mod visible;
+
+use std::process::ExitCode;
 
 use anyhow::{bail, Result};
 use clap::Parser;
@@ -81,7 +85,7 @@ fn pick(scenario: &str) -> Result<Pick> {
     })
 }
 
-fn main() -> Result<()> {
+fn main() -> Result<ExitCode> {
     let cli = Cli::parse();
     let pick = pick(&cli.scenario)?;
     statements::install();
@@ -93,7 +97,40 @@ fn main() -> Result<()> {
     } else {
         print!("{}", report.table());
     }
-    Ok(())
+    Ok(verdict(&cli, &report))
+}
+
+/// The exit status: 2 when a scenario crashed; with `--check` (and not `--quick`), 1 when
+/// a target was missed.
+fn verdict(cli: &Cli, report: &Report) -> ExitCode {
+    for (id, error) in &report.crashed {
+        eprintln!("check: scenario {id} crashed: {error}");
+    }
+    if cli.check {
+        let judgement = report.judgement();
+        let missed = judgement.missed().count();
+        eprintln!(
+            "check: {} targets judged, {} met, {missed} missed; {} not measured in this run{}",
+            judgement.verdicts.len(),
+            judgement.verdicts.len() - missed,
+            judgement.unmeasured.len(),
+            if cli.quick { " (--quick: timings are not judged)" } else { "" }
+        );
+        if let Some(worst) = judgement.worst() {
+            eprintln!("check: worst: {worst}");
+        }
+        if !report.crashed.is_empty() {
+            return ExitCode::from(2);
+        }
+        if missed > 0 && !cli.quick {
+            return ExitCode::from(1);
+        }
+    }
+    if report.crashed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(2)
+    }
 }
 
 async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
@@ -123,31 +160,42 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
     Ok(report)
 }
 
+/// Runs the picked scenarios in turn. A scenario that fails is recorded as crashed and the
+/// next one runs (each starts from emptied tables and its own streams).
 async fn measure(suite: &mut Suite<'_>, pick: Pick, nats_url: &str, names: &js::Names) -> Result<()> {
-    if matches!(pick, Pick::All | Pick::F1) {
-        suite.f1().await?;
+    let wanted = |picks: &[Pick]| pick == Pick::All || picks.contains(&pick);
+    if wanted(&[Pick::F1]) {
+        let outcome = suite.f1().await;
+        suite.record("F1", outcome);
     }
-    if matches!(pick, Pick::All | Pick::F2) {
-        suite.f2().await?;
+    if wanted(&[Pick::F2]) {
+        let outcome = suite.f2().await;
+        suite.record("F2", outcome);
     }
-    if matches!(pick, Pick::All | Pick::Profile) {
-        suite.profile().await?;
+    if wanted(&[Pick::Profile]) {
+        let outcome = suite.profile().await;
+        suite.record("profile", outcome);
     }
-    if matches!(pick, Pick::All | Pick::F3 | Pick::M) {
-        suite.f3(nats_url, names).await?;
+    if wanted(&[Pick::F3, Pick::M]) {
+        let outcome = suite.f3(nats_url, names).await;
+        suite.record("F3", outcome);
     }
-    if matches!(pick, Pick::All | Pick::F4 | Pick::M) {
-        suite.f4(nats_url, names).await?;
+    if wanted(&[Pick::F4, Pick::M]) {
+        let outcome = suite.f4(nats_url, names).await;
+        suite.record("F4", outcome);
     }
-    if matches!(pick, Pick::All | Pick::F5) {
-        suite.f5().await?;
+    if wanted(&[Pick::F5]) {
+        let outcome = suite.f5().await;
+        suite.record("F5", outcome);
     }
-    if matches!(pick, Pick::All | Pick::F6) {
-        suite.f6(nats_url, names).await?;
+    if wanted(&[Pick::F6]) {
+        let outcome = suite.f6(nats_url, names).await;
+        suite.record("F6", outcome);
     }
     #[cfg(feature = "cqrs-es")]
-    if matches!(pick, Pick::All | Pick::P) {
-        suite.p().await?;
+    if wanted(&[Pick::P]) {
+        let outcome = suite.p().await;
+        suite.record("P", outcome);
     }
     Ok(())
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::{bail, Context as _, Result};
 use futures_util::StreamExt;
 use hdrhistogram::Histogram;
-use tidemark::{AppendRequest, EventId, EventStore, ExpectedVersion, Metadata, NewEvent};
+use tidemark::{AppendRequest, EventId, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent};
 use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme, HEADER_MSG_ID};
 use tidemark_postgres::PgEventStore;
 use tokio::sync::mpsc;
@@ -62,6 +62,7 @@ impl Suite<'_> {
         let _stop = shutdown.clone().drop_guard();
 
         eprintln!("measuring F3 drain of {} events", streams * BATCH);
+        let peak_reset = js::reset_peak();
         let before = js::memory();
         let (cpu, nats) = (CpuMark::take(self.db, &tag).await, js::nats_server_ticks());
         let started = Instant::now();
@@ -93,8 +94,8 @@ impl Suite<'_> {
             .with("duplicates", status.duplicates as f64, "acks")
             .with("M_rss_before_drain", mib(before.rss_kib), "MiB")
             .with("M_peak_rss_during_drain", mib(peak), "MiB")
-            .with("M_rss_growth_during_drain", mib(peak.saturating_sub(before.rss_kib)), "MiB")
-            .with("M_vmhwm_delta_during_drain", mib(after.hwm_kib.saturating_sub(before.hwm_kib)), "MiB");
+            .with("M_rss_growth_during_drain", mib(peak.saturating_sub(before.rss_kib)), "MiB");
+        let drain = m_peak(drain, peak_reset, after);
 
         let lag = self.lag(nats_url, &relay, &config, &tag).await?;
         shutdown.cancel();
@@ -106,8 +107,9 @@ impl Suite<'_> {
         // closing the pool first would leave that task retrying (and warning) on it.
         drop((relay, store));
 
-        let raw = self.raw_publish(client, names, s.raw_events.min(streams * BATCH)).await?;
-        self.report.figures.extend([drain.against(&raw), raw, lag]);
+        let (raw, events) = self.raw_publish(client, names, s.raw_events.min(streams * BATCH)).await?;
+        let raw_lag = self.raw_lag(client, names, &events).await?;
+        self.report.figures.extend([drain.against(&raw), raw, lag.against_latency(&raw_lag), raw_lag]);
         Ok(())
     }
 
@@ -183,7 +185,12 @@ impl Suite<'_> {
 
     /// The raw baseline: the first `count` stored events (read beforehand) published by
     /// plain async-nats into a fresh stream with the relay stream's settings.
-    async fn raw_publish(&self, client: &async_nats::Client, names: &Names, count: usize) -> Result<Figure> {
+    async fn raw_publish(
+        &self,
+        client: &async_nats::Client,
+        names: &Names,
+        count: usize,
+    ) -> Result<(Figure, Vec<RecordedEvent>)> {
         eprintln!("measuring raw JetStream publish of {count} events (1024 PubAcks in flight)");
         let loader = self.db.store(&self.db.next_tag(), 2, false).await?;
         let events = js::load_events(&loader, count).await?;
@@ -200,9 +207,10 @@ impl Suite<'_> {
         let elapsed = started.elapsed();
         let (cpu, nats_us) = usage(cpu, &CpuMark::take(self.db, "tmb-no-backends").await, nats, elapsed);
         let published = events.len() as u64;
-        Ok(Figure::new("raw-js", Counted::Items("events/s"), sample(published, elapsed, histogram()?, cpu))
+        let figure = Figure::new("raw-js", Counted::Items("events/s"), sample(published, elapsed, histogram()?, cpu))
             .with("nats_server_cpu_per_event", nats_us / published.max(1) as f64, "us")
-            .with("duplicates", duplicates as f64, "acks"))
+            .with("duplicates", duplicates as f64, "acks");
+        Ok((figure, events))
     }
 }
 
@@ -225,6 +233,18 @@ pub(crate) fn usage(first: CpuMark, last: &CpuMark, nats_before: u64, elapsed: D
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     cpu.other = (cpu.other - nats / (elapsed.as_secs_f64() * cores)).max(0.0);
     (cpu, nats * 1e6)
+}
+
+/// Adds `M_peak_rss`: the process's VmHWM since [`js::reset_peak`] at the start (when the
+/// kernel took the reset; otherwise the peak of the sampled resident sets).
+pub(crate) fn m_peak(figure: Figure, reset: bool, after: js::Memory) -> Figure {
+    match reset {
+        true => figure.with("M_peak_rss", mib(after.hwm_kib), "MiB"),
+        false => {
+            let sampled = figure.extra("M_peak_rss_during_drain").or(figure.extra("M_peak_rss_during_apply"));
+            figure.with("M_peak_rss", sampled.unwrap_or(f64::NAN), "MiB").with("M_peak_rss_sampled", 1.0, "")
+        }
+    }
 }
 
 pub(crate) fn sample(events: u64, window: Duration, latency: Histogram<u64>, cpu: CpuUsage) -> Sample {

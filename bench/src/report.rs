@@ -6,9 +6,10 @@ use serde::Serialize;
 
 use crate::cpu::FOREIGN_LOAD_LIMIT;
 use crate::figure::Figure;
+use crate::targets::{series_of, Judgement, Measure};
 
 /// Series of the table, and what each measures.
-const LEGEND: [(&str, &str); 29] = [
+const LEGEND: [(&str, &str); 30] = [
     ("raw-a", "(a) sqlx single-row INSERT, autocommit: 1 statement per op"),
     ("raw-b", "(b) sqlx BEGIN; INSERT; COMMIT: 3 statements per op"),
     ("raw-c", "(c) sqlx INSERT ... SELECT FROM unnest(...) of 100 rows per op"),
@@ -28,6 +29,7 @@ const LEGEND: [(&str, &str); 29] = [
     ("raw-upsert-noack", "raw-upsert on ephemeral consumers without acks (as the runner consumes); w = partitions"),
     ("raw-pull", "async-nats pull consumers that only ack each message; w = partitions"),
     ("raw-pull-noack", "async-nats pull consumers without acks that only take each message in; w = partitions"),
+    ("raw-lag", "async-nats JetStream publish at F3-lag's rate; p50/p99 = publish called -> message on a subscription"),
     ("", "F4/raw-*: from start until every pre-published event is applied (acked for raw-pull)"),
     (
         "F5",
@@ -38,7 +40,7 @@ const LEGEND: [(&str, &str); 29] = [
     ("raw-e2e@N%", "sqlx INSERT -> NOTIFY -> LISTEN-woken reader -> JetStream publish -> pull -> upsert -> visible"),
     ("", "F6: open loop at N% of F1-new/w32 (or N/s with --f6-rates); latency from the scheduled send to the row's NOTIFY; w = partitions"),
     ("cqrs-*", "P: cqrs-es 0.5 + postgres-es 0.5 (their tables, own schema), the same aggregate and commands"),
-    ("M_*", "RSS of the whole bench process during F3-drain (relay) and F4 (runner), from /proc/self/status"),
+    ("M_*", "bench process memory (/proc/self/status): M_peak_rss = VmHWM, reset as F3-drain / F4 starts"),
     ("", "ratios: this figure's rate / the baseline's rate at the same writer count"),
     ("", "other: machine share used by neither the client nor its backends; '!': over 10%, figure disturbed"),
 ];
@@ -59,22 +61,75 @@ pub struct Report {
     pub profile: Vec<ProfileLine>,
     /// Scenarios this build cannot run: (id, what it measures and what it needs).
     pub not_landed: Vec<(&'static str, &'static str)>,
+    /// Scenarios that failed: (id, the error).
+    pub crashed: Vec<(&'static str, String)>,
 }
 
-/// One JSON line.
+/// One JSON line. `kind` is `figure` (a figure's own metric), `ratio` (a figure against a
+/// baseline), `target` (a target's verdict), `profile`, `not_run` or `crashed`.
 #[derive(Debug, Serialize)]
 struct Line<'a> {
+    kind: &'a str,
     scenario: &'a str,
+    variant: &'a str,
+    writers: Option<usize>,
+    id: &'a str,
     metric: &'a str,
     value: Option<f64>,
     unit: Option<&'a str>,
+    higher_is_better: Option<bool>,
     baseline: Option<&'a str>,
     ratio: Option<f64>,
+    /// Whether a target judges this figure (or this ratio): a headline figure, not a
+    /// diagnostic one.
+    headline: bool,
+    target: Option<f64>,
+    met: Option<bool>,
+    error: Option<&'a str>,
 }
 
 impl<'a> Line<'a> {
-    fn plain(scenario: &'a str, metric: &'a str, value: f64, unit: &'a str) -> Self {
-        Self { scenario, metric, value: Some(round(value)), unit: Some(unit), baseline: None, ratio: None }
+    fn empty(kind: &'a str, scenario: &'a str) -> Self {
+        Self {
+            kind,
+            scenario,
+            variant: "",
+            writers: None,
+            id: "",
+            metric: "",
+            value: None,
+            unit: None,
+            higher_is_better: None,
+            baseline: None,
+            ratio: None,
+            headline: false,
+            target: None,
+            met: None,
+            error: None,
+        }
+    }
+
+    fn of(f: &'a Figure, id: &'a str, metric: &'a str, value: f64, unit: &'a str) -> Self {
+        Self {
+            variant: f.series,
+            writers: Some(f.sample.writers),
+            id,
+            metric,
+            value: Some(round(value)),
+            unit: Some(unit),
+            higher_is_better: better(metric),
+            ..Self::empty("figure", f.scenario)
+        }
+    }
+}
+
+/// Which way a metric is better, where it has one.
+fn better(metric: &str) -> Option<bool> {
+    match metric {
+        "throughput" => Some(true),
+        m if m.starts_with("latency") || m.ends_with("cpu_per_op") || m.starts_with("M_") => Some(false),
+        m if m.ends_with("_p50") || m.ends_with("_p99") || m.starts_with("p99") => Some(false),
+        _ => None,
     }
 }
 
@@ -83,8 +138,21 @@ fn round(v: f64) -> f64 {
 }
 
 impl Report {
+    /// The targets' verdicts on this run's figures.
+    pub fn judgement(&self) -> Judgement {
+        Judgement::of(&self.figures)
+    }
+
     /// One JSON object per line.
     pub fn json(&self) -> anyhow::Result<String> {
+        let judgement = self.judgement();
+        let judged = |f: &Figure, baseline: Option<&str>| {
+            judgement.verdicts.iter().any(|v| {
+                v.figure == f.id()
+                    && v.target.scenario_matches(f.scenario)
+                    && (baseline.is_none() || v.baseline.as_deref() == baseline)
+            })
+        };
         let mut out = String::new();
         let mut push = |line: Line<'_>| -> anyhow::Result<()> {
             out.push_str(&serde_json::to_string(&line)?);
@@ -93,33 +161,77 @@ impl Report {
         };
         for f in &self.figures {
             let id = f.id();
-            let throughput = Line::plain(&id, "throughput", f.throughput(), f.unit());
-            if f.baselines.is_empty() {
-                push(throughput)?;
-            }
+            let headline = judged(f, None);
+            let line = |metric, value, unit| Line { headline, ..Line::of(f, &id, metric, value, unit) };
+            push(line("throughput", f.throughput(), f.unit()))?;
             for (baseline, ratio) in f.ratios() {
                 push(Line {
+                    kind: "ratio",
                     baseline: Some(baseline),
                     ratio: Some(round(ratio)),
-                    ..Line::plain(&id, "throughput", f.throughput(), f.unit())
+                    headline: judged(f, Some(baseline)),
+                    ..line("throughput", f.throughput(), f.unit())
                 })?;
             }
-            push(Line::plain(&id, "latency_p50", f.sample.latency_ms(0.5), "ms"))?;
-            push(Line::plain(&id, "latency_p99", f.sample.latency_ms(0.99), "ms"))?;
+            for (baseline, p50, p99) in f.latency_ratios() {
+                let headline = judged(f, Some(baseline));
+                for (metric, ratio, value) in
+                    [("latency_p50", p50, f.sample.latency_ms(0.5)), ("latency_p99", p99, f.sample.latency_ms(0.99))]
+                {
+                    push(Line {
+                        kind: "ratio",
+                        baseline: Some(baseline),
+                        ratio: Some(round(ratio)),
+                        headline,
+                        ..line(metric, value, "ms")
+                    })?;
+                }
+            }
+            push(line("latency_p50", f.sample.latency_ms(0.5), "ms"))?;
+            push(line("latency_p99", f.sample.latency_ms(0.99), "ms"))?;
             let (client, server) = f.sample.cpu_us_per_op();
-            push(Line::plain(&id, "client_cpu_per_op", client, "us"))?;
-            push(Line::plain(&id, "server_cpu_per_op", server, "us"))?;
-            push(Line::plain(&id, "machine_busy", f.sample.cpu.machine_busy * 100.0, "%"))?;
-            push(Line::plain(&id, "machine_busy_other", f.sample.cpu.other * 100.0, "%"))?;
+            push(line("client_cpu_per_op", client, "us"))?;
+            push(line("server_cpu_per_op", server, "us"))?;
+            push(line("machine_busy", f.sample.cpu.machine_busy * 100.0, "%"))?;
+            push(line("machine_busy_other", f.sample.cpu.other * 100.0, "%"))?;
             for (metric, value, unit) in &f.extra {
-                push(Line::plain(&id, metric, *value, unit))?;
+                push(line(metric, *value, unit))?;
             }
         }
+        for v in &judgement.verdicts {
+            let t = &v.target;
+            let ratio = t.baseline.is_some().then_some(round(v.value));
+            push(Line {
+                variant: t.series,
+                writers: Some(v.writers),
+                id: &v.figure,
+                metric: t.measure.name(),
+                value: Some(round(v.value)),
+                unit: Some(t.unit),
+                higher_is_better: Some(t.measure.higher_is_better()),
+                baseline: v.baseline.as_deref(),
+                ratio,
+                headline: true,
+                target: Some(t.bound),
+                met: Some(v.met),
+                ..Line::empty("target", t.scenario)
+            })?;
+        }
         for p in &self.profile {
-            push(Line::plain(&p.scenario, &p.metric, p.value, p.unit))?;
+            push(Line {
+                variant: &p.scenario,
+                id: &p.scenario,
+                metric: &p.metric,
+                value: Some(round(p.value)),
+                unit: Some(p.unit),
+                ..Line::empty("profile", "profile")
+            })?;
         }
         for (id, _) in &self.not_landed {
-            push(Line { scenario: id, metric: "not_run", value: None, unit: None, baseline: None, ratio: None })?;
+            push(Line { metric: "not_run", ..Line::empty("not_run", id) })?;
+        }
+        for (id, error) in &self.crashed {
+            push(Line { metric: "crashed", error: Some(error), ..Line::empty("crashed", id) })?;
         }
         Ok(out)
     }
@@ -137,7 +249,10 @@ impl Report {
         );
         for f in &self.figures {
             let (client, server) = f.sample.cpu_us_per_op();
-            let ratios: Vec<String> = f.ratios().map(|(b, r)| format!("{r:.2}x {}", series_of(b))).collect();
+            let mut ratios: Vec<String> = f.ratios().map(|(b, r)| format!("{r:.2}x {}", series_of(b))).collect();
+            ratios.extend(
+                f.latency_ratios().map(|(b, p50, p99)| format!("p50 {p50:.2}x, p99 {p99:.2}x {}", series_of(b))),
+            );
             let _ = writeln!(
                 out,
                 "{:<17} {:>3} {:>8.0} {:<9} {:>6.2} {:>6.2} {:>7.0} {:>7.0} {:>4.0}% {:>4.0}%{} {}",
@@ -163,34 +278,28 @@ impl Report {
         for (id, what) in &self.not_landed {
             let _ = writeln!(out, "{id:<4} not run: {what}");
         }
+        for (id, error) in &self.crashed {
+            let _ = writeln!(out, "{id:<4} CRASHED: {error}");
+        }
         out
     }
 
     fn targets(&self, out: &mut String) {
-        let checked = self
-            .figures
-            .iter()
-            .filter(|f| (f.series.starts_with("F1") && f.sample.writers == 32) || f.series.starts_with("F2"));
-        let mut lines = Vec::new();
-        for f in checked {
-            for (baseline, ratio) in f.ratios() {
-                // P: tidemark at least twice cqrs-es; F1/F2: at least 0.8x the raw baselines.
-                let target = if baseline.starts_with("cqrs") { 2.0 } else { 0.8 };
-                let verdict = if ratio >= target { "met" } else { "missed" };
-                lines.push(format!("  {} vs {baseline}: {ratio:.2}x (target {target:.2}x) {verdict}", f.id()));
-            }
+        let judgement = self.judgement();
+        if judgement.verdicts.is_empty() {
+            return;
         }
-        for f in self.figures.iter().filter(|f| f.series.starts_with("F3")) {
-            lines.extend(relay_targets(f));
+        let _ = writeln!(out, "\ntargets:");
+        for v in &judgement.verdicts {
+            let _ = writeln!(out, "  {v}");
         }
-        for f in self.figures.iter().filter(|f| f.series == "F4") {
-            lines.extend(projection_targets(f));
-        }
-        for f in &self.figures {
-            lines.extend(e2e_targets(f));
-        }
-        if !lines.is_empty() {
-            let _ = writeln!(out, "\ntargets:\n{}", lines.join("\n"));
+        for t in &judgement.unmeasured {
+            let writers = t.writers.map(|w| format!("/w{w}")).unwrap_or_default();
+            let what = match t.measure {
+                Measure::Extra(metric) => metric.to_owned(),
+                m => format!("{} vs {}", m.name(), t.baseline.unwrap_or("-")),
+            };
+            let _ = writeln!(out, "  {} {}{writers} {what}: not measured in this run", t.scenario, t.series);
         }
     }
 
@@ -206,127 +315,5 @@ impl Report {
         if !self.profile.is_empty() {
             out.push('\n');
         }
-    }
-}
-
-/// F6's target (p50 at most 3 ms, p99 at most 15 ms) holds at 10 % of the F1 capacity; the
-/// raw pipeline is held to it as well, so that the table shows whether the machine allows it.
-/// At 1 % (the lowest default share) the p50 is this machine's floor: a pipeline that misses
-/// 3 ms there cannot meet the target at any load.
-fn e2e_targets(f: &Figure) -> Vec<String> {
-    let verdict = |met: bool| if met { "met" } else { "missed" };
-    let at = |share: &str| f.series.strip_prefix("F6").or(f.series.strip_prefix("raw-e2e")) == Some(share);
-    let (p50, p99) = (f.sample.latency_ms(0.5), f.sample.latency_ms(0.99));
-    if at("@10%") {
-        vec![
-            format!("  {} p50: {p50:.2} ms (target 3 ms) {}", f.id(), verdict(p50 <= 3.0)),
-            format!("  {} p99: {p99:.2} ms (target 15 ms) {}", f.id(), verdict(p99 <= 15.0)),
-        ]
-    } else if at("@1%") {
-        let reach = if p50 <= 3.0 { "within reach" } else { "out of reach on this machine" };
-        vec![format!("  {} p50: {p50:.2} ms (floor at 1 %: the 3 ms target is {reach})", f.id())]
-    } else {
-        Vec::new()
-    }
-}
-
-/// F3's targets: drain at least 50k events/s and 0.7x the raw publish; lag p99 at most 10 ms.
-fn relay_targets(f: &Figure) -> Vec<String> {
-    let verdict = |met: bool| if met { "met" } else { "missed" };
-    match f.series {
-        "F3-drain" => {
-            let rate = f.throughput();
-            let mut lines =
-                vec![format!("  {}: {rate:.0} events/s (target 50000) {}", f.id(), verdict(rate >= 50_000.0))];
-            for (baseline, ratio) in f.ratios() {
-                lines.push(format!("  {} vs {baseline}: {ratio:.2}x (target 0.70x) {}", f.id(), verdict(ratio >= 0.7)));
-            }
-            lines
-        }
-        "F3-lag" => {
-            let p99 = f.sample.latency_ms(0.99);
-            vec![format!("  {} p99: {p99:.2} ms (target 10 ms) {}", f.id(), verdict(p99 <= 10.0))]
-        }
-        _ => Vec::new(),
-    }
-}
-
-/// F4's targets: at least 50k events/s on one partition, and at least 0.9x the hand-written
-/// pipeline that consumes the same way (`raw-upsert-noack`); the other ratios are reported,
-/// not judged.
-fn projection_targets(f: &Figure) -> Vec<String> {
-    let rate = f.throughput();
-    let mut lines = Vec::new();
-    if f.sample.writers == 1 {
-        let verdict = if rate >= 50_000.0 { "met" } else { "missed" };
-        lines.push(format!("  {}: {rate:.0} events/s (target 50000) {verdict}", f.id()));
-    }
-    for (baseline, ratio) in f.ratios() {
-        if series_of(baseline) == "raw-upsert-noack" {
-            let verdict = if ratio >= 0.9 { "met" } else { "missed" };
-            lines.push(format!("  {} vs {baseline}: {ratio:.2}x (target 0.90x) {verdict}", f.id()));
-        } else {
-            lines.push(format!("  {} vs {baseline}: {ratio:.2}x (no target)", f.id()));
-        }
-    }
-    lines
-}
-
-fn series_of(id: &str) -> &str {
-    id.split('/').next().unwrap_or(id)
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-    use crate::cpu::CpuUsage;
-    use crate::figure::Counted;
-    use crate::runner::{histogram, Sample};
-
-    /// A figure of `series` whose every latency is `ms` milliseconds (reported to the
-    /// histogram's precision: 20 ms reads 20.02).
-    fn e2e(series: &'static str, ms: u64) -> Figure {
-        let mut latency = histogram().expect("histogram");
-        latency.record_n(ms * 1000, 100).expect("record");
-        let sample = Sample {
-            writers: 4,
-            ops: 100,
-            items: 100,
-            window: Duration::from_secs(1),
-            latency,
-            total_ops: 100,
-            cpu: CpuUsage::default(),
-        };
-        Figure::new(series, Counted::Items("events/s"), sample)
-    }
-
-    #[test]
-    fn both_pipelines_are_judged_at_ten_percent_and_the_floor_at_one() {
-        let report = Report {
-            figures: vec![
-                e2e("F6@1%", 5),
-                e2e("raw-e2e@1%", 2),
-                e2e("F6@10%", 20),
-                e2e("raw-e2e@10%", 2),
-                e2e("F6@50%", 1),
-            ],
-            ..Report::default()
-        };
-        let mut out = String::new();
-        report.targets(&mut out);
-        let lines: Vec<&str> = out.lines().filter(|l| l.starts_with("  ")).collect();
-        assert_eq!(
-            lines,
-            [
-                "  F6@1%/w4 p50: 5.00 ms (floor at 1 %: the 3 ms target is out of reach on this machine)",
-                "  raw-e2e@1%/w4 p50: 2.00 ms (floor at 1 %: the 3 ms target is within reach)",
-                "  F6@10%/w4 p50: 20.02 ms (target 3 ms) missed",
-                "  F6@10%/w4 p99: 20.02 ms (target 15 ms) missed",
-                "  raw-e2e@10%/w4 p50: 2.00 ms (target 3 ms) met",
-                "  raw-e2e@10%/w4 p99: 2.00 ms (target 15 ms) met",
-            ]
-        );
     }
 }

@@ -50,6 +50,14 @@ pub struct Suite<'a> {
 }
 
 impl Suite<'_> {
+    /// Records a scenario's failure (it is reported as crashed; the run goes on).
+    pub fn record(&mut self, scenario: &'static str, outcome: Result<()>) {
+        if let Err(error) = outcome {
+            eprintln!("scenario {scenario} crashed: {error:#}");
+            self.report.crashed.push((scenario, format!("{error:#}")));
+        }
+    }
+
     pub fn plan(&self) -> Plan {
         Plan { warmup: self.settings.warmup, window: self.settings.window }
     }
@@ -117,7 +125,7 @@ impl Suite<'_> {
             return Ok((f.throughput(), "capacity_from_this_runs_F1"));
         }
         let sample = self.run(Job::Commands(Work::Open, Tuning::Default), 32).await?;
-        let figure = Figure::new("F1-new", Counted::Ops("cmd/s"), sample);
+        let figure = Figure::new("F1-new", Counted::Ops("cmd/s"), sample).in_scenario("F6");
         let rate = figure.throughput();
         self.report.figures.push(figure);
         Ok((rate, "capacity_measured_at_F6_start"))
@@ -141,7 +149,7 @@ impl Suite<'_> {
             };
             let tidemark = self.run(Job::Commands(work, Tuning::Default), w).await?;
             let cqrs = Figure::new(theirs, counted, self.run(Job::Cqrs(work), w).await?);
-            let tidemark = Figure::new(ours, counted, tidemark).against(&cqrs);
+            let tidemark = Figure::new(ours, counted, tidemark).in_scenario("P").against(&cqrs);
             self.report.figures.extend([tidemark, cqrs]);
         }
         Ok(())
