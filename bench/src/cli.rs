@@ -120,10 +120,14 @@ pub struct Settings {
     pub window: Duration,
     /// Writer counts of F1 and the single-event append.
     pub f1_writers: Vec<usize>,
+    /// Writer counts at which F1's diagnostic series run too (the headline ones run at all).
+    pub f1_diagnostic_writers: Vec<usize>,
     /// Writer counts of F2.
     pub f2_writers: Vec<usize>,
     /// Writers of the profile run.
     pub profile_writers: usize,
+    /// Whether the profile runs the default tuning only (not -plain and -nogc).
+    pub profile_defaults_only: bool,
     /// Streams seeded per F1 "existing streams" measurement, shared out among writers.
     pub existing_streams: usize,
     /// Events in each seeded stream.
@@ -178,9 +182,11 @@ impl Settings {
             return Self {
                 warmup: Duration::from_millis(200),
                 window: window.unwrap_or(Duration::from_millis(500)),
-                f1_writers: writers.unwrap_or_else(|| vec![1, 8]),
+                f1_writers: writers.clone().unwrap_or_else(|| vec![1, 8]),
+                f1_diagnostic_writers: writers.unwrap_or_else(|| vec![8]),
                 f2_writers: vec![1, 8],
                 profile_writers: 8,
+                profile_defaults_only: true,
                 existing_streams: 200,
                 history: 10,
                 quiet_wait: Duration::ZERO,
@@ -204,9 +210,11 @@ impl Settings {
         Self {
             warmup: Duration::from_secs(1),
             window: window.unwrap_or(Duration::from_secs(5)),
-            f1_writers: writers.unwrap_or_else(|| vec![1, 8, 32, 64]),
+            f1_writers: writers.clone().unwrap_or_else(|| vec![1, 8, 32, 64]),
+            f1_diagnostic_writers: writers.unwrap_or_else(|| vec![1, 8, 32, 64]),
             f2_writers: vec![1, 8],
             profile_writers: 32,
+            profile_defaults_only: false,
             existing_streams: 4096,
             history: 10,
             quiet_wait: Duration::from_secs(20),

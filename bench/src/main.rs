@@ -165,37 +165,37 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
 async fn measure(suite: &mut Suite<'_>, pick: Pick, nats_url: &str, names: &js::Names) -> Result<()> {
     let wanted = |picks: &[Pick]| pick == Pick::All || picks.contains(&pick);
     if wanted(&[Pick::F1]) {
-        let outcome = suite.f1().await;
-        suite.record("F1", outcome);
+        let (started, outcome) = (std::time::Instant::now(), suite.f1().await);
+        suite.record("F1", outcome, started);
     }
     if wanted(&[Pick::F2]) {
-        let outcome = suite.f2().await;
-        suite.record("F2", outcome);
+        let (started, outcome) = (std::time::Instant::now(), suite.f2().await);
+        suite.record("F2", outcome, started);
     }
     if wanted(&[Pick::Profile]) {
-        let outcome = suite.profile().await;
-        suite.record("profile", outcome);
+        let (started, outcome) = (std::time::Instant::now(), suite.profile().await);
+        suite.record("profile", outcome, started);
     }
     if wanted(&[Pick::F3, Pick::M]) {
-        let outcome = suite.f3(nats_url, names).await;
-        suite.record("F3", outcome);
+        let (started, outcome) = (std::time::Instant::now(), suite.f3(nats_url, names).await);
+        suite.record("F3", outcome, started);
     }
     if wanted(&[Pick::F4, Pick::M]) {
-        let outcome = suite.f4(nats_url, names).await;
-        suite.record("F4", outcome);
+        let (started, outcome) = (std::time::Instant::now(), suite.f4(nats_url, names).await);
+        suite.record("F4", outcome, started);
     }
     if wanted(&[Pick::F5]) {
-        let outcome = suite.f5().await;
-        suite.record("F5", outcome);
+        let (started, outcome) = (std::time::Instant::now(), suite.f5().await);
+        suite.record("F5", outcome, started);
     }
     if wanted(&[Pick::F6]) {
-        let outcome = suite.f6(nats_url, names).await;
-        suite.record("F6", outcome);
+        let (started, outcome) = (std::time::Instant::now(), suite.f6(nats_url, names).await);
+        suite.record("F6", outcome, started);
     }
     #[cfg(feature = "cqrs-es")]
     if wanted(&[Pick::P]) {
-        let outcome = suite.p().await;
-        suite.record("P", outcome);
+        let (started, outcome) = (std::time::Instant::now(), suite.p().await);
+        suite.record("P", outcome, started);
     }
     Ok(())
 }

@@ -56,17 +56,20 @@ impl Counters {
 }
 
 impl Suite<'_> {
-    /// Profiles F1 on new and on existing streams at the profile writer count.
+    /// Profiles F1 on new and on existing streams at the profile writer count (with
+    /// `--quick`, only the defaults).
     pub async fn profile(&mut self) -> Result<()> {
         let w = self.settings.profile_writers;
-        for (series, work, tuning) in [
+        let all = [
             ("F1-new-plain", Work::Open, Tuning::Plain),
             ("F1-new", Work::Open, Tuning::Default),
             ("F1-new-nogc", Work::Open, Tuning::NoGroupCommit),
             ("F1-existing-plain", Work::Busy, Tuning::Plain),
             ("F1-existing", Work::Busy, Tuning::Default),
             ("F1-existing-nogc", Work::Busy, Tuning::NoGroupCommit),
-        ] {
+        ];
+        let defaults_only = self.settings.profile_defaults_only;
+        for (series, work, tuning) in all.into_iter().filter(|(_, _, t)| !defaults_only || *t == Tuning::Default) {
             self.profile_one(&format!("{series}/w{w}"), w, work, tuning).await?;
         }
         Ok(())

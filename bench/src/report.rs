@@ -317,3 +317,75 @@ impl Report {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+    use crate::cpu::CpuUsage;
+    use crate::figure::Counted;
+    use crate::runner::{histogram, Sample};
+
+    fn figure(series: &'static str, writers: usize, per_s: u64) -> Figure {
+        let mut latency = histogram().expect("histogram");
+        latency.record_n(1000, 10).expect("record");
+        let sample = Sample {
+            writers,
+            ops: per_s,
+            items: per_s,
+            window: Duration::from_secs(1),
+            latency,
+            total_ops: per_s,
+            cpu: CpuUsage::default(),
+        };
+        Figure::new(series, Counted::Ops("cmd/s"), sample)
+    }
+
+    fn lines(report: &Report) -> Vec<serde_json::Value> {
+        let json = report.json().expect("json");
+        json.lines().map(|l| serde_json::from_str(l).expect("a JSON line")).collect()
+    }
+
+    #[test]
+    fn json_lines_name_scenario_variant_writers_direction_baseline_and_headline() {
+        let raw = figure("raw-a", 32, 1000);
+        let report = Report {
+            figures: vec![
+                figure("F1-new", 32, 3000).against(&raw),
+                figure("F1-existing-plain", 32, 300).against(&raw),
+                raw,
+            ],
+            crashed: vec![("F3", "connection refused".into())],
+            ..Report::default()
+        };
+        let lines = lines(&report);
+        let find = |kind: &str, id: &str, metric: &str| {
+            lines
+                .iter()
+                .find(|l| l["kind"] == kind && l["id"] == id && l["metric"] == metric)
+                .unwrap_or_else(|| panic!("no {kind} line {id} {metric}"))
+                .clone()
+        };
+        let ratio = find("ratio", "F1-new/w32", "throughput");
+        assert_eq!(ratio["scenario"], "F1");
+        assert_eq!(ratio["variant"], "F1-new");
+        assert_eq!(ratio["writers"], 32);
+        assert_eq!(ratio["higher_is_better"], true);
+        assert_eq!(ratio["baseline"], "raw-a/w32");
+        assert_eq!(ratio["ratio"], 3.0);
+        assert_eq!(ratio["headline"], true);
+        // A diagnostic variant's ratio is not a headline figure: a check taking the
+        // minimum of the headline ratios does not see it.
+        let plain = find("ratio", "F1-existing-plain/w32", "throughput");
+        assert_eq!(plain["headline"], false);
+        assert_eq!(plain["ratio"], 0.3);
+        assert_eq!(find("figure", "F1-new/w32", "latency_p99")["higher_is_better"], false);
+        let target = find("target", "F1-new/w32", "throughput");
+        assert_eq!(target["target"], 2.5);
+        assert_eq!(target["met"], true);
+        let crashed = lines.iter().find(|l| l["kind"] == "crashed").expect("a crashed line");
+        assert_eq!(crashed["scenario"], "F3");
+        assert_eq!(crashed["error"], "connection refused");
+    }
+}

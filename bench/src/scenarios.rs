@@ -51,7 +51,8 @@ pub struct Suite<'a> {
 
 impl Suite<'_> {
     /// Records a scenario's failure (it is reported as crashed; the run goes on).
-    pub fn record(&mut self, scenario: &'static str, outcome: Result<()>) {
+    pub fn record(&mut self, scenario: &'static str, outcome: Result<()>, started: std::time::Instant) {
+        eprintln!("scenario {scenario}: {:.1} s", started.elapsed().as_secs_f64());
         if let Err(error) = outcome {
             eprintln!("scenario {scenario} crashed: {error:#}");
             self.report.crashed.push((scenario, format!("{error:#}")));
@@ -63,38 +64,49 @@ impl Suite<'_> {
     }
 
     /// F1 and the single-event append, at every writer count, with baselines (a) and (b).
+    /// The diagnostic series (raw-b, appends, -plain, -nogc, -idem) run only at
+    /// `settings.f1_diagnostic_writers`; raw-a, F1-new and F1-existing (the targets') at all.
     pub async fn f1(&mut self) -> Result<()> {
+        use Tuning::{Default as Defaults, Idempotent, NoGroupCommit, Plain};
+        let (ops, appends, cmds) = (Counted::Ops("ops/s"), Counted::Ops("appends/s"), Counted::Ops("cmd/s"));
+        // (series, unit, job, on seeded streams, a headline series)
+        let series = [
+            ("append-new", appends, Job::Append { seeded: false }, false, false),
+            ("F1-new-plain", cmds, Job::Commands(Work::Open, Plain), false, false),
+            ("F1-new", cmds, Job::Commands(Work::Open, Defaults), false, true),
+            ("F1-new-nogc", cmds, Job::Commands(Work::Open, NoGroupCommit), false, false),
+            ("F1-new-idem", cmds, Job::Commands(Work::Open, Idempotent), false, false),
+            ("append-existing", appends, Job::Append { seeded: true }, true, false),
+            ("F1-existing-plain", cmds, Job::Commands(Work::Busy, Plain), true, false),
+            ("F1-existing", cmds, Job::Commands(Work::Busy, Defaults), true, true),
+            ("F1-existing-idem", cmds, Job::Commands(Work::Busy, Idempotent), true, false),
+            ("F1-existing-nogc", cmds, Job::Commands(Work::Busy, NoGroupCommit), true, false),
+        ];
         for w in self.settings.f1_writers.clone() {
-            let ops = Counted::Ops("ops/s");
+            let diagnostics = self.settings.f1_diagnostic_writers.contains(&w);
             let a = Figure::new("raw-a", ops, self.run(Job::Raw(RawKind::Autocommit), w).await?);
-            let b = Figure::new("raw-b", ops, self.run(Job::Raw(RawKind::Transaction), w).await?);
-            let (appends, cmds) = (Counted::Ops("appends/s"), Counted::Ops("cmd/s"));
-            let framework = [
-                Figure::new("append-new", appends, self.run(Job::Append { seeded: false }, w).await?),
-                Figure::new("F1-new-plain", cmds, self.run(Job::Commands(Work::Open, Tuning::Plain), w).await?),
-                Figure::new("F1-new", cmds, self.run(Job::Commands(Work::Open, Tuning::Default), w).await?),
-                Figure::new("F1-new-nogc", cmds, self.run(Job::Commands(Work::Open, Tuning::NoGroupCommit), w).await?),
-                Figure::new("F1-new-idem", cmds, self.run(Job::Commands(Work::Open, Tuning::Idempotent), w).await?),
-                self.seeded_figure("append-existing", appends, self.run(Job::Append { seeded: true }, w).await?),
-                self.seeded_figure(
-                    "F1-existing-plain",
-                    cmds,
-                    self.run(Job::Commands(Work::Busy, Tuning::Plain), w).await?,
-                ),
-                self.seeded_figure("F1-existing", cmds, self.run(Job::Commands(Work::Busy, Tuning::Default), w).await?),
-                self.seeded_figure(
-                    "F1-existing-idem",
-                    cmds,
-                    self.run(Job::Commands(Work::Busy, Tuning::Idempotent), w).await?,
-                ),
-                self.seeded_figure(
-                    "F1-existing-nogc",
-                    cmds,
-                    self.run(Job::Commands(Work::Busy, Tuning::NoGroupCommit), w).await?,
-                ),
-            ];
-            let framework = framework.map(|f| f.against(&a).against(&b));
-            self.report.figures.extend([a, b]);
+            let b = match diagnostics {
+                true => Some(Figure::new("raw-b", ops, self.run(Job::Raw(RawKind::Transaction), w).await?)),
+                false => None,
+            };
+            let mut framework = Vec::new();
+            for (name, counted, job, seeded, headline) in series {
+                if !(headline || diagnostics) {
+                    continue;
+                }
+                let sample = self.run(job, w).await?;
+                let figure = match seeded {
+                    true => self.seeded_figure(name, counted, sample),
+                    false => Figure::new(name, counted, sample),
+                };
+                let figure = figure.against(&a);
+                framework.push(match &b {
+                    Some(b) => figure.against(b),
+                    None => figure,
+                });
+            }
+            self.report.figures.push(a);
+            self.report.figures.extend(b);
             self.report.figures.extend(framework);
         }
         Ok(())
