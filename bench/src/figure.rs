@@ -146,3 +146,21 @@ pub fn scenario_of(series: &str) -> &'static str {
     }
     BY_PREFIX.iter().find(|(prefix, _)| series.starts_with(prefix)).map_or("other", |(_, scenario)| scenario)
 }
+
+/// A figure for tests: `per_s` operations (and items) in one second at `writers`, every
+/// latency `ms` milliseconds.
+#[cfg(test)]
+pub fn test_figure(series: &'static str, counted: Counted, writers: usize, per_s: u64, ms: u64) -> Figure {
+    let mut latency = crate::runner::histogram().expect("histogram");
+    latency.record_n(ms * 1000, 100).expect("record");
+    let sample = Sample {
+        writers,
+        ops: per_s,
+        items: per_s,
+        window: std::time::Duration::from_secs(1),
+        latency,
+        total_ops: per_s,
+        cpu: crate::cpu::CpuUsage::default(),
+    };
+    Figure::new(series, counted, sample)
+}

@@ -134,6 +134,26 @@ pub async fn publish_raw(js: &Context, scheme: &SubjectScheme, events: &[Recorde
     Ok(duplicates)
 }
 
+/// Forwards each message of `subscription` that carries a `Nats-Msg-Id` as (that id, when
+/// it arrived), until the receiver is dropped; abort the task to stop it sooner.
+pub fn arrivals(
+    mut subscription: async_nats::Subscriber,
+) -> (tokio::task::JoinHandle<()>, tokio::sync::mpsc::UnboundedReceiver<(String, tokio::time::Instant)>) {
+    let (tx, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let listening = tokio::spawn(async move {
+        while let Some(message) = subscription.next().await {
+            let at = tokio::time::Instant::now();
+            let id = message.headers.as_ref().and_then(|h| h.get(tidemark_nats::HEADER_MSG_ID));
+            if let Some(id) = id {
+                if tx.send((id.as_str().to_owned(), at)).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    (listening, arrivals)
+}
+
 /// CPU ticks (utime + stime) of every process named `nats-server` on this machine.
 pub fn nats_server_ticks() -> u64 {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };

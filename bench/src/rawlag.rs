@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use bytes::Bytes;
-use futures_util::StreamExt;
 use tidemark::RecordedEvent;
 use tidemark_nats::{EventHeaders, RelayConfig, SubjectScheme, HEADER_MSG_ID};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use uuid::Uuid;
 
@@ -42,20 +40,9 @@ impl Suite<'_> {
         let config = RelayConfig::default();
         let js = js::context(client.clone(), &config);
         let scheme = SubjectScheme::new(&names.raw_prefix, 16)?;
-        let mut subscription = client.subscribe(scheme.all_filter()).await?;
+        let subscription = client.subscribe(scheme.all_filter()).await?;
         client.flush().await?;
-        let (tx, mut arrivals) = mpsc::unbounded_channel::<(String, Instant)>();
-        let listening = tokio::spawn(async move {
-            while let Some(message) = subscription.next().await {
-                let at = Instant::now();
-                let id = message.headers.as_ref().and_then(|h| h.get(HEADER_MSG_ID)).map(|v| v.as_str().to_owned());
-                if let Some(id) = id {
-                    if tx.send((id, at)).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        let (listening, mut arrivals) = js::arrivals(subscription);
         let (cpu, nats) = (CpuMark::take(self.db, "tmb-no-backends").await, js::nats_server_ticks());
         let started = Instant::now();
         let step = Duration::from_secs_f64(1.0 / f64::from(rate));

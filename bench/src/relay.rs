@@ -6,12 +6,10 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
-use futures_util::StreamExt;
 use hdrhistogram::Histogram;
 use tidemark::{AppendRequest, EventId, EventStore, ExpectedVersion, Metadata, NewEvent, RecordedEvent};
-use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme, HEADER_MSG_ID};
+use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::PgEventStore;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
@@ -121,20 +119,9 @@ impl Suite<'_> {
         let (rate, window) = (self.settings.lag_rate, self.settings.lag_window);
         eprintln!("measuring F3 lag: {rate} events/s for {window:?}");
         let listener = async_nats::connect(nats_url).await?;
-        let mut subscription = listener.subscribe(config.subjects.all_filter()).await?;
+        let subscription = listener.subscribe(config.subjects.all_filter()).await?;
         listener.flush().await?;
-        let (tx, mut arrivals) = mpsc::unbounded_channel::<(Uuid, Instant)>();
-        let listening = tokio::spawn(async move {
-            while let Some(message) = subscription.next().await {
-                let at = Instant::now();
-                let id = message.headers.as_ref().and_then(|h| h.get(HEADER_MSG_ID)).map(|v| v.as_str().parse());
-                if let Some(Ok(id)) = id {
-                    if tx.send((id, at)).is_err() {
-                        break;
-                    }
-                }
-            }
-        });
+        let (listening, mut arrivals) = js::arrivals(subscription);
         let appender = self.db.store(tag, 16, true).await?;
         let mut appends = tokio::task::JoinSet::new();
         let (cpu, nats) = (CpuMark::take(self.db, tag).await, js::nats_server_ticks());
@@ -167,7 +154,7 @@ impl Suite<'_> {
                     relay.status()
                 );
             };
-            if let Some(done) = appended.get(&id) {
+            if let Some(done) = id.parse::<Uuid>().ok().and_then(|id| appended.get(&id)) {
                 seen += 1;
                 early += u64::from(at < *done);
                 lag.saturating_record(micros(at.saturating_duration_since(*done)));

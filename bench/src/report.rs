@@ -320,26 +320,11 @@ impl Report {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::cpu::CpuUsage;
-    use crate::figure::Counted;
-    use crate::runner::{histogram, Sample};
+    use crate::figure::{test_figure, Counted};
 
     fn figure(series: &'static str, writers: usize, per_s: u64) -> Figure {
-        let mut latency = histogram().expect("histogram");
-        latency.record_n(1000, 10).expect("record");
-        let sample = Sample {
-            writers,
-            ops: per_s,
-            items: per_s,
-            window: Duration::from_secs(1),
-            latency,
-            total_ops: per_s,
-            cpu: CpuUsage::default(),
-        };
-        Figure::new(series, Counted::Ops("cmd/s"), sample)
+        test_figure(series, Counted::Ops("cmd/s"), writers, per_s, 1)
     }
 
     fn lines(report: &Report) -> Vec<serde_json::Value> {

@@ -241,27 +241,12 @@ pub fn series_of(id: &str) -> &str {
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use super::*;
-    use crate::cpu::CpuUsage;
-    use crate::figure::Counted;
-    use crate::runner::{histogram, Sample};
+    use crate::figure::{test_figure, Counted};
 
     /// A figure of `series` at `writers` with `per_s` items a second and every latency `ms`.
     fn figure(series: &'static str, writers: usize, per_s: u64, ms: u64) -> Figure {
-        let mut latency = histogram().expect("histogram");
-        latency.record_n(ms * 1000, 100).expect("record");
-        let sample = Sample {
-            writers,
-            ops: per_s,
-            items: per_s,
-            window: Duration::from_secs(1),
-            latency,
-            total_ops: per_s,
-            cpu: CpuUsage::default(),
-        };
-        Figure::new(series, Counted::Items("events/s"), sample)
+        test_figure(series, Counted::Items("events/s"), writers, per_s, ms)
     }
 
     fn lines(judgement: &Judgement) -> Vec<String> {
