@@ -78,6 +78,10 @@ impl BenchDb {
     pub async fn reset(&self) -> Result<()> {
         self.drop_schemas().await?;
         tidemark_postgres::migrate(&self.admin, &self.schema).await.context("applying tidemark's migrations")?;
+        let projections = tidemark_projections_postgres::PROJECTION_MIGRATIONS;
+        tidemark_postgres::migrate_set(&self.admin, &self.schema, projections)
+            .await
+            .context("applying the projection tables")?;
         for table in RAW_TABLES {
             let sql = format!("{ADMIN} CREATE TABLE {s}.{table} (LIKE {s}.events INCLUDING ALL)", s = self.schema);
             sqlx::query(&sql).execute(&self.admin).await.with_context(|| format!("creating {table}"))?;

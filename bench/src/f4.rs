@@ -9,8 +9,10 @@ use std::time::Duration;
 
 use anyhow::{bail, Context as _, Result};
 use tidemark::EventStore;
+use tidemark_nats::{ConsumerSettings, JetStreamFeed};
 use tidemark_nats::{MessageKey, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
-use tidemark_projections::{ConsumerSettings, JetStreamFeed, PgReadModels, ProjectionRunner, RunnerConfig};
+use tidemark_projections::{ProjectionRunner, RunnerConfig};
+use tidemark_projections_postgres::PgReadModels;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;

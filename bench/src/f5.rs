@@ -7,9 +7,8 @@ use std::time::Duration;
 
 use anyhow::{Context as _, Result};
 use tidemark::{EventStore, LogPosition};
-use tidemark_projections::{
-    InProcessBus, PgReadModels, ProjectionRunner, RebuildOptions, RebuildOutcome, RunnerConfig,
-};
+use tidemark_projections::{InProcessBus, ProjectionRunner, RebuildOptions, RebuildOutcome, RunnerConfig};
+use tidemark_projections_postgres::PgReadModels;
 use tokio::time::Instant;
 
 use crate::cpu::CpuMark;

@@ -13,9 +13,11 @@ use std::sync::Arc;
 use anyhow::{Context as _, Result};
 use hdrhistogram::Histogram;
 use tidemark::{AppendRequest, EventStore, ExpectedVersion, Metadata, NewEvent, StreamId};
+use tidemark_nats::{ConsumerSettings, JetStreamFeed};
 use tidemark_nats::{MessageKey, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::PgEventStore;
-use tidemark_projections::{ConsumerSettings, JetStreamFeed, PgReadModels, ProjectionRunner, RunnerConfig};
+use tidemark_projections::{ProjectionRunner, RunnerConfig};
+use tidemark_projections_postgres::PgReadModels;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 

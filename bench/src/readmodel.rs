@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use anyhow::{ensure, Result};
 use sqlx::{PgExecutor, PgPool};
 use tidemark::{Envelope, EventCodec};
-use tidemark_projections::{ApplyError, PgReadModels, PgTx, Projection};
+use tidemark_projections::{ApplyError, Projection};
+use tidemark_projections_postgres::{PgReadModels, PgTx};
 
 use crate::db::ADMIN;
 use crate::domain::AccountEvent;

@@ -11,8 +11,10 @@ mod aggregate;
 mod cache;
 mod codec;
 mod command;
+mod diagnostics;
 mod error;
 mod event;
+mod hash;
 mod identity;
 mod ids;
 mod memory;
@@ -27,6 +29,7 @@ pub use codec::{EventCodec, RegistryError, Upcast, Upcasters};
 pub use command::{
     CommandError, CommandHandler, CommandOptions, HandlerConfig, Loaded, SnapshotPolicy, DEFAULT_CACHE_CAPACITY,
 };
+pub use diagnostics::LogDiagnostics;
 pub use error::{BackendError, Error, InvalidStreamId, Result};
 pub use event::{DecodeError, DomainEvent, Envelope, EventType, NewEvent, RecordedEvent};
 pub use identity::{EventIdentity, Mismatch};
@@ -41,9 +44,11 @@ pub use stream_id::{StreamId, MAX_STREAM_ID_LEN};
 pub use testing::{AggregateTest, Given, When};
 pub use version::{ExpectedVersion, LogPosition, ParseLogPositionError, StreamVersion};
 
-/// Re-exports used by [`domain_events!`]; not part of the public API.
+/// Re-exports used by [`domain_events!`] and the framework's own crates; not part of the
+/// public API.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::hash::fnv1a_32 as stable_hash;
     pub use serde_json;
     pub use serde_json::value::RawValue;
 }

@@ -54,6 +54,22 @@ impl StreamId {
         &self.0
     }
 
+    /// The partition of this stream among `partitions` (at least one): the FNV-1a 32-bit
+    /// hash of the id's UTF-8 bytes modulo `partitions`. It is the same in every process and
+    /// release, so the in-process bus, the broker's subjects and the runners' coordination
+    /// all place a stream, and so keep its events in order, in the same partition.
+    ///
+    /// ```
+    /// use tidemark::StreamId;
+    /// let id = StreamId::new("order-42")?;
+    /// assert!(id.partition(8) < 8);
+    /// assert_eq!(id.partition(1), 0);
+    /// # Ok::<(), tidemark::InvalidStreamId>(())
+    /// ```
+    pub fn partition(&self, partitions: u32) -> u32 {
+        crate::hash::fnv1a_32(self.0.as_bytes()) % partitions.max(1)
+    }
+
     /// The part before the first `-`, or the whole id.
     pub fn category(&self) -> &str {
         self.0.split_once('-').map_or(&self.0, |(c, _)| c)

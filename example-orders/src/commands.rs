@@ -13,7 +13,8 @@ use example_orders::runtime::{
 };
 use example_orders::seed::{seed, SeedOptions};
 use tidemark::EventStore;
-use tidemark_projections::{DocumentReader, DocumentTx, Feed, LogDiagnostics, Ops, OpsCommand, ReadModels};
+use tidemark::LogDiagnostics;
+use tidemark_projections::{DocumentReader, DocumentTx, Feed, Ops, OpsCommand, ReadModels};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

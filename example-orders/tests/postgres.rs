@@ -17,8 +17,10 @@ use example_orders::runtime::{start_postgres, PgDeployment, PgOptions, PgServe, 
 use example_orders::seed::{seed, SeedOptions};
 use serde_json::{json, Value};
 use tidemark::EventCodec;
+use tidemark_nats::JetStreamFeed;
 use tidemark_postgres::PgEventStore;
-use tidemark_projections::{DocumentReader, JetStreamFeed, Ops, OpsExit, PgReadModels};
+use tidemark_projections::{DocumentReader, Ops, OpsExit};
+use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::{nats_url, unique_name, TestSchema};
 
 use support::{call, outcome, place, token, wait_until, DEADLINE};

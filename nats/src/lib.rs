@@ -1,6 +1,7 @@
-//! The NATS JetStream relay of tidemark: it publishes every event of the PostgreSQL
+//! The NATS JetStream side of tidemark: the relay publishes every event of the PostgreSQL
 //! store's gap-safe global log to a JetStream stream, once and in log order, under a
-//! partitioned subject scheme, with headers consumers can parse back.
+//! partitioned subject scheme, with headers consumers can parse back; the
+//! [`JetStreamFeed`] reads that stream back into projection runners.
 #![doc = include_str!("../README.md")]
 
 mod config;
@@ -9,6 +10,7 @@ mod connect_error;
 mod downcast;
 mod error;
 mod escape;
+mod feed;
 mod headers;
 mod leader;
 mod publish;
@@ -20,11 +22,14 @@ mod status;
 mod stream;
 mod subject;
 
+/// The NATS client whose types appear in this crate's API.
+pub use async_nats;
 pub use config::{ConfigError, RelayConfig};
 pub use connect::NatsConnect;
 pub use connect_error::NatsConnectError;
 pub use downcast::Downcaster;
 pub use error::{RelayError, Result};
+pub use feed::{ConsumerSettings, JetStreamFeed, JetStreamSubscription};
 pub use headers::{
     EventHeaders, HeaderError, HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_DOWNCAST_OF, HEADER_EVENT_TYPE,
     HEADER_MSG_ID, HEADER_POSITION, HEADER_RECORDED_AT, HEADER_SCHEMA_VERSION, HEADER_STREAM_ID, HEADER_STREAM_VERSION,
@@ -35,4 +40,4 @@ pub use relay::NatsRelay;
 pub use signature::{KeyError, MessageKey, Signature, HEADER_SIGNATURE, MIN_SECRET_LEN};
 pub use status::{RelayMonitor, RelayRole, RelayStatus};
 pub use stream::{ensure_stream, StreamError, StreamSettings};
-pub use subject::{fnv1a_32, token_problem, SubjectError, SubjectScheme, DEFAULT_PARTITIONS, DEFAULT_PREFIX};
+pub use subject::{token_problem, SubjectError, SubjectScheme, DEFAULT_PARTITIONS, DEFAULT_PREFIX};

@@ -61,22 +61,11 @@ pub fn token_problem(token: &str) -> Option<&'static str> {
     (!token.as_bytes().iter().all(ok)).then_some("a subject token holds only ASCII letters, digits, '_' and '-'")
 }
 
-/// The FNV-1a 32-bit hash of `bytes` (offset basis `0x811c9dc5`, prime `0x01000193`).
-///
-/// ```
-/// assert_eq!(tidemark_nats::fnv1a_32(b""), 0x811c_9dc5);
-/// assert_eq!(tidemark_nats::fnv1a_32(b"a"), 0xe40c_292c);
-/// assert_eq!(tidemark_nats::fnv1a_32(b"foobar"), 0xbf9c_f968);
-/// ```
-pub fn fnv1a_32(bytes: &[u8]) -> u32 {
-    bytes.iter().fold(0x811c_9dc5_u32, |hash, b| (hash ^ u32::from(*b)).wrapping_mul(0x0100_0193))
-}
-
 /// How events map to subjects, and the filters consumers subscribe with.
 ///
 /// An event's subject is `<prefix>.<partition>.<category>.<EventType>.v<N>`:
 /// - `prefix`: one or more tokens separated by dots (default `tidemark`);
-/// - `partition`: `fnv1a_32(stream id as UTF-8) % partitions`, in decimal, so every event
+/// - `partition`: [`StreamId::partition`] (FNV-1a of the id, modulo `partitions`), in decimal, so every event
 ///   of a stream lands in the same partition and keeps its order there;
 /// - `category`: the stream id's category (the part before the first `-`);
 /// - `EventType` and `N`: the stored type name and schema version.
@@ -131,9 +120,9 @@ impl SubjectScheme {
         self.partitions
     }
 
-    /// The partition of a stream: `fnv1a_32(id) % partitions`.
+    /// The partition of a stream: [`StreamId::partition`].
     pub fn partition_of(&self, stream: &StreamId) -> u32 {
-        fnv1a_32(stream.as_str().as_bytes()) % self.partitions
+        stream.partition(self.partitions)
     }
 
     /// The subject of an event of `stream` with the given type and schema version.
@@ -212,16 +201,10 @@ mod tests {
     }
 
     #[test]
-    fn fnv1a_matches_the_reference_vectors() {
-        assert_eq!(fnv1a_32(b""), 0x811c_9dc5);
-        assert_eq!(fnv1a_32(b"a"), 0xe40c_292c);
-        assert_eq!(fnv1a_32(b"foobar"), 0xbf9c_f968);
-    }
-
-    #[test]
     fn partitions_are_stable_and_in_range() {
         let s = scheme();
-        assert_eq!(s.partition_of(&stream("order-42")), fnv1a_32(b"order-42") % 8);
+        assert_eq!(s.partition_of(&stream("order-42")), stream("order-42").partition(8));
+        assert_eq!(s.partition_of(&stream("order-42")), 0x5724_46f4_u32 % 8);
         for n in 0..1000 {
             assert!(s.partition_of(&stream(&format!("order-{n}"))) < 8);
         }

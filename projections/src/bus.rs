@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use tidemark::{EventStore, LogPosition, RecordedEvent, StreamId};
-use tidemark_nats::fnv1a_32;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
@@ -141,7 +140,7 @@ impl InProcessBus {
 
     fn slot(&self, stream: &StreamId) -> usize {
         let count = self.inner.partitions.len() as u32;
-        (fnv1a_32(stream.as_str().as_bytes()) % count) as usize
+        stream.partition(count) as usize
     }
 }
 

@@ -26,14 +26,14 @@ pub enum ProjectionError {
     /// The event store failed (reading events for a gap repair or a thin notification).
     #[error(transparent)]
     Store(#[from] tidemark::Error),
-    /// The read-model database failed.
+    /// The read-model database (or the coordination's) failed.
     #[error("read-model database error while {context}: {source}")]
     Database {
         /// What the runtime was doing.
         context: &'static str,
         /// The driver's error.
         #[source]
-        source: sqlx::Error,
+        source: Box<dyn std::error::Error + Send + Sync + 'static>,
     },
     /// The broker failed (creating a consumer, pulling).
     #[error("broker error while {context}: {source}")]
@@ -129,34 +129,23 @@ impl ProjectionError {
         }
     }
 
-    pub(crate) fn broker(
-        context: &'static str,
-    ) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
+    /// Wraps a read-model database's error, naming what was being done (for backends).
+    pub fn database<E>(context: &'static str) -> impl FnOnce(E) -> Self
+    where
+        E: std::error::Error + Send + Sync + 'static,
+    {
+        move |source| Self::Database { context, source: Box::new(source) }
+    }
+
+    /// Wraps a broker's error, naming what was being done (for feeds).
+    pub fn broker(context: &'static str) -> impl FnOnce(Box<dyn std::error::Error + Send + Sync + 'static>) -> Self {
         move |source| Self::Broker { context, source }
     }
 }
 
-/// Whether a projection's error comes from the read-model database going away (a
-/// transient sqlx error anywhere in its chain of sources).
-pub(crate) fn is_transient_database(error: &(dyn std::error::Error + 'static)) -> bool {
-    let mut current = Some(error);
-    while let Some(e) = current {
-        if e.downcast_ref::<sqlx::Error>().is_some_and(tidemark_postgres::is_transient) {
-            return true;
-        }
-        current = e.source();
-    }
-    false
-}
-
-/// Maps a sqlx error, naming what was being done.
-pub(crate) fn database(context: &'static str) -> impl FnOnce(sqlx::Error) -> ProjectionError {
-    move |source| ProjectionError::Database { context, source }
-}
-
-/// Checks a projection (or consumer) name: 1 to 64 ASCII letters, digits, `_` and `-`,
+/// Checks a projection (or consumer) name (for backends naming things after it): 1 to 64 ASCII letters, digits, `_` and `-`,
 /// so it is safe in a consumer name, a lock key and a subject token.
-pub(crate) fn check_name(name: &str) -> Result<()> {
+pub fn check_name(name: &str) -> Result<()> {
     let reason = if name.is_empty() {
         Some("a name may not be empty")
     } else if name.len() > 64 {

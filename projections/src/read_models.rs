@@ -177,6 +177,14 @@ pub trait ReadModels: Clone + Send + Sync + 'static {
     /// Commits a transaction.
     fn commit(&self, tx: Self::Tx) -> impl Future<Output = Result<()>> + Send;
 
+    /// Whether `error`, returned by a projection's own code, comes from this backend's
+    /// database going away (a lost connection, a server shutting down): such a failure is
+    /// retried and never counts towards parking the event as poison. By default, never.
+    fn is_unavailable(&self, error: &(dyn std::error::Error + 'static)) -> bool {
+        let _ = error;
+        false
+    }
+
     /// Whether the runner should begin a partition's next batch transaction while it
     /// waits for that batch, taking the round trip of [`begin_batch`](Self::begin_batch)
     /// out of the batch's latency. Such a transaction holds a connection and the batch's

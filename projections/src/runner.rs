@@ -9,8 +9,8 @@ use std::time::Duration;
 use tidemark::{AppendOutcome, EventStore, StreamId, StreamVersion};
 use tokio_util::sync::CancellationToken;
 
-use crate::assign::{coordinate, Coordination};
 use crate::config::{RunnerConfig, VersionChange};
+use crate::coordinate::{coordinate, Coordinator};
 use crate::error::{check_name, ProjectionError, Result};
 use crate::feed::Feed;
 use crate::lag::{self, Lag};
@@ -29,7 +29,8 @@ use crate::worker::{BatchReport, Worker};
 ///
 /// - `run` applies every partition in this process (the embedded mode, one instance).
 /// - `run_shared` splits the partitions with the other instances of the same projection
-///   through PostgreSQL advisory locks, and takes over those of an instance that dies.
+///   through a [`Coordinator`] (PostgreSQL advisory locks, for one), and takes over those
+///   of an instance that dies.
 pub struct ProjectionRunner<P, R, S, F> {
     shared: Arc<Shared<P, R, S, F>>,
 }
@@ -211,17 +212,17 @@ where
         Ok(())
     }
 
-    /// Shares the partitions with the other instances meeting at `coordination` until
+    /// Shares the partitions with the other instances meeting at `coordinator` until
     /// `shutdown`.
     ///
     /// Preparing (see [`prepare`](Self::prepare)) happens in one instance at a time; a
     /// failure that may pass (database unreachable) is retried with backoff until
     /// `shutdown`, any other is returned.
-    pub async fn run_shared(&self, coordination: Coordination, shutdown: CancellationToken) -> Result<()> {
+    pub async fn run_shared<C: Coordinator>(&self, coordinator: C, shutdown: CancellationToken) -> Result<()> {
         let config = &self.shared.config;
         let mut delay = config.min_backoff;
         loop {
-            match self.prepare_exclusively(&coordination).await {
+            match self.prepare_exclusively(&coordinator).await {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && !matches!(e, ProjectionError::Apply { .. }) => {
                     tracing::warn!(projection = %self.name(), error = %e, ?delay, "preparing failed; retrying");
@@ -239,14 +240,14 @@ where
             let (runner, stop) = (self.clone(), shutdown.child_token());
             async move { runner.watch_lag(stop).await }
         });
-        coordinate(self.shared.clone(), coordination, shutdown).await;
+        coordinate(self.shared.clone(), coordinator, shutdown).await;
         watching.abort();
         Ok(())
     }
 
     /// One instance prepares (perhaps rebuilds); the others wait, then find it ready.
-    async fn prepare_exclusively(&self, coordination: &Coordination) -> Result<()> {
-        let guard = coordination.exclusive("prepare", &self.shared.consumer).await?;
+    async fn prepare_exclusively<C: Coordinator>(&self, coordinator: &C) -> Result<()> {
+        let guard = coordinator.exclusive("prepare", &self.shared.consumer).await?;
         let prepared = self.prepare().await;
         drop(guard);
         prepared

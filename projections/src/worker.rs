@@ -8,7 +8,7 @@ use std::sync::Arc;
 use tidemark::{Envelope, EventStore, LogPosition, RecordedEvent, StreamId, StreamVersion};
 
 use crate::config::PoisonPolicy;
-use crate::error::{is_transient_database, ProjectionError, Result};
+use crate::error::{ProjectionError, Result};
 use crate::feed::{FeedCursor, Incoming};
 use crate::metrics;
 use crate::partition::error_chain;
@@ -653,7 +653,7 @@ where
     async fn apply_handled(&self, tx: &mut R::Tx, handled: &[Envelope<P::Event>]) -> Result<()> {
         let Some(first) = handled.first() else { return Ok(()) };
         self.projection.apply_batch(tx, handled).await.map_err(|source| {
-            if is_transient_database(source.as_ref()) {
+            if self.read_models.is_unavailable(source.as_ref()) {
                 return ProjectionError::ApplyUnavailable { projection: self.name.clone(), source };
             }
             ProjectionError::Apply {

@@ -138,3 +138,34 @@ impl PgEventStore {
         Ok(heads)
     }
 }
+
+impl tidemark::LogDiagnostics for PgEventStore {
+    async fn held_back_by(&self) -> Option<String> {
+        let horizon = match self.log_horizon().await {
+            Ok(h) => h,
+            Err(e) => return Some(format!("cannot read the log horizon: {e}")),
+        };
+        if horizon.transaction_ids_regressed() {
+            return Some("stored transaction ids are ahead of the server's (restored from a dump?)".to_owned());
+        }
+        let oldest = horizon.oldest?;
+        (oldest.age.as_secs() >= 1).then(|| {
+            format!(
+                "transaction {} (pid {}, {}, open {:?}): {}",
+                oldest.transaction_id,
+                oldest.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+                oldest.state.as_deref().unwrap_or("?"),
+                oldest.age,
+                oldest.query.as_deref().unwrap_or("")
+            )
+        })
+    }
+
+    async fn stream_heads(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<(StreamId, StreamVersion)>, Error> {
+        PgEventStore::stream_heads(self, after, limit).await
+    }
+}

@@ -7,7 +7,7 @@
 //!   oldest running transaction;
 //! - readers woken after commit (in-process directly, across processes by a coalesced
 //!   NOTIFY), with polling as the fallback;
-//! - versioned migrations in a configurable schema.
+//! - versioned migrations in a configurable schema, one set per owning crate.
 #![doc = include_str!("../README.md")]
 
 mod append;
@@ -18,6 +18,7 @@ mod config;
 mod diagnostics;
 mod error;
 mod message_key;
+mod migrations;
 mod read;
 mod row;
 mod sql;
@@ -28,5 +29,6 @@ mod wake;
 pub use config::PgStoreConfig;
 pub use diagnostics::{HoldingTransaction, LogHorizon};
 pub use error::{is_transient, SetupError};
+pub use migrations::{migrate_set, pending_in_set, MigrationSet, RELAY_MIGRATIONS, STORE_MIGRATIONS};
 pub use store::{migrate, PgEventStore};
 pub use tail::{LogTail, LogWatch};

@@ -4,7 +4,7 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
-use sqlx::{Connection, PgConnection, PgPool};
+use sqlx::PgPool;
 use tidemark::{
     AppendOutcome, AppendRequest, CommandId, Error, EventIdentity, EventStore, LogPosition, Mismatch, RecordedEvent,
     Snapshot, StreamId, StreamVersion,
@@ -14,10 +14,9 @@ use tokio::time::Instant;
 use crate::batch::GroupCommit;
 use crate::config::PgStoreConfig;
 use crate::error::SetupError;
+use crate::migrations::{migrate_set, pending_in_set, RELAY_MIGRATIONS, STORE_MIGRATIONS};
 use crate::sql::Statements;
 use crate::wake::Wake;
-
-static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("./migrations");
 
 #[derive(Debug)]
 struct Inner {
@@ -75,29 +74,24 @@ impl PgEventStore {
         Ok(Self { inner })
     }
 
-    /// Creates the schema if needed and applies pending migrations. Safe to run again,
-    /// and from several processes at once. Uses a connection of its own.
+    /// Creates the schema if needed and applies the pending migrations of the store's
+    /// tables and the relay's ([`STORE_MIGRATIONS`](crate::STORE_MIGRATIONS) and
+    /// [`RELAY_MIGRATIONS`](crate::RELAY_MIGRATIONS)). Safe to run again, and from several
+    /// processes at once. Uses a connection of its own. Other crates' tables (the
+    /// projection runtime's) are migrated by those crates.
     pub async fn migrate(&self) -> Result<(), SetupError> {
         migrate(&self.inner.pool, &self.inner.config.schema).await
     }
 
-    /// The versions of the store's migrations not applied to its schema yet (all of them
-    /// when the schema or its migration table does not exist): a process that must not
-    /// migrate on its own can check it is running against an up-to-date schema.
+    /// The versions of the store's and the relay's migrations not applied to its schema
+    /// yet: a process that must not migrate on its own can check it is running against an
+    /// up-to-date schema.
     pub async fn pending_migrations(&self) -> Result<Vec<i64>, SetupError> {
-        let sql = format!(
-            "SELECT version FROM \"{}\"._sqlx_migrations WHERE success ORDER BY version",
-            self.inner.config.schema
-        );
-        let applied: Vec<i64> = match sqlx::query_scalar(&sql).fetch_all(&self.inner.pool).await {
-            Ok(applied) => applied,
-            // 42P01 undefined_table, 3F000 invalid_schema_name: nothing applied yet.
-            Err(e) if matches!(e.as_database_error().and_then(|d| d.code()).as_deref(), Some("42P01" | "3F000")) => {
-                Vec::new()
-            }
-            Err(e) => return Err(e.into()),
-        };
-        Ok(MIGRATOR.iter().map(|m| m.version).filter(|v| !applied.contains(v)).collect())
+        let schema = &self.inner.config.schema;
+        let mut pending = pending_in_set(&self.inner.pool, schema, STORE_MIGRATIONS).await?;
+        pending.extend(pending_in_set(&self.inner.pool, schema, RELAY_MIGRATIONS).await?);
+        pending.sort_unstable();
+        Ok(pending)
     }
 
     /// The pool.
@@ -123,15 +117,11 @@ impl PgEventStore {
     }
 }
 
-/// Applies the store's migrations to `schema` through a dedicated connection.
+/// Applies the store's and the relay's migrations to `schema`, each through a dedicated
+/// connection.
 pub async fn migrate(pool: &PgPool, schema: &str) -> Result<(), SetupError> {
-    PgStoreConfig::default().schema(schema).validate()?;
-    let mut conn = PgConnection::connect_with(&pool.connect_options()).await?;
-    sqlx::query(&format!("CREATE SCHEMA IF NOT EXISTS \"{schema}\"")).execute(&mut conn).await?;
-    sqlx::query(&format!("SET search_path TO \"{schema}\"")).execute(&mut conn).await?;
-    let result = MIGRATOR.run(&mut conn).await;
-    conn.close().await?;
-    Ok(result?)
+    migrate_set(pool, schema, STORE_MIGRATIONS).await?;
+    migrate_set(pool, schema, RELAY_MIGRATIONS).await
 }
 
 impl EventStore for PgEventStore {

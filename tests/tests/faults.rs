@@ -135,6 +135,7 @@ impl Deployment {
         };
         let store = config.store(8).await.expect("store");
         store.migrate().await.expect("migrate");
+        tidemark_projections_postgres::PgReadModels::new(&store).migrate().await.expect("projection migrations");
         let client = config.nats().await.expect("nats");
         let relay = config.relay(store.clone(), client.clone()).expect("relay");
         relay.ensure_stream(&config.stream_settings()).await.expect("stream");

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 
 use tidemark::EventStore;
-use tidemark_projections::{DocumentReader, DocumentTx, Feed, InProcessBus, LogDiagnostics, Ops, ReadModels};
+use tidemark::LogDiagnostics;
+use tidemark_projections::{DocumentReader, DocumentTx, Feed, InProcessBus, Ops, ReadModels};
 use tokio_util::sync::CancellationToken;
 
 use super::runners::{Handlers, Role, RunMode, Runners};

@@ -5,9 +5,10 @@
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
+use tidemark_nats::JetStreamFeed;
 use tidemark_nats::{MessageKey, NatsConnect, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
-use tidemark_projections::{Coordination, JetStreamFeed, PgReadModels};
+use tidemark_projections_postgres::{Coordination, PgReadModels};
 
 use super::backend::{Backend, Running};
 use super::runners::{Role, RunMode};
@@ -198,9 +199,11 @@ impl PgDeployment {
         Ok(Self { store, read_models, client, scheme, options })
     }
 
-    /// Applies the store's migrations and creates (or updates) the JetStream stream.
+    /// Applies the store's and the read models' migrations and creates (or updates) the
+    /// JetStream stream.
     pub async fn migrate(&self) -> Result<(), StartError> {
         self.store.migrate().await?;
+        self.read_models.migrate().await?;
         self.relay()?.ensure_stream(&self.stream_settings()).await?;
         Ok(())
     }

@@ -4,11 +4,12 @@
 
 use std::sync::Arc;
 
+use tidemark::LogDiagnostics;
 use tidemark::{CommandHandler, EventStore};
 use tidemark_projections::{
-    Coordination, DocumentTx, Feed, LogDiagnostics, Ops, PoisonPolicy, Projection, ProjectionError, ProjectionRunner,
-    ReadModels, RunnerConfig,
+    DocumentTx, Feed, Ops, PoisonPolicy, Projection, ProjectionError, ProjectionRunner, ReadModels, RunnerConfig,
 };
+use tidemark_projections_postgres::Coordination;
 use tokio_util::sync::CancellationToken;
 
 use super::tasks::{pause, retry_delays, Tasks};

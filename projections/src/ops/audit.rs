@@ -6,10 +6,10 @@ use std::time::{Duration, Instant};
 use serde::Serialize;
 use tidemark::{StreamId, StreamVersion};
 
-use super::diagnostics::LogDiagnostics;
 use super::registry::ProjectionOps;
 use crate::error::Result;
 use crate::read_models::Seen;
+use tidemark::LogDiagnostics;
 
 /// Streams read from each side per page.
 const PAGE: usize = 5_000;

@@ -7,12 +7,12 @@ use serde_json::json;
 use tidemark::{EventStore, StreamId};
 
 use super::command::{DlqCommand, Output};
-use super::diagnostics::LogDiagnostics;
 use super::registry::ProjectionOps;
 use super::run::unknown;
 use super::{Ops, OpsExit};
 use crate::error::Result;
 use crate::read_models::{DeadLetter, RogueMessage};
+use tidemark::LogDiagnostics;
 
 impl<S: EventStore + LogDiagnostics> Ops<S> {
     pub(super) async fn dlq(&self, command: &DlqCommand, out: &mut dyn Write, err: &mut dyn Write) -> Result<OpsExit> {

@@ -6,7 +6,6 @@
 
 mod audit;
 mod command;
-mod diagnostics;
 mod dlq;
 mod progress;
 mod registry;
@@ -16,11 +15,10 @@ mod verify;
 use std::fmt;
 use std::sync::Arc;
 
-use tidemark::EventStore;
+use tidemark::{EventStore, LogDiagnostics};
 
 pub use audit::{AuditReport, Finding};
 pub use command::{DlqCommand, EventsCommand, OpsCommand, Output, ProjectionsCommand, StreamCommand};
-pub use diagnostics::LogDiagnostics;
 pub use registry::{OpsFuture, PartitionView, ProjectionOps, ProjectionState};
 pub use verify::{verify_log, EventVerifier, VerifyFailure, VerifyReport};
 

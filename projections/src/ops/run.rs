@@ -8,13 +8,13 @@ use tidemark::{read_stream_to_end, EventStore, StreamId, StreamVersion};
 
 use super::audit::audit;
 use super::command::{EventsCommand, OpsCommand, ProjectionsCommand, StreamCommand};
-use super::diagnostics::LogDiagnostics;
 use super::progress::Reporter;
 use super::registry::ProjectionState;
 use super::verify::verify_log;
 use super::{Ops, OpsExit};
 use crate::error::Result;
 use crate::rebuild::{RebuildOptions, RebuildOutcome};
+use tidemark::LogDiagnostics;
 
 /// `projections status --json`: one object per projection.
 #[derive(Debug, Serialize)]

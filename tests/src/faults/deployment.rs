@@ -5,9 +5,11 @@ use std::time::Duration;
 
 use async_nats::ServerAddr;
 use sqlx::postgres::PgPoolOptions;
+use tidemark_nats::JetStreamFeed;
 use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
-use tidemark_projections::{JetStreamFeed, PgReadModels, PoisonPolicy, ProjectionRunner, RunnerConfig};
+use tidemark_projections::{PoisonPolicy, ProjectionRunner, RunnerConfig};
+use tidemark_projections_postgres::PgReadModels;
 
 use super::ledger::LedgerProjection;
 

@@ -16,7 +16,7 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use serde::{Deserialize, Serialize};
 use tidemark::{AppendRequest, CommandId, EventStore, ExpectedVersion, StreamId};
-use tidemark_projections::Coordination;
+use tidemark_projections_postgres::Coordination;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 

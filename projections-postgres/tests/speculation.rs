@@ -18,9 +18,10 @@ use tidemark::{
 };
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
-    ApplyError, CheckedCommit, DocumentReader, DocumentTx, Incoming, MemoryReadModels, PgReadModels, Progress,
-    Projection, ProjectionError, ProjectionRunner, ReadModels, RunnerConfig, Seen,
+    ApplyError, CheckedCommit, DocumentReader, DocumentTx, Incoming, MemoryReadModels, Progress, Projection,
+    ProjectionError, ProjectionRunner, ReadModels, RunnerConfig, Seen,
 };
+use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::TestSchema;
 use tokio_util::sync::CancellationToken;
 
@@ -208,6 +209,7 @@ async fn pg() -> (TestSchema, PgEventStore, PgReadModels) {
     let store = PgEventStore::from_pool(schema.pool().clone(), config).expect("store");
     store.migrate().await.expect("migrate");
     let read_models = PgReadModels::new(&store);
+    read_models.migrate().await.expect("projection migrations");
     (schema, store, read_models)
 }
 

@@ -4,7 +4,7 @@
 mod support;
 
 use tidemark_nats::RelayConfig;
-use tidemark_projections::Coordination;
+use tidemark_projections_postgres::Coordination;
 use tokio_util::sync::CancellationToken;
 
 use support::nats::{spawn_relay, Bench, PgRunner};

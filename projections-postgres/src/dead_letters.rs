@@ -4,9 +4,11 @@ use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
 use tidemark::{EventId, StreamId};
 
-use crate::error::{database, Result};
+use tidemark_projections::Result;
+
+use crate::error::database;
 use crate::postgres::{position, signed, PgReadModels, PgTx};
-use crate::read_models::{DeadLetter, DeadLetterStatus};
+use tidemark_projections::{DeadLetter, DeadLetterStatus};
 
 /// Inserts (or updates) dead letters inside a batch's transaction.
 pub(crate) async fn insert_dead_letters(

@@ -10,7 +10,8 @@ use std::time::{Duration, Instant};
 
 use tidemark::{AppendRequest, Envelope, EventCodec, EventStore as _, ExpectedVersion, StreamId, StreamVersion};
 use tidemark_nats::RelayConfig;
-use tidemark_projections::{ApplyError, DocumentTx, PgReadModels, Projection, ProjectionRunner, ReadModels};
+use tidemark_projections::{ApplyError, DocumentTx, Projection, ProjectionRunner, ReadModels};
+use tidemark_projections_postgres::PgReadModels;
 use tokio::sync::Notify;
 
 use support::nats::{spawn_relay, spawn_runner, Bench};

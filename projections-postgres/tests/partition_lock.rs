@@ -7,7 +7,8 @@ mod support;
 
 use tidemark::{LogPosition, StreamId};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
-use tidemark_projections::{PartitionState, PgReadModels, PgTx, Progress, ReadModels, Seen};
+use tidemark_projections::{PartitionState, Progress, ReadModels, Seen};
+use tidemark_projections_postgres::{PgReadModels, PgTx};
 use tidemark_testkit::TestSchema;
 use tokio::task::JoinHandle;
 
@@ -55,6 +56,7 @@ async fn a_batch_waiting_for_a_lock_reads_what_the_transaction_holding_it_commit
     let store = PgEventStore::from_pool(schema.pool().clone(), config).expect("store");
     store.migrate().await.expect("migrate");
     let models = PgReadModels::new(&store);
+    models.migrate().await.expect("projection migrations");
     let streams = vec![StreamId::new("account-1").expect("stream id"), StreamId::new("account-2").expect("stream id")];
     let stream = &streams[0];
 

@@ -146,7 +146,7 @@ async fn claim_seen<R: tidemark_projections::ReadModels>(
 /// (everything current), then with one stream behind, one missing and one ahead.
 async fn audit_finds_what_is_behind_missing_and_ahead<S, R>(ops: &Ops<S>, store: &S, read_models: &R)
 where
-    S: EventStore + tidemark_projections::LogDiagnostics + Clone + 'static,
+    S: EventStore + tidemark::LogDiagnostics + Clone + 'static,
     R: tidemark_projections::ReadModels,
 {
     let run = |args: &'static [&'static str]| async move {

@@ -1,5 +1,5 @@
 //! Read models in PostgreSQL: batches run in a sqlx transaction, bookkeeping lives in the
-//! store's schema (migration `0003_projections.sql` of `tidemark-postgres`).
+//! store's schema (this crate's migrations).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -9,15 +9,17 @@ use tidemark::{LogPosition, StreamId};
 use tidemark_postgres::{PgEventStore, PgStoreConfig, SetupError};
 
 use crate::dead_letters::select_dead_letters;
-use crate::error::{database, ProjectionError, Result};
-use crate::feed::FeedCursor;
+use tidemark_projections::{ProjectionError, Result};
+
+use crate::error::database;
 use crate::pg_progress::Recording;
 pub use crate::pg_tx::PgTx;
 use crate::pg_tx::SAVEPOINT;
-use crate::read_models::{CheckedCommit, DeadLetter, PartitionState, Progress, ReadModels, RogueMessage, Seen};
+use tidemark_projections::FeedCursor;
+use tidemark_projections::{CheckedCommit, DeadLetter, PartitionState, Progress, ReadModels, RogueMessage, Seen};
 
 /// Read models in the PostgreSQL database of a [`PgEventStore`], in the store's schema
-/// (its migrations create the runtime's tables).
+/// ([`migrate`](Self::migrate) creates the runtime's tables there).
 #[derive(Debug, Clone)]
 pub struct PgReadModels {
     pool: PgPool,
@@ -36,6 +38,18 @@ impl PgReadModels {
     pub fn from_pool(pool: PgPool, config: &PgStoreConfig) -> Result<Self, SetupError> {
         config.validate()?;
         Ok(Self { pool, schema: Arc::from(config.schema.as_str()) })
+    }
+
+    /// Creates the store's schema if needed and applies this crate's pending migrations
+    /// ([`PROJECTION_MIGRATIONS`](crate::PROJECTION_MIGRATIONS)). Safe to run again, and
+    /// from several processes at once.
+    pub async fn migrate(&self) -> Result<(), SetupError> {
+        crate::migrations::migrate(&self.pool, &self.schema).await
+    }
+
+    /// This crate's migrations not applied to the schema yet.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>, SetupError> {
+        crate::migrations::pending(&self.pool, &self.schema).await
     }
 
     /// The pool read models are written through.
@@ -60,7 +74,7 @@ impl PgReadModels {
         if clean == projection && clean.len() <= room {
             return format!("{}_{clean}", self.schema);
         }
-        let hash = tidemark_nats::fnv1a_32(projection.as_bytes());
+        let hash = tidemark::__private::stable_hash(projection.as_bytes());
         let keep = room.saturating_sub(9).min(clean.len());
         format!("{}_{}_{hash:08x}", self.schema, &clean[..keep])
     }
@@ -123,6 +137,10 @@ impl ReadModels for PgReadModels {
 
     async fn commit(&self, tx: PgTx) -> Result<()> {
         tx.commit().await
+    }
+
+    fn is_unavailable(&self, error: &(dyn std::error::Error + 'static)) -> bool {
+        crate::error::is_transient_database(error)
     }
 
     async fn lock_partition(&self, tx: &mut PgTx, projection: &str, partition: u32) -> Result<PartitionState> {

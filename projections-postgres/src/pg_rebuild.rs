@@ -2,7 +2,9 @@
 
 use sqlx::Executor;
 
-use crate::error::{database, Result};
+use tidemark_projections::Result;
+
+use crate::error::database;
 use crate::postgres::{PgReadModels, PgTx};
 
 impl PgReadModels {

@@ -14,11 +14,13 @@ use async_nats::jetstream::{Context, Message};
 use futures_util::StreamExt;
 use serde_json::value::RawValue;
 use tidemark::{Metadata, RecordedEvent, StreamId};
-use tidemark_nats::{EventHeaders, MessageKey, Signature, SubjectScheme};
+use tidemark_projections::{Delivery, Feed, FeedCursor, Incoming, ProjectionError, RogueMessage, Subscription};
 
-use crate::error::{ProjectionError, Result};
-use crate::feed::{Delivery, Feed, FeedCursor, Incoming, Subscription};
-use crate::read_models::RogueMessage;
+use crate::headers::EventHeaders;
+use crate::signature::{MessageKey, Signature};
+use crate::subject::SubjectScheme;
+
+type Result<T, E = ProjectionError> = std::result::Result<T, E>;
 
 /// Settings of the consumers a [`JetStreamFeed`] creates.
 #[derive(Debug, Clone)]

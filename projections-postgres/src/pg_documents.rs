@@ -3,8 +3,10 @@
 use serde_json::Value;
 use sqlx::Row;
 
-use crate::documents::{DocumentReader, DocumentTx};
-use crate::error::{database, ApplyError, Result};
+use tidemark_projections::{ApplyError, Result};
+use tidemark_projections::{DocumentReader, DocumentTx};
+
+use crate::error::database;
 use crate::postgres::{PgReadModels, PgTx};
 
 // Statements name `documents` unqualified: the batch's `search_path` starts with the

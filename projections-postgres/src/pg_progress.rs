@@ -6,11 +6,13 @@
 use sqlx::Row;
 
 use crate::dead_letters::insert_dead_letters;
-use crate::error::{database, Result};
+use tidemark_projections::Result;
+
+use crate::error::database;
 use crate::pg_literal;
 use crate::pg_rogue::insert_rogue;
 use crate::postgres::{signed, PgReadModels, PgTx};
-use crate::read_models::{CheckedCommit, Progress};
+use tidemark_projections::{CheckedCommit, Progress};
 
 /// The SQLSTATE of `record_batch_if_seen` refusing a batch (migration 0009).
 const REFUSED: &str = "TM001";

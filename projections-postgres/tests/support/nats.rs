@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use tidemark::{EventStore as _, LogPosition};
 
+use tidemark_nats::{ConsumerSettings, JetStreamFeed, JetStreamSubscription};
 use tidemark_nats::{MessageKey, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
-use tidemark_projections::{
-    ConsumerSettings, Feed, FeedCursor, JetStreamFeed, JetStreamSubscription, PgReadModels, ProjectionRunner,
-    RunnerConfig,
-};
+use tidemark_projections::{Feed, FeedCursor, ProjectionRunner, RunnerConfig};
+use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::{nats_url, unique_name, TestSchema};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
@@ -60,6 +59,7 @@ impl Bench {
         store.migrate().await.expect("migrate");
         let key = MessageKey::load(&store).await.expect("message key");
         let read_models = PgReadModels::new(&store);
+        read_models.migrate().await.expect("projection migrations");
         let client = async_nats::connect(nats_url().await).await.expect("connect to NATS");
         let name = unique_name("proj");
         let scheme = SubjectScheme::new(format!("t.{}", name.to_lowercase()), partitions).expect("scheme");

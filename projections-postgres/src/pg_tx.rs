@@ -10,7 +10,9 @@ use std::sync::Arc;
 use sqlx::pool::PoolConnection;
 use sqlx::{Executor, PgConnection, Postgres};
 
-use crate::error::{database, Result};
+use tidemark_projections::Result;
+
+use crate::error::database;
 
 /// The savepoint a batch's transaction returns to when it is undone.
 pub(crate) const SAVEPOINT: &str = "tidemark_batch";

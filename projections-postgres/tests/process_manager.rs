@@ -15,7 +15,8 @@ use tidemark::{
 };
 use tidemark_nats::RelayConfig;
 use tidemark_postgres::PgEventStore;
-use tidemark_projections::{ApplyError, PgReadModels, Projection, ProjectionRunner, RunnerConfig};
+use tidemark_projections::{ApplyError, Projection, ProjectionRunner, RunnerConfig};
+use tidemark_projections_postgres::PgReadModels;
 
 use support::nats::{spawn_relay, spawn_runner, Bench};
 use support::{append_rounds, read_log, wait_until, LedgerEvent};
@@ -82,7 +83,7 @@ impl Projection<PgReadModels> for IssueReceipts {
 
     async fn apply(
         &self,
-        _tx: &mut tidemark_projections::PgTx,
+        _tx: &mut tidemark_projections_postgres::PgTx,
         event: &Envelope<LedgerEvent>,
     ) -> Result<(), ApplyError> {
         if let LedgerEvent::Deposited(d) = &event.event {

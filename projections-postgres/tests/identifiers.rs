@@ -6,9 +6,8 @@
 mod support;
 
 use tidemark_postgres::{PgEventStore, PgStoreConfig, SetupError};
-use tidemark_projections::{
-    DocumentReader, InProcessBus, PgReadModels, ProjectionError, ProjectionRunner, ReadModels, RunnerConfig,
-};
+use tidemark_projections::{DocumentReader, InProcessBus, ProjectionError, ProjectionRunner, ReadModels, RunnerConfig};
+use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::TestSchema;
 
 use support::TallyProjection;
@@ -66,6 +65,7 @@ async fn hostile_projection_names_are_refused_by_the_runner_and_neutralised_by_t
     store.migrate().await.expect("migrate");
     canary(&schema).await;
     let read_models = PgReadModels::new(&store);
+    read_models.migrate().await.expect("projection migrations");
     let bus = InProcessBus::new(1).expect("bus");
     for hostile in HOSTILE {
         let runner = ProjectionRunner::new(

@@ -12,7 +12,8 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tidemark::{LogPosition, StreamId};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
-use tidemark_projections::{PgReadModels, Progress, ReadModels, Seen};
+use tidemark_projections::{Progress, ReadModels, Seen};
+use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::TestSchema;
 
 async fn migrated(schema: &TestSchema) -> PgStoreConfig {
@@ -46,6 +47,7 @@ async fn a_batch_dropped_or_failed_before_its_commit_leaves_nothing_behind() {
     let schema = TestSchema::new().await;
     let config = migrated(&schema).await;
     let models = PgReadModels::from_pool(one_connection(&schema).await, &config).expect("models");
+    models.migrate().await.expect("projection migrations");
     let account = stream("account-1");
 
     // Dropped after its writes: the pool's only connection must not come back inside it,
@@ -79,7 +81,9 @@ async fn a_batch_abandoned_while_waiting_for_its_lock_does_not_keep_it() {
     let schema = TestSchema::new().await;
     let config = migrated(&schema).await;
     let waiter = PgReadModels::from_pool(one_connection(&schema).await, &config).expect("models");
+    waiter.migrate().await.expect("projection migrations");
     let holder_models = PgReadModels::from_pool(schema.pool().clone(), &config).expect("models");
+    holder_models.migrate().await.expect("projection migrations");
 
     let holder = holder_models.begin_batch("totals", 5).await.expect("begin");
     let waiting = tokio::spawn({
@@ -106,6 +110,7 @@ async fn a_batch_reads_and_records_with_plans_made_once_per_connection() {
     let schema = TestSchema::new().await;
     let config = migrated(&schema).await;
     let models = PgReadModels::from_pool(one_connection(&schema).await, &config).expect("models");
+    models.migrate().await.expect("projection migrations");
     for n in 1..=12u64 {
         let streams = [stream(&format!("account-{n}")), stream(&format!("account-{}", n + 100))];
         let mut tx = models.begin_batch("totals", 0).await.expect("begin");
@@ -145,6 +150,7 @@ async fn a_checking_record_probes_its_streams_not_the_whole_projection() {
     let schema = TestSchema::new().await;
     let config = migrated(&schema).await;
     let models = PgReadModels::from_pool(one_connection(&schema).await, &config).expect("models");
+    models.migrate().await.expect("projection migrations");
     // The statement's generic plan is made while the projection has few streams...
     for n in 1..=8u64 {
         let mut tx = models.begin_batch("totals", 0).await.expect("begin");

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tidemark_nats::{NatsConnect, NatsConnectError, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
-use tidemark_projections::PgReadModels;
+use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::{unique_name, NatsSecurity, NatsServer, TestSchema};
 
 use support::nats::{spawn_relay, spawn_runner, Bench};
@@ -22,6 +22,7 @@ async fn bench(client: async_nats::Client) -> Bench {
     let store = PgEventStore::from_pool(schema.pool().clone(), config).expect("store");
     store.migrate().await.expect("migrate");
     let read_models = PgReadModels::new(&store);
+    read_models.migrate().await.expect("projection migrations");
     let name = unique_name("secure");
     let scheme = SubjectScheme::new(format!("t.{}", name.to_lowercase()), 2).expect("scheme");
     let settings = StreamSettings::new(name).max_age(Duration::from_secs(600));

@@ -12,9 +12,9 @@ use sqlx::postgres::PgPoolOptions;
 use tidemark::{AppendRequest, Envelope, EventCodec, EventStore, ExpectedVersion, LogPosition};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
-    ApplyError, DocumentReader, DocumentTx, Incoming, PgReadModels, PgTx, Projection, ProjectionRunner, ReadModels,
-    RunnerConfig,
+    ApplyError, DocumentReader, DocumentTx, Incoming, Projection, ProjectionRunner, ReadModels, RunnerConfig,
 };
+use tidemark_projections_postgres::{PgReadModels, PgTx};
 use tidemark_testkit::TestSchema;
 use tokio_util::sync::CancellationToken;
 
@@ -77,6 +77,7 @@ async fn a_batch_on_an_idle_partition_runs_in_a_transaction_begun_before_it_came
     let store = PgEventStore::from_pool(schema.pool().clone(), config).expect("store");
     store.migrate().await.expect("migrate");
     let models = PgReadModels::new(&store);
+    models.migrate().await.expect("projection migrations");
     let mut last = LogPosition::default();
     for n in 1..=4 {
         let request = AppendRequest::new(stream(n), ExpectedVersion::NoStream, events(n, 0, 1));
@@ -142,6 +143,7 @@ async fn batches_begin_early_only_while_the_pool_has_a_connection_to_spare() {
     let options = schema.pool().connect_options().as_ref().clone();
     let pool = PgPoolOptions::new().max_connections(3).connect_with(options).await.expect("pool");
     let models = PgReadModels::from_pool(pool.clone(), &config).expect("read models");
+    models.migrate().await.expect("projection migrations");
     assert!(models.begins_early(), "an unused pool of three");
     let first = pool.acquire().await.expect("a connection");
     assert!(models.begins_early(), "one in use: one for the early batch, one to spare");

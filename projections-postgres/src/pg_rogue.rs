@@ -4,9 +4,11 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 use tidemark::{EventId, StreamId};
 
-use crate::error::{database, Result};
+use tidemark_projections::Result;
+
+use crate::error::database;
 use crate::postgres::{signed, PgReadModels, PgTx};
-use crate::read_models::{DeadLetterStatus, RogueMessage};
+use tidemark_projections::{DeadLetterStatus, RogueMessage};
 
 /// Inserts (or, for a redelivered message, updates) rogue messages inside a batch's
 /// transaction.

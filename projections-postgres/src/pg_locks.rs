@@ -11,7 +11,9 @@
 //! schema, the projection and the partition (the bigint form of the locks, which never
 //! meets the two-integer form the partition assignment uses).
 
-use crate::error::{database, Result};
+use tidemark_projections::Result;
+
+use crate::error::database;
 use crate::postgres::{PgReadModels, PgTx};
 
 /// FNV-1a, 64 bits.

@@ -1,0 +1,24 @@
+//! PostgreSQL for the projection runtime of tidemark: read models whose batches run in a
+//! sqlx transaction together with their checkpoint, the runtime's bookkeeping tables and
+//! their migrations, and the advisory-lock [`Coordination`] through which runner
+//! instances share partitions.
+#![doc = include_str!("../README.md")]
+
+mod coordination;
+mod dead_letters;
+mod error;
+mod migrations;
+mod pg_documents;
+mod pg_literal;
+mod pg_locks;
+mod pg_progress;
+mod pg_rebuild;
+mod pg_rogue;
+mod pg_tx;
+mod postgres;
+
+pub use coordination::{Coordination, Locks};
+pub use migrations::PROJECTION_MIGRATIONS;
+pub use postgres::{PgReadModels, PgTx};
+/// The driver whose pool and transaction types appear in this crate's API.
+pub use sqlx;
