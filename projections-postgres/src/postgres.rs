@@ -140,7 +140,7 @@ impl ReadModels for PgReadModels {
     }
 
     fn is_unavailable(&self, error: &(dyn std::error::Error + 'static)) -> bool {
-        crate::error::is_transient_database(error)
+        crate::error::is_transient_database(error) || tidemark_projections::is_connection_loss(error)
     }
 
     async fn lock_partition(&self, tx: &mut PgTx, projection: &str, partition: u32) -> Result<PartitionState> {

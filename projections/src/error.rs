@@ -160,3 +160,56 @@ pub fn check_name(name: &str) -> Result<()> {
         None => Ok(()),
     }
 }
+
+/// Whether `error`, or an error in its source chain, is an I/O error that says a
+/// connection was lost or could not be made (refused, reset, aborted, broken, timed out,
+/// not connected): the failure of a server going away rather than of the input. Used to
+/// tell a projection's transient failures from its poison events, whatever driver the
+/// projection writes through.
+pub fn is_connection_loss(error: &(dyn std::error::Error + 'static)) -> bool {
+    use std::io::ErrorKind;
+    let mut current = Some(error);
+    while let Some(e) = current {
+        if let Some(io) = e.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                ErrorKind::ConnectionRefused
+                    | ErrorKind::ConnectionReset
+                    | ErrorKind::ConnectionAborted
+                    | ErrorKind::NotConnected
+                    | ErrorKind::BrokenPipe
+                    | ErrorKind::TimedOut
+                    | ErrorKind::UnexpectedEof
+            ) {
+                return true;
+            }
+        }
+        current = e.source();
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_connection_loss;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("driver failed")]
+    struct Driver(#[source] std::io::Error);
+
+    #[test]
+    fn a_lost_connection_anywhere_in_the_chain_is_a_connection_loss() {
+        let reset = Driver(std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset"));
+        assert!(is_connection_loss(&reset));
+        let refused = std::io::Error::new(std::io::ErrorKind::ConnectionRefused, "refused");
+        assert!(is_connection_loss(&refused));
+    }
+
+    #[test]
+    fn other_failures_are_not() {
+        let missing = Driver(std::io::Error::new(std::io::ErrorKind::NotFound, "no such file"));
+        assert!(!is_connection_loss(&missing));
+        let parse = "x".parse::<u32>().expect_err("not a number");
+        assert!(!is_connection_loss(&parse));
+    }
+}

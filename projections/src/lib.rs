@@ -32,7 +32,7 @@ pub use bus::{BusFaults, BusSubscription, InProcessBus};
 pub use config::{PoisonPolicy, RunnerConfig, VersionChange};
 pub use coordinate::{Coordinator, Seat};
 pub use documents::{DocumentReader, DocumentTx};
-pub use error::{check_name, ApplyError, ProjectionError, Result};
+pub use error::{check_name, is_connection_loss, ApplyError, ProjectionError, Result};
 pub use feed::{Delivery, Feed, FeedCursor, Incoming, Subscription};
 pub use lag::Lag;
 pub use memory::{MemoryReadModels, MemoryTx};

@@ -179,10 +179,11 @@ pub trait ReadModels: Clone + Send + Sync + 'static {
 
     /// Whether `error`, returned by a projection's own code, comes from this backend's
     /// database going away (a lost connection, a server shutting down): such a failure is
-    /// retried and never counts towards parking the event as poison. By default, never.
+    /// retried and never counts towards parking the event as poison. By default, when
+    /// [`is_connection_loss`](crate::is_connection_loss) says so; a backend adds the
+    /// failures its driver reports without an I/O error.
     fn is_unavailable(&self, error: &(dyn std::error::Error + 'static)) -> bool {
-        let _ = error;
-        false
+        crate::error::is_connection_loss(error)
     }
 
     /// Whether the runner should begin a partition's next batch transaction while it
