@@ -1,7 +1,7 @@
-//! Open-loop arrivals on a fixed schedule, from a thread of their own. tokio's timer
-//! rounds every deadline up to its next millisecond tick, so sends scheduled with it
-//! started 0.6–0.9 ms late at p50 and bunched on the ticks (two per tick at 2,000/s); a
-//! thread's sleep wakes within tens of microseconds of the instant asked for.
+//! Open-loop arrivals on a fixed schedule, from a thread of their own. A thread's sleep
+//! wakes within tens of microseconds of the instant asked for; tokio's timer rounds every
+//! deadline up to its next millisecond tick, which would start sends 0.6–0.9 ms late at
+//! p50 and bunch them on the ticks (two per tick at 2,000/s).
 
 use std::time::Duration;
 

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
-use crate::pull::Tuning;
+use crate::raw_pull_consumers::Tuning;
 
 /// tidemark's benchmark suite. Every figure is compared with a raw PostgreSQL baseline
 /// measured in the same run, at the same concurrency, on tables of the same shape.
@@ -73,11 +73,11 @@ pub struct Cli {
     #[arg(long, value_delimiter = ',', conflicts_with = "f6_shares")]
     pub f6_rates: Option<Vec<f64>>,
     /// F4, F6: the runner's feed gets no message key, so it checks every event against the
-    /// store (as before signed messages); to measure what the signatures save.
+    /// store instead of trusting signed messages; to measure what the signatures save.
     #[arg(long)]
     pub unkeyed_feed: bool,
-    /// F4, F6: the runner checks every batch against what was seen before applying it (as
-    /// before batches were applied first); to measure what applying first saves.
+    /// F4, F6: the runner checks every batch against the versions it has seen before applying
+    /// it, instead of applying small batches first; to measure what applying first saves.
     #[arg(long)]
     pub check_first: bool,
     /// The NATS server with JetStream (F3, F4); each run uses fresh streams, deleted at the end.

@@ -80,7 +80,7 @@ pub(crate) fn ticks(n: u64) -> Duration {
 }
 
 /// utime + stime of a process, from /proc/<pid>/stat.
-pub(crate) fn process_ticks(pid: &str) -> u64 {
+fn process_ticks(pid: &str) -> u64 {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return 0 };
     // The command name may hold spaces; the fields after it are positional, the first
     // being field 3 (state): utime and stime are fields 14 and 15.
@@ -88,6 +88,17 @@ pub(crate) fn process_ticks(pid: &str) -> u64 {
     let fields: Vec<&str> = rest.split_whitespace().collect();
     let field = |n: usize| fields.get(n - 3).and_then(|f| f.parse::<u64>().ok()).unwrap_or(0);
     field(14) + field(15)
+}
+
+/// CPU ticks (utime + stime) of every process named `nats-server` on this machine.
+pub fn nats_server_ticks() -> u64 {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    entries
+        .filter_map(|e| e.ok())
+        .filter(|e| e.file_name().to_str().is_some_and(|n| n.bytes().all(|b| b.is_ascii_digit())))
+        .filter(|e| std::fs::read_to_string(e.path().join("comm")).is_ok_and(|c| c.trim() == "nats-server"))
+        .map(|e| process_ticks(&e.file_name().to_string_lossy()))
+        .sum()
 }
 
 /// (busy, total) ticks of all cores, from the first line of /proc/stat.

@@ -3,26 +3,28 @@
 //! Every figure is measured next to a raw PostgreSQL baseline in the same run, at the
 //! same concurrency, in a fresh schema that is dropped at the end. See BENCHMARKS.md.
 
+mod append_to_read_model;
 mod arrivals;
 mod cli;
 mod cpu;
+#[cfg(feature = "cqrs-es")]
+mod cqrs_es_comparison;
 mod db;
 mod domain;
-mod e2e_raw;
-mod f4;
-mod f5;
-mod f6;
 mod figure;
 mod framework;
-mod hops;
-mod js;
-#[cfg(feature = "cqrs-es")]
-mod p;
+mod hop_breakdown;
+mod jetstream;
+mod live_projection;
+mod memory;
 mod profile;
-mod pull;
-mod raw;
-mod rawlag;
-mod readmodel;
+mod raw_append_to_read_model;
+mod raw_inserts;
+mod raw_publish;
+mod raw_publish_lag;
+mod raw_pull_consumers;
+mod read_model;
+mod rebuild;
 mod relay;
 mod report;
 mod runner;
@@ -141,7 +143,7 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
     let tuning = GroupCommitTuning { limits: cli.group_commit, overlap: cli.group_commit_overlap };
     let db = BenchDb::create(&cli.database_url, tuning).await?;
     eprintln!("schema {} on {}", db.schema(), redacted(&cli.database_url));
-    let names = js::Names::new();
+    let names = jetstream::Names::new();
     let mut suite = Suite { db: &db, settings, report: Report::default(), retried: Default::default() };
     let outcome = tokio::select! {
         outcome = measure(&mut suite, pick, &cli.nats_url, &names) => outcome,
@@ -149,7 +151,7 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
     };
     let mut report = suite.report;
     if matches!(pick, Pick::All | Pick::F3 | Pick::F4 | Pick::M | Pick::F6) {
-        js::delete_streams(&cli.nats_url, &names).await;
+        jetstream::delete_streams(&cli.nats_url, &names).await;
     }
     let dropped = db.drop_schema().await;
     outcome?;
@@ -162,7 +164,7 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
 
 /// Runs the picked scenarios in turn. A scenario that fails is recorded as crashed and the
 /// next one runs (each starts from emptied tables and its own streams).
-async fn measure(suite: &mut Suite<'_>, pick: Pick, nats_url: &str, names: &js::Names) -> Result<()> {
+async fn measure(suite: &mut Suite<'_>, pick: Pick, nats_url: &str, names: &jetstream::Names) -> Result<()> {
     let wanted = |picks: &[Pick]| pick == Pick::All || picks.contains(&pick);
     if wanted(&[Pick::F1]) {
         let (started, outcome) = (std::time::Instant::now(), suite.f1().await);

@@ -14,11 +14,13 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use crate::cpu::{ticks, CpuMark, CpuUsage};
+use crate::cpu::{nats_server_ticks, ticks, CpuMark, CpuUsage};
 use crate::domain::{opened, AccountEvent};
 use crate::figure::{Counted, Figure};
 use crate::framework::{new_account, seed};
-use crate::js::{self, mib, Names};
+use crate::jetstream::{self, Names};
+use crate::memory::{self, mib};
+use crate::raw_publish;
 use crate::runner::{histogram, Sample};
 use crate::scenarios::{Suite, BATCH};
 
@@ -29,7 +31,7 @@ const LAG_GRACE: Duration = Duration::from_secs(10);
 
 impl Suite<'_> {
     /// F3 and M (relay part), on the fresh JetStream streams `names` (the caller deletes
-    /// them, also after an error or Ctrl-C: see [`js::delete_streams`]).
+    /// them, also after an error or Ctrl-C: see [`jetstream::delete_streams`]).
     pub async fn f3(&mut self, nats_url: &str, names: &Names) -> Result<()> {
         let client =
             async_nats::connect(nats_url).await.with_context(|| format!("connecting to NATS at {nats_url}"))?;
@@ -60,9 +62,9 @@ impl Suite<'_> {
         let _stop = shutdown.clone().drop_guard();
 
         eprintln!("measuring F3 drain of {} events", streams * BATCH);
-        let peak_reset = js::reset_peak();
-        let before = js::memory();
-        let (cpu, nats) = (CpuMark::take(self.db, &tag).await, js::nats_server_ticks());
+        let peak_reset = memory::reset_peak();
+        let before = memory::now();
+        let (cpu, nats) = (CpuMark::take(self.db, &tag).await, nats_server_ticks());
         let started = Instant::now();
         let task = tokio::spawn({
             let (relay, shutdown) = (relay.clone(), shutdown.clone());
@@ -77,12 +79,12 @@ impl Suite<'_> {
                 bail!("the relay stopped or stalled while draining: {:?}", relay.status());
             }
             if poll % 5 == 0 {
-                peak = peak.max(js::memory().rss_kib);
+                peak = peak.max(memory::now().rss_kib);
             }
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
         let elapsed = started.elapsed();
-        let after = js::memory();
+        let after = memory::now();
         peak = peak.max(after.rss_kib);
         let status = relay.status();
         let (cpu, nats_us) = usage(cpu, &CpuMark::take(self.db, &tag).await, nats, elapsed);
@@ -121,10 +123,10 @@ impl Suite<'_> {
         let listener = async_nats::connect(nats_url).await?;
         let subscription = listener.subscribe(config.subjects.all_filter()).await?;
         listener.flush().await?;
-        let (listening, mut arrivals) = js::arrivals(subscription);
+        let (listening, mut arrivals) = jetstream::arrivals(subscription);
         let appender = self.db.store(tag, 16, true).await?;
         let mut appends = tokio::task::JoinSet::new();
-        let (cpu, nats) = (CpuMark::take(self.db, tag).await, js::nats_server_ticks());
+        let (cpu, nats) = (CpuMark::take(self.db, tag).await, nats_server_ticks());
         let started = Instant::now();
         let step = Duration::from_secs_f64(1.0 / rate as f64);
         let mut arriving = crate::arrivals::every(started, step, started + window)?;
@@ -180,17 +182,17 @@ impl Suite<'_> {
     ) -> Result<(Figure, Vec<RecordedEvent>)> {
         eprintln!("measuring raw JetStream publish of {count} events (1024 PubAcks in flight)");
         let loader = self.db.store(&self.db.next_tag(), 2, false).await?;
-        let events = js::load_events(&loader, count).await?;
+        let events = raw_publish::load_events(&loader, count).await?;
         loader.pool().close().await;
         let config = RelayConfig::default();
-        let js = js::context(client.clone(), &config);
+        let js = jetstream::context(client.clone(), &config);
         let scheme = SubjectScheme::new(&names.raw_prefix, 16)?;
         let settings = StreamSettings::new(&names.raw_stream);
         tidemark_nats::ensure_stream(&js, &scheme, &settings, config.retry_horizon).await?;
         self.db.settle(self.settings.quiet_wait).await;
-        let (cpu, nats) = (CpuMark::take(self.db, "tmb-no-backends").await, js::nats_server_ticks());
+        let (cpu, nats) = (CpuMark::take(self.db, "tmb-no-backends").await, nats_server_ticks());
         let started = Instant::now();
-        let duplicates = js::publish_raw(&js, &scheme, &events, config.max_in_flight).await?;
+        let duplicates = raw_publish::publish_raw(&js, &scheme, &events, config.max_in_flight).await?;
         let elapsed = started.elapsed();
         let (cpu, nats_us) = usage(cpu, &CpuMark::take(self.db, "tmb-no-backends").await, nats, elapsed);
         let published = events.len() as u64;
@@ -216,15 +218,15 @@ async fn append_one(store: PgEventStore, n: u64) -> Result<(Uuid, Instant, Durat
 /// nats-server's CPU in microseconds.
 pub(crate) fn usage(first: CpuMark, last: &CpuMark, nats_before: u64, elapsed: Duration) -> (CpuUsage, f64) {
     let mut cpu = first.until(last);
-    let nats = ticks(js::nats_server_ticks().saturating_sub(nats_before)).as_secs_f64();
+    let nats = ticks(nats_server_ticks().saturating_sub(nats_before)).as_secs_f64();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get()) as f64;
     cpu.other = (cpu.other - nats / (elapsed.as_secs_f64() * cores)).max(0.0);
     (cpu, nats * 1e6)
 }
 
-/// Adds `M_peak_rss`: the process's VmHWM since [`js::reset_peak`] at the start (when the
+/// Adds `M_peak_rss`: the process's VmHWM since [`memory::reset_peak`] at the start (when the
 /// kernel took the reset; otherwise the peak of the sampled resident sets).
-pub(crate) fn m_peak(figure: Figure, reset: bool, after: js::Memory) -> Figure {
+pub(crate) fn m_peak(figure: Figure, reset: bool, after: memory::Memory) -> Figure {
     match reset {
         true => figure.with("M_peak_rss", mib(after.hwm_kib), "MiB"),
         false => {

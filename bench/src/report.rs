@@ -6,7 +6,7 @@ use serde::Serialize;
 
 use crate::cpu::FOREIGN_LOAD_LIMIT;
 use crate::figure::Figure;
-use crate::targets::{series_of, Judgement, Measure};
+use crate::targets::{series_of, Judgement, Measure, Verdict};
 
 /// Series of the table, and what each measures.
 const LEGEND: [(&str, &str); 30] = [
@@ -137,6 +137,73 @@ fn round(v: f64) -> f64 {
     (v * 1000.0).round() / 1000.0
 }
 
+fn push(out: &mut String, line: Line<'_>) -> anyhow::Result<()> {
+    out.push_str(&serde_json::to_string(&line)?);
+    out.push('\n');
+    Ok(())
+}
+
+/// A figure's lines: its throughput, its ratios to each baseline, then its own metrics.
+/// `judged` says whether a target judges the figure (against a given baseline, or any).
+fn push_figure(out: &mut String, f: &Figure, judged: &dyn Fn(&Figure, Option<&str>) -> bool) -> anyhow::Result<()> {
+    let id = f.id();
+    let headline = judged(f, None);
+    let line = |metric, value, unit| Line { headline, ..Line::of(f, &id, metric, value, unit) };
+    push(out, line("throughput", f.throughput(), f.unit()))?;
+    for (baseline, ratio) in f.ratios() {
+        push(
+            out,
+            Line {
+                kind: "ratio",
+                baseline: Some(baseline),
+                ratio: Some(round(ratio)),
+                headline: judged(f, Some(baseline)),
+                ..line("throughput", f.throughput(), f.unit())
+            },
+        )?;
+    }
+    for (baseline, p50, p99) in f.latency_ratios() {
+        let headline = judged(f, Some(baseline));
+        for (metric, ratio, value) in
+            [("latency_p50", p50, f.sample.latency_ms(0.5)), ("latency_p99", p99, f.sample.latency_ms(0.99))]
+        {
+            let ratio = Some(round(ratio));
+            push(out, Line { kind: "ratio", baseline: Some(baseline), ratio, headline, ..line(metric, value, "ms") })?;
+        }
+    }
+    push(out, line("latency_p50", f.sample.latency_ms(0.5), "ms"))?;
+    push(out, line("latency_p99", f.sample.latency_ms(0.99), "ms"))?;
+    let (client, server) = f.sample.cpu_us_per_op();
+    push(out, line("client_cpu_per_op", client, "us"))?;
+    push(out, line("server_cpu_per_op", server, "us"))?;
+    push(out, line("machine_busy", f.sample.cpu.machine_busy * 100.0, "%"))?;
+    push(out, line("machine_busy_other", f.sample.cpu.other * 100.0, "%"))?;
+    for (metric, value, unit) in &f.extra {
+        push(out, line(metric, *value, unit))?;
+    }
+    Ok(())
+}
+
+/// A target's verdict as a line.
+fn verdict_line(v: &Verdict) -> Line<'_> {
+    let t = &v.target;
+    Line {
+        variant: t.series,
+        writers: Some(v.writers),
+        id: &v.figure,
+        metric: t.measure.name(),
+        value: Some(round(v.value)),
+        unit: Some(t.unit),
+        higher_is_better: Some(t.measure.higher_is_better()),
+        baseline: v.baseline.as_deref(),
+        ratio: t.baseline.is_some().then_some(round(v.value)),
+        headline: true,
+        target: Some(t.bound),
+        met: Some(v.met),
+        ..Line::empty("target", t.scenario)
+    }
+}
+
 impl Report {
     /// The targets' verdicts on this run's figures.
     pub fn judgement(&self) -> Judgement {
@@ -154,84 +221,30 @@ impl Report {
             })
         };
         let mut out = String::new();
-        let mut push = |line: Line<'_>| -> anyhow::Result<()> {
-            out.push_str(&serde_json::to_string(&line)?);
-            out.push('\n');
-            Ok(())
-        };
         for f in &self.figures {
-            let id = f.id();
-            let headline = judged(f, None);
-            let line = |metric, value, unit| Line { headline, ..Line::of(f, &id, metric, value, unit) };
-            push(line("throughput", f.throughput(), f.unit()))?;
-            for (baseline, ratio) in f.ratios() {
-                push(Line {
-                    kind: "ratio",
-                    baseline: Some(baseline),
-                    ratio: Some(round(ratio)),
-                    headline: judged(f, Some(baseline)),
-                    ..line("throughput", f.throughput(), f.unit())
-                })?;
-            }
-            for (baseline, p50, p99) in f.latency_ratios() {
-                let headline = judged(f, Some(baseline));
-                for (metric, ratio, value) in
-                    [("latency_p50", p50, f.sample.latency_ms(0.5)), ("latency_p99", p99, f.sample.latency_ms(0.99))]
-                {
-                    push(Line {
-                        kind: "ratio",
-                        baseline: Some(baseline),
-                        ratio: Some(round(ratio)),
-                        headline,
-                        ..line(metric, value, "ms")
-                    })?;
-                }
-            }
-            push(line("latency_p50", f.sample.latency_ms(0.5), "ms"))?;
-            push(line("latency_p99", f.sample.latency_ms(0.99), "ms"))?;
-            let (client, server) = f.sample.cpu_us_per_op();
-            push(line("client_cpu_per_op", client, "us"))?;
-            push(line("server_cpu_per_op", server, "us"))?;
-            push(line("machine_busy", f.sample.cpu.machine_busy * 100.0, "%"))?;
-            push(line("machine_busy_other", f.sample.cpu.other * 100.0, "%"))?;
-            for (metric, value, unit) in &f.extra {
-                push(line(metric, *value, unit))?;
-            }
+            push_figure(&mut out, f, &judged)?;
         }
         for v in &judgement.verdicts {
-            let t = &v.target;
-            let ratio = t.baseline.is_some().then_some(round(v.value));
-            push(Line {
-                variant: t.series,
-                writers: Some(v.writers),
-                id: &v.figure,
-                metric: t.measure.name(),
-                value: Some(round(v.value)),
-                unit: Some(t.unit),
-                higher_is_better: Some(t.measure.higher_is_better()),
-                baseline: v.baseline.as_deref(),
-                ratio,
-                headline: true,
-                target: Some(t.bound),
-                met: Some(v.met),
-                ..Line::empty("target", t.scenario)
-            })?;
+            push(&mut out, verdict_line(v))?;
         }
         for p in &self.profile {
-            push(Line {
-                variant: &p.scenario,
-                id: &p.scenario,
-                metric: &p.metric,
-                value: Some(round(p.value)),
-                unit: Some(p.unit),
-                ..Line::empty("profile", "profile")
-            })?;
+            push(
+                &mut out,
+                Line {
+                    variant: &p.scenario,
+                    id: &p.scenario,
+                    metric: &p.metric,
+                    value: Some(round(p.value)),
+                    unit: Some(p.unit),
+                    ..Line::empty("profile", "profile")
+                },
+            )?;
         }
         for (id, _) in &self.not_landed {
-            push(Line { metric: "not_run", ..Line::empty("not_run", id) })?;
+            push(&mut out, Line { metric: "not_run", ..Line::empty("not_run", id) })?;
         }
         for (id, error) in &self.crashed {
-            push(Line { metric: "crashed", error: Some(error), ..Line::empty("crashed", id) })?;
+            push(&mut out, Line { metric: "crashed", error: Some(error), ..Line::empty("crashed", id) })?;
         }
         Ok(out)
     }

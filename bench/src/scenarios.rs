@@ -11,7 +11,7 @@ use crate::cpu::FOREIGN_LOAD_LIMIT;
 use crate::db::BenchDb;
 use crate::figure::{Counted, Figure};
 use crate::framework::{command_writers, deal, seed, AppendWriter, Tuning, Work};
-use crate::raw::{RawKind, RawWriter};
+use crate::raw_inserts::{RawKind, RawWriter};
 use crate::report::Report;
 use crate::runner::{measure, Plan, Sample};
 

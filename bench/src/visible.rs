@@ -97,7 +97,7 @@ pub struct Seen {
     /// Events scheduled inside the window.
     pub events: u64,
     /// Per event scheduled inside the window: its stream, when its send returned and
-    /// when it became visible (for the per-hop breakdown, see `hops.rs`).
+    /// when it became visible (for the per-hop breakdown, see `hop_breakdown.rs`).
     pub traces: Vec<Trace>,
 }
 

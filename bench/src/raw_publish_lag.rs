@@ -13,9 +13,9 @@ use tidemark_nats::{EventHeaders, RelayConfig, SubjectScheme, HEADER_MSG_ID};
 use tokio::time::Instant;
 use uuid::Uuid;
 
-use crate::cpu::CpuMark;
+use crate::cpu::{nats_server_ticks, CpuMark};
 use crate::figure::{Counted, Figure};
-use crate::js::{self, Names};
+use crate::jetstream::{self, Names};
 use crate::relay::{sample, usage};
 use crate::runner::histogram;
 use crate::scenarios::Suite;
@@ -38,12 +38,12 @@ impl Suite<'_> {
         }
         eprintln!("measuring raw JetStream lag: {rate} events/s for {window:?}");
         let config = RelayConfig::default();
-        let js = js::context(client.clone(), &config);
+        let js = jetstream::context(client.clone(), &config);
         let scheme = SubjectScheme::new(&names.raw_prefix, 16)?;
         let subscription = client.subscribe(scheme.all_filter()).await?;
         client.flush().await?;
-        let (listening, mut arrivals) = js::arrivals(subscription);
-        let (cpu, nats) = (CpuMark::take(self.db, "tmb-no-backends").await, js::nats_server_ticks());
+        let (listening, mut arrivals) = jetstream::arrivals(subscription);
+        let (cpu, nats) = (CpuMark::take(self.db, "tmb-no-backends").await, nats_server_ticks());
         let started = Instant::now();
         let step = Duration::from_secs_f64(1.0 / f64::from(rate));
         let mut arriving = crate::arrivals::every(started, step, started + window)?;

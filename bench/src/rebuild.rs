@@ -11,11 +11,10 @@ use tidemark_projections::{InProcessBus, ProjectionRunner, RebuildOptions, Rebui
 use tidemark_projections_postgres::PgReadModels;
 use tokio::time::Instant;
 
-use crate::cpu::CpuMark;
-use crate::f4::{DEPOSIT, STREAM_LENGTH};
+use crate::cpu::{nats_server_ticks, CpuMark};
 use crate::figure::{Counted, Figure};
-use crate::js;
-use crate::readmodel::{create_sql, upsert_sql, verify, Rows, TotalsProjection, TABLE};
+use crate::live_projection::{DEPOSIT, STREAM_LENGTH};
+use crate::read_model::{create_sql, upsert_sql, verify, Rows, TotalsProjection, TABLE};
 use crate::relay::{sample, usage};
 use crate::runner::histogram;
 use crate::scenarios::Suite;
@@ -42,7 +41,7 @@ impl Suite<'_> {
         sqlx::query(&create_sql(&table)).execute(self.db.admin()).await?;
         let upsert = upsert_sql(&table);
         eprintln!("measuring F5 raw: pages of {PAGE} from the log, one upsert transaction each");
-        let (cpu, nats) = (CpuMark::take(self.db, &tag).await, js::nats_server_ticks());
+        let (cpu, nats) = (CpuMark::take(self.db, &tag).await, nats_server_ticks());
         let started = Instant::now();
         let mut after = LogPosition::START;
         let mut read = 0u64;
@@ -79,7 +78,7 @@ impl Suite<'_> {
         let runner = ProjectionRunner::new(projection, read_models, store.clone(), bus, RunnerConfig::default())?;
         eprintln!("measuring F5 framework: ProjectionRunner::rebuild, pages of {PAGE}");
         let cpu = CpuMark::take(self.db, &tag).await;
-        let nats = js::nats_server_ticks();
+        let nats = nats_server_ticks();
         let started = Instant::now();
         let mut last_line = Instant::now();
         let outcome = runner

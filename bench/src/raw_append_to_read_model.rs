@@ -5,7 +5,7 @@
 //! → a LISTEN-woken reader reads new rows gap-safely (`(transaction_id, position)` keyset
 //! below the snapshot's xmin, as any correct reader must) → pipelined JetStream publish
 //! with `Nats-Msg-Id`, all PubAcks awaited before the next read → pull consumers
-//! (one per partition) → the read model's upsert per batch (`pull::upsert_loop`, the F4
+//! (one per partition) → the read model's upsert per batch (`raw_pull_consumers::upsert_loop`, the F4
 //! baseline, without acks). No checkpoints are stored: the reader keeps its cursor in memory.
 
 use std::sync::Arc;

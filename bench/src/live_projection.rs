@@ -1,5 +1,5 @@
 //! F4: live projection apply from JetStream into a PostgreSQL read model, at 1, 2 and 4
-//! partitions, next to two hand-written baselines on the same stream (see `pull.rs`), and
+//! partitions, next to two hand-written baselines on the same stream (see `raw_pull_consumers.rs`), and
 //! (M) the bench process's resident set while the runner applies.
 
 use std::future::Future;
@@ -17,12 +17,13 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cpu::{CpuMark, CpuUsage};
+use crate::cpu::{nats_server_ticks, CpuMark, CpuUsage};
 use crate::figure::{Counted, Figure};
 use crate::framework::seed;
-use crate::js::{self, mib, Memory, Names};
-use crate::pull::{self, Progress};
-use crate::readmodel::{create_sql, upsert_sql, verify, TotalsProjection, TABLE};
+use crate::jetstream::Names;
+use crate::memory::{self, mib, Memory};
+use crate::raw_pull_consumers::{self, Progress};
+use crate::read_model::{create_sql, upsert_sql, verify, TotalsProjection, TABLE};
 use crate::relay::{m_peak, sample, usage};
 use crate::runner::histogram;
 use crate::scenarios::Suite;
@@ -150,7 +151,7 @@ impl Suite<'_> {
         eprintln!("measuring F4 runner, {p} partitions ({} events)", run.events);
         let shutdown = CancellationToken::new();
         let _stop = shutdown.clone().drop_guard();
-        let (cpu, nats) = (CpuMark::take(self.db, &tag).await, js::nats_server_ticks());
+        let (cpu, nats) = (CpuMark::take(self.db, &tag).await, nats_server_ticks());
         let started = Instant::now();
         let task = tokio::spawn({
             let (runner, shutdown) = (runner.clone(), shutdown.clone());
@@ -182,7 +183,7 @@ impl Suite<'_> {
     }
 
     /// `raw-upsert` (`acks`) or `raw-upsert-noack`: hand-written consumers writing the same
-    /// rows (see `pull.rs`).
+    /// rows (see `raw_pull_consumers.rs`).
     async fn raw_upsert(&self, run: &Published<'_>, acks: bool) -> Result<Figure> {
         let p = run.partitions();
         let (series, suffix) = if acks { ("raw-upsert", "") } else { ("raw-upsert-noack", "_noack") };
@@ -193,7 +194,7 @@ impl Suite<'_> {
         let sql: Arc<str> = upsert_sql(&table).into();
         let (t, work_pool) = (self.settings.f4_tuning, pool.clone());
         let work = move |messages, progress, stop| {
-            pull::upsert_loop(messages, work_pool.clone(), sql.clone(), t, acks, progress, stop)
+            raw_pull_consumers::upsert_loop(messages, work_pool.clone(), sql.clone(), t, acks, progress, stop)
         };
         let figure = self.consume(run, &tag, series, acks, work).await;
         pool.close().await;
@@ -205,7 +206,7 @@ impl Suite<'_> {
     /// messages in.
     async fn no_work(&self, run: &Published<'_>, acks: bool) -> Result<Figure> {
         let series = if acks { "raw-pull" } else { "raw-pull-noack" };
-        let work = move |messages, progress, stop| pull::pull_loop(messages, acks, progress, stop);
+        let work = move |messages, progress, stop| raw_pull_consumers::pull_loop(messages, acks, progress, stop);
         self.consume(run, "tmb-no-backends", series, acks, work).await
     }
 
@@ -221,7 +222,7 @@ impl Suite<'_> {
         work: L,
     ) -> Result<Figure>
     where
-        L: Fn(pull::Messages, Arc<Progress>, CancellationToken) -> Fut + Clone + Send + 'static,
+        L: Fn(raw_pull_consumers::Messages, Arc<Progress>, CancellationToken) -> Fut + Clone + Send + 'static,
         Fut: Future<Output = Result<()>> + Send + 'static,
     {
         let (p, t) = (run.partitions(), self.settings.f4_tuning);
@@ -231,7 +232,7 @@ impl Suite<'_> {
         let progress = Arc::new(Progress::default());
         let stop = CancellationToken::new();
         let _stop = stop.clone().drop_guard();
-        let (cpu, nats) = (CpuMark::take(self.db, tag).await, js::nats_server_ticks());
+        let (cpu, nats) = (CpuMark::take(self.db, tag).await, nats_server_ticks());
         let started = Instant::now();
         let mut tasks: Vec<JoinHandle<Result<()>>> = Vec::new();
         for i in 0..p {
@@ -239,7 +240,7 @@ impl Suite<'_> {
             let (filter, js, stream) = (run.scheme.partition_filter(i)?, js.clone(), run.stream.clone());
             let (work, progress, stop) = (work.clone(), progress.clone(), stop.clone());
             tasks.push(tokio::spawn(async move {
-                let messages = pull::subscribe(&js, &stream, &durable, filter, t, acks).await?;
+                let messages = raw_pull_consumers::subscribe(&js, &stream, &durable, filter, t, acks).await?;
                 work(messages, progress, stop).await
             }));
         }
@@ -269,8 +270,8 @@ fn projection_name(partitions: u32) -> String {
 /// 10 ms); fails when `stopped` says a consumer ended first, after [`STALL`] without
 /// progress, or after [`LIMIT`].
 async fn watch(started: Instant, events: u64, done: impl Fn() -> u64, stopped: impl Fn() -> bool) -> Result<Watched> {
-    let peak_reset = js::reset_peak();
-    let before = js::memory();
+    let peak_reset = memory::reset_peak();
+    let before = memory::now();
     let mut peak_kib = before.rss_kib;
     let (mut last, mut moved) = (0, Instant::now());
     for poll in 0u64.. {
@@ -285,12 +286,12 @@ async fn watch(started: Instant, events: u64, done: impl Fn() -> u64, stopped: i
             bail!("stopped or stalled after {now} of {events} events");
         }
         if poll % 5 == 0 {
-            peak_kib = peak_kib.max(js::memory().rss_kib);
+            peak_kib = peak_kib.max(memory::now().rss_kib);
         }
         tokio::time::sleep(Duration::from_millis(2)).await;
     }
     let elapsed = started.elapsed();
-    let after = js::memory();
+    let after = memory::now();
     Ok(Watched { elapsed, before, peak_kib: peak_kib.max(after.rss_kib), after, peak_reset })
 }
 

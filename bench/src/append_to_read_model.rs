@@ -1,6 +1,6 @@
-//! F6: end-to-end latency, append → visible in a PostgreSQL read model, open loop at 10 %
-//! and 50 % of the F1 capacity, through tidemark's whole pipeline and through a raw
-//! hand-written one (`e2e_raw.rs`), with the same detector (`visible.rs`).
+//! F6: end-to-end latency, append → visible in a PostgreSQL read model, open loop at 1 %, 10 %
+//! and 50 % of the F1 capacity (by default), through tidemark's whole pipeline and a raw
+//! hand-written one (`raw_append_to_read_model.rs`), with the same detector (`visible.rs`).
 //!
 //! tidemark: `PgEventStore::append` (defaults: group commit) → `NatsRelay` woken by the
 //! store's NOTIFY → JetStream → `JetStreamFeed` → `ProjectionRunner` with `PgReadModels`
@@ -21,14 +21,14 @@ use tidemark_projections_postgres::PgReadModels;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
-use crate::cpu::{CpuMark, CpuUsage};
+use crate::cpu::{nats_server_ticks, CpuMark, CpuUsage};
 use crate::domain::{opened, AccountEvent};
-use crate::e2e_raw::{self, RawAppender};
 use crate::figure::{Counted, Figure};
-use crate::hops::{self, Hops};
-use crate::js::{self, Names};
-use crate::pull::{self, Progress, Tuning};
-use crate::readmodel::{create_sql, upsert_sql, TotalsProjection, TABLE};
+use crate::hop_breakdown::{self, Hops};
+use crate::jetstream::{self, Names};
+use crate::raw_append_to_read_model::{self, RawAppender};
+use crate::raw_pull_consumers::{self, Progress, Tuning};
+use crate::read_model::{create_sql, upsert_sql, TotalsProjection, TABLE};
 use crate::relay::{sample, usage};
 use crate::scenarios::Suite;
 use crate::visible::{self, Detector, Schedule, Seen};
@@ -147,7 +147,7 @@ impl Suite<'_> {
         let (tag, schema) = (self.db.next_tag(), self.db.schema());
         let scheme = SubjectScheme::new(&names.f6_raw_prefix, PARTITIONS)?;
         let relay_config = RelayConfig::default();
-        let jetstream = js::context(client.clone(), &relay_config);
+        let jetstream = jetstream::context(client.clone(), &relay_config);
         let settings = StreamSettings::new(&names.f6_raw_stream);
         tidemark_nats::ensure_stream(&jetstream, &scheme, &settings, relay_config.retry_horizon).await?;
         let table = format!("{schema}.f6_raw_totals");
@@ -162,10 +162,16 @@ impl Suite<'_> {
         let wake_channel = format!("f6_log_{}", &schema[6..]);
         let mut tasks: Vec<JoinHandle<Result<()>>> = Vec::new();
         let notify_pool = self.db.raw_pool(&tag, 1).await?;
-        tasks.push(tokio::spawn(e2e_raw::notifier(notify_pool, wake_channel.clone(), wake.clone(), stop.clone())));
+        tasks.push(tokio::spawn(raw_append_to_read_model::notifier(
+            notify_pool,
+            wake_channel.clone(),
+            wake.clone(),
+            stop.clone(),
+        )));
         let reader_pool = self.db.raw_pool(&tag, 2).await?;
         let js = jetstream.clone();
-        let reader = e2e_raw::reader(reader_pool, log.clone(), wake_channel, js, scheme.clone(), stop.clone());
+        let reader =
+            raw_append_to_read_model::reader(reader_pool, log.clone(), wake_channel, js, scheme.clone(), stop.clone());
         tasks.push(tokio::spawn(reader));
         let consumer = ConsumerSettings::default();
         let tuning = Tuning {
@@ -179,8 +185,10 @@ impl Suite<'_> {
             let filter = scheme.partition_filter(p)?;
             // Without acks, as the runner consumes.
             let durable = format!("f6raw_p{p}");
-            let messages = pull::subscribe(&jetstream, &names.f6_raw_stream, &durable, filter, tuning, false).await?;
-            let work = pull::upsert_loop(
+            let messages =
+                raw_pull_consumers::subscribe(&jetstream, &names.f6_raw_stream, &durable, filter, tuning, false)
+                    .await?;
+            let work = raw_pull_consumers::upsert_loop(
                 messages,
                 upsert_pool.clone(),
                 sql.clone(),
@@ -241,12 +249,12 @@ impl Suite<'_> {
             self.calm().await;
             eprintln!("measuring {series}: {what} end to end at {:.0} events/s", schedule.rate);
             let (jetstream, stream) = stored_in;
-            let after = hops::last_sequence(jetstream, stream).await?;
-            let (cpu, nats) = (CpuMark::take(self.db, tag).await, js::nats_server_ticks());
+            let after = hop_breakdown::last_sequence(jetstream, stream).await?;
+            let (cpu, nats) = (CpuMark::take(self.db, tag).await, nats_server_ticks());
             let seen = visible::open_loop(detector, schedule, &send).await?;
             let (cpu, nats_us) =
                 usage(cpu, &CpuMark::take(self.db, tag).await, nats, schedule.warmup + schedule.window);
-            let hops = hops::breakdown(jetstream, stream, after, &seen.traces).await?;
+            let hops = hop_breakdown::breakdown(jetstream, stream, after, &seen.traces).await?;
             figures.push(figure(series, schedule, seen, &hops, cpu, nats_us));
         }
         Ok(figures)

@@ -5,8 +5,8 @@
 //!   `linger` for each after the first), read stream id, version and type from the headers
 //!   and the amount from the payload, write the batch with the read model's upsert in
 //!   `BEGIN … COMMIT`, then ack each message (a durable consumer, explicit acks);
-//! - `raw-upsert-noack`: the same on an ephemeral consumer without acks, as the runner
-//!   consumes since it keeps its place in the read model's database;
+//! - `raw-upsert-noack`: the same on an ephemeral consumer without acks, the way the runner
+//!   consumes (it keeps its place in the read model's database);
 //! - `raw-pull` / `raw-pull-noack`: take each message as it arrives (acking it, or not),
 //!   nothing else.
 //!
@@ -26,7 +26,7 @@ use sqlx::PgPool;
 use tidemark_nats::{HEADER_EVENT_TYPE, HEADER_STREAM_ID, HEADER_STREAM_VERSION};
 use tokio_util::sync::CancellationToken;
 
-use crate::readmodel::Rows;
+use crate::read_model::Rows;
 
 /// A pull consumer's message stream.
 pub type Messages = async_nats::jetstream::consumer::pull::Stream;
@@ -50,10 +50,9 @@ pub struct Progress {
     pub batches: AtomicU64,
 }
 
-/// With `acks`, a durable pull consumer `durable` on `filter`, with the settings the runner
-/// used before it kept its cursor in the read model (explicit acks, 30 s ack wait, 20,000
-/// acks pending); without, an ephemeral consumer without acks (the runner's now). Both with
-/// the runner's pull stream settings.
+/// With `acks`, a durable pull consumer `durable` on `filter` with explicit acks (30 s ack
+/// wait, 20,000 acks pending); without, an ephemeral consumer without acks, as the runner's
+/// (which keeps its place in the read model). Both with the runner's pull stream settings.
 pub async fn subscribe(
     js: &Context,
     stream: &str,
