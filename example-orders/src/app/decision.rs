@@ -43,11 +43,6 @@ impl Decision {
         Ok(Self { append: append.with_command_id(origin.command_id) })
     }
 
-    /// The stream the events go to.
-    pub fn stream(&self) -> &StreamId {
-        &self.append.stream_id
-    }
-
     /// The stream version the command was decided on.
     pub fn version(&self) -> ExpectedVersion {
         self.append.expected
