@@ -17,6 +17,12 @@ pub enum ApiError {
     /// The request is malformed: not JSON, wrong shape, a bad header.
     #[error("{0}")]
     BadRequest(String),
+    /// The body is not declared as JSON.
+    #[error("the body is JSON: send it as application/json")]
+    UnsupportedMediaType,
+    /// The body is larger than the server accepts.
+    #[error("the body is too large")]
+    TooLarge,
     /// The request is well-formed but its content breaks a rule (an empty order, a bad currency).
     #[error("{0}")]
     Invalid(String),
@@ -77,6 +83,8 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         match self {
             Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Self::Invalid(_) | Self::KeyReused => StatusCode::UNPROCESSABLE_ENTITY,
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
@@ -91,6 +99,8 @@ impl ApiError {
     pub fn code(&self) -> &'static str {
         match self {
             Self::BadRequest(_) => "bad-request",
+            Self::UnsupportedMediaType => "unsupported-media-type",
+            Self::TooLarge => "payload-too-large",
             Self::Invalid(_) => "validation",
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",

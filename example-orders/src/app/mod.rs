@@ -1,5 +1,6 @@
 //! The app's state: command handlers, the outcome hub, idempotency keys and read models.
 
+mod decision;
 mod hub;
 mod idempotency;
 mod notice;
@@ -12,17 +13,18 @@ use std::time::Duration;
 
 use serde::Serialize;
 use tidemark::{CommandHandler, CommandId, EventStore};
-use tokio::sync::Semaphore;
+use tokio::sync::{RwLock, Semaphore};
 use uuid::Uuid;
 
 use crate::auth::TokenKeys;
 use crate::domain::{Fulfilment, Order};
 
+pub use decision::{Decision, Origin};
 pub use hub::Hub;
 pub use idempotency::{fingerprint, Fingerprint, IdempotencyStore, Lookup, MAX_KEY_BYTES};
 pub use notice::{CommandFailure, CommandStatus, Notice};
 pub use outcomes::{CommandRecord, Outcomes};
-pub use pipeline::{request_ids, Job, Submission};
+pub use pipeline::{request_ids, Submission};
 pub use reads::ReadWait;
 
 /// The app's knobs. Every one has a default.
@@ -87,6 +89,8 @@ pub struct App<S: EventStore, R> {
     keys: TokenKeys,
     config: AppConfig,
     in_flight: Arc<Semaphore>,
+    /// Taken shared by every append of a decided command (see [`App::hold_appends`]).
+    appends: RwLock<()>,
 }
 
 impl<S: EventStore, R> App<S, R> {
@@ -107,6 +111,7 @@ impl<S: EventStore, R> App<S, R> {
             idempotency: IdempotencyStore::new(config.idempotency_capacity),
             keys,
             in_flight: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            appends: RwLock::new(()),
             config,
         }
     }

@@ -20,8 +20,8 @@ pub enum CommandStatus {
 /// Why a command failed: a stable code for programs and a sentence for people.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CommandFailure {
-    /// `rejected` (a business rule refused it), `conflict` (the order moved on past the
-    /// expected version), `unavailable` (the store failed; retry), or `internal`.
+    /// `conflict` (the stream changed between the command's decision and its append),
+    /// `unavailable` (the store failed; retry), or `internal`.
     pub code: &'static str,
     /// What happened.
     pub detail: String,

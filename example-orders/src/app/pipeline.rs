@@ -1,33 +1,26 @@
-//! The command pipeline: accept (record as pending, answer 202), execute in a task,
-//! record the outcome and push it to the user's sockets.
+//! The command pipeline: accept a decided command (record it as pending, answer 202),
+//! append its events in a task at the version it was decided on, record the outcome and
+//! push it to the user's sockets.
 
 use std::sync::Arc;
 
 use chrono::Utc;
-use tidemark::{CommandError, CommandId, CommandOptions, EventStore, ExpectedVersion, Metadata, StreamVersion};
+use tidemark::{CommandId, EventStore};
+use tokio::sync::RwLockWriteGuard;
 use uuid::Uuid;
 
+use super::decision::Decision;
 use super::notice::{CommandFailure, CommandStatus};
 use super::outcomes::CommandRecord;
 use super::{Accepted, App};
 use crate::auth::User;
-use crate::domain::{fulfilment_stream, order_stream, FulfilmentCommand, OrderCommand};
 use crate::error::ApiError;
 
 /// The namespace of ids derived from idempotency keys. Never change it.
 const REQUEST_NAMESPACE: Uuid = Uuid::from_u128(0x8f3e_51c2_77a4_4b0d_a1c9_5e26_d04b_93f7);
 
-/// What a command does to which aggregate.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Job {
-    /// A command for the order's stream.
-    Order(OrderCommand),
-    /// A command for the order's fulfilment stream.
-    Fulfilment(FulfilmentCommand),
-}
-
-/// An accepted command, ready to execute.
-#[derive(Debug, Clone)]
+/// An accepted command, decided and ready to append.
+#[derive(Debug)]
 pub struct Submission {
     /// Who sent it.
     pub user: User,
@@ -35,12 +28,10 @@ pub struct Submission {
     pub kind: &'static str,
     /// The order it is about.
     pub order_id: Uuid,
-    /// The command.
-    pub job: Job,
     /// Its id.
     pub command_id: CommandId,
-    /// The stream version it requires (`If-Match`), if any.
-    pub expected: Option<StreamVersion>,
+    /// Its events and the stream version they were decided on.
+    pub decision: Decision,
     /// The idempotency key it came with, if any.
     pub idempotency_key: Option<String>,
 }
@@ -98,19 +89,7 @@ where
     }
 
     async fn execute(&self, submission: Submission) {
-        let metadata = Metadata::new().with_user(submission.user.name.clone());
-        let mut options = CommandOptions::new().id(submission.command_id).metadata(metadata);
-        if let Some(version) = submission.expected {
-            options = options.expect(ExpectedVersion::Exact(version));
-        }
-        let id = submission.order_id;
-        let result = match &submission.job {
-            Job::Order(command) => self.orders.handle(&order_stream(id), command, &options).await.map_err(failure),
-            Job::Fulfilment(command) => {
-                self.fulfilments.handle(&fulfilment_stream(id), command, &options).await.map_err(failure)
-            }
-        };
-        let result = result.map(|outcome| outcome.version.0);
+        let result = self.append(submission.decision).await;
         if let (Err(failure), Some(key)) = (&result, &submission.idempotency_key) {
             if failure.code == "unavailable" {
                 // Nothing was recorded: a retry with the same key should run it again.
@@ -122,16 +101,45 @@ where
             self.hub.send(&submission.user.name, &notice);
         }
     }
+
+    /// Appends a decided command's events at the version it was decided on; returns the
+    /// stream's version after them. A stream that moved on meanwhile is a conflict, unless
+    /// the move was this very command (recorded before, under its id).
+    async fn append(&self, decision: Decision) -> Result<u64, CommandFailure> {
+        let _open = self.appends.read().await;
+        let request = decision.into_append();
+        let command_id = request.command_id;
+        let store = self.orders.store();
+        match store.append(request).await {
+            Ok(outcome) => Ok(outcome.version.0),
+            Err(conflict @ tidemark::Error::Conflict { .. }) => {
+                let earlier = match command_id {
+                    Some(id) => store.command_outcome(id).await.map_err(failure)?,
+                    None => None,
+                };
+                earlier.map(|outcome| outcome.version.0).ok_or_else(|| failure(conflict))
+            }
+            Err(error) => Err(failure(error)),
+        }
+    }
+
+    /// Holds every accepted command between its decision and its append until the guard
+    /// is dropped (commands appending already finish first). Commands are still accepted
+    /// meanwhile, within `max_in_flight`. For tests and maintenance that must change a
+    /// stream while commands decided on it wait.
+    pub async fn hold_appends(&self) -> RwLockWriteGuard<'_, ()> {
+        self.appends.write().await
+    }
 }
 
-/// Turns a command error into the failure reported to the user.
-fn failure<E: std::error::Error + 'static>(error: CommandError<E>) -> CommandFailure {
+/// Turns a store error into the failure reported to the user.
+fn failure(error: tidemark::Error) -> CommandFailure {
     match error {
-        CommandError::Rejected(e) => CommandFailure { code: "rejected", detail: e.to_string() },
-        CommandError::Store(e @ tidemark::Error::Conflict { .. }) => {
-            CommandFailure { code: "conflict", detail: format!("{e}; read the order again and retry") }
-        }
-        CommandError::Store(e) if e.is_retryable() => {
+        e @ tidemark::Error::Conflict { .. } => CommandFailure {
+            code: "conflict",
+            detail: format!("{e}: the order changed after the command was checked; read it again and retry"),
+        },
+        e if e.is_retryable() => {
             tracing::warn!(error = %e, "a command failed on a transient store error");
             CommandFailure { code: "unavailable", detail: "the store is unavailable; retry later".to_owned() }
         }

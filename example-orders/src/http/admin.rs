@@ -2,22 +2,21 @@
 
 use std::sync::Arc;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{HeaderMap, Method, Uri};
 use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
-use tidemark::{Aggregate, EventStore};
+use tidemark::EventStore;
 use tidemark_projections::{DocumentReader, ReadModels};
 use uuid::Uuid;
 
 use super::auth::Admin;
+use super::bodies::DispatchBody;
 use super::extract::{Ids, Params};
-use super::intake::{begin, Intake};
+use super::intake::Target;
 use super::orders::ListQuery;
-use super::parse_json;
-use crate::app::{App, Job};
+use super::request::CommandRequest;
+use crate::app::App;
 use crate::domain::{fulfilment_stream, FulfilmentCommand};
 use crate::error::ApiError;
 use crate::read_models::{QueuedFulfilment, SalesDay};
@@ -59,39 +58,23 @@ where
     Ok(Json(app.fulfilment_queue(query.limit()).await?))
 }
 
-#[derive(Debug, Deserialize)]
-struct DispatchBody {
-    tracking: String,
-}
-
 /// `POST /fulfilments/{order_id}/dispatch`: the parcel left the warehouse; the process
 /// manager then ships the order.
 pub async fn dispatch<S, R>(
     State(app): State<Arc<App<S, R>>>,
-    Admin(user): Admin,
+    Admin(admin): Admin,
     Ids(order_id): Ids<Uuid>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: CommandRequest<DispatchBody>,
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
     R: Send + Sync + 'static,
 {
-    let ticket = match begin(&app, user, &headers, &method, &uri, &body)? {
-        Intake::Replay(response) => return Ok(response),
-        Intake::Fresh(ticket) => ticket,
-    };
-    if let Some(replay) = ticket.already_done(&app, "dispatch", order_id).await? {
-        return Ok(replay);
-    }
-    let DispatchBody { tracking } = parse_json(&body)?;
-    let command = FulfilmentCommand::Dispatch { tracking };
+    tracing::info!(admin = %admin.name, %order_id, "dispatching a fulfilment");
     let loaded = app.fulfilments().load(&fulfilment_stream(order_id)).await.map_err(|e| ApiError::store(&e))?;
     if loaded.state.order_id().is_none() {
         return Err(ApiError::NotFound("fulfilment"));
     }
-    loaded.state.decide(&command).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    ticket.submit(&app, "dispatch", order_id, Job::Fulfilment(command), None)
+    let request = request.map(FulfilmentCommand::from);
+    request.run(&app, Target::fulfilment("dispatch", order_id), &loaded.state, loaded.version).await
 }

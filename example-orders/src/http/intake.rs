@@ -1,84 +1,75 @@
-//! Taking a command in: idempotency key, fingerprint, ids, `If-Match`, and the 202.
+//! Running a [`CommandRequest`] on the state it is about: a replay whose command already
+//! ran, `If-Match`, the one decision, and the 202.
 
 use std::sync::Arc;
 
-use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode, Uri};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use chrono::Utc;
-use tidemark::{CommandId, EventStore, StreamVersion};
+use tidemark::{Aggregate, EventStore, StreamId, StreamVersion};
 use uuid::Uuid;
 
-use crate::app::{
-    fingerprint, request_ids, Accepted, App, CommandRecord, CommandStatus, Fingerprint, Job, Lookup, Submission,
-    MAX_KEY_BYTES,
-};
-use crate::auth::User;
+use super::request::{CommandRequest, IDEMPOTENT_REPLAYED};
+use crate::app::{Accepted, App, CommandRecord, CommandStatus, Decision, Lookup, Origin, Submission};
+use crate::domain::{fulfilment_stream, order_stream};
 use crate::error::ApiError;
 
-/// The header naming a request's idempotency key.
-pub const IDEMPOTENCY_KEY: &str = "idempotency-key";
-/// Set on a response that repeats an earlier one for the same key.
-pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
-
-/// A command request that is not a replay: its ids, and its key to remember.
-#[derive(Debug)]
-pub struct Ticket {
-    user: User,
-    key: Option<(String, Fingerprint)>,
-    command_id: CommandId,
-    /// The id a new order gets (derived from the key when there is one).
-    pub new_order_id: Uuid,
+/// What a command is about: its kind (for the outcome record), its order, and the stream
+/// its events go to.
+#[derive(Debug, Clone)]
+pub struct Target {
+    kind: &'static str,
+    order_id: Uuid,
+    stream: StreamId,
 }
 
-/// What a command request turns out to be.
-#[derive(Debug)]
-pub enum Intake {
-    /// A retry of an accepted request: answer as before.
-    Replay(Response),
-    /// A new request.
-    Fresh(Ticket),
-}
-
-/// Starts taking a command request in: a retry with a known key is answered as before, a
-/// known key with another request is refused.
-pub fn begin<S: EventStore, R>(
-    app: &App<S, R>,
-    user: User,
-    headers: &HeaderMap,
-    method: &Method,
-    uri: &Uri,
-    body: &[u8],
-) -> Result<Intake, ApiError> {
-    let key = idempotency_key(headers)?;
-    let print = fingerprint(method.as_str(), uri.path(), body);
-    if let Some(key) = &key {
-        match app.idempotency().lookup(&user.name, key, &print) {
-            Lookup::Replay(accepted) => return Ok(Intake::Replay(accepted_response(accepted, true))),
-            Lookup::Reused => return Err(ApiError::KeyReused),
-            Lookup::New => {}
-        }
+impl Target {
+    /// A command of `kind` on the order's own stream.
+    pub fn order(kind: &'static str, order_id: Uuid) -> Self {
+        Self { kind, order_id, stream: order_stream(order_id) }
     }
-    let (command_id, new_order_id) = request_ids(&user.name, key.as_deref().map(|k| (k, &print)));
-    Ok(Intake::Fresh(Ticket { user, key: key.map(|k| (k, print)), command_id, new_order_id }))
+
+    /// A command of `kind` on the order's fulfilment stream.
+    pub fn fulfilment(kind: &'static str, order_id: Uuid) -> Self {
+        Self { kind, order_id, stream: fulfilment_stream(order_id) }
+    }
 }
 
-impl Ticket {
-    /// The user who sent the request.
-    pub fn user(&self) -> &User {
-        &self.user
+impl<C> CommandRequest<C> {
+    /// Runs the command on `state`, the target stream at `version`, and answers 202 (or
+    /// what an earlier request with the key got): a keyed retry whose command already ran
+    /// is answered as the replay it is; `If-Match` must name `version` (409); the
+    /// aggregate decides, once (422 if it refuses); the task then only appends the
+    /// decided events at `version`.
+    pub async fn run<A, S, R>(
+        self,
+        app: &Arc<App<S, R>>,
+        target: Target,
+        state: &A,
+        version: StreamVersion,
+    ) -> Result<Response, ApiError>
+    where
+        A: Aggregate<Command = C>,
+        S: EventStore + Clone + 'static,
+        R: Send + Sync + 'static,
+    {
+        if let Some(replay) = self.already_done(app, &target).await? {
+            return Ok(replay);
+        }
+        if let Some(expected) = self.if_match.filter(|expected| *expected != version) {
+            return Err(ApiError::Conflict { expected, actual: version });
+        }
+        let origin = Origin { command_id: self.command_id, user: &self.user.name };
+        let decision = Decision::new(target.stream.clone(), state, version, &self.body, origin)?;
+        self.submit(app, &target, decision)
     }
 
     /// A keyed request whose command already ran (before this process restarted, or before
     /// its in-memory record was evicted): the store knows the command id the key derives, so
-    /// the request is answered as the replay it is, not validated and run a second time.
+    /// the request is answered as the replay it is, not decided and run a second time.
     /// `None` when the request has no key or its command never ran.
-    pub async fn already_done<S, R>(
-        &self,
-        app: &Arc<App<S, R>>,
-        kind: &'static str,
-        entity_id: Uuid,
-    ) -> Result<Option<Response>, ApiError>
+    async fn already_done<S, R>(&self, app: &Arc<App<S, R>>, target: &Target) -> Result<Option<Response>, ApiError>
     where
         S: EventStore + Clone + 'static,
         R: Send + Sync + 'static,
@@ -89,8 +80,8 @@ impl Ticket {
         let now = Utc::now();
         app.outcomes().accepted(CommandRecord {
             command_id: self.command_id,
-            kind,
-            entity_id,
+            kind: target.kind,
+            entity_id: target.order_id,
             user: self.user.name.clone(),
             status: CommandStatus::Succeeded,
             version: Some(outcome.version.0),
@@ -98,8 +89,7 @@ impl Ticket {
             finished_at: Some(now),
             error: None,
         });
-        let accepted =
-            Accepted { command_id: self.command_id, status_url: format!("/commands/{}", self.command_id), entity_id };
+        let accepted = accepted(self.command_id, target.order_id);
         let first = match app.idempotency().remember(&self.user.name, key, *print, accepted.clone()) {
             Lookup::Replay(first) => first,
             Lookup::Reused => return Err(ApiError::KeyReused),
@@ -108,15 +98,9 @@ impl Ticket {
         Ok(Some(accepted_response(first, true)))
     }
 
-    /// Submits the command and answers 202 (or what an earlier request with the key got).
-    pub fn submit<S, R>(
-        self,
-        app: &Arc<App<S, R>>,
-        kind: &'static str,
-        order_id: Uuid,
-        job: Job,
-        expected: Option<StreamVersion>,
-    ) -> Result<Response, ApiError>
+    /// Submits the decided command and answers 202 (or what an earlier request with the
+    /// key got, if one got there first).
+    fn submit<S, R>(self, app: &Arc<App<S, R>>, target: &Target, decision: Decision) -> Result<Response, ApiError>
     where
         S: EventStore + Clone + 'static,
         R: Send + Sync + 'static,
@@ -124,11 +108,10 @@ impl Ticket {
         let name = self.user.name.clone();
         let submission = Submission {
             user: self.user,
-            kind,
-            order_id,
-            job,
+            kind: target.kind,
+            order_id: target.order_id,
             command_id: self.command_id,
-            expected,
+            decision,
             idempotency_key: self.key.as_ref().map(|(k, _)| k.clone()),
         };
         let accepted = app.submit(submission)?;
@@ -144,7 +127,12 @@ impl Ticket {
     }
 }
 
-fn accepted_response(accepted: Accepted, replayed: bool) -> Response {
+fn accepted(command_id: tidemark::CommandId, entity_id: Uuid) -> Accepted {
+    Accepted { command_id, status_url: format!("/commands/{command_id}"), entity_id }
+}
+
+/// The 202 of an accepted command, marked as a replay when it repeats an earlier one.
+pub(super) fn accepted_response(accepted: Accepted, replayed: bool) -> Response {
     let location = HeaderValue::from_str(&accepted.status_url).ok();
     let mut response = (StatusCode::ACCEPTED, Json(accepted)).into_response();
     if let Some(location) = location {
@@ -154,27 +142,4 @@ fn accepted_response(accepted: Accepted, replayed: bool) -> Response {
         response.headers_mut().insert(IDEMPOTENT_REPLAYED, HeaderValue::from_static("true"));
     }
     response
-}
-
-/// The `Idempotency-Key` header: 1 to 255 visible ASCII characters.
-fn idempotency_key(headers: &HeaderMap) -> Result<Option<String>, ApiError> {
-    let Some(value) = headers.get(IDEMPOTENCY_KEY) else { return Ok(None) };
-    let key = value
-        .to_str()
-        .ok()
-        .map(str::trim)
-        .filter(|k| !k.is_empty() && k.len() <= MAX_KEY_BYTES && k.bytes().all(|b| b.is_ascii_graphic()));
-    let key = key.ok_or_else(|| ApiError::BadRequest("Idempotency-Key is 1 to 255 visible ASCII characters".into()))?;
-    Ok(Some(key.to_owned()))
-}
-
-/// The `If-Match` header as a stream version: `"3"`, `W/"3"` or `3`.
-pub fn if_match(headers: &HeaderMap) -> Result<Option<StreamVersion>, ApiError> {
-    let Some(value) = headers.get(header::IF_MATCH) else { return Ok(None) };
-    let text = value.to_str().unwrap_or_default().trim();
-    let text = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    let version = text.parse::<u64>().map_err(|_| {
-        ApiError::BadRequest("If-Match holds the order's version as returned in its ETag, such as \"3\"".into())
-    })?;
-    Ok(Some(StreamVersion(version)))
 }

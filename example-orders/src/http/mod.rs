@@ -3,11 +3,13 @@
 
 mod admin;
 mod auth;
+mod bodies;
 mod chaos;
 mod commands;
 mod extract;
 mod intake;
 mod orders;
+mod request;
 mod ws;
 
 use std::sync::Arc;
@@ -23,7 +25,7 @@ use crate::app::App;
 use crate::error::ApiError;
 
 pub use auth::bearer;
-pub use intake::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
+pub use request::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 
 /// The page: plain HTML and JavaScript.
 pub const PAGE: &str = include_str!("page.html");

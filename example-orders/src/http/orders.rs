@@ -3,22 +3,23 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::body::Bytes;
 use axum::extract::State;
-use axum::http::{header, HeaderMap, HeaderValue, Method, Uri};
+use axum::http::{header, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
-use tidemark::{Aggregate, EventStore, StreamVersion};
+use tidemark::{EventStore, StreamVersion};
 use tidemark_projections::{DocumentReader, ReadModels};
 use uuid::Uuid;
 
+use super::auth::Admin;
+use super::bodies::{CancelBody, NoBody, PayBody, PlaceBody, ShipBody};
 use super::extract::{Ids, Params};
-use super::intake::{begin, if_match, Intake};
-use super::parse_json;
-use crate::app::{App, Job, ReadWait};
+use super::intake::Target;
+use super::request::CommandRequest;
+use crate::app::{App, ReadWait};
 use crate::auth::User;
-use crate::domain::{Currency, Line, Order, OrderCommand};
+use crate::domain::{Line, Order, OrderCommand};
 use crate::error::ApiError;
 use crate::read_models::OrderSummary;
 
@@ -27,184 +28,113 @@ const MAX_LIMIT: usize = 1000;
 
 type AppState<S, R> = State<Arc<App<S, R>>>;
 
-/// `POST /orders` body.
-#[derive(Debug, Deserialize)]
-struct PlaceBody {
-    currency: String,
-    lines: Vec<Line>,
-}
-
-/// `POST /orders/{id}/pay` body.
-#[derive(Debug, Deserialize)]
-struct PayBody {
-    payment_id: String,
-    amount_minor: i64,
-}
-
-/// `POST /orders/{id}/ship` body.
-#[derive(Debug, Deserialize)]
-struct ShipBody {
-    tracking: String,
-}
-
-/// `POST /orders/{id}/cancel` body.
-#[derive(Debug, Deserialize)]
-struct CancelBody {
-    reason: String,
-}
-
 /// `POST /orders`: places an order for the authenticated user.
-pub async fn place<S, R>(
-    State(app): AppState<S, R>,
-    user: User,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-) -> Result<Response, ApiError>
+pub async fn place<S, R>(State(app): AppState<S, R>, request: CommandRequest<PlaceBody>) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
     R: Send + Sync + 'static,
 {
-    let ticket = match begin(&app, user, &headers, &method, &uri, &body)? {
-        Intake::Replay(response) => return Ok(response),
-        Intake::Fresh(ticket) => ticket,
-    };
-    if let Some(replay) = ticket.already_done(&app, "place", ticket.new_order_id).await? {
-        return Ok(replay);
-    }
-    let body: PlaceBody = parse_json(&body)?;
-    let currency = Currency::new(&body.currency).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    let command = OrderCommand::Place { customer: ticket.user().name.clone(), lines: body.lines, currency };
-    Order::default().decide(&command).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    let order_id = ticket.new_order_id;
-    ticket.submit(&app, "place", order_id, Job::Order(command), None)
+    let order_id = request.new_order_id();
+    let customer = request.user.name.clone();
+    let request = request.try_map(|body| body.command(customer))?;
+    request.run(&app, Target::order("place", order_id), &Order::default(), StreamVersion::EMPTY).await
 }
 
-/// The parts of a request for a command on an existing order.
-pub struct OrderRequest {
-    user: User,
-    order_id: Uuid,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
-}
-
-/// Takes a command on an existing order in: replay check, body, ownership (404 for
-/// someone else's order), `If-Match` (409), the rules on the current state (422), 202.
+/// Runs a command on an existing order: ownership (404 for someone else's order), then
+/// [`CommandRequest::run`] on the order as the store has it.
 async fn on_order<S, R>(
     app: &Arc<App<S, R>>,
-    request: OrderRequest,
     kind: &'static str,
-    command: impl FnOnce(&[u8]) -> Result<OrderCommand, ApiError>,
+    order_id: Uuid,
+    request: CommandRequest<OrderCommand>,
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
     R: ReadModels + DocumentReader,
 {
-    let OrderRequest { user, order_id, method, uri, headers, body } = request;
-    let ticket = match begin(app, user, &headers, &method, &uri, &body)? {
-        Intake::Replay(response) => return Ok(response),
-        Intake::Fresh(ticket) => ticket,
-    };
-    let command = command(&body)?;
-    let loaded = app.owned_order(ticket.user(), order_id).await?;
-    if let Some(replay) = ticket.already_done(app, kind, order_id).await? {
-        return Ok(replay);
-    }
-    let expected = if_match(&headers)?;
-    if let Some(expected) = expected.filter(|e| *e != loaded.version) {
-        return Err(ApiError::Conflict { expected, actual: loaded.version });
-    }
-    loaded.state.decide(&command).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    ticket.submit(app, kind, order_id, Job::Order(command), expected)
+    let loaded = app.owned_order(&request.user, order_id).await?;
+    request.run(app, Target::order(kind, order_id), &loaded.state, loaded.version).await
 }
 
-macro_rules! order_command {
-    ($(#[$doc:meta])* $name:ident, $kind:literal, |$body:ident| $make:expr) => {
-        $(#[$doc])*
-        pub async fn $name<S, R>(
-            State(app): AppState<S, R>,
-            user: User,
-            Ids(order_id): Ids<Uuid>,
-            method: Method,
-            uri: Uri,
-            headers: HeaderMap,
-            body: Bytes,
-        ) -> Result<Response, ApiError>
-        where
-            S: EventStore + Clone + 'static,
-            R: ReadModels + DocumentReader,
-        {
-            let request = OrderRequest { user, order_id, method, uri, headers, body };
-            on_order(&app, request, $kind, |$body: &[u8]| $make).await
-        }
-    };
+/// `POST /orders/{id}/lines`: adds a line.
+pub async fn add_line<S, R>(
+    State(app): AppState<S, R>,
+    Ids(order_id): Ids<Uuid>,
+    request: CommandRequest<Line>,
+) -> Result<Response, ApiError>
+where
+    S: EventStore + Clone + 'static,
+    R: ReadModels + DocumentReader,
+{
+    on_order(&app, "add_line", order_id, request.map(|line| OrderCommand::AddLine { line })).await
 }
-
-order_command!(
-    /// `POST /orders/{id}/lines`: adds a line.
-    add_line, "add_line", |body| Ok(OrderCommand::AddLine { line: parse_json(body)? })
-);
-order_command!(
-    /// `POST /orders/{id}/confirm`: confirms the order (no body).
-    confirm, "confirm", |_body| Ok(OrderCommand::Confirm)
-);
-order_command!(
-    /// `POST /orders/{id}/pay`: records a payment.
-    pay, "pay", |body| {
-        let PayBody { payment_id, amount_minor } = parse_json(body)?;
-        Ok(OrderCommand::Pay { payment_id, amount_minor })
-    }
-);
-order_command!(
-    /// `POST /orders/{id}/cancel`: cancels the order.
-    cancel, "cancel", |body| {
-        let CancelBody { reason } = parse_json(body)?;
-        Ok(OrderCommand::Cancel { reason })
-    }
-);
 
 /// `DELETE /orders/{id}/lines/{product}`: removes a product's line.
 pub async fn remove_line<S, R>(
     State(app): AppState<S, R>,
-    user: User,
     Ids((order_id, product)): Ids<(Uuid, String)>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: CommandRequest<NoBody>,
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
     R: ReadModels + DocumentReader,
 {
-    let request = OrderRequest { user, order_id, method, uri, headers, body };
-    on_order(&app, request, "remove_line", |_| Ok(OrderCommand::RemoveLine { product })).await
+    on_order(&app, "remove_line", order_id, request.map(|_| OrderCommand::RemoveLine { product })).await
+}
+
+/// `POST /orders/{id}/confirm`: confirms the order (no body).
+pub async fn confirm<S, R>(
+    State(app): AppState<S, R>,
+    Ids(order_id): Ids<Uuid>,
+    request: CommandRequest<NoBody>,
+) -> Result<Response, ApiError>
+where
+    S: EventStore + Clone + 'static,
+    R: ReadModels + DocumentReader,
+{
+    on_order(&app, "confirm", order_id, request.map(|_| OrderCommand::Confirm)).await
+}
+
+/// `POST /orders/{id}/pay`: records a payment.
+pub async fn pay<S, R>(
+    State(app): AppState<S, R>,
+    Ids(order_id): Ids<Uuid>,
+    request: CommandRequest<PayBody>,
+) -> Result<Response, ApiError>
+where
+    S: EventStore + Clone + 'static,
+    R: ReadModels + DocumentReader,
+{
+    on_order(&app, "pay", order_id, request.map(OrderCommand::from)).await
+}
+
+/// `POST /orders/{id}/cancel`: cancels the order.
+pub async fn cancel<S, R>(
+    State(app): AppState<S, R>,
+    Ids(order_id): Ids<Uuid>,
+    request: CommandRequest<CancelBody>,
+) -> Result<Response, ApiError>
+where
+    S: EventStore + Clone + 'static,
+    R: ReadModels + DocumentReader,
+{
+    on_order(&app, "cancel", order_id, request.map(OrderCommand::from)).await
 }
 
 /// `POST /orders/{id}/ship`: ships the order by hand (admin; normally the process
 /// manager ships after the warehouse dispatches).
 pub async fn ship<S, R>(
     State(app): AppState<S, R>,
-    super::auth::Admin(user): super::auth::Admin,
+    Admin(admin): Admin,
     Ids(order_id): Ids<Uuid>,
-    method: Method,
-    uri: Uri,
-    headers: HeaderMap,
-    body: Bytes,
+    request: CommandRequest<ShipBody>,
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
     R: ReadModels + DocumentReader,
 {
-    let request = OrderRequest { user, order_id, method, uri, headers, body };
-    on_order(&app, request, "ship", |body| {
-        let ShipBody { tracking } = parse_json(body)?;
-        Ok(OrderCommand::Ship { tracking })
-    })
-    .await
+    tracing::info!(admin = %admin.name, %order_id, "shipping an order by hand");
+    on_order(&app, "ship", order_id, request.map(OrderCommand::from)).await
 }
 
 /// Query parameters of `GET /orders/{id}`.
