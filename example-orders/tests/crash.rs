@@ -293,7 +293,7 @@ async fn killing_the_app_relay_and_runners_loses_and_doubles_nothing() {
         eprintln!("process logs in {}", dir.path().display());
     }
     let processes = vec![
-        ("serve", vec!["serve", "--no-fixture"], None),
+        ("serve", vec!["serve", "--front", "--no-fixture"], None),
         ("relay-0", vec!["relay"], None),
         ("relay-1", vec!["relay"], None),
         ("runner-0", vec!["projections", "run"], None),
