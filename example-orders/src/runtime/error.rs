@@ -32,9 +32,8 @@ pub enum StartError {
     /// The schema lacks migrations of the store or of the read models (none applied, or
     /// only some).
     #[error(
-        "schema {schema:?} is not migrated ({} migrations pending: {}): run `orders migrate` first (with the same \
-         DATABASE_URL and --schema)",
-        pending.len(),
+        "schema {schema:?} is not migrated (pending migrations: {}): run `orders migrate` first, with the same \
+         DATABASE_URL and --schema",
         versions(pending)
     )]
     NotMigrated {
