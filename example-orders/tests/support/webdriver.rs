@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Headless Chromium over WebDriver for the browser tests: Debian's `chromium` and
 //! `chromedriver` (never a browser a tool downloads), one chromedriver child per test that
 //! takes its browsers with it when dropped, one throw-away profile per browser session, and

@@ -10,7 +10,6 @@ use super::audit::audit;
 use super::change::Asked;
 use super::command::Output;
 use super::command::{EventsCommand, OpsCommand, ProjectionsCommand, StreamCommand};
-use super::progress::Reporter;
 use super::registry::ProjectionState;
 use super::verify::verify_log;
 use super::{Ops, OpsExit};
