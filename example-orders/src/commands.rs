@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context as _};
 use example_orders::app::AppConfig;
-use example_orders::cli::{Cli, Command, DeploymentArgs, ProjectionsArgs, ProjectionsGroup, SeedArgs, ServeArgs, TokenArgs};
+use example_orders::cli::{
+    Cli, Command, DeploymentArgs, ProjectionsArgs, ProjectionsGroup, SeedArgs, ServeArgs, TokenArgs,
+};
 use example_orders::http::router;
 use example_orders::runtime::{
-    start_embedded, start_postgres, EmbeddedOptions, PgDeployment, PgOptions, PgServe, Role, Running,
-    Tasks, BACK_CONSUMERS,
+    start_embedded, start_postgres, EmbeddedOptions, PgDeployment, PgOptions, PgServe, Role, Running, Tasks,
+    BACK_CONSUMERS,
 };
 use example_orders::seed::{seed, SeedOptions};
 use tidemark::EventStore;

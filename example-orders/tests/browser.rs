@@ -3,9 +3,9 @@
 //! installs them) against the embedded app on a real socket.
 #![cfg(unix)]
 
-mod support;
 #[path = "support/page.rs"]
 mod page;
+mod support;
 #[path = "support/webdriver.rs"]
 mod webdriver;
 

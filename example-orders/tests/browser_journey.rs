@@ -4,9 +4,9 @@
 //! dispatch, sales) in the browser.
 #![cfg(unix)]
 
-mod support;
 #[path = "support/page.rs"]
 mod page;
+mod support;
 #[path = "support/webdriver.rs"]
 mod webdriver;
 
@@ -21,7 +21,9 @@ use webdriver::{eventually, Browser, Chromedriver};
 
 /// Puts `token` where the page keeps it, then loads the page again.
 async fn reload_with_token(browser: &Browser, address: std::net::SocketAddr, token: &str) {
-    browser.script::<serde_json::Value>(r#"localStorage.setItem("orders-token", arguments[0]);"#, vec![json!(token)]).await;
+    browser
+        .script::<serde_json::Value>(r#"localStorage.setItem("orders-token", arguments[0]);"#, vec![json!(token)])
+        .await;
     open_page(browser, address).await;
 }
 
@@ -52,7 +54,7 @@ async fn a_second_login_keeps_one_socket_and_a_bad_token_offers_to_log_in_again(
 
     // A token signed with another secret: the upgrade is refused, the page asks the server
     // why, says so, and stops reconnecting.
-    let forged = TokenKeys::new(&[7; 32]).expect("keys").issue("bob", false, DEFAULT_TOKEN_TTL).expect("token");
+    let forged = TokenKeys::new([7; 32]).expect("keys").issue("bob", false, DEFAULT_TOKEN_TTL).expect("token");
     reload_with_token(&browser, address, &forged).await;
     let page = wait_page(&browser, "the page says the token was refused", |page| page.signed_out.clone()).await;
     assert!(page.contains("refused your token"), "{page}");
@@ -92,7 +94,8 @@ async fn chaos_mode_is_ridden_out_by_the_pages_retries_without_duplicates() {
         place_order(&browser, &format!("tea-{placed}"), 1, 100).await;
         placed += 1;
         let page = wait_page(&browser, &format!("{placed} orders are listed"), |page| {
-            (page.orders.len() >= placed && page.orders.iter().all(|o| o.status == "placed")).then_some(page.orders.len())
+            (page.orders.len() >= placed && page.orders.iter().all(|o| o.status == "placed"))
+                .then_some(page.orders.len())
         })
         .await;
         assert_eq!(page, placed, "a retried command placed a second order");
@@ -150,10 +153,8 @@ async fn an_order_goes_from_placed_to_shipped_in_the_browser_with_an_admin() {
     .await;
     assert_eq!((sales.units.as_str(), sales.revenue.as_str()), ("2", "9.00 EUR"));
     admin.click(&format!(r#"#queue tr[data-order-id="{}"] button[data-action="dispatch"]"#, order.id)).await;
-    wait_page(&admin, "the dispatched order leaves the queue", |page| {
-        (!page.queue.contains(&order.id)).then_some(())
-    })
-    .await;
+    wait_page(&admin, "the dispatched order leaves the queue", |page| (!page.queue.contains(&order.id)).then_some(()))
+        .await;
 
     // The process manager ships it; Alice's page follows live.
     wait_page(&alice, "alice's page shows the order shipped", |page| {

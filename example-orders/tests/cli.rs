@@ -106,7 +106,9 @@ fn nats_flags_give_the_connection_options_of_every_command() {
         assert_eq!(nats.name.as_deref(), Some("front"));
         assert!(!format!("{nats:?} {nats}").contains("pw-cli-5e"));
     }
-    let token = parse(&["relay", "--database-url", "postgres://db/x", "--nats-token", "t"]).deployment().and_then(|d| d.postgres());
+    let token = parse(&["relay", "--database-url", "postgres://db/x", "--nats-token", "t"])
+        .deployment()
+        .and_then(|d| d.postgres());
     assert!(token.expect("postgres mode").nats.has_token());
     let refused: [&[&str]; 3] = [
         &["relay", "--nats-user", "orders"],

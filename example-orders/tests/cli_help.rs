@@ -96,7 +96,8 @@ fn every_ops_command_speaks_json_and_every_destructive_one_takes_yes() {
 
 #[test]
 fn completions_and_the_man_page_are_printed() {
-    let cases = [("bash", "_orders()"), ("zsh", "#compdef orders"), ("fish", "complete -c orders"), ("elvish", "orders")];
+    let cases =
+        [("bash", "_orders()"), ("zsh", "#compdef orders"), ("fish", "complete -c orders"), ("elvish", "orders")];
     for (shell, marker) in cases {
         let output = orders(&["completions", shell]);
         let script = stdout(&output);
@@ -109,7 +110,10 @@ fn completions_and_the_man_page_are_printed() {
     let output = orders(&["man"]);
     let page = stdout(&output);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(page.contains(".TH orders") && page.contains("completions") && page.contains("DATABASE_URL"), "{page:.300}");
+    assert!(
+        page.contains(".TH orders") && page.contains("completions") && page.contains("DATABASE_URL"),
+        "{page:.300}"
+    );
 }
 
 #[test]
@@ -123,7 +127,9 @@ fn exit_codes_name_what_went_wrong() {
 
 #[test]
 fn embedded_ops_commands_refuse_plainly() {
-    for args in [&["projections", "status"][..], &["dlq", "list"], &["stream", "show", "order-1"], &["events", "verify"]] {
+    for args in
+        [&["projections", "status"][..], &["dlq", "list"], &["stream", "show", "order-1"], &["events", "verify"]]
+    {
         let output = orders(args);
         assert_eq!(output.status.code(), Some(1), "orders {args:?}");
         let said = stderr(&output);

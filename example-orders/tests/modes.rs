@@ -88,10 +88,11 @@ async fn a_schema_migrated_part_of_the_way_is_refused_with_what_is_pending() {
     deployment.check().await.expect("fully migrated");
 
     // One migration forgotten (as after an upgrade that added one): refused, naming it.
-    let last: i64 = sqlx::query_scalar(&format!("SELECT max(version) FROM \"{}\"._sqlx_migrations", target.schema.name()))
-        .fetch_one(deployment.store.pool())
-        .await
-        .expect("versions");
+    let last: i64 =
+        sqlx::query_scalar(&format!("SELECT max(version) FROM \"{}\"._sqlx_migrations", target.schema.name()))
+            .fetch_one(deployment.store.pool())
+            .await
+            .expect("versions");
     sqlx::query(&format!("DELETE FROM \"{}\"._sqlx_migrations WHERE version = $1", target.schema.name()))
         .bind(last)
         .execute(deployment.store.pool())

@@ -94,7 +94,10 @@ async fn rebuild_needs_yes_without_a_terminal_then_builds_and_status_reports_it(
     let args = ["projections", "rebuild", "ledger", "--stream", "account-1", "--yes", "--json"];
     let (exit, out, _) = run(&app, &args).await;
     let rebuilt: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
-    assert_eq!((exit, rebuilt["stream_id"].as_str(), rebuilt["applied"].as_u64()), (OpsExit::Done, Some("account-1"), Some(4)));
+    assert_eq!(
+        (exit, rebuilt["stream_id"].as_str(), rebuilt["applied"].as_u64()),
+        (OpsExit::Done, Some("account-1"), Some(4))
+    );
 
     let (exit, out, _) = run(&app, &["projections", "status", "--json"]).await;
     assert_eq!(exit, OpsExit::Done);

@@ -168,7 +168,6 @@ pub async fn serve_with(config: AppConfig) -> (App, SocketAddr) {
     (app, address)
 }
 
-
 /// What the page shows now (it must not have been reloaded since `open_page`).
 pub async fn snapshot(browser: &Browser) -> Page {
     let page: Page = browser.script(SNAPSHOT, Vec::new()).await;

@@ -95,21 +95,33 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             return Ok(OpsExit::Refused);
         }
         let applied = projection.rebuild_stream(&stream).await?;
-        emit(out, asked.output, &format!("rebuilt {stream} in {name}: {applied} events applied"), || {
-            json!({ "projection": name, "stream_id": stream.as_str(), "applied": applied })
-        });
+        emit(
+            out,
+            asked.output,
+            &format!("rebuilt {stream} in {name}: {applied} events applied"),
+            || json!({ "projection": name, "stream_id": stream.as_str(), "applied": applied }),
+        );
         Ok(OpsExit::Done)
     }
 
-    pub(super) async fn reset(&self, name: &str, asked: Asked, out: &mut dyn Write, err: &mut dyn Write) -> Result<OpsExit> {
+    pub(super) async fn reset(
+        &self,
+        name: &str,
+        asked: Asked,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<OpsExit> {
         let Some(projection) = self.find(name) else { return Ok(unknown(name, err)) };
         if !self.confirm(&format!("delete the read model of {name}?"), asked.yes, err) {
             return Ok(OpsExit::Refused);
         }
         projection.reset().await?;
-        emit(out, asked.output, &format!("reset {name}: it is built from the log at its next start"), || {
-            json!({ "projection": name, "outcome": "reset" })
-        });
+        emit(
+            out,
+            asked.output,
+            &format!("reset {name}: it is built from the log at its next start"),
+            || json!({ "projection": name, "outcome": "reset" }),
+        );
         Ok(OpsExit::Done)
     }
 }

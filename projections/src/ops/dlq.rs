@@ -25,23 +25,30 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             }
             DlqCommand::Skip { projection, rogue: true, key, yes, output, .. } => {
                 let Some(p) = self.find(projection) else { return Ok(unknown(projection, err)) };
-                let which = key.as_deref().map_or("every parked rogue message".to_owned(), |k| format!("rogue message {k}"));
+                let which =
+                    key.as_deref().map_or("every parked rogue message".to_owned(), |k| format!("rogue message {k}"));
                 if !self.confirm(&format!("skip {which} of {projection}?"), *yes, err) {
                     return Ok(OpsExit::Refused);
                 }
                 let count = p.skip_rogue(key.as_deref()).await?;
-                emit(out, *output, &format!("{projection}: skipped {count} rogue messages"), || {
-                    json!({ "projection": projection, "kind": "rogue", "skipped": count })
-                });
+                emit(
+                    out,
+                    *output,
+                    &format!("{projection}: skipped {count} rogue messages"),
+                    || json!({ "projection": projection, "kind": "rogue", "skipped": count }),
+                );
                 Ok(OpsExit::Done)
             }
             DlqCommand::Retry { projection, stream, output } => {
                 let Some(p) = self.find(projection) else { return Ok(unknown(projection, err)) };
                 let stream = StreamId::new(stream.as_str()).map_err(tidemark::Error::from)?;
                 let count = p.retry_parked(&stream).await?;
-                emit(out, *output, &format!("{projection}: applied {count} parked events of {stream}"), || {
-                    json!({ "projection": projection, "stream_id": stream.as_str(), "applied": count })
-                });
+                emit(
+                    out,
+                    *output,
+                    &format!("{projection}: applied {count} parked events of {stream}"),
+                    || json!({ "projection": projection, "stream_id": stream.as_str(), "applied": count }),
+                );
                 Ok(OpsExit::Done)
             }
             DlqCommand::Skip { projection, stream: Some(stream), yes, output, .. } => {
@@ -51,9 +58,12 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
                     return Ok(OpsExit::Refused);
                 }
                 let count = p.skip_parked(&stream).await?;
-                emit(out, *output, &format!("{projection}: skipped {count} parked events of {stream}"), || {
-                    json!({ "projection": projection, "stream_id": stream.as_str(), "skipped": count })
-                });
+                emit(
+                    out,
+                    *output,
+                    &format!("{projection}: skipped {count} parked events of {stream}"),
+                    || json!({ "projection": projection, "stream_id": stream.as_str(), "skipped": count }),
+                );
                 Ok(OpsExit::Done)
             }
             DlqCommand::Skip { stream: None, .. } => {

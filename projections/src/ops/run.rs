@@ -56,9 +56,9 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             OpsCommand::Projections(ProjectionsCommand::Audit { name, wait, output }) => {
                 self.audit(name, Duration::from_secs(*wait), output.json, out, err).await
             }
-            OpsCommand::Projections(ProjectionsCommand::Rebuild { name, yes, stream: Some(stream), output, .. }) => {
-                self.rebuild_stream(name, stream, Asked { yes: *yes, output: *output }, out, err).await
-            }
+            OpsCommand::Projections(ProjectionsCommand::Rebuild {
+                name, yes, stream: Some(stream), output, ..
+            }) => self.rebuild_stream(name, stream, Asked { yes: *yes, output: *output }, out, err).await,
             OpsCommand::Projections(ProjectionsCommand::Rebuild {
                 name,
                 yes,
