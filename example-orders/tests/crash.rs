@@ -1,4 +1,4 @@
-//! The app as its separate processes (`orders serve`, two `orders relay`, two `orders
+//! The app as its separate processes (`orders serve --front`, two `orders relay`, two `orders
 //! projections run`) on private PostgreSQL and NATS servers, while HTTP clients place, confirm
 //! and pay orders and the test kills a random process (a runner half the time) with SIGKILL
 //! again and again, tens of times a minute. Clients behave as the API asks: they retry with the
