@@ -67,6 +67,17 @@ async fn a_second_login_keeps_one_socket_and_a_bad_token_offers_to_log_in_again(
     assert!(page.contains("expired"), "{page}");
     assert_eq!(snapshot(&browser).await.sockets_opened, 0);
 
+    // A token that expires while the page uses it: the page signs out and closes its socket.
+    let short = TokenKeys::dev().issue("bob", false, Duration::from_secs(4)).expect("token");
+    reload_with_token(&browser, address, &short).await;
+    wait_connected(&browser, "bob").await;
+    let page = wait_page(&browser, "the page says the session expired", |page| page.signed_out.clone()).await;
+    assert!(page.contains("expired"), "{page}");
+    eventually("the expired session's socket is closed", || async {
+        (hub.sockets("bob") == 0).then_some(()).ok_or(format!("bob holds {} sockets", hub.sockets("bob")))
+    })
+    .await;
+
     // "Log in again" leads back to the login, and logging in clears the notice.
     browser.click("#log-in-again").await;
     log_in(&browser, "bob").await;

@@ -62,11 +62,22 @@ function useToken(value) {
   $("token").value = page.token;
   $("auth-problem").hidden = true;
   if (!page.claims) return signedOut("This token is not one this app issues. Log in again.");
-  const left = page.claims.exp * 1000 - Date.now();
-  if (left <= 0) return signedOut("Your session has expired. Log in again.");
-  page.expiry = setTimeout(() => signedOut("Your session has expired. Log in again."), Math.min(left, 2 ** 31 - 1));
+  if (!watchExpiry()) return;
   showAdmin(page.claims.adm === true);
   connect();
+}
+
+// Signs out when the token's `exp` passes; false when it has passed already. (A timer
+// waits at most 2^31 - 1 ms, about 24 days: a longer wait is taken in steps.)
+function watchExpiry() {
+  clearTimeout(page.expiry);
+  const left = page.claims.exp * 1000 - Date.now();
+  if (left <= 0) {
+    signedOut("Your session has expired. Log in again.");
+    return false;
+  }
+  page.expiry = setTimeout(watchExpiry, Math.min(left, 2 ** 31 - 1));
+  return true;
 }
 
 // The token is expired or refused: stop using it, say so, and offer to log in again.
