@@ -163,6 +163,7 @@ async fn an_order_goes_from_placed_to_shipped_in_the_browser_with_an_admin() {
     })
     .await;
     assert_eq!((sales.units.as_str(), sales.revenue.as_str()), ("2", "9.00 EUR"));
+    admin.screenshot("admin-view").await;
     admin.click(&format!(r#"#queue tr[data-order-id="{}"] button[data-action="dispatch"]"#, order.id)).await;
     wait_page(&admin, "the dispatched order leaves the queue", |page| (!page.queue.contains(&order.id)).then_some(()))
         .await;
@@ -173,6 +174,7 @@ async fn an_order_goes_from_placed_to_shipped_in_the_browser_with_an_admin() {
     })
     .await;
     wait_connected(&alice, "alice").await;
+    alice.screenshot("customer-shipped").await;
 
     alice.close().await;
     admin.close().await;

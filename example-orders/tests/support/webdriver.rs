@@ -192,6 +192,14 @@ impl Browser {
         .await;
     }
 
+    /// Saves a PNG of the window in `$TIDEMARK_SCREENSHOT_DIR/<name>.png` when that variable
+    /// is set (to look at what a test saw); does nothing otherwise.
+    pub async fn screenshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("TIDEMARK_SCREENSHOT_DIR") else { return };
+        let png = self.client.screenshot().await.expect("a screenshot");
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).expect("writing the screenshot");
+    }
+
     /// The window that commands go to.
     pub async fn window(&self) -> WindowHandle {
         self.client.window().await.expect("the current window")
