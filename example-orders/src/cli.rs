@@ -1,85 +1,139 @@
 //! The command line of the `orders` binary (in the library so that tests can parse it).
 //!
 //! The ops commands of `tidemark-projections` are mounted under their own names:
-//! `projections list|status|rebuild|reset` next to this app's `projections run`,
-//! and `dlq …`, `events verify`, `stream show`.
+//! `projections list|status|audit|rebuild|reset` next to this app's `projections run`,
+//! and `dlq …`, `events verify`, `stream show`. Each subcommand lists only the flags it
+//! uses: the deployment's flags are mounted on the commands that reach it.
 
+mod deployment;
+mod examples;
 mod nats;
+mod ops;
 
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use clap::{Args, Parser, Subcommand};
-use tidemark_projections::{DlqCommand, EventsCommand, OpsCommand, ProjectionsCommand, StreamCommand};
+use clap::{Args, FromArgMatches as _, Parser, Subcommand};
+use tidemark_projections::OpsCommand;
 
 use crate::auth::{AuthError, TokenKeys};
-use crate::runtime::{PgOptions, Role};
-use crate::secret::{Secret, SecretUrl};
+use crate::secret::Secret;
 
+pub use deployment::DeploymentArgs;
 pub use nats::NatsArgs;
+pub use ops::{DlqArgs, EventsArgs, ProjectionsArgs, ProjectionsGroup, RunArgs, StreamArgs};
 
 /// The tidemark sample app: orders over HTTP and WebSocket.
 ///
-/// With no arguments it serves the embedded mode on 127.0.0.1:8080: an in-memory event
-/// store, an in-process bus and in-memory read models, with the v1 fixture imported.
-/// With DATABASE_URL it runs on PostgreSQL + NATS JetStream: `orders migrate` once,
-/// then `orders serve --all` (or `serve`, `relay` and `projections run` apart).
+/// With no arguments it serves the whole app on 127.0.0.1:8080. Without DATABASE_URL that
+/// is the embedded mode: an in-memory event store, an in-process bus and in-memory read
+/// models, with the v1 fixture imported. With DATABASE_URL it runs on PostgreSQL + NATS
+/// JetStream, relay and consumers in the same process: `orders migrate` once, then
+/// `orders`. To run the parts apart: `serve --front`, `relay` and `projections run`.
 #[derive(Debug, Parser)]
-#[command(name = "orders", version, args_conflicts_with_subcommands = true)]
+#[command(name = "orders", version, args_conflicts_with_subcommands = true, after_help = examples::ORDERS)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
     #[command(flatten)]
     pub serve: ServeArgs,
-    #[command(flatten)]
-    pub deployment: DeploymentArgs,
+}
+
+impl Cli {
+    /// The clap command. The bare command's flags (those of `serve`) stay its own: they
+    /// are not passed down to the subcommands, each of which mounts the flags it uses.
+    pub fn clap() -> clap::Command {
+        <Self as clap::CommandFactory>::command().mut_args(|arg| arg.global(false))
+    }
+
+    /// Parses the process's arguments; prints help or an error and exits (2) on a usage error.
+    pub fn parse() -> Self {
+        Self::try_parse_from(std::env::args_os()).unwrap_or_else(|error| error.exit())
+    }
+
+    /// Parses `args` (the first being the program's name).
+    pub fn try_parse_from<I, T>(args: I) -> Result<Self, clap::Error>
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<OsString> + Clone,
+    {
+        let mut command = Self::clap();
+        let matches = command.try_get_matches_from_mut(args)?;
+        Self::from_arg_matches(&matches).map_err(|error| error.format(&mut command))
+    }
+
+    /// The command to run: the bare command serves.
+    pub fn into_command(self) -> Command {
+        self.command.unwrap_or(Command::Serve(self.serve))
+    }
+
+    /// The deployment flags of the command given (or of the bare command), if it has them.
+    pub fn deployment(&self) -> Option<&DeploymentArgs> {
+        self.command.as_ref().map_or(Some(&self.serve.deployment), Command::deployment)
+    }
 }
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Serve the app over HTTP and WebSocket (the default).
+    /// Serve the whole app (the default): HTTP and WebSocket, and with DATABASE_URL the
+    /// relay and every consumer too; `--front` serves HTTP only.
+    #[command(after_help = examples::SERVE)]
     Serve(ServeArgs),
     /// Publish the store's log to JetStream (PostgreSQL mode). Run one or more: one leads.
-    Relay,
+    #[command(after_help = examples::RELAY)]
+    Relay(DeploymentArgs),
     /// Run the projections and the process manager, or operate on projections.
-    #[command(subcommand)]
-    Projections(ProjectionsArgs),
+    Projections(ProjectionsGroup),
     /// Dead letters: list, retry or skip parked streams.
-    #[command(subcommand)]
-    Dlq(DlqCommand),
+    Dlq(DlqArgs),
     /// Stored events: `events verify` runs each one through its upcasters and decoder.
-    #[command(subcommand)]
-    Events(EventsCommand),
+    Events(EventsArgs),
     /// Streams: `stream show ID` prints a stream's events as stored.
-    #[command(subcommand)]
-    Stream(StreamCommand),
+    Stream(StreamArgs),
     /// Apply the PostgreSQL migrations and create or update the JetStream stream.
-    Migrate,
+    #[command(after_help = examples::MIGRATE)]
+    Migrate(DeploymentArgs),
     /// Append realistic orders through the command handlers (PostgreSQL mode).
+    #[command(after_help = examples::SEED)]
     Seed(SeedArgs),
     /// Print a bearer token for a user.
+    #[command(after_help = examples::TOKEN)]
     Token(TokenArgs),
-}
-
-/// `projections …`: `run`, and the ops commands.
-#[derive(Debug, Subcommand)]
-pub enum ProjectionsArgs {
-    /// Run the read models and the process manager until Ctrl-C or SIGTERM (PostgreSQL
-    /// mode). Several processes share the partitions.
-    Run(RunArgs),
-    #[command(flatten)]
-    Ops(ProjectionsCommand),
+    /// Print a shell completion script to standard output.
+    #[command(after_help = examples::COMPLETIONS)]
+    Completions {
+        /// The shell: bash, elvish, fish, powershell or zsh.
+        shell: clap_complete::Shell,
+    },
+    /// Print the man page (roff) to standard output.
+    #[command(after_help = examples::MAN)]
+    Man,
 }
 
 impl Command {
     /// The ops command of `tidemark-projections` this is, if it is one.
     pub fn ops(&self) -> Option<OpsCommand> {
         match self {
-            Self::Projections(ProjectionsArgs::Ops(command)) => Some(OpsCommand::Projections(command.clone())),
-            Self::Dlq(command) => Some(OpsCommand::Dlq(command.clone())),
-            Self::Events(command) => Some(OpsCommand::Events(command.clone())),
-            Self::Stream(command) => Some(OpsCommand::Stream(command.clone())),
+            Self::Projections(group) => group.ops(),
+            Self::Dlq(args) => Some(OpsCommand::Dlq(args.command.clone())),
+            Self::Events(args) => Some(OpsCommand::Events(args.command.clone())),
+            Self::Stream(args) => Some(OpsCommand::Stream(args.command.clone())),
             _ => None,
+        }
+    }
+
+    /// The deployment flags of this command, if it has them.
+    pub fn deployment(&self) -> Option<&DeploymentArgs> {
+        match self {
+            Self::Serve(args) => Some(&args.deployment),
+            Self::Relay(deployment) | Self::Migrate(deployment) => Some(deployment),
+            Self::Projections(group) => Some(&group.deployment),
+            Self::Dlq(DlqArgs { deployment, .. })
+            | Self::Events(EventsArgs { deployment, .. })
+            | Self::Stream(StreamArgs { deployment, .. }) => Some(deployment),
+            Self::Seed(args) => Some(&args.deployment),
+            Self::Token(_) | Self::Completions { .. } | Self::Man => None,
         }
     }
 }
@@ -96,26 +150,14 @@ pub struct ServeArgs {
     /// Start without importing the v1 fixture (embedded: start empty).
     #[arg(long)]
     pub no_fixture: bool,
-    /// PostgreSQL mode: also run the relay and every consumer in this process. (The
-    /// embedded mode always runs everything in one process.)
+    /// PostgreSQL mode: serve HTTP and WebSocket only (and the notifier, which pushes to
+    /// this process's sockets); run `orders relay` and `orders projections run` apart.
     #[arg(long)]
-    pub all: bool,
+    pub front: bool,
     #[command(flatten)]
     pub secret: SecretArgs,
-}
-
-#[derive(Debug, Clone, Args)]
-pub struct RunArgs {
-    /// Run only this consumer: orders, sales, fulfilment-queue, pm-fulfilment or pm-shipping.
-    #[arg(long)]
-    pub only: Option<String>,
-}
-
-impl RunArgs {
-    /// The role of a `projections run` process.
-    pub fn role(&self) -> Role {
-        Role::Back { only: self.only.clone() }
-    }
+    #[command(flatten)]
+    pub deployment: DeploymentArgs,
 }
 
 #[derive(Debug, Clone, Args)]
@@ -129,46 +171,8 @@ pub struct SeedArgs {
     /// Seed of the random mix (default: random).
     #[arg(long)]
     pub rng_seed: Option<u64>,
-}
-
-/// Where the PostgreSQL + JetStream deployment lives. Setting DATABASE_URL selects it.
-#[derive(Debug, Clone, Args)]
-pub struct DeploymentArgs {
-    /// PostgreSQL URL, such as postgres://postgres@127.0.0.1/test. Without it, the
-    /// embedded mode.
-    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
-    pub database_url: Option<SecretUrl>,
-    /// Schema of the store; read models live in `<schema>_<projection>`.
-    #[arg(long, env = "ORDERS_SCHEMA", global = true, default_value = PgOptions::SCHEMA)]
-    pub schema: String,
     #[command(flatten)]
-    pub nats: NatsArgs,
-    /// JetStream stream name. (Not `--stream`: `projections rebuild --stream` names an event stream.)
-    #[arg(long, env = "ORDERS_JETSTREAM_STREAM", global = true, default_value = PgOptions::STREAM)]
-    pub jetstream_stream: String,
-    /// Subject prefix: <prefix>.<partition>.<category>.<EventType>.v<N>.
-    #[arg(long, env = "ORDERS_SUBJECT_PREFIX", global = true, default_value = PgOptions::SUBJECT_PREFIX)]
-    pub subject_prefix: String,
-    /// Serve metrics in Prometheus format on this address (`GET /metrics`), e.g. 127.0.0.1:9100.
-    #[arg(long, env = "ORDERS_METRICS_ADDR", global = true)]
-    pub metrics_addr: Option<std::net::SocketAddr>,
-    /// Partitions of subjects and consumers; choose once per deployment.
-    #[arg(long, env = "ORDERS_PARTITIONS", global = true, default_value_t = PgOptions::PARTITIONS)]
-    pub partitions: u32,
-}
-
-impl DeploymentArgs {
-    /// The PostgreSQL + JetStream options, or `None` for the embedded mode.
-    pub fn postgres(&self) -> Option<PgOptions> {
-        let url = self.database_url.as_ref().filter(|url| !url.expose().trim().is_empty())?;
-        Some(
-            PgOptions::new(url.expose())
-                .schema(&self.schema)
-                .nats(self.nats.connect_options())
-                .stream(&self.jetstream_stream, &self.subject_prefix)
-                .partitions(self.partitions),
-        )
-    }
+    pub deployment: DeploymentArgs,
 }
 
 #[derive(Debug, Clone, Args)]

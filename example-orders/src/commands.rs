@@ -5,11 +5,13 @@ use std::process::ExitCode;
 
 use anyhow::{anyhow, Context as _};
 use example_orders::app::AppConfig;
-use example_orders::cli::{Command, DeploymentArgs, ProjectionsArgs, SeedArgs, ServeArgs, TokenArgs};
+use example_orders::cli::{
+    Cli, Command, DeploymentArgs, ProjectionsArgs, ProjectionsGroup, SeedArgs, ServeArgs, TokenArgs,
+};
 use example_orders::http::router;
 use example_orders::runtime::{
-    embedded_backend, start_embedded, start_postgres, EmbeddedOptions, PgDeployment, PgOptions, PgServe, Role, Running,
-    Tasks, BACK_CONSUMERS,
+    start_embedded, start_postgres, EmbeddedOptions, PgDeployment, PgOptions, PgServe, Role, Running, Tasks,
+    BACK_CONSUMERS,
 };
 use example_orders::seed::{seed, SeedOptions};
 use tidemark::EventStore;
@@ -25,24 +27,39 @@ pub fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `orders completions SHELL`.
+pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+    clap_complete::generate(shell, &mut Cli::clap(), "orders", &mut std::io::stdout());
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `orders man`.
+pub fn man() -> anyhow::Result<ExitCode> {
+    clap_mangen::Man::new(Cli::clap()).render(&mut std::io::stdout()).context("writing the man page")?;
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Runs any other subcommand.
-pub async fn run(command: Command, deployment: &DeploymentArgs) -> anyhow::Result<ExitCode> {
-    if let Some(addr) = deployment.metrics_addr {
+pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    if let Some(addr) = command.deployment().and_then(|deployment| deployment.metrics_addr) {
         example_orders::metrics::serve_metrics(addr).await?;
     }
+    if let Some(ops_command) = command.ops() {
+        let deployment = command.deployment().ok_or_else(|| anyhow!("an ops command without deployment flags"))?;
+        return ops(&ops_command, deployment).await;
+    }
     match command {
+        Command::Serve(args) => serve(args).await,
+        Command::Relay(deployment) => relay(postgres(&deployment, "relay")?).await,
+        Command::Migrate(deployment) => migrate(postgres(&deployment, "migrate")?).await,
+        Command::Seed(args) => seed_orders(&args, postgres(&args.deployment, "seed")?).await,
+        Command::Projections(ProjectionsGroup { command: ProjectionsArgs::Run(args), deployment }) => {
+            consume(args.role(), postgres(&deployment, "projections run")?).await
+        }
         Command::Token(args) => token(&args),
-        Command::Serve(args) => serve(args, deployment).await,
-        Command::Relay => relay(postgres(deployment, "relay")?).await,
-        Command::Migrate => migrate(postgres(deployment, "migrate")?).await,
-        Command::Seed(args) => seed_orders(&args, postgres(deployment, "seed")?).await,
-        Command::Projections(ProjectionsArgs::Run(args)) => {
-            consume(args.role(), postgres(deployment, "projections run")?).await
-        }
-        other => {
-            let command = other.ops().ok_or_else(|| anyhow!("unknown command {other:?}"))?;
-            ops(&command, deployment).await
-        }
+        Command::Completions { shell } => completions(shell),
+        Command::Man => man(),
+        other => Err(anyhow!("unknown command {other:?}")),
     }
 }
 
@@ -61,14 +78,22 @@ fn named(mut options: PgOptions, what: &str) -> PgOptions {
     options
 }
 
-async fn serve(args: ServeArgs, deployment: &DeploymentArgs) -> anyhow::Result<ExitCode> {
+async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let postgres = args.deployment.postgres().map(|options| named(options, "serve"));
+    if args.front && postgres.is_none() {
+        return Err(anyhow!(
+            "`orders serve --front` serves HTTP only, beside `orders relay` and `orders projections run` in other \
+             processes, and so needs the PostgreSQL mode: set DATABASE_URL (the embedded mode always runs the \
+             whole app in one process)"
+        ));
+    }
     let keys = args.secret.keys()?;
     let config = AppConfig::default().chaos(args.chaos);
     let listener = TcpListener::bind(args.addr).await.with_context(|| format!("listening on {}", args.addr))?;
     if args.chaos > 0.0 {
         tracing::warn!(fraction = args.chaos, "chaos mode: command requests fail with 500 on purpose");
     }
-    let Some(options) = deployment.postgres().map(|options| named(options, "serve")) else {
+    let Some(options) = postgres else {
         let mut options = EmbeddedOptions::new(keys);
         options.config = config;
         options.import_fixture = !args.no_fixture;
@@ -79,10 +104,13 @@ async fn serve(args: ServeArgs, deployment: &DeploymentArgs) -> anyhow::Result<E
     let mut options = PgServe::new(keys);
     options.config = config;
     options.import_fixture = !args.no_fixture;
-    options.all = args.all;
+    options.all = !args.front;
     let running = start_postgres(&deployment, options).await?;
-    let mode =
-        if args.all { "PostgreSQL + JetStream, relay and consumers in this process" } else { "PostgreSQL + JetStream" };
+    let mode = if args.front {
+        "PostgreSQL + JetStream, HTTP only: run `orders relay` and `orders projections run` beside it"
+    } else {
+        "PostgreSQL + JetStream, relay and consumers in this process"
+    };
     http(running, listener, mode).await
 }
 
@@ -148,20 +176,20 @@ async fn seed_orders(args: &SeedArgs, options: PgOptions) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
-/// The ops commands of `tidemark-projections`, with this app's consumers and codecs.
+/// The ops commands of `tidemark-projections`, with this app's consumers and codecs. They
+/// read the deployment's PostgreSQL; an embedded server keeps its store in its own memory,
+/// out of their reach, so without DATABASE_URL they refuse (exit 1).
 async fn ops(command: &OpsCommand, deployment: &DeploymentArgs) -> anyhow::Result<ExitCode> {
-    let exit = match deployment.postgres().map(|options| named(options, "ops")) {
-        Some(options) => {
-            let deployment = PgDeployment::connect_lazily(options).await?;
-            deployment.check().await?;
-            run_ops(&deployment.backend().await?.ops()?, command).await
-        }
-        None => {
-            eprintln!("note: no DATABASE_URL: these commands see a fresh in-memory store holding the v1 fixture");
-            let backend = embedded_backend(true, EmbeddedOptions::PARTITIONS).await?;
-            run_ops(&backend.ops()?, command).await
-        }
+    let Some(options) = deployment.postgres().map(|options| named(options, "ops")) else {
+        eprintln!(
+            "error: the ops commands read a PostgreSQL deployment: set DATABASE_URL (and the --schema the server \
+             uses). They cannot reach an embedded server: its store lives in that process's memory only."
+        );
+        return Ok(ExitCode::FAILURE);
     };
+    let deployment = PgDeployment::connect_lazily(options).await?;
+    deployment.check().await?;
+    let exit = run_ops(&deployment.backend().await?.ops()?, command).await;
     Ok(ExitCode::from(exit.code()))
 }
 

@@ -5,17 +5,17 @@ mod commands;
 
 use std::process::ExitCode;
 
-use clap::Parser as _;
 use example_orders::cli::{Cli, Command};
 
 fn main() -> ExitCode {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "info,tidemark_projections=warn,async_nats=warn,sqlx=warn".into());
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let cli = Cli::parse();
-    let result = match cli.command {
-        Some(Command::Token(args)) => commands::token(&args),
-        command => run(command.unwrap_or(Command::Serve(cli.serve)), &cli.deployment),
+    let result = match Cli::parse().into_command() {
+        Command::Token(args) => commands::token(&args),
+        Command::Completions { shell } => commands::completions(shell),
+        Command::Man => commands::man(),
+        command => run(command),
     };
     result.unwrap_or_else(|error| {
         eprintln!("error: {error:#}");
@@ -24,6 +24,6 @@ fn main() -> ExitCode {
 }
 
 #[tokio::main]
-async fn run(command: Command, deployment: &example_orders::cli::DeploymentArgs) -> anyhow::Result<ExitCode> {
-    commands::run(command, deployment).await
+async fn run(command: Command) -> anyhow::Result<ExitCode> {
+    commands::run(command).await
 }

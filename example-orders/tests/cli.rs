@@ -1,7 +1,6 @@
 //! The `orders` command line: subcommands, the mounted ops CLI, modes.
 
-use clap::Parser as _;
-use example_orders::cli::{Cli, Command, ProjectionsArgs};
+use example_orders::cli::{Cli, Command, ProjectionsArgs, ProjectionsGroup};
 use example_orders::runtime::{embedded_backend, Role, StartError, Tasks, BACK_CONSUMERS};
 use tidemark_projections::{DlqCommand, EventsCommand, OpsCommand, ProjectionsCommand};
 
@@ -29,7 +28,9 @@ fn the_ops_cli_is_mounted_next_to_the_apps_own_subcommands() {
     );
 
     let run = parse(&["projections", "run", "--only", "orders"]).command;
-    let Some(Command::Projections(ProjectionsArgs::Run(args))) = run else { panic!("{run:?}") };
+    let Some(Command::Projections(ProjectionsGroup { command: ProjectionsArgs::Run(args), .. })) = run else {
+        panic!("{run:?}")
+    };
     assert_eq!(args.role(), Role::Back { only: Some("orders".to_owned()) });
     assert!(parse(&["projections", "run"]).command.is_some_and(|c| c.ops().is_none()));
 }
@@ -38,11 +39,13 @@ fn the_ops_cli_is_mounted_next_to_the_apps_own_subcommands() {
 fn serve_seed_migrate_and_the_default_parse() {
     let seed = parse(&["seed", "--orders", "10"]).command;
     assert!(matches!(&seed, Some(Command::Seed(args)) if args.orders == 10), "{seed:?}");
-    assert!(matches!(parse(&["serve", "--all"]).command, Some(Command::Serve(args)) if args.all));
-    assert!(matches!(parse(&["migrate"]).command, Some(Command::Migrate)));
-    assert!(matches!(parse(&["relay"]).command, Some(Command::Relay)));
+    assert!(matches!(parse(&["serve", "--front"]).command, Some(Command::Serve(args)) if args.front));
+    assert!(matches!(parse(&["serve"]).command, Some(Command::Serve(args)) if !args.front));
+    assert!(matches!(parse(&["migrate"]).command, Some(Command::Migrate(_))));
+    assert!(matches!(parse(&["relay"]).command, Some(Command::Relay(_))));
     let bare = parse(&["--chaos", "0.5"]);
-    assert!(bare.command.is_none() && bare.serve.chaos == 0.5, "no subcommand serves");
+    assert!(bare.command.is_none() && bare.serve.chaos == 0.5 && !bare.serve.front, "no subcommand serves");
+    assert!(matches!(bare.into_command(), Command::Serve(args) if args.chaos == 0.5));
     assert!(Cli::try_parse_from(["orders", "--chaos", "2"]).is_err(), "a fraction");
     assert!(Cli::try_parse_from(["orders", "projections", "frobnicate"]).is_err());
 }
@@ -50,10 +53,10 @@ fn serve_seed_migrate_and_the_default_parse() {
 #[test]
 fn database_url_selects_the_postgres_mode_with_its_options() {
     if std::env::var_os("DATABASE_URL").is_none() {
-        assert!(parse(&["serve"]).deployment.postgres().is_none(), "no DATABASE_URL: embedded");
+        assert!(parse(&["serve"]).deployment().and_then(|d| d.postgres()).is_none(), "no DATABASE_URL: embedded");
     }
     let args = ["serve", "--database-url", "postgres://db/x", "--schema", "shop", "--jetstream-stream", "SHOP"];
-    let options = parse(&args).deployment.postgres().expect("postgres mode");
+    let options = parse(&args).deployment().and_then(|d| d.postgres()).expect("postgres mode");
     assert_eq!((options.schema.as_str(), options.stream.as_str()), ("shop", "SHOP"));
     assert_eq!((options.subject_prefix.as_str(), options.partitions), ("orders.events", 4));
 }
@@ -94,7 +97,7 @@ fn nats_flags_give_the_connection_options_of_every_command() {
             "--nats-name",
             "front",
         ];
-        let nats = parse(&args).deployment.postgres().expect("postgres mode").nats;
+        let nats = parse(&args).deployment().and_then(|d| d.postgres()).expect("postgres mode").nats;
         assert_eq!(nats.servers, ["tls://n1:4222", "tls://n2:4222"], "{command}");
         assert_eq!(nats.user.as_deref(), Some("orders"));
         assert!(nats.has_password() && !nats.has_token() && nats.require_tls);
@@ -103,7 +106,9 @@ fn nats_flags_give_the_connection_options_of_every_command() {
         assert_eq!(nats.name.as_deref(), Some("front"));
         assert!(!format!("{nats:?} {nats}").contains("pw-cli-5e"));
     }
-    let token = parse(&["relay", "--database-url", "postgres://db/x", "--nats-token", "t"]).deployment.postgres();
+    let token = parse(&["relay", "--database-url", "postgres://db/x", "--nats-token", "t"])
+        .deployment()
+        .and_then(|d| d.postgres());
     assert!(token.expect("postgres mode").nats.has_token());
     let refused: [&[&str]; 3] = [
         &["relay", "--nats-user", "orders"],

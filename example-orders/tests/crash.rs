@@ -1,4 +1,4 @@
-//! The app as its separate processes (`orders serve`, two `orders relay`, two `orders
+//! The app as its separate processes (`orders serve --front`, two `orders relay`, two `orders
 //! projections run`) on private PostgreSQL and NATS servers, while HTTP clients place, confirm
 //! and pay orders and the test kills a random process (a runner half the time) with SIGKILL
 //! again and again, tens of times a minute. Clients behave as the API asks: they retry with the
@@ -293,7 +293,7 @@ async fn killing_the_app_relay_and_runners_loses_and_doubles_nothing() {
         eprintln!("process logs in {}", dir.path().display());
     }
     let processes = vec![
-        ("serve", vec!["serve", "--no-fixture"], None),
+        ("serve", vec!["serve", "--front", "--no-fixture"], None),
         ("relay-0", vec!["relay"], None),
         ("relay-1", vec!["relay"], None),
         ("runner-0", vec!["projections", "run"], None),

@@ -153,6 +153,10 @@ async fn users_see_and_touch_only_their_own_orders() {
     let (order_id, record) = place(&router, &ada, "tea").await;
     let path = format!("/orders/{order_id}");
     let status_url = format!("/commands/{}", record["command_id"].as_str().expect("id"));
+    // `place` waited for the command, not for the read model: wait for it here, so that the
+    // reads below find the order's document (bob's must still not see it, the admin's must).
+    let caught_up = call(&router, Method::GET, &format!("{path}?version=1&wait_ms=10000"), Some(&ada), &[], None).await;
+    assert_eq!(caught_up.status, StatusCode::OK, "{caught_up:?}");
     for (method, path) in [
         (Method::GET, path.clone()),
         (Method::POST, format!("{path}/confirm")),

@@ -7,7 +7,6 @@ use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use axum::Router;
-use clap::Parser as _;
 use example_orders::auth::TokenKeys;
 use example_orders::cli::Cli;
 use example_orders::domain::{fulfilment_codec, import_fixture, OrderEvent};

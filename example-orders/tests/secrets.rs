@@ -12,7 +12,6 @@ use std::process::Command;
 use std::sync::{Arc, Mutex, OnceLock};
 
 use axum::http::Method;
-use clap::Parser as _;
 use example_orders::auth::DEFAULT_TOKEN_TTL;
 use example_orders::cli::{Cli, Command as CliCommand};
 use example_orders::http::router;
@@ -113,7 +112,7 @@ async fn the_start_up_path_logs_and_shows_no_credentials() {
     assert_hidden("the parsed command line", &shown, &secrets);
     assert!(shown.contains(schema.name()) && shown.contains("***"), "{shown}");
 
-    let options = cli.deployment.postgres().expect("PostgreSQL mode").connections(4, 4);
+    let options = cli.deployment().and_then(|d| d.postgres()).expect("PostgreSQL mode").connections(4, 4);
     assert_eq!(options.database_url, database_url, "the real URL is what connects");
     assert_hidden("PgOptions", &format!("{options:?} {}", options.nats), &secrets);
     let Some(CliCommand::Serve(serve)) = cli.command else { panic!("serve") };

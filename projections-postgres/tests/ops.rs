@@ -76,8 +76,11 @@ async fn rebuild_needs_yes_without_a_terminal_then_builds_and_status_reports_it(
     let (exit, out, _) = run(&app, &["projections", "list"]).await;
     assert_eq!((exit, out.as_str()), (OpsExit::Done, "ledger\n"));
 
+    let (exit, out, _) = run(&app, &["projections", "list", "--json"]).await;
+    assert_eq!((exit, out.as_str()), (OpsExit::Done, "{\"projection\":\"ledger\"}\n"));
+
     let (exit, _, err) = run(&app, &["projections", "rebuild", "ledger"]).await;
-    assert_eq!(exit, OpsExit::Failed);
+    assert_eq!((exit, exit.code()), (OpsExit::Refused, 2));
     assert!(err.contains("--yes"), "{err}");
     assert_eq!(built_by(&app.read_models, &TallyProjection::new("ledger")).await, None, "nothing was built");
 
@@ -88,6 +91,13 @@ async fn rebuild_needs_yes_without_a_terminal_then_builds_and_status_reports_it(
 
     let (exit, out, _) = run(&app, &["projections", "rebuild", "ledger", "--stream", "account-1", "--yes"]).await;
     assert_eq!((exit, out.as_str()), (OpsExit::Done, "rebuilt account-1 in ledger: 4 events applied\n"));
+    let args = ["projections", "rebuild", "ledger", "--stream", "account-1", "--yes", "--json"];
+    let (exit, out, _) = run(&app, &args).await;
+    let rebuilt: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!(
+        (exit, rebuilt["stream_id"].as_str(), rebuilt["applied"].as_u64()),
+        (OpsExit::Done, Some("account-1"), Some(4))
+    );
 
     let (exit, out, _) = run(&app, &["projections", "status", "--json"]).await;
     assert_eq!(exit, OpsExit::Done);
@@ -98,8 +108,11 @@ async fn rebuild_needs_yes_without_a_terminal_then_builds_and_status_reports_it(
     let (exit, _, err) = run(&app, &["projections", "reset", "nope", "--yes"]).await;
     assert_eq!(exit, OpsExit::Failed);
     assert!(err.contains("no projection named \"nope\""), "{err}");
-    let (exit, _, _) = run(&app, &["projections", "reset", "ledger", "--yes"]).await;
-    assert_eq!(exit, OpsExit::Done);
+    let (exit, _, err) = run(&app, &["projections", "reset", "ledger"]).await;
+    assert_eq!(exit, OpsExit::Refused, "{err}");
+    assert_eq!(built_by(&app.read_models, &TallyProjection::new("ledger")).await, Some(1), "refused: still there");
+    let (exit, out, _) = run(&app, &["projections", "reset", "ledger", "--yes", "--json"]).await;
+    assert_eq!((exit, out.as_str()), (OpsExit::Done, "{\"outcome\":\"reset\",\"projection\":\"ledger\"}\n"));
     assert_eq!(built_by(&app.read_models, &TallyProjection::new("ledger")).await, None, "the read model is gone");
 }
 
@@ -115,6 +128,25 @@ async fn stream_show_prints_the_stored_events_and_rejects_an_invalid_id() {
     let (exit, _, err) = run(&app, &["stream", "show", "not a stream id"]).await;
     assert_eq!(exit, OpsExit::Failed);
     assert!(err.contains("error"), "{err}");
+    let (exit, out, err) = run(&app, &["stream", "show", "account-404"]).await;
+    assert_eq!((exit, exit.code(), out.as_str()), (OpsExit::Failed, 3, ""));
+    assert!(err.contains("account-404 has no events"), "{err}");
+}
+
+#[tokio::test]
+async fn dlq_skip_needs_yes_without_a_terminal_and_every_dlq_command_speaks_json() {
+    let app = app();
+    let (exit, _, err) = run(&app, &["dlq", "skip", "ledger", "account-1"]).await;
+    assert_eq!((exit, exit.code()), (OpsExit::Refused, 2));
+    assert!(err.contains("refusing without --yes"), "{err}");
+    let (exit, _, err) = run(&app, &["dlq", "skip", "ledger", "--rogue"]).await;
+    assert_eq!(exit, OpsExit::Refused, "{err}");
+    let (exit, out, _) = run(&app, &["dlq", "skip", "ledger", "account-1", "--yes", "--json"]).await;
+    let skipped: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!((exit, skipped["skipped"].as_u64()), (OpsExit::Done, Some(0)), "nothing was parked");
+    let (exit, out, _) = run(&app, &["dlq", "retry", "ledger", "account-1", "--json"]).await;
+    let retried: serde_json::Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    assert_eq!((exit, retried["applied"].as_u64()), (OpsExit::Done, Some(0)));
 }
 
 /// Appends `count` events to `stream` (any version).

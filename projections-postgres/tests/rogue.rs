@@ -153,9 +153,9 @@ async fn rogue_messages_are_parked_with_their_reason_and_nothing_valid_is_lost()
     let (_, status) = ops(&ops_over, &["projections", "status", "--json"]).await;
     assert!(status.contains(r#""parked":7,"skipped":0,"rogue":7"#), "{status}");
     let key = rogue[0].key.clone();
-    let (exit, one) = ops(&ops_over, &["dlq", "skip", "rogue", "--rogue", "--key", &key]).await;
+    let (exit, one) = ops(&ops_over, &["dlq", "skip", "rogue", "--rogue", "--key", &key, "--yes"]).await;
     assert_eq!((exit, one.trim()), (OpsExit::Done, "rogue: skipped 1 rogue messages"));
-    let (exit, rest) = ops(&ops_over, &["dlq", "skip", "rogue", "--rogue"]).await;
+    let (exit, rest) = ops(&ops_over, &["dlq", "skip", "rogue", "--rogue", "--yes"]).await;
     assert_eq!((exit, rest.trim()), (OpsExit::Done, "rogue: skipped 6 rogue messages"));
     let (_, status) = ops(&ops_over, &["projections", "status", "--json"]).await;
     assert!(status.contains(r#""parked":0,"skipped":7,"rogue":0"#), "{status}");

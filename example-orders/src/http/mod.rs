@@ -14,6 +14,7 @@ mod ws;
 
 use std::sync::Arc;
 
+use axum::http::header;
 use axum::response::Html;
 use axum::routing::{delete, get, post};
 use axum::{middleware, Json, Router};
@@ -27,8 +28,10 @@ use crate::error::ApiError;
 pub use auth::bearer;
 pub use request::{IDEMPOTENCY_KEY, IDEMPOTENT_REPLAYED};
 
-/// The page: plain HTML and JavaScript.
+/// The page: plain HTML; its script is [`PAGE_JS`], served at `/page.js`.
 pub const PAGE: &str = include_str!("page.html");
+/// The page's script.
+pub const PAGE_JS: &str = include_str!("page.js");
 
 /// Parses a JSON body; an empty body counts as `{}`.
 pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
@@ -44,6 +47,7 @@ where
 {
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
+        .route("/page.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], PAGE_JS) }))
         .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route("/dev/login", post(auth::dev_login::<S, R>))
         .route("/orders", post(orders::place::<S, R>).get(orders::list::<S, R>))

@@ -29,13 +29,18 @@ pub enum StartError {
         #[source]
         source: sqlx::Error,
     },
-    /// The schema has not been migrated.
-    #[error("schema {schema:?} has no {table} table: run `orders migrate` first")]
+    /// The schema lacks migrations of the store or of the read models (none applied, or
+    /// only some).
+    #[error(
+        "schema {schema:?} is not migrated (pending migrations: {}): run `orders migrate` first, with the same \
+         DATABASE_URL and --schema",
+        versions(pending)
+    )]
     NotMigrated {
         /// The store's schema.
         schema: String,
-        /// The first table found missing.
-        table: &'static str,
+        /// The versions not applied yet, in order.
+        pending: Vec<i64>,
     },
     /// NATS could not be reached, or refused the credentials or the TLS handshake.
     #[error(transparent)]
@@ -60,4 +65,8 @@ pub enum StartError {
         /// The names that would do.
         choices: String,
     },
+}
+
+fn versions(pending: &[i64]) -> String {
+    pending.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
 }

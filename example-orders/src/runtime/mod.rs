@@ -8,9 +8,9 @@
 //!   `JetStreamFeed`, `PgReadModels`, partitions shared between processes through
 //!   PostgreSQL advisory locks (`run_shared` with `Coordination::postgres`).
 //!
-//! Which consumers a process runs is its [`Role`]: all of them (embedded, `serve --all`),
-//! the notifier only (`serve`: it pushes to this process's WebSockets), or the read models
-//! and the process manager (`projections run`).
+//! Which consumers a process runs is its [`Role`]: all of them (`orders`, `orders serve`, in
+//! either mode), the notifier only (`serve --front`: it pushes to this process's
+//! WebSockets), or the read models and the process manager (`projections run`).
 
 mod backend;
 mod embedded;

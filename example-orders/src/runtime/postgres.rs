@@ -208,20 +208,17 @@ impl PgDeployment {
         Ok(())
     }
 
-    /// Fails unless `migrate` has run: start-up code never creates tables.
+    /// Fails unless every migration of the store and of the read models is applied:
+    /// start-up code never creates tables, and a schema migrated only part of the way would
+    /// fail later, at run time.
     pub async fn check(&self) -> Result<(), StartError> {
-        let schema = &self.options.schema;
-        for table in ["events", "checkpoints", "projection_partitions", "message_key"] {
-            let found: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-                .bind(format!("\"{schema}\".{table}"))
-                .fetch_one(self.store.pool())
-                .await
-                .map_err(|source| StartError::Database { context: "checking the schema", source })?;
-            if !found {
-                return Err(StartError::NotMigrated { schema: schema.clone(), table });
-            }
+        let mut pending = self.store.pending_migrations().await?;
+        pending.extend(self.read_models.pending_migrations().await?);
+        if pending.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        pending.sort_unstable();
+        Err(StartError::NotMigrated { schema: self.options.schema.clone(), pending })
     }
 
     /// The JetStream stream's settings.
@@ -266,9 +263,9 @@ pub struct PgServe {
     pub keys: TokenKeys,
     /// Whether to import the v1 fixture at start; idempotent (default true).
     pub import_fixture: bool,
-    /// Whether the relay and every consumer run in this process too (`serve --all`;
-    /// default true). Otherwise only the notifier does, and `orders relay` and
-    /// `orders projections run` run elsewhere.
+    /// Whether the relay and every consumer run in this process too (default true, as in
+    /// `orders` and `orders serve`). Otherwise only the notifier does (`serve --front`), and
+    /// `orders relay` and `orders projections run` run elsewhere.
     pub all: bool,
 }
 

@@ -27,9 +27,9 @@ pub const BACK_CONSUMERS: [&str; 5] = [ORDERS, SALES, FULFILMENT_QUEUE, PAID_FOL
 /// Which consumers a process runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Role {
-    /// Every consumer: the embedded mode and `serve --all`.
+    /// Every consumer: the embedded mode, `orders` and `orders serve`.
     All,
-    /// Only the notifier, which pushes to this process's WebSockets: `serve`.
+    /// Only the notifier, which pushes to this process's WebSockets: `serve --front`.
     Front,
     /// The read models and the process manager, or only the one named: `projections run`.
     Back {

@@ -1,3 +1,4 @@
+#![allow(dead_code)]
 //! Headless Chromium over WebDriver for the browser tests: Debian's `chromium` and
 //! `chromedriver` (never a browser a tool downloads), one chromedriver child per test that
 //! takes its browsers with it when dropped, one throw-away profile per browser session, and
@@ -189,6 +190,14 @@ impl Browser {
             }
         })
         .await;
+    }
+
+    /// Saves a PNG of the window in `$TIDEMARK_SCREENSHOT_DIR/<name>.png` when that variable
+    /// is set (to look at what a test saw); does nothing otherwise.
+    pub async fn screenshot(&self, name: &str) {
+        let Some(dir) = std::env::var_os("TIDEMARK_SCREENSHOT_DIR") else { return };
+        let png = self.client.screenshot().await.expect("a screenshot");
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).expect("writing the screenshot");
     }
 
     /// The window that commands go to.

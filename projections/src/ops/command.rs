@@ -25,7 +25,7 @@ pub enum OpsCommand {
 #[non_exhaustive]
 pub enum ProjectionsCommand {
     /// The mounted projections, one name per line.
-    List,
+    List(Output),
     /// Each projection's version, positions, lag (events not taken in yet, and the age of
     /// the oldest) and dead letters.
     Status(Output),
@@ -57,6 +57,8 @@ pub enum ProjectionsCommand {
         /// Rebuild only this stream's rows, in place (the projection must support it).
         #[arg(long)]
         stream: Option<String>,
+        #[command(flatten)]
+        output: Output,
     },
     /// Deletes a projection's read model; the next start builds it from the log.
     Reset {
@@ -65,6 +67,8 @@ pub enum ProjectionsCommand {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -86,6 +90,8 @@ pub enum DlqCommand {
         projection: String,
         /// The parked stream.
         stream: String,
+        #[command(flatten)]
+        output: Output,
     },
     /// Marks a parked stream's events skipped and lets the stream go on; with `--rogue`,
     /// marks the projection's parked rogue messages skipped instead.
@@ -101,6 +107,11 @@ pub enum DlqCommand {
         /// With `--rogue`: only the message with this key (as `dlq list` shows it).
         #[arg(long, requires = "rogue")]
         key: Option<String>,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        output: Output,
     },
 }
 
@@ -116,7 +127,7 @@ pub enum EventsCommand {
 #[derive(Debug, Clone, Subcommand)]
 #[non_exhaustive]
 pub enum StreamCommand {
-    /// The events of one stream, as stored.
+    /// The events of one stream, as stored; exits 3 when the stream has none.
     Show {
         /// The stream id.
         id: String,

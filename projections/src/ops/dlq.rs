@@ -8,7 +8,7 @@ use tidemark::{EventStore, StreamId};
 
 use super::command::{DlqCommand, Output};
 use super::registry::ProjectionOps;
-use super::run::unknown;
+use super::run::{emit, unknown};
 use super::{Ops, OpsExit};
 use crate::error::Result;
 use crate::read_models::{DeadLetter, RogueMessage};
@@ -23,20 +23,47 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
                 }
                 Ok(OpsExit::Done)
             }
-            DlqCommand::Skip { projection, rogue: true, key, .. } => {
+            DlqCommand::Skip { projection, rogue: true, key, yes, output, .. } => {
                 let Some(p) = self.find(projection) else { return Ok(unknown(projection, err)) };
+                let which =
+                    key.as_deref().map_or("every parked rogue message".to_owned(), |k| format!("rogue message {k}"));
+                if !self.confirm(&format!("skip {which} of {projection}?"), *yes, err) {
+                    return Ok(OpsExit::Refused);
+                }
                 let count = p.skip_rogue(key.as_deref()).await?;
-                let _ = writeln!(out, "{projection}: skipped {count} rogue messages");
+                emit(
+                    out,
+                    *output,
+                    &format!("{projection}: skipped {count} rogue messages"),
+                    || json!({ "projection": projection, "kind": "rogue", "skipped": count }),
+                );
                 Ok(OpsExit::Done)
             }
-            DlqCommand::Retry { projection, stream } | DlqCommand::Skip { projection, stream: Some(stream), .. } => {
+            DlqCommand::Retry { projection, stream, output } => {
                 let Some(p) = self.find(projection) else { return Ok(unknown(projection, err)) };
                 let stream = StreamId::new(stream.as_str()).map_err(tidemark::Error::from)?;
-                let (verb, count) = match command {
-                    DlqCommand::Retry { .. } => ("applied", p.retry_parked(&stream).await?),
-                    _ => ("skipped", p.skip_parked(&stream).await?),
-                };
-                let _ = writeln!(out, "{projection}: {verb} {count} parked events of {stream}");
+                let count = p.retry_parked(&stream).await?;
+                emit(
+                    out,
+                    *output,
+                    &format!("{projection}: applied {count} parked events of {stream}"),
+                    || json!({ "projection": projection, "stream_id": stream.as_str(), "applied": count }),
+                );
+                Ok(OpsExit::Done)
+            }
+            DlqCommand::Skip { projection, stream: Some(stream), yes, output, .. } => {
+                let Some(p) = self.find(projection) else { return Ok(unknown(projection, err)) };
+                let stream = StreamId::new(stream.as_str()).map_err(tidemark::Error::from)?;
+                if !self.confirm(&format!("skip the parked events of {stream} in {projection}?"), *yes, err) {
+                    return Ok(OpsExit::Refused);
+                }
+                let count = p.skip_parked(&stream).await?;
+                emit(
+                    out,
+                    *output,
+                    &format!("{projection}: skipped {count} parked events of {stream}"),
+                    || json!({ "projection": projection, "stream_id": stream.as_str(), "skipped": count }),
+                );
                 Ok(OpsExit::Done)
             }
             DlqCommand::Skip { stream: None, .. } => {

@@ -1,10 +1,12 @@
 //! The ops CLI as a library piece: an application mounts [`OpsCommand`] into its own clap
 //! binary and hands it to [`Ops::run`] with its projections and codecs, so the commands
 //! know the application's projections. Exit codes: 0 done, 1 the check found problems
-//! (`events verify`, `projections audit`), 3 the operation failed; clap itself uses 2 for
-//! usage errors.
+//! (`events verify`, `projections audit`), 2 a destructive command refused without
+//! confirmation (as clap's usage errors), 3 the operation failed or found nothing (an
+//! unknown projection, a stream with no events).
 
 mod audit;
+mod change;
 mod command;
 mod dlq;
 mod progress;
@@ -30,6 +32,9 @@ pub enum OpsExit {
     Done,
     /// The check found problems (1).
     Problems,
+    /// A destructive command was not confirmed: no `--yes`, and no terminal to ask on, or
+    /// the answer was no (2).
+    Refused,
     /// The operation failed or was refused (3).
     Failed,
 }
@@ -40,6 +45,7 @@ impl OpsExit {
         match self {
             Self::Done => 0,
             Self::Problems => 1,
+            Self::Refused => 2,
             Self::Failed => 3,
         }
     }

@@ -1,19 +1,20 @@
 //! Running an ops command.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::time::Duration;
 
 use serde::Serialize;
 use tidemark::{read_stream_to_end, EventStore, StreamId, StreamVersion};
 
 use super::audit::audit;
+use super::change::Asked;
+use super::command::Output;
 use super::command::{EventsCommand, OpsCommand, ProjectionsCommand, StreamCommand};
-use super::progress::Reporter;
 use super::registry::ProjectionState;
 use super::verify::verify_log;
 use super::{Ops, OpsExit};
 use crate::error::Result;
-use crate::rebuild::{RebuildOptions, RebuildOutcome};
+use crate::rebuild::RebuildOptions;
 use tidemark::LogDiagnostics;
 
 /// `projections status --json`: one object per projection.
@@ -45,9 +46,9 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
 
     async fn dispatch(&self, command: &OpsCommand, out: &mut dyn Write, err: &mut dyn Write) -> Result<OpsExit> {
         match command {
-            OpsCommand::Projections(ProjectionsCommand::List) => {
+            OpsCommand::Projections(ProjectionsCommand::List(output)) => {
                 for p in &self.projections {
-                    let _ = writeln!(out, "{}", p.name());
+                    emit(out, *output, p.name(), || serde_json::json!({ "projection": p.name() }));
                 }
                 Ok(OpsExit::Done)
             }
@@ -55,14 +56,23 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             OpsCommand::Projections(ProjectionsCommand::Audit { name, wait, output }) => {
                 self.audit(name, Duration::from_secs(*wait), output.json, out, err).await
             }
-            OpsCommand::Projections(ProjectionsCommand::Rebuild { name, yes, stream: Some(stream), .. }) => {
-                self.rebuild_stream(name, stream, *yes, out, err).await
-            }
-            OpsCommand::Projections(ProjectionsCommand::Rebuild { name, yes, restart, batch_size, stream: None }) => {
+            OpsCommand::Projections(ProjectionsCommand::Rebuild {
+                name, yes, stream: Some(stream), output, ..
+            }) => self.rebuild_stream(name, stream, Asked { yes: *yes, output: *output }, out, err).await,
+            OpsCommand::Projections(ProjectionsCommand::Rebuild {
+                name,
+                yes,
+                restart,
+                batch_size,
+                stream: None,
+                output,
+            }) => {
                 let options = RebuildOptions::default().restart(*restart).batch_size(*batch_size);
-                self.rebuild(name, *yes, options, out, err).await
+                self.rebuild(name, options, Asked { yes: *yes, output: *output }, out, err).await
             }
-            OpsCommand::Projections(ProjectionsCommand::Reset { name, yes }) => self.reset(name, *yes, out, err).await,
+            OpsCommand::Projections(ProjectionsCommand::Reset { name, yes, output }) => {
+                self.reset(name, Asked { yes: *yes, output: *output }, out, err).await
+            }
             OpsCommand::Dlq(dlq) => self.dlq(dlq, out, err).await,
             OpsCommand::Events(EventsCommand::Verify(output)) => self.verify(output.json, out).await,
             OpsCommand::Stream(StreamCommand::Show { id, output }) => self.show(id, output.json, out, err).await,
@@ -132,80 +142,6 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
         Ok(if report.has_problems() { OpsExit::Problems } else { OpsExit::Done })
     }
 
-    fn confirm(&self, question: &str, yes: bool, err: &mut dyn Write) -> bool {
-        if yes {
-            return true;
-        }
-        if !self.interactive {
-            let _ = writeln!(err, "refusing without --yes: {question}");
-            return false;
-        }
-        let _ = write!(err, "{question} [y/N] ");
-        let _ = err.flush();
-        let mut answer = String::new();
-        let _ = std::io::stdin().lock().read_line(&mut answer);
-        matches!(answer.trim(), "y" | "Y" | "yes")
-    }
-
-    async fn rebuild(
-        &self,
-        name: &str,
-        yes: bool,
-        options: RebuildOptions,
-        out: &mut dyn Write,
-        err: &mut dyn Write,
-    ) -> Result<OpsExit> {
-        let Some(projection) = self.find(name) else { return Ok(unknown(name, err)) };
-        if !self.confirm(&format!("rebuild projection {name} from the log?"), yes, err) {
-            return Ok(OpsExit::Failed);
-        }
-        let mut reporter = Reporter::new();
-        let outcome = projection.rebuild(options, &mut |p| reporter.update(p)).await;
-        reporter.finish();
-        match outcome? {
-            RebuildOutcome::Completed { events, elapsed } => {
-                let rate = events as f64 / elapsed.as_secs_f64().max(1e-9);
-                let _ = writeln!(out, "rebuilt {name}: {events} events in {elapsed:.2?} ({rate:.0} events/s)");
-            }
-            RebuildOutcome::AlreadyRebuilt => {
-                let _ = writeln!(out, "{name} was rebuilt by another instance meanwhile");
-            }
-            RebuildOutcome::Interrupted { at } => {
-                let _ = writeln!(out, "rebuild of {name} stopped at {at}; run it again to resume");
-                return Ok(OpsExit::Failed);
-            }
-        }
-        Ok(OpsExit::Done)
-    }
-
-    async fn rebuild_stream(
-        &self,
-        name: &str,
-        stream: &str,
-        yes: bool,
-        out: &mut dyn Write,
-        err: &mut dyn Write,
-    ) -> Result<OpsExit> {
-        let Some(projection) = self.find(name) else { return Ok(unknown(name, err)) };
-        let stream = StreamId::new(stream).map_err(tidemark::Error::from)?;
-        if !self.confirm(&format!("rebuild the rows of {stream} in projection {name}?"), yes, err) {
-            return Ok(OpsExit::Failed);
-        }
-        let applied = projection.rebuild_stream(&stream).await?;
-        let _ = writeln!(out, "rebuilt {stream} in {name}: {applied} events applied");
-        Ok(OpsExit::Done)
-    }
-
-    async fn reset(&self, name: &str, yes: bool, out: &mut dyn Write, err: &mut dyn Write) -> Result<OpsExit> {
-        let Some(projection) = self.find(name) else { return Ok(unknown(name, err)) };
-        if !self.confirm(&format!("delete the read model of {name}?"), yes, err) {
-            return Ok(OpsExit::Failed);
-        }
-        projection.reset().await?;
-        let _ = writeln!(out, "reset {name}: it is built from the log at its next start");
-        Ok(OpsExit::Done)
-    }
-
     async fn verify(&self, json: bool, out: &mut dyn Write) -> Result<OpsExit> {
         let report = verify_log(&self.store, &self.verifiers).await?;
         if json {
@@ -254,7 +190,8 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             };
         }
         if events.is_empty() {
-            let _ = writeln!(err, "stream {stream} has no events");
+            let _ = writeln!(err, "stream {stream} has no events: no such stream");
+            return Ok(OpsExit::Failed);
         }
         Ok(OpsExit::Done)
     }
@@ -263,4 +200,9 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
 pub(super) fn unknown(name: &str, err: &mut dyn Write) -> OpsExit {
     let _ = writeln!(err, "no projection named {name:?}");
     OpsExit::Failed
+}
+
+/// Writes one result: `text` as a line, or with `--json` the object `json` gives.
+pub(super) fn emit(out: &mut dyn Write, output: Output, text: &str, json: impl FnOnce() -> serde_json::Value) {
+    let _ = if output.json { writeln!(out, "{}", json()) } else { writeln!(out, "{text}") };
 }
