@@ -97,7 +97,9 @@ impl Aggregate for Account {
             AccountCommand::Withdraw { cents, .. } if *cents > self.balance => {
                 Err(AccountError::InsufficientFunds { balance: self.balance, asked: *cents })
             }
-            AccountCommand::Withdraw { cents, memo } => Ok(vec![Withdrawn { cents: *cents, memo: memo.clone() }.into()]),
+            AccountCommand::Withdraw { cents, memo } => {
+                Ok(vec![Withdrawn { cents: *cents, memo: memo.clone() }.into()])
+            }
         }
     }
 

@@ -35,8 +35,13 @@ impl Bank {
         let read_models = PgReadModels::new(&store);
         let accounts = Arc::new(CommandHandler::new(store.clone(), Arc::new(EventCodec::without_upcasters()?)));
         let bus = InProcessBus::new(4)?;
-        let runner =
-            ProjectionRunner::new(Statements::new()?, read_models.clone(), store.clone(), bus.clone(), RunnerConfig::default())?;
+        let runner = ProjectionRunner::new(
+            Statements::new()?,
+            read_models.clone(),
+            store.clone(),
+            bus.clone(),
+            RunnerConfig::default(),
+        )?;
         Ok(Self { store, read_models, accounts, bus, runner })
     }
 

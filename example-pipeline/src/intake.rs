@@ -21,7 +21,8 @@ pub struct Intake {
 impl Intake {
     /// Connects to PostgreSQL and NATS.
     pub async fn connect(settings: &Settings) -> Result<Self, Error> {
-        let store = PgEventStore::connect(&settings.database_url, PgStoreConfig::default().schema(&settings.schema)).await?;
+        let store =
+            PgEventStore::connect(&settings.database_url, PgStoreConfig::default().schema(&settings.schema)).await?;
         let client = async_nats::connect(&settings.nats_url).await.map_err(|e| Error::Nats(e.to_string()))?;
         let relay = NatsRelay::new(store.clone(), client, RelayConfig::new("intake").subjects(settings.scheme()?))?;
         let orders = Arc::new(CommandHandler::new(store.clone(), Arc::new(EventCodec::without_upcasters()?)));

@@ -1,6 +1,6 @@
 //! Where both services meet: the database schema, the JetStream stream, the subjects.
 
-use tidemark_nats::{SubjectScheme, SubjectError};
+use tidemark_nats::{SubjectError, SubjectScheme};
 
 /// What both services must agree on. Every field has a default.
 #[derive(Debug, Clone)]
@@ -36,7 +36,8 @@ impl Settings {
 
     /// Another schema, stream and subject prefix.
     pub fn names(mut self, schema: &str, stream: &str, subject_prefix: &str) -> Self {
-        (self.schema, self.stream, self.subject_prefix) = (schema.to_owned(), stream.to_owned(), subject_prefix.to_owned());
+        (self.schema, self.stream, self.subject_prefix) =
+            (schema.to_owned(), stream.to_owned(), subject_prefix.to_owned());
         self
     }
 

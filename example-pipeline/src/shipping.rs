@@ -69,7 +69,8 @@ pub struct Shipping {
 impl Shipping {
     /// Connects to PostgreSQL and NATS. The store's migrations must have run (intake).
     pub async fn connect(settings: &Settings) -> Result<Self, Error> {
-        let store = PgEventStore::connect(&settings.database_url, PgStoreConfig::default().schema(&settings.schema)).await?;
+        let store =
+            PgEventStore::connect(&settings.database_url, PgStoreConfig::default().schema(&settings.schema)).await?;
         let read_models = PgReadModels::new(&store);
         let client = async_nats::connect(&settings.nats_url).await.map_err(|e| Error::Nats(e.to_string()))?;
         let key = MessageKey::load(&store).await?;

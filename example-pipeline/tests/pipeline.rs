@@ -31,10 +31,11 @@ async fn shipments(intake: &Intake, order: &StreamId) -> Vec<String> {
 async fn every_paid_order_is_shipped_once_by_either_instance() {
     let schema = TestSchema::new().await;
     let stream = unique_name("PIPELINE");
-    let settings = Settings::from_env()
-        .database_url(schema.url())
-        .nats_url(&nats_url().await)
-        .names(schema.name(), &stream, &format!("t.{}", stream.to_lowercase()));
+    let settings = Settings::from_env().database_url(schema.url()).nats_url(&nats_url().await).names(
+        schema.name(),
+        &stream,
+        &format!("t.{}", stream.to_lowercase()),
+    );
 
     let intake = Intake::connect(&settings).await.expect("intake");
     intake.migrate(&settings).await.expect("migrate the store, create the stream");

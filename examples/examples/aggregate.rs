@@ -5,7 +5,9 @@
 
 use std::sync::Arc;
 
-use tidemark::{Aggregate, AggregateTest, CommandHandler, CommandId, CommandOptions, EventCodec, InMemoryEventStore, StreamId};
+use tidemark::{
+    Aggregate, AggregateTest, CommandHandler, CommandId, CommandOptions, EventCodec, InMemoryEventStore, StreamId,
+};
 use tidemark_examples::account::{Account, AccountCommand, AccountError, AccountEvent, Deposited, Opened, Withdrawn};
 use tidemark_examples::BoxError;
 

@@ -20,7 +20,7 @@ async fn run() -> Result<(), BoxError> {
     let config = PgStoreConfig::default().schema(&schema); // default schema: "tidemark"
     let store = PgEventStore::connect(&database_url(), config).await?;
     store.migrate().await?; // explicit: nothing runs DDL on an ordinary start
-    // ANCHOR_END: connect
+                            // ANCHOR_END: connect
     let outcome = use_the_store(&store).await;
     drop_schemas(store.pool(), &schema).await?;
     outcome

@@ -61,7 +61,8 @@ async fn pay_bonuses(store: &PgEventStore) -> Result<(), BoxError> {
     store.migrate().await?;
     let read_models = PgReadModels::new(store);
     read_models.migrate().await?;
-    let accounts = Arc::new(CommandHandler::<Account, _>::new(store.clone(), Arc::new(EventCodec::without_upcasters()?)));
+    let accounts =
+        Arc::new(CommandHandler::<Account, _>::new(store.clone(), Arc::new(EventCodec::without_upcasters()?)));
 
     // ANCHOR: run
     let bonus = WelcomeBonus { codec: EventCodec::without_upcasters()?, accounts: accounts.clone() };

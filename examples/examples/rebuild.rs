@@ -35,7 +35,13 @@ async fn rebuild(store: &PgEventStore) -> Result<(), BoxError> {
 
     // ANCHOR: rebuild
     let bus = InProcessBus::new(4)?; // a rebuild reads the log; the feed only gives the partitions
-    let runner = ProjectionRunner::new(Balances::new()?, read_models.clone(), store.clone(), bus.clone(), RunnerConfig::default())?;
+    let runner = ProjectionRunner::new(
+        Balances::new()?,
+        read_models.clone(),
+        store.clone(),
+        bus.clone(),
+        RunnerConfig::default(),
+    )?;
     runner.prepare().await?; // a new read model: built from the log (`run` does this first)
     assert_eq!(balance(&read_models, &id).await?, Some(1_000));
 

@@ -58,7 +58,8 @@ async fn relay_and_project(store: &PgEventStore, client: &async_nats::Client, na
     // events in without asking the store whether it holds them.
     let jetstream = async_nats::jetstream::new(client.clone());
     let feed = JetStreamFeed::new(jetstream, &names.stream, scheme).with_message_key(MessageKey::load(store).await?);
-    let runner = ProjectionRunner::new(Balances::new()?, read_models.clone(), store.clone(), feed, RunnerConfig::default())?;
+    let runner =
+        ProjectionRunner::new(Balances::new()?, read_models.clone(), store.clone(), feed, RunnerConfig::default())?;
     // Every process running this shares the 4 partitions; a survivor takes a dead one's.
     let coordination = Coordination::postgres(store.pool().clone(), &names.schema);
     let running = tokio::spawn({
@@ -73,7 +74,8 @@ async fn relay_and_project(store: &PgEventStore, client: &async_nats::Client, na
         let id = StreamId::for_entity(Account::CATEGORY, n)?;
         accounts.handle(&id, &AccountCommand::Open { owner: format!("owner {n}") }, &CommandOptions::new()).await?;
         let cents = 100 * i64::from(n);
-        last = Some((id.clone(), accounts.handle(&id, &AccountCommand::Deposit { cents }, &CommandOptions::new()).await?));
+        last =
+            Some((id.clone(), accounts.handle(&id, &AccountCommand::Deposit { cents }, &CommandOptions::new()).await?));
     }
     let (id, outcome) = last.ok_or("no account")?;
     // Store → relay → JetStream → runner → table.

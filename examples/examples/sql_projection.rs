@@ -31,7 +31,13 @@ async fn project(store: &PgEventStore) -> Result<(), BoxError> {
     read_models.migrate().await?; // the projection runtime's own tables
 
     let bus = InProcessBus::new(4)?; // 4 partitions, fed from the store's log
-    let runner = ProjectionRunner::new(Balances::new()?, read_models.clone(), store.clone(), bus.clone(), RunnerConfig::default())?;
+    let runner = ProjectionRunner::new(
+        Balances::new()?,
+        read_models.clone(),
+        store.clone(),
+        bus.clone(),
+        RunnerConfig::default(),
+    )?;
 
     let shutdown = CancellationToken::new();
     let pump = tokio::spawn({

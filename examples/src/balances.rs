@@ -49,9 +49,9 @@ impl Projection<PgReadModels> for Balances {
     async fn apply(&self, tx: &mut PgTx, event: &Envelope<AccountEvent>) -> Result<(), ApplyError> {
         let account = event.stream_id.as_str();
         let statement = match &event.event {
-            AccountEvent::Opened(e) => {
-                sqlx::query("INSERT INTO balances (account, owner, cents) VALUES ($1, $2, 0)").bind(account).bind(&e.owner)
-            }
+            AccountEvent::Opened(e) => sqlx::query("INSERT INTO balances (account, owner, cents) VALUES ($1, $2, 0)")
+                .bind(account)
+                .bind(&e.owner),
             AccountEvent::Deposited(e) => {
                 sqlx::query("UPDATE balances SET cents = cents + $2 WHERE account = $1").bind(account).bind(e.cents)
             }

@@ -35,8 +35,16 @@ fn blocks(guide: &str) -> Vec<Block> {
         };
         let target = rest.strip_suffix(" -->").unwrap_or_else(|| panic!("{GUIDE}:{}: unclosed marker", i + 1));
         let (path, region) = target.split_once('#').unwrap_or_else(|| panic!("{GUIDE}:{}: no #REGION", i + 1));
-        assert_eq!(lines.get(i + 1).copied(), Some("```rust"), "{GUIDE}:{}: the marker is not followed by ```rust", i + 1);
-        let end = lines[i + 2..].iter().position(|l| *l == "```").unwrap_or_else(|| panic!("{GUIDE}:{}: unclosed block", i + 1));
+        assert_eq!(
+            lines.get(i + 1).copied(),
+            Some("```rust"),
+            "{GUIDE}:{}: the marker is not followed by ```rust",
+            i + 1
+        );
+        let end = lines[i + 2..]
+            .iter()
+            .position(|l| *l == "```")
+            .unwrap_or_else(|| panic!("{GUIDE}:{}: unclosed block", i + 1));
         let code = lines[i + 2..i + 2 + end].join("\n");
         blocks.push(Block { line: i + 1, path: path.to_owned(), region: region.to_owned(), code });
     }

@@ -96,7 +96,8 @@ fn broken_links(file: &Path) -> Vec<String> {
     for (line, text) in &prose.lines {
         for target in targets(text) {
             let Some(path) = local(&target) else { continue };
-            let resolved = if let Some(from_root) = path.strip_prefix('/') { root().join(from_root) } else { dir.join(path) };
+            let resolved =
+                if let Some(from_root) = path.strip_prefix('/') { root().join(from_root) } else { dir.join(path) };
             if !resolved.exists() {
                 broken.push(format!("{name}:{line}: {target}"));
             }
