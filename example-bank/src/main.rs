@@ -19,9 +19,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
 
     let account = bank.open("ada").await?;
-    bank.deposit(&account, 120_00, "salary").await?;
-    bank.withdraw(&account, 45_50, "rent").await?;
-    if let Err(refused @ Error::Refused(_)) = bank.withdraw(&account, 1_000_00, "a boat").await {
+    bank.deposit(&account, 12_000, "salary").await?;
+    bank.withdraw(&account, 4_550, "rent").await?;
+    if let Err(refused @ Error::Refused(_)) = bank.withdraw(&account, 100_000, "a boat").await {
         println!("{refused}");
     }
     println!("statement of {account}:");

@@ -22,14 +22,14 @@ async fn statements_follow_the_account_and_survive_a_restart() {
     });
 
     let account = bank.open("ada").await.expect("open");
-    bank.deposit(&account, 120_00, "salary").await.expect("deposit");
-    bank.withdraw(&account, 45_50, "rent").await.expect("withdraw");
-    let refused = bank.withdraw(&account, 1_000_00, "a boat").await;
-    assert!(matches!(refused, Err(Error::Refused(AccountError::InsufficientFunds { balance: 74_50, .. }))));
+    bank.deposit(&account, 12_000, "salary").await.expect("deposit");
+    bank.withdraw(&account, 4_550, "rent").await.expect("withdraw");
+    let refused = bank.withdraw(&account, 100_000, "a boat").await;
+    assert!(matches!(refused, Err(Error::Refused(AccountError::InsufficientFunds { balance: 7_450, .. }))));
     let expected = vec![
         line(1, "opened", 0, 0, "ada"),
-        line(2, "deposit", 120_00, 120_00, "salary"),
-        line(3, "withdrawal", -45_50, 74_50, "rent"),
+        line(2, "deposit", 12_000, 12_000, "salary"),
+        line(3, "withdrawal", -4_550, 7_450, "rent"),
     ];
     assert_eq!(bank.statement(&account).await.expect("statement"), expected);
     let stored = bank.store().read_stream(&account, StreamVersion(1), 10).await.expect("read");
@@ -45,9 +45,9 @@ async fn statements_follow_the_account_and_survive_a_restart() {
         let (bank, stop) = (again.clone(), stop.clone());
         async move { bank.run(stop).await }
     });
-    again.deposit(&account, 5_00, "refund").await.expect("deposit after the restart");
+    again.deposit(&account, 500, "refund").await.expect("deposit after the restart");
     let mut expected = expected;
-    expected.push(line(4, "deposit", 5_00, 79_50, "refund"));
+    expected.push(line(4, "deposit", 500, 7_950, "refund"));
     assert_eq!(again.statement(&account).await.expect("statement"), expected);
     stop.cancel();
     running.await.expect("join").expect("ran");

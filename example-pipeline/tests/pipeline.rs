@@ -52,7 +52,7 @@ async fn every_paid_order_is_shipped_once_by_either_instance() {
 
     let mut orders = Vec::new();
     for n in 0..10 {
-        orders.push(intake.place(1_00 * (n + 1)).await.expect("place"));
+        orders.push(intake.place(100 * (n + 1)).await.expect("place"));
     }
     for order in &orders[..6] {
         let paid = intake.pay(order).await.expect("pay");

@@ -15,7 +15,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let (intake, stop) = (intake.clone(), shutdown.clone());
         async move { intake.run(stop).await }
     });
-    for total_cents in [12_00, 30_50, 7_25] {
+    for total_cents in [1_200, 3_050, 725] {
         let order = intake.place(total_cents).await?;
         intake.pay(&order).await?;
         println!("placed and paid {order}");
