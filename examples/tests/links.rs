@@ -1,8 +1,8 @@
 //! Every relative link in the repository's Markdown files points at a file or directory
 //! of the repository. Links with a scheme (`https:`, `mailto:`) and links within a page
 //! (`#section`) are not checked; code blocks and code spans are not links, but a code span
-//! that is a Markdown file's name (`FAULTS.md`) must name one of the repository too, next to
-//! the page or from the repository's root.
+//! or a word that is a Markdown file's name (`FAULTS.md`) must name one of the repository
+//! too, next to the page or from the repository's root.
 
 use std::path::{Path, PathBuf};
 
@@ -37,8 +37,12 @@ fn prose(markdown: &str) -> Prose {
         }
         if !fenced {
             let outside: String = line.split('`').step_by(2).collect::<Vec<_>>().join(" ");
-            lines.push((i + 1, outside));
             spans.extend(named_files(line).into_iter().map(|name| (i + 1, name.to_owned())));
+            let definition = trimmed.starts_with('[') && trimmed.contains("]: ");
+            if !definition {
+                spans.extend(bare_names(&outside).into_iter().map(|name| (i + 1, name.to_owned())));
+            }
+            lines.push((i + 1, outside));
         }
     }
     Prose { lines, spans }
@@ -55,6 +59,13 @@ struct Prose {
 fn named_files(line: &str) -> Vec<&str> {
     let spans = line.split('`').skip(1).step_by(2);
     spans.filter(|s| s.ends_with(".md") && !s.contains(char::is_whitespace)).collect()
+}
+
+/// The words of prose (code spans removed) that name a Markdown file outside a link.
+fn bare_names(prose: &str) -> Vec<&str> {
+    let words = prose.split_whitespace().filter(|w| !w.contains("]("));
+    let names = words.map(|w| w.trim_matches(|c: char| "()[],.;:*'\"".contains(c)));
+    names.filter(|w| w.ends_with(".md") && w.len() > 3).collect()
 }
 
 /// The targets of inline links `[text](target)` and reference definitions `[x]: target`.
@@ -122,12 +133,12 @@ fn every_relative_link_in_the_markdown_resolves() {
 
 #[test]
 fn links_are_found_outside_code_only() {
-    let text = "See [a](docs/a.md#x) and [b](https://example.org).\n```\n[c](nowhere.md)\n```\n`[d](nowhere.md)` and `missing.md`\n[f]: other.md \"title\"";
+    let text = "See [a](docs/a.md#x) and [b](https://example.org).\n```\n[c](nowhere.md)\n```\n`[d](nowhere.md)` and `missing.md`, see gone.md.\n[f]: other.md \"title\"";
     let prose = prose(text);
     let found: Vec<String> = prose.lines.iter().flat_map(|(_, l)| targets(l)).collect();
     assert_eq!(found, ["docs/a.md#x", "https://example.org", "other.md"]);
     let local: Vec<&str> = found.iter().filter_map(|t| local(t)).collect();
     assert_eq!(local, ["docs/a.md", "other.md"]);
     let spans: Vec<&str> = prose.spans.iter().map(|(_, s)| s.as_str()).collect();
-    assert_eq!(spans, ["missing.md"]);
+    assert_eq!(spans, ["missing.md", "gone.md"]);
 }
