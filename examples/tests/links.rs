@@ -116,7 +116,7 @@ fn broken_links(file: &Path) -> Vec<String> {
     }
     for (line, span) in &prose.spans {
         if !dir.join(span).exists() && !root().join(span).exists() {
-            broken.push(format!("{name}:{line}: `{span}` (named in a code span)"));
+            broken.push(format!("{name}:{line}: `{span}` (a Markdown file named in the text)"));
         }
     }
     broken
