@@ -55,20 +55,12 @@ async fn run() -> Result<(), BoxError> {
 }
 // ANCHOR_END: handle
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    run().await
-}
+tidemark_examples::example_main!(run);
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn the_rules_hold() {
         super::check_the_rules();
-    }
-
-    #[tokio::test]
-    async fn the_example_runs() {
-        super::run().await.expect("the example runs");
     }
 }

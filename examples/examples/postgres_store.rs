@@ -56,15 +56,4 @@ async fn use_the_store(store: &PgEventStore) -> Result<(), BoxError> {
 }
 // ANCHOR_END: use
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    run().await
-}
-
-#[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn the_example_runs() {
-        super::run().await.expect("the example runs");
-    }
-}
+tidemark_examples::example_main!(run);

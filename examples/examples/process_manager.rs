@@ -99,15 +99,4 @@ async fn pay_bonuses(store: &PgEventStore) -> Result<(), BoxError> {
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    run().await
-}
-
-#[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn the_example_runs() {
-        super::run().await.expect("the example runs");
-    }
-}
+tidemark_examples::example_main!(run);

@@ -89,15 +89,4 @@ async fn relay_and_project(store: &PgEventStore, client: &async_nats::Client, na
     Ok(())
 }
 
-#[tokio::main]
-async fn main() -> Result<(), BoxError> {
-    run().await
-}
-
-#[cfg(test)]
-mod tests {
-    #[tokio::test]
-    async fn the_example_runs() {
-        super::run().await.expect("the example runs");
-    }
-}
+tidemark_examples::example_main!(run);

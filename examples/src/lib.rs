@@ -49,5 +49,25 @@ pub async fn delete_stream(client: &async_nats::Client, stream: &str) -> Result<
     Ok(())
 }
 
+/// An example's `main`, which runs the example's `async fn run()` on a Tokio runtime, and a
+/// test that runs it too, so `cargo test` runs every example.
+#[macro_export]
+macro_rules! example_main {
+    ($run:ident) => {
+        #[tokio::main]
+        async fn main() -> Result<(), $crate::BoxError> {
+            $run().await
+        }
+
+        #[cfg(test)]
+        mod example_runs {
+            #[tokio::test]
+            async fn the_example_runs() {
+                super::$run().await.expect("the example runs");
+            }
+        }
+    };
+}
+
 pub mod account;
 pub mod balances;
