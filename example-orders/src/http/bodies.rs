@@ -1,5 +1,6 @@
 //! The JSON bodies of the command endpoints, and the commands they become.
 
+use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
 use crate::domain::{Currency, FulfilmentCommand, Line, OrderCommand};
@@ -20,6 +21,34 @@ impl PlaceBody {
     }
 }
 
+/// The body of a command on an existing order whose only parameter is its body: what the
+/// command is called (in outcomes and logs) and the command it becomes.
+pub trait OrderBody: DeserializeOwned + Send + 'static {
+    /// The command's name.
+    const KIND: &'static str;
+    /// The command the body asks for.
+    fn command(self) -> OrderCommand;
+}
+
+/// `POST /orders/{id}/lines`: the line to add.
+impl OrderBody for Line {
+    const KIND: &'static str = "add_line";
+    fn command(self) -> OrderCommand {
+        OrderCommand::AddLine { line: self }
+    }
+}
+
+/// `POST /orders/{id}/confirm`: empty, or any JSON object (its fields are ignored).
+#[derive(Debug, Deserialize)]
+pub struct ConfirmBody {}
+
+impl OrderBody for ConfirmBody {
+    const KIND: &'static str = "confirm";
+    fn command(self) -> OrderCommand {
+        OrderCommand::Confirm
+    }
+}
+
 /// `POST /orders/{id}/pay`.
 #[derive(Debug, Deserialize)]
 pub struct PayBody {
@@ -27,9 +56,11 @@ pub struct PayBody {
     amount_minor: i64,
 }
 
-impl From<PayBody> for OrderCommand {
-    fn from(PayBody { payment_id, amount_minor }: PayBody) -> Self {
-        Self::Pay { payment_id, amount_minor }
+impl OrderBody for PayBody {
+    const KIND: &'static str = "pay";
+    fn command(self) -> OrderCommand {
+        let PayBody { payment_id, amount_minor } = self;
+        OrderCommand::Pay { payment_id, amount_minor }
     }
 }
 
@@ -51,9 +82,10 @@ pub struct CancelBody {
     reason: String,
 }
 
-impl From<CancelBody> for OrderCommand {
-    fn from(CancelBody { reason }: CancelBody) -> Self {
-        Self::Cancel { reason }
+impl OrderBody for CancelBody {
+    const KIND: &'static str = "cancel";
+    fn command(self) -> OrderCommand {
+        OrderCommand::Cancel { reason: self.reason }
     }
 }
 

@@ -22,7 +22,9 @@ use serde::de::DeserializeOwned;
 use tidemark::EventStore;
 use tidemark_projections::{DocumentReader, ReadModels};
 
+use self::bodies::{CancelBody, ConfirmBody, PayBody};
 use crate::app::App;
+use crate::domain::Line;
 use crate::error::ApiError;
 
 pub use auth::bearer;
@@ -52,12 +54,12 @@ where
         .route("/dev/login", post(auth::dev_login::<S, R>))
         .route("/orders", post(orders::place::<S, R>).get(orders::list::<S, R>))
         .route("/orders/{id}", get(orders::get::<S, R>))
-        .route("/orders/{id}/lines", post(orders::add_line::<S, R>))
+        .route("/orders/{id}/lines", post(orders::command::<S, R, Line>))
         .route("/orders/{id}/lines/{product}", delete(orders::remove_line::<S, R>))
-        .route("/orders/{id}/confirm", post(orders::confirm::<S, R>))
-        .route("/orders/{id}/pay", post(orders::pay::<S, R>))
+        .route("/orders/{id}/confirm", post(orders::command::<S, R, ConfirmBody>))
+        .route("/orders/{id}/pay", post(orders::command::<S, R, PayBody>))
         .route("/orders/{id}/ship", post(orders::ship::<S, R>))
-        .route("/orders/{id}/cancel", post(orders::cancel::<S, R>))
+        .route("/orders/{id}/cancel", post(orders::command::<S, R, CancelBody>))
         .route("/commands/{id}", get(commands::get::<S, R>))
         .route("/sales", get(admin::sales::<S, R>))
         .route("/fulfilments", get(admin::fulfilments::<S, R>))

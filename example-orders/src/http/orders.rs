@@ -13,13 +13,13 @@ use tidemark_projections::{DocumentReader, ReadModels};
 use uuid::Uuid;
 
 use super::auth::Admin;
-use super::bodies::{CancelBody, NoBody, PayBody, PlaceBody, ShipBody};
+use super::bodies::{NoBody, OrderBody, PlaceBody, ShipBody};
 use super::extract::{Ids, Params};
 use super::intake::Target;
 use super::request::CommandRequest;
 use crate::app::{App, ReadWait};
 use crate::auth::User;
-use crate::domain::{Line, Order, OrderCommand};
+use crate::domain::{Order, OrderCommand};
 use crate::error::ApiError;
 use crate::read_models::OrderSummary;
 
@@ -56,17 +56,19 @@ where
     request.run(app, Target::order(kind, order_id), &loaded.state, loaded.version).await
 }
 
-/// `POST /orders/{id}/lines`: adds a line.
-pub async fn add_line<S, R>(
+/// `POST /orders/{id}/lines`, `/confirm`, `/pay` and `/cancel`: the command that the
+/// body `B` (see [`OrderBody`]) becomes, on the caller's order.
+pub async fn command<S, R, B>(
     State(app): AppState<S, R>,
     Ids(order_id): Ids<Uuid>,
-    request: CommandRequest<Line>,
+    request: CommandRequest<B>,
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
     R: ReadModels + DocumentReader,
+    B: OrderBody,
 {
-    on_order(&app, "add_line", order_id, request.map(|line| OrderCommand::AddLine { line })).await
+    on_order(&app, B::KIND, order_id, request.map(B::command)).await
 }
 
 /// `DELETE /orders/{id}/lines/{product}`: removes a product's line.
@@ -80,45 +82,6 @@ where
     R: ReadModels + DocumentReader,
 {
     on_order(&app, "remove_line", order_id, request.map(|_| OrderCommand::RemoveLine { product })).await
-}
-
-/// `POST /orders/{id}/confirm`: confirms the order (no body).
-pub async fn confirm<S, R>(
-    State(app): AppState<S, R>,
-    Ids(order_id): Ids<Uuid>,
-    request: CommandRequest<NoBody>,
-) -> Result<Response, ApiError>
-where
-    S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
-{
-    on_order(&app, "confirm", order_id, request.map(|_| OrderCommand::Confirm)).await
-}
-
-/// `POST /orders/{id}/pay`: records a payment.
-pub async fn pay<S, R>(
-    State(app): AppState<S, R>,
-    Ids(order_id): Ids<Uuid>,
-    request: CommandRequest<PayBody>,
-) -> Result<Response, ApiError>
-where
-    S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
-{
-    on_order(&app, "pay", order_id, request.map(OrderCommand::from)).await
-}
-
-/// `POST /orders/{id}/cancel`: cancels the order.
-pub async fn cancel<S, R>(
-    State(app): AppState<S, R>,
-    Ids(order_id): Ids<Uuid>,
-    request: CommandRequest<CancelBody>,
-) -> Result<Response, ApiError>
-where
-    S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
-{
-    on_order(&app, "cancel", order_id, request.map(OrderCommand::from)).await
 }
 
 /// `POST /orders/{id}/ship`: ships the order by hand (admin; normally the process
