@@ -9,16 +9,13 @@ use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use axum::Router;
 use example_orders::app::{App, AppConfig};
-use example_orders::auth::TokenKeys;
 use example_orders::domain::{order_stream, Line, OrderCommand};
-use example_orders::http::router;
-use example_orders::runtime::{start_postgres, PgDeployment, PgOptions, PgServe};
 use http_body_util::BodyExt;
 use serde_json::{json, Value};
 use tidemark::{CommandOptions, EventStore};
-use tidemark_testkit::{nats_url, unique_name, TestSchema};
 use tower::ServiceExt;
 
+use support::postgres::deploy;
 use support::{call, order_body, outcome, place, start, token, Reply};
 
 /// A request with a raw body and a content type, through the router.
@@ -83,23 +80,9 @@ async fn a_command_decided_on_one_version_fails_with_a_conflict_when_the_order_m
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_postgres_too_a_command_decided_on_one_version_fails_when_the_order_moves() {
-    let schema = TestSchema::new().await;
-    let stream = unique_name("ORDERS");
-    let options = PgOptions::new(schema.url())
-        .schema(schema.name())
-        .nats_url(nats_url().await)
-        .stream(&stream, format!("t.{}", stream.to_lowercase()))
-        .connections(4, 4);
-    let deployment = PgDeployment::connect(options).await.expect("PostgreSQL and NATS");
-    deployment.migrate().await.expect("migrate");
-    let mut serve = PgServe::new(TokenKeys::dev());
-    serve.import_fixture = false;
-    let running = start_postgres(&deployment, serve).await.expect("the app starts");
-    let router = router(running.app.clone());
-    a_moved_order_fails_the_held_command(&running.app, &router).await;
-    running.stop().await;
-    let jetstream = async_nats::jetstream::new(deployment.client.clone());
-    jetstream.delete_stream(&deployment.options.stream).await.expect("delete the stream");
+    let deployed = deploy(false).await;
+    a_moved_order_fails_the_held_command(&deployed.running.app, &deployed.router).await;
+    deployed.stop().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

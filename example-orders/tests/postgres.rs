@@ -12,55 +12,20 @@ use example_orders::cli::Cli;
 use example_orders::domain::{fulfilment_codec, import_fixture, OrderEvent};
 use example_orders::http::router;
 use example_orders::read_models::ORDERS;
-use example_orders::runtime::{start_postgres, PgDeployment, PgOptions, PgServe, Running};
 use example_orders::seed::{seed, SeedOptions};
 use serde_json::{json, Value};
 use tidemark::EventCodec;
-use tidemark_nats::JetStreamFeed;
 use tidemark_postgres::PgEventStore;
 use tidemark_projections::{DocumentReader, Ops, OpsExit};
 use tidemark_projections_postgres::PgReadModels;
-use tidemark_testkit::{nats_url, unique_name, TestSchema};
 
+use support::postgres::{deploy, Deployed};
 use support::{call, outcome, place, token, wait_until, DEADLINE};
 
 /// The first order of the v1 fixture.
 const V1_ORDER: &str = "018e0f6a-2c41-7b10-8a3e-1f2d3c4b5a01";
 
-struct Deployed {
-    running: Running<PgEventStore, PgReadModels, JetStreamFeed>,
-    deployment: PgDeployment,
-    router: Router,
-    schema: TestSchema,
-}
-
-/// Migrates a fresh schema and stream, then serves with the relay and every consumer.
-async fn deploy(import: bool) -> Deployed {
-    let schema = TestSchema::new().await;
-    let stream = unique_name("ORDERS");
-    let options = PgOptions::new(schema.url())
-        .schema(schema.name())
-        .nats_url(nats_url().await)
-        .stream(&stream, format!("t.{}", stream.to_lowercase()))
-        .connections(4, 6);
-    let deployment = PgDeployment::connect(options).await.expect("PostgreSQL and NATS");
-    deployment.migrate().await.expect("migrate");
-    let mut serve = PgServe::new(TokenKeys::dev());
-    serve.import_fixture = import;
-    let running = start_postgres(&deployment, serve).await.expect("the app starts");
-    let router = router(running.app.clone());
-    Deployed { running, deployment, router, schema }
-}
-
 impl Deployed {
-    /// Stops the app (no background task may have failed) and deletes the stream.
-    async fn stop(self) {
-        self.running.join().await.expect("every background task ran until shutdown");
-        let jetstream = async_nats::jetstream::new(self.deployment.client.clone());
-        jetstream.delete_stream(&self.deployment.options.stream).await.expect("delete the stream");
-        drop(self.schema);
-    }
-
     /// Runs an ops command, given as `orders …` arguments, through the mounted ops CLI.
     async fn ops(&self, ops: &Ops<PgEventStore>, args: &[&str]) -> (OpsExit, String) {
         let cli = Cli::try_parse_from(std::iter::once("orders").chain(args.iter().copied())).expect("parses");

@@ -2,6 +2,8 @@
 //! router, and polling with a deadline.
 #![allow(dead_code)]
 
+pub mod postgres;
+
 use std::future::Future;
 use std::time::Duration;
 
