@@ -101,6 +101,11 @@ impl RunnerConfig {
         self
     }
 
+    /// Fresh retry delays from `min_backoff` to `max_backoff`.
+    pub(crate) fn retry_delays(&self) -> tidemark::Backoff {
+        tidemark::Backoff::new(self.min_backoff, self.max_backoff)
+    }
+
     /// Sets how often a shared runner rebalances.
     pub fn rebalance_interval(mut self, interval: Duration) -> Self {
         self.rebalance_interval = interval;

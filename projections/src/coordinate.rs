@@ -88,11 +88,11 @@ pub(crate) async fn coordinate<P, R, S, F, C>(
     F: Feed,
 {
     let mut owned: BTreeMap<u32, Running> = BTreeMap::new();
-    let mut failures = 0u32;
+    let mut backoff = shared.config.retry_delays();
     while !shutdown.is_cancelled() {
         match coordinator.join(&shared.consumer).await {
             Ok(mut seat) => {
-                failures = 0;
+                backoff.reset();
                 let result = balance(&shared, &mut seat, &mut owned, &shutdown).await;
                 stop_all(&shared, &mut owned).await;
                 drop(seat);
@@ -109,11 +109,8 @@ pub(crate) async fn coordinate<P, R, S, F, C>(
                 shared.status.failed(e.to_string());
             }
         }
-        failures = failures.saturating_add(1);
-        let delay = shared.config.min_backoff.saturating_mul(2u32.saturating_pow(failures.min(16)));
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(delay.min(shared.config.max_backoff)) => {}
+        if !backoff.pause(shutdown.cancelled()).await {
+            return;
         }
     }
 }

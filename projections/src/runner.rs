@@ -219,22 +219,19 @@ where
     /// failure that may pass (database unreachable) is retried with backoff until
     /// `shutdown`, any other is returned.
     pub async fn run_shared<C: Coordinator>(&self, coordinator: C, shutdown: CancellationToken) -> Result<()> {
-        let config = &self.shared.config;
-        let mut delay = config.min_backoff;
+        let mut backoff = self.shared.config.retry_delays();
         loop {
             match self.prepare_exclusively(&coordinator).await {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && !matches!(e, ProjectionError::Apply { .. }) => {
-                    tracing::warn!(projection = %self.name(), error = %e, ?delay, "preparing failed; retrying");
+                    tracing::warn!(projection = %self.name(), error = %e, "preparing failed; retrying");
                     self.shared.status.failed(e.to_string());
                 }
                 Err(e) => return Err(e),
             }
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                () = tokio::time::sleep(delay) => {}
+            if !backoff.pause(shutdown.cancelled()).await {
+                return Ok(());
             }
-            delay = (delay * 2).min(config.max_backoff);
         }
         let watching = tokio::spawn({
             let (runner, stop) = (self.clone(), shutdown.child_token());
