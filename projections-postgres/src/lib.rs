@@ -7,6 +7,7 @@
 mod coordination;
 mod dead_letters;
 mod error;
+mod pg_admin;
 mod migrations;
 mod pg_documents;
 mod pg_literal;

@@ -58,7 +58,7 @@ pub struct RunnerConfig {
     /// lock (a rebuild, reset or drop waits for it); unused, it is committed after this
     /// time, and the partition's next wait begins nothing unless batches come within it
     /// again. Only read models that say so begin early
-    /// ([`ReadModels::begins_early`](crate::ReadModels::begins_early)).
+    /// ([`BatchOptimisations::begins_early`](crate::BatchOptimisations::begins_early)).
     pub begin_early_for: Duration,
     /// How often a running runner measures its projection's lag (see
     /// [`ProjectionRunner::lag`](crate::ProjectionRunner::lag)) for its status and the lag

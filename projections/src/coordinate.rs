@@ -20,7 +20,8 @@ use crate::error::Result;
 use crate::feed::Feed;
 use crate::partition::{run_partition, Shared};
 use crate::projection::Projection;
-use crate::read_models::ReadModels;
+use crate::admin::ReadModelsAdmin;
+use crate::optimisations::BatchOptimisations;
 
 /// Where runner instances meet to share the partitions of a projection (PostgreSQL
 /// advisory locks in `tidemark-projections-postgres`).
@@ -82,7 +83,7 @@ pub(crate) async fn coordinate<P, R, S, F, C>(
     shutdown: CancellationToken,
 ) where
     C: Coordinator,
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
     F: Feed,
@@ -130,7 +131,7 @@ async fn balance<P, R, S, F>(
     shutdown: &CancellationToken,
 ) -> Result<()>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
     F: Feed,

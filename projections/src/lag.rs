@@ -17,6 +17,7 @@ use serde::Serialize;
 use tidemark::{EventStore, LogPosition, StreamId};
 
 use crate::error::Result;
+use crate::admin::ReadModelsAdmin;
 use crate::read_models::{ReadModels, Seen};
 
 /// Events read from the log per page while measuring.
@@ -100,7 +101,7 @@ pub(crate) async fn measure<R, S>(
     limit: u64,
 ) -> Result<Measured>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin,
     S: EventStore,
 {
     let partitions = partitions.max(1);

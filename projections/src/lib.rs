@@ -7,6 +7,7 @@
 //! the ops CLI is the `cli` feature.
 #![doc = include_str!("../README.md")]
 
+mod admin;
 mod bus;
 mod config;
 mod coordinate;
@@ -14,10 +15,12 @@ mod documents;
 mod error;
 mod feed;
 mod lag;
+mod letters;
 mod memory;
 mod metrics;
 #[cfg(feature = "cli")]
 mod ops;
+mod optimisations;
 mod partition;
 mod projection;
 mod read_models;
@@ -43,9 +46,10 @@ pub use ops::{
     VerifyReport,
 };
 pub use projection::Projection;
-pub use read_models::{
-    CheckedCommit, DeadLetter, DeadLetterStatus, PartitionState, Progress, ReadModels, RogueMessage, Seen,
-};
+pub use admin::ReadModelsAdmin;
+pub use letters::{DeadLetter, DeadLetterStatus, RogueMessage};
+pub use optimisations::{BatchOptimisations, CheckedCommit};
+pub use read_models::{PartitionState, Progress, ReadModels, Seen};
 pub use rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
 pub use runner::ProjectionRunner;
 pub use status::RunnerStatus;

@@ -17,14 +17,16 @@ use crate::lag::{self, Lag};
 use crate::metrics;
 use crate::partition::{run_partition, Shared};
 use crate::projection::Projection;
-use crate::read_models::{DeadLetter, ReadModels, RogueMessage};
+use crate::admin::ReadModelsAdmin;
+use crate::letters::{DeadLetter, RogueMessage};
+use crate::optimisations::BatchOptimisations;
 use crate::rebuild::{rebuild, shadow_name, RebuildOptions, RebuildOutcome, RebuildProgress};
 use crate::status::{RunnerStatus, StatusCell};
 use crate::wait::wait_for_version;
 use crate::worker::{BatchReport, Worker};
 
 /// Runs one projection: takes batches from a [`Feed`], applies them through the
-/// projection in [`ReadModels`] transactions together with each batch's feed cursor, and
+/// projection in [`ReadModels`](crate::ReadModels) transactions together with each batch's feed cursor, and
 /// opens every subscription after the cursor last committed.
 ///
 /// - `run` applies every partition in this process (the embedded mode, one instance).
@@ -53,7 +55,7 @@ impl<P, R, S, F> Clone for ProjectionRunner<P, R, S, F> {
 
 impl<P, R, S, F> ProjectionRunner<P, R, S, F>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
     F: Feed,
