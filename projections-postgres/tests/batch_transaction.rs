@@ -15,6 +15,7 @@ use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{Progress, ReadModels, Seen};
 use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::TestSchema;
+use tidemark_projections::{BatchOptimisations, ReadModelsAdmin};
 
 async fn migrated(schema: &TestSchema) -> PgStoreConfig {
     let config = PgStoreConfig::default().schema(schema.name());
