@@ -14,7 +14,7 @@ use example_orders::runtime::{
 use example_orders::seed::{seed, SeedOptions};
 use tidemark::EventStore;
 use tidemark::LogDiagnostics;
-use tidemark_projections::{DocumentReader, DocumentTx, Feed, Ops, OpsCommand, ReadModels};
+use tidemark_projections::{DocumentReader, DocumentTx, Feed, Ops, OpsCommand, BatchOptimisations, ReadModelsAdmin};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -90,7 +90,7 @@ async fn serve(args: ServeArgs, deployment: &DeploymentArgs) -> anyhow::Result<E
 async fn http<S, R, F>(running: Running<S, R, F>, listener: TcpListener, mode: &str) -> anyhow::Result<ExitCode>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
     R::Tx: DocumentTx,
     F: Feed + Clone,
 {

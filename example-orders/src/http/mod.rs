@@ -17,7 +17,7 @@ use axum::routing::{delete, get, post};
 use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
 use tidemark::EventStore;
-use tidemark_projections::{DocumentReader, ReadModels};
+use tidemark_projections::{DocumentReader, BatchOptimisations, ReadModelsAdmin};
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -38,7 +38,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 pub fn router<S, R>(app: Arc<App<S, R>>) -> Router
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))

@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use tidemark::{Aggregate, EventStore, StreamVersion};
-use tidemark_projections::{DocumentReader, ReadModels};
+use tidemark_projections::{DocumentReader, BatchOptimisations, ReadModelsAdmin};
 use uuid::Uuid;
 
 use super::extract::{Ids, Params};
@@ -101,7 +101,7 @@ async fn on_order<S, R>(
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     let OrderRequest { user, order_id, method, uri, headers, body } = request;
     let ticket = match begin(app, user, &headers, &method, &uri, &body)? {
@@ -135,7 +135,7 @@ macro_rules! order_command {
         ) -> Result<Response, ApiError>
         where
             S: EventStore + Clone + 'static,
-            R: ReadModels + DocumentReader,
+            R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
         {
             let request = OrderRequest { user, order_id, method, uri, headers, body };
             on_order(&app, request, $kind, |$body: &[u8]| $make).await
@@ -178,7 +178,7 @@ pub async fn remove_line<S, R>(
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     let request = OrderRequest { user, order_id, method, uri, headers, body };
     on_order(&app, request, "remove_line", |_| Ok(OrderCommand::RemoveLine { product })).await
@@ -197,7 +197,7 @@ pub async fn ship<S, R>(
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     let request = OrderRequest { user, order_id, method, uri, headers, body };
     on_order(&app, request, "ship", |body| {
@@ -225,7 +225,7 @@ pub async fn get<S, R>(
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     let wait = query
         .wait_ms
@@ -266,7 +266,7 @@ pub async fn list<S, R>(
 ) -> Result<Json<Vec<OrderSummary>>, ApiError>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     Ok(Json(app.customer_orders(&user.name, query.limit()).await?))
 }
