@@ -32,9 +32,9 @@ pub(crate) struct Checked {
 enum Phase<T> {
     #[default]
     Idle,
-    /// `undoable`: the transaction came from `begin_batch`, so the batch may be applied
-    /// before its check and undone.
-    Begun { tx: T, undoable: bool },
+    /// `owned`: the transaction came from `begin_batch` for this batch, which ends it,
+    /// and may apply the batch before its check and undo it; else it is its caller's.
+    Begun { tx: T, owned: bool },
     Applied { tx: T, report: BatchReport },
     Committed(BatchReport),
 }
@@ -57,7 +57,7 @@ impl<T> Batch<T> {
     /// A batch applied inside `tx`, a transaction its caller began and commits (a
     /// rebuild's catch-up): it is never applied before its check.
     pub fn within(partition: u32, tx: T) -> Self {
-        Self { partition, phase: Phase::Begun { tx, undoable: false }, checked: None }
+        Self { partition, phase: Phase::Begun { tx, owned: false }, checked: None }
     }
 
     /// The partition of the batch.
@@ -84,7 +84,7 @@ where
     /// has come (see [`BatchOptimisations::begins_early`]).
     pub(crate) async fn begin(&self, partition: u32) -> Result<Batch<R::Tx>> {
         let tx = self.read_models.begin_batch(&self.name, partition).await?;
-        Ok(Batch { partition, phase: Phase::Begun { tx, undoable: true }, checked: None })
+        Ok(Batch { partition, phase: Phase::Begun { tx, owned: true }, checked: None })
     }
 
     /// Checks `messages` against the store (and reads what they refer to) for an idle
@@ -105,7 +105,7 @@ where
         messages: &[Incoming],
         cursor: Option<FeedCursor>,
     ) -> Result<()> {
-        let (tx, undoable, checked) = match (std::mem::take(&mut batch.phase), batch.checked.take()) {
+        let (tx, owned, checked) = match (std::mem::take(&mut batch.phase), batch.checked.take()) {
             (Phase::Idle, Some(checked)) => {
                 let checked = checked?;
                 (self.read_models.begin_batch(&self.name, batch.partition).await?, true, checked)
@@ -115,17 +115,19 @@ where
                 let (checked, tx) = tokio::join!(self.check_batch(batch.partition, messages), begin);
                 (tx?, true, checked?)
             }
-            (Phase::Begun { tx, undoable }, checked) => {
+            (Phase::Begun { tx, owned }, checked) => {
                 let checked = match checked {
                     Some(checked) => checked,
                     None => self.check_batch(batch.partition, messages).await,
                 };
                 match checked {
-                    Ok(checked) => (tx, undoable, checked),
+                    Ok(checked) => (tx, owned, checked),
                     Err(e) => {
-                        // Nothing was written: the transaction ends cleanly, keeping its
-                        // connection.
-                        let _ = self.read_models.commit(tx).await;
+                        if owned {
+                            // Nothing was written: the transaction ends cleanly, keeping
+                            // its connection.
+                            let _ = self.read_models.commit(tx).await;
+                        }
                         return Err(e);
                     }
                 }
@@ -134,7 +136,7 @@ where
                 return Err(ProjectionError::Config("a batch is applied once"));
             }
         };
-        batch.phase = self.apply_in(tx, undoable, batch.partition, messages, cursor, checked).await?;
+        batch.phase = self.apply_in(tx, owned, batch.partition, messages, cursor, checked).await?;
         Ok(())
     }
 
@@ -177,13 +179,13 @@ where
     }
 
     /// Applies a checked batch in `tx`: first as if it were the next versions of its
-    /// streams, when `undoable` and the backend and projection allow it (see
+    /// streams, when the batch owns `tx` and the backend and projection allow it (see
     /// [`speculate`](Self::speculate)), else, or when that was undone, with the check
     /// first (see [`apply_checked`](Self::apply_checked)).
     async fn apply_in(
         &self,
         mut tx: R::Tx,
-        undoable: bool,
+        owned: bool,
         partition: u32,
         messages: &[Incoming],
         cursor: Option<FeedCursor>,
@@ -192,7 +194,7 @@ where
         let Checked { mut resolved, mut report } = checked;
         let rogue = std::mem::take(&mut resolved.rogue);
         let events = resolved.events(messages);
-        if undoable && rogue.is_empty() {
+        if owned && rogue.is_empty() {
             match self.apply_first(tx, partition, &events, cursor, report).await? {
                 Ok(committed) => return Ok(Phase::Committed(committed)),
                 Err((back, undone)) => (tx, report) = (back, undone),
