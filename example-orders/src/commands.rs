@@ -14,7 +14,7 @@ use example_orders::runtime::{
 use example_orders::seed::{seed, SeedOptions};
 use tidemark::EventStore;
 use tidemark::LogDiagnostics;
-use tidemark_projections::{DocumentReader, DocumentTx, Feed, Ops, OpsCommand, BatchOptimisations, ReadModelsAdmin};
+use tidemark_projections::{BatchOptimisations, DocumentReader, DocumentTx, Feed, Ops, OpsCommand, ReadModelsAdmin};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 

@@ -7,8 +7,8 @@
 mod coordination;
 mod dead_letters;
 mod error;
-mod pg_admin;
 mod migrations;
+mod pg_admin;
 mod pg_documents;
 mod pg_literal;
 mod pg_locks;

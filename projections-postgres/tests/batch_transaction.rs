@@ -12,10 +12,10 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tidemark::{LogPosition, StreamId};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
+use tidemark_projections::{BatchOptimisations, ReadModelsAdmin};
 use tidemark_projections::{Progress, ReadModels, Seen};
 use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::TestSchema;
-use tidemark_projections::{BatchOptimisations, ReadModelsAdmin};
 
 async fn migrated(schema: &TestSchema) -> PgStoreConfig {
     let config = PgStoreConfig::default().schema(schema.name());

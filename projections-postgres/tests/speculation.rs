@@ -18,9 +18,8 @@ use tidemark::{
 };
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
-    BatchOptimisations,
-    ApplyError, CheckedCommit, DocumentReader, DocumentTx, Incoming, MemoryReadModels, Progress, Projection,
-    ProjectionError, ProjectionRunner, ReadModels, ReadModelsAdmin, RunnerConfig, Seen,
+    ApplyError, BatchOptimisations, CheckedCommit, DocumentReader, DocumentTx, Incoming, MemoryReadModels, Progress,
+    Projection, ProjectionError, ProjectionRunner, ReadModels, ReadModelsAdmin, RunnerConfig, Seen,
 };
 use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::TestSchema;

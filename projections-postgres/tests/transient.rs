@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tidemark::{Envelope, EventCodec, EventStore, InMemoryEventStore, LogPosition};
+use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
     ApplyError, DocumentTx, InProcessBus, PoisonPolicy, Projection, ProjectionRunner, ReadModels, RunnerConfig,
 };
-use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::TestSchema;
 use tokio_util::sync::CancellationToken;

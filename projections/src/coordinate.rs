@@ -16,12 +16,12 @@ use tidemark::EventStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::ReadModelsAdmin;
 use crate::error::Result;
 use crate::feed::Feed;
+use crate::optimisations::BatchOptimisations;
 use crate::partition::{run_partition, Shared};
 use crate::projection::Projection;
-use crate::admin::ReadModelsAdmin;
-use crate::optimisations::BatchOptimisations;
 
 /// Where runner instances meet to share the partitions of a projection (PostgreSQL
 /// advisory locks in `tidemark-projections-postgres`).

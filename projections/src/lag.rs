@@ -16,8 +16,8 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tidemark::{EventStore, LogPosition, StreamId};
 
-use crate::error::Result;
 use crate::admin::ReadModelsAdmin;
+use crate::error::Result;
 use crate::read_models::{ReadModels, Seen};
 
 /// Events read from the log per page while measuring.

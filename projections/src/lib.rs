@@ -31,6 +31,7 @@ mod status;
 mod wait;
 mod worker;
 
+pub use admin::ReadModelsAdmin;
 pub use bus::{BusFaults, BusSubscription, InProcessBus};
 pub use config::{PoisonPolicy, RunnerConfig, VersionChange};
 pub use coordinate::{Coordinator, Seat};
@@ -38,6 +39,7 @@ pub use documents::{DocumentReader, DocumentTx};
 pub use error::{check_name, ApplyError, ProjectionError, Result};
 pub use feed::{Delivery, Feed, FeedCursor, Incoming, Subscription};
 pub use lag::Lag;
+pub use letters::{DeadLetter, DeadLetterStatus, RogueMessage};
 pub use memory::{MemoryReadModels, MemoryTx};
 #[cfg(feature = "cli")]
 pub use ops::{
@@ -45,10 +47,8 @@ pub use ops::{
     Output, PartitionView, ProjectionOps, ProjectionState, ProjectionsCommand, StreamCommand, VerifyFailure,
     VerifyReport,
 };
-pub use projection::Projection;
-pub use admin::ReadModelsAdmin;
-pub use letters::{DeadLetter, DeadLetterStatus, RogueMessage};
 pub use optimisations::{BatchOptimisations, CheckedCommit};
+pub use projection::Projection;
 pub use read_models::{PartitionState, Progress, ReadModels, Seen};
 pub use rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
 pub use runner::ProjectionRunner;

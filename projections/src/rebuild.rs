@@ -16,12 +16,12 @@ use std::time::{Duration, Instant};
 use tidemark::{EventStore, LogPosition};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::ReadModelsAdmin;
 use crate::config::PoisonPolicy;
 use crate::error::{ProjectionError, Result};
 use crate::feed::Incoming;
-use crate::projection::Projection;
-use crate::admin::ReadModelsAdmin;
 use crate::optimisations::BatchOptimisations;
+use crate::projection::Projection;
 use crate::read_models::Progress;
 use crate::worker::Batch;
 use crate::worker::Worker;

@@ -9,8 +9,8 @@ use tidemark::{EventIdentity, EventStore, RecordedEvent, StreamId, StreamVersion
 
 use crate::error::Result;
 use crate::feed::Incoming;
-use crate::projection::Projection;
 use crate::letters::RogueMessage;
+use crate::projection::Projection;
 use crate::read_models::ReadModels;
 use crate::worker::{BatchReport, Worker};
 

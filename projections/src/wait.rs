@@ -6,8 +6,8 @@ use tidemark::{StreamId, StreamVersion};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::error::{ProjectionError, Result};
 use crate::admin::ReadModelsAdmin;
+use crate::error::{ProjectionError, Result};
 
 /// How often a wait looks again when nothing in this process signals a commit.
 const POLL: Duration = Duration::from_millis(20);

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use tidemark::{EventStore, Loaded, StreamVersion};
-use tidemark_projections::{wait_for_version, DocumentReader, ProjectionError, BatchOptimisations, ReadModelsAdmin};
+use tidemark_projections::{wait_for_version, BatchOptimisations, DocumentReader, ProjectionError, ReadModelsAdmin};
 use uuid::Uuid;
 
 use super::App;

@@ -9,7 +9,7 @@ use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use tidemark::{Aggregate, EventStore};
-use tidemark_projections::{DocumentReader, BatchOptimisations, ReadModelsAdmin};
+use tidemark_projections::{BatchOptimisations, DocumentReader, ReadModelsAdmin};
 use uuid::Uuid;
 
 use super::auth::Admin;

@@ -17,7 +17,7 @@ use axum::routing::{delete, get, post};
 use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
 use tidemark::EventStore;
-use tidemark_projections::{DocumentReader, BatchOptimisations, ReadModelsAdmin};
+use tidemark_projections::{BatchOptimisations, DocumentReader, ReadModelsAdmin};
 
 use crate::app::App;
 use crate::error::ApiError;

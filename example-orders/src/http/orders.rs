@@ -10,7 +10,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use tidemark::{Aggregate, EventStore, StreamVersion};
-use tidemark_projections::{DocumentReader, BatchOptimisations, ReadModelsAdmin};
+use tidemark_projections::{BatchOptimisations, DocumentReader, ReadModelsAdmin};
 use uuid::Uuid;
 
 use super::extract::{Ids, Params};

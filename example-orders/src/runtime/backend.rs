@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tidemark::EventStore;
 use tidemark::LogDiagnostics;
-use tidemark_projections::{DocumentReader, DocumentTx, Feed, InProcessBus, Ops, BatchOptimisations, ReadModelsAdmin};
+use tidemark_projections::{BatchOptimisations, DocumentReader, DocumentTx, Feed, InProcessBus, Ops, ReadModelsAdmin};
 use tokio_util::sync::CancellationToken;
 
 use super::runners::{Handlers, Role, RunMode, Runners};

@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tidemark::LogDiagnostics;
 use tidemark::{CommandHandler, EventStore};
 use tidemark_projections::{
-    DocumentTx, Feed, Ops, PoisonPolicy, Projection, ProjectionError, ProjectionRunner, BatchOptimisations, ReadModelsAdmin, RunnerConfig,
+    BatchOptimisations, DocumentTx, Feed, Ops, PoisonPolicy, Projection, ProjectionError, ProjectionRunner,
+    ReadModelsAdmin, RunnerConfig,
 };
 use tidemark_projections_postgres::Coordination;
 use tokio_util::sync::CancellationToken;

@@ -241,7 +241,6 @@ impl BatchOptimisations for MemoryReadModels {
     }
 }
 
-
 /// The cursor a partition keeps when a batch records `new`: the later of the two within
 /// one epoch; a cursor of a new epoch replaces the old one.
 pub(crate) fn later_cursor(saved: Option<FeedCursor>, new: Option<FeedCursor>) -> Option<FeedCursor> {

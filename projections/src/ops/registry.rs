@@ -6,13 +6,13 @@ use std::pin::Pin;
 use serde::Serialize;
 use tidemark::{EventStore, LogPosition, StreamId};
 
+use crate::admin::ReadModelsAdmin;
 use crate::error::Result;
 use crate::feed::Feed;
 use crate::lag::Lag;
-use crate::projection::Projection;
-use crate::admin::ReadModelsAdmin;
 use crate::letters::{DeadLetter, DeadLetterStatus, RogueMessage};
 use crate::optimisations::BatchOptimisations;
+use crate::projection::Projection;
 use crate::read_models::Seen;
 use crate::rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
 use crate::runner::ProjectionRunner;

@@ -34,8 +34,14 @@ enum Phase<T> {
     Idle,
     /// `owned`: the transaction came from `begin_batch` for this batch, which ends it,
     /// and may apply the batch before its check and undo it; else it is its caller's.
-    Begun { tx: T, owned: bool },
-    Applied { tx: T, report: BatchReport },
+    Begun {
+        tx: T,
+        owned: bool,
+    },
+    Applied {
+        tx: T,
+        report: BatchReport,
+    },
     Committed(BatchReport),
 }
 
@@ -105,6 +111,9 @@ where
         messages: &[Incoming],
         cursor: Option<FeedCursor>,
     ) -> Result<()> {
+        if matches!(batch.phase, Phase::Applied { .. } | Phase::Committed(_)) {
+            return Err(ProjectionError::Config("a batch is applied once"));
+        }
         let (tx, owned, checked) = match (std::mem::take(&mut batch.phase), batch.checked.take()) {
             (Phase::Idle, Some(checked)) => {
                 let checked = checked?;
@@ -132,7 +141,8 @@ where
                     }
                 }
             }
-            (Phase::Applied { .. } | Phase::Committed(_), _) => {
+            (phase @ (Phase::Applied { .. } | Phase::Committed(_)), _) => {
+                batch.phase = phase;
                 return Err(ProjectionError::Config("a batch is applied once"));
             }
         };

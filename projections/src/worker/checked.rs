@@ -78,7 +78,8 @@ where
         let version = event.stream_version.0;
         let from = StreamVersion(last + 1);
         let missing = usize::try_from(version - from.0).unwrap_or(usize::MAX);
-        let lost = if missing > 0 { self.store.read_stream(&event.stream_id, from, missing).await? } else { Vec::new() };
+        let lost =
+            if missing > 0 { self.store.read_stream(&event.stream_id, from, missing).await? } else { Vec::new() };
         let earlier = lost.iter().take_while(|e| e.stream_version.0 < version);
         let why = || "parked behind an earlier event of its stream".to_owned();
         Ok(earlier.chain([event]).map(|e| dead_letter(e, DeadLetterStatus::Parked, why())).collect())

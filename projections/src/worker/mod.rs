@@ -8,6 +8,8 @@ mod checked;
 mod isolate;
 mod operator;
 mod speculate;
+#[cfg(test)]
+mod tests;
 
 use std::sync::atomic::AtomicU32;
 use std::sync::Arc;
