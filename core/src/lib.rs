@@ -8,6 +8,7 @@
 #![doc = include_str!("../README.md")]
 
 mod aggregate;
+mod backoff;
 mod cache;
 mod codec;
 mod command;
@@ -25,6 +26,7 @@ mod testing;
 mod version;
 
 pub use aggregate::Aggregate;
+pub use backoff::Backoff;
 pub use codec::{EventCodec, RegistryError, Upcast, Upcasters};
 pub use command::{
     CommandError, CommandHandler, CommandOptions, HandlerConfig, Loaded, SnapshotPolicy, DEFAULT_CACHE_CAPACITY,

@@ -16,7 +16,7 @@ use example_orders::runtime::{
 use example_orders::seed::{seed, SeedOptions};
 use tidemark::EventStore;
 use tidemark::LogDiagnostics;
-use tidemark_projections::{DocumentReader, DocumentTx, Feed, Ops, OpsCommand, ReadModels};
+use tidemark_projections::{BatchOptimisations, DocumentReader, DocumentTx, Feed, Ops, OpsCommand, ReadModelsAdmin};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -118,7 +118,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 async fn http<S, R, F>(running: Running<S, R, F>, listener: TcpListener, mode: &str) -> anyhow::Result<ExitCode>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
     R::Tx: DocumentTx,
     F: Feed + Clone,
 {

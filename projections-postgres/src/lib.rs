@@ -8,6 +8,7 @@ mod coordination;
 mod dead_letters;
 mod error;
 mod migrations;
+mod pg_admin;
 mod pg_documents;
 mod pg_literal;
 mod pg_locks;

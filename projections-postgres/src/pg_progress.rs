@@ -99,7 +99,7 @@ impl PgReadModels {
         self.record_letters(tx, batch.projection, batch.progress).await
     }
 
-    /// Checks and records a batch's progress in one statement ([`ReadModels::record_if_seen`]).
+    /// Checks and records a batch's progress in one statement ([`BatchOptimisations::record_if_seen`](tidemark_projections::BatchOptimisations::record_if_seen)).
     pub(crate) async fn record_checked(&self, tx: &mut PgTx, batch: Recording<'_>, expected: &[u64]) -> Result<bool> {
         // One statement checks and records. Each stream's stored version is read with one
         // index probe (a join of the batch's streams with `projection_streams` got a
@@ -143,7 +143,7 @@ impl PgReadModels {
         Ok(recorded)
     }
 
-    /// Checks, records and commits a batch in one round trip ([`ReadModels::commit_if_seen`]):
+    /// Checks, records and commits a batch in one round trip ([`BatchOptimisations::commit_if_seen`](tidemark_projections::BatchOptimisations::commit_if_seen)):
     /// the function of migration 0009, the savepoint's release and the `COMMIT`, as one
     /// simple query with the batch's values written out. A batch with dead letters or rogue
     /// messages (never one applied before its check), or a transaction with no savepoint to

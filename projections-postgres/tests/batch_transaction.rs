@@ -12,6 +12,7 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
 use tidemark::{LogPosition, StreamId};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
+use tidemark_projections::{BatchOptimisations, ReadModelsAdmin};
 use tidemark_projections::{Progress, ReadModels, Seen};
 use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::TestSchema;

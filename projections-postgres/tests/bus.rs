@@ -8,12 +8,12 @@ use std::time::Duration;
 
 use tidemark::{EventStore, InMemoryEventStore, LogPosition, StreamVersion};
 use tidemark_projections::{
-    BusFaults, InProcessBus, MemoryReadModels, ProjectionError, ProjectionRunner, ReadModels as _, RunnerConfig,
-    VersionChange,
+    BusFaults, InProcessBus, MemoryReadModels, ProjectionError, ProjectionRunner, RunnerConfig, VersionChange,
 };
 use tokio_util::sync::CancellationToken;
 
 use support::{append_rounds, read_log, replay, tallies, TallyProjection};
+use tidemark_projections::ReadModelsAdmin;
 
 /// A runner whose read model is set up (so events appended before it starts reach it
 /// through the bus, not through the initial build from the log).

@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 
 use support::scripted::Scripted;
 use support::{events, read_log, stream, LedgerEvent};
+use tidemark_projections::{BatchOptimisations, ReadModelsAdmin};
 
 /// Keeps, per stream, when the transaction that applied its last event began.
 struct Stamp {

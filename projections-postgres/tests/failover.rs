@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 
 use support::nats::{spawn_relay, spawn_runner, Bench};
 use support::{events, read_log, replay, tallies, LedgerEvent, TallyProjection};
+use tidemark_projections::ReadModelsAdmin;
 
 /// How soon the next owner must have applied what the dead one held. The old durable
 /// consumers made it wait for the consumer's `ack_wait` (30 s by default).

@@ -11,6 +11,7 @@ use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::TestSchema;
 
 use support::TallyProjection;
+use tidemark_projections::ReadModelsAdmin;
 
 const HOSTILE: [&str; 5] = [
     "x\"; DROP TABLE canary; --",

@@ -179,7 +179,7 @@ async fn claim_seen<R: tidemark_projections::ReadModels>(
 async fn audit_finds_what_is_behind_missing_and_ahead<S, R>(ops: &Ops<S>, store: &S, read_models: &R)
 where
     S: EventStore + tidemark::LogDiagnostics + Clone + 'static,
-    R: tidemark_projections::ReadModels,
+    R: tidemark_projections::ReadModelsAdmin,
 {
     let run = |args: &'static [&'static str]| async move {
         let cli = Cli::try_parse_from(std::iter::once("app").chain(args.iter().copied())).expect("valid arguments");

@@ -7,7 +7,7 @@ mod support;
 
 use tidemark::{LogPosition, StreamId};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
-use tidemark_projections::{PartitionState, Progress, ReadModels, Seen};
+use tidemark_projections::{PartitionState, Progress, ReadModels, ReadModelsAdmin, Seen};
 use tidemark_projections_postgres::{PgReadModels, PgTx};
 use tidemark_testkit::TestSchema;
 use tokio::task::JoinHandle;

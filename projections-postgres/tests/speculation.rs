@@ -18,8 +18,8 @@ use tidemark::{
 };
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
-    ApplyError, CheckedCommit, DocumentReader, DocumentTx, Incoming, MemoryReadModels, Progress, Projection,
-    ProjectionError, ProjectionRunner, ReadModels, RunnerConfig, Seen,
+    ApplyError, BatchOptimisations, CheckedCommit, DocumentReader, DocumentTx, Incoming, MemoryReadModels, Progress,
+    Projection, ProjectionError, ProjectionRunner, ReadModels, ReadModelsAdmin, RunnerConfig, Seen,
 };
 use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::TestSchema;
@@ -124,7 +124,7 @@ struct Run {
 /// 5. `b3`, new.
 async fn scenario<R, S>(projection: Counter, read_models: R, store: S) -> Run
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     R::Tx: DocumentTx,
     S: EventStore + Clone + 'static,
 {
@@ -270,7 +270,7 @@ fn progress(streams: Vec<Recorded<'_>>, position: u64) -> Progress {
 }
 
 /// Creates `projection`'s namespace.
-async fn set_up<R: ReadModels>(models: &R, projection: &str) {
+async fn set_up<R: ReadModelsAdmin>(models: &R, projection: &str) {
     let mut tx = models.begin().await.expect("begin");
     models.create_namespace(&mut tx, projection).await.expect("namespace");
     models.commit(tx).await.expect("commit");
@@ -279,7 +279,7 @@ async fn set_up<R: ReadModels>(models: &R, projection: &str) {
 /// How both direct tests end: only the notes `first` and `kept` were committed, each
 /// stream was last seen at its version, and the partition counted four events (two
 /// batches of the test and one record) and stands at position 30.
-async fn assert_kept<R: ReadModels + DocumentReader>(models: &R, projection: &str, seen: [(&StreamId, u64); 3]) {
+async fn assert_kept<R: ReadModelsAdmin + DocumentReader>(models: &R, projection: &str, seen: [(&StreamId, u64); 3]) {
     let notes: Vec<String> =
         models.documents(projection, "notes", "", 10).await.expect("documents").into_iter().map(|(k, _)| k).collect();
     assert_eq!(notes, ["first", "kept"]);
@@ -297,7 +297,7 @@ async fn assert_kept<R: ReadModels + DocumentReader>(models: &R, projection: &st
 /// lets through, and that an undone batch keeps its lock and loses its writes.
 async fn check_and_undo<R>(models: &R)
 where
-    R: ReadModels + DocumentReader,
+    R: BatchOptimisations + ReadModelsAdmin + DocumentReader,
     R::Tx: DocumentTx,
 {
     let [a, b, c] = ["a-1", "b-1", "c-1"].map(|id| StreamId::new(id).expect("id"));
@@ -362,7 +362,7 @@ async fn memory_checks_expected_versions_and_undoes_a_refused_batch() {
 /// and comes back open, to undo and go on with; one as expected is recorded and committed.
 async fn commit_or_give_back<R>(models: &R, projection: &str)
 where
-    R: ReadModels + DocumentReader,
+    R: BatchOptimisations + ReadModelsAdmin + DocumentReader,
     R::Tx: DocumentTx,
 {
     let [a, b, c] = ["a-1", "b-1", "c-1"].map(|id| StreamId::new(id).expect("id"));

@@ -1,6 +1,7 @@
 //! A read-model database that goes away while a projection applies (its `apply` fails with
 //! a transient sqlx error) is not the event's fault: the batch is retried, however often,
-//! and the event is never parked as poison.
+//! and the event is never parked as poison. Telling such an error apart is the backend's
+//! part (`ReadModels::is_unavailable`), so the read models are PostgreSQL's.
 
 mod support;
 
@@ -8,10 +9,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use tidemark::{Envelope, EventCodec, EventStore, InMemoryEventStore, LogPosition};
+use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
-    ApplyError, DocumentTx, InProcessBus, MemoryReadModels, PoisonPolicy, Projection, ProjectionRunner, ReadModels,
-    RunnerConfig,
+    ApplyError, DocumentTx, InProcessBus, PoisonPolicy, Projection, ProjectionRunner, ReadModels, RunnerConfig,
 };
+use tidemark_projections_postgres::PgReadModels;
+use tidemark_testkit::TestSchema;
 use tokio_util::sync::CancellationToken;
 
 use support::{read_log, replay, tallies, LedgerEvent, TallyProjection};
@@ -55,7 +58,12 @@ where
 async fn an_outage_during_apply_is_retried_and_never_parks_the_event() {
     let store = InMemoryEventStore::new();
     let bus = InProcessBus::new(1).expect("bus");
-    let read_models = MemoryReadModels::new();
+    let schema = TestSchema::new().await;
+    let config = PgStoreConfig::default().schema(schema.name());
+    let pg = PgEventStore::from_pool(schema.pool().clone(), config).expect("pg store");
+    pg.migrate().await.expect("migrate");
+    let read_models = PgReadModels::new(&pg);
+    read_models.migrate().await.expect("projection migrations");
     // Far more failures than the three attempts after which a failing event would park.
     let projection =
         Flaky { inner: TallyProjection::new("flaky"), outages: AtomicU32::new(12), failed: AtomicU32::new(0) };

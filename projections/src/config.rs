@@ -58,7 +58,7 @@ pub struct RunnerConfig {
     /// lock (a rebuild, reset or drop waits for it); unused, it is committed after this
     /// time, and the partition's next wait begins nothing unless batches come within it
     /// again. Only read models that say so begin early
-    /// ([`ReadModels::begins_early`](crate::ReadModels::begins_early)).
+    /// ([`BatchOptimisations::begins_early`](crate::BatchOptimisations::begins_early)).
     pub begin_early_for: Duration,
     /// How often a running runner measures its projection's lag (see
     /// [`ProjectionRunner::lag`](crate::ProjectionRunner::lag)) for its status and the lag
@@ -99,6 +99,11 @@ impl RunnerConfig {
         self.min_backoff = min;
         self.max_backoff = max.max(min);
         self
+    }
+
+    /// Fresh retry delays from `min_backoff` to `max_backoff`.
+    pub(crate) fn retry_delays(&self) -> tidemark::Backoff {
+        tidemark::Backoff::new(self.min_backoff, self.max_backoff)
     }
 
     /// Sets how often a shared runner rebalances.

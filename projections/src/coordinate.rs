@@ -16,11 +16,12 @@ use tidemark::EventStore;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::ReadModelsAdmin;
 use crate::error::Result;
 use crate::feed::Feed;
+use crate::optimisations::BatchOptimisations;
 use crate::partition::{run_partition, Shared};
 use crate::projection::Projection;
-use crate::read_models::ReadModels;
 
 /// Where runner instances meet to share the partitions of a projection (PostgreSQL
 /// advisory locks in `tidemark-projections-postgres`).
@@ -82,17 +83,17 @@ pub(crate) async fn coordinate<P, R, S, F, C>(
     shutdown: CancellationToken,
 ) where
     C: Coordinator,
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
     F: Feed,
 {
     let mut owned: BTreeMap<u32, Running> = BTreeMap::new();
-    let mut failures = 0u32;
+    let mut backoff = shared.config.retry_delays();
     while !shutdown.is_cancelled() {
         match coordinator.join(&shared.consumer).await {
             Ok(mut seat) => {
-                failures = 0;
+                backoff.reset();
                 let result = balance(&shared, &mut seat, &mut owned, &shutdown).await;
                 stop_all(&shared, &mut owned).await;
                 drop(seat);
@@ -109,11 +110,8 @@ pub(crate) async fn coordinate<P, R, S, F, C>(
                 shared.status.failed(e.to_string());
             }
         }
-        failures = failures.saturating_add(1);
-        let delay = shared.config.min_backoff.saturating_mul(2u32.saturating_pow(failures.min(16)));
-        tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = tokio::time::sleep(delay.min(shared.config.max_backoff)) => {}
+        if !backoff.pause(shutdown.cancelled()).await {
+            return;
         }
     }
 }
@@ -133,7 +131,7 @@ async fn balance<P, R, S, F>(
     shutdown: &CancellationToken,
 ) -> Result<()>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
     F: Feed,

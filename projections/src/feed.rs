@@ -8,7 +8,7 @@ use std::future::Future;
 use tidemark::{EventId, RecordedEvent, StreamId, StreamVersion};
 
 use crate::error::Result;
-use crate::read_models::RogueMessage;
+use crate::letters::RogueMessage;
 
 /// One delivered message, as the runner sees it.
 #[derive(Debug, Clone)]

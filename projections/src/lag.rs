@@ -16,6 +16,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tidemark::{EventStore, LogPosition, StreamId};
 
+use crate::admin::ReadModelsAdmin;
 use crate::error::Result;
 use crate::read_models::{ReadModels, Seen};
 
@@ -100,7 +101,7 @@ pub(crate) async fn measure<R, S>(
     limit: u64,
 ) -> Result<Measured>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin,
     S: EventStore,
 {
     let partitions = partitions.max(1);

@@ -7,6 +7,7 @@
 //! the ops CLI is the `cli` feature.
 #![doc = include_str!("../README.md")]
 
+mod admin;
 mod bus;
 mod config;
 mod coordinate;
@@ -14,10 +15,12 @@ mod documents;
 mod error;
 mod feed;
 mod lag;
+mod letters;
 mod memory;
 mod metrics;
 #[cfg(feature = "cli")]
 mod ops;
+mod optimisations;
 mod partition;
 mod projection;
 mod read_models;
@@ -28,6 +31,7 @@ mod status;
 mod wait;
 mod worker;
 
+pub use admin::ReadModelsAdmin;
 pub use bus::{BusFaults, BusSubscription, InProcessBus};
 pub use config::{PoisonPolicy, RunnerConfig, VersionChange};
 pub use coordinate::{Coordinator, Seat};
@@ -35,6 +39,7 @@ pub use documents::{DocumentReader, DocumentTx};
 pub use error::{check_name, is_connection_loss, ApplyError, ProjectionError, Result};
 pub use feed::{Delivery, Feed, FeedCursor, Incoming, Subscription};
 pub use lag::Lag;
+pub use letters::{DeadLetter, DeadLetterStatus, RogueMessage};
 pub use memory::{MemoryReadModels, MemoryTx};
 #[cfg(feature = "cli")]
 pub use ops::{
@@ -42,10 +47,9 @@ pub use ops::{
     Output, PartitionView, ProjectionOps, ProjectionState, ProjectionsCommand, StreamCommand, VerifyFailure,
     VerifyReport,
 };
+pub use optimisations::{BatchOptimisations, CheckedCommit};
 pub use projection::Projection;
-pub use read_models::{
-    CheckedCommit, DeadLetter, DeadLetterStatus, PartitionState, Progress, ReadModels, RogueMessage, Seen,
-};
+pub use read_models::{PartitionState, Progress, ReadModels, Seen};
 pub use rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
 pub use runner::ProjectionRunner;
 pub use status::RunnerStatus;

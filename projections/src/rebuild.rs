@@ -16,11 +16,14 @@ use std::time::{Duration, Instant};
 use tidemark::{EventStore, LogPosition};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::ReadModelsAdmin;
 use crate::config::PoisonPolicy;
 use crate::error::{ProjectionError, Result};
 use crate::feed::Incoming;
+use crate::optimisations::BatchOptimisations;
 use crate::projection::Projection;
-use crate::read_models::{Progress, ReadModels};
+use crate::read_models::Progress;
+use crate::worker::Batch;
 use crate::worker::Worker;
 
 /// How a rebuild goes.
@@ -128,7 +131,7 @@ pub(crate) async fn rebuild<P, R, S>(
     progress: &mut (dyn FnMut(&RebuildProgress) + Send),
 ) -> Result<RebuildOutcome>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
 {
@@ -179,13 +182,13 @@ where
 /// runner would.
 async fn apply<P, R, S>(shadow: &Worker<P, R, S>, incoming: &[Incoming], policy: PoisonPolicy) -> Result<()>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
 {
-    match shadow.apply_batch(0, incoming, None).await {
+    match shadow.apply_and_commit(0, incoming, None).await {
         Err(ProjectionError::Apply { .. }) if policy != PoisonPolicy::Halt => {
-            shadow.isolated(0, incoming, &[], policy).await.map(|_| ())
+            shadow.apply_one_by_one(0, incoming, &[], policy).await.map(|_| ())
         }
         other => other.map(|_| ()),
     }
@@ -202,7 +205,7 @@ async fn swap<P, R, S>(
     report: &mut RebuildProgress,
 ) -> Result<bool>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
 {
@@ -221,7 +224,9 @@ where
         let Some(last) = batch.last().map(|e| e.position) else { break };
         report.events += batch.len() as u64;
         let incoming: Vec<Incoming> = batch.into_iter().map(Incoming::Stored).collect();
-        shadow.apply_in(&mut tx, 0, &incoming).await?;
+        let mut batch = Batch::within(0, tx);
+        shadow.apply(&mut batch, &incoming, None).await?;
+        tx = batch.into_tx()?;
         report.position = last;
     }
     read_models.swap(&mut tx, &live.name, &shadow.name, version).await?;
@@ -233,7 +238,7 @@ where
     Ok(true)
 }
 
-async fn drop_shadow<P, R: ReadModels, S>(shadow: &Worker<P, R, S>) -> Result<()> {
+async fn drop_shadow<P, R: ReadModelsAdmin, S>(shadow: &Worker<P, R, S>) -> Result<()> {
     let mut tx = shadow.read_models.begin().await?;
     shadow.read_models.drop_projection(&mut tx, &shadow.name).await?;
     shadow.read_models.commit(tx).await

@@ -9,8 +9,9 @@ use tidemark::{EventIdentity, EventStore, RecordedEvent, StreamId, StreamVersion
 
 use crate::error::Result;
 use crate::feed::Incoming;
+use crate::letters::RogueMessage;
 use crate::projection::Projection;
-use crate::read_models::{ReadModels, RogueMessage};
+use crate::read_models::ReadModels;
 use crate::worker::{BatchReport, Worker};
 
 /// What a batch resolved to: the events to take in, in delivery order, and the rogue

@@ -9,22 +9,24 @@ use std::time::Duration;
 use tidemark::{AppendOutcome, EventStore, StreamId, StreamVersion};
 use tokio_util::sync::CancellationToken;
 
+use crate::admin::ReadModelsAdmin;
 use crate::config::{RunnerConfig, VersionChange};
 use crate::coordinate::{coordinate, Coordinator};
 use crate::error::{check_name, ProjectionError, Result};
 use crate::feed::Feed;
 use crate::lag::{self, Lag};
+use crate::letters::{DeadLetter, RogueMessage};
 use crate::metrics;
+use crate::optimisations::BatchOptimisations;
 use crate::partition::{run_partition, Shared};
 use crate::projection::Projection;
-use crate::read_models::{DeadLetter, ReadModels, RogueMessage};
 use crate::rebuild::{rebuild, shadow_name, RebuildOptions, RebuildOutcome, RebuildProgress};
 use crate::status::{RunnerStatus, StatusCell};
 use crate::wait::wait_for_version;
 use crate::worker::{BatchReport, Worker};
 
 /// Runs one projection: takes batches from a [`Feed`], applies them through the
-/// projection in [`ReadModels`] transactions together with each batch's feed cursor, and
+/// projection in [`ReadModels`](crate::ReadModels) transactions together with each batch's feed cursor, and
 /// opens every subscription after the cursor last committed.
 ///
 /// - `run` applies every partition in this process (the embedded mode, one instance).
@@ -53,7 +55,7 @@ impl<P, R, S, F> Clone for ProjectionRunner<P, R, S, F> {
 
 impl<P, R, S, F> ProjectionRunner<P, R, S, F>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
     F: Feed,
@@ -194,7 +196,10 @@ where
 
     /// Applies every partition in this process until `shutdown`.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<()> {
-        self.prepare().await?;
+        // Boxed here and below: the futures of a rebuild and of the partition loops are
+        // deep types, and a caller spawning `run` would otherwise need a higher
+        // `recursion_limit` to compute its future's layout.
+        Box::pin(self.prepare()).await?;
         let stop = shutdown.child_token();
         let mut tasks = tokio::task::JoinSet::new();
         tasks.spawn({
@@ -219,28 +224,25 @@ where
     /// failure that may pass (database unreachable) is retried with backoff until
     /// `shutdown`, any other is returned.
     pub async fn run_shared<C: Coordinator>(&self, coordinator: C, shutdown: CancellationToken) -> Result<()> {
-        let config = &self.shared.config;
-        let mut delay = config.min_backoff;
+        let mut backoff = self.shared.config.retry_delays();
         loop {
             match self.prepare_exclusively(&coordinator).await {
                 Ok(()) => break,
                 Err(e) if e.is_retryable() && !matches!(e, ProjectionError::Apply { .. }) => {
-                    tracing::warn!(projection = %self.name(), error = %e, ?delay, "preparing failed; retrying");
+                    tracing::warn!(projection = %self.name(), error = %e, "preparing failed; retrying");
                     self.shared.status.failed(e.to_string());
                 }
                 Err(e) => return Err(e),
             }
-            tokio::select! {
-                () = shutdown.cancelled() => return Ok(()),
-                () = tokio::time::sleep(delay) => {}
+            if !backoff.pause(shutdown.cancelled()).await {
+                return Ok(());
             }
-            delay = (delay * 2).min(config.max_backoff);
         }
         let watching = tokio::spawn({
             let (runner, stop) = (self.clone(), shutdown.child_token());
             async move { runner.watch_lag(stop).await }
         });
-        coordinate(self.shared.clone(), coordinator, shutdown).await;
+        Box::pin(coordinate(self.shared.clone(), coordinator, shutdown)).await;
         watching.abort();
         Ok(())
     }
@@ -248,7 +250,7 @@ where
     /// One instance prepares (perhaps rebuilds); the others wait, then find it ready.
     async fn prepare_exclusively<C: Coordinator>(&self, coordinator: &C) -> Result<()> {
         let guard = coordinator.exclusive("prepare", &self.shared.consumer).await?;
-        let prepared = self.prepare().await;
+        let prepared = Box::pin(self.prepare()).await;
         drop(guard);
         prepared
     }

@@ -6,8 +6,8 @@ use tidemark::{StreamId, StreamVersion};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::admin::ReadModelsAdmin;
 use crate::error::{ProjectionError, Result};
-use crate::read_models::ReadModels;
 
 /// How often a wait looks again when nothing in this process signals a commit.
 const POLL: Duration = Duration::from_millis(20);
@@ -15,7 +15,7 @@ const POLL: Duration = Duration::from_millis(20);
 /// Waits until `projection` (running in this process or elsewhere) has seen `stream` at
 /// `version` or later, or `timeout` passes. `commits`, when the runner is in this
 /// process, wakes the wait at each commit; otherwise it polls every 20 ms.
-pub async fn wait_for_version<R: ReadModels>(
+pub async fn wait_for_version<R: ReadModelsAdmin>(
     read_models: &R,
     projection: &str,
     stream: &StreamId,

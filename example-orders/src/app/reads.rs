@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use tidemark::{EventStore, Loaded, StreamVersion};
-use tidemark_projections::{wait_for_version, DocumentReader, ProjectionError, ReadModels};
+use tidemark_projections::{wait_for_version, BatchOptimisations, DocumentReader, ProjectionError, ReadModelsAdmin};
 use uuid::Uuid;
 
 use super::App;
@@ -33,7 +33,7 @@ fn parse<T: DeserializeOwned>(value: serde_json::Value) -> Result<T, ApiError> {
 impl<S, R> App<S, R>
 where
     S: EventStore,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     /// The order as the store has it, if `user` may act on it (its customer, or an admin).
     pub async fn owned_order(&self, user: &User, order_id: Uuid) -> Result<Loaded<Order>, ApiError> {

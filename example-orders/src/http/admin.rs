@@ -7,7 +7,7 @@ use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
 use tidemark::EventStore;
-use tidemark_projections::{DocumentReader, ReadModels};
+use tidemark_projections::{BatchOptimisations, DocumentReader, ReadModelsAdmin};
 use uuid::Uuid;
 
 use super::auth::Admin;
@@ -38,7 +38,7 @@ pub async fn sales<S, R>(
 ) -> Result<Json<Vec<SalesDay>>, ApiError>
 where
     S: EventStore,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     let prefix = query.product.map(|p| format!("{p}/")).unwrap_or_default();
     let limit = ListQuery::with_limit(query.limit).limit();
@@ -53,7 +53,7 @@ pub async fn fulfilments<S, R>(
 ) -> Result<Json<Vec<QueuedFulfilment>>, ApiError>
 where
     S: EventStore,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     Ok(Json(app.fulfilment_queue(query.limit()).await?))
 }

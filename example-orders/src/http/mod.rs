@@ -20,7 +20,7 @@ use axum::routing::{delete, get, post};
 use axum::{middleware, Json, Router};
 use serde::de::DeserializeOwned;
 use tidemark::EventStore;
-use tidemark_projections::{DocumentReader, ReadModels};
+use tidemark_projections::{BatchOptimisations, DocumentReader, ReadModelsAdmin};
 
 use self::bodies::{CancelBody, ConfirmBody, PayBody};
 use crate::app::App;
@@ -45,7 +45,7 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
 pub fn router<S, R>(app: Arc<App<S, R>>) -> Router
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))

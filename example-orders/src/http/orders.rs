@@ -9,7 +9,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 use tidemark::{EventStore, StreamVersion};
-use tidemark_projections::{DocumentReader, ReadModels};
+use tidemark_projections::{BatchOptimisations, DocumentReader, ReadModelsAdmin};
 use uuid::Uuid;
 
 use super::auth::Admin;
@@ -50,7 +50,7 @@ async fn on_order<S, R>(
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     let loaded = app.owned_order(&request.user, order_id).await?;
     request.run(app, Target::order(kind, order_id), &loaded.state, loaded.version).await
@@ -65,7 +65,7 @@ pub async fn command<S, R, B>(
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
     B: OrderBody,
 {
     on_order(&app, B::KIND, order_id, request.map(B::command)).await
@@ -79,7 +79,7 @@ pub async fn remove_line<S, R>(
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     on_order(&app, "remove_line", order_id, request.map(|_| OrderCommand::RemoveLine { product })).await
 }
@@ -94,7 +94,7 @@ pub async fn ship<S, R>(
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     tracing::info!(admin = %admin.name, %order_id, "shipping an order by hand");
     on_order(&app, "ship", order_id, request.map(OrderCommand::from)).await
@@ -118,7 +118,7 @@ pub async fn get<S, R>(
 ) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     let wait = query
         .wait_ms
@@ -159,7 +159,7 @@ pub async fn list<S, R>(
 ) -> Result<Json<Vec<OrderSummary>>, ApiError>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
 {
     Ok(Json(app.customer_orders(&user.name, query.limit()).await?))
 }

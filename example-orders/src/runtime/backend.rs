@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tidemark::EventStore;
 use tidemark::LogDiagnostics;
-use tidemark_projections::{DocumentReader, DocumentTx, Feed, InProcessBus, Ops, ReadModels};
+use tidemark_projections::{BatchOptimisations, DocumentReader, DocumentTx, Feed, InProcessBus, Ops, ReadModelsAdmin};
 use tokio_util::sync::CancellationToken;
 
 use super::runners::{Handlers, Role, RunMode, Runners};
@@ -30,7 +30,7 @@ pub struct Backend<S, R, F> {
 impl<S, R, F> Backend<S, R, F>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels + DocumentReader,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
     R::Tx: DocumentTx,
     F: Feed + Clone,
 {
@@ -104,7 +104,7 @@ pub struct Background<S: EventStore, R, F> {
 impl<S, R, F> Background<S, R, F>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     R::Tx: DocumentTx,
     F: Feed + Clone,
 {

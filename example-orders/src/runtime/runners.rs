@@ -7,7 +7,8 @@ use std::sync::Arc;
 use tidemark::LogDiagnostics;
 use tidemark::{CommandHandler, EventStore};
 use tidemark_projections::{
-    DocumentTx, Feed, Ops, PoisonPolicy, Projection, ProjectionError, ProjectionRunner, ReadModels, RunnerConfig,
+    BatchOptimisations, DocumentTx, Feed, Ops, PoisonPolicy, Projection, ProjectionError, ProjectionRunner,
+    ReadModelsAdmin, RunnerConfig,
 };
 use tidemark_projections_postgres::Coordination;
 use tokio_util::sync::CancellationToken;
@@ -113,7 +114,7 @@ fn runner<P, R, S, F>(
     config: RunnerConfig,
 ) -> Result<ProjectionRunner<P, R, S, F>, ProjectionError>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + Clone + 'static,
     F: Feed + Clone,
@@ -125,7 +126,7 @@ where
 impl<S, R, F> Runners<S, R, F>
 where
     S: EventStore + Clone + 'static,
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     R::Tx: DocumentTx,
     F: Feed + Clone,
 {
@@ -176,7 +177,7 @@ where
 
 fn spawn<P, R, S, F>(runner: &ProjectionRunner<P, R, S, F>, role: &Role, mode: &RunMode, tasks: &mut Tasks)
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
     F: Feed,
@@ -199,7 +200,7 @@ async fn keep_running<P, R, S, F>(
     stop: CancellationToken,
 ) -> Result<(), ProjectionError>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
     F: Feed,

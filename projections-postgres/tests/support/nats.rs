@@ -127,7 +127,7 @@ pub fn spawn_runner<P, R, S, F>(
     runner: &ProjectionRunner<P, R, S, F>,
 ) -> (CancellationToken, JoinHandle<tidemark_projections::Result<()>>)
 where
-    R: tidemark_projections::ReadModels,
+    R: tidemark_projections::ReadModelsAdmin + tidemark_projections::BatchOptimisations,
     P: tidemark_projections::Projection<R>,
     S: tidemark::EventStore + 'static,
     F: Feed,

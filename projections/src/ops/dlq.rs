@@ -11,7 +11,7 @@ use super::registry::ProjectionOps;
 use super::run::{emit, unknown};
 use super::{Ops, OpsExit};
 use crate::error::Result;
-use crate::read_models::{DeadLetter, RogueMessage};
+use crate::letters::{DeadLetter, RogueMessage};
 use tidemark::LogDiagnostics;
 
 impl<S: EventStore + LogDiagnostics> Ops<S> {

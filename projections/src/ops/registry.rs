@@ -6,11 +6,14 @@ use std::pin::Pin;
 use serde::Serialize;
 use tidemark::{EventStore, LogPosition, StreamId};
 
+use crate::admin::ReadModelsAdmin;
 use crate::error::Result;
 use crate::feed::Feed;
 use crate::lag::Lag;
+use crate::letters::{DeadLetter, DeadLetterStatus, RogueMessage};
+use crate::optimisations::BatchOptimisations;
 use crate::projection::Projection;
-use crate::read_models::{DeadLetter, DeadLetterStatus, ReadModels, RogueMessage, Seen};
+use crate::read_models::Seen;
 use crate::rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
 use crate::runner::ProjectionRunner;
 
@@ -67,7 +70,7 @@ pub trait ProjectionOps: Send + Sync {
     /// How far it is behind the log (see [`ProjectionRunner::lag`]).
     fn lag(&self) -> OpsFuture<'_, Lag>;
     /// What it has seen of each stream, by stream id in byte order, after `after`, at most
-    /// `limit` (see [`ReadModels::seen_streams`]).
+    /// `limit` (see [`ReadModelsAdmin::seen_streams`]).
     fn seen_streams<'a>(&'a self, after: Option<&'a StreamId>, limit: usize) -> OpsFuture<'a, Vec<(StreamId, Seen)>>;
     /// Rebuilds it from the log (see [`ProjectionRunner::rebuild`]).
     fn rebuild<'a>(
@@ -94,7 +97,7 @@ pub trait ProjectionOps: Send + Sync {
 
 impl<P, R, S, F> ProjectionOps for ProjectionRunner<P, R, S, F>
 where
-    R: ReadModels,
+    R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
     S: EventStore + 'static,
     F: Feed,
