@@ -94,13 +94,13 @@ pub fn context(client: async_nats::Client, config: &RelayConfig) -> Context {
 pub fn arrivals(
     mut subscription: async_nats::Subscriber,
 ) -> (tokio::task::JoinHandle<()>, tokio::sync::mpsc::UnboundedReceiver<(String, tokio::time::Instant)>) {
-    let (tx, arrivals) = tokio::sync::mpsc::unbounded_channel();
+    let (sender, arrivals) = tokio::sync::mpsc::unbounded_channel();
     let listening = tokio::spawn(async move {
         while let Some(message) = subscription.next().await {
             let at = tokio::time::Instant::now();
             let id = message.headers.as_ref().and_then(|h| h.get(tidemark_nats::HEADER_MSG_ID));
             if let Some(id) = id {
-                if tx.send((id.as_str().to_owned(), at)).is_err() {
+                if sender.send((id.as_str().to_owned(), at)).is_err() {
                     break;
                 }
             }

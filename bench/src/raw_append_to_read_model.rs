@@ -84,11 +84,11 @@ pub async fn reader(
     let mut listener = PgListener::connect_with(&pool).await?;
     listener.listen(&channel).await?;
     let sql = format!(
-        "SELECT transaction_id AS xid, position, event_id, stream_id, stream_version, event_type, \
+        "SELECT transaction_id AS xid, sequence, event_id, stream_id, stream_version, event_type, \
            payload::text AS payload FROM {table} \
-         WHERE (transaction_id, position) > ($1, $2) \
+         WHERE (transaction_id, sequence) > ($1, $2) \
            AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::int8 \
-         ORDER BY transaction_id, position LIMIT $3"
+         ORDER BY transaction_id, sequence LIMIT $3"
     );
     let mut cursor = (0_i64, 0_i64);
     loop {

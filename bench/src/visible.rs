@@ -57,10 +57,10 @@ impl Detector {
     pub async fn listen(pool: &PgPool, channel: &str) -> Result<Self> {
         let mut listener = PgListener::connect_with(pool).await.context("detector: connecting")?;
         listener.listen(channel).await.context("detector: LISTEN")?;
-        let (tx, arrivals) = mpsc::unbounded_channel();
+        let (sender, arrivals) = mpsc::unbounded_channel();
         let task = tokio::spawn(async move {
             while let Ok(n) = listener.recv().await {
-                if tx.send((n.payload().to_owned(), Instant::now())).is_err() {
+                if sender.send((n.payload().to_owned(), Instant::now())).is_err() {
                     return;
                 }
             }

@@ -67,7 +67,7 @@ impl fmt::Display for ExpectedVersion {
 
 /// A position in the global log, and the cursor for reading it.
 ///
-/// The log is ordered by the pair (`transaction`, `sequence`): `transaction` is the
+/// The log is ordered by the pair (`transaction_id`, `sequence`): `transaction_id` is the
 /// committing transaction's id (in PostgreSQL, the 64-bit `xid8`), `sequence` the
 /// event's unique global sequence number. Readers only ever move forward over pairs
 /// whose transactions have finished, which is what makes the log gap-safe: see the
@@ -76,30 +76,31 @@ impl fmt::Display for ExpectedVersion {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
 pub struct LogPosition {
     /// The id of the transaction that wrote the event.
-    pub transaction: u64,
+    #[serde(alias = "transaction")]
+    pub transaction_id: u64,
     /// The event's global sequence number (unique, increasing, may have holes).
     pub sequence: u64,
 }
 
 impl LogPosition {
     /// Before the first event: reading after it starts at the beginning of the log.
-    pub const START: Self = Self { transaction: 0, sequence: 0 };
+    pub const START: Self = Self { transaction_id: 0, sequence: 0 };
 
     /// Builds a position from its parts.
-    pub fn new(transaction: u64, sequence: u64) -> Self {
-        Self { transaction, sequence }
+    pub fn new(transaction_id: u64, sequence: u64) -> Self {
+        Self { transaction_id, sequence }
     }
 }
 
 impl fmt::Display for LogPosition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.transaction, self.sequence)
+        write!(f, "{}/{}", self.transaction_id, self.sequence)
     }
 }
 
 /// Error from parsing a [`LogPosition`] written as `transaction/sequence`.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("a log position is written as <transaction>/<sequence>, both unsigned integers: {0:?}")]
+#[error("a log position is written as <transaction_id>/<sequence>, both unsigned integers: {0:?}")]
 pub struct ParseLogPositionError(pub String);
 
 impl FromStr for LogPosition {

@@ -137,7 +137,7 @@ async fn status(env: &[(&'static str, String)]) -> Option<Vec<Said>> {
 /// `head` whose stream `projection` has not seen up to their version.
 async fn unseen_through(pool: &PgPool, projection: &str, head: (i64, i64)) -> i64 {
     let sql = format!(
-        "SELECT count(*) FROM {SCHEMA}.events e WHERE (e.transaction_id, e.position) <= ($1, $2) \
+        "SELECT count(*) FROM {SCHEMA}.events e WHERE (e.transaction_id, e.sequence) <= ($1, $2) \
          AND NOT EXISTS (SELECT 1 FROM {SCHEMA}.projection_streams ps \
            WHERE ps.projection = $3 AND ps.stream_id = e.stream_id AND ps.version >= e.stream_version)"
     );
@@ -353,7 +353,7 @@ async fn killing_the_app_relay_and_runners_loses_and_doubles_nothing() {
     // taken in everything stored, each projection must have seen every stored event (plain
     // SQL); and that moment must come within the bound.
     let last: (i64, i64) = sqlx::query_as(&format!(
-        "SELECT transaction_id, position FROM {SCHEMA}.events ORDER BY 1 DESC, 2 DESC LIMIT 1"
+        "SELECT transaction_id, sequence FROM {SCHEMA}.events ORDER BY 1 DESC, 2 DESC LIMIT 1"
     ))
     .fetch_one(&pool)
     .await

@@ -361,7 +361,7 @@ pub(crate) fn incoming(
         };
         let mut message = RogueMessage::new(key, partition, subject, reason);
         if let Some(h) = claim {
-            message = message.claiming(h.stream_id.clone(), h.stream_version.0, h.event_id);
+            message = message.claiming(h.stream_id.clone(), h.stream_version, h.event_id);
         }
         Incoming::Rogue { message: Box::new(message), recover }
     };
@@ -415,7 +415,7 @@ pub(crate) fn incoming(
         metadata,
         recorded_at: headers.recorded_at,
     };
-    let Some(key) = key else { return Incoming::Event(event) };
+    let Some(key) = key else { return Incoming::Untrusted(event) };
     let signature = key.verify(message.headers.as_ref(), &message.payload);
     let counted = match signature {
         Signature::Valid => "valid",
@@ -424,15 +424,15 @@ pub(crate) fn incoming(
     };
     metrics::counter!("tidemark_feed_signatures_total", "signature" => counted).increment(1);
     match signature {
-        Signature::Valid => Incoming::Stored(event),
-        Signature::Missing => Incoming::Event(event),
+        Signature::Valid => Incoming::Trusted(event),
+        Signature::Missing => Incoming::Untrusted(event),
         _ => {
             if warn_now() {
                 tracing::warn!(partition, event_id = %event.event_id, subject,
                     "a message's signature does not verify with the store's key; checking it against the store \
                      (more within a minute are only counted, in tidemark_feed_signatures_total)");
             }
-            Incoming::Event(event)
+            Incoming::Untrusted(event)
         }
     }
 }

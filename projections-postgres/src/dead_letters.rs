@@ -2,7 +2,7 @@
 
 use sqlx::postgres::PgRow;
 use sqlx::{PgConnection, Row};
-use tidemark::{EventId, StreamId};
+use tidemark::{EventId, StreamId, StreamVersion};
 
 use tidemark_projections::Result;
 
@@ -18,7 +18,7 @@ pub(crate) async fn insert_dead_letters(
     letters: &[DeadLetter],
 ) -> Result<()> {
     let sql = format!(
-        "INSERT INTO {} (projection, stream_id, stream_version, event_id, event_type, transaction_id, position, \
+        "INSERT INTO {} (projection, stream_id, stream_version, event_id, event_type, transaction_id, sequence, \
            status, error) \
          SELECT $1, * FROM unnest($2::text[], $3::bigint[], $4::uuid[], $5::text[], $6::bigint[], $7::bigint[], \
            $8::text[], $9::text[]) \
@@ -27,9 +27,9 @@ pub(crate) async fn insert_dead_letters(
         read_models.table("dead_letters")
     );
     let column = |f: fn(&DeadLetter) -> String| letters.iter().map(f).collect::<Vec<_>>();
-    let versions: Vec<i64> = letters.iter().map(|l| signed(l.stream_version)).collect();
+    let versions: Vec<i64> = letters.iter().map(|l| signed(l.stream_version.0)).collect();
     let ids: Vec<uuid::Uuid> = letters.iter().map(|l| l.event_id.0).collect();
-    let txs: Vec<i64> = letters.iter().map(|l| signed(l.position.transaction)).collect();
+    let xids: Vec<i64> = letters.iter().map(|l| signed(l.position.transaction_id)).collect();
     let seqs: Vec<i64> = letters.iter().map(|l| signed(l.position.sequence)).collect();
     sqlx::query(&sql)
         .bind(projection)
@@ -37,7 +37,7 @@ pub(crate) async fn insert_dead_letters(
         .bind(versions)
         .bind(ids)
         .bind(column(|l| l.event_type.clone()))
-        .bind(txs)
+        .bind(xids)
         .bind(seqs)
         .bind(column(|l| l.status.as_str().to_owned()))
         .bind(column(|l| l.error.clone()))
@@ -72,7 +72,7 @@ fn dead_letter(row: &PgRow) -> Result<DeadLetter> {
     let id: uuid::Uuid = row.try_get("event_id").map_err(database("decoding a dead letter"))?;
     Ok(DeadLetter {
         stream_id: StreamId::new(stream).map_err(tidemark::Error::from)?,
-        stream_version: u64::try_from(get_i64("stream_version")?).unwrap_or(0),
+        stream_version: StreamVersion(u64::try_from(get_i64("stream_version")?).unwrap_or(0)),
         event_id: EventId(id),
         event_type: row.try_get("event_type").map_err(database("decoding a dead letter"))?,
         position: position(get_i64("transaction_id")?, get_i64("position")?),

@@ -2,7 +2,7 @@
 //! and drops, dead letters and rogue messages, and the queries of status and audit.
 
 use sqlx::Row;
-use tidemark::StreamId;
+use tidemark::{StreamId, StreamVersion};
 use tidemark_projections::{DeadLetter, PartitionState, ReadModelsAdmin, Result, RogueMessage, Seen};
 
 use crate::dead_letters::select_dead_letters;
@@ -102,7 +102,7 @@ impl ReadModelsAdmin for PgReadModels {
         Ok(())
     }
 
-    async fn stream_seen(&self, projection: &str, stream: &StreamId) -> Result<u64> {
+    async fn stream_seen(&self, projection: &str, stream: &StreamId) -> Result<StreamVersion> {
         let sql = format!(
             "SELECT version FROM {} WHERE projection = $1 AND stream_id = $2",
             self.table("projection_streams")
@@ -113,12 +113,12 @@ impl ReadModelsAdmin for PgReadModels {
             .fetch_optional(self.pool())
             .await
             .map_err(database("reading a seen stream version"))?;
-        Ok(version.map_or(0, |v| u64::try_from(v).unwrap_or(0)))
+        Ok(StreamVersion(version.map_or(0, |v| u64::try_from(v).unwrap_or(0))))
     }
 
     async fn partitions(&self, projection: &str) -> Result<Vec<(u32, PartitionState)>> {
         let sql = format!(
-            "SELECT transaction_id, position, events, feed_epoch, feed_sequence, partition FROM {} \
+            "SELECT transaction_id, sequence, events, feed_epoch, feed_sequence, partition FROM {} \
              WHERE projection = $1 ORDER BY partition",
             self.table("projection_partitions")
         );
@@ -161,7 +161,7 @@ impl ReadModelsAdmin for PgReadModels {
             let version: i64 = row.try_get(1).map_err(decode())?;
             let parked: bool = row.try_get(2).map_err(decode())?;
             let id = StreamId::new(id).map_err(tidemark::Error::from)?;
-            seen.push((id, Seen { version: u64::try_from(version).unwrap_or(0), parked }));
+            seen.push((id, Seen { version: StreamVersion(u64::try_from(version).unwrap_or(0)), parked }));
         }
         Ok(seen)
     }

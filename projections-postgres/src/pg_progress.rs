@@ -12,6 +12,7 @@ use crate::error::database;
 use crate::pg_literal;
 use crate::pg_rogue::insert_rogue;
 use crate::postgres::{signed, PgReadModels, PgTx};
+use tidemark::StreamVersion;
 use tidemark_projections::{CheckedCommit, Progress};
 
 /// The SQLSTATE of `record_batch_if_seen` refusing a batch (migration 0009).
@@ -22,8 +23,8 @@ const REFUSED: &str = "TM001";
 /// batch's events, the feed cursor (`$9`, `$10`; null for work that did not come from the
 /// feed) only forward within its epoch, replaced by one of a new epoch.
 const MOVE_PARTITION: &str = "ON CONFLICT (projection, partition) DO UPDATE SET \
-    transaction_id = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $5 ELSE p.transaction_id END, \
-    position = CASE WHEN (p.transaction_id, p.position) < ($5, $6) THEN $6 ELSE p.position END, \
+    transaction_id = CASE WHEN (p.transaction_id, p.sequence) < ($5, $6) THEN $5 ELSE p.transaction_id END, \
+    sequence = CASE WHEN (p.transaction_id, p.sequence) < ($5, $6) THEN $6 ELSE p.sequence END, \
     events = p.events + $7, \
     feed_epoch = coalesce($9, p.feed_epoch), \
     feed_sequence = CASE WHEN $9 IS NULL THEN p.feed_sequence \
@@ -31,7 +32,7 @@ const MOVE_PARTITION: &str = "ON CONFLICT (projection, partition) DO UPDATE SET 
     updated_at = now()";
 
 /// The columns a batch inserts into a partition's first row.
-const PARTITION_COLUMNS: &str = "(projection, partition, transaction_id, position, events, feed_epoch, feed_sequence)";
+const PARTITION_COLUMNS: &str = "(projection, partition, transaction_id, sequence, events, feed_epoch, feed_sequence)";
 
 /// A batch's streams as the three arrays the progress statements take.
 struct StreamColumns<'a> {
@@ -44,7 +45,7 @@ impl<'a> StreamColumns<'a> {
     fn of(progress: &'a Progress) -> Self {
         Self {
             ids: progress.streams.iter().map(|(s, _)| s.as_str()).collect(),
-            versions: progress.streams.iter().map(|(_, seen)| signed(seen.version)).collect(),
+            versions: progress.streams.iter().map(|(_, seen)| signed(seen.version.0)).collect(),
             parked: progress.streams.iter().map(|(_, seen)| seen.parked).collect(),
         }
     }
@@ -68,7 +69,7 @@ fn progress_query<'q>(
         .bind(i32::try_from(batch.partition).unwrap_or(i32::MAX))
         .bind(&columns.ids)
         .bind(&columns.versions)
-        .bind(signed(batch.progress.position.transaction))
+        .bind(signed(batch.progress.position.transaction_id))
         .bind(signed(batch.progress.position.sequence))
         .bind(signed(batch.progress.events))
         .bind(&columns.parked)
@@ -100,7 +101,12 @@ impl PgReadModels {
     }
 
     /// Checks and records a batch's progress in one statement ([`BatchOptimisations::record_if_seen`](tidemark_projections::BatchOptimisations::record_if_seen)).
-    pub(crate) async fn record_checked(&self, tx: &mut PgTx, batch: Recording<'_>, expected: &[u64]) -> Result<bool> {
+    pub(crate) async fn record_checked(
+        &self,
+        tx: &mut PgTx,
+        batch: Recording<'_>,
+        expected: &[StreamVersion],
+    ) -> Result<bool> {
         // One statement checks and records. Each stream's stored version is read with one
         // index probe (a join of the batch's streams with `projection_streams` got a
         // generic plan, made while the table was small, that read every row of the
@@ -130,7 +136,7 @@ impl PgReadModels {
             return Ok(false);
         }
         let columns = StreamColumns::of(batch.progress);
-        let expected: Vec<i64> = expected.iter().map(|v| signed(*v)).collect();
+        let expected: Vec<i64> = expected.iter().map(|v| signed(v.0)).collect();
         let row = progress_query(&sql, &batch, &columns)
             .bind(&expected)
             .fetch_one(tx.conn())
@@ -152,7 +158,7 @@ impl PgReadModels {
         &self,
         mut tx: PgTx,
         batch: Recording<'_>,
-        expected: &[u64],
+        expected: &[StreamVersion],
     ) -> Result<CheckedCommit<PgTx>> {
         let progress = batch.progress;
         if !tx.has_savepoint() || !progress.dead_letters.is_empty() || !progress.rogue.is_empty() {
@@ -166,7 +172,7 @@ impl PgReadModels {
             return Ok(CheckedCommit::Refused(tx));
         }
         let columns = StreamColumns::of(progress);
-        let expected: Vec<i64> = expected.iter().map(|v| signed(*v)).collect();
+        let expected: Vec<i64> = expected.iter().map(|v| signed(v.0)).collect();
         let sql = format!(
             "SELECT {}({}, {}, {}, {}, {}, {}, {}, {}, {}, {}, {})",
             self.table("record_batch_if_seen"),
@@ -176,7 +182,7 @@ impl PgReadModels {
             pg_literal::bigint_array(&columns.versions),
             pg_literal::bool_array(&columns.parked),
             pg_literal::bigint_array(&expected),
-            signed(progress.position.transaction),
+            signed(progress.position.transaction_id),
             signed(progress.position.sequence),
             signed(progress.events),
             progress.cursor.map_or_else(|| "NULL".to_owned(), |c| c.epoch.to_string()),

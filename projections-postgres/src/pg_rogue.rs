@@ -2,7 +2,7 @@
 
 use sqlx::postgres::PgRow;
 use sqlx::Row;
-use tidemark::{EventId, StreamId};
+use tidemark::{EventId, StreamId, StreamVersion};
 
 use tidemark_projections::Result;
 
@@ -30,7 +30,7 @@ pub(crate) async fn insert_rogue(
     let text = |f: fn(&RogueMessage) -> String| messages.iter().map(f).collect::<Vec<_>>();
     let partitions: Vec<i32> = messages.iter().map(|m| i32::try_from(m.partition).unwrap_or(i32::MAX)).collect();
     let streams: Vec<Option<String>> = messages.iter().map(|m| m.stream_id.as_ref().map(StreamId::to_string)).collect();
-    let versions: Vec<Option<i64>> = messages.iter().map(|m| m.stream_version.map(signed)).collect();
+    let versions: Vec<Option<i64>> = messages.iter().map(|m| m.stream_version.map(|v| signed(v.0))).collect();
     let ids: Vec<Option<uuid::Uuid>> = messages.iter().map(|m| m.event_id.map(|id| id.0)).collect();
     sqlx::query(&sql)
         .bind(projection)
@@ -89,7 +89,7 @@ fn rogue_message(row: &PgRow) -> Result<RogueMessage> {
     let status: String = row.try_get("status").map_err(get())?;
     let mut message = RogueMessage::new(key, u32::try_from(partition).unwrap_or(0), subject, reason);
     message.stream_id = stream.and_then(|s| StreamId::new(s).ok());
-    message.stream_version = version.and_then(|v| u64::try_from(v).ok());
+    message.stream_version = version.and_then(|v| u64::try_from(v).ok()).map(StreamVersion);
     message.event_id = id.map(EventId);
     message.status = if status == "skipped" { DeadLetterStatus::Skipped } else { DeadLetterStatus::Parked };
     Ok(message)

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use sqlx::{Executor, PgPool, Row};
-use tidemark::{LogPosition, StreamId};
+use tidemark::{LogPosition, StreamId, StreamVersion};
 use tidemark_postgres::{PgEventStore, PgStoreConfig, SetupError};
 
 use tidemark_projections::{ProjectionError, Result};
@@ -88,8 +88,8 @@ impl PgReadModels {
     }
 }
 
-pub(crate) fn position(tx: i64, pos: i64) -> LogPosition {
-    LogPosition::new(u64::try_from(tx).unwrap_or(0), u64::try_from(pos).unwrap_or(0))
+pub(crate) fn position(xid: i64, sequence: i64) -> LogPosition {
+    LogPosition::new(u64::try_from(xid).unwrap_or(0), u64::try_from(sequence).unwrap_or(0))
 }
 
 pub(crate) fn signed(v: u64) -> i64 {
@@ -151,7 +151,7 @@ impl ReadModels for PgReadModels {
         // steps) is not taken back by a database crash.
         self.take_batch_locks(tx, projection, partition).await?;
         let sql = format!(
-            "SELECT coalesce(p.transaction_id, 0), coalesce(p.position, 0), coalesce(p.events, 0), \
+            "SELECT coalesce(p.transaction_id, 0), coalesce(p.sequence, 0), coalesce(p.events, 0), \
                p.feed_epoch, p.feed_sequence, set_config('search_path', $3, true) \
              FROM (SELECT 1) AS one LEFT JOIN {} AS p ON p.projection = $1 AND p.partition = $2",
             self.table("projection_partitions")
@@ -196,7 +196,10 @@ impl ReadModels for PgReadModels {
             let version: i64 = row.try_get(1).map_err(database("decoding a seen stream version"))?;
             let parked: bool = row.try_get(2).map_err(database("decoding a seen stream version"))?;
             if let Some(stream) = by_name.get(id) {
-                seen.insert((*stream).clone(), Seen { version: u64::try_from(version).unwrap_or(0), parked });
+                seen.insert(
+                    (*stream).clone(),
+                    Seen { version: StreamVersion(u64::try_from(version).unwrap_or(0)), parked },
+                );
             }
         }
         Ok(seen)
@@ -226,7 +229,7 @@ impl ReadModels for PgReadModels {
                FROM unnest((SELECT $3::text[])) AS u(id) \
                CROSS JOIN LATERAL (SELECT ps.stream_id, ps.version, ps.parked FROM {streams} ps \
                  WHERE ps.projection = $1 AND ps.stream_id = u.id LIMIT 1) AS s) \
-             SELECT coalesce(p.transaction_id, 0), coalesce(p.position, 0), coalesce(p.events, 0), \
+             SELECT coalesce(p.transaction_id, 0), coalesce(p.sequence, 0), coalesce(p.events, 0), \
                p.feed_epoch, p.feed_sequence, seen.ids, seen.versions, seen.parked, \
                set_config('search_path', $4, true) \
              FROM seen LEFT JOIN {partitions} AS p ON p.projection = $1 AND p.partition = $2",
@@ -251,7 +254,10 @@ impl ReadModels for PgReadModels {
         let mut seen = HashMap::with_capacity(names.len());
         for ((name, version), parked) in names.iter().zip(versions).zip(parked) {
             if let Some(stream) = by_name.get(name.as_str()) {
-                seen.insert((*stream).clone(), Seen { version: u64::try_from(version).unwrap_or(0), parked });
+                seen.insert(
+                    (*stream).clone(),
+                    Seen { version: StreamVersion(u64::try_from(version).unwrap_or(0)), parked },
+                );
             }
         }
         Ok((state, seen))
@@ -281,7 +287,7 @@ impl BatchOptimisations for PgReadModels {
         projection: &str,
         partition: u32,
         progress: &Progress,
-        expected: &[u64],
+        expected: &[StreamVersion],
     ) -> Result<bool> {
         self.record_checked(tx, Recording { projection, partition, progress }, expected).await
     }
@@ -292,7 +298,7 @@ impl BatchOptimisations for PgReadModels {
         projection: &str,
         partition: u32,
         progress: &Progress,
-        expected: &[u64],
+        expected: &[StreamVersion],
     ) -> Result<CheckedCommit<PgTx>> {
         self.commit_checked(tx, Recording { projection, partition, progress }, expected).await
     }

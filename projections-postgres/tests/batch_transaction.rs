@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
-use tidemark::{LogPosition, StreamId};
+use tidemark::{LogPosition, StreamId, StreamVersion};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{BatchOptimisations, ReadModelsAdmin};
 use tidemark_projections::{Progress, ReadModels, Seen};
@@ -38,7 +38,7 @@ fn progress(stream: &StreamId, version: u64, parked: bool) -> Progress {
     Progress {
         position: LogPosition::new(41, 7),
         events: 3,
-        streams: vec![(stream.clone(), Seen { version, parked })],
+        streams: vec![(stream.clone(), Seen { version: StreamVersion(version), parked })],
         ..Progress::default()
     }
 }
@@ -58,7 +58,7 @@ async fn a_batch_dropped_or_failed_before_its_commit_leaves_nothing_behind() {
     models.record(&mut tx, "totals", 0, &progress(&account, 2, false)).await.expect("record");
     drop(tx);
     assert_eq!(models.partitions("totals").await.expect("partitions"), vec![]);
-    assert_eq!(models.stream_seen("totals", &account).await.expect("seen"), 0);
+    assert_eq!(models.stream_seen("totals", &account).await.expect("seen"), StreamVersion(0));
 
     // Failed: a statement of the batch failed and the projection did not pass the error
     // on. The commit must fail, not report a commit the server turned into a rollback.
@@ -74,7 +74,7 @@ async fn a_batch_dropped_or_failed_before_its_commit_leaves_nothing_behind() {
     let mut tx = models.begin_batch("totals", 0).await.expect("begin");
     models.record(&mut tx, "totals", 0, &progress(&account, 2, false)).await.expect("record");
     models.commit(tx).await.expect("commit");
-    assert_eq!(models.stream_seen("totals", &account).await.expect("seen"), 2);
+    assert_eq!(models.stream_seen("totals", &account).await.expect("seen"), StreamVersion(2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -124,7 +124,7 @@ async fn a_batch_reads_and_records_with_plans_made_once_per_connection() {
     for n in 1..=12u64 {
         let mut tx = models.begin_batch("totals", 0).await.expect("begin");
         let fresh = progress(&stream(&format!("account-{}", n + 200)), 1, false);
-        assert!(models.record_if_seen(&mut tx, "totals", 0, &fresh, &[0]).await.expect("recorded"));
+        assert!(models.record_if_seen(&mut tx, "totals", 0, &fresh, &[StreamVersion(0)]).await.expect("recorded"));
         models.commit(tx).await.expect("commit");
     }
     // The pool's one connection ran every batch; its prepared statements show how they
@@ -156,12 +156,14 @@ async fn a_checking_record_probes_its_streams_not_the_whole_projection() {
     for n in 1..=8u64 {
         let mut tx = models.begin_batch("totals", 0).await.expect("begin");
         let fresh = progress(&stream(&format!("account-{n}")), 1, false);
-        assert!(models.record_if_seen(&mut tx, "totals", 0, &fresh, &[0]).await.expect("recorded"));
+        assert!(models.record_if_seen(&mut tx, "totals", 0, &fresh, &[StreamVersion(0)]).await.expect("recorded"));
         models.commit(tx).await.expect("commit");
     }
     // ...and still used when it has many.
     let many = Progress {
-        streams: (100..3100).map(|n| (stream(&format!("account-{n}")), Seen { version: 1, parked: false })).collect(),
+        streams: (100..3100)
+            .map(|n| (stream(&format!("account-{n}")), Seen { version: StreamVersion(1), parked: false }))
+            .collect(),
         ..Progress::default()
     };
     let mut tx = models.begin_batch("totals", 0).await.expect("begin");
@@ -171,12 +173,15 @@ async fn a_checking_record_probes_its_streams_not_the_whole_projection() {
     let mut tx = models.begin_batch("totals", 0).await.expect("begin");
     let next = Progress {
         streams: vec![
-            (stream("account-1"), Seen { version: 2, parked: false }),
-            (stream("account-2"), Seen { version: 2, parked: false }),
+            (stream("account-1"), Seen { version: StreamVersion(2), parked: false }),
+            (stream("account-2"), Seen { version: StreamVersion(2), parked: false }),
         ],
         ..Progress::default()
     };
-    assert!(models.record_if_seen(&mut tx, "totals", 0, &next, &[1, 1]).await.expect("recorded"));
+    assert!(models
+        .record_if_seen(&mut tx, "totals", 0, &next, &[StreamVersion(1), StreamVersion(1)])
+        .await
+        .expect("recorded"));
     // The plan the connection keeps for the statement (EXPLAIN of the prepared statement
     // shows it without running it): every read of the streams table is an index probe.
     let name: String =
@@ -193,5 +198,5 @@ async fn a_checking_record_probes_its_streams_not_the_whole_projection() {
     assert!(!scans.is_empty(), "{plan}");
     assert!(scans.iter().all(|l| l.contains("Index Scan")), "a scan reads the whole projection:\n{plan}");
     models.commit(tx).await.expect("commit");
-    assert_eq!(models.stream_seen("totals", &stream("account-2")).await.expect("seen"), 2);
+    assert_eq!(models.stream_seen("totals", &stream("account-2")).await.expect("seen"), StreamVersion(2));
 }

@@ -101,7 +101,7 @@ async fn waiting_for_a_version_nobody_applies_times_out_with_a_typed_error() {
     let runner = runner("idle", &read_models, &store, &bus).await;
     let outcome = append_rounds(&store, 1, 1, 2).await.remove(0);
     let waited = runner.wait_for_append(&outcome, Duration::from_millis(50)).await;
-    assert!(matches!(waited, Err(ProjectionError::WaitTimedOut { version: 2, .. })), "{waited:?}");
+    assert!(matches!(waited, Err(ProjectionError::WaitTimedOut { version: StreamVersion(2), .. })), "{waited:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -85,7 +85,7 @@ async fn a_batch_on_an_idle_partition_runs_in_a_transaction_begun_before_it_came
         last = store.append(request).await.expect("append").last_position.expect("appended");
     }
     let log = read_log(&store, last).await;
-    let batch = |n: usize| vec![Incoming::Event(log[n - 1].clone())];
+    let batch = |n: usize| vec![Incoming::Untrusted(log[n - 1].clone())];
 
     let codec = EventCodec::without_upcasters().expect("codec");
     let (feed, mut script) = Scripted::new();

@@ -1,12 +1,14 @@
 //! The migration sets of the store, the relay and this backend: a database migrated with
-//! the single set of earlier releases (all ten files in one directory) upgrades to the
-//! split sets without error and ends with the same catalog as a fresh one; the sets apply
-//! in any order and report nothing pending afterwards.
+//! the single set of earlier releases (the ten files numbered 1–10, in one directory)
+//! upgrades to the split sets without error, applies only the sets' later migrations, and
+//! ends with the same catalog as a fresh one; the sets apply in any order and report
+//! nothing pending afterwards.
 
 use std::path::{Path, PathBuf};
 
 use sqlx::migrate::Migrator;
 use sqlx::PgPool;
+use tidemark::{EventStore as _, LogPosition};
 use tidemark_postgres::{PgEventStore, PgStoreConfig, RELAY_MIGRATIONS, STORE_MIGRATIONS};
 use tidemark_projections_postgres::{PgReadModels, PROJECTION_MIGRATIONS};
 use tidemark_testkit::TestSchema;
@@ -15,8 +17,9 @@ fn crate_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// The ten migration files as one directory, laid out as releases before the split had
-/// them (the files are the same bytes: the split moved them, so their checksums hold).
+/// The ten migration files (versions 1–10) as one directory, laid out as releases before
+/// the split had them (the files are the same bytes: the split moved them, so their
+/// checksums hold). The sets' later migrations (1000 and up) are left out.
 fn single_set_dir() -> tempdir::Dir {
     let sources = [
         crate_dir().join("../store-postgres/migrations/store"),
@@ -28,10 +31,26 @@ fn single_set_dir() -> tempdir::Dir {
         for entry in std::fs::read_dir(&source).expect("read migrations") {
             let path = entry.expect("entry").path();
             let name = path.file_name().expect("file name");
+            if version_of(name.to_str().expect("utf-8 name")) > 10 {
+                continue;
+            }
             std::fs::copy(&path, dir.path().join(name)).expect("copy migration");
         }
     }
     dir
+}
+
+/// The version a migration file's name starts with.
+fn version_of(name: &str) -> i64 {
+    name.split('_').next().and_then(|v| v.parse().ok()).expect("a versioned migration file")
+}
+
+/// The sets' migrations numbered after the single set's ten, in order.
+fn later_versions() -> Vec<i64> {
+    let sets = [STORE_MIGRATIONS.versions(), RELAY_MIGRATIONS.versions(), PROJECTION_MIGRATIONS.versions()];
+    let mut later: Vec<i64> = sets.into_iter().flatten().filter(|v| *v > 10).collect();
+    later.sort_unstable();
+    later
 }
 
 mod tempdir {
@@ -115,15 +134,30 @@ async fn a_database_migrated_by_the_single_set_upgrades_to_the_split_sets() {
 
     let upgraded = TestSchema::new().await;
     old.run(upgraded.pool()).await.expect("the single set applies");
-    let before = catalog(upgraded.pool(), upgraded.name()).await;
+    let id = uuid::Uuid::new_v4();
+    let written = format!(
+        "INSERT INTO \"{}\".events (event_id, stream_id, stream_version, event_type, schema_version, payload) \
+         VALUES ($1, 'account-1', 1, 'Opened', 1, '{{}}') RETURNING transaction_id, position",
+        upgraded.name()
+    );
+    let (xid, sequence): (i64, i64) =
+        sqlx::query_as(&written).bind(id).fetch_one(upgraded.pool()).await.expect("an event in the old layout");
 
     let (store, read_models) = parts(&upgraded);
-    assert_eq!(store.pending_migrations().await.expect("pending"), Vec::<i64>::new());
-    assert_eq!(read_models.pending_migrations().await.expect("pending"), Vec::<i64>::new());
+    let mut pending = store.pending_migrations().await.expect("pending");
+    pending.extend(read_models.pending_migrations().await.expect("pending"));
+    pending.sort_unstable();
+    assert_eq!(pending, later_versions(), "only the migrations after the single set are pending");
     store.migrate().await.expect("the store's and relay's sets accept the old database");
     read_models.migrate().await.expect("the projection set accepts the old database");
-    assert_eq!(applied_versions(upgraded.pool(), upgraded.name()).await, (1..=10).collect::<Vec<i64>>());
-    assert_eq!(catalog(upgraded.pool(), upgraded.name()).await, before, "upgrading changed nothing");
+    let mut applied: Vec<i64> = (1..=10).collect();
+    applied.extend(later_versions());
+    assert_eq!(applied_versions(upgraded.pool(), upgraded.name()).await, applied);
+    let log = store.read_log(LogPosition::START, 10).await.expect("the log reads after the upgrade");
+    let kept: Vec<_> = log.iter().map(|e| (e.event_id.0, e.position)).collect();
+    let at = LogPosition::new(xid.unsigned_abs(), sequence.unsigned_abs());
+    assert_eq!(kept, vec![(id, at)], "the event written before the upgrade keeps its id and log position");
+    let upgraded_catalog = catalog(upgraded.pool(), upgraded.name()).await;
 
     let fresh = TestSchema::new().await;
     let (store, read_models) = parts(&fresh);
@@ -131,8 +165,8 @@ async fn a_database_migrated_by_the_single_set_upgrades_to_the_split_sets() {
     read_models.migrate().await.expect("read models");
     assert_eq!(
         catalog(fresh.pool(), fresh.name()).await,
-        before,
-        "a fresh database gets the same tables, functions and indexes as the single set gave"
+        upgraded_catalog,
+        "a fresh database gets the same tables, functions and indexes as an upgraded one"
     );
 }
 

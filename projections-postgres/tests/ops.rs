@@ -164,7 +164,7 @@ async fn claim_seen<R: tidemark_projections::ReadModels>(
     stream: &str,
     version: u64,
 ) {
-    let seen = tidemark_projections::Seen { version, parked: false };
+    let seen = tidemark_projections::Seen { version: tidemark::StreamVersion(version), parked: false };
     let progress = tidemark_projections::Progress {
         streams: vec![(StreamId::new(stream).expect("id"), seen)],
         ..Default::default()

@@ -5,7 +5,7 @@
 
 mod support;
 
-use tidemark::{LogPosition, StreamId};
+use tidemark::{LogPosition, StreamId, StreamVersion};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{PartitionState, Progress, ReadModels, ReadModelsAdmin, Seen};
 use tidemark_projections_postgres::{PgReadModels, PgTx};
@@ -18,7 +18,7 @@ fn progress(position: LogPosition, events: u64, stream: &StreamId, version: u64)
     Progress {
         position,
         events,
-        streams: vec![(stream.clone(), Seen { version, parked: false })],
+        streams: vec![(stream.clone(), Seen { version: StreamVersion(version), parked: false })],
         ..Progress::default()
     }
 }
@@ -70,26 +70,29 @@ async fn a_batch_waiting_for_a_lock_reads_what_the_transaction_holding_it_commit
     models.record(&mut first, "totals", 3, &progress(LogPosition::new(7, 9), 4, stream, 4)).await.expect("record");
     let (state, seen) = wait_behind(&schema, &models, &streams, first, true).await;
     assert_eq!((state.position, state.events), (LogPosition::new(7, 9), 4));
-    assert_eq!(seen.get(stream), Some(&Seen { version: 4, parked: false }), "{seen:?}");
+    assert_eq!(seen.get(stream), Some(&Seen { version: StreamVersion(4), parked: false }), "{seen:?}");
     assert_eq!(seen.len(), 1, "{seen:?}");
 
     // A later batch; the waiting one takes its locks after a plain BEGIN.
     let mut third = models.begin().await.expect("begin");
     let (_, seen) = models.lock_and_read_seen(&mut third, "totals", 3, &streams).await.expect("lock");
-    assert_eq!(seen.get(stream), Some(&Seen { version: 4, parked: false }), "{seen:?}");
+    assert_eq!(seen.get(stream), Some(&Seen { version: StreamVersion(4), parked: false }), "{seen:?}");
     models.record(&mut third, "totals", 3, &progress(LogPosition::new(8, 12), 2, stream, 6)).await.expect("record");
     let (state, seen) = wait_behind(&schema, &models, &streams, third, false).await;
     assert_eq!((state.position, state.events), (LogPosition::new(8, 12), 6));
-    assert_eq!(seen.get(stream), Some(&Seen { version: 6, parked: false }), "{seen:?}");
+    assert_eq!(seen.get(stream), Some(&Seen { version: StreamVersion(6), parked: false }), "{seen:?}");
 
     // A rebuild or reset locks the whole projection; here it moves a stream's version on
     // without touching the partition's row.
     let other = &streams[1];
     let mut whole = models.begin().await.expect("begin");
     models.lock_projection(&mut whole, "totals").await.expect("lock the projection");
-    let moved = Progress { streams: vec![(other.clone(), Seen { version: 9, parked: false })], ..Progress::default() };
+    let moved = Progress {
+        streams: vec![(other.clone(), Seen { version: StreamVersion(9), parked: false })],
+        ..Progress::default()
+    };
     models.record(&mut whole, "totals", 4, &moved).await.expect("record the stream");
     let (state, seen) = wait_behind(&schema, &models, &streams, whole, true).await;
     assert_eq!(state.events, 6, "partition 3's own row is unchanged");
-    assert_eq!(seen.get(other), Some(&Seen { version: 9, parked: false }), "{seen:?}");
+    assert_eq!(seen.get(other), Some(&Seen { version: StreamVersion(9), parked: false }), "{seen:?}");
 }

@@ -119,7 +119,7 @@ async fn a_poison_event_parks_its_stream_while_others_flow_and_a_retry_drains_it
         runner.wait_for_append(outcome, support::DEADLINE).await.expect("taken in");
     }
     let letters = runner.dead_letters().await.expect("dead letters");
-    let versions: Vec<u64> = letters.iter().map(|l| l.stream_version).collect();
+    let versions: Vec<u64> = letters.iter().map(|l| l.stream_version.0).collect();
     assert_eq!(versions, vec![3, 4, 5, 6], "the poison event and everything after it: {letters:?}");
     assert!(letters.iter().all(|l| l.status == DeadLetterStatus::Parked && l.stream_id == stream(99)));
     assert!(letters[0].error.contains("unlucky amount"), "{}", letters[0].error);
@@ -182,7 +182,7 @@ async fn the_skip_policy_records_the_poison_event_and_goes_on() {
     }
     let letters = runner.dead_letters().await.expect("dead letters");
     assert_eq!(letters.len(), 1, "{letters:?}");
-    assert_eq!((letters[0].stream_version, letters[0].status), (3, DeadLetterStatus::Skipped));
+    assert_eq!((letters[0].stream_version.0, letters[0].status), (3, DeadLetterStatus::Skipped));
     let tally = tallies(&read_models, &runner.projection().inner).await[stream(99).as_str()];
     // Stream 99 holds 6 events: the poison one and a `Noted` are not in the tally.
     assert_eq!((tally.events, tally.version), (4, 6), "every event but the poison one was applied");
@@ -221,7 +221,7 @@ async fn a_version_delivered_after_a_later_one_of_a_parked_stream_is_parked_not_
     let log = read_log(&store, head).await;
     let version = |v: u64| {
         let event = log.iter().find(|e| e.stream_version == StreamVersion(v)).expect("in the log");
-        Incoming::Event(event.clone())
+        Incoming::Untrusted(event.clone())
     };
 
     // Versions 1 and 2 (the poison), then 4, then 3: each batch acknowledged before the next.
@@ -230,7 +230,7 @@ async fn a_version_delivered_after_a_later_one_of_a_parked_stream_is_parked_not_
     }
 
     let letters = runner.dead_letters().await.expect("dead letters");
-    let versions: Vec<u64> = letters.iter().map(|l| l.stream_version).collect();
+    let versions: Vec<u64> = letters.iter().map(|l| l.stream_version.0).collect();
     assert_eq!(versions, vec![2, 3, 4], "the poison event and both versions after it: {letters:?}");
     let tally = tallies(&read_models, &runner.projection().inner).await[sick.as_str()];
     assert_eq!(tally.version, 1, "nothing after the poison event was applied");

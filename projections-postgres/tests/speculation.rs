@@ -14,7 +14,7 @@ use std::time::Duration;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use tidemark::{
     AppendRequest, Envelope, EventCodec, EventStore, ExpectedVersion, InMemoryEventStore, LogPosition, RecordedEvent,
-    StreamId,
+    StreamId, StreamVersion,
 };
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
@@ -143,7 +143,7 @@ where
     let log = read_log(&store, last.expect("appended")).await;
     let at = |id: &StreamId, version: u64| -> Incoming {
         let event = log.iter().find(|e| e.stream_id == *id && e.stream_version.0 == version).expect("in the log");
-        Incoming::Event(event.clone())
+        Incoming::Untrusted(event.clone())
     };
 
     let calls = projection.calls.clone();
@@ -264,7 +264,10 @@ fn progress(streams: Vec<Recorded<'_>>, position: u64) -> Progress {
     Progress {
         position: LogPosition::new(position, 0),
         events: streams.len() as u64,
-        streams: streams.into_iter().map(|(s, version, parked)| (s.clone(), Seen { version, parked })).collect(),
+        streams: streams
+            .into_iter()
+            .map(|(s, version, parked)| (s.clone(), Seen { version: StreamVersion(version), parked }))
+            .collect(),
         ..Progress::default()
     }
 }
@@ -284,7 +287,7 @@ async fn assert_kept<R: ReadModelsAdmin + DocumentReader>(models: &R, projection
         models.documents(projection, "notes", "", 10).await.expect("documents").into_iter().map(|(k, _)| k).collect();
     assert_eq!(notes, ["first", "kept"]);
     for (stream, version) in seen {
-        assert_eq!(models.stream_seen(projection, stream).await.expect("seen"), version, "{stream}");
+        assert_eq!(models.stream_seen(projection, stream).await.expect("seen"), StreamVersion(version), "{stream}");
     }
     let partitions = models.partitions(projection).await.expect("partitions");
     assert_eq!(partitions.len(), 1);
@@ -307,7 +310,10 @@ where
     let mut tx = models.begin_batch("direct", 0).await.expect("begin");
     tx.put("notes", "first", serde_json::json!(1)).await.expect("put");
     let first = progress(vec![(&a, 2, false), (&b, 1, false)], 10);
-    assert!(models.record_if_seen(&mut tx, "direct", 0, &first, &[0, 0]).await.expect("recorded"));
+    assert!(models
+        .record_if_seen(&mut tx, "direct", 0, &first, &[StreamVersion(0), StreamVersion(0)])
+        .await
+        .expect("recorded"));
     models.commit(tx).await.expect("commit");
 
     // Refused: a stale expected version, a stream seen where none was expected, one never
@@ -321,13 +327,16 @@ where
     for (streams, expected) in refused {
         tx.put("notes", "undone", serde_json::json!(2)).await.expect("put");
         let p = progress(streams, 20);
-        assert!(!models.record_if_seen(&mut tx, "direct", 0, &p, &expected).await.expect("checked"), "{p:?}");
+        assert!(
+            !models.record_if_seen(&mut tx, "direct", 0, &p, &versions(&expected)).await.expect("checked"),
+            "{p:?}"
+        );
         models.undo_batch(&mut tx).await.expect("undone");
     }
     // Then the right one: recorded, and committed with no trace of the undone writes.
     tx.put("notes", "kept", serde_json::json!(3)).await.expect("put");
     let next = progress(vec![(&a, 3, false)], 5);
-    assert!(models.record_if_seen(&mut tx, "direct", 0, &next, &[2]).await.expect("recorded"));
+    assert!(models.record_if_seen(&mut tx, "direct", 0, &next, &[StreamVersion(2)]).await.expect("recorded"));
     models.commit(tx).await.expect("commit");
 
     // A parked stream is refused even at its version.
@@ -336,7 +345,7 @@ where
     models.commit(tx).await.expect("commit");
     let mut tx = models.begin_batch("direct", 0).await.expect("begin");
     let parked = progress(vec![(&b, 3, false)], 40);
-    assert!(!models.record_if_seen(&mut tx, "direct", 0, &parked, &[2]).await.expect("checked"));
+    assert!(!models.record_if_seen(&mut tx, "direct", 0, &parked, &[StreamVersion(2)]).await.expect("checked"));
     models.undo_batch(&mut tx).await.expect("undone");
     models.commit(tx).await.expect("commit");
 
@@ -372,7 +381,12 @@ where
     let mut tx = models.begin_batch(projection, 0).await.expect("begin");
     tx.put("notes", "first", serde_json::json!(1)).await.expect("put");
     let first = progress(vec![(&a, 2, false), (&b, 1, false)], 10);
-    assert!(committed(models.commit_if_seen(tx, projection, 0, &first, &[0, 0]).await.expect("committed")));
+    assert!(committed(
+        models
+            .commit_if_seen(tx, projection, 0, &first, &[StreamVersion(0), StreamVersion(0)])
+            .await
+            .expect("committed")
+    ));
 
     // Refused twice (a stale version, a stream never seen where one was expected), each
     // time undone; then the right one, in the same transaction.
@@ -381,7 +395,7 @@ where
         tx.put("notes", "undone", serde_json::json!(2)).await.expect("put");
         let refused = progress(streams, 20);
         let CheckedCommit::Refused(back) =
-            models.commit_if_seen(tx, projection, 0, &refused, &expected).await.expect("checked")
+            models.commit_if_seen(tx, projection, 0, &refused, &versions(&expected)).await.expect("checked")
         else {
             panic!("{refused:?} at {expected:?} was committed");
         };
@@ -390,7 +404,10 @@ where
     }
     tx.put("notes", "kept", serde_json::json!(3)).await.expect("put");
     assert!(committed(
-        models.commit_if_seen(tx, projection, 0, &progress(vec![(&a, 3, false)], 5), &[2]).await.expect("committed")
+        models
+            .commit_if_seen(tx, projection, 0, &progress(vec![(&a, 3, false)], 5), &[StreamVersion(2)])
+            .await
+            .expect("committed")
     ));
 
     // A parked stream is refused even at its version.
@@ -400,7 +417,7 @@ where
     let tx = models.begin_batch(projection, 0).await.expect("begin");
     let parked = progress(vec![(&b, 2, false)], 40);
     let CheckedCommit::Refused(mut tx) =
-        models.commit_if_seen(tx, projection, 0, &parked, &[1]).await.expect("checked")
+        models.commit_if_seen(tx, projection, 0, &parked, &[StreamVersion(1)]).await.expect("checked")
     else {
         panic!("a parked stream's batch was committed");
     };
@@ -441,7 +458,7 @@ async fn a_batch_of_more_than_64_events_is_checked_first() {
         let (runner, stop) = (runner.clone(), stop.clone());
         async move { runner.run(stop).await }
     });
-    let batch: Vec<Incoming> = log.iter().cloned().map(Incoming::Event).collect();
+    let batch: Vec<Incoming> = log.iter().cloned().map(Incoming::Untrusted).collect();
     let mut feeding = Feeding { script: &mut script, delivered: 0 };
     feeding.deliver(batch.clone()).await;
     // Applied first, this redelivery would be applied (65 calls) and undone.
@@ -453,4 +470,9 @@ async fn a_batch_of_more_than_64_events_is_checked_first() {
     let handled = log.iter().filter(|e| e.event_type != "Noted").count() as u64;
     assert_eq!(calls.load(Ordering::SeqCst), handled, "each version applied once, the redelivery checked first");
     assert_eq!(counts(&read_models, "memory-large").await, replay(&log));
+}
+
+/// The stream versions of plain numbers.
+fn versions(numbers: &[u64]) -> Vec<StreamVersion> {
+    numbers.iter().copied().map(StreamVersion).collect()
 }

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use tidemark::StreamId;
+use tidemark::{StreamId, StreamVersion};
 
 use crate::error::Result;
 use crate::letters::{DeadLetter, RogueMessage};
@@ -68,7 +68,7 @@ pub trait ReadModelsAdmin: ReadModels {
 
     /// The last version of `stream` the projection has seen (0 when none), read outside
     /// any batch: read-your-writes waits poll it.
-    fn stream_seen(&self, projection: &str, stream: &StreamId) -> impl Future<Output = Result<u64>> + Send;
+    fn stream_seen(&self, projection: &str, stream: &StreamId) -> impl Future<Output = Result<StreamVersion>> + Send;
 
     /// The saved state of every partition of `projection` that has one, by partition.
     fn partitions(&self, projection: &str) -> impl Future<Output = Result<Vec<(u32, PartitionState)>>> + Send;

@@ -1,6 +1,6 @@
 //! Errors of the projection runtime.
 
-use tidemark::{EventId, LogPosition};
+use tidemark::{EventId, LogPosition, StreamVersion};
 
 /// What a projection's `setup` or `apply` may fail with: any error, kept as the source.
 pub type ApplyError = Box<dyn std::error::Error + Send + Sync + 'static>;
@@ -109,7 +109,7 @@ pub enum ProjectionError {
         /// The stream waited for.
         stream_id: String,
         /// The version waited for.
-        version: u64,
+        version: StreamVersion,
     },
 }
 

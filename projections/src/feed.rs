@@ -16,7 +16,7 @@ use crate::letters::RogueMessage;
 pub enum Incoming {
     /// A full event, as the broker delivered it: the runner checks its identity against
     /// the store before taking it in.
-    Event(RecordedEvent),
+    Untrusted(RecordedEvent),
     /// A reference to an event (a thin notification, or a message whose payload could not
     /// be read): the runner reads the event itself from the store.
     Reference {
@@ -38,7 +38,7 @@ pub enum Incoming {
     /// with a signature made with the store's key (see
     /// [`JetStreamFeed::with_message_key`](crate::JetStreamFeed::with_message_key)): taken
     /// as it is, without checking it against the store.
-    Stored(RecordedEvent),
+    Trusted(RecordedEvent),
     /// A message that is not an event of the store, found so by the feed (headers missing
     /// or invalid, a stream of another partition, a subject that disagrees with the
     /// headers, a payload that is not JSON). The runner parks it as a

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tidemark::{EventStore, LogPosition, StreamId};
+use tidemark::{EventStore, LogPosition, StreamId, StreamVersion};
 
 use crate::admin::ReadModelsAdmin;
 use crate::error::Result;
@@ -121,8 +121,8 @@ where
         let seen = seen_versions(read_models, projection, &page).await?;
         for event in page.iter().filter(|e| e.position <= head) {
             scan.read += 1;
-            let taken = seen.get(&event.stream_id).map_or(0, |s| s.version);
-            if taken < event.stream_version.0 {
+            let taken = seen.get(&event.stream_id).map_or(StreamVersion::EMPTY, |s| s.version);
+            if taken < event.stream_version {
                 scan.unapplied += 1;
                 scan.oldest = Some(scan.oldest.map_or(event.recorded_at, |o| o.min(event.recorded_at)));
                 behind.insert(partition_of(&event.stream_id));

@@ -1,7 +1,7 @@
 //! What a projection did not apply: dead letters, and rogue messages that were not events
 //! of the store.
 
-use tidemark::{EventId, LogPosition, StreamId};
+use tidemark::{EventId, LogPosition, StreamId, StreamVersion};
 
 /// What happened to a dead letter.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -29,7 +29,7 @@ pub struct DeadLetter {
     /// Its stream.
     pub stream_id: StreamId,
     /// Its version in the stream.
-    pub stream_version: u64,
+    pub stream_version: StreamVersion,
     /// Its id.
     pub event_id: EventId,
     /// Its stored type name.
@@ -60,7 +60,7 @@ pub struct RogueMessage {
     /// The stream id its headers claim, when they name a valid one.
     pub stream_id: Option<StreamId>,
     /// The stream version its headers claim, when they are readable.
-    pub stream_version: Option<u64>,
+    pub stream_version: Option<StreamVersion>,
     /// The event id its headers claim, when they are readable.
     pub event_id: Option<EventId>,
     /// Why it was rejected.
@@ -85,7 +85,7 @@ impl RogueMessage {
     }
 
     /// Records what the message's headers claim.
-    pub fn claiming(mut self, stream_id: StreamId, stream_version: u64, event_id: EventId) -> Self {
+    pub fn claiming(mut self, stream_id: StreamId, stream_version: StreamVersion, event_id: EventId) -> Self {
         self.stream_id = Some(stream_id);
         self.stream_version = Some(stream_version);
         self.event_id = Some(event_id);

@@ -26,7 +26,7 @@ pub(crate) fn batch_committed(projection: &str, batch: &[Incoming], report: &Bat
     metrics::histogram!("tidemark_projection_batch_events", &labels).record(batch.len() as f64);
     metrics::histogram!("tidemark_projection_batch_seconds", &labels).record(took.as_secs_f64());
     let last = batch.iter().rev().find_map(|m| match m {
-        Incoming::Event(e) | Incoming::Stored(e) => Some(e.recorded_at),
+        Incoming::Untrusted(e) | Incoming::Trusted(e) => Some(e.recorded_at),
         _ => None,
     });
     if let Some(recorded_at) = last {

@@ -2,7 +2,7 @@
 
 use std::future::Future;
 
-use tidemark::StreamId;
+use tidemark::{StreamId, StreamVersion};
 
 use crate::error::{ProjectionError, Result};
 use crate::read_models::{Progress, ReadModels};
@@ -53,7 +53,7 @@ pub trait BatchOptimisations: ReadModels {
         projection: &str,
         partition: u32,
         progress: &Progress,
-        expected: &[u64],
+        expected: &[StreamVersion],
     ) -> impl Future<Output = Result<bool>> + Send {
         async move {
             let streams: Vec<StreamId> = progress.streams.iter().map(|(s, _)| s.clone()).collect();
@@ -80,7 +80,7 @@ pub trait BatchOptimisations: ReadModels {
         projection: &str,
         partition: u32,
         progress: &Progress,
-        expected: &[u64],
+        expected: &[StreamVersion],
     ) -> impl Future<Output = Result<CheckedCommit<Self::Tx>>> + Send {
         async move {
             let mut tx = tx;

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::future::Future;
 
-use tidemark::{LogPosition, StreamId};
+use tidemark::{LogPosition, StreamId, StreamVersion};
 
 use crate::error::Result;
 use crate::feed::FeedCursor;
@@ -33,7 +33,7 @@ pub struct Progress {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Seen {
     /// The last version taken in (applied, passed over, or sent to the dead letters).
-    pub version: u64,
+    pub version: StreamVersion,
     /// Whether the stream is parked behind a poison event.
     pub parked: bool,
 }

@@ -160,7 +160,7 @@ where
             return Ok(RebuildOutcome::Interrupted { at: report.position });
         }
         let count = batch.len() as u64;
-        let incoming: Vec<Incoming> = batch.into_iter().map(Incoming::Stored).collect();
+        let incoming: Vec<Incoming> = batch.into_iter().map(Incoming::Trusted).collect();
         let (applied, next) =
             tokio::join!(apply(&shadow, &incoming, policy), live.store.read_log(last, options.batch_size));
         applied?;
@@ -223,7 +223,7 @@ where
         let batch = live.store.read_log(report.position, options.batch_size).await?;
         let Some(last) = batch.last().map(|e| e.position) else { break };
         report.events += batch.len() as u64;
-        let incoming: Vec<Incoming> = batch.into_iter().map(Incoming::Stored).collect();
+        let incoming: Vec<Incoming> = batch.into_iter().map(Incoming::Trusted).collect();
         let mut batch = Batch::within(0, tx);
         shadow.apply(&mut batch, &incoming, None).await?;
         tx = batch.into_tx()?;

@@ -38,7 +38,7 @@ impl Resolved {
             .filter_map(|picked| match picked {
                 Picked::Read(event) => Some(&**event),
                 Picked::InBatch(i) => match batch.get(*i) {
-                    Some(Incoming::Event(event) | Incoming::Stored(event)) => Some(event),
+                    Some(Incoming::Untrusted(event) | Incoming::Trusted(event)) => Some(event),
                     _ => None,
                 },
             })
@@ -75,15 +75,15 @@ where
         let mut resolved = Resolved::default();
         for (i, message) in batch.iter().enumerate() {
             match message {
-                Incoming::Stored(_) => resolved.picked.push(Picked::InBatch(i)),
-                Incoming::Event(event) => {
+                Incoming::Trusted(_) => resolved.picked.push(Picked::InBatch(i)),
+                Incoming::Untrusted(event) => {
                     let found = mismatched.get(&i).map(Option::as_ref);
                     match found.and_then(|found| disagreement(event, found).map(|reason| (found, reason))) {
                         None => resolved.picked.push(Picked::InBatch(i)),
                         Some((found, reason)) => {
                             let claim = (&event.stream_id, event.stream_version, event.event_id);
                             let rogue = RogueMessage::new(format!("event {}", event.event_id), partition, "", reason);
-                            resolved.rogue.push(rogue.claiming(claim.0.clone(), claim.1 .0, claim.2));
+                            resolved.rogue.push(rogue.claiming(claim.0.clone(), claim.1, claim.2));
                             self.recover(found, event.event_id, &mut resolved).await?;
                         }
                     }
@@ -95,7 +95,7 @@ where
                             "refers to event {event_id} at {stream_id}@{stream_version}, which the store does not hold"
                         );
                         let rogue = RogueMessage::new(format!("event {event_id}"), partition, "", reason);
-                        resolved.rogue.push(rogue.claiming(stream_id.clone(), stream_version.0, *event_id));
+                        resolved.rogue.push(rogue.claiming(stream_id.clone(), *stream_version, *event_id));
                     }
                 }
                 Incoming::Copy { .. } => {}
@@ -104,7 +104,7 @@ where
                     if let (true, Some(stream), Some(version), Some(id)) =
                         (*recover, &message.stream_id, message.stream_version, message.event_id)
                     {
-                        let found = stored_at(&stored, stream, StreamVersion(version));
+                        let found = stored_at(&stored, stream, version);
                         self.recover(found, id, &mut resolved).await?;
                     }
                 }
@@ -127,7 +127,7 @@ where
             .iter()
             .enumerate()
             .filter_map(|(i, message)| match message {
-                Incoming::Event(event) => Some((i, event)),
+                Incoming::Untrusted(event) => Some((i, event)),
                 _ => None,
             })
             .unzip();
@@ -169,9 +169,7 @@ where
 fn named_version(message: &Incoming) -> Option<(StreamId, StreamVersion)> {
     match message {
         Incoming::Reference { stream_id, stream_version, .. } => Some((stream_id.clone(), *stream_version)),
-        Incoming::Rogue { message, recover: true } => {
-            Some((message.stream_id.clone()?, StreamVersion(message.stream_version?)))
-        }
+        Incoming::Rogue { message, recover: true } => Some((message.stream_id.clone()?, message.stream_version?)),
         _ => None,
     }
 }

@@ -28,7 +28,7 @@ pub async fn wait_for_version<R: ReadModelsAdmin>(
         if let Some(rx) = commits.as_mut() {
             rx.borrow_and_update();
         }
-        if read_models.stream_seen(projection, stream).await? >= version.0 {
+        if read_models.stream_seen(projection, stream).await? >= version {
             return Ok(());
         }
         let now = Instant::now();
@@ -36,7 +36,7 @@ pub async fn wait_for_version<R: ReadModelsAdmin>(
             return Err(ProjectionError::WaitTimedOut {
                 projection: projection.to_owned(),
                 stream_id: stream.to_string(),
-                version: version.0,
+                version,
             });
         }
         let step = (deadline - now).min(POLL);

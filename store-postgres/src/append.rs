@@ -104,10 +104,10 @@ impl PgEventStore {
                 .await?;
             return Ok(Attempt::Rejected { head: StreamVersion(unsigned(head)) });
         };
-        let tx: i64 = first.try_get(0)?;
-        let mut pos = 0i64;
+        let xid: i64 = first.try_get(0)?;
+        let mut sequence = 0i64;
         for row in &rows {
-            pos = pos.max(row.try_get(1)?);
+            sequence = sequence.max(row.try_get(1)?);
         }
         let previous = exact.unwrap_or(StreamVersion::EMPTY);
         Ok(Attempt::Done(AppendOutcome {
@@ -115,7 +115,7 @@ impl PgEventStore {
             command_id: None,
             previous_version: previous,
             version: StreamVersion(previous.0 + request.events.len() as u64),
-            last_position: Some(LogPosition::new(unsigned(tx), unsigned(pos))),
+            last_position: Some(LogPosition::new(unsigned(xid), unsigned(sequence))),
             duplicate: false,
         }))
     }
@@ -133,15 +133,15 @@ impl PgEventStore {
         let Some(previous) = row.try_get::<Option<i64>, _>("previous")? else {
             return Ok(Attempt::Rejected { head });
         };
-        let tx: Option<i64> = row.try_get("tx")?;
-        let pos: Option<i64> = row.try_get("pos")?;
+        let xid: Option<i64> = row.try_get("xid")?;
+        let sequence: Option<i64> = row.try_get("sequence")?;
         let previous = StreamVersion(unsigned(previous));
         Ok(Attempt::Done(AppendOutcome {
             stream_id: request.stream_id.clone(),
             command_id: request.command_id,
             previous_version: previous,
             version: StreamVersion(previous.0 + request.events.len() as u64),
-            last_position: tx.zip(pos).map(|(t, p)| LogPosition::new(unsigned(t), unsigned(p))),
+            last_position: xid.zip(sequence).map(|(x, s)| LogPosition::new(unsigned(x), unsigned(s))),
             duplicate: false,
         }))
     }

@@ -385,15 +385,15 @@ async fn shared_statement(
             results.push(Err(Refused::At(head)));
             continue;
         };
-        let tx: Option<i64> = row.try_get(3).map_err(decode)?;
-        let pos: Option<i64> = row.try_get(4).map_err(decode)?;
+        let xid: Option<i64> = row.try_get(3).map_err(decode)?;
+        let sequence: Option<i64> = row.try_get(4).map_err(decode)?;
         let previous = StreamVersion(unsigned(base));
         results.push(Ok(AppendOutcome {
             stream_id: p.request.stream_id.clone(),
             command_id: p.request.command_id,
             previous_version: previous,
             version: StreamVersion(previous.0 + p.request.events.len() as u64),
-            last_position: tx.zip(pos).map(|(t, q)| LogPosition::new(unsigned(t), unsigned(q))),
+            last_position: xid.zip(sequence).map(|(x, s)| LogPosition::new(unsigned(x), unsigned(s))),
             duplicate: false,
         }));
     }

@@ -11,13 +11,13 @@ impl PgEventStore {
     /// The saved cursor of `name`, or `LogPosition::START` when none is saved.
     pub async fn load_checkpoint(&self, name: &str) -> Result<LogPosition, Error> {
         let sql =
-            format!("SELECT transaction_id, position FROM \"{}\".checkpoints WHERE name = $1", self.config().schema);
+            format!("SELECT transaction_id, sequence FROM \"{}\".checkpoints WHERE name = $1", self.config().schema);
         let row =
             sqlx::query(&sql).bind(name).fetch_optional(self.pool()).await.map_err(backend("loading a checkpoint"))?;
         let Some(row) = row else { return Ok(LogPosition::START) };
-        let tx: i64 = row.try_get(0).map_err(backend("decoding a checkpoint"))?;
-        let pos: i64 = row.try_get(1).map_err(backend("decoding a checkpoint"))?;
-        Ok(LogPosition::new(unsigned(tx), unsigned(pos)))
+        let xid: i64 = row.try_get(0).map_err(backend("decoding a checkpoint"))?;
+        let sequence: i64 = row.try_get(1).map_err(backend("decoding a checkpoint"))?;
+        Ok(LogPosition::new(unsigned(xid), unsigned(sequence)))
     }
 
     /// Saves the cursor of `name` through the store's pool.
@@ -67,15 +67,15 @@ impl PgEventStore {
             "VALUES ($1, $2, $3)"
         };
         let sql = format!(
-            "INSERT INTO \"{}\".checkpoints AS c (name, transaction_id, position) {source} \
+            "INSERT INTO \"{}\".checkpoints AS c (name, transaction_id, sequence) {source} \
              ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
-               position = EXCLUDED.position, updated_at = now() \
-             WHERE (c.transaction_id, c.position) < (EXCLUDED.transaction_id, EXCLUDED.position)",
+               sequence = EXCLUDED.sequence, updated_at = now() \
+             WHERE (c.transaction_id, c.sequence) < (EXCLUDED.transaction_id, EXCLUDED.sequence)",
             self.config().schema
         );
         sqlx::query(&sql)
             .bind(name)
-            .bind(signed(position.transaction))
+            .bind(signed(position.transaction_id))
             .bind(signed(position.sequence))
             .execute(executor)
             .await
@@ -87,14 +87,14 @@ impl PgEventStore {
     /// on purpose; ordinary progress uses `save_checkpoint`, which never moves back).
     pub async fn set_checkpoint(&self, name: &str, position: LogPosition) -> Result<(), Error> {
         let sql = format!(
-            "INSERT INTO \"{}\".checkpoints (name, transaction_id, position) VALUES ($1, $2, $3) \
+            "INSERT INTO \"{}\".checkpoints (name, transaction_id, sequence) VALUES ($1, $2, $3) \
              ON CONFLICT (name) DO UPDATE SET transaction_id = EXCLUDED.transaction_id, \
-               position = EXCLUDED.position, updated_at = now()",
+               sequence = EXCLUDED.sequence, updated_at = now()",
             self.config().schema
         );
         sqlx::query(&sql)
             .bind(name)
-            .bind(signed(position.transaction))
+            .bind(signed(position.transaction_id))
             .bind(signed(position.sequence))
             .execute(self.pool())
             .await

@@ -64,7 +64,7 @@ impl PgEventStore {
             ids.push(event.event_id.0);
             types.push(event.event_type.as_str());
             schemas.push(i32::try_from(event.schema_version).ok());
-            transactions.push(i64::try_from(event.position.transaction).ok());
+            transactions.push(i64::try_from(event.position.transaction_id).ok());
             positions.push(i64::try_from(event.position.sequence).ok());
         }
         let rows = sqlx::query(&self.sql().verify_events)
@@ -83,7 +83,7 @@ impl PgEventStore {
 
     pub(crate) async fn log_page(&self, after: LogPosition, n: usize) -> Result<Vec<RecordedEvent>, Error> {
         let rows = sqlx::query(&self.sql().read_log)
-            .bind(signed(after.transaction))
+            .bind(signed(after.transaction_id))
             .bind(signed(after.sequence))
             .bind(limit(n))
             .fetch_all(self.pool())
@@ -108,9 +108,9 @@ impl PgEventStore {
             .map_err(backend("reading the log head"))?;
         let Some(row) = row else { return Ok(None) };
         let get = backend("decoding the log head");
-        let tx: i64 = row.try_get(0).map_err(get)?;
-        let pos: i64 = row.try_get(1).map_err(backend("decoding the log head"))?;
-        Ok(Some(LogPosition::new(unsigned(tx), unsigned(pos))))
+        let xid: i64 = row.try_get(0).map_err(get)?;
+        let sequence: i64 = row.try_get(1).map_err(backend("decoding the log head"))?;
+        Ok(Some(LogPosition::new(unsigned(xid), unsigned(sequence))))
     }
 
     pub(crate) async fn outcome_of(&self, id: CommandId) -> Result<Option<AppendOutcome>, Error> {
@@ -122,14 +122,14 @@ impl PgEventStore {
         let Some(row) = row else { return Ok(None) };
         let decode = |e| backend("decoding a command outcome")(e);
         let stream: String = row.try_get(0).map_err(decode)?;
-        let tx: Option<i64> = row.try_get(3).map_err(decode)?;
-        let pos: Option<i64> = row.try_get(4).map_err(decode)?;
+        let xid: Option<i64> = row.try_get(3).map_err(decode)?;
+        let sequence: Option<i64> = row.try_get(4).map_err(decode)?;
         Ok(Some(AppendOutcome {
             stream_id: StreamId::new(stream)?,
             command_id: Some(id),
             previous_version: StreamVersion(unsigned(row.try_get(1).map_err(decode)?)),
             version: StreamVersion(unsigned(row.try_get(2).map_err(decode)?)),
-            last_position: tx.zip(pos).map(|(t, p)| LogPosition::new(unsigned(t), unsigned(p))),
+            last_position: xid.zip(sequence).map(|(x, s)| LogPosition::new(unsigned(x), unsigned(s))),
             duplicate: true,
         }))
     }

@@ -2,7 +2,7 @@
 //! text spliced in is the schema name, validated by `PgStoreConfig::validate`.
 
 /// Columns of a recorded event, in the order `row::recorded_event` reads them.
-const EVENT_COLUMNS: &str = "transaction_id, position, event_id, stream_id, stream_version, event_type, \
+const EVENT_COLUMNS: &str = "transaction_id, sequence, event_id, stream_id, stream_version, event_type, \
      schema_version, payload, correlation_id, causation_id, metadata, recorded_at";
 
 /// The oldest transaction still running, as a bigint: rows of transactions below it
@@ -56,7 +56,7 @@ impl Statements {
             // one. Otherwise the statement was planned again on every call, for more server
             // time than it ran.
             identities: format!(
-                "SELECT e.transaction_id, e.position, e.event_id, e.stream_id, e.stream_version, e.event_type, \
+                "SELECT e.transaction_id, e.sequence, e.event_id, e.stream_id, e.stream_version, e.event_type, \
                    e.schema_version \
                  FROM unnest((SELECT $1::text[]), (SELECT $2::bigint[])) AS k(stream_id, stream_version) \
                  CROSS JOIN LATERAL (SELECT * FROM {s}.events x \
@@ -69,19 +69,19 @@ impl Statements {
             ),
             read_log: format!(
                 "SELECT {EVENT_COLUMNS} FROM {s}.events \
-                 WHERE (transaction_id, position) > ($1, $2) {below_horizon} \
-                 ORDER BY transaction_id, position LIMIT $3"
+                 WHERE (transaction_id, sequence) > ($1, $2) {below_horizon} \
+                 ORDER BY transaction_id, sequence LIMIT $3"
             ),
             read_tail: read_tail(&s, gap_safe),
             log_head: format!(
-                "SELECT transaction_id, position FROM {s}.events WHERE true {below_horizon} \
-                 ORDER BY transaction_id DESC, position DESC LIMIT 1"
+                "SELECT transaction_id, sequence FROM {s}.events WHERE true {below_horizon} \
+                 ORDER BY transaction_id DESC, sequence DESC LIMIT 1"
             ),
             stream_version: format!(
                 "SELECT coalesce(max(stream_version), 0) FROM {s}.events WHERE stream_id = $1"
             ),
             command_outcome: format!(
-                "SELECT c.stream_id, c.previous_version, c.version, e.transaction_id, e.position \
+                "SELECT c.stream_id, c.previous_version, c.version, e.transaction_id, e.sequence \
                  FROM {s}.commands c LEFT JOIN {s}.events e \
                    ON e.stream_id = c.stream_id AND e.stream_version = c.version AND c.version > c.previous_version \
                  WHERE c.command_id = $1"
@@ -115,8 +115,8 @@ fn read_tail(s: &str, gap_safe: bool) -> String {
             "AND transaction_id < h.xmin",
             format!(
                 "coalesce((SELECT true FROM {s}.events x \
-                   WHERE (x.transaction_id, x.position) > ((SELECT held_tx FROM h), (SELECT held_pos FROM h)) \
-                   ORDER BY x.transaction_id, x.position LIMIT 1), false)"
+                   WHERE (x.transaction_id, x.sequence) > ((SELECT held_xid FROM h), (SELECT held_sequence FROM h)) \
+                   ORDER BY x.transaction_id, x.sequence LIMIT 1), false)"
             ),
         )
     } else {
@@ -124,13 +124,13 @@ fn read_tail(s: &str, gap_safe: bool) -> String {
     };
     format!(
         "WITH h AS MATERIALIZED ( \
-           SELECT x AS xmin, CASE WHEN x > $1 THEN x - 1 ELSE $1 END AS held_tx, \
-             CASE WHEN x > $1 THEN 9223372036854775807 ELSE $2 END AS held_pos \
+           SELECT x AS xmin, CASE WHEN x > $1 THEN x - 1 ELSE $1 END AS held_xid, \
+             CASE WHEN x > $1 THEN 9223372036854775807 ELSE $2 END AS held_sequence \
            FROM (SELECT {horizon}) AS s(x)) \
          SELECT e.*, {held} AS held_back FROM h LEFT JOIN LATERAL ( \
            SELECT {EVENT_COLUMNS} FROM {s}.events \
-           WHERE (transaction_id, position) > ($1, $2) {below} \
-           ORDER BY transaction_id, position LIMIT $3 \
+           WHERE (transaction_id, sequence) > ($1, $2) {below} \
+           ORDER BY transaction_id, sequence LIMIT $3 \
          ) e ON true"
     )
 }
@@ -155,10 +155,10 @@ fn append(s: &str) -> String {
            SELECT u.id, $1, b.v + u.n, u.typ, u.ver, u.payload::jsonb, u.corr, u.caus, u.meta::jsonb \
            FROM base b, unnest($5::uuid[], $6::text[], $7::int4[], $8::text[], $9::uuid[], $10::uuid[], $11::text[]) \
                 WITH ORDINALITY AS u(id, typ, ver, payload, corr, caus, meta, n) \
-           RETURNING transaction_id, position \
+           RETURNING transaction_id, sequence \
          ) \
          SELECT h.v AS head, (SELECT b.v FROM base b) AS previous, \
-                (SELECT max(transaction_id) FROM ins) AS tx, (SELECT max(position) FROM ins) AS pos \
+                (SELECT max(transaction_id) FROM ins) AS xid, (SELECT max(sequence) FROM ins) AS sequence \
          FROM head h"
     )
 }
@@ -181,7 +181,7 @@ fn append_plain(s: &str, exact: bool) -> String {
          FROM unnest($2::uuid[], $3::text[], $4::int4[], $5::text[], $6::uuid[], $7::uuid[], $8::text[]) \
               WITH ORDINALITY AS u(id, typ, ver, payload, corr, caus, meta, n) \
          {guard} ORDER BY u.n \
-         RETURNING transaction_id, position"
+         RETURNING transaction_id, sequence"
     )
 }
 
@@ -213,10 +213,10 @@ fn append_batch(s: &str) -> String {
                 AS u(i, k, id, typ, ver, payload, corr, caus, meta) \
            JOIN ok ON ok.i = u.i \
            ORDER BY u.i, u.k \
-           RETURNING stream_id, transaction_id, position \
+           RETURNING stream_id, transaction_id, sequence \
          ) \
          SELECT h.i, h.head, ok.base, (SELECT max(x.transaction_id) FROM ins x), \
-                (SELECT max(x.position) FROM ins x WHERE x.stream_id = h.stream_id) \
+                (SELECT max(x.sequence) FROM ins x WHERE x.stream_id = h.stream_id) \
          FROM heads h LEFT JOIN ok ON ok.i = h.i ORDER BY h.i"
     )
 }
@@ -247,7 +247,7 @@ fn append_batch_plain(s: &str) -> String {
                WHERE coalesce((SELECT x.stream_version FROM {s}.events x WHERE x.stream_id = q.stream_id \
                                ORDER BY x.stream_version DESC LIMIT 1), 0) = q.base) AS r ON r.i = u.i \
          ORDER BY u.n \
-         RETURNING stream_id, transaction_id, position"
+         RETURNING stream_id, transaction_id, sequence"
     )
 }
 
@@ -266,7 +266,7 @@ fn append_batch_single(s: &str) -> String {
          WHERE coalesce((SELECT x.stream_version FROM {s}.events x WHERE x.stream_id = u.stream_id \
                          ORDER BY x.stream_version DESC LIMIT 1), 0) = u.base \
          ORDER BY u.n \
-         RETURNING stream_id, transaction_id, position"
+         RETURNING stream_id, transaction_id, sequence"
     )
 }
 
@@ -287,7 +287,7 @@ fn with_commands(s: &str, insert: &str, first: usize) -> String {
            FROM unnest((SELECT $1::text[]), (SELECT $2::int8[]), (SELECT ${first}::uuid[]), (SELECT ${count}::int4[])) \
                 AS q(stream_id, base, command_id, n) \
            WHERE q.command_id IS NOT NULL AND q.stream_id IN (SELECT i.stream_id FROM ins i)) \
-         SELECT stream_id, transaction_id, position FROM ins"
+         SELECT stream_id, transaction_id, sequence FROM ins"
     )
 }
 
@@ -304,16 +304,16 @@ pub(crate) const COMMAND_KEY: &str = "commands_pkey";
 /// `identities`, so that the generic plan is kept.
 fn verify_events(s: &str) -> String {
     format!(
-        "SELECT k.i, e.transaction_id, e.position, e.event_id, e.stream_id, e.stream_version, e.event_type, \
+        "SELECT k.i, e.transaction_id, e.sequence, e.event_id, e.stream_id, e.stream_version, e.event_type, \
            e.schema_version \
          FROM unnest((SELECT $1::text[]), (SELECT $2::bigint[]), (SELECT $3::uuid[]), (SELECT $4::text[]), \
            (SELECT $5::integer[]), (SELECT $6::bigint[]), (SELECT $7::bigint[])) \
            WITH ORDINALITY AS k(stream_id, stream_version, event_id, event_type, schema_version, transaction_id, \
-             position, i) \
-         LEFT JOIN LATERAL (SELECT x.transaction_id, x.position, x.event_id, x.stream_id, x.stream_version, \
+             sequence, i) \
+         LEFT JOIN LATERAL (SELECT x.transaction_id, x.sequence, x.event_id, x.stream_id, x.stream_version, \
              x.event_type, x.schema_version FROM {s}.events x \
            WHERE x.stream_id = k.stream_id AND x.stream_version = k.stream_version LIMIT 1) AS e ON true \
-         WHERE (e.event_id, e.event_type, e.schema_version, e.transaction_id, e.position) \
-           IS DISTINCT FROM (k.event_id, k.event_type, k.schema_version, k.transaction_id, k.position)"
+         WHERE (e.event_id, e.event_type, e.schema_version, e.transaction_id, e.sequence) \
+           IS DISTINCT FROM (k.event_id, k.event_type, k.schema_version, k.transaction_id, k.sequence)"
     )
 }

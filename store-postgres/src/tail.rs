@@ -67,7 +67,7 @@ impl PgEventStore {
     /// whether more are held back behind the horizon, in one statement.
     pub async fn read_tail(&self, after: LogPosition, limit: usize) -> Result<LogTail, Error> {
         let rows = sqlx::query(&self.sql().read_tail)
-            .bind(signed(after.transaction))
+            .bind(signed(after.transaction_id))
             .bind(signed(after.sequence))
             .bind(i64::try_from(limit).unwrap_or(i64::MAX))
             .fetch_all(self.pool())

@@ -21,9 +21,9 @@ impl Wake {
     /// Starts the notifier task (when `notify` is on); needs a tokio runtime.
     pub fn new(pool: &PgPool, channel: &str, notify: Option<Duration>) -> Self {
         let notify = notify.map(|interval| {
-            let (tx, rx) = mpsc::channel(1);
+            let (sender, rx) = mpsc::channel(1);
             tokio::spawn(notifier(pool.clone(), channel.to_owned(), rx, interval));
-            tx
+            sender
         });
         Self {
             generation: watch::Sender::new(0),

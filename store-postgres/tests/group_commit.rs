@@ -43,7 +43,7 @@ async fn concurrent_appends_share_commits_and_keep_their_own_outcomes() {
     assert_eq!(log.len(), 64 * 2 + 32);
     let mut streams_per_tx: HashMap<u64, HashSet<&str>> = HashMap::new();
     for e in &log {
-        streams_per_tx.entry(e.position.transaction).or_default().insert(e.stream_id.as_str());
+        streams_per_tx.entry(e.position.transaction_id).or_default().insert(e.stream_id.as_str());
     }
     assert!(streams_per_tx.values().any(|s| s.len() > 1), "no two appends shared a commit");
     let mut versions: HashMap<&str, Vec<u64>> = HashMap::new();
@@ -155,7 +155,8 @@ async fn small_appends_gather_behind_a_batch_in_flight() {
     });
     let outcomes: Vec<_> = join_all(small).await.into_iter().map(|r| r.expect("task").expect("append")).collect();
     assert!(!held.is_finished(), "the blocked append finished early");
-    let transactions: HashSet<u64> = outcomes.iter().filter_map(|o| o.last_position.map(|p| p.transaction)).collect();
+    let transactions: HashSet<u64> =
+        outcomes.iter().filter_map(|o| o.last_position.map(|p| p.transaction_id)).collect();
     assert_eq!(transactions.len(), 1, "the sixteen appends went out in {} commits", transactions.len());
     blocker.rollback().await.expect("rollback");
     let held = held.await.expect("task").expect("the blocked append");
@@ -302,7 +303,7 @@ async fn plain_batch(size: u64, commands: bool) {
             ("fresh-1" | "new-1" | "new-2", Ok(o)) => {
                 assert!(heads.contains(&(stream, o.version.0)), "{stream}: {o:?}");
                 assert!(!o.duplicate, "{stream}: {o:?}");
-                written.insert(o.last_position.expect("a position").transaction);
+                written.insert(o.last_position.expect("a position").transaction_id);
                 first.insert(stream, o);
             }
             ("stale-1", Err(Error::Conflict { actual, .. })) => {

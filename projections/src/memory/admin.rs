@@ -1,6 +1,6 @@
 //! The lifecycle and operators' side of the in-memory read models.
 
-use tidemark::StreamId;
+use tidemark::{StreamId, StreamVersion};
 
 use super::{MemoryReadModels, MemoryTx, Rename};
 use crate::admin::ReadModelsAdmin;
@@ -75,8 +75,9 @@ impl ReadModelsAdmin for MemoryReadModels {
         Ok(())
     }
 
-    async fn stream_seen(&self, projection: &str, stream: &StreamId) -> Result<u64> {
-        Ok(self.state().streams.get(&(projection.to_owned(), stream.clone())).map_or(0, |s| s.version))
+    async fn stream_seen(&self, projection: &str, stream: &StreamId) -> Result<StreamVersion> {
+        let seen = self.state().streams.get(&(projection.to_owned(), stream.clone())).map(|s| s.version);
+        Ok(seen.unwrap_or_default())
     }
 
     async fn partitions(&self, projection: &str) -> Result<Vec<(u32, PartitionState)>> {

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
-use tidemark::StreamId;
+use tidemark::{StreamId, StreamVersion};
 use tokio::sync::OwnedMutexGuard;
 
 use crate::error::Result;
@@ -25,7 +25,7 @@ type DocKey = (String, String, String);
 struct State {
     partitions: HashMap<(String, u32), PartitionState>,
     streams: HashMap<(String, StreamId), Seen>,
-    dead_letters: BTreeMap<(String, StreamId, u64), DeadLetter>,
+    dead_letters: BTreeMap<(String, StreamId, StreamVersion), DeadLetter>,
     rogue: BTreeMap<(String, String), RogueMessage>,
     set_up: HashMap<String, u32>,
     documents: BTreeMap<DocKey, Value>,

@@ -75,9 +75,9 @@ impl AuditReport {
 
     fn compare(&mut self, stream: &StreamId, seen: Seen, head: u64) {
         self.streams += 1;
-        match seen.version.cmp(&head) {
-            std::cmp::Ordering::Less => self.found("behind", stream, seen.version, head),
-            std::cmp::Ordering::Greater => self.found("ahead", stream, seen.version, head),
+        match seen.version.0.cmp(&head) {
+            std::cmp::Ordering::Less => self.found("behind", stream, seen.version.0, head),
+            std::cmp::Ordering::Greater => self.found("ahead", stream, seen.version.0, head),
             std::cmp::Ordering::Equal => {
                 self.current += 1;
                 self.parked += u64::from(seen.parked);
@@ -127,7 +127,7 @@ async fn audit_once<S: LogDiagnostics>(store: &S, projection: &dyn ProjectionOps
                 heads.next += 1;
             }
             (None, Some((stream, taken))) => {
-                report.found("ahead", stream, taken.version, 0);
+                report.found("ahead", stream, taken.version.0, 0);
                 seen.next += 1;
             }
             (Some((in_store, head)), Some((in_projection, taken))) => {
@@ -138,7 +138,7 @@ async fn audit_once<S: LogDiagnostics>(store: &S, projection: &dyn ProjectionOps
                         heads.next += 1;
                     }
                     std::cmp::Ordering::Greater => {
-                        report.found("ahead", in_projection, taken.version, 0);
+                        report.found("ahead", in_projection, taken.version.0, 0);
                         seen.next += 1;
                     }
                     std::cmp::Ordering::Equal => {

@@ -1,7 +1,7 @@
 //! `events verify`: every stored event through its upcaster chain and decoder.
 
 use serde::Serialize;
-use tidemark::{DomainEvent, EventCodec, EventStore, LogPosition, RecordedEvent};
+use tidemark::{DomainEvent, EventCodec, EventStore, LogPosition, RecordedEvent, StreamVersion};
 
 use crate::error::Result;
 
@@ -35,7 +35,7 @@ pub struct VerifyFailure {
     /// Its stream.
     pub stream_id: String,
     /// Its version in the stream.
-    pub stream_version: u64,
+    pub stream_version: StreamVersion,
     /// Its stored type name.
     pub event_type: String,
     /// Its stored schema version.
@@ -89,7 +89,7 @@ fn failure(event: &RecordedEvent, error: String) -> VerifyFailure {
         position: event.position.to_string(),
         event_id: event.event_id.to_string(),
         stream_id: event.stream_id.to_string(),
-        stream_version: event.stream_version.0,
+        stream_version: event.stream_version,
         event_type: event.event_type.clone(),
         schema_version: event.schema_version,
         error,

@@ -41,7 +41,7 @@ where
         let mut handled = Vec::with_capacity(events.len());
         for event in events {
             let last = seen.get(&event.stream_id).copied().unwrap_or_default();
-            let version = event.stream_version.0;
+            let version = event.stream_version;
             if version <= last.version {
                 report.duplicates += 1;
                 continue;
@@ -51,7 +51,7 @@ where
                 report.dead_lettered += parked.len() as u64;
                 dead_letters.extend(parked);
             } else {
-                if version > last.version + 1 {
+                if version > last.version.next() {
                     let repaired = self.repair(&event.stream_id, last.version, version, &mut handled, &mut report);
                     report.repaired += repaired.await?;
                 }
@@ -74,13 +74,13 @@ where
     /// and the versions between (their messages went to another instance, or come again
     /// later), which park with it: once its version is seen, they would be passed over as
     /// duplicates.
-    async fn park_behind(&self, event: &RecordedEvent, last: u64) -> Result<Vec<DeadLetter>> {
-        let version = event.stream_version.0;
-        let from = StreamVersion(last + 1);
-        let missing = usize::try_from(version - from.0).unwrap_or(usize::MAX);
+    async fn park_behind(&self, event: &RecordedEvent, last: StreamVersion) -> Result<Vec<DeadLetter>> {
+        let version = event.stream_version;
+        let from = last.next();
+        let missing = usize::try_from(version.0 - from.0).unwrap_or(usize::MAX);
         let lost =
             if missing > 0 { self.store.read_stream(&event.stream_id, from, missing).await? } else { Vec::new() };
-        let earlier = lost.iter().take_while(|e| e.stream_version.0 < version);
+        let earlier = lost.iter().take_while(|e| e.stream_version < version);
         let why = || "parked behind an earlier event of its stream".to_owned();
         Ok(earlier.chain([event]).map(|e| dead_letter(e, DeadLetterStatus::Parked, why())).collect())
     }
@@ -89,11 +89,12 @@ where
     pub(super) async fn repair(
         &self,
         stream: &StreamId,
-        last: u64,
-        before: u64,
+        last: StreamVersion,
+        before: StreamVersion,
         handled: &mut Vec<Envelope<P::Event>>,
         report: &mut BatchReport,
     ) -> Result<u64> {
+        let (last, before) = (last.0, before.0);
         tracing::info!(projection = %self.name, %stream, from = last + 1, to = before - 1, "repairing a gap from the store");
         let mut next = last + 1;
         while next < before {
@@ -166,7 +167,7 @@ fn remember(seen: &mut HashMap<StreamId, Seen>, stream: &StreamId, now: Seen) {
 pub(super) fn dead_letter(event: &RecordedEvent, status: DeadLetterStatus, error: String) -> DeadLetter {
     DeadLetter {
         stream_id: event.stream_id.clone(),
-        stream_version: event.stream_version.0,
+        stream_version: event.stream_version,
         event_id: event.event_id,
         event_type: event.event_type.clone(),
         position: event.position,

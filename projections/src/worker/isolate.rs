@@ -1,7 +1,7 @@
 //! A batch that keeps failing, taken one message at a time: a message the projection
 //! fails on alone goes to the dead letters.
 
-use tidemark::{EventStore, StreamVersion};
+use tidemark::EventStore;
 
 use super::checked::dead_letter;
 use super::{BatchReport, Worker};
@@ -70,21 +70,21 @@ where
         status: DeadLetterStatus,
     ) -> Result<BatchReport> {
         let (stream, version) = match message {
-            Incoming::Event(event) | Incoming::Stored(event) => (&event.stream_id, event.stream_version.0),
-            Incoming::Reference { stream_id, stream_version, .. } => (stream_id, stream_version.0),
+            Incoming::Untrusted(event) | Incoming::Trusted(event) => (&event.stream_id, event.stream_version),
+            Incoming::Reference { stream_id, stream_version, .. } => (stream_id, *stream_version),
             Incoming::Copy { .. } | Incoming::Rogue { .. } => return Ok(BatchReport::default()),
         };
         let mut tx = self.read_models.begin().await?;
         let seen = self.read_models.seen_versions(&mut tx, &self.name, std::slice::from_ref(stream)).await?;
         self.read_models.commit(tx).await?;
         let last = seen.get(stream).copied().unwrap_or_default();
-        if last.parked || version <= last.version + 1 {
+        if last.parked || version <= last.version.next() {
             return Ok(BatchReport::default());
         }
-        let missing = usize::try_from(version - last.version - 1).unwrap_or(usize::MAX);
+        let missing = usize::try_from(version.0 - last.version.0 - 1).unwrap_or(usize::MAX);
         let mut total = BatchReport::default();
-        for event in self.store.read_stream(stream, StreamVersion(last.version + 1), missing).await? {
-            let one = Incoming::Stored(event);
+        for event in self.store.read_stream(stream, last.version.next(), missing).await? {
+            let one = Incoming::Trusted(event);
             total.add(match self.apply_and_commit(partition, std::slice::from_ref(&one), None).await {
                 Err(e @ ProjectionError::Apply { .. }) => {
                     self.dead_letter(partition, &one, None, &error_chain(&e), status).await?
@@ -121,7 +121,7 @@ where
         let stream = std::slice::from_ref(&event.stream_id);
         let last = self.read_models.seen_versions(&mut tx, &self.name, stream).await?.remove(&event.stream_id);
         let last = last.unwrap_or_default();
-        if event.stream_version.0 <= last.version {
+        if event.stream_version <= last.version {
             report.duplicates += 1;
             let progress = Progress { position: state.position, cursor, ..Progress::default() };
             self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
@@ -129,7 +129,7 @@ where
             return Ok(report);
         }
         let mut letters = Vec::new();
-        let from = StreamVersion(last.version + 1);
+        let from = last.version.next();
         let missing = (event.stream_version.0 - from.0) as usize;
         for lost in self.store.read_stream(&event.stream_id, from, missing).await? {
             let why = format!("parked with the poison event {} that follows it", event.event_id);
@@ -140,7 +140,7 @@ where
             status = status.as_str(), %error, "sent a poison event to the dead letters");
         report.dead_lettered = letters.len() as u64;
         let parked = status == DeadLetterStatus::Parked || last.parked;
-        let seen = Seen { version: event.stream_version.0, parked };
+        let seen = Seen { version: event.stream_version, parked };
         let position = state.position.max(event.position);
         let progress = Progress {
             position,

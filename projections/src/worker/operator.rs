@@ -26,8 +26,8 @@ where
             self.read_models.commit(tx).await?;
             return Ok(0);
         };
-        let count = usize::try_from(last.stream_version - first.stream_version + 1).unwrap_or(usize::MAX);
-        let events = self.store.read_stream(stream, StreamVersion(first.stream_version), count).await?;
+        let count = usize::try_from(last.stream_version.0 - first.stream_version.0 + 1).unwrap_or(usize::MAX);
+        let events = self.store.read_stream(stream, first.stream_version, count).await?;
         let mut report = BatchReport::default();
         let mut handled = Vec::new();
         for event in &events {
@@ -61,7 +61,7 @@ where
             self.decode_into(event, &mut handled, &mut report)?;
         }
         self.apply_handled(&mut tx, &handled).await?;
-        let version = events.last().map_or(0, |e| e.stream_version.0);
+        let version = events.last().map_or(StreamVersion::EMPTY, |e| e.stream_version);
         let seen = Seen { version, parked: false };
         let progress =
             Progress { position: state.position, streams: vec![(stream.clone(), seen)], ..Progress::default() };

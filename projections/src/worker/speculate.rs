@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 
-use tidemark::{EventStore, RecordedEvent, StreamId};
+use tidemark::{EventStore, RecordedEvent, StreamId, StreamVersion};
 
 use super::{BatchReport, Worker};
 use crate::error::{ProjectionError, Result};
@@ -108,7 +108,7 @@ where
         partition: u32,
         events: &[&RecordedEvent],
         cursor: Option<FeedCursor>,
-        expected: Vec<(StreamId, u64, u64)>,
+        expected: Vec<(StreamId, StreamVersion, StreamVersion)>,
         mut report: BatchReport,
     ) -> Result<Speculation<R::Tx>> {
         let mut handled = Vec::with_capacity(events.len());
@@ -141,25 +141,25 @@ where
 /// For a batch whose events follow each other in every stream (each stream's versions
 /// rising by one, in the batch's order), each stream with its first version less one and
 /// its last; `None` for an empty batch or one that does not.
-fn next_versions(events: &[&RecordedEvent]) -> Option<Vec<(StreamId, u64, u64)>> {
+fn next_versions(events: &[&RecordedEvent]) -> Option<Vec<(StreamId, StreamVersion, StreamVersion)>> {
     if events.is_empty() {
         return None;
     }
-    let mut streams: Vec<(StreamId, u64, u64)> = Vec::new();
+    let mut streams: Vec<(StreamId, StreamVersion, StreamVersion)> = Vec::new();
     let mut index: HashMap<&StreamId, usize> = HashMap::new();
     for event in events {
-        let version = event.stream_version.0;
+        let version = event.stream_version;
         match index.get(&event.stream_id) {
             Some(&i) => {
                 let last = &mut streams[i].2;
-                if version != *last + 1 {
+                if version != last.next() {
                     return None;
                 }
                 *last = version;
             }
             None => {
                 index.insert(&event.stream_id, streams.len());
-                streams.push((event.stream_id.clone(), version.checked_sub(1)?, version));
+                streams.push((event.stream_id.clone(), StreamVersion(version.0.checked_sub(1)?), version));
             }
         }
     }

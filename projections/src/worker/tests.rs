@@ -86,7 +86,7 @@ async fn worker_of(count: usize, undoable: bool) -> (CountWorker, Vec<Incoming>)
         careful: AtomicU32::new(0),
     };
     worker.ensure_set_up().await.expect("set up");
-    (worker, log.into_iter().map(Incoming::Stored).collect())
+    (worker, log.into_iter().map(Incoming::Trusted).collect())
 }
 
 async fn events_taken(worker: &CountWorker) -> u64 {

@@ -170,7 +170,7 @@ pub async fn verify_events_returns_only_mismatches<S: EventStore>(store: S) {
         altered(&|e| e.event_type = "SomethingElse".to_owned()),
         altered(&|e| e.schema_version += 1),
         altered(&|e| e.position.sequence += 1),
-        altered(&|e| e.position.transaction += 1),
+        altered(&|e| e.position.transaction_id += 1),
         altered(&|e| e.stream_version = StreamVersion(4)),
         altered(&|e| e.stream_id = missing.clone()),
         altered(&|e| e.schema_version = u32::MAX),

@@ -93,10 +93,10 @@ impl Counts {
 /// event of `schema`'s table (`log_head` is the readable head, which trails commits while older
 /// transactions are still open), waiting for the horizon up to a minute.
 pub async fn read_store(store: &PgEventStore, schema: &str) -> Vec<RecordedEvent> {
-    let sql = format!("SELECT transaction_id, position FROM \"{schema}\".events ORDER BY 1 DESC, 2 DESC LIMIT 1");
+    let sql = format!("SELECT transaction_id, sequence FROM \"{schema}\".events ORDER BY 1 DESC, 2 DESC LIMIT 1");
     let last: Option<(i64, i64)> = sqlx::query_as(&sql).fetch_optional(store.pool()).await.expect("the last event");
-    let Some((tx, pos)) = last else { return Vec::new() };
-    let last = LogPosition::new(tx.unsigned_abs(), pos.unsigned_abs());
+    let Some((xid, sequence)) = last else { return Vec::new() };
+    let last = LogPosition::new(xid.unsigned_abs(), sequence.unsigned_abs());
     let read = tidemark::read_log_through(store, last, 5000, Duration::from_secs(60)).await;
     read.expect("reading the store's log").unwrap_or_else(|| panic!("the log stayed short of {last:?} for a minute"))
 }
@@ -331,7 +331,7 @@ pub async fn check_applied(
     let letters = runner.dead_letters().await.expect("reading dead letters");
     let mut parked: BTreeMap<String, BTreeSet<u64>> = BTreeMap::new();
     for letter in letters {
-        parked.entry(letter.stream_id.to_string()).or_default().insert(letter.stream_version);
+        parked.entry(letter.stream_id.to_string()).or_default().insert(letter.stream_version.0);
     }
     for (stream, versions) in &parked {
         if facts.get(stream).and_then(|f| f.poison_at).is_none() {
@@ -421,10 +421,10 @@ pub async fn behind_at(
 ) -> Vec<(String, u64, u64)> {
     let sql = format!(
         "SELECT stream_id, max(stream_version), min(stream_version) FILTER (WHERE event_type = 'Poisoned') \
-         FROM \"{schema}\".events WHERE (transaction_id, position) <= ($1, $2) GROUP BY stream_id"
+         FROM \"{schema}\".events WHERE (transaction_id, sequence) <= ($1, $2) GROUP BY stream_id"
     );
     let rows: Vec<(String, i64, Option<i64>)> = sqlx::query_as(&sql)
-        .bind(i64::try_from(head.transaction).unwrap_or(i64::MAX))
+        .bind(i64::try_from(head.transaction_id).unwrap_or(i64::MAX))
         .bind(i64::try_from(head.sequence).unwrap_or(i64::MAX))
         .fetch_all(store.pool())
         .await
