@@ -15,9 +15,11 @@ use tokio_util::sync::CancellationToken;
 use crate::error::{ProjectionError, Result};
 use crate::feed::{Delivery, Feed, FeedCursor, Incoming, Subscription};
 
-/// Faults the bus injects, to show that consumers are idempotent.
+/// Faults the bus injects, to show that consumers are idempotent (the
+/// `fault-injection` feature; without it the bus injects none).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
+#[cfg_attr(not(feature = "fault-injection"), allow(unreachable_pub))]
 pub struct BusFaults {
     /// Publish every n-th event twice (a relay republishing after a crash).
     pub duplicate_every: Option<u64>,
@@ -28,10 +30,14 @@ pub struct BusFaults {
 
 impl BusFaults {
     /// No faults.
+    #[cfg_attr(not(feature = "fault-injection"), allow(unreachable_pub))]
     pub fn none() -> Self {
         Self::default()
     }
+}
 
+#[cfg(feature = "fault-injection")]
+impl BusFaults {
     /// Publishes every `n`-th event twice.
     pub fn duplicate_every(mut self, n: u64) -> Self {
         self.duplicate_every = (n > 0).then_some(n);
@@ -76,11 +82,16 @@ impl InProcessBus {
     /// A bus with `partitions` partitions (at least 1), partitioned like the relay's
     /// subjects (FNV-1a of the stream id).
     pub fn new(partitions: u32) -> Result<Self> {
-        Self::with_faults(partitions, BusFaults::none())
+        Self::build(partitions, BusFaults::none())
     }
 
-    /// A bus that injects `faults`.
+    /// A bus that injects `faults` (the `fault-injection` feature).
+    #[cfg(feature = "fault-injection")]
     pub fn with_faults(partitions: u32, faults: BusFaults) -> Result<Self> {
+        Self::build(partitions, faults)
+    }
+
+    fn build(partitions: u32, faults: BusFaults) -> Result<Self> {
         if partitions == 0 {
             return Err(ProjectionError::Config("a bus needs at least one partition"));
         }

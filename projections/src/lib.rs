@@ -32,7 +32,9 @@ mod wait;
 mod worker;
 
 pub use admin::ReadModelsAdmin;
-pub use bus::{BusFaults, BusSubscription, InProcessBus};
+#[cfg(feature = "fault-injection")]
+pub use bus::BusFaults;
+pub use bus::{BusSubscription, InProcessBus};
 pub use config::{PoisonPolicy, RunnerConfig, VersionChange};
 pub use coordinate::{Coordinator, Seat};
 pub use documents::{DocumentReader, DocumentTx};

@@ -94,7 +94,11 @@ impl PgEventStore {
         Ok(pending)
     }
 
-    /// The pool.
+    /// The connection pool, to share with the read models and coordination of the same
+    /// database (`PgReadModels::sharing`, `Coordination::postgres`) and to run queries of
+    /// your own. Writing to the store's tables through it bypasses every check the store
+    /// makes (versions, idempotency, the append-only trigger aside): append through
+    /// [`EventStore::append`](tidemark::EventStore::append) only.
     pub fn pool(&self) -> &PgPool {
         &self.inner.pool
     }
