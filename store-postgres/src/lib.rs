@@ -26,6 +26,9 @@ mod store;
 mod tail;
 mod wake;
 
+/// The PostgreSQL driver whose types (`PgPool`, `PgConnectOptions`) this crate's API uses.
+pub use sqlx;
+
 pub use config::PgStoreConfig;
 pub use diagnostics::{HoldingTransaction, LogHorizon};
 pub use error::{is_transient, SetupError};
