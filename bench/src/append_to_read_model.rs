@@ -34,7 +34,7 @@ use crate::scenarios::Suite;
 use crate::visible::{self, Detector, Schedule, Seen};
 
 /// Partitions of F6's subject schemes (one consumer and worker each, on both sides).
-pub const PARTITIONS: u32 = 4;
+pub(crate) const PARTITIONS: u32 = 4;
 
 /// One pipeline's running tasks.
 struct Running {
@@ -54,7 +54,7 @@ impl Running {
 
 impl Suite<'_> {
     /// F6 on fresh JetStream streams of `names` (deleted by the caller).
-    pub async fn f6(&mut self, nats_url: &str, names: &Names) -> Result<()> {
+    pub(crate) async fn f6(&mut self, nats_url: &str, names: &Names) -> Result<()> {
         let (capacity, source) = self.f1_new_capacity().await?;
         self.db.reset().await?;
         sqlx::query(&visible::function_sql(self.db.schema())).execute(self.db.admin()).await?;

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 /// The instants `start + n * step` before `close`, each sent when it comes (or at once,
 /// if the thread wakes late, so none is skipped). Ends when the receiver is dropped.
-pub fn every(start: Instant, step: Duration, close: Instant) -> Result<mpsc::UnboundedReceiver<Instant>> {
+pub(crate) fn every(start: Instant, step: Duration, close: Instant) -> Result<mpsc::UnboundedReceiver<Instant>> {
     let (arrivals, arriving) = mpsc::unbounded_channel();
     std::thread::Builder::new()
         .name("bench-arrivals".into())

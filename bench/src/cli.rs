@@ -10,7 +10,7 @@ use crate::raw_pull_consumers::Tuning;
 /// measured in the same run, at the same concurrency, on tables of the same shape.
 #[derive(Debug, Parser)]
 #[command(name = "tidemark-bench", version)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// The scenario: F1, F2, profile, F3, F4, M (F3 and F4), F5, F6, P, or all.
     #[arg(default_value = "all")]
     pub scenario: String,
@@ -115,7 +115,7 @@ fn two_numbers(text: &str, shape: &str, min: usize) -> Result<(usize, usize), St
 
 /// How long and how wide each measurement is.
 #[derive(Debug, Clone)]
-pub struct Settings {
+pub(crate) struct Settings {
     pub warmup: Duration,
     pub window: Duration,
     /// Writer counts of F1 and the single-event append.
@@ -165,7 +165,7 @@ pub struct Settings {
 }
 
 impl Settings {
-    pub fn from_cli(cli: &Cli) -> Self {
+    pub(crate) fn from_cli(cli: &Cli) -> Self {
         let window = cli.seconds.map(Duration::from_secs_f64);
         let writers = cli.writers.clone().filter(|w| !w.is_empty() && w.iter().all(|n| *n > 0));
         let f4_partitions = cli.partitions.clone().filter(|p| !p.is_empty() && p.iter().all(|n| *n > 0));

@@ -9,14 +9,14 @@ use crate::db::BenchDb;
 
 /// Above this share of the machine taken by other processes during a window, a figure
 /// is measured again, and flagged if it stays above.
-pub const FOREIGN_LOAD_LIMIT: f64 = 0.10;
+pub(crate) const FOREIGN_LOAD_LIMIT: f64 = 0.10;
 
 /// Linux reports process times in USER_HZ ticks, 100 per second on every common platform.
 const TICK: Duration = Duration::from_millis(10);
 
 /// CPU time spent during a window.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct CpuUsage {
+pub(crate) struct CpuUsage {
     /// By this process (all its threads).
     pub client: Duration,
     /// By the server backends of the measured pool (not WAL writer, checkpointer, …).
@@ -30,7 +30,7 @@ pub struct CpuUsage {
 
 /// Counters at one instant.
 #[derive(Debug, Clone, Default)]
-pub struct CpuMark {
+pub(crate) struct CpuMark {
     client: u64,
     server: HashMap<i32, u64>,
     machine: (u64, u64),
@@ -38,14 +38,14 @@ pub struct CpuMark {
 
 impl CpuMark {
     /// Reads the counters; missing /proc files count as zero (the figures then say 0).
-    pub async fn take(db: &BenchDb, tag: &str) -> Self {
+    pub(crate) async fn take(db: &BenchDb, tag: &str) -> Self {
         let pids = db.backend_pids(tag).await.unwrap_or_default();
         let server = pids.into_iter().map(|pid| (pid, process_ticks(&pid.to_string()))).collect();
         Self { client: process_ticks("self"), server, machine: machine_ticks() }
     }
 
     /// What was used between `self` and `later`.
-    pub fn until(&self, later: &CpuMark) -> CpuUsage {
+    pub(crate) fn until(&self, later: &CpuMark) -> CpuUsage {
         let server: u64 =
             later.server.iter().map(|(pid, t)| t.saturating_sub(self.server.get(pid).copied().unwrap_or(0))).sum();
         let client = later.client.saturating_sub(self.client);
@@ -62,7 +62,7 @@ impl CpuMark {
 
 /// Waits (up to `max`) until the machine is mostly idle: less than a quarter of its
 /// cores busy over 300 ms. Returns the last busy share seen.
-pub async fn wait_for_quiet(max: Duration) -> f64 {
+pub(crate) async fn wait_for_quiet(max: Duration) -> f64 {
     let deadline = tokio::time::Instant::now() + max;
     loop {
         let start = machine_ticks();
@@ -91,7 +91,7 @@ fn process_ticks(pid: &str) -> u64 {
 }
 
 /// CPU ticks (utime + stime) of every process named `nats-server` on this machine.
-pub fn nats_server_ticks() -> u64 {
+pub(crate) fn nats_server_ticks() -> u64 {
     let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
     entries
         .filter_map(|e| e.ok())

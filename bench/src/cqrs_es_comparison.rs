@@ -26,14 +26,14 @@ use crate::scenarios::Suite;
 
 /// The account as a cqrs-es aggregate: the bench's `Account` inside.
 #[derive(Debug, Default, Serialize, Deserialize)]
-pub struct CqrsAccount {
+pub(crate) struct CqrsAccount {
     #[serde(skip)]
     state: Account,
 }
 
 /// The account's events in cqrs-es' form (serde's externally tagged enum).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub enum CqrsEvent {
+pub(crate) enum CqrsEvent {
     AccountOpened(Opened),
     MoneyDeposited(Booking),
     MoneyWithdrawn(Withdrawal),
@@ -112,7 +112,7 @@ fn tables_sql(schema: &str) -> [String; 3] {
 }
 
 /// One writer sending commands through cqrs-es.
-pub struct CqrsWriter {
+pub(crate) struct CqrsWriter {
     cqrs: Arc<PostgresCqrs<CqrsAccount>>,
     work: Work,
     ids: Vec<String>,

@@ -11,15 +11,15 @@ use sqlx::PgPool;
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 
 /// Marks the suite's own statements, so that the profile's statement counts leave them out.
-pub const ADMIN: &str = "/* tidemark-bench admin */";
+pub(crate) const ADMIN: &str = "/* tidemark-bench admin */";
 
 /// Tables of the raw baselines: the same columns, defaults, constraints and indexes as
 /// tidemark's `events` table (`LIKE … INCLUDING ALL` copies all of them, and no trigger).
-pub const RAW_TABLES: [&str; 3] = ["raw_autocommit", "raw_transaction", "raw_unnest"];
+pub(crate) const RAW_TABLES: [&str; 3] = ["raw_autocommit", "raw_transaction", "raw_unnest"];
 
 /// The run's schema and an admin pool; see [`BenchDb::drop_schema`].
 #[derive(Debug)]
-pub struct BenchDb {
+pub(crate) struct BenchDb {
     url: String,
     options: PgConnectOptions,
     admin: PgPool,
@@ -31,7 +31,7 @@ pub struct BenchDb {
 
 /// Group-commit settings given on the command line; the store's defaults where `None`.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct GroupCommitTuning {
+pub(crate) struct GroupCommitTuning {
     /// Most appends per batch, batches in flight (`--group-commit`).
     pub limits: Option<(usize, usize)>,
     /// Events that start a batch beside one in flight, and the longest wait in
@@ -53,7 +53,7 @@ impl GroupCommitTuning {
 
 impl BenchDb {
     /// Creates a fresh schema, applies tidemark's migrations and creates the raw tables.
-    pub async fn create(url: &str, group_commit: GroupCommitTuning) -> Result<Self> {
+    pub(crate) async fn create(url: &str, group_commit: GroupCommitTuning) -> Result<Self> {
         let options = PgConnectOptions::from_str(url).context("parsing DATABASE_URL")?;
         let admin = PgPoolOptions::new()
             .max_connections(2)
@@ -75,7 +75,7 @@ impl BenchDb {
     /// (Re)creates the schema with empty tables: tidemark's, by its migrations, and the
     /// raw baselines'. Every measurement starts from here, so no side works on a larger
     /// table (or index) than the other.
-    pub async fn reset(&self) -> Result<()> {
+    pub(crate) async fn reset(&self) -> Result<()> {
         self.drop_schemas().await?;
         tidemark_postgres::migrate(&self.admin, &self.schema).await.context("applying tidemark's migrations")?;
         let projections = tidemark_projections_postgres::PROJECTION_MIGRATIONS;
@@ -90,24 +90,24 @@ impl BenchDb {
     }
 
     /// The schema's name.
-    pub fn schema(&self) -> &str {
+    pub(crate) fn schema(&self) -> &str {
         &self.schema
     }
 
     /// A pool for administrative queries (not measured).
-    pub fn admin(&self) -> &PgPool {
+    pub(crate) fn admin(&self) -> &PgPool {
         &self.admin
     }
 
     /// A fresh tag for one measurement's connections (their `application_name`).
-    pub fn next_tag(&self) -> String {
+    pub(crate) fn next_tag(&self) -> String {
         let n = self.measurements.fetch_add(1, Ordering::Relaxed);
         format!("tmb-{}-{n}", self.schema)
     }
 
     /// A plain pool of `size` connections, as a hand-written application would use:
     /// no connection check on checkout, prepared (cached) statements.
-    pub async fn raw_pool(&self, tag: &str, size: usize) -> Result<PgPool> {
+    pub(crate) async fn raw_pool(&self, tag: &str, size: usize) -> Result<PgPool> {
         let pool = PgPoolOptions::new()
             .max_connections(pool_size(size))
             .test_before_acquire(false)
@@ -120,7 +120,7 @@ impl BenchDb {
     /// tidemark's store, connected the way applications connect it
     /// (`PgEventStore::connect`, default configuration but the schema, the pool size
     /// and, if asked, group commit).
-    pub async fn store(&self, tag: &str, writers: usize, group_commit: bool) -> Result<PgEventStore> {
+    pub(crate) async fn store(&self, tag: &str, writers: usize, group_commit: bool) -> Result<PgEventStore> {
         let mut url = url::Url::parse(&self.url).context("parsing DATABASE_URL")?;
         url.query_pairs_mut().append_pair("application_name", tag);
         // Two connections more than writers: the store's own NOTIFY task uses the pool too.
@@ -135,7 +135,7 @@ impl BenchDb {
     /// Flushes dirty buffers so that no checkpoint lands inside the next measurement
     /// (every measurement then starts just after one; needs superuser, skipped
     /// otherwise), then waits up to `quiet` for other load on the machine to pass.
-    pub async fn settle(&self, quiet: Duration) {
+    pub(crate) async fn settle(&self, quiet: Duration) {
         if quiet.is_zero() {
             // `--quick`: a smoke test, whose figures mean nothing; no checkpoint, no waiting.
             return;
@@ -155,7 +155,7 @@ impl BenchDb {
     }
 
     /// Process ids of the server backends serving a tagged pool.
-    pub async fn backend_pids(&self, tag: &str) -> Result<Vec<i32>> {
+    pub(crate) async fn backend_pids(&self, tag: &str) -> Result<Vec<i32>> {
         let pids = sqlx::query_scalar(&format!("{ADMIN} SELECT pid FROM pg_stat_activity WHERE application_name = $1"))
             .bind(tag)
             .fetch_all(&self.admin)
@@ -165,7 +165,7 @@ impl BenchDb {
 
     /// Drops the run's schema and its projections' schemas (`<schema>_<projection>`)
     /// with everything in them.
-    pub async fn drop_schema(&self) -> Result<()> {
+    pub(crate) async fn drop_schema(&self) -> Result<()> {
         self.drop_schemas().await?;
         self.admin.close().await;
         Ok(())

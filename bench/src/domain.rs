@@ -10,7 +10,7 @@ use tidemark::Aggregate;
 
 /// An account was opened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Opened {
+pub(crate) struct Opened {
     pub owner: String,
     pub currency: String,
     pub overdraft_limit_cents: i64,
@@ -21,7 +21,7 @@ pub struct Opened {
 
 /// Money was booked onto the account (deposit) or off it (withdrawal).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Booking {
+pub(crate) struct Booking {
     pub amount_cents: i64,
     pub currency: String,
     pub reference: String,
@@ -33,7 +33,7 @@ pub struct Booking {
 
 /// A withdrawal (same shape as a deposit, another type).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Withdrawal(pub Booking);
+pub(crate) struct Withdrawal(pub Booking);
 
 tidemark::domain_events! {
     #[derive(Debug, Clone, PartialEq)]
@@ -46,7 +46,7 @@ tidemark::domain_events! {
 
 /// What an account can be asked to do.
 #[derive(Debug, Clone)]
-pub enum AccountCommand {
+pub(crate) enum AccountCommand {
     Open(Opened),
     Deposit(Booking),
     Withdraw(Booking),
@@ -60,7 +60,7 @@ pub enum AccountCommand {
 
 /// Why an account refuses a command.
 #[derive(Debug, thiserror::Error, PartialEq)]
-pub enum AccountError {
+pub(crate) enum AccountError {
     #[error("the account is already open")]
     AlreadyOpen,
     #[error("the account is not open")]
@@ -75,7 +75,7 @@ pub enum AccountError {
 
 /// The state `decide` needs.
 #[derive(Debug, Default)]
-pub struct Account {
+pub(crate) struct Account {
     open: bool,
     currency: String,
     balance_cents: i64,
@@ -155,7 +155,7 @@ impl Aggregate for Account {
 }
 
 /// A typical opening.
-pub fn opened(n: u64) -> Opened {
+pub(crate) fn opened(n: u64) -> Opened {
     Opened {
         owner: format!("Customer {n:08} (Mustermann & Söhne GmbH, Hamburg)"),
         currency: "EUR".to_owned(),
@@ -167,7 +167,7 @@ pub fn opened(n: u64) -> Opened {
 }
 
 /// A typical booking of `amount_cents`.
-pub fn booking(n: u64, amount_cents: i64) -> Booking {
+pub(crate) fn booking(n: u64, amount_cents: i64) -> Booking {
     Booking {
         amount_cents,
         currency: "EUR".to_owned(),
@@ -181,7 +181,7 @@ pub fn booking(n: u64, amount_cents: i64) -> Booking {
 
 /// The `n`-th command of a writer on an open account: deposits and withdrawals
 /// alternate, so the balance grows and no command is refused.
-pub fn busy_command(n: u64) -> AccountCommand {
+pub(crate) fn busy_command(n: u64) -> AccountCommand {
     if n % 2 == 0 {
         AccountCommand::Deposit(booking(n, 5_000))
     } else {

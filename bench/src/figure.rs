@@ -4,7 +4,7 @@ use crate::runner::Sample;
 
 /// What a figure counts per second.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Counted {
+pub(crate) enum Counted {
     /// Operations (commands, statements, appends): the unit names them.
     Ops(&'static str),
     /// Rows or events written: the unit names them.
@@ -13,7 +13,7 @@ pub enum Counted {
 
 /// A baseline a figure is compared with: its id, its throughput and its latencies.
 #[derive(Debug, Clone)]
-pub struct Baseline {
+pub(crate) struct Baseline {
     pub id: String,
     pub value: f64,
     /// The baseline's p50 and p99 latency in milliseconds.
@@ -26,7 +26,7 @@ pub struct Baseline {
 
 /// A measured figure, ready to print.
 #[derive(Debug, Clone)]
-pub struct Figure {
+pub(crate) struct Figure {
     /// The scenario the figure belongs to (`F1` … `F6`, `P`).
     pub scenario: &'static str,
     /// Short id of the series, e.g. `F1-new` or `raw-a` (see the table's legend).
@@ -39,19 +39,19 @@ pub struct Figure {
 }
 
 impl Figure {
-    pub fn new(series: &'static str, counted: Counted, sample: Sample) -> Self {
+    pub(crate) fn new(series: &'static str, counted: Counted, sample: Sample) -> Self {
         Self { scenario: scenario_of(series), series, sample, counted, baselines: Vec::new(), extra: Vec::new() }
     }
 
     /// Files the figure under another scenario than its series suggests (P measures
     /// `F1-new` again beside cqrs-es).
-    pub fn in_scenario(mut self, scenario: &'static str) -> Self {
+    pub(crate) fn in_scenario(mut self, scenario: &'static str) -> Self {
         self.scenario = scenario;
         self
     }
 
     /// Compares this figure with another one's throughput.
-    pub fn against(mut self, baseline: &Figure) -> Self {
+    pub(crate) fn against(mut self, baseline: &Figure) -> Self {
         self.baselines.push(Baseline {
             id: baseline.id(),
             value: baseline.throughput(),
@@ -63,7 +63,7 @@ impl Figure {
     }
 
     /// Compares this figure with another one's latency (both ran open loop at one rate).
-    pub fn against_latency(mut self, baseline: &Figure) -> Self {
+    pub(crate) fn against_latency(mut self, baseline: &Figure) -> Self {
         self = self.against(baseline);
         if let Some(last) = self.baselines.last_mut() {
             last.on_latency = true;
@@ -72,24 +72,24 @@ impl Figure {
     }
 
     /// Adds a further metric.
-    pub fn with(mut self, metric: &'static str, value: f64, unit: &'static str) -> Self {
+    pub(crate) fn with(mut self, metric: &'static str, value: f64, unit: &'static str) -> Self {
         self.extra.push((metric, value, unit));
         self
     }
 
     /// `<series>/w<writers>`.
-    pub fn id(&self) -> String {
+    pub(crate) fn id(&self) -> String {
         format!("{}/w{}", self.series, self.sample.writers)
     }
 
-    pub fn throughput(&self) -> f64 {
+    pub(crate) fn throughput(&self) -> f64 {
         match self.counted {
             Counted::Ops(_) => self.sample.ops_per_s(),
             Counted::Items(_) => self.sample.items_per_s(),
         }
     }
 
-    pub fn unit(&self) -> &'static str {
+    pub(crate) fn unit(&self) -> &'static str {
         match self.counted {
             Counted::Ops(u) | Counted::Items(u) => u,
         }
@@ -97,7 +97,7 @@ impl Figure {
 
     /// (baseline id, ratio of this figure's throughput to the baseline's), for the
     /// baselines compared on throughput.
-    pub fn ratios(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
+    pub(crate) fn ratios(&self) -> impl Iterator<Item = (&str, f64)> + '_ {
         let mine = self.throughput();
         self.baselines
             .iter()
@@ -106,7 +106,7 @@ impl Figure {
     }
 
     /// (baseline id, p50 ratio, p99 ratio) for the baselines compared on latency.
-    pub fn latency_ratios(&self) -> impl Iterator<Item = (&str, f64, f64)> + '_ {
+    pub(crate) fn latency_ratios(&self) -> impl Iterator<Item = (&str, f64, f64)> + '_ {
         let (p50, p99) = (self.sample.latency_ms(0.5), self.sample.latency_ms(0.99));
         let ratio = |mine: f64, theirs: f64| if theirs > 0.0 { mine / theirs } else { 0.0 };
         self.baselines
@@ -116,13 +116,13 @@ impl Figure {
     }
 
     /// A further metric by name.
-    pub fn extra(&self, metric: &str) -> Option<f64> {
+    pub(crate) fn extra(&self, metric: &str) -> Option<f64> {
         self.extra.iter().find(|(m, _, _)| *m == metric).map(|(_, v, _)| *v)
     }
 }
 
 /// The scenario a series belongs to, by the series' name (see the legend).
-pub fn scenario_of(series: &str) -> &'static str {
+pub(crate) fn scenario_of(series: &str) -> &'static str {
     const BY_PREFIX: [(&str, &str); 16] = [
         ("raw-a", "F1"),
         ("raw-b", "F1"),
@@ -150,7 +150,7 @@ pub fn scenario_of(series: &str) -> &'static str {
 /// A figure for tests: `per_s` operations (and items) in one second at `writers`, every
 /// latency `ms` milliseconds.
 #[cfg(test)]
-pub fn test_figure(series: &'static str, counted: Counted, writers: usize, per_s: u64, ms: u64) -> Figure {
+pub(crate) fn test_figure(series: &'static str, counted: Counted, writers: usize, per_s: u64, ms: u64) -> Figure {
     let mut latency = crate::runner::histogram().expect("histogram");
     latency.record_n(ms * 1000, 100).expect("record");
     let sample = Sample {

@@ -16,11 +16,11 @@ use crate::domain::{booking, busy_command, opened, Account, AccountCommand, Acco
 use crate::runner::Op;
 
 /// The command handler shared by a measurement's writers.
-pub type Handler = CommandHandler<Account, PgEventStore>;
+pub(crate) type Handler = CommandHandler<Account, PgEventStore>;
 
 /// Which of the framework's shortcuts a measurement uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Tuning {
+pub(crate) enum Tuning {
     /// None: no state cache, and no "creates a stream" shortcut (every command reads its
     /// stream before deciding).
     Plain,
@@ -36,7 +36,7 @@ pub enum Tuning {
 
 impl Tuning {
     /// Whether the store groups concurrent appends into shared commits.
-    pub fn group_commit(self) -> bool {
+    pub(crate) fn group_commit(self) -> bool {
         matches!(self, Self::Default | Self::Idempotent)
     }
 }
@@ -52,13 +52,13 @@ fn handler(store: PgEventStore, tuning: Tuning, cache: usize) -> Result<Arc<Hand
 }
 
 /// A fresh account stream id (random, like most applications' aggregate ids).
-pub fn new_account() -> Result<StreamId> {
+pub(crate) fn new_account() -> Result<StreamId> {
     Ok(StreamId::for_entity("account", Uuid::new_v4().simple())?)
 }
 
 /// What a writer does on each operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Work {
+pub(crate) enum Work {
     /// F1 (i): open a new account; one event.
     Open,
     /// F1 (ii): deposit or withdraw on one of the writer's seeded accounts; one event.
@@ -69,7 +69,7 @@ pub enum Work {
 
 /// One writer sending commands through the handler.
 #[derive(Debug)]
-pub struct CommandWriter {
+pub(crate) struct CommandWriter {
     handler: Arc<Handler>,
     work: Work,
     /// The writer's accounts (for `Work::Busy`).
@@ -82,7 +82,7 @@ pub struct CommandWriter {
 }
 
 /// One command writer per hand of streams, sharing one handler over `store`.
-pub fn command_writers(
+pub(crate) fn command_writers(
     store: &PgEventStore,
     work: Work,
     tuning: Tuning,
@@ -132,7 +132,7 @@ impl Op for CommandWriter {
 /// One writer calling `EventStore::append` directly with `ExpectedVersion::Exact`:
 /// what a command costs without loading the stream and deciding.
 #[derive(Debug)]
-pub struct AppendWriter {
+pub(crate) struct AppendWriter {
     store: PgEventStore,
     /// The writer's streams and their versions; empty: a new stream per append.
     streams: Vec<(StreamId, StreamVersion)>,
@@ -141,7 +141,7 @@ pub struct AppendWriter {
 
 impl AppendWriter {
     /// `streams` were seeded with `history` events each (none: a new stream per append).
-    pub fn new(store: PgEventStore, streams: Vec<StreamId>, history: usize, writer: usize) -> Self {
+    pub(crate) fn new(store: PgEventStore, streams: Vec<StreamId>, history: usize, writer: usize) -> Self {
         let streams = streams.into_iter().map(|s| (s, StreamVersion(history as u64))).collect();
         Self { store, streams, n: (writer as u64) << 32 }
     }
@@ -173,7 +173,7 @@ impl Op for AppendWriter {
 
 /// Opens `count` accounts with `history` events each (one append per account,
 /// 16 at a time) and returns their stream ids.
-pub async fn seed(store: &PgEventStore, count: usize, history: usize) -> Result<Vec<StreamId>> {
+pub(crate) async fn seed(store: &PgEventStore, count: usize, history: usize) -> Result<Vec<StreamId>> {
     let streams: Vec<StreamId> = (0..count).map(|_| new_account()).collect::<Result<_>>()?;
     let mut tasks = tokio::task::JoinSet::new();
     for (t, chunk) in streams.chunks(count.div_ceil(16).max(1)).enumerate() {
@@ -200,7 +200,7 @@ pub async fn seed(store: &PgEventStore, count: usize, history: usize) -> Result<
 }
 
 /// Deals `streams` out to `writers` writers, round robin.
-pub fn deal<T: Clone>(streams: &[T], writers: usize) -> Vec<Vec<T>> {
+pub(crate) fn deal<T: Clone>(streams: &[T], writers: usize) -> Vec<Vec<T>> {
     let mut hands = vec![Vec::new(); writers];
     for (i, s) in streams.iter().enumerate() {
         hands[i % writers].push(s.clone());

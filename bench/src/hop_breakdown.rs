@@ -22,7 +22,7 @@ const LOOKUPS: usize = 32;
 
 /// The two hops of the events measured (µs), and how many events had no message found.
 #[derive(Debug)]
-pub struct Hops {
+pub(crate) struct Hops {
     pub to_nats: Histogram<u64>,
     pub to_visible: Histogram<u64>,
     pub unmatched: usize,
@@ -30,14 +30,14 @@ pub struct Hops {
 
 /// The stream's last sequence number now: the messages of a measurement started after
 /// this call come after it.
-pub async fn last_sequence(js: &Context, stream: &str) -> Result<u64> {
+pub(crate) async fn last_sequence(js: &Context, stream: &str) -> Result<u64> {
     let mut stream = js.get_stream(stream).await.with_context(|| format!("looking up stream {stream}"))?;
     let info = stream.info().await.context("reading the stream's state")?;
     Ok(info.state.last_sequence)
 }
 
 /// The hops of `traces`, from the messages stored in `stream` after sequence `after`.
-pub async fn breakdown(js: &Context, stream: &str, after: u64, traces: &[Trace]) -> Result<Hops> {
+pub(crate) async fn breakdown(js: &Context, stream: &str, after: u64, traces: &[Trace]) -> Result<Hops> {
     let last = last_sequence(js, stream).await?;
     let handle = js.get_stream(stream).await.with_context(|| format!("looking up stream {stream}"))?;
     let stored: HashMap<String, SystemTime> = futures_util::stream::iter(after + 1..=last)

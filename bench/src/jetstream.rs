@@ -10,7 +10,7 @@ use tidemark_nats::RelayConfig;
 /// JetStream streams and subject prefixes of one run, unique so that runs never share
 /// a stream (every one is deleted at the end).
 #[derive(Debug, Clone)]
-pub struct Names {
+pub(crate) struct Names {
     pub relay_stream: String,
     pub relay_prefix: String,
     pub raw_stream: String,
@@ -26,7 +26,7 @@ pub struct Names {
 }
 
 impl Names {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         let id = uuid::Uuid::new_v4().simple().to_string();
         let id = &id[..12];
         Self {
@@ -44,18 +44,18 @@ impl Names {
     }
 
     /// F4's stream for `partitions` partitions.
-    pub fn f4_stream(&self, partitions: u32) -> String {
+    pub(crate) fn f4_stream(&self, partitions: u32) -> String {
         format!("{}_P{partitions}", self.f4_stream)
     }
 
     /// F4's subject prefix for `partitions` partitions.
-    pub fn f4_prefix(&self, partitions: u32) -> String {
+    pub(crate) fn f4_prefix(&self, partitions: u32) -> String {
         format!("{}-p{partitions}", self.f4_prefix)
     }
 }
 
 /// Deletes the run's streams, those that exist; reports (but does not fail on) errors.
-pub async fn delete_streams(nats_url: &str, names: &Names) {
+pub(crate) async fn delete_streams(nats_url: &str, names: &Names) {
     let Ok(client) = async_nats::connect(nats_url).await else { return };
     let js = async_nats::jetstream::new(client);
     let mut streams = vec![
@@ -81,7 +81,7 @@ pub async fn delete_streams(nats_url: &str, names: &Names) {
 
 /// A JetStream context set up as `NatsRelay::new` sets up its own: the relay's publish
 /// timeout, and at most twice its PubAck window pending in the client.
-pub fn context(client: async_nats::Client, config: &RelayConfig) -> Context {
+pub(crate) fn context(client: async_nats::Client, config: &RelayConfig) -> Context {
     ContextBuilder::new()
         .timeout(config.publish_timeout)
         .ack_timeout(config.publish_timeout)
@@ -91,7 +91,7 @@ pub fn context(client: async_nats::Client, config: &RelayConfig) -> Context {
 
 /// Forwards each message of `subscription` that carries a `Nats-Msg-Id` as (that id, when
 /// it arrived), until the receiver is dropped; abort the task to stop it sooner.
-pub fn arrivals(
+pub(crate) fn arrivals(
     mut subscription: async_nats::Subscriber,
 ) -> (tokio::task::JoinHandle<()>, tokio::sync::mpsc::UnboundedReceiver<(String, tokio::time::Instant)>) {
     let (sender, arrivals) = tokio::sync::mpsc::unbounded_channel();

@@ -65,7 +65,7 @@ struct Watched {
 impl Suite<'_> {
     /// F4 and M (runner part), on fresh JetStream streams named after `names` (the caller
     /// deletes what is left of them, also after an error or Ctrl-C).
-    pub async fn f4(&mut self, nats_url: &str, names: &Names) -> Result<()> {
+    pub(crate) async fn f4(&mut self, nats_url: &str, names: &Names) -> Result<()> {
         let s = self.settings;
         let client =
             async_nats::connect(nats_url).await.with_context(|| format!("connecting to NATS at {nats_url}"))?;

@@ -3,13 +3,13 @@
 
 /// This process's resident set and its high-water mark, in KiB.
 #[derive(Debug, Clone, Copy, Default)]
-pub struct Memory {
+pub(crate) struct Memory {
     pub rss_kib: u64,
     pub hwm_kib: u64,
 }
 
 /// Reads this process's [`Memory`] now; zeros when /proc/self/status cannot be read.
-pub fn now() -> Memory {
+pub(crate) fn now() -> Memory {
     let Ok(status) = std::fs::read_to_string("/proc/self/status") else { return Memory::default() };
     let field = |name: &str| {
         status
@@ -24,12 +24,12 @@ pub fn now() -> Memory {
 
 /// Resets this process's high-water mark (VmHWM) to its resident set now, so that a later
 /// [`now`] reads the peak since this call. Returns whether the kernel took the reset.
-pub fn reset_peak() -> bool {
+pub(crate) fn reset_peak() -> bool {
     std::fs::write("/proc/self/clear_refs", "5").is_ok()
 }
 
 /// KiB in MiB.
-pub fn mib(kib: u64) -> f64 {
+pub(crate) fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
 

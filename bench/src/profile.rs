@@ -58,7 +58,7 @@ impl Counters {
 impl Suite<'_> {
     /// Profiles F1 on new and on existing streams at the profile writer count (with
     /// `--quick`, only the defaults).
-    pub async fn profile(&mut self) -> Result<()> {
+    pub(crate) async fn profile(&mut self) -> Result<()> {
         let w = self.settings.profile_writers;
         let all = [
             ("F1-new-plain", Work::Open, Tuning::Plain),

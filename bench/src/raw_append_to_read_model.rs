@@ -31,7 +31,7 @@ const READ_BATCH: i64 = 2000;
 
 /// The writing side: an insert, then a wake-up of the notifier.
 #[derive(Debug, Clone)]
-pub struct RawAppender {
+pub(crate) struct RawAppender {
     pool: PgPool,
     sql: Arc<str>,
     wake: Arc<Notify>,
@@ -39,7 +39,7 @@ pub struct RawAppender {
 
 impl RawAppender {
     /// Inserts into `table` (qualified) through `pool`; `wake` is the notifier's.
-    pub fn new(pool: PgPool, table: &str, wake: Arc<Notify>) -> Self {
+    pub(crate) fn new(pool: PgPool, table: &str, wake: Arc<Notify>) -> Self {
         let sql = format!(
             "INSERT INTO {table} (event_id, stream_id, stream_version, event_type, schema_version, payload, \
              correlation_id, causation_id) VALUES ($1, $2, 1, 'AccountOpened', 1, $3::jsonb, $4, $4)"
@@ -48,7 +48,11 @@ impl RawAppender {
     }
 
     /// Inserts an `AccountOpened` of a new stream, then wakes the notifier.
-    pub fn append(&self, stream: String, n: u64) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
+    pub(crate) fn append(
+        &self,
+        stream: String,
+        n: u64,
+    ) -> impl std::future::Future<Output = Result<()>> + Send + 'static {
         let this = self.clone();
         async move {
             let payload = serde_json::to_string(&opened(n))?;
@@ -61,7 +65,7 @@ impl RawAppender {
 }
 
 /// Sends `pg_notify(channel)` after each wake-up, one at a time, until `stop`.
-pub async fn notifier(pool: PgPool, channel: String, wake: Arc<Notify>, stop: CancellationToken) -> Result<()> {
+pub(crate) async fn notifier(pool: PgPool, channel: String, wake: Arc<Notify>, stop: CancellationToken) -> Result<()> {
     loop {
         tokio::select! {
             () = stop.cancelled() => return Ok(()),
@@ -73,7 +77,7 @@ pub async fn notifier(pool: PgPool, channel: String, wake: Arc<Notify>, stop: Ca
 
 /// The reader: woken by `channel` (or every second), reads every new row of `table` and
 /// publishes it, until `stop`.
-pub async fn reader(
+pub(crate) async fn reader(
     pool: PgPool,
     table: String,
     channel: String,

@@ -20,7 +20,7 @@ use crate::runner::Op;
 
 /// The kind of raw operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RawKind {
+pub(crate) enum RawKind {
     /// (a) single-row INSERT, autocommit.
     Autocommit,
     /// (b) single-row INSERT in BEGIN … COMMIT.
@@ -31,7 +31,7 @@ pub enum RawKind {
 
 impl RawKind {
     /// The table the kind writes to.
-    pub fn table(self) -> &'static str {
+    pub(crate) fn table(self) -> &'static str {
         match self {
             Self::Autocommit => crate::db::RAW_TABLES[0],
             Self::Transaction => crate::db::RAW_TABLES[1],
@@ -40,7 +40,7 @@ impl RawKind {
     }
 
     /// The statement, for a table in `schema`.
-    pub fn sql(self, schema: &str) -> String {
+    pub(crate) fn sql(self, schema: &str) -> String {
         let t = format!("{schema}.{}", self.table());
         let columns =
             "event_id, stream_id, stream_version, event_type, schema_version, payload, correlation_id, causation_id";
@@ -60,7 +60,7 @@ impl RawKind {
 
 /// One writer of a raw baseline.
 #[derive(Debug)]
-pub struct RawWriter {
+pub(crate) struct RawWriter {
     pool: PgPool,
     sql: Arc<str>,
     kind: RawKind,
@@ -68,7 +68,7 @@ pub struct RawWriter {
 }
 
 impl RawWriter {
-    pub fn new(pool: PgPool, sql: Arc<str>, kind: RawKind, writer: usize) -> Self {
+    pub(crate) fn new(pool: PgPool, sql: Arc<str>, kind: RawKind, writer: usize) -> Self {
         Self { pool, sql, kind, n: (writer as u64) << 32 }
     }
 

@@ -12,7 +12,7 @@ use tidemark_nats::{EventHeaders, SubjectScheme};
 use tidemark_postgres::PgEventStore;
 
 /// The first `count` events of the log, read before the raw baseline is timed.
-pub async fn load_events(store: &PgEventStore, count: usize) -> Result<Vec<RecordedEvent>> {
+pub(crate) async fn load_events(store: &PgEventStore, count: usize) -> Result<Vec<RecordedEvent>> {
     let mut events = Vec::with_capacity(count);
     let mut after = LogPosition::START;
     while events.len() < count {
@@ -29,7 +29,12 @@ pub async fn load_events(store: &PgEventStore, count: usize) -> Result<Vec<Recor
 /// as the relay builds them, with at most `window` PubAcks outstanding (awaited oldest
 /// first, as the relay does). No PostgreSQL, no checkpoint, no chaining header (`Nats-Expected-Last-Sequence`).
 /// Returns the number of duplicate PubAcks (0 on a fresh stream).
-pub async fn publish_raw(js: &Context, scheme: &SubjectScheme, events: &[RecordedEvent], window: usize) -> Result<u64> {
+pub(crate) async fn publish_raw(
+    js: &Context,
+    scheme: &SubjectScheme,
+    events: &[RecordedEvent],
+    window: usize,
+) -> Result<u64> {
     let mut pending: VecDeque<PublishAckFuture> = VecDeque::with_capacity(window);
     let mut duplicates = 0;
     for event in events {

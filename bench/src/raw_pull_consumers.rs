@@ -29,11 +29,11 @@ use tokio_util::sync::CancellationToken;
 use crate::read_model::Rows;
 
 /// A pull consumer's message stream.
-pub type Messages = async_nats::jetstream::consumer::pull::Stream;
+pub(crate) type Messages = async_nats::jetstream::consumer::pull::Stream;
 
 /// How batches are pulled and gathered (the same for the runner and the baselines).
 #[derive(Debug, Clone, Copy)]
-pub struct Tuning {
+pub(crate) struct Tuning {
     /// Most messages per transaction (the runner's `batch_size`).
     pub batch: usize,
     /// Messages requested per pull (`ConsumerSettings::pull_batch`).
@@ -44,7 +44,7 @@ pub struct Tuning {
 
 /// Counts shared by a baseline's partition tasks.
 #[derive(Debug, Default)]
-pub struct Progress {
+pub(crate) struct Progress {
     /// Messages done (committed, or acked by `raw-pull`).
     pub events: AtomicU64,
     pub batches: AtomicU64,
@@ -53,7 +53,7 @@ pub struct Progress {
 /// With `acks`, a durable pull consumer `durable` on `filter` with explicit acks (30 s ack
 /// wait, 20,000 acks pending); without, an ephemeral consumer without acks, as the runner's
 /// (which keeps its place in the read model). Both with the runner's pull stream settings.
-pub async fn subscribe(
+pub(crate) async fn subscribe(
     js: &Context,
     stream: &str,
     durable: &str,
@@ -103,7 +103,7 @@ async fn next(messages: &mut Messages) -> Result<Message> {
 }
 
 /// `raw-upsert` (`acks`) or `raw-upsert-noack` on one partition until `stop`.
-pub async fn upsert_loop(
+pub(crate) async fn upsert_loop(
     mut messages: Messages,
     pool: PgPool,
     sql: Arc<str>,
@@ -143,7 +143,7 @@ pub async fn upsert_loop(
 }
 
 /// `raw-pull` (`acks`) or `raw-pull-noack` on one partition until `stop`.
-pub async fn pull_loop(
+pub(crate) async fn pull_loop(
     mut messages: Messages,
     acks: bool,
     progress: Arc<Progress>,

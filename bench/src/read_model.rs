@@ -14,10 +14,10 @@ use crate::db::ADMIN;
 use crate::domain::AccountEvent;
 
 /// The read model's table, unqualified (a projection's tables live in its own schema).
-pub const TABLE: &str = "account_totals";
+pub(crate) const TABLE: &str = "account_totals";
 
 /// Creates the read model's table `table` (qualified or not).
-pub fn create_sql(table: &str) -> String {
+pub(crate) fn create_sql(table: &str) -> String {
     format!(
         "CREATE TABLE {table} (stream_id text PRIMARY KEY, events bigint NOT NULL, \
          last_version bigint NOT NULL, balance_cents bigint NOT NULL)"
@@ -25,7 +25,7 @@ pub fn create_sql(table: &str) -> String {
 }
 
 /// The upsert of one batch's rows (one per account) into `table`.
-pub fn upsert_sql(table: &str) -> String {
+pub(crate) fn upsert_sql(table: &str) -> String {
     format!(
         "INSERT INTO {table} AS t (stream_id, events, last_version, balance_cents) \
          SELECT * FROM unnest($1::text[], $2::int8[], $3::int8[], $4::int8[]) \
@@ -38,7 +38,7 @@ pub fn upsert_sql(table: &str) -> String {
 /// One batch's rows: events of the same account are summed into one row (an upsert may
 /// not touch a row twice).
 #[derive(Debug, Default)]
-pub struct Rows {
+pub(crate) struct Rows {
     index: HashMap<String, usize>,
     ids: Vec<String>,
     events: Vec<i64>,
@@ -47,7 +47,7 @@ pub struct Rows {
 }
 
 impl Rows {
-    pub fn add(&mut self, stream: &str, version: u64, amount_cents: i64) {
+    pub(crate) fn add(&mut self, stream: &str, version: u64, amount_cents: i64) {
         let version = i64::try_from(version).unwrap_or(i64::MAX);
         let i = match self.index.get(stream) {
             Some(i) => *i,
@@ -65,12 +65,12 @@ impl Rows {
         self.balances[i] += amount_cents;
     }
 
-    pub fn is_empty(&self) -> bool {
+    pub(crate) fn is_empty(&self) -> bool {
         self.ids.is_empty()
     }
 
     /// Runs the upsert `sql` (see [`upsert_sql`]) with these rows.
-    pub async fn upsert<'e>(&self, sql: &str, executor: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
+    pub(crate) async fn upsert<'e>(&self, sql: &str, executor: impl PgExecutor<'e>) -> Result<(), sqlx::Error> {
         sqlx::query(sql)
             .bind(&self.ids)
             .bind(&self.events)
@@ -84,7 +84,7 @@ impl Rows {
 
 /// The framework's side: a projection of account events into [`TABLE`].
 #[derive(Debug)]
-pub struct TotalsProjection {
+pub(crate) struct TotalsProjection {
     name: String,
     codec: EventCodec<AccountEvent>,
     upsert: String,
@@ -92,13 +92,13 @@ pub struct TotalsProjection {
 }
 
 impl TotalsProjection {
-    pub fn new(name: impl Into<String>) -> Result<Self> {
+    pub(crate) fn new(name: impl Into<String>) -> Result<Self> {
         let codec = EventCodec::without_upcasters()?;
         Ok(Self { name: name.into(), codec, upsert: upsert_sql(TABLE), undoable: true })
     }
 
     /// The projection, letting the runner apply batches before their check or not.
-    pub fn undoable(mut self, undoable: bool) -> Self {
+    pub(crate) fn undoable(mut self, undoable: bool) -> Self {
         self.undoable = undoable;
         self
     }
@@ -150,7 +150,7 @@ impl Projection<PgReadModels> for TotalsProjection {
 
 /// Checks (untimed) that `table` holds `streams` accounts of `length` events each, as
 /// seeded: one opening and `length - 1` deposits of `deposit` cents.
-pub async fn verify(admin: &PgPool, table: &str, streams: usize, length: usize, deposit: i64) -> Result<()> {
+pub(crate) async fn verify(admin: &PgPool, table: &str, streams: usize, length: usize, deposit: i64) -> Result<()> {
     let sql = format!(
         "{ADMIN} SELECT count(*), coalesce(sum(events), 0)::int8, coalesce(sum(balance_cents), 0)::int8, \
                 coalesce(min(last_version), 0), coalesce(max(last_version), 0) FROM {table}"

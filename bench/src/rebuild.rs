@@ -24,7 +24,7 @@ const PAGE: usize = 5_000;
 
 impl Suite<'_> {
     /// F5: seeds the log, then times the raw baseline and the framework's rebuild.
-    pub async fn f5(&mut self) -> Result<()> {
+    pub(crate) async fn f5(&mut self) -> Result<()> {
         let (accounts, events) = self.store_accounts("F5", self.settings.f5_events).await?;
         self.db.settle(self.settings.quiet_wait).await;
         let raw = self.f5_raw(events, accounts).await?;

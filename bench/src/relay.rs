@@ -32,7 +32,7 @@ const LAG_GRACE: Duration = Duration::from_secs(10);
 impl Suite<'_> {
     /// F3 and M (relay part), on the fresh JetStream streams `names` (the caller deletes
     /// them, also after an error or Ctrl-C: see [`jetstream::delete_streams`]).
-    pub async fn f3(&mut self, nats_url: &str, names: &Names) -> Result<()> {
+    pub(crate) async fn f3(&mut self, nats_url: &str, names: &Names) -> Result<()> {
         let client =
             async_nats::connect(nats_url).await.with_context(|| format!("connecting to NATS at {nats_url}"))?;
         self.f3_streams(nats_url, &client, names).await

@@ -47,7 +47,7 @@ const LEGEND: [(&str, &str); 30] = [
 
 /// A figure of the profile: per-command counts and costs.
 #[derive(Debug, Clone)]
-pub struct ProfileLine {
+pub(crate) struct ProfileLine {
     pub scenario: String,
     pub metric: String,
     pub value: f64,
@@ -56,7 +56,7 @@ pub struct ProfileLine {
 
 /// Everything a run found.
 #[derive(Debug, Default)]
-pub struct Report {
+pub(crate) struct Report {
     pub figures: Vec<Figure>,
     pub profile: Vec<ProfileLine>,
     /// Scenarios this build cannot run: (id, what it measures and what it needs).
@@ -206,12 +206,12 @@ fn verdict_line(v: &Verdict) -> Line<'_> {
 
 impl Report {
     /// The targets' verdicts on this run's figures.
-    pub fn judgement(&self) -> Judgement {
+    pub(crate) fn judgement(&self) -> Judgement {
         Judgement::of(&self.figures)
     }
 
     /// One JSON object per line.
-    pub fn json(&self) -> anyhow::Result<String> {
+    pub(crate) fn json(&self) -> anyhow::Result<String> {
         let judgement = self.judgement();
         let judged = |f: &Figure, baseline: Option<&str>| {
             judgement.verdicts.iter().any(|v| {
@@ -250,7 +250,7 @@ impl Report {
     }
 
     /// The human-readable table, then targets, profile and scenarios not landed.
-    pub fn table(&self) -> String {
+    pub(crate) fn table(&self) -> String {
         let mut out = String::new();
         for (series, what) in LEGEND {
             let _ = writeln!(out, "{series:<17} {what}");

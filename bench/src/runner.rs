@@ -12,21 +12,21 @@ use crate::cpu::{CpuMark, CpuUsage};
 use crate::db::BenchDb;
 
 /// One writer's unit of work, run back to back.
-pub trait Op: Send + 'static {
+pub(crate) trait Op: Send + 'static {
     /// Does one operation; returns how many rows or events it wrote.
     fn run(&mut self) -> impl Future<Output = Result<u64>> + Send;
 }
 
 /// Warm-up and window lengths.
 #[derive(Debug, Clone, Copy)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub warmup: Duration,
     pub window: Duration,
 }
 
 /// What one measurement saw.
 #[derive(Debug, Clone)]
-pub struct Sample {
+pub(crate) struct Sample {
     pub writers: usize,
     /// Operations completed inside the window.
     pub ops: u64,
@@ -41,21 +41,21 @@ pub struct Sample {
 }
 
 impl Sample {
-    pub fn ops_per_s(&self) -> f64 {
+    pub(crate) fn ops_per_s(&self) -> f64 {
         self.ops as f64 / self.window.as_secs_f64()
     }
 
-    pub fn items_per_s(&self) -> f64 {
+    pub(crate) fn items_per_s(&self) -> f64 {
         self.items as f64 / self.window.as_secs_f64()
     }
 
     /// A latency quantile in milliseconds.
-    pub fn latency_ms(&self, quantile: f64) -> f64 {
+    pub(crate) fn latency_ms(&self, quantile: f64) -> f64 {
         self.latency.value_at_quantile(quantile) as f64 / 1000.0
     }
 
     /// CPU microseconds per operation of the client and of the server backends.
-    pub fn cpu_us_per_op(&self) -> (f64, f64) {
+    pub(crate) fn cpu_us_per_op(&self) -> (f64, f64) {
         let per = |d: Duration| d.as_secs_f64() * 1e6 / self.ops.max(1) as f64;
         (per(self.cpu.client), per(self.cpu.server))
     }
@@ -69,14 +69,14 @@ struct Tally {
     latency: Histogram<u64>,
 }
 
-pub fn histogram() -> Result<Histogram<u64>> {
+pub(crate) fn histogram() -> Result<Histogram<u64>> {
     // 1 µs to 60 s, 3 significant digits.
     Ok(Histogram::new_with_bounds(1, 60_000_000, 3)?)
 }
 
 /// Runs `ops` (one per writer) concurrently: warm-up, then the window. `tag` names the
 /// measurement's connections, for CPU accounting of their server backends.
-pub async fn measure<O: Op>(db: &BenchDb, tag: &str, plan: Plan, ops: Vec<O>) -> Result<Sample> {
+pub(crate) async fn measure<O: Op>(db: &BenchDb, tag: &str, plan: Plan, ops: Vec<O>) -> Result<Sample> {
     let writers = ops.len();
     let open = Instant::now() + plan.warmup;
     let close = open + plan.window;

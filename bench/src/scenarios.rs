@@ -16,15 +16,15 @@ use crate::report::Report;
 use crate::runner::{measure, Plan, Sample};
 
 /// Events per F2 command and rows per raw UNNEST statement.
-pub const BATCH: usize = 100;
+pub(crate) const BATCH: usize = 100;
 
 /// Scenarios this build cannot run, and why.
 #[cfg(not(feature = "cqrs-es"))]
-pub const NOT_LANDED: &[(&str, &str)] =
+pub(crate) const NOT_LANDED: &[(&str, &str)] =
     &[("P", "cqrs-es + postgres-es running the F1/F2 workload: needs --features cqrs-es")];
 /// Scenarios this build cannot run, and why.
 #[cfg(feature = "cqrs-es")]
-pub const NOT_LANDED: &[(&str, &str)] = &[];
+pub(crate) const NOT_LANDED: &[(&str, &str)] = &[];
 
 /// One kind of measurement.
 #[derive(Debug, Clone, Copy)]
@@ -41,7 +41,7 @@ enum Job {
 
 /// Runs measurements and collects figures.
 #[derive(Debug)]
-pub struct Suite<'a> {
+pub(crate) struct Suite<'a> {
     pub db: &'a BenchDb,
     pub settings: &'a Settings,
     pub report: Report,
@@ -51,7 +51,7 @@ pub struct Suite<'a> {
 
 impl Suite<'_> {
     /// Records a scenario's failure (it is reported as crashed; the run goes on).
-    pub fn record(&mut self, scenario: &'static str, outcome: Result<()>, started: std::time::Instant) {
+    pub(crate) fn record(&mut self, scenario: &'static str, outcome: Result<()>, started: std::time::Instant) {
         eprintln!("scenario {scenario}: {:.1} s", started.elapsed().as_secs_f64());
         if let Err(error) = outcome {
             eprintln!("scenario {scenario} crashed: {error:#}");
@@ -59,14 +59,14 @@ impl Suite<'_> {
         }
     }
 
-    pub fn plan(&self) -> Plan {
+    pub(crate) fn plan(&self) -> Plan {
         Plan { warmup: self.settings.warmup, window: self.settings.window }
     }
 
     /// F1 and the single-event append, at every writer count, with baselines (a) and (b).
     /// The diagnostic series (raw-b, appends, -plain, -nogc, -idem) run only at
     /// `settings.f1_diagnostic_writers`; raw-a, F1-new and F1-existing (the targets') at all.
-    pub async fn f1(&mut self) -> Result<()> {
+    pub(crate) async fn f1(&mut self) -> Result<()> {
         use Tuning::{Default as Defaults, Idempotent, NoGroupCommit, Plain};
         let (ops, appends, cmds) = (Counted::Ops("ops/s"), Counted::Ops("appends/s"), Counted::Ops("cmd/s"));
         // (series, unit, job, on seeded streams, a headline series)
@@ -113,7 +113,7 @@ impl Suite<'_> {
     }
 
     /// F2: 100-event commands against raw 100-row UNNEST inserts (c).
-    pub async fn f2(&mut self) -> Result<()> {
+    pub(crate) async fn f2(&mut self) -> Result<()> {
         for w in self.settings.f2_writers.clone() {
             let c =
                 Figure::new("raw-c", Counted::Items("rows/s"), self.run(Job::Raw(RawKind::Unnest(BATCH)), w).await?);
@@ -131,7 +131,7 @@ impl Suite<'_> {
     /// The F1 capacity F6's rates are shares of: `F1-new` at 32 writers (defaults), taken
     /// from this run's F1 if it ran, else measured now (and reported). Returns the rate
     /// and a metric naming where it came from.
-    pub async fn f1_new_capacity(&mut self) -> Result<(f64, &'static str)> {
+    pub(crate) async fn f1_new_capacity(&mut self) -> Result<(f64, &'static str)> {
         let done = self.report.figures.iter().find(|f| f.series == "F1-new" && f.sample.writers == 32);
         if let Some(f) = done {
             return Ok((f.throughput(), "capacity_from_this_runs_F1"));
@@ -147,7 +147,7 @@ impl Suite<'_> {
     /// `--quick`) and F2 (at F2's writer counts) through cqrs-es + postgres-es, each next to
     /// tidemark's defaults measured again just before it.
     #[cfg(feature = "cqrs-es")]
-    pub async fn p(&mut self) -> Result<()> {
+    pub(crate) async fn p(&mut self) -> Result<()> {
         let w = self.settings.profile_writers;
         let mut jobs =
             vec![(w, Work::Open, "F1-new", "cqrs-F1-new"), (w, Work::Busy, "F1-existing", "cqrs-F1-existing")];
@@ -230,7 +230,7 @@ impl Suite<'_> {
 
     /// Starts a measurement: empty tables, seeded accounts dealt out to the writers (or
     /// empty hands), a checkpoint; returns the measurement's connection tag and the hands.
-    pub async fn setup(&self, what: &str, writers: usize, seeded: bool) -> Result<(String, Vec<Vec<StreamId>>)> {
+    pub(crate) async fn setup(&self, what: &str, writers: usize, seeded: bool) -> Result<(String, Vec<Vec<StreamId>>)> {
         eprintln!("measuring {what} ({:?} warm-up, {:?} window)", self.settings.warmup, self.settings.window);
         self.db.reset().await?;
         let hands = if seeded { deal(&self.seed().await?, writers) } else { vec![Vec::new(); writers] };

@@ -23,7 +23,7 @@ static COUNTING: AtomicBool = AtomicBool::new(false);
 static COUNTS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
 
 /// Installs the global subscriber: warnings (or `RUST_LOG`) to stderr, plus the counter.
-pub fn install() {
+pub(crate) fn install() {
     let log = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("warn")));
@@ -31,13 +31,13 @@ pub fn install() {
 }
 
 /// Clears the counts and starts counting.
-pub fn start() {
+pub(crate) fn start() {
     COUNTS.lock().unwrap_or_else(|e| e.into_inner()).clear();
     COUNTING.store(true, Ordering::Release);
 }
 
 /// Stops counting and returns the statements seen, by sqlx's summary (their first words).
-pub fn stop() -> BTreeMap<String, u64> {
+pub(crate) fn stop() -> BTreeMap<String, u64> {
     COUNTING.store(false, Ordering::Release);
     std::mem::take(&mut *COUNTS.lock().unwrap_or_else(|e| e.into_inner()))
 }

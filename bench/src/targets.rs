@@ -7,7 +7,7 @@ use crate::figure::{Baseline, Figure};
 
 /// What a target reads from a figure.
 #[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Measure {
+pub(crate) enum Measure {
     /// The figure's throughput over the baseline's (higher is better).
     Throughput,
     /// The figure's time for the same work over the baseline's: the baseline's throughput
@@ -22,11 +22,11 @@ pub enum Measure {
 }
 
 impl Measure {
-    pub fn higher_is_better(self) -> bool {
+    pub(crate) fn higher_is_better(self) -> bool {
         matches!(self, Measure::Throughput)
     }
 
-    pub fn name(self) -> &'static str {
+    pub(crate) fn name(self) -> &'static str {
         match self {
             Measure::Throughput => "throughput",
             Measure::Time => "time",
@@ -39,7 +39,7 @@ impl Measure {
 
 /// One target.
 #[derive(Debug, Clone, Copy)]
-pub struct Target {
+pub(crate) struct Target {
     pub scenario: &'static str,
     /// The figure's series, exactly.
     pub series: &'static str,
@@ -56,7 +56,7 @@ pub struct Target {
 
 impl Target {
     /// Whether a figure of `scenario` is judged by this target (M judges F3's and F4's).
-    pub fn scenario_matches(&self, scenario: &str) -> bool {
+    pub(crate) fn scenario_matches(&self, scenario: &str) -> bool {
         self.scenario == scenario || (self.scenario == "M" && matches!(scenario, "F3" | "F4"))
     }
 }
@@ -84,7 +84,7 @@ const fn rss(series: &'static str) -> Target {
 use Measure::{Throughput, Time, P50, P99};
 
 /// Every target of the suite (issue 27's table).
-pub const TARGETS: [Target; 19] = [
+pub(crate) const TARGETS: [Target; 19] = [
     vs(ratio("F1", "F1-new", Some(32)), Throughput, "raw-a", 2.5),
     vs(ratio("F1", "F1-existing", Some(32)), Throughput, "raw-a", 2.5),
     vs(ratio("F1", "F1-new", Some(1)), Throughput, "raw-a", 0.9),
@@ -108,7 +108,7 @@ pub const TARGETS: [Target; 19] = [
 
 /// A target applied to one figure.
 #[derive(Debug, Clone)]
-pub struct Verdict {
+pub(crate) struct Verdict {
     pub target: Target,
     /// The figure's id (`<series>/w<writers>`) and the baseline's.
     pub figure: String,
@@ -121,7 +121,7 @@ pub struct Verdict {
 
 impl Verdict {
     /// How far the value is from its bound, 1.0 on it: above 1 met, below 1 missed.
-    pub fn score(&self) -> f64 {
+    pub(crate) fn score(&self) -> f64 {
         let (value, bound) = (self.value.max(1e-9), self.target.bound.max(1e-9));
         if self.target.measure.higher_is_better() {
             value / bound
@@ -172,7 +172,7 @@ impl Verdict {
 
 /// What the targets found in a run.
 #[derive(Debug, Default)]
-pub struct Judgement {
+pub(crate) struct Judgement {
     pub verdicts: Vec<Verdict>,
     /// Targets no figure of the run could be judged by (scenario not run, writer count
     /// not measured).
@@ -180,7 +180,7 @@ pub struct Judgement {
 }
 
 impl Judgement {
-    pub fn of(figures: &[Figure]) -> Self {
+    pub(crate) fn of(figures: &[Figure]) -> Self {
         let mut judgement = Judgement::default();
         for target in TARGETS {
             let verdicts: Vec<Verdict> = figures.iter().filter_map(|f| judge(&target, f)).collect();
@@ -192,12 +192,12 @@ impl Judgement {
         judgement
     }
 
-    pub fn missed(&self) -> impl Iterator<Item = &Verdict> {
+    pub(crate) fn missed(&self) -> impl Iterator<Item = &Verdict> {
         self.verdicts.iter().filter(|v| !v.met)
     }
 
     /// The verdict furthest below (or least above) its bound.
-    pub fn worst(&self) -> Option<&Verdict> {
+    pub(crate) fn worst(&self) -> Option<&Verdict> {
         self.verdicts.iter().min_by(|a, b| a.score().total_cmp(&b.score()))
     }
 }
@@ -235,7 +235,7 @@ fn compare(measure: Measure, figure: &Figure, b: &Baseline) -> Option<f64> {
     }
 }
 
-pub fn series_of(id: &str) -> &str {
+pub(crate) fn series_of(id: &str) -> &str {
     id.split('/').next().unwrap_or(id)
 }
 

@@ -31,7 +31,7 @@ const GRACE: Duration = Duration::from_secs(30);
 
 /// The trigger function, created once per run in `schema`: notifies the channel named
 /// by the trigger's argument with the new row's stream id.
-pub fn function_sql(schema: &str) -> String {
+pub(crate) fn function_sql(schema: &str) -> String {
     format!(
         "{ADMIN} CREATE OR REPLACE FUNCTION {schema}.f6_visible() RETURNS trigger LANGUAGE plpgsql AS \
          $$ BEGIN PERFORM pg_notify(TG_ARGV[0], NEW.stream_id); RETURN NULL; END $$"
@@ -39,7 +39,7 @@ pub fn function_sql(schema: &str) -> String {
 }
 
 /// The trigger on a read-model table (qualified), notifying `channel`.
-pub fn trigger_sql(schema: &str, table: &str, channel: &str) -> String {
+pub(crate) fn trigger_sql(schema: &str, table: &str, channel: &str) -> String {
     format!(
         "{ADMIN} CREATE TRIGGER f6_visible AFTER INSERT ON {table} FOR EACH ROW \
          EXECUTE FUNCTION {schema}.f6_visible('{channel}')"
@@ -47,14 +47,14 @@ pub fn trigger_sql(schema: &str, table: &str, channel: &str) -> String {
 }
 
 /// Receives the trigger's notifications on its own connection and time-stamps them.
-pub struct Detector {
+pub(crate) struct Detector {
     arrivals: mpsc::UnboundedReceiver<(String, Instant)>,
     task: JoinHandle<()>,
 }
 
 impl Detector {
     /// Listens on `channel` through a connection of `pool` (LISTEN is sent before this returns).
-    pub async fn listen(pool: &PgPool, channel: &str) -> Result<Self> {
+    pub(crate) async fn listen(pool: &PgPool, channel: &str) -> Result<Self> {
         let mut listener = PgListener::connect_with(pool).await.context("detector: connecting")?;
         listener.listen(channel).await.context("detector: LISTEN")?;
         let (sender, arrivals) = mpsc::unbounded_channel();
@@ -77,7 +77,7 @@ impl Drop for Detector {
 
 /// One open-loop measurement's schedule.
 #[derive(Debug, Clone, Copy)]
-pub struct Schedule {
+pub(crate) struct Schedule {
     /// Events per second.
     pub rate: f64,
     /// Sent before the window; they must arrive, their latency is not recorded.
@@ -87,7 +87,7 @@ pub struct Schedule {
 
 /// What an open-loop measurement saw.
 #[derive(Debug)]
-pub struct Seen {
+pub(crate) struct Seen {
     /// Scheduled instant → visible, of the events scheduled inside the window (µs).
     pub latency: Histogram<u64>,
     /// Scheduled instant → the send actually started (timer and runtime lateness, µs).
@@ -103,7 +103,7 @@ pub struct Seen {
 
 /// When one event's send returned and when it became visible.
 #[derive(Debug)]
-pub struct Trace {
+pub(crate) struct Trace {
     pub stream: String,
     pub appended: Instant,
     pub visible: Instant,
@@ -112,7 +112,7 @@ pub struct Trace {
 /// Sends one event per scheduled instant (each send in its own task, so a slow send never
 /// delays the next one), then waits until the detector has seen every event.
 /// `send(stream_id)` writes one event of a new stream.
-pub async fn open_loop<S, Fut>(detector: &mut Detector, schedule: Schedule, send: S) -> Result<Seen>
+pub(crate) async fn open_loop<S, Fut>(detector: &mut Detector, schedule: Schedule, send: S) -> Result<Seen>
 where
     S: Fn(String) -> Fut,
     Fut: Future<Output = Result<()>> + Send + 'static,

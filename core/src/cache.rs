@@ -16,11 +16,11 @@ pub(crate) struct StateCache<A> {
 }
 
 impl<A> StateCache<A> {
-    pub fn new(capacity: NonZeroUsize) -> Self {
+    pub(crate) fn new(capacity: NonZeroUsize) -> Self {
         Self { entries: Mutex::new(LruCache::new(capacity)) }
     }
 
-    pub fn capacity(&self) -> usize {
+    pub(crate) fn capacity(&self) -> usize {
         self.lock().cap().get()
     }
 
@@ -29,11 +29,11 @@ impl<A> StateCache<A> {
         self.entries.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    pub fn take(&self, stream: &StreamId) -> Option<(A, StreamVersion)> {
+    pub(crate) fn take(&self, stream: &StreamId) -> Option<(A, StreamVersion)> {
         self.lock().pop(stream)
     }
 
-    pub fn put(&self, stream: StreamId, state: A, version: StreamVersion) {
+    pub(crate) fn put(&self, stream: StreamId, state: A, version: StreamVersion) {
         self.lock().put(stream, (state, version));
     }
 }

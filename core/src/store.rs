@@ -78,7 +78,7 @@ impl AppendRequest {
 }
 
 /// What is wrong with an event type name, if anything.
-pub fn type_name_problem(name: &str) -> Option<&'static str> {
+pub(crate) fn type_name_problem(name: &str) -> Option<&'static str> {
     if name.is_empty() || name.len() > 128 {
         return Some("an event type name is 1 to 128 bytes long");
     }

@@ -15,22 +15,22 @@ use tidemark::{
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Added {
-    pub n: u32,
+struct Added {
+    n: u32,
 }
 
 tidemark::domain_events! {
     #[derive(Debug, Clone, PartialEq)]
-    pub enum TallyEvent { Added(Added) = ("TallyAdded", 1) }
+    enum TallyEvent { Added(Added) = ("TallyAdded", 1) }
 }
 
 #[derive(Debug, PartialEq, thiserror::Error)]
 #[error("a tally stops at 10")]
-pub struct Full;
+struct Full;
 
 /// Accepts additions up to a total of 10: a decision that depends on the whole history.
 #[derive(Debug, Default)]
-pub struct Tally(u32);
+struct Tally(u32);
 
 impl Aggregate for Tally {
     const CATEGORY: &'static str = "tally";

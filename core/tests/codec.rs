@@ -12,19 +12,19 @@ use tidemark::{
 };
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Deposited {
-    pub cents: i64,
-    pub currency: String,
+struct Deposited {
+    cents: i64,
+    currency: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Closed {
-    pub reason: String,
+struct Closed {
+    reason: String,
 }
 
 tidemark::domain_events! {
     #[derive(Debug, Clone, PartialEq)]
-    pub enum AccountEvent {
+    enum AccountEvent {
         Deposited(Deposited) = ("MoneyDeposited", 3),
         Closed(Closed) = ("AccountClosed", 1),
     }
@@ -265,12 +265,12 @@ mod same_name {
     use super::*;
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    pub struct Credited {
+    pub(crate) struct Credited {
         pub cents: i64,
     }
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    pub struct Debited {
+    pub(crate) struct Debited {
         pub cents: i64,
     }
 
@@ -389,7 +389,7 @@ mod introduced_later {
     use super::*;
 
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-    pub struct Noted {
+    pub(crate) struct Noted {
         pub text: String,
     }
 

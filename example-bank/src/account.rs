@@ -32,8 +32,11 @@ tidemark::domain_events! {
     /// What happens to an account.
     #[derive(Debug, Clone, PartialEq)]
     pub enum AccountEvent {
+        /// The account was opened.
         Opened(Opened) = ("AccountOpened", 1),
+        /// Money was put in.
         Deposited(Deposited) = ("MoneyDeposited", 1),
+        /// Money was taken out.
         Withdrawn(Withdrawn) = ("MoneyWithdrawn", 1),
     }
 }
@@ -41,12 +44,25 @@ tidemark::domain_events! {
 /// What an account can be asked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AccountCommand {
-    /// Open it for `owner`.
-    Open { owner: String },
+    /// Open it.
+    Open {
+        /// Who owns it.
+        owner: String,
+    },
     /// Put money in.
-    Deposit { cents: i64, memo: String },
+    Deposit {
+        /// How much, in cents (positive).
+        cents: i64,
+        /// A note for the statement.
+        memo: String,
+    },
     /// Take money out, never below zero.
-    Withdraw { cents: i64, memo: String },
+    Withdraw {
+        /// How much, in cents (positive).
+        cents: i64,
+        /// A note for the statement.
+        memo: String,
+    },
 }
 
 /// Why an account refused a command.

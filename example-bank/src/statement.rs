@@ -82,7 +82,7 @@ impl Projection<PgReadModels> for Statements {
 }
 
 /// The lines of `account`'s statement, oldest first.
-pub async fn lines(read_models: &PgReadModels, account: &StreamId) -> Result<Vec<Line>, sqlx::Error> {
+pub(crate) async fn lines(read_models: &PgReadModels, account: &StreamId) -> Result<Vec<Line>, sqlx::Error> {
     let schema = read_models.projection_schema(NAME);
     let sql = format!(
         "SELECT version, kind, cents, balance, memo FROM \"{schema}\".statement_lines \

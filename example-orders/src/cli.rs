@@ -34,8 +34,10 @@ pub use ops::{DlqArgs, EventsArgs, ProjectionsArgs, ProjectionsGroup, RunArgs, S
 #[derive(Debug, Parser)]
 #[command(name = "orders", version, args_conflicts_with_subcommands = true, after_help = examples::ORDERS)]
 pub struct Cli {
+    /// What to run (none: serve the whole app).
     #[command(subcommand)]
     pub command: Option<Command>,
+    /// The bare command's flags: those of `serve`.
     #[command(flatten)]
     pub serve: ServeArgs,
 }
@@ -74,6 +76,7 @@ impl Cli {
     }
 }
 
+/// The commands of `orders`.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Serve the whole app (the default): HTTP and WebSocket, and with DATABASE_URL the
@@ -138,6 +141,7 @@ impl Command {
     }
 }
 
+/// `serve` (and the bare command).
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
@@ -154,12 +158,15 @@ pub struct ServeArgs {
     /// this process's sockets); run `orders relay` and `orders projections run` apart.
     #[arg(long)]
     pub front: bool,
+    /// The secret tokens are signed with.
     #[command(flatten)]
     pub secret: SecretArgs,
+    /// Where the deployment's services are.
     #[command(flatten)]
     pub deployment: DeploymentArgs,
 }
 
+/// `seed`.
 #[derive(Debug, Clone, Args)]
 pub struct SeedArgs {
     /// How many orders to place.
@@ -171,10 +178,12 @@ pub struct SeedArgs {
     /// Seed of the random mix (default: random).
     #[arg(long)]
     pub rng_seed: Option<u64>,
+    /// Where the deployment's services are.
     #[command(flatten)]
     pub deployment: DeploymentArgs,
 }
 
+/// `token`.
 #[derive(Debug, Clone, Args)]
 pub struct TokenArgs {
     /// The user name (1 to 128 ASCII letters, digits, '.', '_', '-', '@', '+').
@@ -185,10 +194,12 @@ pub struct TokenArgs {
     /// How long the token is valid, in hours.
     #[arg(long, default_value_t = 720)]
     pub ttl_hours: u64,
+    /// The secret the token is signed with.
     #[command(flatten)]
     pub secret: SecretArgs,
 }
 
+/// The token secret, shared by `serve` and `token`.
 #[derive(Debug, Clone, Args)]
 pub struct SecretArgs {
     /// The HMAC secret that signs tokens (at least 32 bytes). Without one, a published dev

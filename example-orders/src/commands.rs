@@ -21,26 +21,26 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 /// `orders token USER`.
-pub fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
+pub(crate) fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     let keys = args.secret.keys()?;
     println!("{}", keys.issue(&args.user, args.admin, args.ttl())?);
     Ok(ExitCode::SUCCESS)
 }
 
 /// `orders completions SHELL`.
-pub fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
+pub(crate) fn completions(shell: clap_complete::Shell) -> anyhow::Result<ExitCode> {
     clap_complete::generate(shell, &mut Cli::clap(), "orders", &mut std::io::stdout());
     Ok(ExitCode::SUCCESS)
 }
 
 /// `orders man`.
-pub fn man() -> anyhow::Result<ExitCode> {
+pub(crate) fn man() -> anyhow::Result<ExitCode> {
     clap_mangen::Man::new(Cli::clap()).render(&mut std::io::stdout()).context("writing the man page")?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Runs any other subcommand.
-pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
+pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     if let Some(addr) = command.deployment().and_then(|deployment| deployment.metrics_addr) {
         example_orders::metrics::serve_metrics(addr).await?;
     }

@@ -21,7 +21,9 @@ tidemark::domain_events! {
     /// What happens to an order.
     #[derive(Debug, Clone, PartialEq)]
     pub enum OrderEvent {
+        /// Placed by a customer.
         Placed(OrderPlaced) = ("OrderPlaced", 1),
+        /// Paid in full.
         Paid(OrderPaid) = ("OrderPaid", 1),
     }
 }
@@ -95,6 +97,7 @@ tidemark::domain_events! {
     /// What happens to a shipment.
     #[derive(Debug, Clone, PartialEq)]
     pub enum ShipmentEvent {
+        /// Asked for by the pipeline once its order was paid.
         Requested(ShipmentRequested) = ("ShipmentRequested", 1),
     }
 }

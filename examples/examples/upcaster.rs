@@ -15,14 +15,16 @@ use tidemark_postgres::{PgEventStore, PgStoreConfig};
 // ANCHOR: v2
 // Version 1 of "AccountOpened" was `{"owner": "..."}`; version 2 adds the currency.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Opened {
-    pub owner: String,
-    pub currency: String,
+struct Opened {
+    owner: String,
+    currency: String,
 }
 
 tidemark::domain_events! {
+    /// What happens to an account, in the current schema.
     #[derive(Debug, Clone, PartialEq)]
     pub enum AccountEvent {
+        /// Opened, with a currency since version 2.
         Opened(Opened) = ("AccountOpened", 2),
     }
 }

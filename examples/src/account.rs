@@ -4,51 +4,85 @@
 use serde::{Deserialize, Serialize};
 use tidemark::Aggregate;
 
+/// An account was opened.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Opened {
+    /// Who owns it.
     pub owner: String,
 }
 
+/// Money was put in.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deposited {
+    /// How much, in cents.
     pub cents: i64,
 }
 
+/// Money was taken out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Withdrawn {
+    /// How much, in cents.
     pub cents: i64,
 }
 
 tidemark::domain_events! {
+    /// What happens to an account: each variant has a stored name and a schema version.
     #[derive(Debug, Clone, PartialEq)]
     pub enum AccountEvent {
+        /// See [`Opened`].
         Opened(Opened) = ("AccountOpened", 1),
+        /// See [`Deposited`].
         Deposited(Deposited) = ("MoneyDeposited", 1),
+        /// See [`Withdrawn`].
         Withdrawn(Withdrawn) = ("MoneyWithdrawn", 1),
     }
 }
 // ANCHOR_END: events
 
 // ANCHOR: aggregate
+/// What an account can be asked.
 #[derive(Debug, Clone, PartialEq)]
 pub enum AccountCommand {
-    Open { owner: String },
-    Deposit { cents: i64 },
-    Withdraw { cents: i64 },
+    /// Open it.
+    Open {
+        /// Who owns it.
+        owner: String,
+    },
+    /// Put money in.
+    Deposit {
+        /// How much, in cents.
+        cents: i64,
+    },
+    /// Take money out, never below zero.
+    Withdraw {
+        /// How much, in cents.
+        cents: i64,
+    },
 }
 
+/// Why an account refused a command.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum AccountError {
+    /// Opened twice.
     #[error("the account is already open")]
     AlreadyOpen,
+    /// Used before it was opened.
     #[error("the account is not open")]
     NotOpen,
+    /// An amount of zero or less.
     #[error("amounts are positive, got {0}")]
     NotPositive(i64),
+    /// A withdrawal above the balance.
     #[error("insufficient funds: balance {balance}, asked {asked}")]
-    InsufficientFunds { balance: i64, asked: i64 },
+    InsufficientFunds {
+        /// The balance, in cents.
+        balance: i64,
+        /// The amount asked, in cents.
+        asked: i64,
+    },
 }
 
+/// A bank account: its state is rebuilt from its events, and it decides on commands.
 #[derive(Debug, Default)]
 pub struct Account {
     open: bool,

@@ -15,6 +15,7 @@ pub struct Balances {
 }
 
 impl Balances {
+    /// The projection at version 1.
     pub fn new() -> Result<Self, RegistryError> {
         Ok(Self { codec: EventCodec::without_upcasters()?, version: 1 })
     }

@@ -171,7 +171,7 @@ struct Registered {
 }
 
 impl Downcasts {
-    pub fn new(downcasters: &[Downcaster]) -> Self {
+    pub(crate) fn new(downcasters: &[Downcaster]) -> Self {
         let mut by_type: HashMap<String, Vec<Registered>> = HashMap::new();
         for d in downcasters {
             let registered = Registered { downcaster: d.clone(), expiry_logged: AtomicBool::new(false) };
@@ -181,7 +181,7 @@ impl Downcasts {
     }
 
     /// Logs at info, once per downcaster, that it has expired at `now`.
-    pub fn log_expired(&self, now: DateTime<Utc>, relay: &str) {
+    pub(crate) fn log_expired(&self, now: DateTime<Utc>, relay: &str) {
         for r in self.by_type.values().flatten() {
             let d = &r.downcaster;
             if !d.is_active_at(now) && !r.expiry_logged.swap(true, Ordering::Relaxed) {
@@ -199,7 +199,7 @@ impl Downcasts {
 
     /// The downcasters of `event`'s type and stored schema version active at `now`, in
     /// registration order.
-    pub fn active<'a>(
+    pub(crate) fn active<'a>(
         &'a self,
         event: &'a RecordedEvent,
         now: DateTime<Utc>,
@@ -222,12 +222,12 @@ pub(crate) struct DowncastCopy<'a> {
 
 impl DowncastCopy<'_> {
     /// The copy's payload, or why there is none.
-    pub fn payload(&self) -> Result<Bytes, Failure> {
+    pub(crate) fn payload(&self) -> Result<Bytes, Failure> {
         self.downcaster.copy_payload(self.event)
     }
 
     /// Logs that the copy was not published, and why.
-    pub fn log_skipped(&self, relay: &str, reason: &dyn std::error::Error) {
+    pub(crate) fn log_skipped(&self, relay: &str, reason: &dyn std::error::Error) {
         let (d, event) = (self.downcaster, self.event);
         tracing::error!(
             relay,

@@ -36,13 +36,13 @@ pub(crate) struct Candidate {
 }
 
 impl Candidate {
-    pub fn new(options: Arc<PgConnectOptions>, key: i64) -> Self {
+    pub(crate) fn new(options: Arc<PgConnectOptions>, key: i64) -> Self {
         Self { options, key, conn: None }
     }
 
     /// Asks for the lock once; `None` when another session holds it. On an error the
     /// connection is dropped and the next attempt connects anew.
-    pub async fn try_lead(&mut self) -> Result<Option<Leadership>, RelayError> {
+    pub(crate) async fn try_lead(&mut self) -> Result<Option<Leadership>, RelayError> {
         let mut conn = match self.conn.take() {
             Some(conn) => conn,
             None => PgConnection::connect_with(&self.options).await.map_err(RelayError::Lock)?,
@@ -70,7 +70,7 @@ pub(crate) struct Leadership {
 
 impl Leadership {
     /// Checks that the lock's session is alive (a session lock lasts as long as it).
-    pub async fn check(&mut self) -> Result<(), RelayError> {
+    pub(crate) async fn check(&mut self) -> Result<(), RelayError> {
         match tokio::time::timeout(CHECK_TIMEOUT, self.conn.ping()).await {
             Ok(result) => result.map_err(RelayError::Lock),
             Err(_) => Err(RelayError::LockUnresponsive(CHECK_TIMEOUT)),
@@ -79,7 +79,7 @@ impl Leadership {
 
     /// Releases the lock and closes the connection (best effort: closing the session
     /// releases the lock anyway).
-    pub async fn release(mut self) {
+    pub(crate) async fn release(mut self) {
         let unlocked = sqlx::query("SELECT pg_advisory_unlock($1)").bind(self.key).execute(&mut self.conn).await;
         if let Err(error) = unlocked {
             tracing::debug!(%error, "unlocking the relay leader lock failed; closing its connection instead");

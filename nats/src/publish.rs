@@ -81,7 +81,7 @@ impl Publisher<'_> {
     /// against its own last message id as it applies the message, and a replica that had
     /// just caught up after a restart refused messages the leader had acknowledged, and lost
     /// them from its copy. A sequence is checked by the stream's leader only.)
-    pub async fn publish(&self, events: &[RecordedEvent]) -> Result<(), Failed> {
+    pub(crate) async fn publish(&self, events: &[RecordedEvent]) -> Result<(), Failed> {
         let now = Utc::now();
         self.downcasts.log_expired(now, &self.config.name);
         let pending = VecDeque::with_capacity(self.config.max_in_flight);

@@ -82,27 +82,27 @@ const ROLES: [RelayRole; 5] =
     [RelayRole::Starting, RelayRole::Standby, RelayRole::Leading, RelayRole::Retrying, RelayRole::Stopped];
 
 impl Stats {
-    pub fn set_role(&self, role: RelayRole) {
+    pub(crate) fn set_role(&self, role: RelayRole) {
         let index = ROLES.iter().position(|r| *r == role).unwrap_or(0);
         self.role.store(u8::try_from(index).unwrap_or(0), Ordering::Relaxed);
     }
 
-    pub fn role(&self) -> RelayRole {
+    pub(crate) fn role(&self) -> RelayRole {
         ROLES.get(usize::from(self.role.load(Ordering::Relaxed))).copied().unwrap_or(RelayRole::Starting)
     }
 
-    pub fn became_leader(&self) {
+    pub(crate) fn became_leader(&self) {
         self.leaderships.fetch_add(1, Ordering::Relaxed);
         self.set_role(RelayRole::Leading);
     }
 
-    pub fn published(&self) {
+    pub(crate) fn published(&self) {
         self.published.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("tidemark_relay_published_total").increment(1);
     }
 
     /// Counts the PubAck of an event's message.
-    pub fn acked(&self, duplicate: bool) {
+    pub(crate) fn acked(&self, duplicate: bool) {
         self.acked.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("tidemark_relay_acked_total").increment(1);
         if duplicate {
@@ -112,32 +112,32 @@ impl Stats {
     }
 
     /// Counts the PubAck of a downcast copy.
-    pub fn downcast_acked(&self) {
+    pub(crate) fn downcast_acked(&self) {
         self.downcasts.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a downcast copy not published.
-    pub fn downcast_failed(&self) {
+    pub(crate) fn downcast_failed(&self) {
         self.downcast_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Records that every message of the event at `position` is acknowledged.
-    pub fn completed(&self, position: LogPosition) {
+    pub(crate) fn completed(&self, position: LogPosition) {
         self.positions().last_acked = Some(position);
     }
 
-    pub fn failed(&self) {
+    pub(crate) fn failed(&self) {
         self.failures.fetch_add(1, Ordering::Relaxed);
         metrics::counter!("tidemark_relay_failures_total").increment(1);
     }
 
-    pub fn checkpoint(&self, position: LogPosition) {
+    pub(crate) fn checkpoint(&self, position: LogPosition) {
         self.positions().checkpoint = Some(position);
         metrics::gauge!("tidemark_relay_checkpoint_sequence").set(position.sequence as f64);
     }
 
     /// The last acknowledged position, if the saved checkpoint is behind it.
-    pub fn unsaved(&self) -> Option<LogPosition> {
+    pub(crate) fn unsaved(&self) -> Option<LogPosition> {
         let positions = *self.positions();
         positions.last_acked.filter(|acked| positions.checkpoint.is_none_or(|saved| saved < *acked))
     }

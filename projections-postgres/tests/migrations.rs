@@ -57,16 +57,16 @@ mod tempdir {
     use std::path::{Path, PathBuf};
 
     /// A directory under the system's temporary one, removed on drop.
-    pub struct Dir(PathBuf);
+    pub(crate) struct Dir(PathBuf);
 
     impl Dir {
-        pub fn new(prefix: &str) -> Self {
+        pub(crate) fn new(prefix: &str) -> Self {
             let path = std::env::temp_dir().join(format!("{prefix}-{}", uuid::Uuid::new_v4()));
             std::fs::create_dir_all(&path).expect("create temp dir");
             Self(path)
         }
 
-        pub fn path(&self) -> &Path {
+        pub(crate) fn path(&self) -> &Path {
             &self.0
         }
     }

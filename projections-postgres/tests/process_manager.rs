@@ -22,23 +22,23 @@ use support::nats::{spawn_relay, spawn_runner, Bench};
 use support::{append_rounds, read_log, wait_until, LedgerEvent};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ReceiptIssued {
-    pub amount: i64,
+struct ReceiptIssued {
+    amount: i64,
 }
 
 tidemark::domain_events! {
     #[derive(Debug, Clone, PartialEq)]
-    pub enum ReceiptEvent { Issued(ReceiptIssued) = ("ReceiptIssued", 1) }
+    enum ReceiptEvent { Issued(ReceiptIssued) = ("ReceiptIssued", 1) }
 }
 
 /// Receipts of an account: every `Issue` command records one, whatever came before, so
 /// only the command id keeps a redelivery from issuing a second.
 #[derive(Debug, Default)]
-pub struct Receipts;
+struct Receipts;
 
 #[derive(Debug, thiserror::Error)]
 #[error("never")]
-pub struct Never;
+struct Never;
 
 impl Aggregate for Receipts {
     const CATEGORY: &'static str = "receipt";

@@ -78,7 +78,7 @@ impl Measured {
     /// The partitions whose recorded position may move up to the end of the stretch read:
     /// every event of theirs between their position and that end was taken in, and so is
     /// every event before their position.
-    pub fn floors(&self) -> Vec<(u32, LogPosition)> {
+    pub(crate) fn floors(&self) -> Vec<(u32, LogPosition)> {
         let Some(end) = self.read_to else { return Vec::new() };
         (0..self.partitions)
             .filter(|p| !self.behind.contains(p))

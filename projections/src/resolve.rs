@@ -32,7 +32,7 @@ enum Picked {
 
 impl Resolved {
     /// The events to take in, in order; `batch` is the batch this was resolved from.
-    pub fn events<'a>(&'a self, batch: &'a [Incoming]) -> Vec<&'a RecordedEvent> {
+    pub(crate) fn events<'a>(&'a self, batch: &'a [Incoming]) -> Vec<&'a RecordedEvent> {
         self.picked
             .iter()
             .filter_map(|picked| match picked {

@@ -43,11 +43,11 @@ impl StatusCell {
         self.status.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    pub fn snapshot(&self) -> RunnerStatus {
+    pub(crate) fn snapshot(&self) -> RunnerStatus {
         self.lock().clone()
     }
 
-    pub fn committed(&self, report: BatchReport) {
+    pub(crate) fn committed(&self, report: BatchReport) {
         {
             let mut s = self.lock();
             s.batches += 1;
@@ -57,15 +57,15 @@ impl StatusCell {
         self.commits.send_modify(|n| *n += 1);
     }
 
-    pub fn lag(&self, lag: Lag) {
+    pub(crate) fn lag(&self, lag: Lag) {
         self.lock().lag = Some(lag);
     }
 
-    pub fn failed(&self, error: String) {
+    pub(crate) fn failed(&self, error: String) {
         self.lock().last_error = Some(error);
     }
 
-    pub fn owns(&self, partition: u32, owned: bool) {
+    pub(crate) fn owns(&self, partition: u32, owned: bool) {
         let mut s = self.lock();
         if owned {
             s.partitions.insert(partition);
@@ -75,7 +75,7 @@ impl StatusCell {
     }
 
     /// Changes whenever a batch commits.
-    pub fn commits(&self) -> watch::Receiver<u64> {
+    pub(crate) fn commits(&self) -> watch::Receiver<u64> {
         self.commits.subscribe()
     }
 }

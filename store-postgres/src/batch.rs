@@ -52,7 +52,7 @@ struct Waiting {
 
 impl GroupCommit {
     /// Starts the batching task; it ends when the store is dropped.
-    pub fn start(store: WeakStore, config: &PgStoreConfig) -> Self {
+    pub(crate) fn start(store: WeakStore, config: &PgStoreConfig) -> Self {
         let (max_batch, in_flight) = (config.max_batch.max(1), config.batches_in_flight.max(1));
         let (queue, rx) = mpsc::channel(max_batch * in_flight * 4);
         let slots = Arc::new(Semaphore::new(in_flight));
@@ -65,7 +65,7 @@ impl GroupCommit {
     /// Appends through a shared statement, or at once in the caller's task when the
     /// store is idle (no statement in flight, no append waiting): an append on an idle
     /// store pays no hand-over to the batching task and back.
-    pub async fn submit(&self, store: &PgEventStore, request: AppendRequest) -> Result<AppendOutcome, Error> {
+    pub(crate) async fn submit(&self, store: &PgEventStore, request: AppendRequest) -> Result<AppendOutcome, Error> {
         let idle =
             self.queue.capacity() == self.queue.max_capacity() && self.waiting.running.load(Ordering::Acquire) == 0;
         if idle {

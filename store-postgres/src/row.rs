@@ -38,7 +38,7 @@ pub(crate) struct Columns<'a> {
 }
 
 impl<'a> Columns<'a> {
-    pub fn new(events: &'a [NewEvent]) -> Result<Self, Error> {
+    pub(crate) fn new(events: &'a [NewEvent]) -> Result<Self, Error> {
         let mut c = Self::default();
         c.extend(events)?;
         Ok(c)
@@ -46,7 +46,7 @@ impl<'a> Columns<'a> {
 
     /// Binds the seven column arrays to `query`, in the order every append statement takes
     /// them: ids, types, schema versions, payloads, correlations, causations, extras.
-    pub fn bind_to<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
+    pub(crate) fn bind_to<'q>(&'q self, query: PgQuery<'q>) -> PgQuery<'q> {
         query
             .bind(&self.ids)
             .bind(&self.types)
@@ -58,7 +58,7 @@ impl<'a> Columns<'a> {
     }
 
     /// Adds the columns of more events.
-    pub fn extend(&mut self, events: &'a [NewEvent]) -> Result<(), Error> {
+    pub(crate) fn extend(&mut self, events: &'a [NewEvent]) -> Result<(), Error> {
         let c = self;
         for e in events {
             c.ids.push(e.event_id.0);

@@ -35,7 +35,7 @@ pub(crate) struct Statements {
 }
 
 impl Statements {
-    pub fn new(schema: &str, gap_safe: bool) -> Self {
+    pub(crate) fn new(schema: &str, gap_safe: bool) -> Self {
         let s = format!("\"{schema}\"");
         let below_horizon = if gap_safe { format!("AND transaction_id < {HORIZON}") } else { String::new() };
         Self {

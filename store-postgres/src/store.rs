@@ -32,7 +32,7 @@ struct Inner {
 pub(crate) struct WeakStore(Weak<Inner>);
 
 impl WeakStore {
-    pub fn upgrade(&self) -> Option<PgEventStore> {
+    pub(crate) fn upgrade(&self) -> Option<PgEventStore> {
         self.0.upgrade().map(|inner| PgEventStore { inner })
     }
 }

@@ -19,7 +19,7 @@ pub(crate) struct Wake {
 
 impl Wake {
     /// Starts the notifier task (when `notify` is on); needs a tokio runtime.
-    pub fn new(pool: &PgPool, channel: &str, notify: Option<Duration>) -> Self {
+    pub(crate) fn new(pool: &PgPool, channel: &str, notify: Option<Duration>) -> Self {
         let notify = notify.map(|interval| {
             let (sender, rx) = mpsc::channel(1);
             tokio::spawn(notifier(pool.clone(), channel.to_owned(), rx, interval));
@@ -34,7 +34,7 @@ impl Wake {
     }
 
     /// Called after every committed append that wrote events.
-    pub fn appended(&self) {
+    pub(crate) fn appended(&self) {
         self.bump();
         if let Some(tx) = &self.notify {
             // Full means a NOTIFY is already pending: this append is covered by it.
@@ -47,7 +47,7 @@ impl Wake {
     }
 
     /// A receiver that sees every later wake-up; starts the listener on first use.
-    pub fn subscribe(&self, pool: &PgPool, channel: &str) -> watch::Receiver<u64> {
+    pub(crate) fn subscribe(&self, pool: &PgPool, channel: &str) -> watch::Receiver<u64> {
         if !self.listening.swap(true, Ordering::AcqRel) {
             let shutdown = self.shutdown.subscribe();
             tokio::spawn(listener(pool.clone(), channel.to_owned(), self.generation.clone(), shutdown));

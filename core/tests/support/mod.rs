@@ -14,17 +14,17 @@ use uuid::Uuid;
 // A wallet: opened once, never overdrawn.
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Opened {
+pub(crate) struct Opened {
     pub owner: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Credited {
+pub(crate) struct Credited {
     pub cents: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Debited {
+pub(crate) struct Debited {
     pub cents: i64,
 }
 
@@ -38,7 +38,7 @@ tidemark::domain_events! {
 }
 
 #[derive(Debug, Clone, PartialEq)]
-pub enum WalletCommand {
+pub(crate) enum WalletCommand {
     Open {
         owner: String,
         initial: i64,
@@ -50,7 +50,7 @@ pub enum WalletCommand {
 }
 
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum WalletError {
+pub(crate) enum WalletError {
     #[error("the wallet is already open")]
     AlreadyOpen,
     #[error("the wallet is not open")]
@@ -62,7 +62,7 @@ pub enum WalletError {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-pub struct Wallet {
+pub(crate) struct Wallet {
     pub open: bool,
     pub owner: String,
     pub balance: i64,
@@ -132,46 +132,46 @@ impl Aggregate for Wallet {
 // ---------------------------------------------------------------------------------------
 // Helpers.
 
-pub type Handler<S = InMemoryEventStore> = CommandHandler<Wallet, S>;
+pub(crate) type Handler<S = InMemoryEventStore> = CommandHandler<Wallet, S>;
 
-pub fn codec() -> Arc<EventCodec<WalletEvent>> {
+pub(crate) fn codec() -> Arc<EventCodec<WalletEvent>> {
     Arc::new(EventCodec::without_upcasters().unwrap())
 }
 
-pub fn handler() -> Handler {
+pub(crate) fn handler() -> Handler {
     CommandHandler::new(InMemoryEventStore::new(), codec())
 }
 
-pub fn wallet() -> StreamId {
+pub(crate) fn wallet() -> StreamId {
     StreamId::for_entity(Wallet::CATEGORY, Uuid::now_v7().simple()).unwrap()
 }
 
-pub fn open(initial: i64) -> WalletCommand {
+pub(crate) fn open(initial: i64) -> WalletCommand {
     WalletCommand::Open { owner: "alice".into(), initial }
 }
 
-pub fn no_options() -> CommandOptions {
+pub(crate) fn no_options() -> CommandOptions {
     CommandOptions::new()
 }
 
-pub async fn events<S: EventStore>(store: &S, stream: &StreamId) -> Vec<RecordedEvent> {
+pub(crate) async fn events<S: EventStore>(store: &S, stream: &StreamId) -> Vec<RecordedEvent> {
     tidemark::read_stream_to_end(store, stream, StreamVersion(1), 100).await.unwrap()
 }
 
-pub async fn decoded<S: EventStore>(h: &Handler<S>, stream: &StreamId) -> Vec<WalletEvent> {
+pub(crate) async fn decoded<S: EventStore>(h: &Handler<S>, stream: &StreamId) -> Vec<WalletEvent> {
     let stored = events(h.store(), stream).await;
     stored.iter().map(|e| h.codec().decode_event(e).unwrap()).collect()
 }
 
-pub async fn head<S: EventStore>(store: &S) -> Option<LogPosition> {
+pub(crate) async fn head<S: EventStore>(store: &S) -> Option<LogPosition> {
     store.log_head().await.unwrap()
 }
 
-pub fn credited(cents: i64) -> WalletEvent {
+pub(crate) fn credited(cents: i64) -> WalletEvent {
     Credited { cents }.into()
 }
 
-pub fn expect_conflict(
+pub(crate) fn expect_conflict(
     result: Result<AppendOutcome, CommandError<WalletError>>,
     stream: &StreamId,
     expected: ExpectedVersion,
@@ -185,7 +185,7 @@ pub fn expect_conflict(
     }
 }
 
-pub fn opened(owner: &str) -> WalletEvent {
+pub(crate) fn opened(owner: &str) -> WalletEvent {
     Opened { owner: owner.into() }.into()
 }
 
@@ -195,7 +195,7 @@ pub fn opened(owner: &str) -> WalletEvent {
 // loading a stream and appending to it.
 
 #[derive(Debug, Clone, Default)]
-pub struct Observed {
+pub(crate) struct Observed {
     pub inner: InMemoryEventStore,
     pub interleave: bool,
     pub reads: Arc<std::sync::atomic::AtomicU64>,
@@ -204,7 +204,7 @@ pub struct Observed {
 
 impl Observed {
     /// A store whose appends and reads yield first.
-    pub fn interleaving() -> Self {
+    pub(crate) fn interleaving() -> Self {
         Self { interleave: true, ..Self::default() }
     }
 

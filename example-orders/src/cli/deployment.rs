@@ -20,6 +20,7 @@ pub struct DeploymentArgs {
     /// Schema of the store; read models live in `<schema>_<projection>`.
     #[arg(long, env = "ORDERS_SCHEMA", global = true, default_value = PgOptions::SCHEMA)]
     pub schema: String,
+    /// Where NATS is, and how to reach it.
     #[command(flatten)]
     pub nats: NatsArgs,
     /// JetStream stream name. (Not `--stream`: `projections rebuild --stream` names an event stream.)

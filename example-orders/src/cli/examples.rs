@@ -1,6 +1,6 @@
 //! The examples `--help` shows after each command's options.
 
-pub const ORDERS: &str = "\
+pub(super) const ORDERS: &str = "\
 Examples:
   orders                                  embedded mode on 127.0.0.1:8080 (no DATABASE_URL)
   DATABASE_URL=postgres://postgres@127.0.0.1/test orders migrate
@@ -10,67 +10,67 @@ Examples:
   orders completions bash > /etc/bash_completion.d/orders
   orders man > orders.1";
 
-pub const SERVE: &str = "\
+pub(super) const SERVE: &str = "\
 Examples:
   orders serve                            the whole app in one process (either mode)
   orders serve --front --addr 0.0.0.0:8080
                                           HTTP only; run `orders relay` and `orders projections run` apart
   orders serve --chaos 0.2                a fifth of command requests fail with 500 on purpose";
 
-pub const RELAY: &str = "\
+pub(super) const RELAY: &str = "\
 Examples:
   orders relay                            publish the store's log to JetStream; run two for failover";
 
-pub const PROJECTIONS: &str = "\
+pub(super) const PROJECTIONS: &str = "\
 Examples:
   orders projections run                  every read model and the process manager
   orders projections status --json        positions and lag, one JSON object per projection
   orders projections audit orders         compare the read model with the store, stream by stream
   orders projections rebuild orders --yes rebuild from the log into a shadow, then swap it in";
 
-pub const PROJECTIONS_RUN: &str = "\
+pub(super) const PROJECTIONS_RUN: &str = "\
 Examples:
   orders projections run                  run them all; start more processes to share partitions
   orders projections run --only sales     one consumer only";
 
-pub const DLQ: &str = "\
+pub(super) const DLQ: &str = "\
 Examples:
   orders dlq list --json                  every parked stream and rogue message
   orders dlq retry orders order-<uuid>     apply a parked stream's events again after a fix
   orders dlq skip orders order-<uuid> --yes
                                           give up on them and let the stream go on";
 
-pub const EVENTS: &str = "\
+pub(super) const EVENTS: &str = "\
 Examples:
   orders events verify                    every stored event through its upcasters and decoder
   orders events verify --json             the report as one JSON object";
 
-pub const STREAM: &str = "\
+pub(super) const STREAM: &str = "\
 Examples:
   orders stream show order-<uuid>          a stream's events as stored (exit 3 when it has none)
   orders stream show order-<uuid> --json   one JSON object per event";
 
-pub const MIGRATE: &str = "\
+pub(super) const MIGRATE: &str = "\
 Examples:
   DATABASE_URL=postgres://postgres@127.0.0.1/test orders migrate
   orders migrate --schema shop --jetstream-stream SHOP";
 
-pub const SEED: &str = "\
+pub(super) const SEED: &str = "\
 Examples:
   orders seed --orders 500 --concurrency 16
   orders seed --rng-seed 7                the same mix every time";
 
-pub const TOKEN: &str = "\
+pub(super) const TOKEN: &str = "\
 Examples:
   orders token alice                      valid 30 days, signed with ORDERS_TOKEN_SECRET
   orders token ops --admin --ttl-hours 1  an admin token for the ops endpoints";
 
-pub const COMPLETIONS: &str = "\
+pub(super) const COMPLETIONS: &str = "\
 Examples:
   orders completions bash > ~/.local/share/bash-completion/completions/orders
   orders completions zsh > ~/.zfunc/_orders
   orders completions fish > ~/.config/fish/completions/orders.fish";
 
-pub const MAN: &str = "\
+pub(super) const MAN: &str = "\
 Examples:
   orders man > orders.1 && man ./orders.1";

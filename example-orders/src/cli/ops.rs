@@ -12,8 +12,10 @@ use crate::runtime::Role;
 #[derive(Debug, Clone, Args)]
 #[command(after_help = examples::PROJECTIONS)]
 pub struct ProjectionsGroup {
+    /// What to do.
     #[command(subcommand)]
     pub command: ProjectionsArgs,
+    /// Where the deployment's services are.
     #[command(flatten)]
     pub deployment: DeploymentArgs,
 }
@@ -25,10 +27,12 @@ pub enum ProjectionsArgs {
     /// mode). Several processes share the partitions.
     #[command(after_help = examples::PROJECTIONS_RUN)]
     Run(RunArgs),
+    /// The library's projection commands (list, status, rebuild, …).
     #[command(flatten)]
     Ops(ProjectionsCommand),
 }
 
+/// `projections run`.
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
     /// Run only this consumer: orders, sales, fulfilment-queue, pm-fulfilment or pm-shipping.
@@ -47,8 +51,10 @@ impl RunArgs {
 #[derive(Debug, Clone, Args)]
 #[command(after_help = examples::DLQ)]
 pub struct DlqArgs {
+    /// What to do.
     #[command(subcommand)]
     pub command: DlqCommand,
+    /// Where the deployment's services are.
     #[command(flatten)]
     pub deployment: DeploymentArgs,
 }
@@ -57,8 +63,10 @@ pub struct DlqArgs {
 #[derive(Debug, Clone, Args)]
 #[command(after_help = examples::EVENTS)]
 pub struct EventsArgs {
+    /// What to do.
     #[command(subcommand)]
     pub command: EventsCommand,
+    /// Where the deployment's services are.
     #[command(flatten)]
     pub deployment: DeploymentArgs,
 }
@@ -67,8 +75,10 @@ pub struct EventsArgs {
 #[derive(Debug, Clone, Args)]
 #[command(after_help = examples::STREAM)]
 pub struct StreamArgs {
+    /// What to do.
     #[command(subcommand)]
     pub command: StreamCommand,
+    /// Where the deployment's services are.
     #[command(flatten)]
     pub deployment: DeploymentArgs,
 }

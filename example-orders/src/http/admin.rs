@@ -23,7 +23,7 @@ use crate::read_models::{QueuedFulfilment, SalesDay};
 
 /// Query parameters of `GET /sales`.
 #[derive(Debug, Deserialize)]
-pub struct SalesQuery {
+pub(super) struct SalesQuery {
     /// Only this product.
     product: Option<String>,
     /// Most entries (default 100, at most 1000).
@@ -31,7 +31,7 @@ pub struct SalesQuery {
 }
 
 /// `GET /sales`: units and revenue per product per day.
-pub async fn sales<S, R>(
+pub(super) async fn sales<S, R>(
     State(app): State<Arc<App<S, R>>>,
     _: Admin,
     Params(query): Params<SalesQuery>,
@@ -46,7 +46,7 @@ where
 }
 
 /// `GET /fulfilments`: fulfilments waiting to be dispatched.
-pub async fn fulfilments<S, R>(
+pub(super) async fn fulfilments<S, R>(
     State(app): State<Arc<App<S, R>>>,
     _: Admin,
     Params(query): Params<ListQuery>,
@@ -60,7 +60,7 @@ where
 
 /// `POST /fulfilments/{order_id}/dispatch`: the parcel left the warehouse; the process
 /// manager then ships the order.
-pub async fn dispatch<S, R>(
+pub(super) async fn dispatch<S, R>(
     State(app): State<Arc<App<S, R>>>,
     Admin(admin): Admin,
     Ids(order_id): Ids<Uuid>,

@@ -21,7 +21,7 @@ pub fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// Verifies a token with the app's keys.
-pub fn verify<S: EventStore, R>(app: &App<S, R>, token: Option<&str>) -> Result<User, ApiError> {
+pub(super) fn verify<S: EventStore, R>(app: &App<S, R>, token: Option<&str>) -> Result<User, ApiError> {
     let token = token.ok_or(ApiError::Unauthorized("a bearer token is required"))?;
     app.keys().verify(token).map_err(|_| ApiError::Unauthorized("the token is invalid or expired"))
 }
@@ -40,7 +40,7 @@ where
 
 /// A user who must be an admin.
 #[derive(Debug, Clone)]
-pub struct Admin(pub User);
+pub(super) struct Admin(pub User);
 
 impl<S, R> FromRequestParts<Arc<App<S, R>>> for Admin
 where
@@ -61,7 +61,7 @@ where
 
 /// `POST /dev/login` body.
 #[derive(Debug, Deserialize)]
-pub struct LoginBody {
+pub(super) struct LoginBody {
     user: String,
     #[serde(default)]
     admin: bool,
@@ -69,14 +69,14 @@ pub struct LoginBody {
 
 /// `POST /dev/login` answer.
 #[derive(Debug, Serialize)]
-pub struct LoginAnswer {
+pub(super) struct LoginAnswer {
     token: String,
     user: String,
     admin: bool,
 }
 
 /// `POST /dev/login`: a token for any user name, in dev mode only (404 otherwise).
-pub async fn dev_login<S: EventStore, R>(
+pub(super) async fn dev_login<S: EventStore, R>(
     State(app): State<Arc<App<S, R>>>,
     body: axum::body::Bytes,
 ) -> Result<Json<LoginAnswer>, ApiError> {

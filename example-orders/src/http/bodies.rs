@@ -8,14 +8,14 @@ use crate::error::ApiError;
 
 /// `POST /orders`.
 #[derive(Debug, Deserialize)]
-pub struct PlaceBody {
+pub(super) struct PlaceBody {
     currency: String,
     lines: Vec<Line>,
 }
 
 impl PlaceBody {
     /// The command placing the order for `customer`; an unknown currency is a 422.
-    pub fn command(self, customer: String) -> Result<OrderCommand, ApiError> {
+    pub(super) fn command(self, customer: String) -> Result<OrderCommand, ApiError> {
         let currency = Currency::new(&self.currency).map_err(|e| ApiError::Invalid(e.to_string()))?;
         Ok(OrderCommand::Place { customer, lines: self.lines, currency })
     }
@@ -23,7 +23,7 @@ impl PlaceBody {
 
 /// The body of a command on an existing order whose only parameter is its body: what the
 /// command is called (in outcomes and logs) and the command it becomes.
-pub trait OrderBody: DeserializeOwned + Send + 'static {
+pub(super) trait OrderBody: DeserializeOwned + Send + 'static {
     /// The command's name.
     const KIND: &'static str;
     /// The command the body asks for.
@@ -40,7 +40,7 @@ impl OrderBody for Line {
 
 /// `POST /orders/{id}/confirm`: empty, or any JSON object (its fields are ignored).
 #[derive(Debug, Deserialize)]
-pub struct ConfirmBody {}
+pub(super) struct ConfirmBody {}
 
 impl OrderBody for ConfirmBody {
     const KIND: &'static str = "confirm";
@@ -51,7 +51,7 @@ impl OrderBody for ConfirmBody {
 
 /// `POST /orders/{id}/pay`.
 #[derive(Debug, Deserialize)]
-pub struct PayBody {
+pub(super) struct PayBody {
     payment_id: String,
     amount_minor: i64,
 }
@@ -78,7 +78,7 @@ impl From<ShipBody> for OrderCommand {
 
 /// `POST /orders/{id}/cancel`.
 #[derive(Debug, Deserialize)]
-pub struct CancelBody {
+pub(super) struct CancelBody {
     reason: String,
 }
 
@@ -104,4 +104,4 @@ impl From<DispatchBody> for FulfilmentCommand {
 /// The body of a command that takes no parameters: empty, or any JSON object (its
 /// fields are ignored).
 #[derive(Debug, Deserialize)]
-pub struct NoBody {}
+pub(super) struct NoBody {}

@@ -14,7 +14,11 @@ use crate::app::App;
 use crate::error::ApiError;
 
 /// The middleware; reads (`GET`, `HEAD`) and the dev login are spared.
-pub async fn chaos<S: EventStore, R>(State(app): State<Arc<App<S, R>>>, request: Request, next: Next) -> Response {
+pub(super) async fn chaos<S: EventStore, R>(
+    State(app): State<Arc<App<S, R>>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let fraction = app.config().chaos;
     let spared = matches!(*request.method(), Method::GET | Method::HEAD) || request.uri().path().starts_with("/dev/");
     if fraction <= 0.0 || spared {

@@ -14,7 +14,7 @@ use crate::error::ApiError;
 
 /// The command's record: `pending`, `succeeded` (with the order's version) or `failed`
 /// (with a code and a reason). Someone else's command is not found.
-pub async fn get<S: EventStore, R>(
+pub(super) async fn get<S: EventStore, R>(
     State(app): State<Arc<App<S, R>>>,
     user: User,
     Ids(id): Ids<Uuid>,

@@ -8,7 +8,7 @@ use crate::error::ApiError;
 
 /// Query parameters; a bad query string is a 400 problem.
 #[derive(Debug, Clone)]
-pub struct Params<T>(pub T);
+pub(super) struct Params<T>(pub T);
 
 impl<T: DeserializeOwned + Send, St: Send + Sync> FromRequestParts<St> for Params<T> {
     type Rejection = ApiError;
@@ -23,7 +23,7 @@ impl<T: DeserializeOwned + Send, St: Send + Sync> FromRequestParts<St> for Param
 
 /// Path parameters; a bad one (an order id that is not a UUID) is a 404 problem.
 #[derive(Debug, Clone)]
-pub struct Ids<T>(pub T);
+pub(super) struct Ids<T>(pub T);
 
 impl<T: DeserializeOwned + Send, St: Send + Sync> FromRequestParts<St> for Ids<T> {
     type Rejection = ApiError;

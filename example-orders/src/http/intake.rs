@@ -18,7 +18,7 @@ use crate::error::ApiError;
 /// What a command is about: its kind (for the outcome record), its order, and the stream
 /// its events go to.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub(super) struct Target {
     kind: &'static str,
     order_id: Uuid,
     stream: StreamId,
@@ -26,12 +26,12 @@ pub struct Target {
 
 impl Target {
     /// A command of `kind` on the order's own stream.
-    pub fn order(kind: &'static str, order_id: Uuid) -> Self {
+    pub(super) fn order(kind: &'static str, order_id: Uuid) -> Self {
         Self { kind, order_id, stream: order_stream(order_id) }
     }
 
     /// A command of `kind` on the order's fulfilment stream.
-    pub fn fulfilment(kind: &'static str, order_id: Uuid) -> Self {
+    pub(super) fn fulfilment(kind: &'static str, order_id: Uuid) -> Self {
         Self { kind, order_id, stream: fulfilment_stream(order_id) }
     }
 }
@@ -42,7 +42,7 @@ impl<C> CommandRequest<C> {
     /// is answered as the replay it is; `If-Match` must name `version` (409); the
     /// aggregate decides, once (422 if it refuses); the task then only appends the
     /// decided events at `version`.
-    pub async fn run<A, S, R>(
+    pub(super) async fn run<A, S, R>(
         self,
         app: &Arc<App<S, R>>,
         target: Target,

@@ -29,7 +29,10 @@ const MAX_LIMIT: usize = 1000;
 type AppState<S, R> = State<Arc<App<S, R>>>;
 
 /// `POST /orders`: places an order for the authenticated user.
-pub async fn place<S, R>(State(app): AppState<S, R>, request: CommandRequest<PlaceBody>) -> Result<Response, ApiError>
+pub(super) async fn place<S, R>(
+    State(app): AppState<S, R>,
+    request: CommandRequest<PlaceBody>,
+) -> Result<Response, ApiError>
 where
     S: EventStore + Clone + 'static,
     R: Send + Sync + 'static,
@@ -58,7 +61,7 @@ where
 
 /// `POST /orders/{id}/lines`, `/confirm`, `/pay` and `/cancel`: the command that the
 /// body `B` (see [`OrderBody`]) becomes, on the caller's order.
-pub async fn command<S, R, B>(
+pub(super) async fn command<S, R, B>(
     State(app): AppState<S, R>,
     Ids(order_id): Ids<Uuid>,
     request: CommandRequest<B>,
@@ -72,7 +75,7 @@ where
 }
 
 /// `DELETE /orders/{id}/lines/{product}`: removes a product's line.
-pub async fn remove_line<S, R>(
+pub(super) async fn remove_line<S, R>(
     State(app): AppState<S, R>,
     Ids((order_id, product)): Ids<(Uuid, String)>,
     request: CommandRequest<NoBody>,
@@ -86,7 +89,7 @@ where
 
 /// `POST /orders/{id}/ship`: ships the order by hand (admin; normally the process
 /// manager ships after the warehouse dispatches).
-pub async fn ship<S, R>(
+pub(super) async fn ship<S, R>(
     State(app): AppState<S, R>,
     Admin(admin): Admin,
     Ids(order_id): Ids<Uuid>,
@@ -102,7 +105,7 @@ where
 
 /// Query parameters of `GET /orders/{id}`.
 #[derive(Debug, Deserialize)]
-pub struct ReadQuery {
+pub(super) struct ReadQuery {
     /// Wait up to this many milliseconds for the read model (read-your-writes).
     wait_ms: Option<u64>,
     /// The version to wait for (default: the order's version when the query arrives).
@@ -110,7 +113,7 @@ pub struct ReadQuery {
 }
 
 /// `GET /orders/{id}`: the order's details, with an `ETag` of its version.
-pub async fn get<S, R>(
+pub(super) async fn get<S, R>(
     State(app): AppState<S, R>,
     user: User,
     Ids(order_id): Ids<Uuid>,
@@ -134,25 +137,25 @@ where
 
 /// Query parameters of lists.
 #[derive(Debug, Deserialize)]
-pub struct ListQuery {
+pub(super) struct ListQuery {
     /// Most entries (default 100, at most 1000).
     limit: Option<usize>,
 }
 
 impl ListQuery {
     /// A query with this limit.
-    pub fn with_limit(limit: Option<usize>) -> Self {
+    pub(super) fn with_limit(limit: Option<usize>) -> Self {
         Self { limit }
     }
 
     /// The limit to use.
-    pub fn limit(&self) -> usize {
+    pub(super) fn limit(&self) -> usize {
         self.limit.unwrap_or(100).clamp(1, MAX_LIMIT)
     }
 }
 
 /// `GET /orders`: the authenticated user's orders.
-pub async fn list<S, R>(
+pub(super) async fn list<S, R>(
     State(app): AppState<S, R>,
     user: User,
     Params(query): Params<ListQuery>,

@@ -32,7 +32,7 @@ pub const IDEMPOTENT_REPLAYED: &str = "idempotent-replayed";
 /// another request is refused (422), without the handler running. Last, the body is
 /// parsed into `B` (400; an empty body counts as `{}`).
 #[derive(Debug)]
-pub struct CommandRequest<B> {
+pub(super) struct CommandRequest<B> {
     /// Who sent it.
     pub user: User,
     /// Its body.
@@ -49,7 +49,7 @@ pub struct CommandRequest<B> {
 
 /// Why a command handler does not run.
 #[derive(Debug)]
-pub enum NotTaken {
+pub(super) enum NotTaken {
     /// The request is refused.
     Refused(ApiError),
     /// The request repeats an accepted one: this is that one's answer.
@@ -106,19 +106,19 @@ where
 
 impl<B> CommandRequest<B> {
     /// The same request with its body turned into something else (usually a command).
-    pub fn map<C>(self, f: impl FnOnce(B) -> C) -> CommandRequest<C> {
+    pub(super) fn map<C>(self, f: impl FnOnce(B) -> C) -> CommandRequest<C> {
         let Self { user, body, if_match, key, command_id, new_order_id } = self;
         CommandRequest { user, body: f(body), if_match, key, command_id, new_order_id }
     }
 
     /// The same request with its body turned into something else, or why it cannot be.
-    pub fn try_map<C, E>(self, f: impl FnOnce(B) -> Result<C, E>) -> Result<CommandRequest<C>, E> {
+    pub(super) fn try_map<C, E>(self, f: impl FnOnce(B) -> Result<C, E>) -> Result<CommandRequest<C>, E> {
         let Self { user, body, if_match, key, command_id, new_order_id } = self;
         Ok(CommandRequest { user, body: f(body)?, if_match, key, command_id, new_order_id })
     }
 
     /// The id a new order placed by this request gets.
-    pub fn new_order_id(&self) -> Uuid {
+    pub(super) fn new_order_id(&self) -> Uuid {
         self.new_order_id
     }
 }

@@ -18,12 +18,12 @@ use crate::error::ApiError;
 
 /// Query parameters of `GET /ws`.
 #[derive(Debug, Deserialize)]
-pub struct WsQuery {
+pub(super) struct WsQuery {
     token: Option<String>,
 }
 
 /// Upgrades to a WebSocket registered under the token's user.
-pub async fn upgrade<S, R>(
+pub(super) async fn upgrade<S, R>(
     State(app): State<Arc<App<S, R>>>,
     Params(query): Params<WsQuery>,
     headers: HeaderMap,

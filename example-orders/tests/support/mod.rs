@@ -2,7 +2,7 @@
 //! router, and polling with a deadline.
 #![allow(dead_code)]
 
-pub mod postgres;
+pub(crate) mod postgres;
 
 use std::future::Future;
 use std::time::Duration;
@@ -22,16 +22,16 @@ use tokio::time::Instant;
 use tower::ServiceExt;
 
 /// How long any condition in these tests may take to come true.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
-pub type App = Running<InMemoryEventStore, MemoryReadModels>;
+pub(crate) type App = Running<InMemoryEventStore, MemoryReadModels>;
 
 /// The embedded app without the fixture, and its router.
-pub async fn start(config: AppConfig) -> (App, Router) {
+pub(crate) async fn start(config: AppConfig) -> (App, Router) {
     start_with(config, false).await
 }
 
-pub async fn start_with(config: AppConfig, import_fixture: bool) -> (App, Router) {
+pub(crate) async fn start_with(config: AppConfig, import_fixture: bool) -> (App, Router) {
     let mut options = EmbeddedOptions::new(TokenKeys::dev());
     options.config = config;
     options.import_fixture = import_fixture;
@@ -40,26 +40,26 @@ pub async fn start_with(config: AppConfig, import_fixture: bool) -> (App, Router
     (running, router)
 }
 
-pub fn token(user: &str, admin: bool) -> String {
+pub(crate) fn token(user: &str, admin: bool) -> String {
     TokenKeys::dev().issue(user, admin, DEFAULT_TOKEN_TTL).expect("token")
 }
 
 /// A response, its body parsed as JSON (`Null` when empty or not JSON).
 #[derive(Debug)]
-pub struct Reply {
+pub(crate) struct Reply {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Value,
 }
 
 impl Reply {
-    pub fn header(&self, name: &str) -> Option<&str> {
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
     }
 }
 
 /// A request through the router, with optional token, extra headers and JSON body.
-pub async fn call(
+pub(crate) async fn call(
     router: &Router,
     method: Method,
     path: &str,
@@ -81,12 +81,12 @@ pub async fn call(
     Reply { status: parts.status, headers: parts.headers, body: serde_json::from_slice(&bytes).unwrap_or(Value::Null) }
 }
 
-pub fn order_body(product: &str, quantity: u32, price: i64) -> Value {
+pub(crate) fn order_body(product: &str, quantity: u32, price: i64) -> Value {
     serde_json::json!({ "currency": "EUR", "lines": [{ "product": product, "quantity": quantity, "unit_price_minor": price }] })
 }
 
 /// Polls a command until it is no longer pending; returns its record.
-pub async fn outcome(router: &Router, token: &str, status_url: &str) -> Value {
+pub(crate) async fn outcome(router: &Router, token: &str, status_url: &str) -> Value {
     let deadline = Instant::now() + DEADLINE;
     loop {
         let reply = call(router, Method::GET, status_url, Some(token), &[], None).await;
@@ -100,7 +100,7 @@ pub async fn outcome(router: &Router, token: &str, status_url: &str) -> Value {
 }
 
 /// Places an order and waits for it to succeed; returns its id and the command record.
-pub async fn place(router: &Router, token: &str, product: &str) -> (String, Value) {
+pub(crate) async fn place(router: &Router, token: &str, product: &str) -> (String, Value) {
     let reply = call(router, Method::POST, "/orders", Some(token), &[], Some(order_body(product, 2, 450))).await;
     assert_eq!(reply.status, StatusCode::ACCEPTED, "{reply:?}");
     let record = outcome(router, token, reply.body["status_url"].as_str().expect("status url")).await;
@@ -109,7 +109,7 @@ pub async fn place(router: &Router, token: &str, product: &str) -> (String, Valu
 }
 
 /// Polls `condition` until it holds, failing after [`DEADLINE`].
-pub async fn wait_until<F, Fut>(what: &str, condition: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,

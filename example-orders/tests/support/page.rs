@@ -12,7 +12,7 @@ use crate::webdriver::{eventually, Browser};
 
 /// Records every toast the page shows (they vanish after 5 s) in `window.toastsSeen`. Run
 /// after each page load; a reload drops the recorder, which is how a reload is noticed.
-pub const RECORD_TOASTS: &str = r#"
+pub(crate) const RECORD_TOASTS: &str = r#"
 window.toastsSeen = [];
 new MutationObserver((changes) => {
   for (const change of changes)
@@ -21,7 +21,7 @@ new MutationObserver((changes) => {
 "#;
 
 /// Reads what the page shows in one go, so that a re-render cannot tear it.
-pub const SNAPSHOT: &str = r##"
+pub(crate) const SNAPSHOT: &str = r##"
 const field = (tr, name) => tr.querySelector(`[data-field="${name}"]`).textContent;
 return {
   connection: document.getElementById("status").textContent,
@@ -42,14 +42,14 @@ return {
 "##;
 
 /// Asks the server for an order with the token the page holds; answers the HTTP status.
-pub const FETCH_ORDER: &str = r#"
+pub(crate) const FETCH_ORDER: &str = r#"
 const [orderId, done] = arguments;
 fetch(`/orders/${orderId}`, { headers: { authorization: "Bearer " + localStorage.getItem("orders-token") } })
   .then((response) => done(response.status), (error) => done(String(error)));
 "#;
 
 #[derive(Debug, Deserialize)]
-pub struct Page {
+pub(crate) struct Page {
     pub connection: String,
     pub orders: Vec<Row>,
     pub queue: Vec<String>,
@@ -63,7 +63,7 @@ pub struct Page {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Row {
+pub(crate) struct Row {
     pub id: String,
     pub status: String,
     pub total: String,
@@ -72,31 +72,31 @@ pub struct Row {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Sale {
+pub(crate) struct Sale {
     pub product: String,
     pub units: String,
     pub revenue: String,
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Toast {
+pub(crate) struct Toast {
     pub kind: String,
     pub text: String,
 }
 
 impl Page {
-    pub fn status_of(&self, order_id: &str) -> Option<&str> {
+    pub(crate) fn status_of(&self, order_id: &str) -> Option<&str> {
         self.orders.iter().find(|row| row.id == order_id).map(|row| row.status.as_str())
     }
 
     /// Whether a success toast for a command that left its order at `version` was shown.
-    pub fn toasted_success(&self, version: u32) -> bool {
+    pub(crate) fn toasted_success(&self, version: u32) -> bool {
         let suffix = format!("succeeded (version {version})");
         self.toasts.iter().any(|toast| toast.kind == "success" && toast.text.ends_with(&suffix))
     }
 
     /// The only order listed, if exactly one is.
-    pub fn single_order(&self) -> Option<&Row> {
+    pub(crate) fn single_order(&self) -> Option<&Row> {
         match self.orders.as_slice() {
             [row] => Some(row),
             _ => None,
@@ -106,7 +106,7 @@ impl Page {
 
 /// Polls the page until `check` gives a value. Fails at once if the page showed a failure
 /// toast or was reloaded.
-pub async fn wait_page<T>(browser: &Browser, what: &str, check: impl Fn(&Page) -> Option<T>) -> T {
+pub(crate) async fn wait_page<T>(browser: &Browser, what: &str, check: impl Fn(&Page) -> Option<T>) -> T {
     let check = &check;
     eventually(what, || async move {
         let page: Page = browser.script(SNAPSHOT, Vec::new()).await;
@@ -119,12 +119,12 @@ pub async fn wait_page<T>(browser: &Browser, what: &str, check: impl Fn(&Page) -
     .await
 }
 
-pub async fn open_page(browser: &Browser, address: SocketAddr) {
+pub(crate) async fn open_page(browser: &Browser, address: SocketAddr) {
     browser.goto(&format!("http://{address}/")).await;
     browser.script::<serde_json::Value>(RECORD_TOASTS, Vec::new()).await;
 }
 
-pub async fn wait_connected(browser: &Browser, user: &str) {
+pub(crate) async fn wait_connected(browser: &Browser, user: &str) {
     let connected = format!("connected as {user} ");
     wait_page(browser, &format!("the page is connected as {user}"), |page| {
         page.connection.starts_with(&connected).then_some(())
@@ -133,13 +133,13 @@ pub async fn wait_connected(browser: &Browser, user: &str) {
 }
 
 /// Logs in with the dev login (the app runs without a token secret).
-pub async fn log_in(browser: &Browser, user: &str) {
+pub(crate) async fn log_in(browser: &Browser, user: &str) {
     browser.fill("#user", user).await;
     browser.click("#login").await;
     wait_connected(browser, user).await;
 }
 
-pub async fn place_order(browser: &Browser, product: &str, quantity: u32, unit_price_minor: u32) {
+pub(crate) async fn place_order(browser: &Browser, product: &str, quantity: u32, unit_price_minor: u32) {
     browser.fill("#product", product).await;
     browser.fill("#quantity", &quantity.to_string()).await;
     browser.fill("#price", &unit_price_minor.to_string()).await;
@@ -147,7 +147,7 @@ pub async fn place_order(browser: &Browser, product: &str, quantity: u32, unit_p
 }
 
 /// Waits for the success toast of a first command and the one order it placed.
-pub async fn wait_placed(browser: &Browser, who: &str) -> Row {
+pub(crate) async fn wait_placed(browser: &Browser, who: &str) -> Row {
     wait_page(browser, &format!("{who}'s order is listed as placed and its success toasted"), |page| {
         let row = page.single_order()?;
         (row.status == "placed" && row.version == "1" && page.toasted_success(1)).then(|| row.clone())
@@ -155,12 +155,12 @@ pub async fn wait_placed(browser: &Browser, who: &str) -> Row {
     .await
 }
 
-pub async fn serve() -> (App, SocketAddr) {
+pub(crate) async fn serve() -> (App, SocketAddr) {
     serve_with(AppConfig::default()).await
 }
 
 /// The embedded app (no fixture) with `config`, on a loopback port.
-pub async fn serve_with(config: AppConfig) -> (App, SocketAddr) {
+pub(crate) async fn serve_with(config: AppConfig) -> (App, SocketAddr) {
     let (app, router) = start(config).await;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let address = listener.local_addr().expect("address");
@@ -169,7 +169,7 @@ pub async fn serve_with(config: AppConfig) -> (App, SocketAddr) {
 }
 
 /// What the page shows now (it must not have been reloaded since `open_page`).
-pub async fn snapshot(browser: &Browser) -> Page {
+pub(crate) async fn snapshot(browser: &Browser) -> Page {
     let page: Page = browser.script(SNAPSHOT, Vec::new()).await;
     assert!(page.recording, "the page was reloaded");
     page

@@ -11,7 +11,7 @@ use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::{nats_url, unique_name, TestSchema};
 
 /// A running app with everything it was deployed on.
-pub struct Deployed {
+pub(crate) struct Deployed {
     pub running: Running<PgEventStore, PgReadModels, JetStreamFeed>,
     pub deployment: PgDeployment,
     pub router: Router,
@@ -20,7 +20,7 @@ pub struct Deployed {
 
 /// Migrates a fresh schema and stream, then serves with the relay and every consumer;
 /// `import` loads the v1 fixture first.
-pub async fn deploy(import: bool) -> Deployed {
+pub(crate) async fn deploy(import: bool) -> Deployed {
     let schema = TestSchema::new().await;
     let stream = unique_name("ORDERS");
     let options = PgOptions::new(schema.url())
@@ -39,7 +39,7 @@ pub async fn deploy(import: bool) -> Deployed {
 
 impl Deployed {
     /// Stops the app (no background task may have failed) and deletes the stream.
-    pub async fn stop(self) {
+    pub(crate) async fn stop(self) {
         self.running.join().await.expect("every background task ran until shutdown");
         let jetstream = async_nats::jetstream::new(self.deployment.client.clone());
         jetstream.delete_stream(&self.deployment.options.stream).await.expect("delete the stream");

@@ -29,9 +29,9 @@ use tokio::time::Instant;
 use crate::support::DEADLINE;
 
 /// Debian's `chromium` package.
-pub const CHROMIUM: &str = "/usr/bin/chromium";
+pub(crate) const CHROMIUM: &str = "/usr/bin/chromium";
 /// Debian's `chromium-driver` package.
-pub const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+pub(crate) const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
 /// How often a condition is checked again.
 const POLL: Duration = Duration::from_millis(50);
@@ -39,14 +39,14 @@ const POLL: Duration = Duration::from_millis(50);
 /// A chromedriver child leading its own process group. The browsers it starts stay in that
 /// group, so dropping this kills them too, even when a test panics half-way.
 #[derive(Debug)]
-pub struct Chromedriver {
+pub(crate) struct Chromedriver {
     child: Child,
     url: String,
 }
 
 impl Chromedriver {
     /// Starts chromedriver on a free loopback port and waits until its `/status` says ready.
-    pub async fn start() -> Self {
+    pub(crate) async fn start() -> Self {
         require(CHROMIUM, "chromium");
         require(CHROMEDRIVER, "chromium-driver");
         // Another process may take the probed port before chromedriver binds it; chromedriver
@@ -118,13 +118,13 @@ fn free_port() -> u16 {
 
 /// One headless browser session with a profile of its own (so its own `localStorage`).
 #[derive(Debug)]
-pub struct Browser {
+pub(crate) struct Browser {
     client: Client,
     profile: TempDir,
 }
 
 impl Browser {
-    pub async fn open(driver: &Chromedriver) -> Self {
+    pub(crate) async fn open(driver: &Chromedriver) -> Self {
         let profile = tempfile::tempdir().expect("a profile directory");
         let user_data_dir = format!("--user-data-dir={}", profile.path().display());
         let args = [
@@ -147,29 +147,29 @@ impl Browser {
     }
 
     /// Ends the session (chromedriver closes the browser), then removes the profile.
-    pub async fn close(self) {
+    pub(crate) async fn close(self) {
         self.client.close().await.expect("the session ends");
         drop(self.profile);
     }
 
-    pub async fn goto(&self, url: &str) {
+    pub(crate) async fn goto(&self, url: &str) {
         self.client.goto(url).await.unwrap_or_else(|e| panic!("opening {url}: {e}"));
     }
 
     /// Runs `script` as a function body in the current window; returns what it returns.
-    pub async fn script<T: DeserializeOwned>(&self, script: &str, args: Vec<Value>) -> T {
+    pub(crate) async fn script<T: DeserializeOwned>(&self, script: &str, args: Vec<Value>) -> T {
         let value = self.client.execute(script, args).await.unwrap_or_else(|e| panic!("running a script: {e}"));
         serde_json::from_value(value).expect("the script's result")
     }
 
     /// Runs `script`, which calls its last argument with the result, and waits for it.
-    pub async fn script_async<T: DeserializeOwned>(&self, script: &str, args: Vec<Value>) -> T {
+    pub(crate) async fn script_async<T: DeserializeOwned>(&self, script: &str, args: Vec<Value>) -> T {
         let value = self.client.execute_async(script, args).await.unwrap_or_else(|e| panic!("running a script: {e}"));
         serde_json::from_value(value).expect("the script's result")
     }
 
     /// Replaces the value of the input `css` selects by typing `text`.
-    pub async fn fill(&self, css: &str, text: &str) {
+    pub(crate) async fn fill(&self, css: &str, text: &str) {
         let input = self.client.find(Locator::Css(css)).await.unwrap_or_else(|e| panic!("finding {css}: {e}"));
         input.clear().await.unwrap_or_else(|e| panic!("clearing {css}: {e}"));
         input.send_keys(text).await.unwrap_or_else(|e| panic!("typing into {css}: {e}"));
@@ -177,7 +177,7 @@ impl Browser {
 
     /// Clicks what `css` selects, trying again while it is missing, was re-rendered or is
     /// covered (by a toast, say).
-    pub async fn click(&self, css: &str) {
+    pub(crate) async fn click(&self, css: &str) {
         eventually(&format!("{css} can be clicked"), || async move {
             let clicked = match self.client.find(Locator::Css(css)).await {
                 Ok(element) => element.click().await,
@@ -194,25 +194,25 @@ impl Browser {
 
     /// Saves a PNG of the window in `$TIDEMARK_SCREENSHOT_DIR/<name>.png` when that variable
     /// is set (to look at what a test saw); does nothing otherwise.
-    pub async fn screenshot(&self, name: &str) {
+    pub(crate) async fn screenshot(&self, name: &str) {
         let Some(dir) = std::env::var_os("TIDEMARK_SCREENSHOT_DIR") else { return };
         let png = self.client.screenshot().await.expect("a screenshot");
         std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).expect("writing the screenshot");
     }
 
     /// The window that commands go to.
-    pub async fn window(&self) -> WindowHandle {
+    pub(crate) async fn window(&self) -> WindowHandle {
         self.client.window().await.expect("the current window")
     }
 
     /// Opens a new window (not a background tab, which Chromium may throttle) and switches to it.
-    pub async fn new_window(&self) -> WindowHandle {
+    pub(crate) async fn new_window(&self) -> WindowHandle {
         let window = self.client.new_window(false).await.expect("a new window").handle;
         self.switch_to(&window).await;
         window
     }
 
-    pub async fn switch_to(&self, window: &WindowHandle) {
+    pub(crate) async fn switch_to(&self, window: &WindowHandle) {
         self.client.switch_to_window(window.clone()).await.expect("switching windows");
     }
 }
@@ -228,7 +228,7 @@ fn transient(error: &ErrorStatus) -> bool {
 }
 
 /// Polls `check` until it gives a value; after [`DEADLINE`], fails with what it saw last.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
+pub(crate) async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, String>>,

@@ -19,11 +19,11 @@ use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 /// How long any condition in these tests may take to come true.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(30);
 
 /// A migrated store in a fresh schema, polling fast. Also sends the relay's logs to the
 /// test output (`RUST_LOG=tidemark_nats=debug` for more).
-pub async fn store(schema: &TestSchema) -> PgEventStore {
+pub(crate) async fn store(schema: &TestSchema) -> PgEventStore {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "tidemark_nats=info".into());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
     let config = PgStoreConfig::default().schema(schema.name()).poll_interval(Duration::from_millis(20));
@@ -33,7 +33,7 @@ pub async fn store(schema: &TestSchema) -> PgEventStore {
 }
 
 /// A client that reconnects quickly (for tests that restart the server).
-pub async fn client(url: &str) -> async_nats::Client {
+pub(crate) async fn client(url: &str) -> async_nats::Client {
     async_nats::ConnectOptions::new()
         .retry_on_initial_connect()
         .reconnect_delay_callback(|_| Duration::from_millis(100))
@@ -43,7 +43,7 @@ pub async fn client(url: &str) -> async_nats::Client {
 }
 
 /// A unique subject prefix and stream name for one test.
-pub fn names() -> (SubjectScheme, StreamSettings) {
+pub(crate) fn names() -> (SubjectScheme, StreamSettings) {
     let name = unique_name("relay");
     let scheme = SubjectScheme::new(format!("t.{}", name.to_lowercase()), 4).expect("scheme");
     let settings = StreamSettings::new(name).max_age(Duration::from_secs(600));
@@ -51,7 +51,7 @@ pub fn names() -> (SubjectScheme, StreamSettings) {
 }
 
 /// A relay configuration that retries quickly.
-pub fn config(name: &str, scheme: &SubjectScheme) -> RelayConfig {
+pub(crate) fn config(name: &str, scheme: &SubjectScheme) -> RelayConfig {
     RelayConfig::new(name)
         .subjects(scheme.clone())
         .idle_wait(Duration::from_millis(200))
@@ -59,7 +59,7 @@ pub fn config(name: &str, scheme: &SubjectScheme) -> RelayConfig {
 }
 
 /// Runs a relay in a task until the returned token is cancelled.
-pub fn spawn(relay: &NatsRelay) -> (CancellationToken, JoinHandle<tidemark_nats::Result<()>>) {
+pub(crate) fn spawn(relay: &NatsRelay) -> (CancellationToken, JoinHandle<tidemark_nats::Result<()>>) {
     let shutdown = CancellationToken::new();
     let task = tokio::spawn({
         let (relay, shutdown) = (relay.clone(), shutdown.clone());
@@ -74,7 +74,12 @@ const TYPES: [(&str, u32); 4] = [("Placed", 1), ("Paid", 2), ("Shipped", 1), ("N
 /// Appends `per_stream` events to each of `streams` new streams (ids start at `first`), 8
 /// appends at a time, with varied categories, types, versions and metadata. Returns the
 /// largest log position written.
-pub async fn append_events(store: &PgEventStore, first: usize, streams: usize, per_stream: usize) -> LogPosition {
+pub(crate) async fn append_events(
+    store: &PgEventStore,
+    first: usize,
+    streams: usize,
+    per_stream: usize,
+) -> LogPosition {
     let ids: Vec<usize> = (first..first + streams).collect();
     let appends = futures_util::stream::iter(ids).map(|n| {
         let store = store.clone();
@@ -103,13 +108,13 @@ fn request(n: usize, per_stream: usize) -> AppendRequest {
 
 /// The log from its start through `through`. Transactions of other tests in the shared
 /// cluster may hold the readable horizon back for a moment: wait for it.
-pub async fn read_log(store: &PgEventStore, through: LogPosition) -> Vec<RecordedEvent> {
+pub(crate) async fn read_log(store: &PgEventStore, through: LogPosition) -> Vec<RecordedEvent> {
     let read = tidemark::read_log_through(store, through, 5000, DEADLINE).await.expect("read log");
     read.unwrap_or_else(|| panic!("the log did not become readable through {through}"))
 }
 
 /// Polls `condition` until it holds, failing after [`DEADLINE`].
-pub async fn wait_until<F, Fut>(what: &str, condition: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -118,25 +123,25 @@ where
 }
 
 /// Waits until the relay has acknowledged every event through `through`.
-pub async fn wait_published(relay: &NatsRelay, through: LogPosition) -> RelayStatus {
+pub(crate) async fn wait_published(relay: &NatsRelay, through: LogPosition) -> RelayStatus {
     wait_until("the relay has published the log", || async { relay.status().last_acked >= Some(through) }).await;
     relay.status()
 }
 
 /// Deletes a test's stream from the shared server (on success; a failed test leaves it
 /// behind for inspection, with its messages expiring after ten minutes).
-pub async fn delete_stream(jetstream: &Context, settings: &StreamSettings) {
+pub(crate) async fn delete_stream(jetstream: &Context, settings: &StreamSettings) {
     jetstream.delete_stream(&settings.name).await.expect("delete stream");
 }
 
 /// Number of messages in the stream.
-pub async fn stream_messages(jetstream: &Context, stream: &str) -> u64 {
+pub(crate) async fn stream_messages(jetstream: &Context, stream: &str) -> u64 {
     let mut stream = jetstream.get_stream(stream).await.expect("stream");
     stream.info().await.expect("stream info").state.messages
 }
 
 /// Every message of the stream, in stream order, through an ordered consumer.
-pub async fn read_stream(jetstream: &Context, stream: &str) -> Vec<jetstream::Message> {
+pub(crate) async fn read_stream(jetstream: &Context, stream: &str) -> Vec<jetstream::Message> {
     let count = stream_messages(jetstream, stream).await;
     let stream = jetstream.get_stream(stream).await.expect("stream");
     let consumer = stream.create_consumer(OrderedConfig::default()).await.expect("ordered consumer");
@@ -153,7 +158,7 @@ pub async fn read_stream(jetstream: &Context, stream: &str) -> Vec<jetstream::Me
 /// subject, with its headers and payload, each message that expects a predecessor
 /// (`Nats-Expected-Last-Sequence`) stored right after it. Returns how many messages expect
 /// one.
-pub async fn assert_stream_equals_log(
+pub(crate) async fn assert_stream_equals_log(
     jetstream: &Context,
     settings: &StreamSettings,
     relay: &RelayConfig,

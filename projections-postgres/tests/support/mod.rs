@@ -3,8 +3,8 @@
 //! model a fresh replay of the store gives.
 #![allow(dead_code)]
 
-pub mod nats;
-pub mod scripted;
+pub(crate) mod nats;
+pub(crate) mod scripted;
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -20,15 +20,15 @@ use tidemark::{
 use tidemark_projections::{ApplyError, DocumentReader, DocumentTx, Projection, ReadModels};
 
 /// How long any condition in these tests may take to come true.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+pub(crate) const DEADLINE: Duration = Duration::from_secs(60);
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Deposited {
+pub(crate) struct Deposited {
     pub amount: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Withdrawn {
+pub(crate) struct Withdrawn {
     pub amount: i64,
 }
 
@@ -42,7 +42,7 @@ tidemark::domain_events! {
 
 /// Per stream: events applied, balance, last version applied.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Tally {
+pub(crate) struct Tally {
     pub events: u64,
     pub balance: i64,
     pub version: u64,
@@ -52,22 +52,22 @@ pub struct Tally {
 /// stream version does not follow the last one it saw of the stream: applying out of
 /// order (or twice) fails loudly instead of drifting.
 #[derive(Debug)]
-pub struct TallyProjection {
+pub(crate) struct TallyProjection {
     pub name: String,
     version: u32,
     codec: EventCodec<LedgerEvent>,
 }
 
 impl TallyProjection {
-    pub fn new(name: &str) -> Self {
+    pub(crate) fn new(name: &str) -> Self {
         Self::versioned(name, 1)
     }
 
-    pub fn versioned(name: &str, version: u32) -> Self {
+    pub(crate) fn versioned(name: &str, version: u32) -> Self {
         Self { name: name.to_owned(), version, codec: EventCodec::without_upcasters().expect("codec") }
     }
 
-    pub fn collection(&self) -> String {
+    pub(crate) fn collection(&self) -> String {
         format!("tally-{}", self.name)
     }
 }
@@ -120,7 +120,7 @@ where
 
 /// The tallies a fresh replay of `events` gives (events of other types count as versions
 /// only).
-pub fn replay(events: &[RecordedEvent]) -> BTreeMap<String, Tally> {
+pub(crate) fn replay(events: &[RecordedEvent]) -> BTreeMap<String, Tally> {
     let mut tallies: BTreeMap<String, Tally> = BTreeMap::new();
     for event in events {
         let amount: serde_json::Value = serde_json::from_str(event.payload.get()).expect("json");
@@ -139,7 +139,7 @@ pub fn replay(events: &[RecordedEvent]) -> BTreeMap<String, Tally> {
 }
 
 /// The tallies in the read model.
-pub async fn tallies<D: DocumentReader>(documents: &D, projection: &TallyProjection) -> BTreeMap<String, Tally> {
+pub(crate) async fn tallies<D: DocumentReader>(documents: &D, projection: &TallyProjection) -> BTreeMap<String, Tally> {
     let all =
         documents.documents(&projection.name, &projection.collection(), "", 1_000_000).await.expect("read documents");
     all.into_iter().map(|(k, v)| (k, serde_json::from_value(v).expect("tally"))).collect()
@@ -147,7 +147,7 @@ pub async fn tallies<D: DocumentReader>(documents: &D, projection: &TallyProject
 
 /// The events of one append: `count` events of mixed types (every fifth a `Noted` at
 /// schema version 2, which the projection does not handle).
-pub fn events(stream: usize, from: usize, count: usize) -> Vec<NewEvent> {
+pub(crate) fn events(stream: usize, from: usize, count: usize) -> Vec<NewEvent> {
     (from..from + count)
         .map(|i| {
             let amount = (stream * 31 + i * 7) % 100 + 1;
@@ -162,13 +162,13 @@ pub fn events(stream: usize, from: usize, count: usize) -> Vec<NewEvent> {
         .collect()
 }
 
-pub fn stream(n: usize) -> StreamId {
+pub(crate) fn stream(n: usize) -> StreamId {
     StreamId::for_entity("account", n).expect("stream id")
 }
 
 /// Appends `rounds` appends of `per_append` events to each of `streams` streams (new or
 /// not), 8 at a time, interleaving streams. Returns the last outcome of each stream.
-pub async fn append_rounds<S: EventStore + Clone + 'static>(
+pub(crate) async fn append_rounds<S: EventStore + Clone + 'static>(
     store: &S,
     streams: usize,
     rounds: usize,
@@ -190,13 +190,13 @@ pub async fn append_rounds<S: EventStore + Clone + 'static>(
 }
 
 /// The whole log through `through`, waiting for the readable horizon to reach it.
-pub async fn read_log<S: EventStore>(store: &S, through: LogPosition) -> Vec<RecordedEvent> {
+pub(crate) async fn read_log<S: EventStore>(store: &S, through: LogPosition) -> Vec<RecordedEvent> {
     let read = tidemark::read_log_through(store, through, 5000, DEADLINE).await.expect("read log");
     read.unwrap_or_else(|| panic!("the log did not become readable through {through}"))
 }
 
 /// Polls `condition` until it holds, failing after [`DEADLINE`].
-pub async fn wait_until<F, Fut>(what: &str, condition: F)
+pub(crate) async fn wait_until<F, Fut>(what: &str, condition: F)
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = bool>,
@@ -205,21 +205,21 @@ where
 }
 
 /// Logs to the test output (`RUST_LOG` to change the filter).
-pub fn logs() {
+pub(crate) fn logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| "tidemark_projections=info,tidemark_nats=warn".into());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_test_writer().try_init();
 }
 
 /// The version of the code that built the projection's read model (`None`: nothing built).
-pub async fn built_by<D: DocumentReader>(documents: &D, projection: &TallyProjection) -> Option<u32> {
+pub(crate) async fn built_by<D: DocumentReader>(documents: &D, projection: &TallyProjection) -> Option<u32> {
     let found = documents.document(&projection.name, "meta", "version").await.expect("read document");
     found.map(|v| serde_json::from_value(v).expect("a version"))
 }
 
 /// Waits until one session of the test's database is blocked on an advisory lock (a batch
 /// waiting for its partition lock).
-pub async fn one_waits_for_an_advisory_lock(pool: &sqlx::PgPool) {
+pub(crate) async fn one_waits_for_an_advisory_lock(pool: &sqlx::PgPool) {
     let blocked = "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() \
                    AND wait_event_type = 'Lock' AND wait_event = 'advisory'";
     wait_until("a batch waits for its partition lock", || async {

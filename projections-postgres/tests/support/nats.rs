@@ -16,10 +16,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::TallyProjection;
 
-pub type PgRunner<F = JetStreamFeed> = ProjectionRunner<TallyProjection, PgReadModels, PgEventStore, F>;
+pub(crate) type PgRunner<F = JetStreamFeed> = ProjectionRunner<TallyProjection, PgReadModels, PgEventStore, F>;
 
 /// Everything one test needs.
-pub struct Bench {
+pub(crate) struct Bench {
     pub schema: TestSchema,
     pub store: PgEventStore,
     pub read_models: PgReadModels,
@@ -34,7 +34,7 @@ impl Bench {
     /// The head of the log once every transaction running now has ended. `log_head` is the
     /// readable head: a transaction of another test, older than this test's last append,
     /// can hold it back for a moment after that append returned.
-    pub async fn settled_head(&self) -> LogPosition {
+    pub(crate) async fn settled_head(&self) -> LogPosition {
         let pool = self.schema.pool();
         let next: i64 = sqlx::query_scalar("SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint")
             .fetch_one(pool)
@@ -51,7 +51,7 @@ impl Bench {
         self.store.log_head().await.expect("head").expect("events")
     }
 
-    pub async fn new(partitions: u32) -> Self {
+    pub(crate) async fn new(partitions: u32) -> Self {
         super::logs();
         let schema = TestSchema::new().await;
         let config = PgStoreConfig::default().schema(schema.name()).poll_interval(Duration::from_millis(20));
@@ -67,12 +67,12 @@ impl Bench {
         Self { schema, store, read_models, client, scheme, settings, key }
     }
 
-    pub fn jetstream(&self) -> async_nats::jetstream::Context {
+    pub(crate) fn jetstream(&self) -> async_nats::jetstream::Context {
         async_nats::jetstream::new(self.client.clone())
     }
 
     /// A relay publishing to this test's stream (created or updated with `settings`).
-    pub async fn relay(&self, config: RelayConfig) -> NatsRelay {
+    pub(crate) async fn relay(&self, config: RelayConfig) -> NatsRelay {
         let config = config.subjects(self.scheme.clone()).idle_wait(Duration::from_millis(200));
         let relay = NatsRelay::new(self.store.clone(), self.client.clone(), config).expect("relay");
         relay.ensure_stream(&self.settings).await.expect("stream");
@@ -80,19 +80,19 @@ impl Bench {
     }
 
     /// A feed of this test's stream that checks signatures with the store's key.
-    pub fn feed(&self) -> JetStreamFeed {
+    pub(crate) fn feed(&self) -> JetStreamFeed {
         self.feed_without_key().with_message_key(self.key.clone())
     }
 
     /// A feed of this test's stream that checks every event against the store.
-    pub fn feed_without_key(&self) -> JetStreamFeed {
+    pub(crate) fn feed_without_key(&self) -> JetStreamFeed {
         let settings = ConsumerSettings::default().inactive_threshold(Duration::from_secs(5));
         JetStreamFeed::new(self.jetstream(), self.settings.name.clone(), self.scheme.clone()).with_settings(settings)
     }
 
     /// A runner whose read model is set up (so events appended before it starts reach it
     /// through JetStream, not through the initial build from the log).
-    pub async fn runner<F: tidemark_projections::Feed>(&self, name: &str, feed: F) -> PgRunner<F> {
+    pub(crate) async fn runner<F: tidemark_projections::Feed>(&self, name: &str, feed: F) -> PgRunner<F> {
         let config = RunnerConfig::default()
             .backoff(Duration::from_millis(20), Duration::from_millis(200))
             .rebalance_interval(Duration::from_millis(100))
@@ -109,13 +109,13 @@ impl Bench {
         runner
     }
 
-    pub async fn delete_stream(&self) {
+    pub(crate) async fn delete_stream(&self) {
         self.jetstream().delete_stream(&self.settings.name).await.expect("delete stream");
     }
 }
 
 /// Runs a relay until the token is cancelled.
-pub fn spawn_relay(relay: &NatsRelay) -> (CancellationToken, JoinHandle<tidemark_nats::Result<()>>) {
+pub(crate) fn spawn_relay(relay: &NatsRelay) -> (CancellationToken, JoinHandle<tidemark_nats::Result<()>>) {
     let shutdown = CancellationToken::new();
     let relay = relay.clone();
     let stop = shutdown.clone();
@@ -123,7 +123,7 @@ pub fn spawn_relay(relay: &NatsRelay) -> (CancellationToken, JoinHandle<tidemark
 }
 
 /// Runs a runner on every partition until the token is cancelled.
-pub fn spawn_runner<P, R, S, F>(
+pub(crate) fn spawn_runner<P, R, S, F>(
     runner: &ProjectionRunner<P, R, S, F>,
 ) -> (CancellationToken, JoinHandle<tidemark_projections::Result<()>>)
 where
@@ -141,7 +141,7 @@ where
 /// A feed that forgets where the runner stands: every subscription starts at the
 /// beginning of the stream, so everything committed comes again (as it would for a
 /// partition whose recorded cursor was lost).
-pub struct FromStart(pub JetStreamFeed);
+pub(crate) struct FromStart(pub JetStreamFeed);
 
 impl Feed for FromStart {
     type Subscription = JetStreamSubscription;

@@ -10,18 +10,18 @@ type Batches = Arc<Mutex<Option<UnboundedReceiver<Vec<Incoming>>>>>;
 
 /// The feed, for one subscriber.
 #[derive(Clone)]
-pub struct Scripted {
+pub(crate) struct Scripted {
     batches: Batches,
     acks: UnboundedSender<usize>,
 }
 
 /// The test's end: it sends batches and waits for their commits.
-pub struct Script {
+pub(crate) struct Script {
     send: UnboundedSender<Vec<Incoming>>,
     acked: UnboundedReceiver<usize>,
 }
 
-pub struct ScriptedSubscription {
+pub(crate) struct ScriptedSubscription {
     batches: UnboundedReceiver<Vec<Incoming>>,
     acks: UnboundedSender<usize>,
     /// Batches delivered so far.
@@ -33,7 +33,7 @@ pub struct ScriptedSubscription {
 }
 
 impl Scripted {
-    pub fn new() -> (Self, Script) {
+    pub(crate) fn new() -> (Self, Script) {
         let (send, batches) = unbounded_channel();
         let (acks, acked) = unbounded_channel();
         (Self { batches: Arc::new(Mutex::new(Some(batches))), acks }, Script { send, acked })
@@ -43,7 +43,7 @@ impl Scripted {
 impl Script {
     /// Delivers `batch` and waits until it is committed; returns the batch's number
     /// (from 1).
-    pub async fn deliver(&mut self, batch: Vec<Incoming>) -> usize {
+    pub(crate) async fn deliver(&mut self, batch: Vec<Incoming>) -> usize {
         self.send.send(batch).expect("feed open");
         let receipt = tokio::time::timeout(super::DEADLINE, self.acked.recv()).await.expect("committed in time");
         receipt.expect("the runner still runs")

@@ -38,6 +38,7 @@ pub enum ProjectionsCommand {
         /// system still taking writes in).
         #[arg(long, default_value_t = 0)]
         wait: u64,
+        /// How to print the result.
         #[command(flatten)]
         output: Output,
     },
@@ -57,6 +58,7 @@ pub enum ProjectionsCommand {
         /// Rebuild only this stream's rows, in place (the projection must support it).
         #[arg(long)]
         stream: Option<String>,
+        /// How to print the result.
         #[command(flatten)]
         output: Output,
     },
@@ -67,6 +69,7 @@ pub enum ProjectionsCommand {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// How to print the result.
         #[command(flatten)]
         output: Output,
     },
@@ -81,6 +84,7 @@ pub enum DlqCommand {
         /// Only this projection.
         #[arg(long)]
         projection: Option<String>,
+        /// How to print the result.
         #[command(flatten)]
         output: Output,
     },
@@ -90,6 +94,7 @@ pub enum DlqCommand {
         projection: String,
         /// The parked stream.
         stream: String,
+        /// How to print the result.
         #[command(flatten)]
         output: Output,
     },
@@ -110,6 +115,7 @@ pub enum DlqCommand {
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,
+        /// How to print the result.
         #[command(flatten)]
         output: Output,
     },
@@ -131,6 +137,7 @@ pub enum StreamCommand {
     Show {
         /// The stream id.
         id: String,
+        /// How to print the result.
         #[command(flatten)]
         output: Output,
     },

@@ -16,7 +16,7 @@ pub(crate) struct Reporter {
 }
 
 impl Reporter {
-    pub fn new() -> Self {
+    pub(super) fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let bar = ProgressBar::new(0);
             let style = ProgressStyle::with_template(
@@ -29,7 +29,7 @@ impl Reporter {
         Self { bar, last_line: None }
     }
 
-    pub fn update(&mut self, p: &RebuildProgress) {
+    pub(super) fn update(&mut self, p: &RebuildProgress) {
         if let Some(bar) = &self.bar {
             bar.set_length(p.events + p.remaining_estimate());
             bar.set_position(p.events);
@@ -47,7 +47,7 @@ impl Reporter {
         }
     }
 
-    pub fn finish(&self) {
+    pub(super) fn finish(&self) {
         if let Some(bar) = &self.bar {
             bar.finish_and_clear();
         }

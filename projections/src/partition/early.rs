@@ -34,12 +34,12 @@ struct BegunEarly<T> {
 }
 
 impl Waits {
-    pub fn new(config: &RunnerConfig) -> Self {
+    pub(super) fn new(config: &RunnerConfig) -> Self {
         Self { early_for: config.begin_early_for, early: !config.begin_early_for.is_zero() }
     }
 
     /// The next batch, begun when it began early; None when `stop` fired first.
-    pub async fn next<P, R, S, F>(
+    pub(super) async fn next<P, R, S, F>(
         &mut self,
         shared: &Shared<P, R, S, F>,
         subscription: &mut F::Subscription,

@@ -56,23 +56,23 @@ pub(crate) struct Batch<T> {
 
 impl<T> Batch<T> {
     /// An idle batch of `partition`.
-    pub fn idle(partition: u32) -> Self {
+    pub(crate) fn idle(partition: u32) -> Self {
         Self { partition, phase: Phase::Idle, checked: None }
     }
 
     /// A batch applied inside `tx`, a transaction its caller began and commits (a
     /// rebuild's catch-up): it is never applied before its check.
-    pub fn within(partition: u32, tx: T) -> Self {
+    pub(crate) fn within(partition: u32, tx: T) -> Self {
         Self { partition, phase: Phase::Begun { tx, owned: false }, checked: None }
     }
 
     /// The partition of the batch.
-    pub fn partition(&self) -> u32 {
+    pub(crate) fn partition(&self) -> u32 {
         self.partition
     }
 
     /// The open transaction of a begun or applied batch, back to the caller.
-    pub fn into_tx(self) -> Result<T> {
+    pub(crate) fn into_tx(self) -> Result<T> {
         match self.phase {
             Phase::Begun { tx, .. } | Phase::Applied { tx, .. } => Ok(tx),
             Phase::Idle | Phase::Committed(_) => Err(ProjectionError::Config("the batch has no open transaction")),

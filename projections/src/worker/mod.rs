@@ -73,7 +73,7 @@ pub(crate) struct Worker<P, R, S> {
 
 impl<P, R: Clone, S> Worker<P, R, S> {
     /// The same projection, working under another name (a rebuild's shadow).
-    pub fn renamed(&self, name: String) -> Self {
+    pub(crate) fn renamed(&self, name: String) -> Self {
         Self {
             projection: self.projection.clone(),
             read_models: self.read_models.clone(),
@@ -120,7 +120,7 @@ where
     S: EventStore + 'static,
 {
     /// Runs the projection's set-up if this version has not been set up yet.
-    pub async fn ensure_set_up(&self) -> Result<()> {
+    pub(crate) async fn ensure_set_up(&self) -> Result<()> {
         let mut tx = self.read_models.begin().await?;
         let current = self.projection.version();
         match self.read_models.set_up_version(&mut tx, &self.name).await? {

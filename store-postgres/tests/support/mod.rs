@@ -9,29 +9,29 @@ use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_testkit::TestSchema;
 
 /// A migrated store in a fresh schema, polling fast.
-pub async fn store(schema: &TestSchema, config: PgStoreConfig) -> PgEventStore {
+pub(crate) async fn store(schema: &TestSchema, config: PgStoreConfig) -> PgEventStore {
     let config = config.schema(schema.name()).poll_interval(Duration::from_millis(10));
     let store = PgEventStore::from_pool(schema.pool().clone(), config).expect("store");
     store.migrate().await.expect("migrate");
     store
 }
 
-pub fn stream(id: &str) -> StreamId {
+pub(crate) fn stream(id: &str) -> StreamId {
     StreamId::new(id).expect("valid stream id")
 }
 
-pub fn event(n: u64) -> NewEvent {
+pub(crate) fn event(n: u64) -> NewEvent {
     let payload = RawValue::from_string(format!("{{\"n\":{n}}}")).expect("json");
     NewEvent::new("Ticked", 1, payload)
 }
 
-pub fn append(id: &str, expected: ExpectedVersion, count: u64) -> AppendRequest {
+pub(crate) fn append(id: &str, expected: ExpectedVersion, count: u64) -> AppendRequest {
     AppendRequest::new(stream(id), expected, (0..count).map(event).collect())
 }
 
 /// Reads the whole log, waiting (at most 30 s) until it holds `count` events: other tests'
 /// transactions in the same cluster may hold the horizon back for a moment.
-pub async fn log_of(store: &PgEventStore, count: usize) -> Vec<tidemark::RecordedEvent> {
+pub(crate) async fn log_of(store: &PgEventStore, count: usize) -> Vec<tidemark::RecordedEvent> {
     use tidemark::{EventStore, LogPosition};
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {

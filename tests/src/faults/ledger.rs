@@ -38,7 +38,9 @@ tidemark::domain_events! {
     /// The events of a ledger stream.
     #[derive(Debug, Clone, PartialEq, Eq)]
     pub enum LedgerEvent {
+        /// An amount added to the stream's total.
         Credited(Credited) = ("Credited", 1),
+        /// An event the ledger projection refuses to apply.
         Poisoned(Poisoned) = ("Poisoned", 1),
     }
 }
