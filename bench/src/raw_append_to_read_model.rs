@@ -99,7 +99,7 @@ pub(crate) async fn reader(
         loop {
             let rows = sqlx::query(&sql).bind(cursor.0).bind(cursor.1).bind(READ_BATCH).fetch_all(&pool).await?;
             let Some(last) = rows.last() else { break };
-            cursor = (last.try_get("xid")?, last.try_get("position")?);
+            cursor = (last.try_get("xid")?, last.try_get("sequence")?);
             publish(&js, &scheme, &rows).await?;
         }
         tokio::select! {

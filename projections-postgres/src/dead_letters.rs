@@ -75,7 +75,7 @@ fn dead_letter(row: &PgRow) -> Result<DeadLetter> {
         stream_version: StreamVersion(u64::try_from(get_i64("stream_version")?).unwrap_or(0)),
         event_id: EventId(id),
         event_type: row.try_get("event_type").map_err(database("decoding a dead letter"))?,
-        position: position(get_i64("transaction_id")?, get_i64("position")?),
+        position: position(get_i64("transaction_id")?, get_i64("sequence")?),
         status: if status == "skipped" { DeadLetterStatus::Skipped } else { DeadLetterStatus::Parked },
         error: row.try_get("error").map_err(database("decoding a dead letter"))?,
     })
