@@ -5,7 +5,9 @@ use std::sync::Arc;
 
 use tidemark::EventStore;
 use tidemark::LogDiagnostics;
-use tidemark_projections::{BatchOptimisations, DocumentReader, DocumentTx, Feed, InProcessBus, Ops, ReadModelsAdmin};
+use tidemark_projections::{
+    BatchOptimisations, DocumentReader, DocumentTx, Feed, InProcessBus, Ops, ReadModelsAdmin, RunnerStatus,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::runners::{Handlers, Role, RunMode, Runners};
@@ -78,9 +80,9 @@ where
         mut tasks: Tasks,
     ) -> Result<Background<S, R, F>, StartError> {
         role.check()?;
-        let runners = self.runners(handlers, hub)?;
+        let runners = Arc::new(self.runners(handlers, hub)?);
         runners.spawn(role, &self.mode, &mut tasks);
-        Ok(Background { store: self.store, runners, tasks })
+        Ok(Background { store: self.store, runners, role: role.clone(), tasks })
     }
 
     /// The ops commands over this backend: every consumer and both codecs mounted.
@@ -97,9 +99,13 @@ where
 #[derive(Debug)]
 pub struct Background<S: EventStore, R, F> {
     store: S,
-    runners: Runners<S, R, F>,
+    runners: Arc<Runners<S, R, F>>,
+    role: Role,
     tasks: Tasks,
 }
+
+/// Reads what each consumer of a process is doing, by name (for the readiness check).
+pub type ConsumerStatuses = Arc<dyn Fn() -> Vec<(String, RunnerStatus)> + Send + Sync>;
 
 impl<S, R, F> Background<S, R, F>
 where
@@ -114,6 +120,15 @@ where
         S: LogDiagnostics,
     {
         self.runners.ops(self.store.clone())
+    }
+
+    /// Reads what each consumer this process runs is doing.
+    pub fn consumers(&self) -> ConsumerStatuses
+    where
+        Runners<S, R, F>: Send + Sync + 'static,
+    {
+        let (runners, role) = (self.runners.clone(), self.role.clone());
+        Arc::new(move || runners.statuses(&role))
     }
 }
 

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 use tidemark_nats::JetStreamFeed;
-use tidemark_nats::{MessageKey, NatsConnect, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
+use tidemark_nats::{MessageKey, NatsConnect, NatsRelay, RelayConfig, RelayMonitor, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections_postgres::{Coordination, PgReadModels};
 
@@ -232,12 +232,14 @@ impl PgDeployment {
         Ok(NatsRelay::new(self.store.clone(), self.client.clone(), config)?)
     }
 
-    /// Creates or updates the stream, then runs the relay in `tasks`.
-    pub async fn spawn_relay(&self, tasks: &mut Tasks) -> Result<(), StartError> {
+    /// Creates or updates the stream, then runs the relay in `tasks`; returns a handle
+    /// that reads its role and counters.
+    pub async fn spawn_relay(&self, tasks: &mut Tasks) -> Result<RelayMonitor, StartError> {
         let relay = self.relay()?;
         relay.ensure_stream(&self.stream_settings()).await?;
+        let monitor = relay.monitor();
         tasks.spawn("relay", move |stop| async move { relay.run(stop).await });
-        Ok(())
+        Ok(monitor)
     }
 
     /// The backend: the store, read models next to it, the relay's stream as the feed

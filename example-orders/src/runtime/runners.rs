@@ -8,7 +8,7 @@ use tidemark::LogDiagnostics;
 use tidemark::{CommandHandler, EventStore};
 use tidemark_projections::{
     BatchOptimisations, DocumentTx, Feed, Ops, PoisonPolicy, Projection, ProjectionError, ProjectionRunner,
-    ReadModelsAdmin, RunnerConfig,
+    ReadModelsAdmin, RunnerConfig, RunnerStatus,
 };
 use tidemark_projections_postgres::Coordination;
 use tokio_util::sync::CancellationToken;
@@ -155,6 +155,19 @@ where
         spawn(&self.notifier, role, mode, tasks);
         spawn(&self.paid, role, mode, tasks);
         spawn(&self.dispatched, role, mode, tasks);
+    }
+
+    /// What each consumer `role` names is doing (partitions held, last failure), by name.
+    pub fn statuses(&self, role: &Role) -> Vec<(String, RunnerStatus)> {
+        let all = [
+            (self.orders.name(), self.orders.status()),
+            (self.sales.name(), self.sales.status()),
+            (self.fulfilment_queue.name(), self.fulfilment_queue.status()),
+            (self.notifier.name(), self.notifier.status()),
+            (self.paid.name(), self.paid.status()),
+            (self.dispatched.name(), self.dispatched.status()),
+        ];
+        all.into_iter().filter(|(name, _)| role.runs(name)).map(|(name, s)| (name.to_owned(), s)).collect()
     }
 
     /// The ops commands over `store`, with every runner and both codecs mounted (so
