@@ -145,6 +145,7 @@ async fn relay(options: PgOptions, health: Option<SocketAddr>) -> anyhow::Result
     let deployment = PgDeployment::connect(options).await?;
     deployment.check().await?;
     let mut tasks = Tasks::default();
+    deployment.spawn_pool_gauges(&mut tasks);
     let monitor = deployment.spawn_relay(&mut tasks).await?;
     let checks = [Check::Relay(monitor)];
     serve_health_on(health, &deployment, checks, tasks.shutdown()).await?;
@@ -158,7 +159,9 @@ async fn relay(options: PgOptions, health: Option<SocketAddr>) -> anyhow::Result
 async fn consume(role: Role, options: PgOptions, health: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
     let deployment = PgDeployment::connect(options).await?;
     deployment.check().await?;
-    let background = deployment.backend().await?.start_consumers(&role, Tasks::default())?;
+    let mut tasks = Tasks::default();
+    deployment.spawn_pool_gauges(&mut tasks);
+    let background = deployment.backend().await?.start_consumers(&role, tasks)?;
     let checks = [Check::Consumers(background.consumers())];
     serve_health_on(health, &deployment, checks, background.shutdown()).await?;
     let names: Vec<&str> = BACK_CONSUMERS.into_iter().filter(|name| role.runs(name)).collect();

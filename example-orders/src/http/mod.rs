@@ -66,5 +66,6 @@ where
         .route("/fulfilments/{id}/dispatch", post(admin::dispatch::<S, R>))
         .route("/ws", get(ws::upgrade::<S, R>))
         .layer(middleware::from_fn_with_state(app.clone(), chaos::chaos::<S, R>))
+        .layer(middleware::from_fn(crate::metrics::record_http))
         .with_state(app)
 }

@@ -2,6 +2,7 @@
 //! and what a process runs over it. Both modes go through here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tidemark::EventStore;
 use tidemark::LogDiagnostics;
@@ -15,6 +16,10 @@ use super::tasks::{TaskFailure, Tasks};
 use super::StartError;
 use crate::app::{App, AppConfig, Hub};
 use crate::auth::TokenKeys;
+use crate::metrics::sample_lag;
+
+/// How often a process on PostgreSQL measures the lag of the consumers it does not run.
+pub const LAG_SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// Where the app keeps its events and read models, and how its consumers are fed.
 #[derive(Debug, Clone)]
@@ -82,6 +87,14 @@ where
         role.check()?;
         let runners = Arc::new(self.runners(handlers, hub)?);
         runners.spawn(role, &self.mode, &mut tasks);
+        if matches!(self.mode, RunMode::Shared(_)) {
+            let (watched, role) = (runners.clone(), role.clone());
+            tasks.spawn("lag sampler", move |stop| async move {
+                let measure = || async { watched.sample_gauges(&role).await };
+                sample_lag(measure, LAG_SAMPLE_EVERY, stop).await;
+                Ok::<(), std::convert::Infallible>(())
+            });
+        }
         Ok(Background { store: self.store, runners, role: role.clone(), tasks })
     }
 

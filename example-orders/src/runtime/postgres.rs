@@ -17,6 +17,7 @@ use super::StartError;
 use crate::app::AppConfig;
 use crate::auth::TokenKeys;
 use crate::domain::import_fixture;
+use crate::metrics::sample_pools;
 use crate::secret::SecretUrl;
 
 /// Where the deployment lives. Every field but the database URL has a default.
@@ -242,6 +243,15 @@ impl PgDeployment {
         Ok(monitor)
     }
 
+    /// Samples the gauges of the store's and the read models' pools every second in `tasks`.
+    pub fn spawn_pool_gauges(&self, tasks: &mut Tasks) {
+        let pools = vec![("store", self.store.pool().clone()), ("read_models", self.read_models.pool().clone())];
+        tasks.spawn("pool gauges", move |stop| async move {
+            sample_pools(pools, Duration::from_secs(1), stop).await;
+            Ok::<(), std::convert::Infallible>(())
+        });
+    }
+
     /// The backend: the store, read models next to it, the relay's stream as the feed
     /// (which takes in the events signed with the store's key without checking them
     /// against the store), partitions shared by every process using this schema.
@@ -290,6 +300,7 @@ pub async fn start_postgres(
         tracing::info!(events = imported, "imported the v1 fixture (events already stored are skipped)");
     }
     let mut tasks = Tasks::default();
+    deployment.spawn_pool_gauges(&mut tasks);
     if options.all {
         deployment.spawn_relay(&mut tasks).await?;
     }

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+pub mod scrape;
 
 use std::future::Future;
 use std::time::Duration;
