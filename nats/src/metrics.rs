@@ -37,6 +37,13 @@ pub fn describe_metrics() {
     );
 }
 
+/// Exports the relay's counters of rare events at zero from the start, so that rates and
+/// alerts over them have a series before the first one happens.
+pub(crate) fn relay_started() {
+    metrics::counter!("tidemark_relay_failures_total").increment(0);
+    metrics::counter!("tidemark_relay_duplicates_total").increment(0);
+}
+
 pub(crate) fn leader(leads: bool) {
     metrics::gauge!(RELAY_LEADER).set(if leads { 1.0 } else { 0.0 });
 }

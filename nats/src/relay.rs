@@ -170,6 +170,7 @@ impl NatsRelay {
     /// cannot fix (see [`RelayError::is_retryable`]). Stands by while another relay of the
     /// same name leads; leads, from the saved checkpoint, when it can.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), RelayError> {
+        crate::metrics::relay_started();
         let result = self.run_until_stopped(&shutdown).await;
         self.inner.stats.set_role(RelayRole::Stopped);
         if let Err(error) = &result {
