@@ -87,3 +87,22 @@ async fn every_metric_of_the_dashboard_and_the_alerts_is_exported() {
     }
     deployed.stop().await;
 }
+
+/// `promtool` (from the prometheus package, which `scripts/test` installs).
+fn promtool() -> std::process::Command {
+    let found = std::env::var_os("PATH")
+        .map(|path| std::env::split_paths(&path).map(|dir| dir.join("promtool")).any(|p| p.is_file()))
+        .unwrap_or(false);
+    assert!(found, "promtool is not on PATH: install it with `apt-get install -y prometheus`");
+    std::process::Command::new("promtool")
+}
+
+#[test]
+fn the_alert_rules_are_valid_and_pass_their_unit_tests() {
+    let dir = format!("{}/../docs/ops", env!("CARGO_MANIFEST_DIR"));
+    for args in [["check", "rules", "alerts.yml"], ["test", "rules", "alerts.test.yml"]] {
+        let output = promtool().args(args).current_dir(&dir).output().expect("run promtool");
+        let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+        assert!(output.status.success(), "promtool {args:?} failed:\n{text}");
+    }
+}
