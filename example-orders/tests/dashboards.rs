@@ -106,3 +106,20 @@ fn the_alert_rules_are_valid_and_pass_their_unit_tests() {
         assert!(output.status.success(), "promtool {args:?} failed:\n{text}");
     }
 }
+
+#[test]
+fn the_dashboard_queries_are_valid_promql() {
+    // Each query becomes a recording rule, which `promtool check rules` parses; Grafana's
+    // `$__rate_interval` becomes a fixed range.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let mut rules = String::from("groups:\n  - name: dashboard\n    rules:\n");
+    for (i, expr) in dashboard_exprs().iter().enumerate() {
+        let expr = expr.replace("$__rate_interval", "1m");
+        rules.push_str(&format!("      - record: dashboard_query_{i}\n        expr: {}\n", serde_json::json!(expr)));
+    }
+    let path = dir.path().join("dashboard-queries.yml");
+    std::fs::write(&path, rules).expect("write the rules");
+    let output = promtool().arg("check").arg("rules").arg(&path).output().expect("run promtool");
+    let text = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "a dashboard query is not valid PromQL:\n{text}");
+}
