@@ -63,8 +63,9 @@ impl Readiness {
         Self::new(checks)
     }
 
-    /// The last result if younger than [`CACHE_FOR`], else the checks' new result.
-    /// Concurrent callers wait for one run of the checks.
+    /// The last result if younger than [`CACHE_FOR`], else the checks' new result (they
+    /// run concurrently, so it takes at most [`CHECK_TIMEOUT`]). Concurrent callers wait
+    /// for one run of the checks.
     pub async fn report(&self) -> Report {
         let mut last = self.last.lock().await;
         if let Some((at, report)) = last.as_ref() {
@@ -72,10 +73,7 @@ impl Readiness {
                 return report.clone();
             }
         }
-        let mut checks = Vec::with_capacity(self.checks.len());
-        for check in self.checks.iter() {
-            checks.push(check.run().await);
-        }
+        let checks = futures_util::future::join_all(self.checks.iter().map(Check::run)).await;
         let ready = checks.iter().all(|outcome| outcome.ok);
         let report = Report { status: if ready { "ready" } else { "not ready" }, checks };
         *last = Some((Instant::now(), report.clone()));
