@@ -44,8 +44,12 @@ pub(crate) fn relay_started() {
     metrics::counter!("tidemark_relay_duplicates_total").increment(0);
 }
 
+/// Sets the leader gauge; a relay that does not lead holds nothing back either.
 pub(crate) fn leader(leads: bool) {
     metrics::gauge!(RELAY_LEADER).set(if leads { 1.0 } else { 0.0 });
+    if !leads {
+        held_back(Duration::ZERO);
+    }
 }
 
 pub(crate) fn held_back(for_: Duration) {
