@@ -76,7 +76,7 @@ fn the_expressions_are_found_in_both_files() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_metric_of_the_dashboard_and_the_alerts_is_exported() {
-    let (deployed, text) = deployment_with_traffic().await;
+    let (deployed, _, text) = deployment_with_traffic().await;
     let scraped = types(&text);
     for (file, exprs) in [("grafana-dashboard.json", dashboard_exprs()), ("alerts.yml", alert_exprs())] {
         let names: Vec<String> = exprs.iter().flat_map(|e| metric_names(e)).collect();

@@ -8,7 +8,7 @@ use support::scrape::{deployment_with_traffic, documented, types};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_deployment_exports_every_documented_metric_with_help_and_type() {
-    let (deployed, text) = deployment_with_traffic().await;
+    let (deployed, _, text) = deployment_with_traffic().await;
     for metric in documented().into_iter().filter(|m| m.with_traffic) {
         let name = &metric.name;
         assert!(text.contains(&format!("# HELP {name} ")), "no HELP line for {name}:\n{text}");

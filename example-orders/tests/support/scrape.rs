@@ -66,8 +66,9 @@ pub fn types(text: &str) -> Vec<(String, String)> {
 
 /// Installs the recorder (once per test process), deploys the app on PostgreSQL +
 /// JetStream with the relay and every consumer, handles one order, and waits until every
-/// metric the table marks `traffic` is scraped and the `orders` read model took the order in. Returns the deployment and the scrape.
-pub async fn deployment_with_traffic() -> (Deployed, String) {
+/// metric the table marks `traffic` is scraped and the `orders` read model took the order
+/// in. Returns the deployment, the metrics address and the scrape.
+pub async fn deployment_with_traffic() -> (Deployed, SocketAddr, String) {
     let addr = serve_metrics("127.0.0.1:0".parse().expect("addr")).await.expect("metrics endpoint");
     let deployed = deploy(false).await;
     let user = token("metrics", false);
@@ -89,5 +90,5 @@ pub async fn deployment_with_traffic() -> (Deployed, String) {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
     }
     let text = scrape(addr).await;
-    (deployed, text)
+    (deployed, addr, text)
 }
