@@ -5,7 +5,6 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::time::Duration;
 
 use axum::http::{Method, StatusCode};
 use sqlx::{Connection, PgConnection};
