@@ -271,7 +271,11 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
             correlation_id = ?metadata.correlation_id,
             causation_id = ?metadata.causation_id,
         );
-        tracing::Instrument::instrument(self.handle_with(stream_id, command, options, metadata), span).await
+        let started = std::time::Instant::now();
+        let result =
+            tracing::Instrument::instrument(self.handle_with(stream_id, command, options, metadata), span).await;
+        crate::metrics::command_handled(A::CATEGORY, &result, started.elapsed());
+        result
     }
 
     async fn handle_with(

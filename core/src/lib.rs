@@ -20,6 +20,7 @@ mod identity;
 mod ids;
 mod memory;
 mod metadata;
+mod metrics;
 mod store;
 mod stream_id;
 mod testing;
@@ -38,6 +39,7 @@ pub use identity::{EventIdentity, Mismatch};
 pub use ids::{CommandId, EventId};
 pub use memory::InMemoryEventStore;
 pub use metadata::Metadata;
+pub use metrics::{describe_metrics, record_command, COMMANDS_TOTAL, COMMAND_SECONDS};
 pub use store::{
     read_log_through, read_stream_to_end, AppendOutcome, AppendRequest, EventStore, Snapshot, DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_POLL_INTERVAL,

@@ -8,6 +8,7 @@ use example_orders::app::AppConfig;
 use example_orders::cli::{
     Cli, Command, DeploymentArgs, ProjectionsArgs, ProjectionsGroup, SeedArgs, ServeArgs, TokenArgs,
 };
+use example_orders::health::{health_routes, serve_health, Check, Readiness};
 use example_orders::http::router;
 use example_orders::runtime::{
     start_embedded, start_postgres, EmbeddedOptions, PgDeployment, PgOptions, PgServe, Role, Running, Tasks,
@@ -50,11 +51,11 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
     match command {
         Command::Serve(args) => serve(args).await,
-        Command::Relay(deployment) => relay(postgres(&deployment, "relay")?).await,
+        Command::Relay(deployment) => relay(postgres(&deployment, "relay")?, deployment.health_addr).await,
         Command::Migrate(deployment) => migrate(postgres(&deployment, "migrate")?).await,
         Command::Seed(args) => seed_orders(&args, postgres(&args.deployment, "seed")?).await,
         Command::Projections(ProjectionsGroup { command: ProjectionsArgs::Run(args), deployment }) => {
-            consume(args.role(), postgres(&deployment, "projections run")?).await
+            consume(args.role(), postgres(&deployment, "projections run")?, deployment.health_addr).await
         }
         Command::Token(args) => token(&args),
         Command::Completions { shell } => completions(shell),
@@ -98,7 +99,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         options.config = config;
         options.import_fixture = !args.no_fixture;
         let running = start_embedded(options).await.context("starting the embedded mode")?;
-        return http(running, listener, "embedded").await;
+        return http(running, listener, Readiness::default(), "embedded").await;
     };
     let deployment = PgDeployment::connect(options).await?;
     let mut options = PgServe::new(keys);
@@ -106,16 +107,22 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.import_fixture = !args.no_fixture;
     options.all = !args.front;
     let running = start_postgres(&deployment, options).await?;
+    let readiness = Readiness::deployment(deployment.store.pool().clone(), deployment.client.clone(), []);
     let mode = if args.front {
         "PostgreSQL + JetStream, HTTP only: run `orders relay` and `orders projections run` beside it"
     } else {
         "PostgreSQL + JetStream, relay and consumers in this process"
     };
-    http(running, listener, mode).await
+    http(running, listener, readiness, mode).await
 }
 
 /// Serves HTTP until Ctrl-C, SIGTERM or a failed background task, then stops everything.
-async fn http<S, R, F>(running: Running<S, R, F>, listener: TcpListener, mode: &str) -> anyhow::Result<ExitCode>
+async fn http<S, R, F>(
+    running: Running<S, R, F>,
+    listener: TcpListener,
+    readiness: Readiness,
+    mode: &str,
+) -> anyhow::Result<ExitCode>
 where
     S: EventStore + Clone + 'static,
     R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
@@ -126,19 +133,22 @@ where
     println!("orders: serving on http://{address}/ ({mode})");
     let stop = running.background.shutdown().clone();
     stop_on_signal(stop.clone());
-    let served =
-        axum::serve(listener, router(running.app.clone())).with_graceful_shutdown(stop.cancelled_owned()).await;
+    let app = router(running.app.clone()).merge(health_routes(readiness));
+    let served = axum::serve(listener, app).with_graceful_shutdown(stop.cancelled_owned()).await;
     let stopped = running.join().await;
     served?;
     stopped?;
     Ok(ExitCode::SUCCESS)
 }
 
-async fn relay(options: PgOptions) -> anyhow::Result<ExitCode> {
+async fn relay(options: PgOptions, health: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
     let deployment = PgDeployment::connect(options).await?;
     deployment.check().await?;
     let mut tasks = Tasks::default();
-    deployment.spawn_relay(&mut tasks).await?;
+    deployment.spawn_pool_gauges(&mut tasks);
+    let monitor = deployment.spawn_relay(&mut tasks).await?;
+    let checks = [Check::Relay(monitor)];
+    serve_health_on(health, &deployment, checks, tasks.shutdown()).await?;
     let o = &deployment.options;
     println!("orders: relaying schema {} to JetStream stream {} ({}.>)", o.schema, o.stream, o.subject_prefix);
     until_stopped(tasks.shutdown()).await;
@@ -146,15 +156,33 @@ async fn relay(options: PgOptions) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn consume(role: Role, options: PgOptions) -> anyhow::Result<ExitCode> {
+async fn consume(role: Role, options: PgOptions, health: Option<SocketAddr>) -> anyhow::Result<ExitCode> {
     let deployment = PgDeployment::connect(options).await?;
     deployment.check().await?;
-    let background = deployment.backend().await?.start_consumers(&role, Tasks::default())?;
+    let mut tasks = Tasks::default();
+    deployment.spawn_pool_gauges(&mut tasks);
+    let background = deployment.backend().await?.start_consumers(&role, tasks)?;
+    let checks = [Check::Consumers(background.consumers())];
+    serve_health_on(health, &deployment, checks, background.shutdown()).await?;
     let names: Vec<&str> = BACK_CONSUMERS.into_iter().filter(|name| role.runs(name)).collect();
     println!("orders: running {} on JetStream stream {}", names.join(", "), deployment.options.stream);
     until_stopped(background.shutdown()).await;
     background.join().await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves `/livez` and `/readyz` on `addr`, if given, until `stop`: PostgreSQL, NATS and `checks`.
+async fn serve_health_on(
+    addr: Option<SocketAddr>,
+    deployment: &PgDeployment,
+    checks: impl IntoIterator<Item = Check>,
+    stop: &CancellationToken,
+) -> anyhow::Result<()> {
+    if let Some(addr) = addr {
+        let readiness = Readiness::deployment(deployment.store.pool().clone(), deployment.client.clone(), checks);
+        serve_health(addr, readiness, stop.clone()).await?;
+    }
+    Ok(())
 }
 
 async fn migrate(options: PgOptions) -> anyhow::Result<ExitCode> {

@@ -6,13 +6,15 @@
 //! - [`app`]: command pipeline (202 + outcome), outcome hub, idempotency keys, queries.
 //! - [`http`]: the axum router; [`runtime`]: the embedded and the PostgreSQL + JetStream
 //!   modes over one code path; [`cli`]: the `orders` command line; [`seed`]: traffic;
-//!   [`metrics`]: Prometheus text on an optional address; [`secret`]: values kept out of logs.
+//!   [`metrics`]: Prometheus text on an optional address; [`health`]: liveness and
+//!   readiness; [`secret`]: values kept out of logs.
 
 pub mod app;
 pub mod auth;
 pub mod cli;
 pub mod domain;
 pub mod error;
+pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod read_models;

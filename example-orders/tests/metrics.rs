@@ -1,33 +1,31 @@
-//! `--metrics-addr`: the framework's metrics in Prometheus format on `GET /metrics`.
+//! `--metrics-addr`: the framework's and the app's metrics in Prometheus format on
+//! `GET /metrics`, as `docs/operations.md` lists them: each with its `# HELP` and `# TYPE`
+//! lines, histograms with buckets.
 
 mod support;
 
-use std::net::SocketAddr;
-
-use example_orders::app::AppConfig;
-use example_orders::metrics::serve_metrics;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
-
-async fn scrape(addr: SocketAddr) -> String {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
-    let uri = format!("http://{addr}/metrics").parse().expect("uri");
-    let response = client.get(uri).await.expect("GET /metrics");
-    assert!(response.status().is_success());
-    let body = response.into_body().collect().await.expect("body").to_bytes();
-    String::from_utf8(body.to_vec()).expect("utf-8")
-}
+use support::scrape::{deployment_with_traffic, documented, types};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_projection_metrics_are_served_in_prometheus_format() {
-    let addr = serve_metrics("127.0.0.1:0".parse().expect("addr")).await.expect("metrics endpoint");
-    // The embedded app imports the v1 fixture, which its projections then apply.
-    let _app = support::start_with(AppConfig::default(), true).await;
-    support::wait_until("the projections' counters are scraped", || async move {
-        scrape(addr).await.contains("tidemark_projection_events_total{projection=\"orders\"")
-    })
-    .await;
-    let text = scrape(addr).await;
-    assert!(text.contains("# TYPE tidemark_projection_events_total counter"), "{text}");
+async fn a_running_deployment_exports_every_documented_metric_with_help_and_type() {
+    let (deployed, _, text) = deployment_with_traffic().await;
+    for metric in documented().into_iter().filter(|m| m.with_traffic) {
+        let name = &metric.name;
+        assert!(text.contains(&format!("# HELP {name} ")), "no HELP line for {name}:\n{text}");
+        assert!(text.contains(&format!("# TYPE {name} {}\n", metric.kind)), "{name} is not a {}:\n{text}", metric.kind);
+        if metric.kind == "histogram" {
+            assert!(text.contains(&format!("{name}_bucket{{")), "{name} has no buckets:\n{text}");
+        }
+    }
+    let table: Vec<String> = documented().into_iter().map(|m| m.name).collect();
+    for (name, kind) in types(&text) {
+        if name.starts_with("tidemark_") || name.starts_with("orders_") {
+            assert!(table.contains(&name), "{name} is exported but missing from docs/operations.md");
+            assert_ne!(kind, "summary", "{name} is a summary");
+        }
+    }
+    assert!(text.contains("tidemark_projection_events_total{projection=\"orders\""), "{text}");
+    assert!(text.contains("orders_http_requests_total{route=\"/orders\",method=\"POST\",status=\"202\"}"), "{text}");
+    assert!(text.contains("tidemark_relay_leader 1"), "{text}");
+    deployed.stop().await;
 }

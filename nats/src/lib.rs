@@ -13,6 +13,7 @@ mod escape;
 mod feed;
 mod headers;
 mod leader;
+mod metrics;
 mod publish;
 mod redact;
 mod relay;
@@ -35,6 +36,7 @@ pub use headers::{
     HEADER_MSG_ID, HEADER_POSITION, HEADER_RECORDED_AT, HEADER_SCHEMA_VERSION, HEADER_STREAM_ID, HEADER_STREAM_VERSION,
     HEADER_TENANT, HEADER_THIN, HEADER_USER,
 };
+pub use metrics::{describe_metrics, RELAY_HELD_BACK_SECONDS, RELAY_LEADER};
 pub use redact::redact_url;
 pub use relay::NatsRelay;
 pub use signature::{KeyError, MessageKey, Signature, HEADER_SIGNATURE, MIN_SECRET_LEN};

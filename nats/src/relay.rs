@@ -71,20 +71,25 @@ struct Saved {
     checked: Instant,
 }
 
-/// Delays before reading again events held back behind the horizon: 1 ms, doubling.
+/// Delays before reading again events held back behind the horizon: 1 ms, doubling;
+/// since when they have been held back (exported as a gauge).
 struct HeldBack {
     next: Duration,
     max: Duration,
+    since: Option<Instant>,
 }
 
 impl HeldBack {
     const FIRST: Duration = Duration::from_millis(1);
 
     fn new(max: Duration) -> Self {
-        Self { next: Self::FIRST, max }
+        crate::metrics::held_back(Duration::ZERO);
+        Self { next: Self::FIRST, max, since: None }
     }
 
     fn next_wait(&mut self) -> Duration {
+        let since = *self.since.get_or_insert_with(Instant::now);
+        crate::metrics::held_back(since.elapsed());
         let wait = self.next.min(self.max);
         self.next = (self.next * 2).min(self.max);
         wait
@@ -92,6 +97,9 @@ impl HeldBack {
 
     fn reset(&mut self) {
         self.next = Self::FIRST;
+        if self.since.take().is_some() {
+            crate::metrics::held_back(Duration::ZERO);
+        }
     }
 }
 
@@ -162,6 +170,7 @@ impl NatsRelay {
     /// cannot fix (see [`RelayError::is_retryable`]). Stands by while another relay of the
     /// same name leads; leads, from the saved checkpoint, when it can.
     pub async fn run(&self, shutdown: CancellationToken) -> Result<(), RelayError> {
+        crate::metrics::relay_started();
         let result = self.run_until_stopped(&shutdown).await;
         self.inner.stats.set_role(RelayRole::Stopped);
         if let Err(error) = &result {
@@ -290,7 +299,12 @@ impl NatsRelay {
                 if saved.position < cursor && saved.at.elapsed() >= config.checkpoint_interval {
                     self.checkpoint(leadership, cursor, &mut saved).await?;
                 }
-                let mut wait = if tail.held_back { held.next_wait() } else { config.idle_wait };
+                let mut wait = if tail.held_back {
+                    held.next_wait()
+                } else {
+                    held.reset();
+                    config.idle_wait
+                };
                 if saved.position < cursor {
                     wait = wait.min(config.checkpoint_interval.saturating_sub(saved.at.elapsed()));
                 }

@@ -85,6 +85,7 @@ impl Stats {
     pub(crate) fn set_role(&self, role: RelayRole) {
         let index = ROLES.iter().position(|r| *r == role).unwrap_or(0);
         self.role.store(u8::try_from(index).unwrap_or(0), Ordering::Relaxed);
+        crate::metrics::leader(matches!(role, RelayRole::Leading | RelayRole::Retrying));
     }
 
     pub(crate) fn role(&self) -> RelayRole {

@@ -43,6 +43,7 @@ pub use feed::{Delivery, Feed, FeedCursor, Incoming, Subscription};
 pub use lag::Lag;
 pub use letters::{DeadLetter, DeadLetterStatus, RogueMessage};
 pub use memory::{MemoryReadModels, MemoryTx};
+pub use metrics::{describe_metrics, LAG_MEASURED, LAST_COMMIT};
 #[cfg(feature = "cli")]
 pub use ops::{
     verify_log, AuditReport, DlqCommand, EventVerifier, EventsCommand, Finding, Ops, OpsCommand, OpsExit, OpsFuture,

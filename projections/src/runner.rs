@@ -159,6 +159,15 @@ where
         Ok(self.measure_lag().await?.lag)
     }
 
+    /// Measures the lag like [`lag`](Self::lag) and sets the lag gauges from it: for a
+    /// process that watches a projection it does not run, so that the gauges keep moving
+    /// while the processes running it are dead or stalled.
+    pub async fn export_lag(&self) -> Result<Lag> {
+        let lag = self.lag().await?;
+        metrics::lag_measured(self.name(), &lag);
+        Ok(lag)
+    }
+
     async fn measure_lag(&self) -> Result<lag::Measured> {
         let (worker, config, feed) = (&self.shared.worker, &self.shared.config, &self.shared.feed);
         let partition_of = |stream: &StreamId| feed.partition_of(stream);

@@ -34,6 +34,13 @@ enum Attempt {
 
 impl PgEventStore {
     pub(crate) async fn append_request(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
+        let (started, events) = (std::time::Instant::now(), request.events.len());
+        let result = self.append_checked(request).await;
+        crate::metrics::appended(&result, events, started.elapsed());
+        result
+    }
+
+    async fn append_checked(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
         request.validate(self.config().max_event_bytes)?;
         if let Some(id) = repeated_id(&request) {
             return Err(Error::DuplicateEventId(id));

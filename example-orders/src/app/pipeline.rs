@@ -14,6 +14,7 @@ use super::notice::{CommandFailure, CommandStatus};
 use super::outcomes::CommandRecord;
 use super::{Accepted, App};
 use crate::auth::User;
+use crate::domain::Order;
 use crate::error::ApiError;
 
 /// The namespace of ids derived from idempotency keys. Never change it.
@@ -89,7 +90,14 @@ where
     }
 
     async fn execute(&self, submission: Submission) {
+        let started = std::time::Instant::now();
         let result = self.append(submission.decision).await;
+        let outcome = match &result {
+            Ok(_) => "appended",
+            Err(failure) if failure.code == "conflict" => "conflict",
+            Err(_) => "error",
+        };
+        tidemark::record_command(<Order as tidemark::Aggregate>::CATEGORY, outcome, started.elapsed());
         if let (Err(failure), Some(key)) = (&result, &submission.idempotency_key) {
             if failure.code == "unavailable" {
                 // Nothing was recorded: a retry with the same key should run it again.

@@ -32,6 +32,10 @@ pub struct DeploymentArgs {
     /// Serve metrics in Prometheus format on this address (`GET /metrics`), e.g. 127.0.0.1:9100.
     #[arg(long, env = "ORDERS_METRICS_ADDR", global = true)]
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// `relay` and `projections run`: serve `GET /livez` and `GET /readyz` on this address,
+    /// e.g. 127.0.0.1:9101 (`serve` answers them on its own address).
+    #[arg(long, env = "ORDERS_HEALTH_ADDR", global = true)]
+    pub health_addr: Option<std::net::SocketAddr>,
     /// Partitions of subjects and consumers; choose once per deployment.
     #[arg(long, env = "ORDERS_PARTITIONS", global = true, default_value_t = PgOptions::PARTITIONS)]
     pub partitions: u32,

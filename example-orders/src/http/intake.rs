@@ -61,7 +61,9 @@ impl<C> CommandRequest<C> {
             return Err(ApiError::Conflict { expected, actual: version });
         }
         let origin = Origin { command_id: self.command_id, user: &self.user.name };
-        let decision = Decision::new(target.stream.clone(), state, version, &self.body, origin)?;
+        let started = std::time::Instant::now();
+        let decision = Decision::new(target.stream.clone(), state, version, &self.body, origin)
+            .inspect_err(|_| tidemark::record_command(A::CATEGORY, "rejected", started.elapsed()))?;
         self.submit(app, &target, decision)
     }
 

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use axum::http::header;
 use axum::response::Html;
 use axum::routing::{delete, get, post};
-use axum::{middleware, Json, Router};
+use axum::{middleware, Router};
 use serde::de::DeserializeOwned;
 use tidemark::EventStore;
 use tidemark_projections::{BatchOptimisations, DocumentReader, ReadModelsAdmin};
@@ -41,7 +41,8 @@ pub(crate) fn parse_json<T: DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("the body is not the expected JSON: {e}")))
 }
 
-/// The app's routes.
+/// The app's routes (the health routes, [`crate::health::health_routes`], are merged in
+/// by the process that serves them).
 pub fn router<S, R>(app: Arc<App<S, R>>) -> Router
 where
     S: EventStore + Clone + 'static,
@@ -50,7 +51,6 @@ where
     Router::new()
         .route("/", get(|| async { Html(PAGE) }))
         .route("/page.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], PAGE_JS) }))
-        .route("/health", get(|| async { Json(serde_json::json!({ "status": "ok" })) }))
         .route("/dev/login", post(auth::dev_login::<S, R>))
         .route("/orders", post(orders::place::<S, R>).get(orders::list::<S, R>))
         .route("/orders/{id}", get(orders::get::<S, R>))
@@ -66,5 +66,6 @@ where
         .route("/fulfilments/{id}/dispatch", post(admin::dispatch::<S, R>))
         .route("/ws", get(ws::upgrade::<S, R>))
         .layer(middleware::from_fn_with_state(app.clone(), chaos::chaos::<S, R>))
+        .layer(middleware::from_fn(crate::metrics::record_http))
         .with_state(app)
 }

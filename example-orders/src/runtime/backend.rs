@@ -2,10 +2,13 @@
 //! and what a process runs over it. Both modes go through here.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use tidemark::EventStore;
 use tidemark::LogDiagnostics;
-use tidemark_projections::{BatchOptimisations, DocumentReader, DocumentTx, Feed, InProcessBus, Ops, ReadModelsAdmin};
+use tidemark_projections::{
+    BatchOptimisations, DocumentReader, DocumentTx, Feed, InProcessBus, Ops, ReadModelsAdmin, RunnerStatus,
+};
 use tokio_util::sync::CancellationToken;
 
 use super::runners::{Handlers, Role, RunMode, Runners};
@@ -13,6 +16,10 @@ use super::tasks::{TaskFailure, Tasks};
 use super::StartError;
 use crate::app::{App, AppConfig, Hub};
 use crate::auth::TokenKeys;
+use crate::metrics::sample_lag;
+
+/// How often a process on PostgreSQL measures the lag of the consumers it does not run.
+pub const LAG_SAMPLE_EVERY: Duration = Duration::from_secs(5);
 
 /// Where the app keeps its events and read models, and how its consumers are fed.
 #[derive(Debug, Clone)]
@@ -78,9 +85,17 @@ where
         mut tasks: Tasks,
     ) -> Result<Background<S, R, F>, StartError> {
         role.check()?;
-        let runners = self.runners(handlers, hub)?;
+        let runners = Arc::new(self.runners(handlers, hub)?);
         runners.spawn(role, &self.mode, &mut tasks);
-        Ok(Background { store: self.store, runners, tasks })
+        if matches!(self.mode, RunMode::Shared(_)) {
+            let (watched, role) = (runners.clone(), role.clone());
+            tasks.spawn("lag sampler", move |stop| async move {
+                let measure = || async { watched.sample_gauges(&role).await };
+                sample_lag(measure, LAG_SAMPLE_EVERY, stop).await;
+                Ok::<(), std::convert::Infallible>(())
+            });
+        }
+        Ok(Background { store: self.store, runners, role: role.clone(), tasks })
     }
 
     /// The ops commands over this backend: every consumer and both codecs mounted.
@@ -97,9 +112,13 @@ where
 #[derive(Debug)]
 pub struct Background<S: EventStore, R, F> {
     store: S,
-    runners: Runners<S, R, F>,
+    runners: Arc<Runners<S, R, F>>,
+    role: Role,
     tasks: Tasks,
 }
+
+/// Reads what each consumer of a process is doing, by name (for the readiness check).
+pub type ConsumerStatuses = Arc<dyn Fn() -> Vec<(String, RunnerStatus)> + Send + Sync>;
 
 impl<S, R, F> Background<S, R, F>
 where
@@ -114,6 +133,15 @@ where
         S: LogDiagnostics,
     {
         self.runners.ops(self.store.clone())
+    }
+
+    /// Reads what each consumer this process runs is doing.
+    pub fn consumers(&self) -> ConsumerStatuses
+    where
+        Runners<S, R, F>: Send + Sync + 'static,
+    {
+        let (runners, role) = (self.runners.clone(), self.role.clone());
+        Arc::new(move || runners.statuses(&role))
     }
 }
 

@@ -19,7 +19,7 @@ mod postgres;
 mod runners;
 mod tasks;
 
-pub use backend::{Backend, Background, Running};
+pub use backend::{Backend, Background, ConsumerStatuses, Running, LAG_SAMPLE_EVERY};
 pub use embedded::{embedded_backend, start_embedded, EmbeddedOptions};
 pub use error::StartError;
 pub use postgres::{start_postgres, PgDeployment, PgOptions, PgServe};

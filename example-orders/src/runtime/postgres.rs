@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
 use tidemark_nats::JetStreamFeed;
-use tidemark_nats::{MessageKey, NatsConnect, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
+use tidemark_nats::{MessageKey, NatsConnect, NatsRelay, RelayConfig, RelayMonitor, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections_postgres::{Coordination, PgReadModels};
 
@@ -17,6 +17,7 @@ use super::StartError;
 use crate::app::AppConfig;
 use crate::auth::TokenKeys;
 use crate::domain::import_fixture;
+use crate::metrics::sample_pools;
 use crate::secret::SecretUrl;
 
 /// Where the deployment lives. Every field but the database URL has a default.
@@ -232,12 +233,23 @@ impl PgDeployment {
         Ok(NatsRelay::new(self.store.clone(), self.client.clone(), config)?)
     }
 
-    /// Creates or updates the stream, then runs the relay in `tasks`.
-    pub async fn spawn_relay(&self, tasks: &mut Tasks) -> Result<(), StartError> {
+    /// Creates or updates the stream, then runs the relay in `tasks`; returns a handle
+    /// that reads its role and counters.
+    pub async fn spawn_relay(&self, tasks: &mut Tasks) -> Result<RelayMonitor, StartError> {
         let relay = self.relay()?;
         relay.ensure_stream(&self.stream_settings()).await?;
+        let monitor = relay.monitor();
         tasks.spawn("relay", move |stop| async move { relay.run(stop).await });
-        Ok(())
+        Ok(monitor)
+    }
+
+    /// Samples the gauges of the store's and the read models' pools every second in `tasks`.
+    pub fn spawn_pool_gauges(&self, tasks: &mut Tasks) {
+        let pools = vec![("store", self.store.pool().clone()), ("read_models", self.read_models.pool().clone())];
+        tasks.spawn("pool gauges", move |stop| async move {
+            sample_pools(pools, Duration::from_secs(1), stop).await;
+            Ok::<(), std::convert::Infallible>(())
+        });
     }
 
     /// The backend: the store, read models next to it, the relay's stream as the feed
@@ -288,6 +300,7 @@ pub async fn start_postgres(
         tracing::info!(events = imported, "imported the v1 fixture (events already stored are skipped)");
     }
     let mut tasks = Tasks::default();
+    deployment.spawn_pool_gauges(&mut tasks);
     if options.all {
         deployment.spawn_relay(&mut tasks).await?;
     }

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use tidemark::LogDiagnostics;
 use tidemark::{CommandHandler, EventStore};
 use tidemark_projections::{
-    BatchOptimisations, DocumentTx, Feed, Ops, PoisonPolicy, Projection, ProjectionError, ProjectionRunner,
-    ReadModelsAdmin, RunnerConfig,
+    BatchOptimisations, DeadLetterStatus, DocumentTx, Feed, Ops, PoisonPolicy, Projection, ProjectionError,
+    ProjectionRunner, ReadModelsAdmin, RunnerConfig, RunnerStatus,
 };
 use tidemark_projections_postgres::Coordination;
 use tokio_util::sync::CancellationToken;
@@ -17,6 +17,7 @@ use super::tasks::{pause, retry_delays, Tasks};
 use super::StartError;
 use crate::app::Hub;
 use crate::domain::{codec, fulfilment_codec, Fulfilment, Order};
+use crate::metrics::DEAD_LETTERS;
 use crate::read_models::{
     DispatchedFollowUps, FulfilmentQueueProjection, NotifierProjection, OrdersProjection, PaidFollowUps,
     SalesProjection, DISPATCHED_FOLLOW_UPS, FULFILMENT_QUEUE, NOTIFIER, ORDERS, PAID_FOLLOW_UPS, SALES,
@@ -157,6 +158,31 @@ where
         spawn(&self.dispatched, role, mode, tasks);
     }
 
+    /// What each consumer `role` names is doing (partitions held, last failure), by name.
+    pub fn statuses(&self, role: &Role) -> Vec<(String, RunnerStatus)> {
+        let all = [
+            (self.orders.name(), self.orders.status()),
+            (self.sales.name(), self.sales.status()),
+            (self.fulfilment_queue.name(), self.fulfilment_queue.status()),
+            (self.notifier.name(), self.notifier.status()),
+            (self.paid.name(), self.paid.status()),
+            (self.dispatched.name(), self.dispatched.status()),
+        ];
+        all.into_iter().filter(|(name, _)| role.runs(name)).map(|(name, s)| (name.to_owned(), s)).collect()
+    }
+
+    /// Measures the lag of each consumer `role` does not run and sets its gauges, and
+    /// counts every consumer's parked dead letters (a failure is logged at debug level:
+    /// the next sample tries again).
+    pub async fn sample_gauges(&self, role: &Role) {
+        export_lag(&self.orders, role).await;
+        export_lag(&self.sales, role).await;
+        export_lag(&self.fulfilment_queue, role).await;
+        export_lag(&self.notifier, role).await;
+        export_lag(&self.paid, role).await;
+        export_lag(&self.dispatched, role).await;
+    }
+
     /// The ops commands over `store`, with every runner and both codecs mounted (so
     /// `events verify` covers the v1 `OrderPlaced` events and the fulfilments).
     pub fn ops(&self, store: S) -> Result<Ops<S>, StartError>
@@ -172,6 +198,28 @@ where
             .projection(self.dispatched.clone())
             .codec(codec()?)
             .codec(fulfilment_codec()?))
+    }
+}
+
+async fn export_lag<P, R, S, F>(runner: &ProjectionRunner<P, R, S, F>, role: &Role)
+where
+    R: ReadModelsAdmin + BatchOptimisations,
+    P: Projection<R>,
+    S: EventStore + 'static,
+    F: Feed,
+{
+    match runner.dead_letters().await {
+        Ok(letters) => {
+            let parked = letters.iter().filter(|letter| letter.status == DeadLetterStatus::Parked).count();
+            metrics::gauge!(DEAD_LETTERS, "projection" => runner.name().to_owned()).set(parked as f64);
+        }
+        Err(error) => tracing::debug!(consumer = runner.name(), %error, "counting the dead letters failed"),
+    }
+    if role.runs(runner.name()) {
+        return;
+    }
+    if let Err(error) = runner.export_lag().await {
+        tracing::debug!(consumer = runner.name(), %error, "measuring the lag failed");
     }
 }
 

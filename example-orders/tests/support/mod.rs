@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub(crate) mod postgres;
+pub(crate) mod scrape;
 
 use std::future::Future;
 use std::time::Duration;
