@@ -14,7 +14,7 @@ use super::{call, order_body, outcome, token};
 
 /// A row of the metrics table.
 #[derive(Debug, Clone)]
-pub struct Documented {
+pub(crate) struct Documented {
     pub name: String,
     /// `counter`, `gauge` or `histogram`.
     pub kind: String,
@@ -23,13 +23,13 @@ pub struct Documented {
 }
 
 /// The text of `docs/<file>`.
-pub fn doc(file: &str) -> String {
+pub(crate) fn doc(file: &str) -> String {
     let path = format!("{}/../docs/{file}", env!("CARGO_MANIFEST_DIR"));
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 
 /// The metrics table of `docs/operations.md`: its rows whose first cell is a metric name.
-pub fn documented() -> Vec<Documented> {
+pub(crate) fn documented() -> Vec<Documented> {
     let rows = doc("operations.md")
         .lines()
         .filter(|line| line.starts_with("| `tidemark_") || line.starts_with("| `orders_"))
@@ -46,7 +46,7 @@ pub fn documented() -> Vec<Documented> {
     rows
 }
 
-pub async fn scrape(addr: SocketAddr) -> String {
+pub(crate) async fn scrape(addr: SocketAddr) -> String {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<bytes::Bytes>>();
     let uri = format!("http://{addr}/metrics").parse().expect("uri");
     let response = client.get(uri).await.expect("GET /metrics");
@@ -56,7 +56,7 @@ pub async fn scrape(addr: SocketAddr) -> String {
 }
 
 /// The metric names of a scrape, from its `# TYPE` lines, with their types.
-pub fn types(text: &str) -> Vec<(String, String)> {
+pub(crate) fn types(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter_map(|line| line.strip_prefix("# TYPE "))
         .filter_map(|rest| rest.split_once(' '))
@@ -68,7 +68,7 @@ pub fn types(text: &str) -> Vec<(String, String)> {
 /// JetStream with the relay and every consumer, handles one order, and waits until every
 /// metric the table marks `traffic` is scraped and the `orders` read model took the order
 /// in. Returns the deployment, the metrics address and the scrape.
-pub async fn deployment_with_traffic() -> (Deployed, SocketAddr, String) {
+pub(crate) async fn deployment_with_traffic() -> (Deployed, SocketAddr, String) {
     let addr = serve_metrics("127.0.0.1:0".parse().expect("addr")).await.expect("metrics endpoint");
     let deployed = deploy(false).await;
     let user = token("metrics", false);
