@@ -12,6 +12,7 @@ mod pg_admin;
 mod pg_documents;
 mod pg_literal;
 mod pg_locks;
+mod pg_pause;
 mod pg_progress;
 mod pg_rebuild;
 mod pg_rogue;

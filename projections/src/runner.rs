@@ -18,7 +18,7 @@ use crate::lag::{self, Lag};
 use crate::letters::{DeadLetter, RogueMessage};
 use crate::metrics;
 use crate::optimisations::BatchOptimisations;
-use crate::partition::{run_partition, Shared};
+use crate::partition::{run_partition, PauseGate, Shared};
 use crate::projection::Projection;
 use crate::rebuild::{rebuild, shadow_name, RebuildOptions, RebuildOutcome, RebuildProgress};
 use crate::status::{RunnerStatus, StatusCell};
@@ -75,7 +75,8 @@ where
             name,
             careful: AtomicU32::new(0),
         };
-        let shared = Shared { worker, feed, config, consumer, status: StatusCell::default() };
+        let shared =
+            Shared { worker, feed, config, consumer, status: StatusCell::default(), pause: PauseGate::default() };
         Ok(Self { shared: Arc::new(shared) })
     }
 
@@ -150,6 +151,18 @@ where
         worker.read_models.drop_projection(&mut tx, &worker.name).await?;
         worker.read_models.drop_projection(&mut tx, &shadow_name(&worker.name)).await?;
         worker.read_models.commit(tx).await
+    }
+
+    /// Pauses the projection (`true`) or resumes it: its runners, in every process, take
+    /// no batch while it is paused, from at most half a second after this on. The flag
+    /// is stored with the read models and outlives restarts. Returns whether it changed.
+    pub async fn set_paused(&self, paused: bool) -> Result<bool> {
+        self.shared.worker.read_models.set_paused(&self.shared.worker.name, paused).await
+    }
+
+    /// Whether the projection is paused (read from the read models).
+    pub async fn is_paused(&self) -> Result<bool> {
+        self.shared.worker.read_models.paused(&self.shared.worker.name).await
     }
 
     /// Measures how far the projection is behind the log: the events up to the log's

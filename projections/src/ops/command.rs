@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 #[derive(Debug, Clone, Subcommand)]
 #[non_exhaustive]
 pub enum OpsCommand {
-    /// Projections: list, status, rebuild, reset.
+    /// Projections: list, status, audit, pause, resume, rebuild, replay, reset.
     #[command(subcommand)]
     Projections(ProjectionsCommand),
     /// Dead letters and rogue messages: list, retry or skip parked streams, skip rogue messages.
@@ -41,10 +41,34 @@ pub enum ProjectionsCommand {
         #[command(flatten)]
         output: Output,
     },
-    /// Rebuilds a projection from the log into a shadow and swaps it in.
-    Rebuild {
+    /// Stops a projection taking batches, in every process that runs it, without a
+    /// restart: its runners finish the batch they are applying and commit nothing more
+    /// from at most a second later; `projections status` shows it paused. The pause is
+    /// stored with the read models and outlives restarts until `projections resume`.
+    Pause {
         /// The projection.
         name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Lets a paused projection take batches again: its runners go on from where it
+    /// stopped, within a second.
+    Resume {
+        /// The projection.
+        name: String,
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Rebuilds a projection (or, with `--all`, every mounted one, one after another) from
+    /// the log into a shadow and swaps it in.
+    Rebuild {
+        /// The projection.
+        #[arg(required_unless_present = "all")]
+        name: Option<String>,
+        /// Rebuild every mounted projection, one after another (asked once). Stops at the
+        /// first that fails.
+        #[arg(long, conflicts_with_all = ["name", "stream"])]
+        all: bool,
         /// Do not ask for confirmation.
         #[arg(long)]
         yes: bool,

@@ -8,6 +8,7 @@
 mod audit;
 mod change;
 mod command;
+mod control;
 mod dlq;
 mod progress;
 mod registry;

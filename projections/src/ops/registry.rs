@@ -36,6 +36,8 @@ pub struct ProjectionState {
     pub parked: usize,
     /// Skipped dead letters and skipped rogue messages.
     pub skipped: usize,
+    /// Whether it is paused (`projections pause`).
+    pub paused: bool,
     /// Of `parked`, the rogue messages: messages on the projection's subjects that were
     /// not events of the store.
     pub rogue: usize,
@@ -81,6 +83,9 @@ pub trait ProjectionOps: Send + Sync {
     /// Rebuilds one stream's rows (see [`ProjectionRunner::rebuild_stream`]); returns the
     /// events applied.
     fn rebuild_stream<'a>(&'a self, stream: &'a StreamId) -> OpsFuture<'a, u64>;
+    /// Pauses or resumes it (see [`ProjectionRunner::set_paused`]); whether that changed
+    /// anything.
+    fn set_paused(&self, paused: bool) -> OpsFuture<'_, bool>;
     /// Deletes its read model (see [`ProjectionRunner::reset`]).
     fn reset(&self) -> OpsFuture<'_, ()>;
     /// Its dead letters.
@@ -122,6 +127,7 @@ where
                 .collect();
             let letters = read_models.dead_letters(name).await?;
             let rogue = read_models.rogue_messages(name).await?;
+            let paused = read_models.paused(name).await?;
             let parked_rogue = rogue.iter().filter(|m| m.status == DeadLetterStatus::Parked).count();
             let parked = letters.iter().filter(|l| l.status == DeadLetterStatus::Parked).count() + parked_rogue;
             Ok(ProjectionState {
@@ -129,6 +135,7 @@ where
                 version: self.projection().version(),
                 built_version,
                 partitions,
+                paused,
                 parked,
                 skipped: letters.len() + rogue.len() - parked,
                 rogue: parked_rogue,
@@ -154,6 +161,10 @@ where
 
     fn rebuild_stream<'a>(&'a self, stream: &'a StreamId) -> OpsFuture<'a, u64> {
         Box::pin(async move { Ok(ProjectionRunner::rebuild_stream(self, stream).await?.applied) })
+    }
+
+    fn set_paused(&self, paused: bool) -> OpsFuture<'_, bool> {
+        Box::pin(ProjectionRunner::set_paused(self, paused))
     }
 
     fn reset(&self) -> OpsFuture<'_, ()> {

@@ -57,18 +57,33 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
                 self.audit(name, Duration::from_secs(*wait), output.json, out, err).await
             }
             OpsCommand::Projections(ProjectionsCommand::Rebuild {
-                name, yes, stream: Some(stream), output, ..
+                name: Some(name),
+                yes,
+                stream: Some(stream),
+                output,
+                ..
             }) => self.rebuild_stream(name, stream, Asked { yes: *yes, output: *output }, out, err).await,
             OpsCommand::Projections(ProjectionsCommand::Rebuild {
                 name,
+                all,
                 yes,
                 restart,
                 batch_size,
-                stream: None,
                 output,
+                ..
             }) => {
                 let options = RebuildOptions::default().restart(*restart).batch_size(*batch_size);
-                self.rebuild(name, options, Asked { yes: *yes, output: *output }, out, err).await
+                let asked = Asked { yes: *yes, output: *output };
+                match name {
+                    Some(name) if !*all => self.rebuild(name, options, asked, out, err).await,
+                    _ => self.rebuild_all(options, asked, out, err).await,
+                }
+            }
+            OpsCommand::Projections(ProjectionsCommand::Pause { name, output }) => {
+                self.pause(name, true, *output, out, err).await
+            }
+            OpsCommand::Projections(ProjectionsCommand::Resume { name, output }) => {
+                self.pause(name, false, *output, out, err).await
             }
             OpsCommand::Projections(ProjectionsCommand::Reset { name, yes, output }) => {
                 self.reset(name, Asked { yes: *yes, output: *output }, out, err).await
@@ -98,9 +113,10 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             }
             let built = state.built_version.map_or_else(|| "not built".to_owned(), |v| format!("built v{v}"));
             let about = if lag.exact { "" } else { "~" };
+            let paused = if state.paused { "  paused" } else { "" };
             let _ = writeln!(
                 out,
-                "{}  v{} ({built})  lag {about}{} events (oldest {:.1} s)  parked {} ({} rogue)  skipped {}",
+                "{}  v{} ({built}){paused}  lag {about}{} events (oldest {:.1} s)  parked {} ({} rogue)  skipped {}",
                 state.name, state.version, lag.events, line.lag_seconds, state.parked, state.rogue, state.skipped
             );
             for part in &state.partitions {
