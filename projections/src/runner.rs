@@ -21,6 +21,7 @@ use crate::optimisations::BatchOptimisations;
 use crate::partition::{run_partition, PauseGate, Shared};
 use crate::projection::Projection;
 use crate::rebuild::{rebuild, shadow_name, RebuildOptions, RebuildOutcome, RebuildProgress};
+use crate::replay::{replay, ReplayFrom, ReplayReport};
 use crate::status::{RunnerStatus, StatusCell};
 use crate::wait::wait_for_version;
 use crate::worker::{BatchReport, Worker};
@@ -140,6 +141,17 @@ where
     ) -> Result<RebuildOutcome> {
         let partitions = self.shared.feed.partitions();
         rebuild(&self.shared.worker, partitions, self.shared.config.poison, &options, progress).await
+    }
+
+    /// Applies again, in place, the events after `from` that the projection has taken in,
+    /// up to the log's head, `batch_size` a transaction (see [`ReplayFrom`]): for a
+    /// projection whose code changed in a way its idempotent `apply` can bring the read
+    /// model up to without a rebuild. Runners may keep running; positions and seen
+    /// versions stay. A projection that is not idempotent counts the events twice.
+    pub async fn replay(&self, from: ReplayFrom, batch_size: usize) -> Result<ReplayReport> {
+        let feed = &self.shared.feed;
+        let partition_of = |stream: &StreamId| feed.partition_of(stream);
+        replay(&self.shared.worker, &partition_of, from, batch_size).await
     }
 
     /// Deletes the read model, its bookkeeping and dead letters, and any interrupted

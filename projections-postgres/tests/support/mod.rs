@@ -3,6 +3,7 @@
 //! model a fresh replay of the store gives.
 #![allow(dead_code)]
 
+pub mod deployment;
 pub mod nats;
 pub mod scripted;
 

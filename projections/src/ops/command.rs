@@ -84,6 +84,38 @@ pub enum ProjectionsCommand {
         #[command(flatten)]
         output: Output,
     },
+    /// Applies again, in place, the events a projection has taken in after a log position
+    /// (`--from`) or recorded since a time (`--since`), in log order up to the log's head
+    /// as it was when the replay started. Seen versions and positions stay; events the
+    /// projection has not taken in yet are left to its runners, which may keep running.
+    ///
+    /// Replaying over the existing read model is only safe for an idempotent projection,
+    /// one whose `apply` sets what an event says (an upsert of the row it describes);
+    /// a projection that adds to what is there (counters, sums, appended lists) counts
+    /// every replayed event twice: rebuild it instead. Stops at the first event the
+    /// projection fails on, leaving the pages before it applied.
+    #[command(group = clap::ArgGroup::new("start").required(true).args(["from", "since"]))]
+    Replay {
+        /// The projection.
+        name: String,
+        /// Replay the events after this log position, written TRANSACTION/SEQUENCE as
+        /// `projections status` and `stream show` print it (0/0: the whole log).
+        #[arg(long, value_name = "POSITION")]
+        from: Option<tidemark::LogPosition>,
+        /// Replay from the first event recorded at or after this time, in RFC 3339
+        /// (2026-01-31T12:00:00Z); found by reading the log from its start.
+        #[arg(long, value_name = "TIME")]
+        since: Option<chrono::DateTime<chrono::Utc>>,
+        /// Events read from the log per page (each page is applied in one transaction
+        /// per partition).
+        #[arg(long, default_value_t = 1_000)]
+        batch_size: usize,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        output: Output,
+    },
     /// Deletes a projection's read model; the next start builds it from the log.
     Reset {
         /// The projection.

@@ -15,6 +15,7 @@ use crate::optimisations::BatchOptimisations;
 use crate::projection::Projection;
 use crate::read_models::Seen;
 use crate::rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
+use crate::replay::{ReplayFrom, ReplayReport};
 use crate::runner::ProjectionRunner;
 
 /// A boxed future, for the object-safe [`ProjectionOps`].
@@ -86,6 +87,8 @@ pub trait ProjectionOps: Send + Sync {
     /// Pauses or resumes it (see [`ProjectionRunner::set_paused`]); whether that changed
     /// anything.
     fn set_paused(&self, paused: bool) -> OpsFuture<'_, bool>;
+    /// Applies part of the log again (see [`ProjectionRunner::replay`]).
+    fn replay(&self, from: ReplayFrom, batch_size: usize) -> OpsFuture<'_, ReplayReport>;
     /// Deletes its read model (see [`ProjectionRunner::reset`]).
     fn reset(&self) -> OpsFuture<'_, ()>;
     /// Its dead letters.
@@ -165,6 +168,10 @@ where
 
     fn set_paused(&self, paused: bool) -> OpsFuture<'_, bool> {
         Box::pin(ProjectionRunner::set_paused(self, paused))
+    }
+
+    fn replay(&self, from: ReplayFrom, batch_size: usize) -> OpsFuture<'_, ReplayReport> {
+        Box::pin(ProjectionRunner::replay(self, from, batch_size))
     }
 
     fn reset(&self) -> OpsFuture<'_, ()> {

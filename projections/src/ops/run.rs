@@ -15,6 +15,7 @@ use super::verify::verify_log;
 use super::{Ops, OpsExit};
 use crate::error::Result;
 use crate::rebuild::RebuildOptions;
+use crate::replay::ReplayFrom;
 use tidemark::LogDiagnostics;
 
 /// `projections status --json`: one object per projection.
@@ -84,6 +85,13 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             }
             OpsCommand::Projections(ProjectionsCommand::Resume { name, output }) => {
                 self.pause(name, false, *output, out, err).await
+            }
+            OpsCommand::Projections(ProjectionsCommand::Replay { name, from, since, batch_size, yes, output }) => {
+                let from = match (from, since) {
+                    (_, Some(time)) => ReplayFrom::Since(*time),
+                    (from, None) => ReplayFrom::After(from.unwrap_or(tidemark::LogPosition::START)),
+                };
+                self.replay(name, from, *batch_size, Asked { yes: *yes, output: *output }, out, err).await
             }
             OpsCommand::Projections(ProjectionsCommand::Reset { name, yes, output }) => {
                 self.reset(name, Asked { yes: *yes, output: *output }, out, err).await

@@ -1,7 +1,7 @@
 //! What operators do to one stream of a projection: retry or skip its parked events, or
-//! rebuild it from the store.
+//! rebuild it from the store; and to a stretch of the log: replay it.
 
-use tidemark::{EventStore, StreamId, StreamVersion};
+use tidemark::{EventStore, RecordedEvent, StreamId, StreamVersion};
 
 use super::{BatchReport, Worker};
 use crate::admin::ReadModelsAdmin;
@@ -89,5 +89,32 @@ where
         self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
         self.read_models.commit(tx).await?;
         Ok(skipped)
+    }
+
+    /// Applies again, in one transaction with `partition` locked, those of `events` (of
+    /// that partition, in log order) the projection has taken in already: at or below
+    /// the version it has seen of their stream, which must not be parked. The others are
+    /// left to the runner (returned as `duplicates`: not applied here). Progress and seen
+    /// versions stay as they are.
+    pub(crate) async fn replay_events(&self, partition: u32, events: &[RecordedEvent]) -> Result<BatchReport> {
+        let mut tx = self.read_models.begin().await?;
+        self.read_models.lock_partition(&mut tx, &self.name, partition).await?;
+        let mut streams: Vec<StreamId> = events.iter().map(|e| e.stream_id.clone()).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let seen = self.read_models.seen_versions(&mut tx, &self.name, &streams).await?;
+        let mut report = BatchReport::default();
+        let mut handled = Vec::with_capacity(events.len());
+        for event in events {
+            match seen.get(&event.stream_id) {
+                Some(s) if !s.parked && event.stream_version.0 <= s.version => {
+                    self.decode_into(event, &mut handled, &mut report)?;
+                }
+                _ => report.duplicates += 1,
+            }
+        }
+        self.apply_handled(&mut tx, &handled).await?;
+        self.read_models.commit(tx).await?;
+        Ok(report)
     }
 }
