@@ -13,10 +13,14 @@ mod escape;
 mod feed;
 mod headers;
 mod leader;
+#[cfg(feature = "cli")]
+mod ops;
 mod publish;
 mod redact;
 mod relay;
 mod retry;
+#[cfg(feature = "cli")]
+mod sessions;
 mod signature;
 mod status;
 mod stream;

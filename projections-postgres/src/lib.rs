@@ -8,6 +8,8 @@ mod coordination;
 mod dead_letters;
 mod error;
 mod migrations;
+#[cfg(feature = "cli")]
+mod ops;
 mod pg_admin;
 mod pg_documents;
 mod pg_literal;

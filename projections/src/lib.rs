@@ -44,9 +44,9 @@ pub use letters::{DeadLetter, DeadLetterStatus, RogueMessage};
 pub use memory::{MemoryReadModels, MemoryTx};
 #[cfg(feature = "cli")]
 pub use ops::{
-    verify_log, AuditReport, DlqCommand, EventVerifier, EventsCommand, Finding, Ops, OpsCommand, OpsExit, OpsFuture,
-    Output, PartitionView, ProjectionOps, ProjectionState, ProjectionsCommand, StreamCommand, VerifyFailure,
-    VerifyReport,
+    verify_log, AuditReport, DlqCommand, EventVerifier, EventsCommand, Finding, MigrateArgs, Ops, OpsCommand, OpsExit,
+    OpsFuture, Output, PartitionView, PendingMigration, ProjectionOps, ProjectionState, ProjectionsCommand,
+    RelayCommand, RelayOps, RelayState, SchemaMigrations, StreamCommand, VerifyFailure, VerifyReport,
 };
 pub use optimisations::{BatchOptimisations, CheckedCommit};
 pub use projection::Projection;

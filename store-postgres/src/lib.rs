@@ -11,6 +11,7 @@
 #![doc = include_str!("../README.md")]
 
 mod append;
+mod backlog;
 mod batch;
 mod batch_plain;
 mod checkpoint;
@@ -26,6 +27,7 @@ mod store;
 mod tail;
 mod wake;
 
+pub use backlog::Backlog;
 pub use config::PgStoreConfig;
 pub use diagnostics::{HoldingTransaction, LogHorizon};
 pub use error::{is_transient, SetupError};

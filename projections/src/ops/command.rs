@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 
-/// Operations on projections, dead letters and stored events.
+/// Operations on projections, dead letters, stored events, the relay and the schema.
 #[derive(Debug, Clone, Subcommand)]
 #[non_exhaustive]
 pub enum OpsCommand {
@@ -18,6 +18,58 @@ pub enum OpsCommand {
     /// Streams.
     #[command(subcommand)]
     Stream(StreamCommand),
+    /// The relay that publishes the log: status, reset.
+    #[command(subcommand)]
+    Relay(RelayCommand),
+    /// The database schema's migrations: apply them, check for pending ones, or print
+    /// their SQL.
+    Migrate(MigrateArgs),
+}
+
+/// `relay …`
+#[derive(Debug, Clone, Subcommand)]
+#[non_exhaustive]
+pub enum RelayCommand {
+    /// The relay's leader (the session holding its lock, if any), how many standbys wait,
+    /// its checkpoint, how far the checkpoint is behind the readable log (events, and the
+    /// age of the oldest) and what holds the log back. The checkpoint is saved at most
+    /// every checkpoint interval, so the lag it gives may overstate the leader's own by
+    /// that much.
+    Status(Output),
+    /// Sets the relay's checkpoint: backwards to publish events again (JetStream drops
+    /// those it still holds within its duplicate window; consumers skip the rest as
+    /// seen), forwards to skip them (consumers then never get them from the stream).
+    /// Refuses a position ahead of the log's head, and refuses while a relay leads: stop
+    /// every relay of the name first, since a running leader saves its own position over
+    /// the reset.
+    Reset {
+        /// The new checkpoint, written TRANSACTION/SEQUENCE (0/0: the start of the log);
+        /// the relay publishes the events after it.
+        #[arg(long, value_name = "POSITION")]
+        to: tidemark::LogPosition,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        #[command(flatten)]
+        output: Output,
+    },
+}
+
+/// `migrate [--check | --print-sql]`: the migrations of every set (the store's, the
+/// relay's and the read models').
+#[derive(Debug, Clone, Copy, Default, Args)]
+#[non_exhaustive]
+pub struct MigrateArgs {
+    /// Apply nothing: list the pending migrations and exit 1 when there are any, 0 when
+    /// the schema is up to date.
+    #[arg(long, conflicts_with = "print_sql")]
+    pub check: bool,
+    /// Apply nothing: print the SQL of the pending migrations, in the order they would
+    /// run (each set applies its own in a transaction, with the schema as search path).
+    #[arg(long)]
+    pub print_sql: bool,
+    #[command(flatten)]
+    pub output: Output,
 }
 
 /// `projections …`

@@ -99,6 +99,8 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             OpsCommand::Dlq(dlq) => self.dlq(dlq, out, err).await,
             OpsCommand::Events(EventsCommand::Verify(output)) => self.verify(output.json, out).await,
             OpsCommand::Stream(StreamCommand::Show { id, output }) => self.show(id, output.json, out, err).await,
+            OpsCommand::Relay(relay) => self.relay_command(relay, out, err).await,
+            OpsCommand::Migrate(args) => self.migrate(*args, out, err).await,
         }
     }
 
