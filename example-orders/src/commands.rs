@@ -50,8 +50,8 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
     match command {
         Command::Serve(args) => serve(args).await,
-        Command::Relay(deployment) => relay(postgres(&deployment, "relay")?).await,
-        Command::Migrate(deployment) => migrate(postgres(&deployment, "migrate")?).await,
+        Command::Relay(group) => relay(postgres(&group.deployment, "relay")?).await,
+        Command::Migrate(group) => migrate(postgres(&group.deployment, "migrate")?).await,
         Command::Seed(args) => seed_orders(&args, postgres(&args.deployment, "seed")?).await,
         Command::Projections(ProjectionsGroup { command: ProjectionsArgs::Run(args), deployment }) => {
             consume(args.role(), postgres(&deployment, "projections run")?).await
@@ -188,9 +188,15 @@ async fn ops(command: &OpsCommand, deployment: &DeploymentArgs) -> anyhow::Resul
         return Ok(ExitCode::FAILURE);
     };
     let deployment = PgDeployment::connect_lazily(options).await?;
+    let migrations = deployment.read_models.clone();
+    if let OpsCommand::Migrate(_) = command {
+        // Reports on a schema that may not be migrated yet: nothing else is mounted.
+        let ops = Ops::new(deployment.store.clone()).migrations(migrations);
+        return Ok(ExitCode::from(run_ops(&ops, command).await.code()));
+    }
     deployment.check().await?;
-    let exit = run_ops(&deployment.backend().await?.ops()?, command).await;
-    Ok(ExitCode::from(exit.code()))
+    let ops = deployment.backend().await?.ops()?.relay(deployment.relay()?).migrations(migrations);
+    Ok(ExitCode::from(run_ops(&ops, command).await.code()))
 }
 
 async fn run_ops<S: EventStore + LogDiagnostics>(ops: &Ops<S>, command: &OpsCommand) -> tidemark_projections::OpsExit {
