@@ -71,7 +71,12 @@ pub struct Ops<S> {
 impl<S> fmt::Debug for Ops<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
-        f.debug_struct("Ops").field("projections", &names).field("codecs", &self.verifiers.len()).finish()
+        f.debug_struct("Ops")
+            .field("projections", &names)
+            .field("codecs", &self.verifiers.len())
+            .field("relay", &self.relay.is_some())
+            .field("migrations", &self.migrations.is_some())
+            .finish()
     }
 }
 

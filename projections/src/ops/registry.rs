@@ -37,11 +37,11 @@ pub struct ProjectionState {
     pub parked: usize,
     /// Skipped dead letters and skipped rogue messages.
     pub skipped: usize,
-    /// Whether it is paused (`projections pause`).
-    pub paused: bool,
     /// Of `parked`, the rogue messages: messages on the projection's subjects that were
     /// not events of the store.
     pub rogue: usize,
+    /// Whether it is paused (`projections pause`).
+    pub paused: bool,
 }
 
 /// One partition in [`ProjectionState`].
@@ -138,10 +138,10 @@ where
                 version: self.projection().version(),
                 built_version,
                 partitions,
-                paused,
                 parked,
                 skipped: letters.len() + rogue.len() - parked,
                 rogue: parked_rogue,
+                paused,
             })
         })
     }
