@@ -8,7 +8,7 @@ use clap::Parser;
 use tidemark::{EventStore, LogPosition};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
-    InProcessBus, Ops, OpsCommand, OpsExit, Projection, ProjectionRunner, ReadModelsAdmin, RunnerConfig,
+    Feed, InProcessBus, Ops, OpsCommand, OpsExit, Projection, ProjectionRunner, ReadModelsAdmin, RunnerConfig,
 };
 use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::TestSchema;
@@ -59,16 +59,25 @@ impl Deployment {
 
     /// Events the projection has taken in, over its partitions.
     pub async fn taken_in(&self, name: &str) -> u64 {
-        let partitions = self.read_models.partitions(name).await.expect("partitions");
-        partitions.iter().map(|(_, state)| state.events).sum()
+        taken_in(&self.read_models, name).await
     }
+}
 
-    /// Whether the tally projection of `runner` holds what a replay of the whole log gives.
-    pub async fn caught_up(&self, runner: &Runner<TallyProjection>) -> bool {
-        let head = self.store.log_head().await.expect("head").unwrap_or(LogPosition::START);
-        let log = read_log(&self.store, head).await;
-        tallies(&self.read_models, runner.projection()).await == replay(&log)
-    }
+/// Events the projection `name` has taken in, over its partitions.
+pub async fn taken_in(read_models: &PgReadModels, name: &str) -> u64 {
+    let partitions = read_models.partitions(name).await.expect("partitions");
+    partitions.iter().map(|(_, state)| state.events).sum()
+}
+
+/// Whether the tally projection of `runner` holds what a replay of the readable log gives.
+pub async fn caught_up<F: Feed>(
+    store: &PgEventStore,
+    read_models: &PgReadModels,
+    runner: &ProjectionRunner<TallyProjection, PgReadModels, PgEventStore, F>,
+) -> bool {
+    let head = store.log_head().await.expect("head").unwrap_or(LogPosition::START);
+    let log = read_log(store, head).await;
+    tallies(read_models, runner.projection()).await == replay(&log)
 }
 
 /// An application's command line with the ops commands mounted.
