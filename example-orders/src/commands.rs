@@ -51,7 +51,7 @@ pub async fn run(command: Command) -> anyhow::Result<ExitCode> {
     match command {
         Command::Serve(args) => serve(args).await,
         Command::Relay(group) => relay(postgres(&group.deployment, "relay")?).await,
-        Command::Migrate(group) => migrate(postgres(&group.deployment, "migrate")?).await,
+        Command::Migrate(group) => migrate(postgres(&group.deployment, "migrate")?, group.args.output.json).await,
         Command::Seed(args) => seed_orders(&args, postgres(&args.deployment, "seed")?).await,
         Command::Projections(ProjectionsGroup { command: ProjectionsArgs::Run(args), deployment }) => {
             consume(args.role(), postgres(&deployment, "projections run")?).await
@@ -157,11 +157,19 @@ async fn consume(role: Role, options: PgOptions) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn migrate(options: PgOptions) -> anyhow::Result<ExitCode> {
+async fn migrate(options: PgOptions, json: bool) -> anyhow::Result<ExitCode> {
     let deployment = PgDeployment::connect(options).await?;
     deployment.migrate().await?;
     let o = &deployment.options;
-    println!("orders: schema {} migrated; JetStream stream {} ready for {}.>", o.schema, o.stream, o.subject_prefix);
+    if json {
+        let line = serde_json::json!({ "schema": o.schema, "stream": o.stream, "subjects": format!("{}.>", o.subject_prefix) });
+        println!("{line}");
+    } else {
+        println!(
+            "orders: schema {} migrated; JetStream stream {} ready for {}.>",
+            o.schema, o.stream, o.subject_prefix
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -150,8 +150,9 @@ async fn control_commands_run_through_the_binary() {
     assert!(String::from_utf8_lossy(&check.stdout).starts_with("pending  store"), "{}", text(&check));
     let sql = target.run(&["migrate", "--print-sql"]);
     assert!(sql.status.success() && text(&sql).contains("CREATE TABLE projection_pauses"), "{}", text(&sql));
-    let migrated = target.run(&["migrate"]);
+    let migrated = target.run(&["migrate", "--json"]);
     assert!(migrated.status.success(), "{}", text(&migrated));
+    assert_eq!(json_lines(&migrated)[0]["schema"].as_str(), Some(target.schema.name()), "{}", text(&migrated));
     let check = target.run(&["migrate", "--check"]);
     assert_eq!(check.status.code(), Some(0), "{}", text(&check));
 
