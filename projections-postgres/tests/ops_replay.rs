@@ -132,6 +132,81 @@ async fn replay_applies_again_what_was_taken_in_after_a_position_or_since_a_time
     }
 }
 
+/// Keeps, per stream, the version of the last event applied: idempotent, and left behind
+/// by any replay that applied an older event after a newer one.
+struct Latest {
+    codec: EventCodec<LedgerEvent>,
+}
+
+impl<R> Projection<R> for Latest
+where
+    R: ReadModels,
+    R::Tx: DocumentTx,
+{
+    type Event = LedgerEvent;
+
+    fn name(&self) -> &str {
+        "latest"
+    }
+
+    fn codec(&self) -> &EventCodec<LedgerEvent> {
+        &self.codec
+    }
+
+    async fn apply(&self, tx: &mut R::Tx, event: &Envelope<LedgerEvent>) -> Result<(), ApplyError> {
+        tx.put_as("latest", event.stream_id.as_str(), &event.stream_version.0).await
+    }
+}
+
+/// Whether every stream's document holds the version of its last event the projection
+/// handles, as far as the runner has taken the stream in.
+async fn latest_everywhere(deployment: &Deployment, streams: usize) -> bool {
+    for n in 0..streams {
+        let id = support::stream(n);
+        let seen = deployment.read_models.stream_seen("latest", &id).await.expect("seen");
+        let events = tidemark::read_stream_to_end(&deployment.store, &id, tidemark::StreamVersion(1), 100)
+            .await
+            .expect("read the stream");
+        let want = events.iter().filter(|e| e.stream_version.0 <= seen && e.event_type != "Noted").last();
+        let found = deployment.read_models.document("latest", "latest", id.as_str()).await.expect("read");
+        let found: Option<u64> = found.map(|v| serde_json::from_value(v).expect("a version"));
+        if found != want.map(|e| e.stream_version.0) || seen != events.last().map_or(0, |e| e.stream_version.0) {
+            return false;
+        }
+    }
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replay_beside_a_running_runner_leaves_no_stream_behind_it() {
+    let deployment = Deployment::new().await;
+    let runner = deployment.runner(Latest { codec: EventCodec::without_upcasters().expect("codec") }).await;
+    let ops = Ops::new(deployment.store.clone()).projection(runner.clone()).non_interactive();
+    let running = tokio::spawn({
+        let (runner, stop) = (runner.clone(), deployment.stop.clone());
+        async move { runner.run(stop).await }
+    });
+    append_rounds(&deployment.store, 4, 4, 2).await;
+    wait_until("the runner takes the first events in", || latest_everywhere(&deployment, 4)).await;
+
+    let appending = tokio::spawn({
+        let store = deployment.store.clone();
+        async move {
+            for _ in 0..20 {
+                append_rounds(&store, 4, 1, 1).await;
+            }
+        }
+    });
+    let args = ["projections", "replay", "latest", "--from", "0/0", "--batch-size", "3", "--yes", "--json"];
+    let (exit, out, err) = run(&ops, &args).await;
+    assert_eq!(exit, OpsExit::Done, "{err}");
+    assert!(json(&out)["applied"].as_u64().is_some_and(|n| n > 0), "{out}");
+    appending.await.expect("appended");
+    wait_until("every stream ends at its last event", || latest_everywhere(&deployment, 4)).await;
+    deployment.stop.cancel();
+    running.await.expect("joined").expect("clean stop");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuild_all_asks_once_and_rebuilds_every_projection() {
     let deployment = Deployment::new().await;

@@ -3,13 +3,17 @@
 //! taken in already is applied again, in log order, up to the log's head as it was when
 //! the replay started. Read by pages from the event store, each page applied per
 //! partition in a transaction that locks the partition, so running runners wait for it
-//! between their batches. Seen versions and positions stay: events the projection has not
-//! taken in yet are left to its runners, which would otherwise skip them as seen.
+//! between their batches; in that transaction every stream the page touched is brought up
+//! to the version its runner has reached (which may be past the page, and past the head
+//! the replay started at), so no stream is left older than its runner had made it. Seen
+//! versions and positions stay: events the projection has not taken in yet are left to
+//! its runners, which would otherwise skip them as seen.
 //!
 //! Only a projection whose `apply` is idempotent (it sets what an event says rather than
 //! adding to what is there) ends with the same read model as before plus the effects of
 //! any code change; any other counts the replayed events twice.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
@@ -73,12 +77,13 @@ where
     let mut report =
         ReplayReport { after, through: after, applied: 0, skipped: 0, not_taken_in: 0, elapsed: Duration::ZERO };
     tracing::info!(projection = %worker.name, after = %after, to = %head, "replaying the log");
+    let mut done = HashMap::new();
     while report.through < head {
         let page = worker.store.read_log(report.through, batch_size).await?;
         let Some(last) = page.last().map(|e| e.position) else { break };
         let page: Vec<RecordedEvent> = page.into_iter().filter(|e| e.position <= head).collect();
         for (partition, events) in by_partition(page, partition_of) {
-            let done = worker.replay_events(partition, &events).await?;
+            let done = worker.replay_events(partition, &events, &mut done).await?;
             report.applied += done.applied;
             report.skipped += done.skipped;
             report.not_taken_in += done.duplicates;

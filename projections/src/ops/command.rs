@@ -138,7 +138,8 @@ pub enum ProjectionsCommand {
     },
     /// Applies again, in place, the events a projection has taken in after a log position
     /// (`--from`) or recorded since a time (`--since`), in log order up to the log's head
-    /// as it was when the replay started. Seen versions and positions stay; events the
+    /// as it was when the replay started, each stream it touches brought up to where the
+    /// projection's runners took it. Seen versions and positions stay; events the
     /// projection has not taken in yet are left to its runners, which may keep running.
     ///
     /// Replaying over the existing read model is only safe for an idempotent projection,
