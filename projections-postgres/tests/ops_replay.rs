@@ -167,7 +167,7 @@ async fn latest_everywhere(deployment: &Deployment, streams: usize) -> bool {
         let events = tidemark::read_stream_to_end(&deployment.store, &id, tidemark::StreamVersion(1), 100)
             .await
             .expect("read the stream");
-        let want = events.iter().filter(|e| e.stream_version.0 <= seen && e.event_type != "Noted").last();
+        let want = events.iter().rev().find(|e| e.stream_version.0 <= seen && e.event_type != "Noted");
         let found = deployment.read_models.document("latest", "latest", id.as_str()).await.expect("read");
         let found: Option<u64> = found.map(|v| serde_json::from_value(v).expect("a version"));
         if found != want.map(|e| e.stream_version.0) || seen != events.last().map_or(0, |e| e.stream_version.0) {
