@@ -1,8 +1,10 @@
 //! The command line of the `orders` binary (in the library so that tests can parse it).
 //!
 //! The ops commands of `tidemark-projections` are mounted under their own names:
-//! `projections list|status|audit|rebuild|reset` next to this app's `projections run`,
-//! and `dlq …`, `events verify`, `stream show`. Each subcommand lists only the flags it
+//! `projections list|status|audit|pause|resume|rebuild|replay|reset` next to this app's
+//! `projections run`, `relay status|reset` next to this app's bare `relay`, `migrate
+//! --check|--print-sql` beside this app's `migrate`, and `dlq …`, `events verify`,
+//! `stream show`. Each subcommand lists only the flags it
 //! uses: the deployment's flags are mounted on the commands that reach it.
 
 mod deployment;
@@ -22,7 +24,7 @@ use crate::secret::Secret;
 
 pub use deployment::DeploymentArgs;
 pub use nats::NatsArgs;
-pub use ops::{DlqArgs, EventsArgs, ProjectionsArgs, ProjectionsGroup, RunArgs, StreamArgs};
+pub use ops::{DlqArgs, EventsArgs, MigrateGroup, ProjectionsArgs, ProjectionsGroup, RelayGroup, RunArgs, StreamArgs};
 
 /// The tidemark sample app: orders over HTTP and WebSocket.
 ///
@@ -84,8 +86,8 @@ pub enum Command {
     #[command(after_help = examples::SERVE)]
     Serve(ServeArgs),
     /// Publish the store's log to JetStream (PostgreSQL mode). Run one or more: one leads.
-    #[command(after_help = examples::RELAY)]
-    Relay(DeploymentArgs),
+    /// `relay status` and `relay reset` operate on it.
+    Relay(RelayGroup),
     /// Run the projections and the process manager, or operate on projections.
     Projections(ProjectionsGroup),
     /// Dead letters: list, retry or skip parked streams.
@@ -94,9 +96,9 @@ pub enum Command {
     Events(EventsArgs),
     /// Streams: `stream show ID` prints a stream's events as stored.
     Stream(StreamArgs),
-    /// Apply the PostgreSQL migrations and create or update the JetStream stream.
-    #[command(after_help = examples::MIGRATE)]
-    Migrate(DeploymentArgs),
+    /// Apply the PostgreSQL migrations and create or update the JetStream stream;
+    /// `--check` and `--print-sql` only report the pending migrations.
+    Migrate(MigrateGroup),
     /// Append realistic orders through the command handlers (PostgreSQL mode).
     #[command(after_help = examples::SEED)]
     Seed(SeedArgs),
@@ -122,6 +124,8 @@ impl Command {
             Self::Dlq(args) => Some(OpsCommand::Dlq(args.command.clone())),
             Self::Events(args) => Some(OpsCommand::Events(args.command.clone())),
             Self::Stream(args) => Some(OpsCommand::Stream(args.command.clone())),
+            Self::Relay(group) => group.command.clone().map(OpsCommand::Relay),
+            Self::Migrate(group) => group.ops(),
             _ => None,
         }
     }
@@ -130,7 +134,9 @@ impl Command {
     pub fn deployment(&self) -> Option<&DeploymentArgs> {
         match self {
             Self::Serve(args) => Some(&args.deployment),
-            Self::Relay(deployment) | Self::Migrate(deployment) => Some(deployment),
+            Self::Relay(RelayGroup { deployment, .. }) | Self::Migrate(MigrateGroup { deployment, .. }) => {
+                Some(deployment)
+            }
             Self::Projections(group) => Some(&group.deployment),
             Self::Dlq(DlqArgs { deployment, .. })
             | Self::Events(EventsArgs { deployment, .. })

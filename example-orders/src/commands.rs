@@ -51,8 +51,8 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
     match command {
         Command::Serve(args) => serve(args).await,
-        Command::Relay(deployment) => relay(postgres(&deployment, "relay")?, deployment.health_addr).await,
-        Command::Migrate(deployment) => migrate(postgres(&deployment, "migrate")?).await,
+        Command::Relay(group) => relay(postgres(&group.deployment, "relay")?, group.deployment.health_addr).await,
+        Command::Migrate(group) => migrate(postgres(&group.deployment, "migrate")?, group.args.output.json).await,
         Command::Seed(args) => seed_orders(&args, postgres(&args.deployment, "seed")?).await,
         Command::Projections(ProjectionsGroup { command: ProjectionsArgs::Run(args), deployment }) => {
             consume(args.role(), postgres(&deployment, "projections run")?, deployment.health_addr).await
@@ -185,11 +185,19 @@ async fn serve_health_on(
     Ok(())
 }
 
-async fn migrate(options: PgOptions) -> anyhow::Result<ExitCode> {
+async fn migrate(options: PgOptions, json: bool) -> anyhow::Result<ExitCode> {
     let deployment = PgDeployment::connect(options).await?;
     deployment.migrate().await?;
     let o = &deployment.options;
-    println!("orders: schema {} migrated; JetStream stream {} ready for {}.>", o.schema, o.stream, o.subject_prefix);
+    if json {
+        let line = serde_json::json!({ "schema": o.schema, "stream": o.stream, "subjects": format!("{}.>", o.subject_prefix) });
+        println!("{line}");
+    } else {
+        println!(
+            "orders: schema {} migrated; JetStream stream {} ready for {}.>",
+            o.schema, o.stream, o.subject_prefix
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 
@@ -216,9 +224,15 @@ async fn ops(command: &OpsCommand, deployment: &DeploymentArgs) -> anyhow::Resul
         return Ok(ExitCode::FAILURE);
     };
     let deployment = PgDeployment::connect_lazily(options).await?;
+    let migrations = deployment.read_models.clone();
+    if let OpsCommand::Migrate(_) = command {
+        // Reports on a schema that may not be migrated yet: nothing else is mounted.
+        let ops = Ops::new(deployment.store.clone()).migrations(migrations);
+        return Ok(ExitCode::from(run_ops(&ops, command).await.code()));
+    }
     deployment.check().await?;
-    let exit = run_ops(&deployment.backend().await?.ops()?, command).await;
-    Ok(ExitCode::from(exit.code()))
+    let ops = deployment.backend().await?.ops()?.relay(deployment.relay()?).migrations(migrations);
+    Ok(ExitCode::from(run_ops(&ops, command).await.code()))
 }
 
 async fn run_ops<S: EventStore + LogDiagnostics>(ops: &Ops<S>, command: &OpsCommand) -> tidemark_projections::OpsExit {

@@ -2,7 +2,7 @@
 
 use example_orders::cli::{Cli, Command, ProjectionsArgs, ProjectionsGroup};
 use example_orders::runtime::{embedded_backend, Role, StartError, Tasks, BACK_CONSUMERS};
-use tidemark_projections::{DlqCommand, EventsCommand, OpsCommand, ProjectionsCommand};
+use tidemark_projections::{DlqCommand, EventsCommand, OpsCommand, ProjectionsCommand, RelayCommand};
 
 fn parse(args: &[&str]) -> Cli {
     Cli::try_parse_from(std::iter::once("orders").chain(args.iter().copied()))
@@ -23,9 +23,27 @@ fn the_ops_cli_is_mounted_next_to_the_apps_own_subcommands() {
     // The deployment's JetStream stream option must not leak into `rebuild --stream`.
     let rebuild = ops(&["projections", "rebuild", "orders", "--yes"]);
     assert!(
-        matches!(&rebuild, OpsCommand::Projections(ProjectionsCommand::Rebuild { name, yes: true, stream: None, .. }) if name == "orders"),
+        matches!(&rebuild, OpsCommand::Projections(ProjectionsCommand::Rebuild { name, yes: true, stream: None, .. }) if name.as_deref() == Some("orders")),
         "{rebuild:?}"
     );
+
+    let all = ops(&["projections", "rebuild", "--all", "--yes"]);
+    assert!(matches!(&all, OpsCommand::Projections(ProjectionsCommand::Rebuild { name: None, all: true, .. })));
+    let pause = ops(&["projections", "pause", "sales"]);
+    assert!(matches!(&pause, OpsCommand::Projections(ProjectionsCommand::Pause { name, .. }) if name == "sales"));
+    let replay = ops(&["projections", "replay", "orders", "--from", "12/34", "--yes"]);
+    assert!(
+        matches!(&replay, OpsCommand::Projections(ProjectionsCommand::Replay { from: Some(p), since: None, .. }) if p.to_string() == "12/34"),
+        "{replay:?}"
+    );
+    let status = ops(&["relay", "status", "--json", "--schema", "shop"]);
+    assert!(matches!(status, OpsCommand::Relay(RelayCommand::Status(output)) if output.json), "{status:?}");
+    let reset = ops(&["relay", "reset", "--to", "0/0"]);
+    assert!(matches!(reset, OpsCommand::Relay(RelayCommand::Reset { yes: false, .. })), "{reset:?}");
+    let check = ops(&["migrate", "--check"]);
+    assert!(matches!(check, OpsCommand::Migrate(args) if args.check && !args.print_sql), "{check:?}");
+    assert!(parse(&["migrate"]).command.is_some_and(|c| c.ops().is_none()), "a bare migrate applies");
+    assert!(parse(&["relay"]).command.is_some_and(|c| c.ops().is_none()), "a bare relay runs");
 
     let run = parse(&["projections", "run", "--only", "orders"]).command;
     let Some(Command::Projections(ProjectionsGroup { command: ProjectionsArgs::Run(args), .. })) = run else {

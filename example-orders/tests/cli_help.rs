@@ -48,11 +48,13 @@ fn token_help_lists_only_its_own_flags() {
 
 #[test]
 fn commands_that_reach_the_deployment_list_its_flags_and_examples() {
-    let commands: [&[&str]; 9] = [
+    let commands: [&[&str]; 11] = [
         &[],
         &["serve"],
         &["relay"],
+        &["relay", "status"],
         &["migrate"],
+        &["projections", "pause"],
         &["seed"],
         &["projections", "run"],
         &["projections", "status"],
@@ -74,12 +76,18 @@ fn commands_that_reach_the_deployment_list_its_flags_and_examples() {
 
 #[test]
 fn every_ops_command_speaks_json_and_every_destructive_one_takes_yes() {
-    let ops: [&[&str]; 10] = [
+    let ops: [&[&str]; 16] = [
         &["projections", "list"],
         &["projections", "status"],
         &["projections", "audit"],
+        &["projections", "pause"],
+        &["projections", "resume"],
         &["projections", "rebuild"],
+        &["projections", "replay"],
         &["projections", "reset"],
+        &["relay", "status"],
+        &["relay", "reset"],
+        &["migrate"],
         &["dlq", "list"],
         &["dlq", "retry"],
         &["dlq", "skip"],
@@ -89,9 +97,20 @@ fn every_ops_command_speaks_json_and_every_destructive_one_takes_yes() {
     for args in ops {
         assert!(help(args).contains("--json"), "`orders {} --help` has no --json", args.join(" "));
     }
-    for args in [["projections", "rebuild"], ["projections", "reset"], ["dlq", "skip"]] {
+    let destructive = [
+        ["projections", "rebuild"],
+        ["projections", "replay"],
+        ["projections", "reset"],
+        ["relay", "reset"],
+        ["dlq", "skip"],
+    ];
+    for args in destructive {
         assert!(help(&args).contains("--yes"), "`orders {} --help` has no --yes", args.join(" "));
     }
+    let replay = help(&["projections", "replay"]);
+    assert!(replay.contains("idempotent") && replay.contains("--since") && replay.contains("--from"), "{replay}");
+    let migrate = help(&["migrate"]);
+    assert!(migrate.contains("--check") && migrate.contains("--print-sql"), "{migrate}");
 }
 
 #[test]

@@ -1,6 +1,7 @@
 //! The modes of the `orders` binary on PostgreSQL + JetStream: the bare command runs the
 //! whole app in one process; a schema migrated part of the way is refused with what is
-//! pending; the ops commands' exit codes.
+//! pending; the ops commands' exit codes, and the control commands (`migrate --check`,
+//! `relay status|reset`, `projections pause|replay|rebuild --all`) through the binary.
 
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -134,6 +135,47 @@ async fn ops_commands_exit_with_what_happened() {
     }
     let skipped = target.run(&["dlq", "skip", "orders", "order-1", "--yes", "--json"]);
     assert!(skipped.status.success(), "{}", text(&skipped));
+    target.delete_stream().await;
+}
+
+fn json_lines(output: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&output.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect()
+}
+
+#[tokio::test]
+async fn control_commands_run_through_the_binary() {
+    let target = Target::new().await;
+    let check = target.run(&["migrate", "--check"]);
+    assert_eq!(check.status.code(), Some(1), "{}", text(&check));
+    assert!(String::from_utf8_lossy(&check.stdout).starts_with("pending  store"), "{}", text(&check));
+    let sql = target.run(&["migrate", "--print-sql"]);
+    assert!(sql.status.success() && text(&sql).contains("CREATE TABLE projection_pauses"), "{}", text(&sql));
+    let migrated = target.run(&["migrate", "--json"]);
+    assert!(migrated.status.success(), "{}", text(&migrated));
+    assert_eq!(json_lines(&migrated)[0]["schema"].as_str(), Some(target.schema.name()), "{}", text(&migrated));
+    let check = target.run(&["migrate", "--check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", text(&check));
+
+    let status = target.run(&["relay", "status", "--json"]);
+    assert!(status.status.success(), "{}", text(&status));
+    let relay = &json_lines(&status)[0];
+    assert_eq!((relay["leader"].as_str(), relay["checkpoint"].as_str()), (None, Some("0/0")), "{relay}");
+    let reset = target.run(&["relay", "reset", "--to", "0/0"]);
+    assert_eq!(reset.status.code(), Some(2), "{}", text(&reset));
+
+    let paused = target.run(&["projections", "pause", "sales"]);
+    assert!(paused.status.success(), "{}", text(&paused));
+    let status = target.run(&["projections", "status", "--json"]);
+    let lines = json_lines(&status);
+    let sales = lines.iter().find(|l| l["name"] == "sales").expect("sales");
+    assert_eq!(sales["paused"], true, "{sales}");
+    assert!(lines.iter().filter(|l| l["name"] != "sales").all(|l| l["paused"] == false), "{lines:?}");
+    let replayed = target.run(&["projections", "replay", "orders", "--from", "0/0", "--yes", "--json"]);
+    assert!(replayed.status.success(), "{}", text(&replayed));
+    assert_eq!(json_lines(&replayed)[0]["applied"], 0, "an empty log: {}", text(&replayed));
+    let rebuilt = target.run(&["projections", "rebuild", "--all", "--yes", "--json"]);
+    assert!(rebuilt.status.success(), "{}", text(&rebuilt));
+    assert_eq!(json_lines(&rebuilt).len(), 6, "every consumer: {}", text(&rebuilt));
     target.delete_stream().await;
 }
 

@@ -4,7 +4,9 @@
 //! `pg_try_advisory_lock(key)` on it. The session that gets the lock is the leader until
 //! its connection ends: a clean shutdown, a lost connection, or the process being killed
 //! (the kernel closes its socket and PostgreSQL ends the session, releasing the lock).
-//! Standbys ask again every `standby_poll`.
+//! Standbys ask again every `standby_poll`, on a connection they keep open. Every such
+//! connection carries the application name [`application_name`], so the sessions of a
+//! relay's leader and standbys can be told apart in `pg_stat_activity` (`relay status`).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +29,12 @@ pub(crate) fn lock_key(schema: &str, name: &str) -> i64 {
     i64::from_ne_bytes(hash.to_ne_bytes())
 }
 
+/// The application name of the sessions a relay asks for its lock on: `tidemark-relay`
+/// and the lock key in hex, within PostgreSQL's 63 bytes.
+pub(crate) fn application_name(key: i64) -> String {
+    format!("tidemark-relay {key:016x}")
+}
+
 /// A relay that wants the leadership, with the connection it asks on.
 #[derive(Debug)]
 pub(crate) struct Candidate {
@@ -36,7 +44,8 @@ pub(crate) struct Candidate {
 }
 
 impl Candidate {
-    pub(crate) fn new(options: Arc<PgConnectOptions>, key: i64) -> Self {
+    pub(crate) fn new(options: &PgConnectOptions, key: i64) -> Self {
+        let options = Arc::new(options.clone().application_name(&application_name(key)));
         Self { options, key, conn: None }
     }
 

@@ -14,10 +14,14 @@ mod feed;
 mod headers;
 mod leader;
 mod metrics;
+#[cfg(feature = "cli")]
+mod ops;
 mod publish;
 mod redact;
 mod relay;
 mod retry;
+#[cfg(feature = "cli")]
+mod sessions;
 mod signature;
 mod status;
 mod stream;

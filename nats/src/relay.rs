@@ -139,6 +139,23 @@ impl NatsRelay {
         Ok(Self { inner: Arc::new(Inner { store, jetstream, config, downcasts, checkpoint, lock_key, stats }) })
     }
 
+    /// The store it publishes.
+    pub fn store(&self) -> &PgEventStore {
+        &self.inner.store
+    }
+
+    /// The key of its leader lock (a PostgreSQL advisory lock).
+    #[cfg(feature = "cli")]
+    pub(crate) fn lock_key(&self) -> i64 {
+        self.inner.lock_key
+    }
+
+    /// The name its checkpoint is saved under.
+    #[cfg(feature = "cli")]
+    pub(crate) fn checkpoint_name(&self) -> &str {
+        &self.inner.checkpoint
+    }
+
     /// The configuration.
     pub fn config(&self) -> &RelayConfig {
         &self.inner.config
@@ -181,7 +198,7 @@ impl NatsRelay {
 
     async fn run_until_stopped(&self, shutdown: &CancellationToken) -> Result<(), RelayError> {
         let config = &self.inner.config;
-        let mut candidate = Candidate::new(self.inner.store.pool().connect_options(), self.inner.lock_key);
+        let mut candidate = Candidate::new(&self.inner.store.pool().connect_options(), self.inner.lock_key);
         let mut backoff = Backoff::new(config.backoff_min, config.backoff_max);
         loop {
             let Some(mut leadership) = self.await_leadership(&mut candidate, &mut backoff, shutdown).await? else {

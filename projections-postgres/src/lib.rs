@@ -8,10 +8,13 @@ mod coordination;
 mod dead_letters;
 mod error;
 mod migrations;
+#[cfg(feature = "cli")]
+mod ops;
 mod pg_admin;
 mod pg_documents;
 mod pg_literal;
 mod pg_locks;
+mod pg_pause;
 mod pg_progress;
 mod pg_rebuild;
 mod pg_rogue;

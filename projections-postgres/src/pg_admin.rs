@@ -102,6 +102,14 @@ impl ReadModelsAdmin for PgReadModels {
         Ok(())
     }
 
+    async fn paused(&self, projection: &str) -> Result<bool> {
+        self.select_paused(projection).await
+    }
+
+    async fn set_paused(&self, projection: &str, paused: bool) -> Result<bool> {
+        self.update_paused(projection, paused).await
+    }
+
     async fn stream_seen(&self, projection: &str, stream: &StreamId) -> Result<StreamVersion> {
         let sql = format!(
             "SELECT version FROM {} WHERE projection = $1 AND stream_id = $2",

@@ -66,6 +66,14 @@ pub trait ReadModelsAdmin: ReadModels {
     /// Every rogue message recorded for `projection` (parked and skipped), by key.
     fn rogue_messages(&self, projection: &str) -> impl Future<Output = Result<Vec<RogueMessage>>> + Send;
 
+    /// Whether `projection` is paused: its runners take no batches until it is resumed.
+    /// Runners read it between batches, at most every half second.
+    fn paused(&self, projection: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Pauses (`true`) or resumes (`false`) `projection`; the flag outlives restarts,
+    /// rebuilds and resets. Returns whether it changed anything.
+    fn set_paused(&self, projection: &str, paused: bool) -> impl Future<Output = Result<bool>> + Send;
+
     /// The last version of `stream` the projection has seen (0 when none), read outside
     /// any batch: read-your-writes waits poll it.
     fn stream_seen(&self, projection: &str, stream: &StreamId) -> impl Future<Output = Result<StreamVersion>> + Send;

@@ -25,6 +25,7 @@ mod partition;
 mod projection;
 mod read_models;
 mod rebuild;
+mod replay;
 mod resolve;
 mod runner;
 mod status;
@@ -46,14 +47,15 @@ pub use memory::{MemoryReadModels, MemoryTx};
 pub use metrics::{describe_metrics, LAG_MEASURED, LAST_COMMIT};
 #[cfg(feature = "cli")]
 pub use ops::{
-    verify_log, AuditReport, DlqCommand, EventVerifier, EventsCommand, Finding, Ops, OpsCommand, OpsExit, OpsFuture,
-    Output, PartitionView, ProjectionOps, ProjectionState, ProjectionsCommand, StreamCommand, VerifyFailure,
-    VerifyReport,
+    verify_log, AuditReport, DlqCommand, EventVerifier, EventsCommand, Finding, MigrateArgs, Ops, OpsCommand, OpsExit,
+    OpsFuture, Output, PartitionView, PendingMigration, ProjectionOps, ProjectionState, ProjectionsCommand,
+    RelayCommand, RelayOps, RelayState, SchemaMigrations, StreamCommand, VerifyFailure, VerifyReport,
 };
 pub use optimisations::{BatchOptimisations, CheckedCommit};
 pub use projection::Projection;
 pub use read_models::{PartitionState, Progress, ReadModels, Seen};
 pub use rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
+pub use replay::{ReplayFrom, ReplayReport};
 pub use runner::ProjectionRunner;
 pub use status::RunnerStatus;
 pub use wait::wait_for_version;

@@ -18,9 +18,10 @@ use crate::lag::{self, Lag};
 use crate::letters::{DeadLetter, RogueMessage};
 use crate::metrics;
 use crate::optimisations::BatchOptimisations;
-use crate::partition::{run_partition, Shared};
+use crate::partition::{run_partition, PauseGate, Shared};
 use crate::projection::Projection;
 use crate::rebuild::{rebuild, shadow_name, RebuildOptions, RebuildOutcome, RebuildProgress};
+use crate::replay::{replay, ReplayFrom, ReplayReport};
 use crate::status::{RunnerStatus, StatusCell};
 use crate::wait::wait_for_version;
 use crate::worker::{BatchReport, Worker};
@@ -75,7 +76,8 @@ where
             name,
             careful: AtomicU32::new(0),
         };
-        let shared = Shared { worker, feed, config, consumer, status: StatusCell::default() };
+        let shared =
+            Shared { worker, feed, config, consumer, status: StatusCell::default(), pause: PauseGate::default() };
         Ok(Self { shared: Arc::new(shared) })
     }
 
@@ -141,6 +143,17 @@ where
         rebuild(&self.shared.worker, partitions, self.shared.config.poison, &options, progress).await
     }
 
+    /// Applies again, in place, the events after `from` that the projection has taken in,
+    /// up to the log's head, `batch_size` a transaction (see [`ReplayFrom`]): for a
+    /// projection whose code changed in a way its idempotent `apply` can bring the read
+    /// model up to without a rebuild. Runners may keep running; positions and seen
+    /// versions stay. A projection that is not idempotent counts the events twice.
+    pub async fn replay(&self, from: ReplayFrom, batch_size: usize) -> Result<ReplayReport> {
+        let feed = &self.shared.feed;
+        let partition_of = |stream: &StreamId| feed.partition_of(stream);
+        replay(&self.shared.worker, &partition_of, from, batch_size).await
+    }
+
     /// Deletes the read model, its bookkeeping and dead letters, and any interrupted
     /// rebuild. The next start builds it again from the log.
     pub async fn reset(&self) -> Result<()> {
@@ -150,6 +163,18 @@ where
         worker.read_models.drop_projection(&mut tx, &worker.name).await?;
         worker.read_models.drop_projection(&mut tx, &shadow_name(&worker.name)).await?;
         worker.read_models.commit(tx).await
+    }
+
+    /// Pauses the projection (`true`) or resumes it: its runners, in every process, take
+    /// no batch while it is paused, from at most half a second after this on. The flag
+    /// is stored with the read models and outlives restarts. Returns whether it changed.
+    pub async fn set_paused(&self, paused: bool) -> Result<bool> {
+        self.shared.worker.read_models.set_paused(&self.shared.worker.name, paused).await
+    }
+
+    /// Whether the projection is paused (read from the read models).
+    pub async fn is_paused(&self) -> Result<bool> {
+        self.shared.worker.read_models.paused(&self.shared.worker.name).await
     }
 
     /// Measures how far the projection is behind the log: the events up to the log's

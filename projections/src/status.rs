@@ -23,6 +23,9 @@ pub struct RunnerStatus {
     /// The projection's lag as last measured (every
     /// [`RunnerConfig::lag_interval`](crate::RunnerConfig::lag_interval)), if it was.
     pub lag: Option<Lag>,
+    /// Whether the projection is paused (`projections pause`): its partition loops wait
+    /// for it to be resumed.
+    pub paused: bool,
 }
 
 /// Shared, cheap to clone handle on a runner's status.
@@ -59,6 +62,10 @@ impl StatusCell {
 
     pub(crate) fn lag(&self, lag: Lag) {
         self.lock().lag = Some(lag);
+    }
+
+    pub(crate) fn paused(&self, paused: bool) {
+        self.lock().paused = paused;
     }
 
     pub(crate) fn failed(&self, error: String) {

@@ -11,6 +11,7 @@
 #![doc = include_str!("../README.md")]
 
 mod append;
+mod backlog;
 mod batch;
 mod batch_plain;
 mod checkpoint;
@@ -30,6 +31,7 @@ mod wake;
 /// The PostgreSQL driver whose types (`PgPool`, `PgConnectOptions`) this crate's API uses.
 pub use sqlx;
 
+pub use backlog::Backlog;
 pub use config::PgStoreConfig;
 pub use diagnostics::{HoldingTransaction, LogHorizon};
 pub use error::{is_transient, SetupError};

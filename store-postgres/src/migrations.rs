@@ -37,6 +37,11 @@ impl MigrationSet {
     pub fn versions(&self) -> impl Iterator<Item = i64> + '_ {
         self.migrator.iter().map(|m| m.version)
     }
+
+    /// The migrations of the set, in order: each one's version, description and SQL.
+    pub fn migrations(&self) -> impl Iterator<Item = &'static sqlx::migrate::Migration> {
+        self.migrator.iter()
+    }
 }
 
 static STORE: Migrator = sqlx::migrate!("./migrations/store");

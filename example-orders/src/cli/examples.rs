@@ -19,14 +19,21 @@ Examples:
 
 pub(super) const RELAY: &str = "\
 Examples:
-  orders relay                            publish the store's log to JetStream; run two for failover";
+  orders relay                            publish the store's log to JetStream; run two for failover
+  orders relay status                     leader, standbys, checkpoint, lag, what holds the log back
+  orders relay reset --to 0/0 --yes       publish everything again (stop every relay first)";
 
 pub(super) const PROJECTIONS: &str = "\
 Examples:
   orders projections run                  every read model and the process manager
   orders projections status --json        positions and lag, one JSON object per projection
   orders projections audit orders         compare the read model with the store, stream by stream
-  orders projections rebuild orders --yes rebuild from the log into a shadow, then swap it in";
+  orders projections rebuild orders --yes rebuild from the log into a shadow, then swap it in
+  orders projections rebuild --all --yes  rebuild every projection, one after another
+  orders projections pause sales          stop taking batches (every process, within a second)
+  orders projections resume sales         go on from where it stopped
+  orders projections replay orders --since 2026-01-31T12:00:00Z --yes
+                                          apply again what was taken in since then (idempotent only)";
 
 pub(super) const PROJECTIONS_RUN: &str = "\
 Examples:
@@ -53,7 +60,9 @@ Examples:
 pub(super) const MIGRATE: &str = "\
 Examples:
   DATABASE_URL=postgres://postgres@127.0.0.1/test orders migrate
-  orders migrate --schema shop --jetstream-stream SHOP";
+  orders migrate --schema shop --jetstream-stream SHOP
+  orders migrate --check                  exit 1 and list the pending migrations, if any
+  orders migrate --print-sql              the SQL migrate would run, without running it";
 
 pub(super) const SEED: &str = "\
 Examples:

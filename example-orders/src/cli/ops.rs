@@ -2,7 +2,9 @@
 //! with the deployment flags its commands need.
 
 use clap::{Args, Subcommand};
-use tidemark_projections::{DlqCommand, EventsCommand, OpsCommand, ProjectionsCommand, StreamCommand};
+use tidemark_projections::{
+    DlqCommand, EventsCommand, MigrateArgs, OpsCommand, ProjectionsCommand, RelayCommand, StreamCommand,
+};
 
 use super::examples;
 use super::DeploymentArgs;
@@ -81,6 +83,38 @@ pub struct StreamArgs {
     /// Where the deployment's services are.
     #[command(flatten)]
     pub deployment: DeploymentArgs,
+}
+
+/// `relay`: runs the relay, or with a subcommand operates on it.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = examples::RELAY)]
+pub struct RelayGroup {
+    /// What to do (none: run the relay).
+    #[command(subcommand)]
+    pub command: Option<RelayCommand>,
+    /// Where the deployment's services are.
+    #[command(flatten)]
+    pub deployment: DeploymentArgs,
+}
+
+/// `migrate`: applies the migrations (and creates the JetStream stream), or with
+/// `--check` or `--print-sql` only reports them.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = examples::MIGRATE)]
+pub struct MigrateGroup {
+    /// What to check or print instead of migrating.
+    #[command(flatten)]
+    pub args: MigrateArgs,
+    /// Where the deployment's services are.
+    #[command(flatten)]
+    pub deployment: DeploymentArgs,
+}
+
+impl MigrateGroup {
+    /// The ops command this is, when it only reports (`--check`, `--print-sql`).
+    pub fn ops(&self) -> Option<OpsCommand> {
+        (self.args.check || self.args.print_sql).then_some(OpsCommand::Migrate(self.args))
+    }
 }
 
 impl ProjectionsGroup {

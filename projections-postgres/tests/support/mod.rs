@@ -3,6 +3,7 @@
 //! model a fresh replay of the store gives.
 #![allow(dead_code)]
 
+pub(crate) mod deployment;
 pub(crate) mod nats;
 pub(crate) mod scripted;
 

@@ -75,6 +75,15 @@ impl ReadModelsAdmin for MemoryReadModels {
         Ok(())
     }
 
+    async fn paused(&self, projection: &str) -> Result<bool> {
+        Ok(self.state().paused.contains(projection))
+    }
+
+    async fn set_paused(&self, projection: &str, paused: bool) -> Result<bool> {
+        let mut state = self.state();
+        Ok(if paused { state.paused.insert(projection.to_owned()) } else { state.paused.remove(projection) })
+    }
+
     async fn stream_seen(&self, projection: &str, stream: &StreamId) -> Result<StreamVersion> {
         let seen = self.state().streams.get(&(projection.to_owned(), stream.clone())).map(|s| s.version);
         Ok(seen.unwrap_or_default())

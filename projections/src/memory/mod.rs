@@ -2,7 +2,7 @@
 //! document API as PostgreSQL, with transactions that stage their writes and apply them at
 //! commit.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use serde_json::Value;
@@ -29,6 +29,7 @@ struct State {
     rogue: BTreeMap<(String, String), RogueMessage>,
     set_up: HashMap<String, u32>,
     documents: BTreeMap<DocKey, Value>,
+    paused: HashSet<String>,
 }
 
 #[derive(Debug, Default)]

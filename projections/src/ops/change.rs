@@ -1,5 +1,5 @@
 //! The ops commands that change or delete something: rebuild, reset (and `dlq skip`, in
-//! dlq.rs). Each asks for confirmation on a terminal; without one it needs `--yes` and
+//! dlq.rs, and replay, in control.rs). Each asks for confirmation on a terminal; without one it needs `--yes` and
 //! otherwise refuses with [`OpsExit::Refused`].
 
 use std::io::{BufRead, Write};
@@ -9,6 +9,7 @@ use tidemark::{EventStore, LogDiagnostics, StreamId};
 
 use super::command::Output;
 use super::progress::Reporter;
+use super::registry::ProjectionOps;
 use super::run::{emit, unknown};
 use super::{Ops, OpsExit};
 use crate::error::Result;
@@ -54,31 +55,31 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
         if !self.confirm(&format!("rebuild projection {name} from the log?"), asked.yes, err) {
             return Ok(OpsExit::Refused);
         }
-        let mut reporter = Reporter::new();
-        let outcome = projection.rebuild(options, &mut |p| reporter.update(p)).await;
-        reporter.finish();
-        let (text, value, exit) = match outcome? {
-            RebuildOutcome::Completed { events, elapsed } => {
-                let rate = events as f64 / elapsed.as_secs_f64().max(1e-9);
-                (
-                    format!("rebuilt {name}: {events} events in {elapsed:.2?} ({rate:.0} events/s)"),
-                    json!({ "projection": name, "outcome": "completed", "events": events, "seconds": elapsed.as_secs_f64() }),
-                    OpsExit::Done,
-                )
+        rebuild_one(projection.as_ref(), options, asked.output, out).await
+    }
+
+    /// `projections rebuild --all`: asks once, then rebuilds each projection in the order
+    /// they were mounted, stopping at the first that does not complete.
+    pub(super) async fn rebuild_all(
+        &self,
+        options: RebuildOptions,
+        asked: Asked,
+        out: &mut dyn Write,
+        err: &mut dyn Write,
+    ) -> Result<OpsExit> {
+        let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
+        let question = format!("rebuild every projection ({}) from the log?", names.join(", "));
+        if !self.confirm(&question, asked.yes, err) {
+            return Ok(OpsExit::Refused);
+        }
+        for projection in &self.projections {
+            let exit = rebuild_one(projection.as_ref(), options.clone(), asked.output, out).await?;
+            if exit != OpsExit::Done {
+                let _ = writeln!(err, "stopped at {}: the projections after it were not rebuilt", projection.name());
+                return Ok(exit);
             }
-            RebuildOutcome::AlreadyRebuilt => (
-                format!("{name} was rebuilt by another instance meanwhile"),
-                json!({ "projection": name, "outcome": "already_rebuilt" }),
-                OpsExit::Done,
-            ),
-            RebuildOutcome::Interrupted { at } => (
-                format!("rebuild of {name} stopped at {at}; run it again to resume"),
-                json!({ "projection": name, "outcome": "interrupted", "at": at.to_string() }),
-                OpsExit::Failed,
-            ),
-        };
-        emit(out, asked.output, &text, || value);
-        Ok(exit)
+        }
+        Ok(OpsExit::Done)
     }
 
     pub(super) async fn rebuild_stream(
@@ -124,4 +125,39 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
         );
         Ok(OpsExit::Done)
     }
+}
+
+/// Rebuilds one projection and reports how it ended.
+async fn rebuild_one(
+    projection: &dyn ProjectionOps,
+    options: RebuildOptions,
+    output: Output,
+    out: &mut dyn Write,
+) -> Result<OpsExit> {
+    let name = projection.name();
+    let mut reporter = Reporter::new();
+    let outcome = projection.rebuild(options, &mut |p| reporter.update(p)).await;
+    reporter.finish();
+    let (text, value, exit) = match outcome? {
+        RebuildOutcome::Completed { events, elapsed } => {
+            let rate = events as f64 / elapsed.as_secs_f64().max(1e-9);
+            (
+                format!("rebuilt {name}: {events} events in {elapsed:.2?} ({rate:.0} events/s)"),
+                json!({ "projection": name, "outcome": "completed", "events": events, "seconds": elapsed.as_secs_f64() }),
+                OpsExit::Done,
+            )
+        }
+        RebuildOutcome::AlreadyRebuilt => (
+            format!("{name} was rebuilt by another instance meanwhile"),
+            json!({ "projection": name, "outcome": "already_rebuilt" }),
+            OpsExit::Done,
+        ),
+        RebuildOutcome::Interrupted { at } => (
+            format!("rebuild of {name} stopped at {at}; run it again to resume"),
+            json!({ "projection": name, "outcome": "interrupted", "at": at.to_string() }),
+            OpsExit::Failed,
+        ),
+    };
+    emit(out, output, &text, || value);
+    Ok(exit)
 }

@@ -1,16 +1,19 @@
 //! The ops CLI as a library piece: an application mounts [`OpsCommand`] into its own clap
 //! binary and hands it to [`Ops::run`] with its projections and codecs, so the commands
 //! know the application's projections. Exit codes: 0 done, 1 the check found problems
-//! (`events verify`, `projections audit`), 2 a destructive command refused without
+//! (`events verify`, `projections audit`, `migrate --check`), 2 a destructive command refused without
 //! confirmation (as clap's usage errors), 3 the operation failed or found nothing (an
 //! unknown projection, a stream with no events).
 
 mod audit;
 mod change;
 mod command;
+mod control;
 mod dlq;
+mod migrate;
 mod progress;
 mod registry;
+mod relay;
 mod run;
 mod verify;
 
@@ -20,8 +23,12 @@ use std::sync::Arc;
 use tidemark::{EventStore, LogDiagnostics};
 
 pub use audit::{AuditReport, Finding};
-pub use command::{DlqCommand, EventsCommand, OpsCommand, Output, ProjectionsCommand, StreamCommand};
+pub use command::{
+    DlqCommand, EventsCommand, MigrateArgs, OpsCommand, Output, ProjectionsCommand, RelayCommand, StreamCommand,
+};
+pub use migrate::{PendingMigration, SchemaMigrations};
 pub use registry::{OpsFuture, PartitionView, ProjectionOps, ProjectionState};
+pub use relay::{RelayOps, RelayState};
 pub use verify::{verify_log, EventVerifier, VerifyFailure, VerifyReport};
 
 /// How an ops command ended, as a process exit code.
@@ -56,13 +63,20 @@ pub struct Ops<S> {
     store: S,
     projections: Vec<Arc<dyn ProjectionOps>>,
     verifiers: Vec<Box<dyn EventVerifier>>,
+    relay: Option<Box<dyn RelayOps>>,
+    migrations: Option<Box<dyn SchemaMigrations>>,
     interactive: bool,
 }
 
 impl<S> fmt::Debug for Ops<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let names: Vec<&str> = self.projections.iter().map(|p| p.name()).collect();
-        f.debug_struct("Ops").field("projections", &names).field("codecs", &self.verifiers.len()).finish()
+        f.debug_struct("Ops")
+            .field("projections", &names)
+            .field("codecs", &self.verifiers.len())
+            .field("relay", &self.relay.is_some())
+            .field("migrations", &self.migrations.is_some())
+            .finish()
     }
 }
 
@@ -71,7 +85,7 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
     /// terminal when standard input is one.
     pub fn new(store: S) -> Self {
         let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-        Self { store, projections: Vec::new(), verifiers: Vec::new(), interactive }
+        Self { store, projections: Vec::new(), verifiers: Vec::new(), relay: None, migrations: None, interactive }
     }
 
     /// Mounts a projection (a [`ProjectionRunner`](crate::ProjectionRunner)).
@@ -83,6 +97,18 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
     /// Mounts a codec for `events verify`.
     pub fn codec(mut self, codec: impl EventVerifier + 'static) -> Self {
         self.verifiers.push(Box::new(codec));
+        self
+    }
+
+    /// Mounts the relay, for `relay status` and `relay reset`.
+    pub fn relay(mut self, relay: impl RelayOps + 'static) -> Self {
+        self.relay = Some(Box::new(relay));
+        self
+    }
+
+    /// Mounts the schema's migrations, for `migrate`.
+    pub fn migrations(mut self, migrations: impl SchemaMigrations + 'static) -> Self {
+        self.migrations = Some(Box::new(migrations));
         self
     }
 

@@ -15,6 +15,7 @@ use crate::optimisations::BatchOptimisations;
 use crate::projection::Projection;
 use crate::read_models::Seen;
 use crate::rebuild::{RebuildOptions, RebuildOutcome, RebuildProgress};
+use crate::replay::{ReplayFrom, ReplayReport};
 use crate::runner::ProjectionRunner;
 
 /// A boxed future, for the object-safe [`ProjectionOps`].
@@ -39,6 +40,8 @@ pub struct ProjectionState {
     /// Of `parked`, the rogue messages: messages on the projection's subjects that were
     /// not events of the store.
     pub rogue: usize,
+    /// Whether it is paused (`projections pause`).
+    pub paused: bool,
 }
 
 /// One partition in [`ProjectionState`].
@@ -81,6 +84,11 @@ pub trait ProjectionOps: Send + Sync {
     /// Rebuilds one stream's rows (see [`ProjectionRunner::rebuild_stream`]); returns the
     /// events applied.
     fn rebuild_stream<'a>(&'a self, stream: &'a StreamId) -> OpsFuture<'a, u64>;
+    /// Pauses or resumes it (see [`ProjectionRunner::set_paused`]); whether that changed
+    /// anything.
+    fn set_paused(&self, paused: bool) -> OpsFuture<'_, bool>;
+    /// Applies part of the log again (see [`ProjectionRunner::replay`]).
+    fn replay(&self, from: ReplayFrom, batch_size: usize) -> OpsFuture<'_, ReplayReport>;
     /// Deletes its read model (see [`ProjectionRunner::reset`]).
     fn reset(&self) -> OpsFuture<'_, ()>;
     /// Its dead letters.
@@ -122,6 +130,7 @@ where
                 .collect();
             let letters = read_models.dead_letters(name).await?;
             let rogue = read_models.rogue_messages(name).await?;
+            let paused = read_models.paused(name).await?;
             let parked_rogue = rogue.iter().filter(|m| m.status == DeadLetterStatus::Parked).count();
             let parked = letters.iter().filter(|l| l.status == DeadLetterStatus::Parked).count() + parked_rogue;
             Ok(ProjectionState {
@@ -132,6 +141,7 @@ where
                 parked,
                 skipped: letters.len() + rogue.len() - parked,
                 rogue: parked_rogue,
+                paused,
             })
         })
     }
@@ -154,6 +164,14 @@ where
 
     fn rebuild_stream<'a>(&'a self, stream: &'a StreamId) -> OpsFuture<'a, u64> {
         Box::pin(async move { Ok(ProjectionRunner::rebuild_stream(self, stream).await?.applied) })
+    }
+
+    fn set_paused(&self, paused: bool) -> OpsFuture<'_, bool> {
+        Box::pin(ProjectionRunner::set_paused(self, paused))
+    }
+
+    fn replay(&self, from: ReplayFrom, batch_size: usize) -> OpsFuture<'_, ReplayReport> {
+        Box::pin(ProjectionRunner::replay(self, from, batch_size))
     }
 
     fn reset(&self) -> OpsFuture<'_, ()> {

@@ -15,6 +15,7 @@ use super::verify::verify_log;
 use super::{Ops, OpsExit};
 use crate::error::Result;
 use crate::rebuild::RebuildOptions;
+use crate::replay::ReplayFrom;
 use tidemark::LogDiagnostics;
 
 /// `projections status --json`: one object per projection.
@@ -57,18 +58,40 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
                 self.audit(name, Duration::from_secs(*wait), output.json, out, err).await
             }
             OpsCommand::Projections(ProjectionsCommand::Rebuild {
-                name, yes, stream: Some(stream), output, ..
+                name: Some(name),
+                yes,
+                stream: Some(stream),
+                output,
+                ..
             }) => self.rebuild_stream(name, stream, Asked { yes: *yes, output: *output }, out, err).await,
             OpsCommand::Projections(ProjectionsCommand::Rebuild {
                 name,
+                all,
                 yes,
                 restart,
                 batch_size,
-                stream: None,
                 output,
+                ..
             }) => {
                 let options = RebuildOptions::default().restart(*restart).batch_size(*batch_size);
-                self.rebuild(name, options, Asked { yes: *yes, output: *output }, out, err).await
+                let asked = Asked { yes: *yes, output: *output };
+                match name {
+                    Some(name) if !*all => self.rebuild(name, options, asked, out, err).await,
+                    _ => self.rebuild_all(options, asked, out, err).await,
+                }
+            }
+            OpsCommand::Projections(ProjectionsCommand::Pause { name, output }) => {
+                self.pause(name, true, *output, out, err).await
+            }
+            OpsCommand::Projections(ProjectionsCommand::Resume { name, output }) => {
+                self.pause(name, false, *output, out, err).await
+            }
+            OpsCommand::Projections(ProjectionsCommand::Replay { name, from, since, batch_size, yes, output }) => {
+                let from = match (from, since) {
+                    (_, Some(time)) => ReplayFrom::Since(*time),
+                    (from, None) => ReplayFrom::After(from.unwrap_or(tidemark::LogPosition::START)),
+                };
+                self.replay(name, from, *batch_size, Asked { yes: *yes, output: *output }, out, err).await
             }
             OpsCommand::Projections(ProjectionsCommand::Reset { name, yes, output }) => {
                 self.reset(name, Asked { yes: *yes, output: *output }, out, err).await
@@ -76,6 +99,8 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             OpsCommand::Dlq(dlq) => self.dlq(dlq, out, err).await,
             OpsCommand::Events(EventsCommand::Verify(output)) => self.verify(output.json, out).await,
             OpsCommand::Stream(StreamCommand::Show { id, output }) => self.show(id, output.json, out, err).await,
+            OpsCommand::Relay(relay) => self.relay_command(relay, out, err).await,
+            OpsCommand::Migrate(args) => self.migrate(*args, out, err).await,
         }
     }
 
@@ -98,9 +123,10 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             }
             let built = state.built_version.map_or_else(|| "not built".to_owned(), |v| format!("built v{v}"));
             let about = if lag.exact { "" } else { "~" };
+            let paused = if state.paused { "  paused" } else { "" };
             let _ = writeln!(
                 out,
-                "{}  v{} ({built})  lag {about}{} events (oldest {:.1} s)  parked {} ({} rogue)  skipped {}",
+                "{}  v{} ({built}){paused}  lag {about}{} events (oldest {:.1} s)  parked {} ({} rogue)  skipped {}",
                 state.name, state.version, lag.events, line.lag_seconds, state.parked, state.rogue, state.skipped
             );
             for part in &state.partitions {

@@ -1,6 +1,8 @@
 //! The loop that applies one partition: read where the read model stands, subscribe right
 //! after it, take a batch, apply it with its cursor in one transaction (retrying with
-//! backoff), repeat. Any failure to subscribe or receive opens a new subscription after
+//! backoff), repeat. A paused projection (see [`pause`]) takes no batch: the loop drops
+//! its subscription and what it took in, waits until it is resumed, and subscribes again
+//! after the cursor last committed. Any failure to subscribe or receive opens a new subscription after
 //! the cursor last committed, so nothing the loop took in and did not commit is lost or
 //! waited for.
 
@@ -21,6 +23,9 @@ use crate::status::StatusCell;
 use crate::worker::{Batch, Worker};
 
 mod early;
+mod pause;
+
+pub(crate) use pause::PauseGate;
 
 /// Everything one partition loop shares with the runner.
 #[derive(Debug)]
@@ -30,6 +35,7 @@ pub(crate) struct Shared<P, R, S, F> {
     pub config: RunnerConfig,
     pub consumer: String,
     pub status: StatusCell,
+    pub pause: PauseGate,
 }
 
 /// A delivery taken in, with its batch: idle (perhaps checked against the store ahead
@@ -48,24 +54,47 @@ where
     F: Feed,
 {
     let mut backoff = shared.config.retry_delays();
-    while let Err(e) = follow(&shared, partition, &mut backoff, &stop).await {
-        tracing::warn!(projection = %shared.worker.name, partition, error = %e, "the feed failed; subscribing again");
-        shared.status.failed(e.to_string());
-        if !backoff.pause(stop.cancelled()).await {
-            return;
+    let (read_models, name) = (&shared.worker.read_models, &shared.worker.name);
+    loop {
+        if shared.pause.paused(read_models, name).await {
+            shared.status.paused(true);
+            if !shared.pause.wait_resumed(read_models, name, &stop).await {
+                return;
+            }
+            tracing::info!(projection = %name, partition, "resumed");
+        }
+        shared.status.paused(false);
+        match follow(&shared, partition, &mut backoff, &stop).await {
+            Ok(Followed::Stopped) => return,
+            Ok(Followed::Paused) => tracing::info!(projection = %name, partition, "paused"),
+            Err(e) => {
+                tracing::warn!(projection = %name, partition, error = %e, "the feed failed; subscribing again");
+                shared.status.failed(e.to_string());
+                if !backoff.pause(stop.cancelled()).await {
+                    return;
+                }
+            }
         }
     }
 }
 
-/// Follows `partition` on one subscription until `stop` fires (Ok) or subscribing or
-/// receiving fails (Err). Each batch is applied until it commits while the next one is
+/// Why [`follow`] returned without a failure.
+enum Followed {
+    /// `stop` fired.
+    Stopped,
+    /// The projection was paused.
+    Paused,
+}
+
+/// Follows `partition` on one subscription until `stop` fires or the projection is
+/// paused (Ok) or subscribing or receiving fails (Err). Each batch is applied until it commits while the next one is
 /// taken in.
 async fn follow<P, R, S, F>(
     shared: &Shared<P, R, S, F>,
     partition: u32,
     backoff: &mut Backoff,
     stop: &CancellationToken,
-) -> Result<()>
+) -> Result<Followed>
 where
     R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
@@ -73,7 +102,7 @@ where
     F: Feed,
 {
     let mut subscription = tokio::select! {
-        () = stop.cancelled() => return Ok(()),
+        () = stop.cancelled() => return Ok(Followed::Stopped),
         s = subscribe(shared, partition) => s?,
     };
     // The next batch, when it had arrived already, taken in (and perhaps checked against
@@ -85,13 +114,16 @@ where
             Some(taken) => taken,
             None => match waits.next(shared, &mut subscription, partition, stop).await {
                 Some(taken) => taken?,
-                None => return Ok(()),
+                None => return Ok(Followed::Stopped),
             },
         };
+        if shared.pause.paused(&shared.worker.read_models, &shared.worker.name).await {
+            return Ok(Followed::Paused);
+        }
         let cursor = taken.delivery.last_cursor();
         let (committed, next) = apply_taking_next(shared, &mut subscription, partition, taken, backoff, stop).await;
         if !committed {
-            return Ok(());
+            return Ok(Followed::Stopped);
         }
         if let Some(cursor) = cursor {
             subscription.committed(cursor).await;

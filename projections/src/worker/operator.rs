@@ -1,7 +1,9 @@
 //! What operators do to one stream of a projection: retry or skip its parked events, or
-//! rebuild it from the store.
+//! rebuild it from the store; and to a stretch of the log: replay it.
 
-use tidemark::{EventStore, StreamId, StreamVersion};
+use std::collections::HashMap;
+
+use tidemark::{EventStore, RecordedEvent, StreamId, StreamVersion};
 
 use super::{BatchReport, Worker};
 use crate::admin::ReadModelsAdmin;
@@ -89,5 +91,55 @@ where
         self.read_models.record(&mut tx, &self.name, partition, &progress).await?;
         self.read_models.commit(tx).await?;
         Ok(skipped)
+    }
+
+    /// Applies again, in one transaction with `partition` locked, those of `events` (of
+    /// that partition, in log order) the projection has taken in already: at or below
+    /// the version it has seen of their stream, which must not be parked. The others are
+    /// left to the runner (returned as `duplicates`: not applied here). A stream the
+    /// runner has taken further than this page is brought, from the store, up to the
+    /// version it has seen, so no stream is left behind where its runner was; `done`
+    /// remembers how far, and later pages skip what that applied. Progress and seen
+    /// versions stay as they are.
+    pub(crate) async fn replay_events(
+        &self,
+        partition: u32,
+        events: &[RecordedEvent],
+        done: &mut HashMap<StreamId, u64>,
+    ) -> Result<BatchReport> {
+        let mut tx = self.read_models.begin().await?;
+        self.read_models.lock_partition(&mut tx, &self.name, partition).await?;
+        let mut streams: Vec<StreamId> = events.iter().map(|e| e.stream_id.clone()).collect();
+        streams.sort_unstable();
+        streams.dedup();
+        let seen = self.read_models.seen_versions(&mut tx, &self.name, &streams).await?;
+        let mut report = BatchReport::default();
+        let mut handled = Vec::with_capacity(events.len());
+        let mut last: HashMap<&StreamId, u64> = HashMap::new();
+        for event in events {
+            let (stream, version) = (&event.stream_id, event.stream_version.0);
+            match seen.get(stream) {
+                Some(s) if !s.parked && version <= s.version.0 => {
+                    if done.get(stream).is_none_or(|&through| version > through) {
+                        self.decode_into(event, &mut handled, &mut report)?;
+                        last.insert(stream, version);
+                    }
+                }
+                _ => report.duplicates += 1,
+            }
+        }
+        for (stream, version) in last {
+            let Some(through) = seen.get(stream).map(|s| s.version.0).filter(|&through| through > version) else {
+                continue;
+            };
+            let count = usize::try_from(through - version).unwrap_or(usize::MAX);
+            for event in &self.store.read_stream(stream, StreamVersion(version + 1), count).await? {
+                self.decode_into(event, &mut handled, &mut report)?;
+            }
+            done.insert(stream.clone(), through);
+        }
+        self.apply_handled(&mut tx, &handled).await?;
+        self.read_models.commit(tx).await?;
+        Ok(report)
     }
 }
