@@ -9,6 +9,7 @@
 
 use std::fmt;
 use std::future::Future;
+use std::sync::OnceLock;
 
 use crate::metadata::Metadata;
 
@@ -145,9 +146,45 @@ impl TraceContext {
     }
 }
 
+/// How a span stands to a trace context read from an event or a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Relation {
+    /// The span continues the context: its parent is the context's span.
+    Child,
+    /// The span handles the context among others (a batch): it links to it.
+    Link,
+}
+
+/// Connects a `tracing` span to a trace context, for a subscriber that knows trace ids
+/// (such as an OpenTelemetry layer). Installed once per process with [`set_span_hook`].
+pub type SpanHook = fn(&tracing::Span, &TraceContext, Relation);
+
+static SPAN_HOOK: OnceLock<SpanHook> = OnceLock::new();
+
+/// Installs the process's span hook; false when one is installed already.
+pub fn set_span_hook(hook: SpanHook) -> bool {
+    SPAN_HOOK.set(hook).is_ok()
+}
+
+/// Whether a span hook is installed: callers skip reading contexts for it otherwise.
+pub fn span_hook_set() -> bool {
+    SPAN_HOOK.get().is_some()
+}
+
+/// Hands `span` and `context` to the span hook, if one is installed and the span is enabled.
+pub fn relate(span: &tracing::Span, context: &TraceContext, relation: Relation) {
+    if let Some(hook) = SPAN_HOOK.get() {
+        if !span.is_disabled() {
+            hook(span, context, relation);
+        }
+    }
+}
+
 /// Records, in metadata about to be appended, a child of the context it names or else of
-/// the current one. Metadata with neither is left alone.
-pub(crate) fn stamp(metadata: &mut Metadata) -> Option<TraceParent> {
+/// the current one, and returns the recorded `traceparent`. Metadata with neither is left
+/// alone.
+pub fn stamp(metadata: &mut Metadata) -> Option<TraceParent> {
     let parent = TraceContext::of_metadata(metadata).or_else(TraceContext::current)?;
     let child = parent.child();
     child.record(metadata);

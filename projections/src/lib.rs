@@ -28,6 +28,7 @@ mod rebuild;
 mod resolve;
 mod runner;
 mod status;
+mod trace_context;
 mod wait;
 mod worker;
 
