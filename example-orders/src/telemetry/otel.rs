@@ -44,7 +44,7 @@ fn relate(span: &tracing::Span, context: &TraceContext, relation: Relation) {
     let remote = span_context(context);
     match relation {
         Relation::Child => {
-            let _ = span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
+            span.set_parent(opentelemetry::Context::new().with_remote_span_context(remote));
         }
         _ => span.add_link(remote),
     }
