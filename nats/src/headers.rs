@@ -5,8 +5,8 @@ use std::str::FromStr;
 
 use async_nats::{HeaderMap, HeaderValue};
 use chrono::{DateTime, SecondsFormat, Utc};
-use tidemark::trace::{TraceContext, TraceParent, TRACEPARENT, TRACESTATE};
-use tidemark::{EventId, LogPosition, Metadata, RecordedEvent, StreamId, StreamVersion};
+use tidemark::trace::{TRACEPARENT, TRACESTATE};
+use tidemark::{EventId, LogPosition, RecordedEvent, StreamId, StreamVersion};
 use uuid::Uuid;
 
 use crate::escape::{escape, unescape, ValueError};
@@ -224,32 +224,6 @@ impl EventHeaders {
             return Err(h.invalid(HEADER_MSG_ID, "`<event id>:v<schema version>` on a downcast copy only"));
         }
         Ok(parsed)
-    }
-}
-
-/// Copies a valid W3C trace context of the event's metadata into the `traceparent` and
-/// `tracestate` headers (outside the signed headers: tracing is advisory). An invalid one
-/// is left out.
-pub(crate) fn put_trace_context(map: &mut HeaderMap, metadata: &Metadata) {
-    let Some(traceparent) = metadata.headers.get(TRACEPARENT) else { return };
-    if TraceParent::parse(traceparent).is_none() {
-        return;
-    }
-    map.insert(TRACEPARENT, traceparent.as_str());
-    if let Some(state) = metadata.headers.get(TRACESTATE) {
-        if TraceContext::from_headers(Some(traceparent), Some(state)).is_some_and(|c| c.state.is_some()) {
-            map.insert(TRACESTATE, state.as_str());
-        }
-    }
-}
-
-/// The W3C trace context of a message's `traceparent` and `tracestate` headers, written
-/// into metadata; absent or invalid headers change nothing.
-pub(crate) fn take_trace_context(map: Option<&HeaderMap>, metadata: &mut Metadata) {
-    let Some(map) = map else { return };
-    let text = |name: &str| map.get(name).map(HeaderValue::as_str);
-    if let Some(context) = TraceContext::from_headers(text(TRACEPARENT), text(TRACESTATE)) {
-        context.record(metadata);
     }
 }
 

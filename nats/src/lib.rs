@@ -22,6 +22,7 @@ mod signature;
 mod status;
 mod stream;
 mod subject;
+mod trace_headers;
 
 /// The NATS client whose types appear in this crate's API.
 pub use async_nats;

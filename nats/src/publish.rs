@@ -186,7 +186,7 @@ impl Publisher<'_> {
         let (event_id, position) = (event.event_id, event.position);
         let mut headers = message.headers.to_header_map();
         self.key.sign(&mut headers, &message.payload);
-        crate::headers::put_trace_context(&mut headers, &event.metadata);
+        crate::trace_headers::put_trace_context(&mut headers, &event.metadata);
         let expected_last = window.expected_last;
         if let Some(last) = expected_last {
             headers.insert(NATS_EXPECTED_LAST_SEQUENCE, last.to_string().as_str());
