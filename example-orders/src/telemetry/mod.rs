@@ -31,7 +31,7 @@ pub async fn trace_http(request: Request, next: Next) -> Response {
         method = %request.method(),
         route,
         status = tracing::field::Empty,
-        traceparent = %context.parent,
+        traceparent = tracing::field::Empty,
     );
     if let Some(incoming) = &incoming {
         relate(&span, incoming, Relation::Child);
@@ -41,6 +41,7 @@ pub async fn trace_http(request: Request, next: Next) -> Response {
         Some(parent) => TraceContext { parent, state: context.state },
         None => context,
     };
+    span.record("traceparent", tracing::field::display(context.parent));
     let response = context.scope(next.run(request)).instrument(span.clone()).await;
     span.record("status", response.status().as_u16());
     response
