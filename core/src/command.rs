@@ -72,7 +72,9 @@ impl CommandOptions {
     /// `step` (a name unique within the reaction): the command id is derived from the
     /// event's id and `step`, so a redelivered event issues "the same" command and the
     /// store returns the first outcome instead of appending again; the new events carry
-    /// the event's correlation id, the event's id as causation id, and its user and tenant.
+    /// the event's correlation id, the event's id as causation id, and its user and tenant;
+    /// a valid `traceparent` (and `tracestate`) of the event is copied, so the command's
+    /// events record a child of the event's trace context.
     ///
     /// ```
     /// # use tidemark::{CommandOptions, Envelope, EventId, LogPosition, Metadata, StreamId, StreamVersion};
@@ -89,6 +91,9 @@ impl CommandOptions {
         metadata.correlation_id = event.metadata.correlation_id.or(Some(event.event_id.0));
         metadata.user.clone_from(&event.metadata.user);
         metadata.tenant.clone_from(&event.metadata.tenant);
+        if let Some(trace) = crate::trace::TraceContext::of_metadata(&event.metadata) {
+            trace.record(&mut metadata);
+        }
         Self { command_id: Some(CommandId::derived(event.event_id.0, step)), metadata, expected: None }
     }
 }
@@ -263,14 +268,20 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
         command: &A::Command,
         options: &CommandOptions,
     ) -> Result<AppendOutcome, CommandError<A::Error>> {
-        let metadata = effective_metadata(options);
-        let span = tracing::debug_span!(
+        let mut metadata = effective_metadata(options);
+        let trace = crate::trace::stamp(&mut metadata);
+        let span = tracing::info_span!(
             "command",
+            category = A::CATEGORY,
             stream = %stream_id,
             command_id = ?options.command_id,
             correlation_id = ?metadata.correlation_id,
             causation_id = ?metadata.causation_id,
+            traceparent = tracing::field::Empty,
         );
+        if let Some(trace) = trace {
+            span.record("traceparent", tracing::field::display(trace));
+        }
         let started = std::time::Instant::now();
         let result =
             tracing::Instrument::instrument(self.handle_with(stream_id, command, options, metadata), span).await;

@@ -24,6 +24,7 @@ mod metrics;
 mod store;
 mod stream_id;
 mod testing;
+pub mod trace;
 mod version;
 
 pub use aggregate::Aggregate;

@@ -7,7 +7,8 @@
 //! - [`http`]: the axum router; [`runtime`]: the embedded and the PostgreSQL + JetStream
 //!   modes over one code path; [`cli`]: the `orders` command line; [`seed`]: traffic;
 //!   [`metrics`]: Prometheus text on an optional address; [`health`]: liveness and
-//!   readiness; [`secret`]: values kept out of logs.
+//!   readiness; [`secret`]: values kept out of logs; [`telemetry`]: tracing spans, W3C
+//!   trace context and the optional OpenTelemetry exporter.
 
 pub mod app;
 pub mod auth;
@@ -21,3 +22,4 @@ pub mod read_models;
 pub mod runtime;
 pub mod secret;
 pub mod seed;
+pub mod telemetry;

@@ -8,9 +8,13 @@ use std::process::ExitCode;
 use example_orders::cli::{Cli, Command};
 
 fn main() -> ExitCode {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| "info,tidemark_projections=warn,async_nats=warn,sqlx=warn".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let _telemetry = match example_orders::telemetry::init() {
+        Ok(guard) => guard,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
     let result = match Cli::parse().into_command() {
         Command::Token(args) => commands::token(&args),
         Command::Completions { shell } => commands::completions(shell),

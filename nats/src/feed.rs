@@ -404,6 +404,7 @@ pub(crate) fn incoming(
     metadata.causation_id = headers.causation_id;
     metadata.user = headers.user.clone();
     metadata.tenant = headers.tenant.clone();
+    crate::trace_headers::take_trace_context(message.headers.as_ref(), &mut metadata);
     let event = RecordedEvent {
         event_id: headers.event_id,
         stream_id: headers.stream_id,

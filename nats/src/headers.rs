@@ -5,6 +5,7 @@ use std::str::FromStr;
 
 use async_nats::{HeaderMap, HeaderValue};
 use chrono::{DateTime, SecondsFormat, Utc};
+use tidemark::trace::{TRACEPARENT, TRACESTATE};
 use tidemark::{EventId, LogPosition, RecordedEvent, StreamId, StreamVersion};
 use uuid::Uuid;
 
@@ -38,6 +39,11 @@ pub const HEADER_TENANT: &str = "Tidemark-Tenant";
 pub const HEADER_THIN: &str = "Tidemark-Thin";
 /// On a downcast copy only: the stored schema version its payload was downcast from.
 pub const HEADER_DOWNCAST_OF: &str = "Tidemark-Downcast-Of";
+/// The W3C `traceparent` recorded in the event's metadata, when it is valid. Not covered
+/// by the message's signature.
+pub const HEADER_TRACEPARENT: &str = TRACEPARENT;
+/// The W3C `tracestate` recorded with it, when valid. Not covered by the signature.
+pub const HEADER_TRACESTATE: &str = TRACESTATE;
 
 /// Why the headers of a message are not those of a tidemark event.
 #[derive(Debug, thiserror::Error)]

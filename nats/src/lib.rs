@@ -26,6 +26,7 @@ mod signature;
 mod status;
 mod stream;
 mod subject;
+mod trace_headers;
 
 /// The NATS client whose types appear in this crate's API.
 pub use async_nats;
@@ -38,7 +39,7 @@ pub use feed::{ConsumerSettings, JetStreamFeed, JetStreamSubscription};
 pub use headers::{
     EventHeaders, HeaderError, HEADER_CAUSATION_ID, HEADER_CORRELATION_ID, HEADER_DOWNCAST_OF, HEADER_EVENT_TYPE,
     HEADER_MSG_ID, HEADER_POSITION, HEADER_RECORDED_AT, HEADER_SCHEMA_VERSION, HEADER_STREAM_ID, HEADER_STREAM_VERSION,
-    HEADER_TENANT, HEADER_THIN, HEADER_USER,
+    HEADER_TENANT, HEADER_THIN, HEADER_TRACEPARENT, HEADER_TRACESTATE, HEADER_USER,
 };
 pub use metrics::{describe_metrics, RELAY_HELD_BACK_SECONDS, RELAY_LEADER};
 pub use redact::redact_url;

@@ -82,6 +82,21 @@ impl Publisher<'_> {
     /// just caught up after a restart refused messages the leader had acknowledged, and lost
     /// them from its copy. A sequence is checked by the stream's leader only.)
     pub(crate) async fn publish(&self, events: &[RecordedEvent]) -> Result<(), Failed> {
+        let span = tracing::debug_span!(
+            "relay_batch",
+            relay = %self.config.name,
+            events = events.len(),
+            first = tracing::field::Empty,
+            last = tracing::field::Empty,
+        );
+        if let (Some(first), Some(last)) = (events.first(), events.last()) {
+            span.record("first", tracing::field::display(first.position));
+            span.record("last", tracing::field::display(last.position));
+        }
+        tracing::Instrument::instrument(self.publish_batch(events), span).await
+    }
+
+    async fn publish_batch(&self, events: &[RecordedEvent]) -> Result<(), Failed> {
         let now = Utc::now();
         self.downcasts.log_expired(now, &self.config.name);
         let pending = VecDeque::with_capacity(self.config.max_in_flight);
@@ -171,6 +186,7 @@ impl Publisher<'_> {
         let (event_id, position) = (event.event_id, event.position);
         let mut headers = message.headers.to_header_map();
         self.key.sign(&mut headers, &message.payload);
+        crate::trace_headers::put_trace_context(&mut headers, &event.metadata);
         let expected_last = window.expected_last;
         if let Some(last) = expected_last {
             headers.insert(NATS_EXPECTED_LAST_SEQUENCE, last.to_string().as_str());

@@ -24,7 +24,7 @@ async fn migrate_check_lists_what_is_pending_and_print_sql_prints_it_without_app
     let listed: Vec<&str> = out.lines().collect();
     assert_eq!(listed.len(), PROJECTION_MIGRATIONS.versions().count(), "{out}");
     assert!(listed.iter().all(|l| l.starts_with("pending  projections")), "{out}");
-    assert!(out.contains("3000  projection pauses"), "{out}");
+    assert!(out.contains("3001  projection pauses"), "{out}");
 
     let (exit, out, _) = run(&ops, &["migrate", "--check", "--json"]).await;
     assert_eq!(exit, OpsExit::Problems);
@@ -34,7 +34,7 @@ async fn migrate_check_lists_what_is_pending_and_print_sql_prints_it_without_app
     let (exit, out, _) = run(&ops, &["migrate", "--print-sql"]).await;
     assert_eq!(exit, OpsExit::Done);
     assert!(out.starts_with("-- projections 3 projections\n"), "{out}");
-    assert!(out.contains("-- projections 3000 projection pauses\n") && out.contains("CREATE TABLE projection_pauses"));
+    assert!(out.contains("-- projections 3001 projection pauses\n") && out.contains("CREATE TABLE projection_pauses"));
     let (_, out, _) = run(&ops, &["migrate", "--print-sql", "--json"]).await;
     let last = json(out.lines().last().expect("a line"));
     assert!(last["sql"].as_str().is_some_and(|sql| sql.contains("projection_pauses")), "{out}");

@@ -29,6 +29,7 @@ mod replay;
 mod resolve;
 mod runner;
 mod status;
+mod trace_context;
 mod wait;
 mod worker;
 

@@ -84,7 +84,8 @@ pub trait Projection<R: ReadModels>: Send + Sync + 'static {
 
     /// Applies the handled events of one batch, in order, inside its transaction. The
     /// default calls [`apply`](Self::apply) for each, in a `debug` span carrying the event's
-    /// id, stream, version, correlation and causation ids; override it to write a whole batch
+    /// id, stream, version, correlation and causation ids and `traceparent` (a child of the
+    /// event's trace context when a span hook is installed); override it to write a whole batch
     /// in one statement (an `UNNEST` upsert), which is what makes a projection fast on
     /// PostgreSQL, where each statement is a round trip.
     fn apply_batch(
@@ -102,7 +103,9 @@ pub trait Projection<R: ReadModels>: Send + Sync + 'static {
                     version = event.stream_version.0,
                     correlation_id = ?event.metadata.correlation_id,
                     causation_id = ?event.metadata.causation_id,
+                    traceparent = tracing::field::Empty,
                 );
+                crate::trace_context::continue_trace(&span, &event.metadata);
                 tracing::Instrument::instrument(self.apply(tx, event), span).await?;
             }
             Ok(())

@@ -35,8 +35,10 @@ enum Attempt {
 impl PgEventStore {
     pub(crate) async fn append_request(&self, request: AppendRequest) -> Result<AppendOutcome, Error> {
         let (started, events) = (std::time::Instant::now(), request.events.len());
-        let result = self.append_checked(request).await;
-        crate::metrics::appended(&result, events, started.elapsed());
+        let span = tracing::debug_span!("append", stream = %request.stream_id, events, outcome = tracing::field::Empty);
+        let result = tracing::Instrument::instrument(self.append_checked(request), span.clone()).await;
+        let outcome = crate::metrics::appended(&result, events, started.elapsed());
+        span.record("outcome", outcome);
         result
     }
 

@@ -221,7 +221,15 @@ fn gather(
     batch
 }
 
-async fn run(store: &PgEventStore, mut batch: Vec<Pending>) {
+async fn run(store: &PgEventStore, batch: Vec<Pending>) {
+    let span = tracing::debug_span!("group_commit", requests = batch.len(), events = tracing::field::Empty,);
+    if !span.is_disabled() {
+        span.record("events", batch.iter().map(events_of).sum::<usize>());
+    }
+    tracing::Instrument::instrument(run_batch(store, batch), span).await;
+}
+
+async fn run_batch(store: &PgEventStore, mut batch: Vec<Pending>) {
     if batch.len() == 1 {
         if let Some(p) = batch.pop() {
             let _ = p.reply.send(store.append_alone(p.request).await);

@@ -27,7 +27,8 @@ pub fn describe_metrics() {
     );
 }
 
-pub(crate) fn appended(result: &Result<AppendOutcome, Error>, events: usize, took: Duration) {
+/// Counts an append and returns its outcome label.
+pub(crate) fn appended(result: &Result<AppendOutcome, Error>, events: usize, took: Duration) -> &'static str {
     let outcome = match result {
         Ok(outcome) if outcome.duplicate => "duplicate",
         Ok(_) => "appended",
@@ -39,4 +40,5 @@ pub(crate) fn appended(result: &Result<AppendOutcome, Error>, events: usize, too
         metrics::counter!(APPENDED_EVENTS_TOTAL).increment(events as u64);
     }
     metrics::histogram!(APPEND_SECONDS).record(took.as_secs_f64());
+    outcome
 }

@@ -54,13 +54,16 @@ impl Decision {
     }
 }
 
-/// The events' metadata: the user, and the command's id as correlation and causation id
-/// (what the command handler gives a command's events).
+/// The events' metadata: the user, the command's id as correlation and causation id, and
+/// a child of the current trace context, if any (what the command handler gives a
+/// command's events).
 fn metadata(origin: Origin<'_>) -> Metadata {
-    Metadata::new()
+    let mut metadata = Metadata::new()
         .with_user(origin.user)
         .with_correlation_id(origin.command_id.0)
-        .with_causation_id(origin.command_id.0)
+        .with_causation_id(origin.command_id.0);
+    tidemark::trace::stamp(&mut metadata);
+    metadata
 }
 
 #[cfg(test)]

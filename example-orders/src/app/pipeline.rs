@@ -82,10 +82,17 @@ where
             error: None,
         });
         let app = self.clone();
-        tokio::spawn(async move {
+        let span = tracing::info_span!(
+            "command",
+            category = <Order as tidemark::Aggregate>::CATEGORY,
+            kind = submission.kind,
+            command_id = %submission.command_id,
+        );
+        let execute = async move {
             app.execute(submission).await;
             drop(permit);
-        });
+        };
+        tokio::spawn(tracing::Instrument::instrument(execute, span));
         Ok(accepted)
     }
 

@@ -67,5 +67,6 @@ where
         .route("/ws", get(ws::upgrade::<S, R>))
         .layer(middleware::from_fn_with_state(app.clone(), chaos::chaos::<S, R>))
         .layer(middleware::from_fn(crate::metrics::record_http))
+        .layer(middleware::from_fn(crate::telemetry::trace_http))
         .with_state(app)
 }

@@ -6,6 +6,7 @@
 
 use std::sync::Arc;
 
+use tidemark::trace::TraceContext;
 use tidemark::{CommandError, CommandHandler, CommandOptions, Envelope, EventCodec, EventStore, Metadata};
 use tidemark_projections::{ApplyError, Projection, ReadModels};
 
@@ -29,9 +30,13 @@ where
     A: tidemark::Aggregate,
     S: EventStore,
 {
-    let metadata = Metadata::new()
+    let mut metadata = Metadata::new()
         .with_causation_id(event.event_id.0)
         .with_correlation_id(event.metadata.correlation_id.unwrap_or(event.event_id.0));
+    // The command handler records a child of the event's trace context.
+    if let Some(trace) = TraceContext::of_metadata(&event.metadata) {
+        trace.record(&mut metadata);
+    }
     let options = CommandOptions::new().id(follow.command_id).metadata(metadata);
     match handler.handle(&follow.stream, &follow.command, &options).await {
         Ok(_) => Ok(()),

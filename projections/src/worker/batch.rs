@@ -111,6 +111,22 @@ where
         messages: &[Incoming],
         cursor: Option<FeedCursor>,
     ) -> Result<()> {
+        let span = tracing::debug_span!(
+            "projection_batch",
+            projection = %self.name,
+            partition = batch.partition,
+            events = messages.len(),
+        );
+        crate::trace_context::link_batch(&span, messages);
+        tracing::Instrument::instrument(self.apply_traced(batch, messages, cursor), span).await
+    }
+
+    async fn apply_traced(
+        &self,
+        batch: &mut Batch<R::Tx>,
+        messages: &[Incoming],
+        cursor: Option<FeedCursor>,
+    ) -> Result<()> {
         if matches!(batch.phase, Phase::Applied { .. } | Phase::Committed(_)) {
             return Err(ProjectionError::Config("a batch is applied once"));
         }
