@@ -140,7 +140,9 @@ where
         progress: &mut (dyn FnMut(&RebuildProgress) + Send),
     ) -> Result<RebuildOutcome> {
         let partitions = self.shared.feed.partitions();
-        rebuild(&self.shared.worker, partitions, self.shared.config.poison, &options, progress).await
+        // Boxed: the rebuild's future is deep, and callers that spawn `prepare` or `run`
+        // would otherwise need a higher recursion limit to compute its layout.
+        Box::pin(rebuild(&self.shared.worker, partitions, self.shared.config.poison, &options, progress)).await
     }
 
     /// Applies again, in place, the events after `from` that the projection has taken in,
