@@ -10,7 +10,8 @@
 #     scripts/dashboard-demo.sh [OUT_DIR]
 #
 # Needs: the prometheus binary (Debian: apt-get install -y prometheus), python3 with
-# matplotlib, and the orders binary (built here with cargo). Takes about ten minutes.
+# matplotlib, and the orders binary (built here with cargo). Takes about ten minutes: the
+# projections are down for about five, long enough for TidemarkProjectionStalled to fire.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -19,14 +20,30 @@ OUT=${1:-docs/ops}
 : "${NATS_URL:=nats://127.0.0.1:4222}"
 export DATABASE_URL NATS_URL
 RUN=demo_$(date +%s)
-export ORDERS_SCHEMA=$RUN ORDERS_JETSTREAM_STREAM=${RUN^^}
+export ORDERS_SCHEMA=$RUN ORDERS_JETSTREAM_STREAM=${RUN^^} ORDERS_SUBJECT_PREFIX=$RUN
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {
   for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
   wait 2>/dev/null || true
   psql "$DATABASE_URL" -qc "DO \$\$ DECLARE s text; BEGIN FOR s IN SELECT nspname FROM pg_namespace WHERE nspname LIKE '${RUN}%' LOOP EXECUTE format('DROP SCHEMA %I CASCADE', s); END LOOP; END \$\$;" >/dev/null 2>&1 || true
+  delete_stream "${RUN^^}" || true
   rm -rf "$WORK"
+}
+# Deletes a JetStream stream through the plain NATS protocol (no NATS client needed).
+delete_stream() {
+  python3 - "$NATS_URL" "$1" <<'NATS'
+import socket, sys, urllib.parse
+url, stream = urllib.parse.urlparse(sys.argv[1]), sys.argv[2]
+with socket.create_connection((url.hostname or "127.0.0.1", url.port or 4222), timeout=5) as s:
+    s.sendall(f'CONNECT {{"verbose":false}}\r\nPUB $JS.API.STREAM.DELETE.{stream} 0\r\n\r\nPING\r\n'.encode())
+    reply = b""
+    while b"PONG" not in reply:
+        chunk = s.recv(4096)
+        if not chunk:
+            break
+        reply += chunk
+NATS
 }
 trap cleanup EXIT
 
@@ -96,7 +113,7 @@ for _ in 1 2 3; do "$ORDERS" seed --orders 150 --concurrency 4 >/dev/null; sleep
 
 log "killing projections run (SIGKILL) and seeding while it is down"
 kill -9 "$(cat "$WORK/back.pid")"
-for _ in 1 2 3 4; do "$ORDERS" seed --orders 40 --concurrency 2 >/dev/null; sleep 45; done
+for _ in 1 2 3 4 5 6; do "$ORDERS" seed --orders 40 --concurrency 2 >/dev/null; sleep 45; done
 
 log "restarting projections run"
 start back projections run --metrics-addr 127.0.0.1:19102 --health-addr 127.0.0.1:19202

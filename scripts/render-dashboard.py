@@ -74,8 +74,14 @@ def main():
                 points = [(float(t), float(v)) for t, v in series["values"] if v not in ("NaN", "+Inf", "-Inf")]
                 if not points:
                     continue
-                times = [dt.datetime.fromtimestamp(t, dt.timezone.utc) for t, _ in points]
-                axis.plot(times, [v for _, v in points], label=legend(series, target.get("legendFormat")))
+                times, values = [], []
+                for i, (t, v) in enumerate(points):
+                    if i and t - points[i - 1][0] > 2.5 * args.step:
+                        times.append(dt.datetime.fromtimestamp(t - args.step, dt.timezone.utc))
+                        values.append(float("nan"))  # a gap in the series: no line across it
+                    times.append(dt.datetime.fromtimestamp(t, dt.timezone.utc))
+                    values.append(v)
+                axis.plot(times, values, label=legend(series, target.get("legendFormat")))
                 drawn += 1
         axis.set_title(panel.get("title", ""), fontsize=10)
         axis.xaxis.set_major_formatter(mdates.DateFormatter("%H:%M"))
