@@ -1,7 +1,8 @@
 //! The NATS JetStream side of tidemark: the relay publishes every event of the PostgreSQL
 //! store's gap-safe global log to a JetStream stream, once and in log order, under a
 //! partitioned subject scheme, with headers consumers can parse back; the
-//! [`JetStreamFeed`] reads that stream back into projection runners.
+//! [`JetStreamFeed`] reads that stream back into projection runners; a [`KvProjection`]
+//! publishes the current state of each stream to a JetStream KV bucket.
 #![doc = include_str!("../README.md")]
 
 mod config;
@@ -12,6 +13,7 @@ mod error;
 mod escape;
 mod feed;
 mod headers;
+mod kv;
 mod leader;
 mod metrics;
 #[cfg(feature = "cli")]
@@ -41,6 +43,7 @@ pub use headers::{
     HEADER_MSG_ID, HEADER_POSITION, HEADER_RECORDED_AT, HEADER_SCHEMA_VERSION, HEADER_STREAM_ID, HEADER_STREAM_VERSION,
     HEADER_TENANT, HEADER_THIN, HEADER_TRACEPARENT, HEADER_TRACESTATE, HEADER_USER,
 };
+pub use kv::{ensure_kv_bucket, Evolve, KvError, KvProjection};
 pub use metrics::{describe_metrics, RELAY_HELD_BACK_SECONDS, RELAY_LEADER};
 pub use redact::redact_url;
 pub use relay::NatsRelay;
