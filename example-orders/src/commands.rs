@@ -161,6 +161,7 @@ async fn consume(role: Role, options: PgOptions, health: Option<SocketAddr>) -> 
     deployment.check().await?;
     let mut tasks = Tasks::default();
     deployment.spawn_pool_gauges(&mut tasks);
+    deployment.spawn_summaries(&role, &mut tasks).await?;
     let background = deployment.backend().await?.start_consumers(&role, tasks)?;
     let checks = [Check::Consumers(background.consumers())];
     serve_health_on(health, &deployment, checks, background.shutdown()).await?;

@@ -77,6 +77,10 @@ fn database_url_selects_the_postgres_mode_with_its_options() {
     let options = parse(&args).deployment().and_then(|d| d.postgres()).expect("postgres mode");
     assert_eq!((options.schema.as_str(), options.stream.as_str()), ("shop", "SHOP"));
     assert_eq!((options.subject_prefix.as_str(), options.partitions), ("orders.events", 4));
+    assert_eq!(options.summary_bucket(), "SHOP_SUMMARY", "the summaries' bucket follows the stream");
+    let args = ["serve", "--database-url", "postgres://db/x", "--summary-bucket", "SHOP_VIEWS"];
+    let options = parse(&args).deployment().and_then(|d| d.postgres()).expect("postgres mode");
+    assert_eq!(options.summary_bucket(), "SHOP_VIEWS");
 }
 
 #[tokio::test]

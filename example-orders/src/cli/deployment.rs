@@ -29,6 +29,9 @@ pub struct DeploymentArgs {
     /// Subject prefix: <prefix>.<partition>.<category>.<EventType>.v<N>.
     #[arg(long, env = "ORDERS_SUBJECT_PREFIX", global = true, default_value = PgOptions::SUBJECT_PREFIX)]
     pub subject_prefix: String,
+    /// JetStream KV bucket the order summaries are published to [default: <jetstream stream>_SUMMARY].
+    #[arg(long, env = "ORDERS_SUMMARY_BUCKET", global = true)]
+    pub summary_bucket: Option<String>,
     /// Serve metrics in Prometheus format on this address (`GET /metrics`), e.g. 127.0.0.1:9100.
     #[arg(long, env = "ORDERS_METRICS_ADDR", global = true)]
     pub metrics_addr: Option<std::net::SocketAddr>,
@@ -45,12 +48,14 @@ impl DeploymentArgs {
     /// The PostgreSQL + JetStream options, or `None` for the embedded mode.
     pub fn postgres(&self) -> Option<PgOptions> {
         let url = self.database_url.as_ref().filter(|url| !url.expose().trim().is_empty())?;
-        Some(
-            PgOptions::new(url.expose())
-                .schema(&self.schema)
-                .nats(self.nats.connect_options())
-                .stream(&self.jetstream_stream, &self.subject_prefix)
-                .partitions(self.partitions),
-        )
+        let options = PgOptions::new(url.expose())
+            .schema(&self.schema)
+            .nats(self.nats.connect_options())
+            .stream(&self.jetstream_stream, &self.subject_prefix)
+            .partitions(self.partitions);
+        Some(match &self.summary_bucket {
+            Some(bucket) => options.with_summary_bucket(bucket),
+            None => options,
+        })
     }
 }

@@ -6,6 +6,7 @@ mod notifier;
 mod orders;
 mod process;
 mod sales;
+mod summaries;
 
 use chrono::{DateTime, Utc};
 use tidemark::Envelope;
@@ -17,6 +18,7 @@ pub use notifier::{NotifierProjection, NOTIFIER};
 pub use orders::{OrderSummary, OrderView, OrdersProjection, CUSTOMER_ORDERS, ORDERS};
 pub use process::{DispatchedFollowUps, PaidFollowUps, DISPATCHED_FOLLOW_UPS, PAID_FOLLOW_UPS};
 pub use sales::{SalesDay, SalesProjection, SALES};
+pub use summaries::{summarise, ORDER_SUMMARIES};
 
 /// When an event happened: the original time of an imported event (its
 /// [`RECORDED_AT_HEADER`]), otherwise when the store recorded it.

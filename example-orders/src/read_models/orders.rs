@@ -56,6 +56,25 @@ pub struct OrderSummary {
 }
 
 impl OrderView {
+    /// The view of order `order_id` after `event`, from the view before it (none before
+    /// the order's first event).
+    pub fn evolved(view: Option<Self>, order_id: Uuid, event: &Envelope<OrderEvent>) -> Self {
+        let at = happened_at(event);
+        let mut view = view.unwrap_or_else(|| Self {
+            order_id,
+            version: 0,
+            total_minor: 0,
+            placed_at: at,
+            updated_at: at,
+            state: Order::default(),
+        });
+        view.state.evolve(&event.event);
+        view.version = event.stream_version.0;
+        view.total_minor = view.state.total_minor();
+        view.updated_at = at;
+        view
+    }
+
     /// The list entry for this order.
     pub fn summary(&self) -> OrderSummary {
         OrderSummary {
@@ -102,22 +121,7 @@ where
     async fn apply(&self, tx: &mut R::Tx, event: &Envelope<OrderEvent>) -> Result<(), ApplyError> {
         let id = order_id(event)?;
         let key = id.to_string();
-        let at = happened_at(event);
-        let mut view = match tx.get_as::<OrderView>(ORDERS, &key).await? {
-            Some(view) => view,
-            None => OrderView {
-                order_id: id,
-                version: 0,
-                total_minor: 0,
-                placed_at: at,
-                updated_at: at,
-                state: Order::default(),
-            },
-        };
-        view.state.evolve(&event.event);
-        view.version = event.stream_version.0;
-        view.total_minor = view.state.total_minor();
-        view.updated_at = at;
+        let view = OrderView::evolved(tx.get_as::<OrderView>(ORDERS, &key).await?, id, event);
         tx.put_as(ORDERS, &key, &view).await?;
         let customer_key = format!("{}/{key}", view.state.customer());
         tx.put_as(CUSTOMER_ORDERS, &customer_key, &view.summary()).await

@@ -57,6 +57,10 @@ pub enum StartError {
     /// The JetStream stream could not be created or updated.
     #[error(transparent)]
     Stream(#[from] tidemark_nats::StreamError),
+    /// The order summaries' KV bucket could not be opened or created, or its projection
+    /// could not be built.
+    #[error(transparent)]
+    Kv(#[from] tidemark_nats::KvError),
     /// `projections run --only` names no consumer it runs.
     #[error("no consumer named {name:?} runs in `projections run`; choose one of {choices}")]
     UnknownConsumer {

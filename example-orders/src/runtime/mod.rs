@@ -10,13 +10,16 @@
 //!
 //! Which consumers a process runs is its [`Role`]: all of them (`orders`, `orders serve`, in
 //! either mode), the notifier only (`serve --front`: it pushes to this process's
-//! WebSockets), or the read models and the process manager (`projections run`).
+//! WebSockets), or the read models and the process manager (`projections run`). On
+//! PostgreSQL + JetStream, `serve` and `projections run` also publish the order summaries
+//! to a JetStream KV bucket ([`PgDeployment::spawn_summaries`]).
 
 mod backend;
 mod embedded;
 mod error;
 mod postgres;
 mod runners;
+mod summaries;
 mod tasks;
 
 pub use backend::{Backend, Background, ConsumerStatuses, Running, LAG_SAMPLE_EVERY};
@@ -24,4 +27,5 @@ pub use embedded::{embedded_backend, start_embedded, EmbeddedOptions};
 pub use error::StartError;
 pub use postgres::{start_postgres, PgDeployment, PgOptions, PgServe};
 pub use runners::{Handlers, Role, RunMode, Runners, BACK_CONSUMERS};
+pub use summaries::SummaryRunner;
 pub use tasks::{TaskFailure, Tasks};

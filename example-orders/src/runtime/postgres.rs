@@ -54,6 +54,9 @@ pub struct PgOptions {
     pub read_model_connections: u32,
     /// Longest wait for a connection; then the request fails with 503 (default 3 s).
     pub acquire_timeout: Duration,
+    /// The JetStream KV bucket the order summaries are published to (default: none set,
+    /// `<stream>_SUMMARY`, so `ORDERS_SUMMARY`; see [`summary_bucket`](Self::summary_bucket)).
+    pub summary_bucket: Option<String>,
 }
 
 impl PgOptions {
@@ -70,7 +73,19 @@ impl PgOptions {
             store_connections: 16,
             read_model_connections: 16,
             acquire_timeout: Duration::from_secs(3),
+            summary_bucket: None,
         }
+    }
+
+    /// The KV bucket of the order summaries: the one set, or `<stream>_SUMMARY`.
+    pub fn summary_bucket(&self) -> String {
+        self.summary_bucket.clone().unwrap_or_else(|| format!("{}_SUMMARY", self.stream))
+    }
+
+    /// Sets the KV bucket of the order summaries.
+    pub fn with_summary_bucket(mut self, bucket: impl Into<String>) -> Self {
+        self.summary_bucket = Some(bucket.into());
+        self
     }
 
     /// The default schema.
@@ -149,6 +164,7 @@ impl std::fmt::Debug for PgOptions {
             .field("store_connections", &self.store_connections)
             .field("read_model_connections", &self.read_model_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("summary_bucket", &self.summary_bucket)
             .finish()
     }
 }
@@ -201,11 +217,13 @@ impl PgDeployment {
     }
 
     /// Applies the store's and the read models' migrations and creates (or updates) the
-    /// JetStream stream.
+    /// JetStream stream, and creates the order summaries' KV bucket when it does not exist.
     pub async fn migrate(&self) -> Result<(), StartError> {
         self.store.migrate().await?;
         self.read_models.migrate().await?;
         self.relay()?.ensure_stream(&self.stream_settings()).await?;
+        let jetstream = async_nats::jetstream::new(self.client.clone());
+        tidemark_nats::ensure_kv_bucket(&jetstream, &self.options.summary_bucket()).await?;
         Ok(())
     }
 
@@ -305,5 +323,6 @@ pub async fn start_postgres(
         deployment.spawn_relay(&mut tasks).await?;
     }
     let role = if options.all { Role::All } else { Role::Front };
+    deployment.spawn_summaries(&role, &mut tasks).await?;
     deployment.backend().await?.start(options.keys, options.config, &role, tasks)
 }

@@ -20,11 +20,14 @@ use crate::domain::{codec, fulfilment_codec, Fulfilment, Order};
 use crate::metrics::DEAD_LETTERS;
 use crate::read_models::{
     DispatchedFollowUps, FulfilmentQueueProjection, NotifierProjection, OrdersProjection, PaidFollowUps,
-    SalesProjection, DISPATCHED_FOLLOW_UPS, FULFILMENT_QUEUE, NOTIFIER, ORDERS, PAID_FOLLOW_UPS, SALES,
+    SalesProjection, DISPATCHED_FOLLOW_UPS, FULFILMENT_QUEUE, NOTIFIER, ORDERS, ORDER_SUMMARIES, PAID_FOLLOW_UPS,
+    SALES,
 };
 
-/// The consumers `projections run` runs: every one but the notifier.
-pub const BACK_CONSUMERS: [&str; 5] = [ORDERS, SALES, FULFILMENT_QUEUE, PAID_FOLLOW_UPS, DISPATCHED_FOLLOW_UPS];
+/// The consumers `projections run` runs: every one but the notifier (the order summaries'
+/// KV projection only on PostgreSQL + JetStream).
+pub const BACK_CONSUMERS: [&str; 6] =
+    [ORDERS, SALES, FULFILMENT_QUEUE, PAID_FOLLOW_UPS, DISPATCHED_FOLLOW_UPS, ORDER_SUMMARIES];
 
 /// Which consumers a process runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -223,7 +226,7 @@ where
     }
 }
 
-fn spawn<P, R, S, F>(runner: &ProjectionRunner<P, R, S, F>, role: &Role, mode: &RunMode, tasks: &mut Tasks)
+pub(super) fn spawn<P, R, S, F>(runner: &ProjectionRunner<P, R, S, F>, role: &Role, mode: &RunMode, tasks: &mut Tasks)
 where
     R: ReadModelsAdmin + BatchOptimisations,
     P: Projection<R>,
