@@ -123,3 +123,33 @@ async fn an_invalid_name_is_a_typed_error() {
     assert!(matches!(error, KvError::InvalidName(_)), "{error:?}");
     jetstream.delete_key_value(&store.name).await.expect("delete bucket");
 }
+
+#[tokio::test]
+async fn a_bucket_that_cannot_be_reached_is_a_transient_failure_not_a_poison_event() {
+    let mut server = tidemark_testkit::NatsServer::start().await;
+    let client = async_nats::ConnectOptions::new()
+        .request_timeout(Some(std::time::Duration::from_millis(500)))
+        .connect(server.url())
+        .await
+        .expect("connect");
+    let jetstream = async_nats::jetstream::new(client);
+    let store = ensure_kv_bucket(&jetstream, "OUTAGE").await.expect("bucket");
+    let kv = projection(&jetstream, &store);
+    let stream = StreamId::new("counter-4").expect("id");
+    apply(&kv, &[added(&stream, 1, 1)]).await.expect("apply while up");
+
+    server.kill();
+    let error = apply(&kv, &[added(&stream, 2, 2)]).await.expect_err("the server is down");
+    let kv_error = error.downcast_ref::<KvError>().expect("a KV error");
+    assert!(matches!(kv_error, KvError::Unavailable { .. }), "{kv_error:?}");
+    assert!(tidemark_projections::is_connection_loss(error.as_ref()), "the runner would count it towards poison");
+
+    server.restart().await;
+    let again = [added(&stream, 2, 2)];
+    let deadline = std::time::Duration::from_secs(30);
+    tidemark_testkit::wait_until("the write succeeds once the server is back", deadline, || async {
+        apply(&kv, &again).await.is_ok()
+    })
+    .await;
+    assert_eq!(read(&store, "counter-4").await.map(|(c, _)| c), Some(Counter::default().add(1).add(2)));
+}
