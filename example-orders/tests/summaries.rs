@@ -49,8 +49,9 @@ async fn placed_orders_can_be_read_from_the_summary_bucket_with_a_plain_kv_clien
             (Some(order_id.as_str()), Some("placed"))
         );
         assert_eq!((summary["customer"].as_str(), summary["total_minor"].as_i64()), (Some("ada"), Some(900)));
-        let stored = read_models.document(ORDERS, ORDERS, order_id).await.expect("read").expect("the view");
-        assert_eq!(summary, stored, "the bucket and the PostgreSQL read model differ");
+        let stored = || async { read_models.document(ORDERS, ORDERS, order_id).await.expect("read") };
+        wait_until("the read model has the order", || async { stored().await.is_some() }).await;
+        assert_eq!(Some(summary), stored().await, "the bucket and the PostgreSQL read model differ");
     }
 
     let confirm = format!("/orders/{}/confirm", orders[0]);
