@@ -38,11 +38,14 @@ pub(crate) async fn deploy(import: bool) -> Deployed {
 }
 
 impl Deployed {
-    /// Stops the app (no background task may have failed) and deletes the stream.
+    /// Stops the app (no background task may have failed) and deletes the stream and the
+    /// summary bucket.
     pub(crate) async fn stop(self) {
         self.running.join().await.expect("every background task ran until shutdown");
         let jetstream = async_nats::jetstream::new(self.deployment.client.clone());
         jetstream.delete_stream(&self.deployment.options.stream).await.expect("delete the stream");
+        let bucket = self.deployment.options.summary_bucket();
+        jetstream.delete_key_value(&bucket).await.expect("delete the summary bucket");
         drop(self.schema);
     }
 }
