@@ -1,6 +1,7 @@
 //! Sealing the personal fields of events before they are stored, and revealing them
 //! (or putting the placeholder) after they are read.
 
+use std::borrow::BorrowMut;
 use std::collections::{BTreeSet, HashMap};
 
 use serde_json::value::{to_raw_value, RawValue};
@@ -81,13 +82,16 @@ pub async fn seal_events<K: PersonalKeys + ?Sized>(
 /// opened with its subject's key, or replaced by the placeholder when the subject was
 /// forgotten. Nothing is changed when it fails: a payload without its subject id or a
 /// required field, a value that is not sealed, a sealed value that does not open, a
-/// subject with no key.
-pub async fn reveal_events<K: PersonalKeys + ?Sized>(
-    data: &PersonalData,
-    keys: &K,
-    events: &mut [RecordedEvent],
-) -> Result<(), PersonalError> {
-    let items = events.iter().enumerate().map(|(i, e)| (i, e.event_type.as_str(), &*e.payload));
+/// subject with no key. `events` may be events or mutable references to them.
+pub async fn reveal_events<K, E>(data: &PersonalData, keys: &K, events: &mut [E]) -> Result<(), PersonalError>
+where
+    K: PersonalKeys + ?Sized,
+    E: BorrowMut<RecordedEvent>,
+{
+    let items = events.iter().enumerate().map(|(i, e)| {
+        let e: &RecordedEvent = e.borrow();
+        (i, e.event_type.as_str(), &*e.payload)
+    });
     let parsed = parse(data, items)?;
     if parsed.is_empty() {
         return Ok(());
@@ -99,7 +103,7 @@ pub async fn reveal_events<K: PersonalKeys + ?Sized>(
         revealed.push((p.index, raw(&p.payload)));
     }
     for (index, payload) in revealed {
-        events[index].payload = payload;
+        events[index].borrow_mut().payload = payload;
     }
     Ok(())
 }
