@@ -83,6 +83,18 @@ async fn personal_fields_are_stored_sealed_read_revealed_and_forgotten() {
 
     let again = append(&store, "customer-1", json!({"customer": "c-1", "name": "Grace"})).await;
     assert!(matches!(again, Err(Error::Personal(PersonalError::Forgotten { ref subject })) if subject == "c-1"));
+    let keyless = PersonalFields::new("CustomerRegistered", "/customer").optional("/name");
+    let keyless = ShreddingStore::new(
+        store.inner().clone(),
+        Arc::new(PersonalData::new([keyless]).unwrap()),
+        store.keys().clone(),
+    );
+    let none_present = json!({"customer": "c-1", "name": null});
+    let stream = StreamId::new("customer-3").unwrap();
+    let event = vec![event(none_present)];
+    keyless.append(AppendRequest::new(stream.clone(), ExpectedVersion::Any, event)).await.unwrap();
+    let read = keyless.read_stream(&stream, StreamVersion(1), 1).await.unwrap();
+    assert!(read[0].payload.get().contains("null"), "an event with no personal value present needs no key");
     let stream = read_stream_to_end(&store, &StreamId::new("customer-1").unwrap(), StreamVersion(1), 10).await;
     assert_eq!(stream.unwrap().len(), 1, "the refused append wrote nothing");
 }

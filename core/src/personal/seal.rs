@@ -57,9 +57,14 @@ pub async fn seal_events<K: PersonalKeys + ?Sized>(
 ) -> Result<(), PersonalError> {
     let items = events.iter().enumerate().map(|(i, e)| (i, e.event_type.as_str(), &*e.payload));
     let mut parsed = parse(data, items)?;
-    for p in &mut parsed {
-        p.fields.present(&mut p.payload)?;
+    // An event with no personal value present (all optional and absent) needs no key.
+    let mut holding = Vec::with_capacity(parsed.len());
+    for mut p in parsed {
+        if !p.fields.present(&mut p.payload)?.is_empty() {
+            holding.push(p);
+        }
     }
+    parsed = holding;
     if parsed.is_empty() {
         return Ok(());
     }
@@ -92,7 +97,8 @@ where
         let e: &RecordedEvent = e.borrow();
         (i, e.event_type.as_str(), &*e.payload)
     });
-    let parsed = parse(data, items)?;
+    let mut parsed = parse(data, items)?;
+    parsed.retain_mut(|p| p.fields.present(&mut p.payload).map_or(true, |present| !present.is_empty()));
     if parsed.is_empty() {
         return Ok(());
     }
