@@ -6,6 +6,7 @@ use std::time::Duration;
 use super::keys::PersonalKeys;
 use super::registry::PersonalData;
 use super::seal::{reveal_events, seal_events};
+use crate::diagnostics::LogDiagnostics;
 use crate::error::Result;
 use crate::event::RecordedEvent;
 use crate::identity::{EventIdentity, Mismatch};
@@ -105,5 +106,15 @@ impl<S: EventStore, K: PersonalKeys> EventStore for ShreddingStore<S, K> {
 
     async fn save_snapshot(&self, snapshot: Snapshot) -> Result<()> {
         self.inner.save_snapshot(snapshot).await
+    }
+}
+
+impl<S: LogDiagnostics, K: PersonalKeys> LogDiagnostics for ShreddingStore<S, K> {
+    async fn held_back_by(&self) -> Option<String> {
+        self.inner.held_back_by().await
+    }
+
+    async fn stream_heads(&self, after: Option<&StreamId>, limit: usize) -> Result<Vec<(StreamId, StreamVersion)>> {
+        self.inner.stream_heads(after, limit).await
     }
 }
