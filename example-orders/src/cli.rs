@@ -103,8 +103,8 @@ pub enum Command {
     #[command(after_help = examples::SEED)]
     Seed(SeedArgs),
     /// Erase a customer's personal data (PostgreSQL mode): destroy the key that seals
-    /// their delivery contacts, delete their orders' snapshots and rebuild the orders read
-    /// model, which shows "[forgotten]" in their place. It cannot be undone.
+    /// their delivery contacts, delete their orders' snapshots and rebuild the orders and
+    /// sales read models, which show "[forgotten]" in their place. It cannot be undone.
     #[command(after_help = examples::FORGET)]
     Forget(ForgetArgs),
     /// Print a bearer token for a user.

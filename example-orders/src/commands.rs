@@ -223,7 +223,7 @@ async fn forget(args: &ForgetArgs, options: PgOptions) -> anyhow::Result<ExitCod
     let report = deployment.forget_customer(&args.customer).await?;
     let destroyed = if report.key_destroyed { "key destroyed" } else { "no key left to destroy" };
     println!(
-        "orders: forgot {:?} ({destroyed}; {} order streams, {} snapshots deleted; orders read model rebuilt)",
+        "orders: forgot {:?} ({destroyed}; {} order streams, {} snapshots deleted; orders and sales read models rebuilt)",
         args.customer,
         report.streams.len(),
         report.snapshots_deleted

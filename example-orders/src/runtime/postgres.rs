@@ -10,7 +10,7 @@ use tidemark::ShreddingStore;
 use tidemark_nats::JetStreamFeed;
 use tidemark_nats::{MessageKey, NatsConnect, NatsRelay, RelayConfig, RelayMonitor, StreamSettings, SubjectScheme};
 use tidemark_postgres::{ForgetReport, PgEventStore, PgPersonalKeys, PgStoreConfig};
-use tidemark_projections::{ProjectionRunner, RebuildOptions, RevealingFeed, RunnerConfig};
+use tidemark_projections::{Projection, ProjectionRunner, RebuildOptions, RevealingFeed, RunnerConfig};
 use tidemark_projections_postgres::{Coordination, PgReadModels};
 
 use super::backend::{Backend, Running};
@@ -21,7 +21,7 @@ use crate::app::AppConfig;
 use crate::auth::TokenKeys;
 use crate::domain::{import_fixture, personal_data};
 use crate::metrics::sample_pools;
-use crate::read_models::OrdersProjection;
+use crate::read_models::{OrdersProjection, SalesProjection};
 use crate::secret::SecretUrl;
 
 /// Where the deployment lives. Every field but the database URL has a default.
@@ -287,21 +287,23 @@ impl PgDeployment {
     }
 
     /// Forgets a customer (`orders forget CUSTOMER`): destroys the key that seals their
-    /// delivery contacts and deletes the snapshots of their orders, then rebuilds the
-    /// `orders` read model (order details and customers' order lists), which shows
-    /// `"[forgotten]"` in their place afterwards. Safe to run again.
+    /// delivery contacts and deletes the snapshots of their orders, then rebuilds the read
+    /// models that copy an order's state (`orders`: order details and customers' order
+    /// lists; `sales`: its open orders), which show `"[forgotten]"` in their place
+    /// afterwards. Safe to run again.
     pub async fn forget_customer(&self, customer: &str) -> Result<ForgetReport, StartError> {
         let report = self.keys.forget_subject(customer).await?;
-        let backend = self.backend().await?;
-        let runner = ProjectionRunner::new(
-            OrdersProjection::new()?,
-            backend.read_models,
-            backend.store,
-            backend.feed,
-            RunnerConfig::default(),
-        )?;
-        runner.rebuild(RebuildOptions::default(), &mut |_| {}).await?;
+        self.rebuild(OrdersProjection::new()?).await?;
+        self.rebuild(SalesProjection::new()?).await?;
         Ok(report)
+    }
+
+    async fn rebuild<P: Projection<PgReadModels>>(&self, projection: P) -> Result<(), StartError> {
+        let backend = self.backend().await?;
+        let (read_models, store, feed) = (backend.read_models, backend.store, backend.feed);
+        let runner = ProjectionRunner::new(projection, read_models, store, feed, RunnerConfig::default())?;
+        runner.rebuild(RebuildOptions::default(), &mut |_| {}).await?;
+        Ok(())
     }
 }
 
