@@ -98,7 +98,7 @@ async fn a_forgotten_customers_delivery_contact_reads_as_forgotten_and_is_nowher
     let (_, without) = place(router, &ada, order_body("mug", 1, 1200)).await;
     assert_eq!(without["status"], "succeeded", "{without}");
     let (_, with) = place(router, &ada, with_delivery(NAME, ADDRESS)).await;
-    assert_eq!(with["status"], "failed", "{with}");
+    assert_eq!((&with["status"], &with["error"]["code"]), (&json!("failed"), &json!("forgotten")), "{with}");
     assert!(holding(&every_row(pool, schema).await, "Frequency Lane").is_empty(), "the refused order wrote nothing");
     app.stop().await;
 }
