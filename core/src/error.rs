@@ -1,6 +1,7 @@
 //! Errors of the event store and the event codec.
 
 use crate::ids::EventId;
+use crate::personal::PersonalError;
 use crate::stream_id::StreamId;
 use crate::version::{ExpectedVersion, LogPosition, StreamVersion};
 
@@ -108,6 +109,10 @@ pub enum Error {
     /// An event with this id is already stored; nothing of the append was written.
     #[error("an event with id {0} is already stored")]
     DuplicateEventId(EventId),
+    /// Personal data could not be sealed or revealed (see [`PersonalError`]); an append
+    /// failing so wrote nothing.
+    #[error(transparent)]
+    Personal(#[from] PersonalError),
     /// The storage backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -120,6 +125,7 @@ impl Error {
         match self {
             Self::Conflict { .. } => true,
             Self::Backend(b) => b.retryable,
+            Self::Personal(PersonalError::Keys(b)) => b.retryable,
             _ => false,
         }
     }

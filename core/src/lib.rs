@@ -21,6 +21,7 @@ mod ids;
 mod memory;
 mod metadata;
 mod metrics;
+mod personal;
 mod store;
 mod stream_id;
 mod testing;
@@ -41,6 +42,10 @@ pub use ids::{CommandId, EventId};
 pub use memory::InMemoryEventStore;
 pub use metadata::Metadata;
 pub use metrics::{describe_metrics, record_command, COMMANDS_TOTAL, COMMAND_SECONDS};
+pub use personal::{
+    reveal_events, seal_events, InMemoryPersonalKeys, KeyState, PersonalData, PersonalError, PersonalFields,
+    PersonalKeys, ShreddingStore, SubjectKey, FORGOTTEN, SEALED_PREFIX,
+};
 pub use store::{
     read_log_through, read_stream_to_end, AppendOutcome, AppendRequest, EventStore, Snapshot, DEFAULT_MAX_EVENT_BYTES,
     DEFAULT_POLL_INTERVAL,

@@ -102,6 +102,11 @@ pub enum Command {
     /// Append realistic orders through the command handlers (PostgreSQL mode).
     #[command(after_help = examples::SEED)]
     Seed(SeedArgs),
+    /// Erase a customer's personal data (PostgreSQL mode): destroy the key that seals
+    /// their delivery contacts, delete their orders' snapshots and rebuild the orders and
+    /// sales read models, which show "[forgotten]" in their place. It cannot be undone.
+    #[command(after_help = examples::FORGET)]
+    Forget(ForgetArgs),
     /// Print a bearer token for a user.
     #[command(after_help = examples::TOKEN)]
     Token(TokenArgs),
@@ -142,6 +147,7 @@ impl Command {
             | Self::Events(EventsArgs { deployment, .. })
             | Self::Stream(StreamArgs { deployment, .. }) => Some(deployment),
             Self::Seed(args) => Some(&args.deployment),
+            Self::Forget(args) => Some(&args.deployment),
             Self::Token(_) | Self::Completions { .. } | Self::Man => None,
         }
     }
@@ -184,6 +190,19 @@ pub struct SeedArgs {
     /// Seed of the random mix (default: random).
     #[arg(long)]
     pub rng_seed: Option<u64>,
+    /// Where the deployment's services are.
+    #[command(flatten)]
+    pub deployment: DeploymentArgs,
+}
+
+/// `forget`.
+#[derive(Debug, Clone, Args)]
+pub struct ForgetArgs {
+    /// The customer (the user name orders were placed under).
+    pub customer: String,
+    /// Confirm: the customer's personal data is destroyed for good.
+    #[arg(long)]
+    pub yes: bool,
     /// Where the deployment's services are.
     #[command(flatten)]
     pub deployment: DeploymentArgs,

@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context as _};
 use example_orders::app::AppConfig;
 use example_orders::cli::{
-    Cli, Command, DeploymentArgs, ProjectionsArgs, ProjectionsGroup, SeedArgs, ServeArgs, TokenArgs,
+    Cli, Command, DeploymentArgs, ForgetArgs, ProjectionsArgs, ProjectionsGroup, SeedArgs, ServeArgs, TokenArgs,
 };
 use example_orders::health::{health_routes, serve_health, Check, Readiness};
 use example_orders::http::router;
@@ -54,6 +54,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
         Command::Relay(group) => relay(postgres(&group.deployment, "relay")?, group.deployment.health_addr).await,
         Command::Migrate(group) => migrate(postgres(&group.deployment, "migrate")?, group.args.output.json).await,
         Command::Seed(args) => seed_orders(&args, postgres(&args.deployment, "seed")?).await,
+        Command::Forget(args) => forget(&args, postgres(&args.deployment, "forget")?).await,
         Command::Projections(ProjectionsGroup { command: ProjectionsArgs::Run(args), deployment }) => {
             consume(args.role(), postgres(&deployment, "projections run")?, deployment.health_addr).await
         }
@@ -210,6 +211,24 @@ async fn seed_orders(args: &SeedArgs, options: PgOptions) -> anyhow::Result<Exit
     options.rng_seed = args.rng_seed.unwrap_or(options.rng_seed);
     let report = seed(&deployment.backend().await?.handlers()?, &options).await?;
     println!("orders: seeded {report} (rng seed {})", options.rng_seed);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn forget(args: &ForgetArgs, options: PgOptions) -> anyhow::Result<ExitCode> {
+    if !args.yes {
+        eprintln!("orders: `forget` destroys {:?}'s personal data for good; add --yes to confirm", args.customer);
+        return Ok(ExitCode::from(2));
+    }
+    let deployment = PgDeployment::connect_lazily(options).await?;
+    deployment.check().await?;
+    let report = deployment.forget_customer(&args.customer).await?;
+    let destroyed = if report.key_destroyed { "key destroyed" } else { "no key left to destroy" };
+    println!(
+        "orders: forgot {:?} ({destroyed}; {} order streams, {} snapshots deleted; orders and sales read models rebuilt)",
+        args.customer,
+        report.streams.len(),
+        report.snapshots_deleted
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -206,8 +206,13 @@ async fn walk<S: EventStore + Clone + 'static>(handlers: &Handlers<S>, plan: Pla
         let (stream, options) = (&stream, &customer);
         async move { handlers.orders.handle(stream, &command, options).await }
     };
-    order(OrderCommand::Place { customer: plan.customer.to_owned(), lines: plan.lines, currency: Currency::EUR })
-        .await?;
+    order(OrderCommand::Place {
+        customer: plan.customer.to_owned(),
+        lines: plan.lines,
+        currency: Currency::EUR,
+        delivery: None,
+    })
+    .await?;
     if let Some(line) = plan.added {
         order(OrderCommand::AddLine { line }).await?;
     }

@@ -15,7 +15,7 @@ fn mug() -> Line {
 }
 
 fn placed() -> OrderEvent {
-    OrderPlaced { customer: "ada".into(), lines: vec![tea(), mug()], currency: Currency::EUR }.into()
+    OrderPlaced { customer: "ada".into(), lines: vec![tea(), mug()], currency: Currency::EUR, delivery: None }.into()
 }
 
 fn confirmed() -> OrderEvent {
@@ -47,7 +47,7 @@ fn history(status: OrderStatus) -> Vec<OrderEvent> {
 }
 
 fn place(lines: Vec<Line>) -> OrderCommand {
-    OrderCommand::Place { customer: "ada".into(), lines, currency: Currency::EUR }
+    OrderCommand::Place { customer: "ada".into(), lines, currency: Currency::EUR, delivery: None }
 }
 
 fn pay(payment_id: &str, amount_minor: i64) -> OrderCommand {
@@ -84,9 +84,11 @@ fn an_order_is_placed_once() {
 fn placing_validates_customer_lines_and_total() {
     let given = AggregateTest::<Order>::given_no_events;
     given().when(place(vec![])).then_error(OrderError::NoLines);
-    let blank = OrderCommand::Place { customer: "  ".into(), lines: vec![tea()], currency: Currency::EUR };
+    let blank =
+        OrderCommand::Place { customer: "  ".into(), lines: vec![tea()], currency: Currency::EUR, delivery: None };
     given().when(blank).then_error(OrderError::Required { field: "customer" });
-    let long = OrderCommand::Place { customer: "c".repeat(129), lines: vec![tea()], currency: Currency::EUR };
+    let long =
+        OrderCommand::Place { customer: "c".repeat(129), lines: vec![tea()], currency: Currency::EUR, delivery: None };
     given().when(long).then_error(OrderError::TooLong { field: "customer", max: MAX_CUSTOMER_CHARS });
     given().when(place(vec![tea(), Line::new("", 1, 1)])).then_error(OrderError::Required { field: "product" });
     let long_product = Line::new("p".repeat(MAX_PRODUCT_CHARS + 1), 1, 1);
@@ -104,7 +106,8 @@ fn placing_validates_customer_lines_and_total() {
 #[test]
 fn a_free_line_is_allowed() {
     let free = Line::new("sticker", 1, 0);
-    let event = OrderPlaced { customer: "ada".into(), lines: vec![free.clone()], currency: Currency::EUR };
+    let event =
+        OrderPlaced { customer: "ada".into(), lines: vec![free.clone()], currency: Currency::EUR, delivery: None };
     let order = AggregateTest::<Order>::given_no_events().when(place(vec![free])).then([event.into()]);
     assert_eq!(order.total_minor(), 0);
 }

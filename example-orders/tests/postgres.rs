@@ -27,7 +27,11 @@ const V1_ORDER: &str = "018e0f6a-2c41-7b10-8a3e-1f2d3c4b5a01";
 
 impl Deployed {
     /// Runs an ops command, given as `orders …` arguments, through the mounted ops CLI.
-    async fn ops(&self, ops: &Ops<PgEventStore>, args: &[&str]) -> (OpsExit, String) {
+    async fn ops<S: tidemark::EventStore + tidemark::LogDiagnostics>(
+        &self,
+        ops: &Ops<S>,
+        args: &[&str],
+    ) -> (OpsExit, String) {
         let cli = Cli::try_parse_from(std::iter::once("orders").chain(args.iter().copied())).expect("parses");
         let command = cli.command.and_then(|c| c.ops()).expect("an ops command");
         let (mut out, mut err) = (Vec::new(), Vec::new());

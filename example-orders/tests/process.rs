@@ -19,6 +19,7 @@ fn paid_order() -> (Order, OrderPaid) {
             customer: "ada".into(),
             lines: vec![Line::new("tea", 1, 250), Line::new("mug", 1, 1200)],
             currency: Currency::EUR,
+            delivery: None,
         }
         .into(),
         OrderConfirmed {}.into(),
@@ -102,8 +103,12 @@ async fn paid_to_shipped_through_the_process_manager() {
     let fulfilments =
         CommandHandler::<Fulfilment, _>::new(store.clone(), Arc::new(fulfilment_codec().expect("no upcasters")));
     let stream = order_stream(ORDER);
-    let place =
-        OrderCommand::Place { customer: "ada".into(), lines: vec![Line::new("tea", 3, 450)], currency: Currency::EUR };
+    let place = OrderCommand::Place {
+        customer: "ada".into(),
+        lines: vec![Line::new("tea", 3, 450)],
+        currency: Currency::EUR,
+        delivery: None,
+    };
     let pay = OrderCommand::Pay { payment_id: "pay-1".into(), amount_minor: 1350 };
     for command in [place, OrderCommand::Confirm, pay] {
         orders.handle(&stream, &command, &CommandOptions::new()).await.expect("the order accepts the command");

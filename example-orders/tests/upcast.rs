@@ -43,6 +43,7 @@ fn v1_prices_become_exact_minor_units_in_euros() {
             Line::new("p3", 2, 670),
         ],
         currency: Currency::EUR,
+        delivery: None,
     };
     assert_eq!(event.ok(), Some(OrderEvent::Placed(expected)));
 }
@@ -54,6 +55,7 @@ fn v2_is_read_as_it_is() {
         customer: "ada".into(),
         lines: vec![Line::new("tea", 1, 450)],
         currency: Currency::new("USD").expect("USD"),
+        delivery: None,
     };
     let event = OrderEvent::from(placed);
     let payload: Value = serde_json::from_str(event.encode().expect("encodes").get()).expect("valid JSON");

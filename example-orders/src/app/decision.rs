@@ -84,6 +84,7 @@ mod tests {
             customer: "ada".into(),
             lines: vec![crate::domain::Line::new("tea", 1, 100)],
             currency: crate::domain::Currency::new("EUR").expect("EUR"),
+            delivery: None,
         };
         let decision = Decision::new(stream.clone(), &state, StreamVersion(0), &place, origin).expect("placed");
         assert_eq!(decision.version(), ExpectedVersion::Exact(StreamVersion(0)));

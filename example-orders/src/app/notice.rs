@@ -21,6 +21,7 @@ pub enum CommandStatus {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct CommandFailure {
     /// `conflict` (the stream changed between the command's decision and its append),
+    /// `forgotten` (a delivery contact for a customer whose personal data was erased),
     /// `unavailable` (the store failed; retry), or `internal`.
     pub code: &'static str,
     /// What happened.

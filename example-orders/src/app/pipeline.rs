@@ -154,6 +154,10 @@ fn failure(error: tidemark::Error) -> CommandFailure {
             code: "conflict",
             detail: format!("{e}: the order changed after the command was checked; read it again and retry"),
         },
+        tidemark::Error::Personal(tidemark::PersonalError::Forgotten { .. }) => CommandFailure {
+            code: "forgotten",
+            detail: "the customer's personal data was erased: place the order without a delivery contact".to_owned(),
+        },
         e if e.is_retryable() => {
             tracing::warn!(error = %e, "a command failed on a transient store error");
             CommandFailure { code: "unavailable", detail: "the store is unavailable; retry later".to_owned() }

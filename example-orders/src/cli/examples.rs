@@ -83,3 +83,7 @@ Examples:
 pub(super) const MAN: &str = "\
 Examples:
   orders man > orders.1 && man ./orders.1";
+
+pub(super) const FORGET: &str = "\
+Examples:
+  orders forget ada@example.com --yes     erase the customer's delivery contacts for good";

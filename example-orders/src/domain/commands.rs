@@ -1,6 +1,7 @@
 //! What an order can be asked to do.
 
 use super::currency::Currency;
+use super::events::Delivery;
 use super::line::Line;
 
 /// A command for the [`Order`](super::Order) aggregate.
@@ -17,6 +18,8 @@ pub enum OrderCommand {
         lines: Vec<Line>,
         /// The currency of every price in the order.
         currency: Currency,
+        /// Where to deliver, if given (personal data).
+        delivery: Option<Delivery>,
     },
     /// Adds a line for a product the order does not hold yet, while it is only placed.
     AddLine {
@@ -52,6 +55,8 @@ pub enum OrderCommand {
 
 /// Longest customer reference, in characters.
 pub const MAX_CUSTOMER_CHARS: usize = 128;
+/// The longest delivery name or address, in characters.
+pub const MAX_DELIVERY_CHARS: usize = 256;
 /// Longest payment id or tracking number, in characters.
 pub const MAX_REFERENCE_CHARS: usize = 128;
 /// Longest cancellation reason, in characters.

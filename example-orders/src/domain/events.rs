@@ -18,6 +18,20 @@ pub struct OrderPlaced {
     pub lines: Vec<Line>,
     /// The currency of every price in the order.
     pub currency: Currency,
+    /// Where to deliver, if given: personal data of the customer, stored sealed with the
+    /// customer's key (see [`personal_data`](crate::domain::personal_data)). Absent in
+    /// events written before it existed.
+    #[serde(default)]
+    pub delivery: Option<Delivery>,
+}
+
+/// A delivery contact: personal data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Delivery {
+    /// The recipient's name.
+    pub name: String,
+    /// The postal address.
+    pub address: String,
 }
 
 /// A line was added to a placed order.

@@ -18,17 +18,20 @@ mod fulfilment;
 mod import;
 mod line;
 mod order;
+mod personal;
 mod process;
 mod status;
 mod streams;
 mod upcast;
 
-pub use commands::{OrderCommand, MAX_CUSTOMER_CHARS, MAX_LINES, MAX_REASON_CHARS, MAX_REFERENCE_CHARS};
+pub use commands::{
+    OrderCommand, MAX_CUSTOMER_CHARS, MAX_DELIVERY_CHARS, MAX_LINES, MAX_REASON_CHARS, MAX_REFERENCE_CHARS,
+};
 pub use currency::Currency;
 pub use decimal::{decimal_to_minor, MalformedPrice};
 pub use error::OrderError;
 pub use events::{
-    LineAdded, LineRemoved, OrderCancelled, OrderConfirmed, OrderEvent, OrderPaid, OrderPlaced, OrderShipped,
+    Delivery, LineAdded, LineRemoved, OrderCancelled, OrderConfirmed, OrderEvent, OrderPaid, OrderPlaced, OrderShipped,
 };
 pub use fixture::{fixture_events, parse_fixture, FixtureError, FixtureEvent, RECORDED_AT_HEADER, V1_ORDERS};
 pub use fulfilment::{
@@ -38,6 +41,7 @@ pub use fulfilment::{
 pub use import::{import_events, import_fixture, ImportError};
 pub use line::{lines_total, Line, MAX_PRODUCT_CHARS};
 pub use order::Order;
+pub use personal::personal_data;
 pub use process::{after_dispatched, after_paid, FollowUp, PROCESS_NAMESPACE};
 pub use status::OrderStatus;
 pub use streams::{fulfilment_order_id, fulfilment_stream, order_id_of, order_stream};

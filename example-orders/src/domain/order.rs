@@ -3,11 +3,13 @@
 use serde::{Deserialize, Serialize};
 use tidemark::Aggregate;
 
-use super::commands::{OrderCommand, MAX_CUSTOMER_CHARS, MAX_LINES, MAX_REASON_CHARS, MAX_REFERENCE_CHARS};
+use super::commands::{
+    OrderCommand, MAX_CUSTOMER_CHARS, MAX_DELIVERY_CHARS, MAX_LINES, MAX_REASON_CHARS, MAX_REFERENCE_CHARS,
+};
 use super::currency::Currency;
 use super::error::{require_text, OrderError};
 use super::events::{
-    LineAdded, LineRemoved, OrderCancelled, OrderConfirmed, OrderEvent, OrderPaid, OrderPlaced, OrderShipped,
+    Delivery, LineAdded, LineRemoved, OrderCancelled, OrderConfirmed, OrderEvent, OrderPaid, OrderPlaced, OrderShipped,
 };
 use super::line::{lines_total, Line};
 use super::status::OrderStatus;
@@ -20,7 +22,7 @@ type Decision = Result<Vec<OrderEvent>, OrderError>;
 /// use example_orders::domain::{Currency, Line, Order, OrderCommand, OrderPlaced, OrderConfirmed, OrderStatus};
 /// use tidemark::AggregateTest;
 ///
-/// let placed = OrderPlaced { customer: "ada".into(), lines: vec![Line::new("tea", 2, 450)], currency: Currency::EUR };
+/// let placed = OrderPlaced { customer: "ada".into(), lines: vec![Line::new("tea", 2, 450)], currency: Currency::EUR, delivery: None };
 /// let order = AggregateTest::<Order>::given([placed.into()])
 ///     .when(OrderCommand::Confirm)
 ///     .then([OrderConfirmed {}.into()]);
@@ -35,6 +37,9 @@ pub struct Order {
     payment_id: Option<String>,
     tracking: Option<String>,
     cancel_reason: Option<String>,
+    /// Where to deliver: personal data, `"[forgotten]"` once the customer was forgotten.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    delivery: Option<Delivery>,
 }
 
 impl Aggregate for Order {
@@ -45,7 +50,9 @@ impl Aggregate for Order {
 
     fn decide(&self, command: &OrderCommand) -> Decision {
         match command {
-            OrderCommand::Place { customer, lines, currency } => self.place(customer, lines, *currency),
+            OrderCommand::Place { customer, lines, currency, delivery } => {
+                self.place(customer, lines, *currency, delivery.as_ref())
+            }
             OrderCommand::AddLine { line } => self.add_line(line),
             OrderCommand::RemoveLine { product } => self.remove_line(product),
             OrderCommand::Confirm => self.confirm(),
@@ -62,6 +69,7 @@ impl Aggregate for Order {
                 self.customer.clone_from(&e.customer);
                 self.currency = Some(e.currency);
                 self.lines.clone_from(&e.lines);
+                self.delivery.clone_from(&e.delivery);
             }
             OrderEvent::LineAdded(e) => self.lines.push(e.line.clone()),
             OrderEvent::LineRemoved(e) => self.lines.retain(|l| l.product != e.product),
@@ -88,13 +96,18 @@ impl Aggregate for Order {
 
 /// Deciding, one method per command.
 impl Order {
-    fn place(&self, customer: &str, lines: &[Line], currency: Currency) -> Decision {
+    fn place(&self, customer: &str, lines: &[Line], currency: Currency, delivery: Option<&Delivery>) -> Decision {
         if self.status != OrderStatus::Unplaced {
             return Err(OrderError::AlreadyPlaced);
         }
         require_text("customer", customer, MAX_CUSTOMER_CHARS)?;
+        if let Some(d) = delivery {
+            require_text("delivery name", &d.name, MAX_DELIVERY_CHARS)?;
+            require_text("delivery address", &d.address, MAX_DELIVERY_CHARS)?;
+        }
         check_new_lines(lines)?;
-        Ok(vec![OrderPlaced { customer: customer.to_owned(), lines: lines.to_vec(), currency }.into()])
+        let delivery = delivery.cloned();
+        Ok(vec![OrderPlaced { customer: customer.to_owned(), lines: lines.to_vec(), currency, delivery }.into()])
     }
 
     fn add_line(&self, line: &Line) -> Decision {
@@ -200,6 +213,12 @@ impl Order {
     /// Where the order is in its life cycle.
     pub fn status(&self) -> OrderStatus {
         self.status
+    }
+
+    /// Where to deliver, if given (`"[forgotten]"` in both fields once the customer was
+    /// forgotten).
+    pub fn delivery(&self) -> Option<&Delivery> {
+        self.delivery.as_ref()
     }
 
     /// Who ordered; empty before the order is placed.

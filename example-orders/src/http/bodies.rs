@@ -3,7 +3,7 @@
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 
-use crate::domain::{Currency, FulfilmentCommand, Line, OrderCommand};
+use crate::domain::{Currency, Delivery, FulfilmentCommand, Line, OrderCommand};
 use crate::error::ApiError;
 
 /// `POST /orders`.
@@ -11,13 +11,16 @@ use crate::error::ApiError;
 pub(super) struct PlaceBody {
     currency: String,
     lines: Vec<Line>,
+    /// Where to deliver (optional; personal data of the customer).
+    #[serde(default)]
+    delivery: Option<Delivery>,
 }
 
 impl PlaceBody {
     /// The command placing the order for `customer`; an unknown currency is a 422.
     pub(super) fn command(self, customer: String) -> Result<OrderCommand, ApiError> {
         let currency = Currency::new(&self.currency).map_err(|e| ApiError::Invalid(e.to_string()))?;
-        Ok(OrderCommand::Place { customer, lines: self.lines, currency })
+        Ok(OrderCommand::Place { customer, lines: self.lines, currency, delivery: self.delivery })
     }
 }
 

@@ -45,6 +45,9 @@ pub enum StartError {
     /// NATS could not be reached, or refused the credentials or the TLS handshake.
     #[error(transparent)]
     Nats(#[from] tidemark_nats::NatsConnectError),
+    /// The registry of personal fields is invalid.
+    #[error(transparent)]
+    Personal(#[from] tidemark::PersonalError),
     /// The subject prefix or partition count is invalid.
     #[error(transparent)]
     Subjects(#[from] tidemark_nats::SubjectError),

@@ -25,7 +25,7 @@ mod tasks;
 pub use backend::{Backend, Background, ConsumerStatuses, Running, LAG_SAMPLE_EVERY};
 pub use embedded::{embedded_backend, start_embedded, EmbeddedOptions};
 pub use error::StartError;
-pub use postgres::{start_postgres, PgDeployment, PgOptions, PgServe};
+pub use postgres::{start_postgres, PgDeployment, PgOptions, PgOrdersFeed, PgOrdersStore, PgServe};
 pub use runners::{Handlers, Role, RunMode, Runners, BACK_CONSUMERS};
 pub use summaries::SummaryRunner;
 pub use tasks::{TaskFailure, Tasks};

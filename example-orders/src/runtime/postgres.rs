@@ -2,12 +2,15 @@
 //! `NatsRelay` publishing its log to a JetStream stream, a `JetStreamFeed` and
 //! `PgReadModels`, with runners sharing partitions through PostgreSQL advisory locks.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgPoolOptions;
+use tidemark::ShreddingStore;
 use tidemark_nats::JetStreamFeed;
 use tidemark_nats::{MessageKey, NatsConnect, NatsRelay, RelayConfig, RelayMonitor, StreamSettings, SubjectScheme};
-use tidemark_postgres::{PgEventStore, PgStoreConfig};
+use tidemark_postgres::{ForgetReport, PgEventStore, PgPersonalKeys, PgStoreConfig};
+use tidemark_projections::{Projection, ProjectionRunner, RebuildOptions, RevealingFeed, RunnerConfig};
 use tidemark_projections_postgres::{Coordination, PgReadModels};
 
 use super::backend::{Backend, Running};
@@ -16,8 +19,9 @@ use super::tasks::Tasks;
 use super::StartError;
 use crate::app::AppConfig;
 use crate::auth::TokenKeys;
-use crate::domain::import_fixture;
+use crate::domain::{import_fixture, personal_data};
 use crate::metrics::sample_pools;
+use crate::read_models::{OrdersProjection, SalesProjection};
 use crate::secret::SecretUrl;
 
 /// Where the deployment lives. Every field but the database URL has a default.
@@ -169,11 +173,22 @@ impl std::fmt::Debug for PgOptions {
     }
 }
 
+/// The store the app's command handlers and consumers use on PostgreSQL: the personal
+/// fields of events ([`personal_data`]) sealed on append, revealed on read.
+pub type PgOrdersStore = ShreddingStore<PgEventStore, PgPersonalKeys>;
+
+/// The consumers' feed on PostgreSQL: the relay's JetStream stream, whose sealed personal
+/// fields are revealed before the runners apply them.
+pub type PgOrdersFeed = RevealingFeed<JetStreamFeed, PgPersonalKeys>;
+
 /// A connected deployment.
 #[derive(Debug, Clone)]
 pub struct PgDeployment {
-    /// The store.
+    /// The store, as stored (personal fields sealed): the relay, imports and the ops
+    /// commands use it; the app uses [`orders_store`](Self::orders_store).
     pub store: PgEventStore,
+    /// The customers' keys, which seal their personal data.
+    pub keys: PgPersonalKeys,
     /// The read models, in the store's schema, on a pool of their own.
     pub read_models: PgReadModels,
     /// The NATS client.
@@ -213,7 +228,8 @@ impl PgDeployment {
         let lender = PgEventStore::from_pool(read_pool, config.notify(false).group_commit(false))?;
         let read_models = PgReadModels::new(&lender);
         let scheme = SubjectScheme::new(&options.subject_prefix, options.partitions)?;
-        Ok(Self { store, read_models, client, scheme, options })
+        let keys = PgPersonalKeys::new(store.pool().clone(), &options.schema, Arc::new(personal_data()?))?;
+        Ok(Self { store, keys, read_models, client, scheme, options })
     }
 
     /// Applies the store's and the read models' migrations and creates (or updates) the
@@ -273,13 +289,39 @@ impl PgDeployment {
     /// The backend: the store, read models next to it, the relay's stream as the feed
     /// (which takes in the events signed with the store's key without checking them
     /// against the store), partitions shared by every process using this schema.
-    pub async fn backend(&self) -> Result<Backend<PgEventStore, PgReadModels, JetStreamFeed>, StartError> {
+    pub async fn backend(&self) -> Result<Backend<PgOrdersStore, PgReadModels, PgOrdersFeed>, StartError> {
         let key = MessageKey::load(&self.store).await?;
         let jetstream = async_nats::jetstream::new(self.client.clone());
         let feed = JetStreamFeed::new(jetstream, &self.options.stream, self.scheme.clone()).with_message_key(key);
+        let feed = RevealingFeed::new(feed, self.keys.personal_data().clone(), self.keys.clone());
         let coordination = Coordination::postgres(self.store.pool().clone(), &self.options.schema);
         let read_models = self.read_models.clone();
-        Ok(Backend { store: self.store.clone(), read_models, feed, mode: RunMode::Shared(coordination) })
+        Ok(Backend { store: self.orders_store(), read_models, feed, mode: RunMode::Shared(coordination) })
+    }
+
+    /// The store as the app uses it: personal fields sealed on append, revealed on read.
+    pub fn orders_store(&self) -> PgOrdersStore {
+        ShreddingStore::new(self.store.clone(), self.keys.personal_data().clone(), self.keys.clone())
+    }
+
+    /// Forgets a customer (`orders forget CUSTOMER`): destroys the key that seals their
+    /// delivery contacts and deletes the snapshots of their orders, then rebuilds the read
+    /// models that copy an order's state (`orders`: order details and customers' order
+    /// lists; `sales`: its open orders), which show `"[forgotten]"` in their place
+    /// afterwards. Safe to run again.
+    pub async fn forget_customer(&self, customer: &str) -> Result<ForgetReport, StartError> {
+        let report = self.keys.forget_subject(customer).await?;
+        self.rebuild(OrdersProjection::new()?).await?;
+        self.rebuild(SalesProjection::new()?).await?;
+        Ok(report)
+    }
+
+    async fn rebuild<P: Projection<PgReadModels>>(&self, projection: P) -> Result<(), StartError> {
+        let backend = self.backend().await?;
+        let (read_models, store, feed) = (backend.read_models, backend.store, backend.feed);
+        let runner = ProjectionRunner::new(projection, read_models, store, feed, RunnerConfig::default())?;
+        runner.rebuild(RebuildOptions::default(), &mut |_| {}).await?;
+        Ok(())
     }
 }
 
@@ -311,7 +353,7 @@ impl PgServe {
 pub async fn start_postgres(
     deployment: &PgDeployment,
     options: PgServe,
-) -> Result<Running<PgEventStore, PgReadModels, JetStreamFeed>, StartError> {
+) -> Result<Running<PgOrdersStore, PgReadModels, PgOrdersFeed>, StartError> {
     deployment.check().await?;
     if options.import_fixture {
         let imported = import_fixture(&deployment.store).await?;

@@ -4,15 +4,13 @@
 use axum::Router;
 use example_orders::auth::TokenKeys;
 use example_orders::http::router;
-use example_orders::runtime::{start_postgres, PgDeployment, PgOptions, PgServe, Running};
-use tidemark_nats::JetStreamFeed;
-use tidemark_postgres::PgEventStore;
+use example_orders::runtime::{start_postgres, PgDeployment, PgOptions, PgOrdersFeed, PgOrdersStore, PgServe, Running};
 use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::{nats_url, unique_name, TestSchema};
 
 /// A running app with everything it was deployed on.
 pub(crate) struct Deployed {
-    pub running: Running<PgEventStore, PgReadModels, JetStreamFeed>,
+    pub running: Running<PgOrdersStore, PgReadModels, PgOrdersFeed>,
     pub deployment: PgDeployment,
     pub router: Router,
     pub schema: TestSchema,
