@@ -57,6 +57,10 @@ pub enum StartError {
     /// The JetStream stream could not be created or updated.
     #[error(transparent)]
     Stream(#[from] tidemark_nats::StreamError),
+    /// A relay was asked for on the PostgreSQL feed, whose consumers read the store's log
+    /// themselves.
+    #[error("the PostgreSQL feed (--feed postgres) needs no relay: the consumers read the store's log themselves")]
+    NoRelay,
     /// `projections run --only` names no consumer it runs.
     #[error("no consumer named {name:?} runs in `projections run`; choose one of {choices}")]
     UnknownConsumer {

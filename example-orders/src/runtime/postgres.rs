@@ -1,6 +1,7 @@
-//! The PostgreSQL + JetStream deployment: a `PgEventStore` in its own schema, a
-//! `NatsRelay` publishing its log to a JetStream stream, a `JetStreamFeed` and
-//! `PgReadModels`, with runners sharing partitions through PostgreSQL advisory locks.
+//! The PostgreSQL deployment: a `PgEventStore` in its own schema, `PgReadModels`, runners
+//! sharing partitions through PostgreSQL advisory locks, and their feed: a `NatsRelay`
+//! publishing the log to a JetStream stream read by a `JetStreamFeed` (the default), or,
+//! with [`FeedChoice::Postgres`], a `PgLogFeed` reading the log itself (no relay, no NATS).
 
 use std::time::Duration;
 
@@ -8,9 +9,10 @@ use sqlx::postgres::PgPoolOptions;
 use tidemark_nats::JetStreamFeed;
 use tidemark_nats::{MessageKey, NatsConnect, NatsRelay, RelayConfig, RelayMonitor, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
-use tidemark_projections_postgres::{Coordination, PgReadModels};
+use tidemark_projections_postgres::{Coordination, PgLogFeed, PgReadModels};
 
 use super::backend::{Backend, Running};
+use super::feed::{FeedChoice, OrdersFeed};
 use super::runners::{Role, RunMode};
 use super::tasks::Tasks;
 use super::StartError;
@@ -54,6 +56,9 @@ pub struct PgOptions {
     pub read_model_connections: u32,
     /// Longest wait for a connection; then the request fails with 503 (default 3 s).
     pub acquire_timeout: Duration,
+    /// Where the consumers read events from (default JetStream). With
+    /// [`FeedChoice::Postgres`] no relay runs and no NATS connection is made.
+    pub feed: FeedChoice,
 }
 
 impl PgOptions {
@@ -70,6 +75,7 @@ impl PgOptions {
             store_connections: 16,
             read_model_connections: 16,
             acquire_timeout: Duration::from_secs(3),
+            feed: FeedChoice::default(),
         }
     }
 
@@ -115,6 +121,12 @@ impl PgOptions {
         self
     }
 
+    /// Sets where the consumers read events from.
+    pub fn feed(mut self, feed: FeedChoice) -> Self {
+        self.feed = feed;
+        self
+    }
+
     /// Sets the number of partitions.
     pub fn partitions(mut self, partitions: u32) -> Self {
         self.partitions = partitions;
@@ -149,6 +161,7 @@ impl std::fmt::Debug for PgOptions {
             .field("store_connections", &self.store_connections)
             .field("read_model_connections", &self.read_model_connections)
             .field("acquire_timeout", &self.acquire_timeout)
+            .field("feed", &self.feed)
             .finish()
     }
 }
@@ -160,8 +173,8 @@ pub struct PgDeployment {
     pub store: PgEventStore,
     /// The read models, in the store's schema, on a pool of their own.
     pub read_models: PgReadModels,
-    /// The NATS client.
-    pub client: async_nats::Client,
+    /// The NATS client; none on the PostgreSQL feed.
+    pub client: Option<async_nats::Client>,
     /// The subjects the relay publishes to and the consumers read.
     pub scheme: SubjectScheme,
     /// The options it was connected with.
@@ -170,22 +183,30 @@ pub struct PgDeployment {
 
 impl PgDeployment {
     /// Connects to PostgreSQL and NATS; fails when either is unreachable, or NATS refuses
-    /// the credentials or the TLS handshake.
+    /// the credentials or the TLS handshake. On the PostgreSQL feed, to PostgreSQL only.
     pub async fn connect(options: PgOptions) -> Result<Self, StartError> {
+        if !options.feed.needs_nats() {
+            tracing::info!(database = %options.database_url_redacted(), "connecting (PostgreSQL feed, no NATS)");
+            return Self::with_client(options, None).await;
+        }
         tracing::info!(database = %options.database_url_redacted(), nats = %options.nats, "connecting");
         let client = options.nats.connect().await?;
-        Self::with_client(options, client).await
+        Self::with_client(options, Some(client)).await
     }
 
     /// Connects to PostgreSQL, and to NATS in the background (the ops commands, which
-    /// read PostgreSQL only, work while NATS is down).
+    /// read PostgreSQL only, work while NATS is down). On the PostgreSQL feed, to
+    /// PostgreSQL only.
     pub async fn connect_lazily(options: PgOptions) -> Result<Self, StartError> {
+        if !options.feed.needs_nats() {
+            return Self::connect(options).await;
+        }
         tracing::info!(database = %options.database_url_redacted(), nats = %options.nats, "connecting");
         let client = options.nats.clone().retry_on_initial_connect(true).connect().await?;
-        Self::with_client(options, client).await
+        Self::with_client(options, Some(client)).await
     }
 
-    async fn with_client(options: PgOptions, client: async_nats::Client) -> Result<Self, StartError> {
+    async fn with_client(options: PgOptions, client: Option<async_nats::Client>) -> Result<Self, StartError> {
         let connect = |connections| options.pool(connections).connect(&options.database_url);
         let (store_pool, read_pool) =
             tokio::try_join!(connect(options.store_connections), connect(options.read_model_connections))
@@ -201,11 +222,13 @@ impl PgDeployment {
     }
 
     /// Applies the store's and the read models' migrations and creates (or updates) the
-    /// JetStream stream.
+    /// JetStream stream (not on the PostgreSQL feed).
     pub async fn migrate(&self) -> Result<(), StartError> {
         self.store.migrate().await?;
         self.read_models.migrate().await?;
-        self.relay()?.ensure_stream(&self.stream_settings()).await?;
+        if self.client.is_some() {
+            self.relay()?.ensure_stream(&self.stream_settings()).await?;
+        }
         Ok(())
     }
 
@@ -227,10 +250,11 @@ impl PgDeployment {
         StreamSettings::new(&self.options.stream)
     }
 
-    /// The relay.
+    /// The relay; fails on the PostgreSQL feed, which needs none.
     pub fn relay(&self) -> Result<NatsRelay, StartError> {
+        let Some(client) = self.client.clone() else { return Err(StartError::NoRelay) };
         let config = RelayConfig::new(&self.options.relay_name).subjects(self.scheme.clone());
-        Ok(NatsRelay::new(self.store.clone(), self.client.clone(), config)?)
+        Ok(NatsRelay::new(self.store.clone(), client, config)?)
     }
 
     /// Creates or updates the stream, then runs the relay in `tasks`; returns a handle
@@ -252,13 +276,20 @@ impl PgDeployment {
         });
     }
 
-    /// The backend: the store, read models next to it, the relay's stream as the feed
-    /// (which takes in the events signed with the store's key without checking them
-    /// against the store), partitions shared by every process using this schema.
-    pub async fn backend(&self) -> Result<Backend<PgEventStore, PgReadModels, JetStreamFeed>, StartError> {
-        let key = MessageKey::load(&self.store).await?;
-        let jetstream = async_nats::jetstream::new(self.client.clone());
-        let feed = JetStreamFeed::new(jetstream, &self.options.stream, self.scheme.clone()).with_message_key(key);
+    /// The backend: the store, read models next to it, the feed (the relay's stream,
+    /// which takes in the events signed with the store's key without checking them against
+    /// the store; or the store's log itself), partitions shared by every process using
+    /// this schema.
+    pub async fn backend(&self) -> Result<Backend<PgEventStore, PgReadModels, OrdersFeed>, StartError> {
+        let feed = match &self.client {
+            Some(client) => {
+                let key = MessageKey::load(&self.store).await?;
+                let jetstream = async_nats::jetstream::new(client.clone());
+                let feed = JetStreamFeed::new(jetstream, &self.options.stream, self.scheme.clone());
+                OrdersFeed::JetStream(Box::new(feed.with_message_key(key)))
+            }
+            None => OrdersFeed::Postgres(PgLogFeed::new(self.store.clone(), self.options.partitions)?),
+        };
         let coordination = Coordination::postgres(self.store.pool().clone(), &self.options.schema);
         let read_models = self.read_models.clone();
         Ok(Backend { store: self.store.clone(), read_models, feed, mode: RunMode::Shared(coordination) })
@@ -275,9 +306,10 @@ pub struct PgServe {
     pub keys: TokenKeys,
     /// Whether to import the v1 fixture at start; idempotent (default true).
     pub import_fixture: bool,
-    /// Whether the relay and every consumer run in this process too (default true, as in
-    /// `orders` and `orders serve`). Otherwise only the notifier does (`serve --front`), and
-    /// `orders relay` and `orders projections run` run elsewhere.
+    /// Whether the relay (on the JetStream feed) and every consumer run in this process
+    /// too (default true, as in `orders` and `orders serve`). Otherwise only the notifier
+    /// does (`serve --front`), and `orders relay` and `orders projections run` run
+    /// elsewhere.
     pub all: bool,
 }
 
@@ -293,7 +325,7 @@ impl PgServe {
 pub async fn start_postgres(
     deployment: &PgDeployment,
     options: PgServe,
-) -> Result<Running<PgEventStore, PgReadModels, JetStreamFeed>, StartError> {
+) -> Result<Running<PgEventStore, PgReadModels, OrdersFeed>, StartError> {
     deployment.check().await?;
     if options.import_fixture {
         let imported = import_fixture(&deployment.store).await?;
@@ -301,7 +333,7 @@ pub async fn start_postgres(
     }
     let mut tasks = Tasks::default();
     deployment.spawn_pool_gauges(&mut tasks);
-    if options.all {
+    if options.all && deployment.client.is_some() {
         deployment.spawn_relay(&mut tasks).await?;
     }
     let role = if options.all { Role::All } else { Role::Front };

@@ -4,15 +4,14 @@
 use axum::Router;
 use example_orders::auth::TokenKeys;
 use example_orders::http::router;
-use example_orders::runtime::{start_postgres, PgDeployment, PgOptions, PgServe, Running};
-use tidemark_nats::JetStreamFeed;
+use example_orders::runtime::{start_postgres, OrdersFeed, PgDeployment, PgOptions, PgServe, Running};
 use tidemark_postgres::PgEventStore;
 use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::{nats_url, unique_name, TestSchema};
 
 /// A running app with everything it was deployed on.
 pub(crate) struct Deployed {
-    pub running: Running<PgEventStore, PgReadModels, JetStreamFeed>,
+    pub running: Running<PgEventStore, PgReadModels, OrdersFeed>,
     pub deployment: PgDeployment,
     pub router: Router,
     pub schema: TestSchema,
@@ -41,7 +40,7 @@ impl Deployed {
     /// Stops the app (no background task may have failed) and deletes the stream.
     pub(crate) async fn stop(self) {
         self.running.join().await.expect("every background task ran until shutdown");
-        let jetstream = async_nats::jetstream::new(self.deployment.client.clone());
+        let jetstream = async_nats::jetstream::new(self.deployment.client.clone().expect("NATS"));
         jetstream.delete_stream(&self.deployment.options.stream).await.expect("delete the stream");
         drop(self.schema);
     }
