@@ -329,7 +329,10 @@ impl Suite<'_> {
             let (cpu, nats_us) =
                 usage(cpu, &CpuMark::take(self.db, tag).await, nats, schedule.warmup + schedule.window);
             let hops = Hops { to_nats: histogram()?, to_visible: histogram()?, unmatched: 0 };
-            figures.push(figure(series, schedule, seen, &hops, cpu, nats_us));
+            let mut figure = figure(series, schedule, seen, &hops, cpu, nats_us);
+            // No JetStream message splits the path: no hops to report.
+            figure.extra.retain(|(metric, _, _)| !metric.starts_with("to_") && *metric != "hops_unmatched");
+            figures.push(figure);
         }
         Ok(figures)
     }
