@@ -6,6 +6,10 @@
 //! store's NOTIFY → JetStream → `JetStreamFeed` → `ProjectionRunner` with `PgReadModels`
 //! (defaults) applying [`TotalsProjection`]. Each event opens a new account, so it inserts
 //! one read-model row, which the detector's trigger reports.
+//!
+//! `F6-pgfeed`: the same store, runner and projection on `PgLogFeed` (no relay, no NATS):
+//! each partition reads the store's log itself, woken by its NOTIFY. It has no per-hop
+//! breakdown (there is no JetStream message to time-stamp the middle).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -17,7 +21,7 @@ use tidemark_nats::{ConsumerSettings, JetStreamFeed};
 use tidemark_nats::{MessageKey, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::PgEventStore;
 use tidemark_projections::{ProjectionRunner, RunnerConfig};
-use tidemark_projections_postgres::PgReadModels;
+use tidemark_projections_postgres::{PgLogFeed, PgReadModels};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -30,6 +34,7 @@ use crate::raw_append_to_read_model::{self, RawAppender};
 use crate::raw_pull_consumers::{self, Progress, Tuning};
 use crate::read_model::{create_sql, upsert_sql, TotalsProjection, TABLE};
 use crate::relay::{sample, usage};
+use crate::runner::histogram;
 use crate::scenarios::Suite;
 use crate::visible::{self, Detector, Schedule, Seen};
 
@@ -61,7 +66,12 @@ impl Suite<'_> {
         let client =
             async_nats::connect(nats_url).await.with_context(|| format!("connecting to NATS at {nats_url}"))?;
         let framework = self.f6_framework(&client, names, capacity).await?;
+        let pg_feed = self.f6_pg_feed(capacity).await?;
         let raw = self.f6_raw(&client, names, capacity).await?;
+        for ((f, r), pg) in framework.iter().zip(&raw).zip(pg_feed) {
+            let pg = pg.against_latency(f).against_latency(r).with("f1_capacity", capacity, "cmd/s");
+            self.report.figures.push(pg);
+        }
         for (f, r) in framework.into_iter().zip(raw) {
             let ratio = |q: f64| {
                 f.sample.latency.value_at_quantile(q) as f64 / r.sample.latency.value_at_quantile(q).max(1) as f64
@@ -140,6 +150,40 @@ impl Suite<'_> {
         running.stop().await?;
         appender.pool().close().await;
         drop((relay, runner, store));
+        Ok(figures)
+    }
+
+    /// The framework's pipeline without NATS: the runner on `PgLogFeed`.
+    async fn f6_pg_feed(&self, capacity: f64) -> Result<Vec<Figure>> {
+        let tag = self.db.next_tag();
+        let stop = CancellationToken::new();
+        let _stop = stop.clone().drop_guard();
+        // A connection per partition for its log reads, one per partition for its batches.
+        let store = self.db.store(&tag, 2 * PARTITIONS as usize, false).await?;
+        let feed = PgLogFeed::new(store.clone(), PARTITIONS)?;
+        let read_models = PgReadModels::new(&store);
+        let table = format!("\"{}\".{TABLE}", read_models.projection_schema("f6pg"));
+        let config = RunnerConfig::default().consumer("f6pg");
+        let projection = TotalsProjection::new("f6pg")?.undoable(self.settings.undoable);
+        let runner = ProjectionRunner::new(projection, read_models, store.clone(), feed, config)?;
+        runner.set_up().await?;
+        let channel = format!("f6_pg_{}", &self.db.schema()[6..]);
+        sqlx::query(&visible::trigger_sql(self.db.schema(), &table, &channel)).execute(self.db.admin()).await?;
+        let (r, s) = (runner.clone(), stop.clone());
+        let running = Running { stop: stop.clone(), tasks: vec![tokio::spawn(async move { Ok(r.run(s).await?) })] };
+
+        let appender = self.db.store(&tag, 16, true).await?;
+        let mut detector = Detector::listen(&self.db.raw_pool(&tag, 1).await?, &channel).await?;
+        let counter = Arc::new(AtomicU64::new(0));
+        let send = |stream: String| append(appender.clone(), stream, counter.fetch_add(1, Ordering::Relaxed));
+        let measured = self.measure_pg_rates(capacity, &tag, &mut detector, send).await;
+        let figures = match measured {
+            Ok(figures) => figures,
+            Err(error) => return Err(running.stop().await.err().unwrap_or(error)),
+        };
+        running.stop().await?;
+        appender.pool().close().await;
+        drop((runner, store));
         Ok(figures)
     }
 
@@ -256,6 +300,39 @@ impl Suite<'_> {
                 usage(cpu, &CpuMark::take(self.db, tag).await, nats, schedule.warmup + schedule.window);
             let hops = hop_breakdown::breakdown(jetstream, stream, after, &seen.traces).await?;
             figures.push(figure(series, schedule, seen, &hops, cpu, nats_us));
+        }
+        Ok(figures)
+    }
+}
+
+impl Suite<'_> {
+    /// [`measure_rates`](Self::measure_rates) for the PostgreSQL feed: no JetStream stream,
+    /// so no per-hop breakdown.
+    async fn measure_pg_rates<S, Fut>(
+        &self,
+        capacity: f64,
+        tag: &str,
+        detector: &mut Detector,
+        send: S,
+    ) -> Result<Vec<Figure>>
+    where
+        S: Fn(String) -> Fut,
+        Fut: std::future::Future<Output = Result<()>> + Send + 'static,
+    {
+        let mut figures = Vec::new();
+        for (framework, _, schedule) in self.schedules(capacity) {
+            let series: &'static str = Box::leak(framework.replacen("F6", "F6-pgfeed", 1).into_boxed_str());
+            self.calm().await;
+            eprintln!("measuring {series}: tidemark on the PostgreSQL feed at {:.0} events/s", schedule.rate);
+            let (cpu, nats) = (CpuMark::take(self.db, tag).await, nats_server_ticks());
+            let seen = visible::open_loop(detector, schedule, &send).await?;
+            let (cpu, nats_us) =
+                usage(cpu, &CpuMark::take(self.db, tag).await, nats, schedule.warmup + schedule.window);
+            let hops = Hops { to_nats: histogram()?, to_visible: histogram()?, unmatched: 0 };
+            let mut figure = figure(series, schedule, seen, &hops, cpu, nats_us);
+            // No JetStream message splits the path: no hops to report.
+            figure.extra.retain(|(metric, _, _)| !metric.starts_with("to_") && *metric != "hops_unmatched");
+            figures.push(figure);
         }
         Ok(figures)
     }

@@ -1,6 +1,8 @@
 //! F4: live projection apply from JetStream into a PostgreSQL read model, at 1, 2 and 4
 //! partitions, next to two hand-written baselines on the same stream (see `raw_pull_consumers.rs`), and
-//! (M) the bench process's resident set while the runner applies.
+//! (M) the bench process's resident set while the runner applies. `F4-pgfeed`: the same
+//! runner and projection on the PostgreSQL feed (`PgLogFeed`, each partition reading the
+//! whole log), over the same stored events.
 
 use std::future::Future;
 use std::sync::atomic::Ordering;
@@ -11,8 +13,9 @@ use anyhow::{bail, Context as _, Result};
 use tidemark::EventStore;
 use tidemark_nats::{ConsumerSettings, JetStreamFeed};
 use tidemark_nats::{MessageKey, NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
-use tidemark_projections::{ProjectionRunner, RunnerConfig};
-use tidemark_projections_postgres::PgReadModels;
+use tidemark_postgres::PgEventStore;
+use tidemark_projections::{Feed, ProjectionRunner, RunnerConfig};
+use tidemark_projections_postgres::{PgLogFeed, PgReadModels};
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -81,7 +84,8 @@ impl Suite<'_> {
             let raw_upsert_noack = self.raw_upsert(&run, false).await?.against(&raw_pull_noack);
             let framework =
                 self.framework(&run).await?.against(&raw_upsert_noack).against(&raw_upsert).against(&raw_pull_noack);
-            self.report.figures.extend([framework, raw_upsert_noack, raw_upsert, raw_pull_noack, raw_pull]);
+            let pg_feed = self.framework_pg(&run).await?.against(&framework).against(&raw_upsert_noack);
+            self.report.figures.extend([framework, pg_feed, raw_upsert_noack, raw_upsert, raw_pull_noack, raw_pull]);
             let _ = async_nats::jetstream::new(client.clone()).delete_stream(&run.stream).await;
         }
         Ok(())
@@ -141,17 +145,41 @@ impl Suite<'_> {
         if self.settings.keyed_feed {
             feed = feed.with_message_key(MessageKey::load(&store).await?);
         }
-        let config = RunnerConfig::default().batch_size(t.batch).consumer(format!("f4fw_p{p}"));
-        let projection = TotalsProjection::new(projection_name(p))?.undoable(self.settings.undoable);
+        self.framework_on(run, (&tag, store), feed, ("F4", projection_name(p))).await
+    }
+
+    /// The same runner on the PostgreSQL feed: every partition's subscription reads the
+    /// whole log (pages of `pull_batch` events) and keeps its own events.
+    async fn framework_pg(&self, run: &Published<'_>) -> Result<Figure> {
+        let (p, t) = (run.partitions(), self.settings.f4_tuning);
+        let tag = self.db.next_tag();
+        // A connection per partition for its log reads, one per partition for its batches.
+        let store = self.db.store(&tag, 2 * p as usize, false).await?;
+        let feed = PgLogFeed::new(store.clone(), p)?.page_size(t.pull_batch);
+        self.framework_on(run, (&tag, store), feed, ("F4-pgfeed", format!("{}_pg", projection_name(p)))).await
+    }
+
+    /// Runs a `ProjectionRunner` of [`TotalsProjection`] named `name` on every partition of
+    /// `feed` until it has taken every event in; `tag` names the store's backends.
+    async fn framework_on<F: Feed>(
+        &self,
+        run: &Published<'_>,
+        (tag, store): (&str, PgEventStore),
+        feed: F,
+        (series, name): (&'static str, String),
+    ) -> Result<Figure> {
+        let (p, t) = (run.partitions(), self.settings.f4_tuning);
+        let config = RunnerConfig::default().batch_size(t.batch).consumer(format!("{name}_fw"));
+        let projection = TotalsProjection::new(name.clone())?.undoable(self.settings.undoable);
         let read_models = PgReadModels::new(&store);
-        let table = format!("\"{}\".{TABLE}", read_models.projection_schema(&projection_name(p)));
+        let table = format!("\"{}\".{TABLE}", read_models.projection_schema(&name));
         let runner = ProjectionRunner::new(projection, read_models, store.clone(), feed, config)?;
         runner.set_up().await?;
         self.calm().await;
-        eprintln!("measuring F4 runner, {p} partitions ({} events)", run.events);
+        eprintln!("measuring {series} runner, {p} partitions ({} events)", run.events);
         let shutdown = CancellationToken::new();
         let _stop = shutdown.clone().drop_guard();
-        let (cpu, nats) = (CpuMark::take(self.db, &tag).await, nats_server_ticks());
+        let (cpu, nats) = (CpuMark::take(self.db, tag).await, nats_server_ticks());
         let started = Instant::now();
         let task = tokio::spawn({
             let (runner, shutdown) = (runner.clone(), shutdown.clone());
@@ -162,7 +190,7 @@ impl Suite<'_> {
             totals.applied + totals.skipped + totals.dead_lettered
         };
         let watched = watch(started, run.events, taken, || task.is_finished()).await;
-        let (cpu, nats_us) = usage(cpu, &CpuMark::take(self.db, &tag).await, nats, started.elapsed());
+        let (cpu, nats_us) = usage(cpu, &CpuMark::take(self.db, tag).await, nats, started.elapsed());
         shutdown.cancel();
         let status = runner.status();
         task.await.context("the runner panicked")??;
@@ -171,7 +199,7 @@ impl Suite<'_> {
         store.pool().close().await;
         verify(self.db.admin(), &table, run.accounts, STREAM_LENGTH, DEPOSIT).await?;
         let (before, after) = (watched.before, watched.after);
-        Ok(figure("F4", run, &watched, cpu, nats_us, status.batches)?
+        Ok(figure(series, run, &watched, cpu, nats_us, status.batches)?
             .with("undone_batches", status.totals.undone as f64, "batches")
             .with("batch_size", t.batch as f64, "events")
             .with("pull_batch", t.pull_batch as f64, "messages")

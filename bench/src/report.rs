@@ -9,7 +9,7 @@ use crate::figure::Figure;
 use crate::targets::{series_of, Judgement, Measure, Verdict};
 
 /// Series of the table, and what each measures.
-const LEGEND: [(&str, &str); 30] = [
+const LEGEND: [(&str, &str); 32] = [
     ("raw-a", "(a) sqlx single-row INSERT, autocommit: 1 statement per op"),
     ("raw-b", "(b) sqlx BEGIN; INSERT; COMMIT: 3 statements per op"),
     ("raw-c", "(c) sqlx INSERT ... SELECT FROM unnest(...) of 100 rows per op"),
@@ -25,6 +25,7 @@ const LEGEND: [(&str, &str); 30] = [
     ("F3-drain", "NatsRelay (defaults) from start until status() has every pre-stored event acked"),
     ("F3-lag", "appends at a fixed rate, relay running; p50/p99 = append returned -> message on a subscription"),
     ("F4", "ProjectionRunner, JetStreamFeed -> PgReadModels, 1 UNNEST upsert per batch; w = partitions"),
+    ("F4-pgfeed", "F4's runner on PgLogFeed: every partition reads the whole PostgreSQL log, no NATS; w = partitions"),
     ("raw-upsert", "async-nats pull + sqlx: the same upsert per batch in BEGIN/COMMIT, then ack each; w = partitions"),
     ("raw-upsert-noack", "raw-upsert on ephemeral consumers without acks (as the runner consumes); w = partitions"),
     ("raw-pull", "async-nats pull consumers that only ack each message; w = partitions"),
@@ -37,6 +38,7 @@ const LEGEND: [(&str, &str); 30] = [
     ),
     ("raw-rebuild", "store.read_log pages of 5000, each page's rows upserted in one BEGIN/COMMIT into a plain table"),
     ("F6@N%", "PgEventStore::append -> NatsRelay -> JetStream -> ProjectionRunner -> read-model row visible"),
+    ("F6-pgfeed@N%", "PgEventStore::append -> PgLogFeed (NOTIFY-woken log reads) -> ProjectionRunner -> row visible"),
     ("raw-e2e@N%", "sqlx INSERT -> NOTIFY -> LISTEN-woken reader -> JetStream publish -> pull -> upsert -> visible"),
     ("", "F6: open loop at N% of F1-new/w32 (or N/s with --f6-rates); latency from the scheduled send to the row's NOTIFY; w = partitions"),
     ("cqrs-*", "P: cqrs-es 0.5 + postgres-es 0.5 (their tables, own schema), the same aggregate and commands"),

@@ -11,8 +11,8 @@ use example_orders::cli::{
 use example_orders::health::{health_routes, serve_health, Check, Readiness};
 use example_orders::http::router;
 use example_orders::runtime::{
-    start_embedded, start_postgres, EmbeddedOptions, PgDeployment, PgOptions, PgServe, Role, Running, Tasks,
-    BACK_CONSUMERS,
+    start_embedded, start_postgres, EmbeddedOptions, FeedChoice, PgDeployment, PgOptions, PgServe, Role, Running,
+    Tasks, BACK_CONSUMERS,
 };
 use example_orders::seed::{seed, SeedOptions};
 use tidemark::EventStore;
@@ -109,10 +109,15 @@ async fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     options.all = !args.front;
     let running = start_postgres(&deployment, options).await?;
     let readiness = Readiness::deployment(deployment.store.pool().clone(), deployment.client.clone(), []);
-    let mode = if args.front {
-        "PostgreSQL + JetStream, HTTP only: run `orders relay` and `orders projections run` beside it"
-    } else {
-        "PostgreSQL + JetStream, relay and consumers in this process"
+    let mode = match (deployment.options.feed, args.front) {
+        (FeedChoice::Jetstream, true) => {
+            "PostgreSQL + JetStream, HTTP only: run `orders relay` and `orders projections run` beside it"
+        }
+        (FeedChoice::Jetstream, false) => "PostgreSQL + JetStream, relay and consumers in this process",
+        (FeedChoice::Postgres, true) => {
+            "PostgreSQL only (no NATS), HTTP only: run `orders projections run --feed postgres` beside it"
+        }
+        (FeedChoice::Postgres, false) => "PostgreSQL only (no NATS), consumers in this process reading the log",
     };
     http(running, listener, readiness, mode).await
 }
@@ -167,7 +172,14 @@ async fn consume(role: Role, options: PgOptions, health: Option<SocketAddr>) -> 
     let checks = [Check::Consumers(background.consumers())];
     serve_health_on(health, &deployment, checks, background.shutdown()).await?;
     let names: Vec<&str> = BACK_CONSUMERS.into_iter().filter(|name| role.runs(name)).collect();
-    println!("orders: running {} on JetStream stream {}", names.join(", "), deployment.options.stream);
+    match deployment.options.feed {
+        FeedChoice::Jetstream => {
+            println!("orders: running {} on JetStream stream {}", names.join(", "), deployment.options.stream);
+        }
+        FeedChoice::Postgres => {
+            println!("orders: running {} on the log of schema {}", names.join(", "), deployment.options.schema);
+        }
+    }
     until_stopped(background.shutdown()).await;
     background.join().await?;
     Ok(ExitCode::SUCCESS)
@@ -194,11 +206,13 @@ async fn migrate(options: PgOptions, json: bool) -> anyhow::Result<ExitCode> {
     if json {
         let line = serde_json::json!({ "schema": o.schema, "stream": o.stream, "subjects": format!("{}.>", o.subject_prefix) });
         println!("{line}");
-    } else {
+    } else if o.feed.needs_nats() {
         println!(
             "orders: schema {} migrated; JetStream stream {} ready for {}.>",
             o.schema, o.stream, o.subject_prefix
         );
+    } else {
+        println!("orders: schema {} migrated (PostgreSQL feed: no JetStream stream)", o.schema);
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -251,7 +265,10 @@ async fn ops(command: &OpsCommand, deployment: &DeploymentArgs) -> anyhow::Resul
         return Ok(ExitCode::from(run_ops(&ops, command).await.code()));
     }
     deployment.check().await?;
-    let ops = deployment.backend().await?.ops()?.relay(deployment.relay()?).migrations(migrations);
+    let mut ops = deployment.backend().await?.ops()?.migrations(migrations);
+    if deployment.client.is_some() {
+        ops = ops.relay(deployment.relay()?);
+    }
     Ok(ExitCode::from(run_ops(&ops, command).await.code()))
 }
 

@@ -82,6 +82,6 @@ async fn relay_and_projections_run_answer_health_probes_on_their_health_address(
 
     relay.interrupt().await;
     consumers.interrupt().await;
-    let jetstream = async_nats::jetstream::new(deployment.client.clone());
+    let jetstream = async_nats::jetstream::new(deployment.client.clone().expect("NATS"));
     jetstream.delete_stream(&stream).await.expect("delete the stream");
 }

@@ -153,7 +153,10 @@ async fn the_start_up_path_logs_and_shows_no_credentials() {
     assert!(logs.contains(&canary), "the capture misses events");
     assert!(logs.contains("connecting") && logs.contains(":***@"), "the start-up log line is captured:\n{logs}");
     assert_hidden("the logs", &logs, &secrets);
-    async_nats::jetstream::new(deployment.client.clone()).delete_stream(&stream).await.expect("delete stream");
+    async_nats::jetstream::new(deployment.client.clone().expect("NATS"))
+        .delete_stream(&stream)
+        .await
+        .expect("delete stream");
 }
 
 #[test]

@@ -91,7 +91,7 @@ async fn one_trace_id_follows_a_command_through_the_relay_to_the_process_manager
     assert_ne!(paid.to_string(), INCOMING, "the command is a child span of the request");
 
     // The relay publishes the stored context as the `traceparent` header.
-    let (client, name) = (&app.deployment.client, &app.deployment.options.stream);
+    let (client, name) = (app.deployment.client.as_ref().expect("NATS"), &app.deployment.options.stream);
     let header = published_traceparent(client, name, &order_stream, "OrderPaid").await;
     assert_eq!(header, paid.to_string());
 

@@ -1,7 +1,7 @@
 //! PostgreSQL for the projection runtime of tidemark: read models whose batches run in a
 //! sqlx transaction together with their checkpoint, the runtime's bookkeeping tables and
-//! their migrations, and the advisory-lock [`Coordination`] through which runner
-//! instances share partitions.
+//! their migrations, the advisory-lock [`Coordination`] through which runner
+//! instances share partitions, and [`PgLogFeed`], a feed that reads the store's log directly.
 #![doc = include_str!("../README.md")]
 
 mod coordination;
@@ -12,6 +12,7 @@ mod migrations;
 mod ops;
 mod pg_admin;
 mod pg_documents;
+mod pg_feed;
 mod pg_literal;
 mod pg_locks;
 mod pg_pause;
@@ -23,6 +24,7 @@ mod postgres;
 
 pub use coordination::{Coordination, Locks};
 pub use migrations::PROJECTION_MIGRATIONS;
+pub use pg_feed::{PgLogFeed, PgLogSubscription};
 pub use postgres::{PgReadModels, PgTx};
 /// The driver whose pool and transaction types appear in this crate's API.
 pub use sqlx;

@@ -1,7 +1,8 @@
 //! A partition changing owner: the new owner applies what the old one held and never
 //! committed at once (it opens its subscription after the cursor recorded with the last
 //! committed batch, not where a broker's acknowledgements say), and nothing claims the
-//! events applied before they are.
+//! events applied before they are. Each scenario runs on the JetStream feed (with a
+//! relay) and on the PostgreSQL feed (no relay: the runners read the store's log).
 
 mod support;
 
@@ -10,9 +11,11 @@ use std::time::{Duration, Instant};
 
 use tidemark::{AppendRequest, Envelope, EventCodec, EventStore as _, ExpectedVersion, StreamId, StreamVersion};
 use tidemark_nats::RelayConfig;
-use tidemark_projections::{ApplyError, DocumentTx, Projection, ProjectionRunner, ReadModels};
-use tidemark_projections_postgres::PgReadModels;
+use tidemark_projections::{ApplyError, DocumentTx, Feed, Projection, ProjectionRunner, ReadModels};
+use tidemark_projections_postgres::{PgLogFeed, PgReadModels};
 use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
 use support::nats::{spawn_relay, spawn_runner, Bench};
 use support::{events, read_log, replay, tallies, LedgerEvent, TallyProjection};
@@ -59,11 +62,48 @@ async fn append(bench: &Bench, stream: &StreamId, from: usize, count: usize) -> 
     bench.store.append(request).await.expect("append")
 }
 
+/// The feed a scenario runs on.
+#[derive(Debug, Clone, Copy)]
+enum Via {
+    JetStream,
+    Postgres,
+}
+
+/// Runs `scenario` on a fresh bench of `partitions` partitions, fed `via`: with a relay to
+/// the test's JetStream stream, or with no relay and the PostgreSQL feed.
+async fn on<Fut>(via: Via, partitions: u32, scenario: impl FnOnce(Bench) -> Fut)
+where
+    Fut: std::future::Future<Output = Bench>,
+{
+    let bench = Bench::new(partitions).await;
+    let relay: Option<(CancellationToken, JoinHandle<tidemark_nats::Result<()>>)> = match via {
+        Via::JetStream => Some(spawn_relay(&bench.relay(RelayConfig::new("main")).await)),
+        Via::Postgres => None,
+    };
+    let bench = scenario(bench).await;
+    if let Some((stop_relay, relay_task)) = relay {
+        stop_relay.cancel();
+        relay_task.await.expect("joined").expect("clean stop");
+        bench.delete_stream().await;
+    }
+}
+
+/// The PostgreSQL feed of the bench's store, partitioned like its JetStream stream.
+fn pg_feed(bench: &Bench) -> PgLogFeed {
+    PgLogFeed::new(bench.store.clone(), bench.scheme.partitions()).expect("feed")
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_tail_held_by_a_dead_runner_is_applied_by_the_next_owner_at_once() {
-    let bench = Bench::new(1).await;
-    let relay = bench.relay(RelayConfig::new("main")).await;
-    let (stop_relay, relay_task) = spawn_relay(&relay);
+    on(Via::JetStream, 1, |bench| tail_held_by_a_dead_runner(bench, Bench::feed)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_postgres_feed_a_stream_tail_held_by_a_dead_runner_is_applied_by_the_next_owner_at_once() {
+    on(Via::Postgres, 1, |bench| tail_held_by_a_dead_runner(bench, pg_feed)).await;
+}
+
+async fn tail_held_by_a_dead_runner<F: Feed>(bench: Bench, feed: fn(&Bench) -> F) -> Bench {
     let tail = StreamId::new("account-tail").expect("id");
     let other = StreamId::new("account-other").expect("id");
 
@@ -75,7 +115,7 @@ async fn a_stream_tail_held_by_a_dead_runner_is_applied_by_the_next_owner_at_onc
         hanging,
         bench.read_models.clone(),
         bench.store.clone(),
-        bench.feed(),
+        feed(&bench),
         Default::default(),
     )
     .expect("runner");
@@ -87,7 +127,7 @@ async fn a_stream_tail_held_by_a_dead_runner_is_applied_by_the_next_owner_at_onc
     tokio::time::timeout(support::DEADLINE, reached.notified()).await.expect("the first runner holds version 2");
 
     // While it holds it, nothing may say version 2 is applied.
-    let second = bench.runner("tails", bench.feed()).await;
+    let second = bench.runner("tails", feed(&bench)).await;
     let lag = second.lag().await.expect("lag");
     assert_eq!(lag.events, 1, "the held event counts as lag: {lag:?}");
     assert_eq!(bench.read_models.stream_seen("tails", &tail).await.expect("seen"), StreamVersion(1));
@@ -121,9 +161,7 @@ async fn a_stream_tail_held_by_a_dead_runner_is_applied_by_the_next_owner_at_onc
 
     stop_second.cancel();
     second_task.await.expect("joined").expect("clean stop");
-    stop_relay.cancel();
-    relay_task.await.expect("joined").expect("clean stop");
-    bench.delete_stream().await;
+    bench
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,10 +169,16 @@ async fn a_partition_given_back_is_taken_over_from_its_committed_cursor() {
     // Two runners in turn on the same partitions, the first stopped cleanly mid-stream:
     // the second starts where the first committed, neither redelivering what was
     // committed nor waiting for anything.
-    let bench = Bench::new(2).await;
-    let relay = bench.relay(RelayConfig::new("main")).await;
-    let (stop_relay, relay_task) = spawn_relay(&relay);
-    let first = bench.runner("turns", bench.feed()).await;
+    on(Via::JetStream, 2, |bench| given_back(bench, Bench::feed)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_postgres_feed_a_partition_given_back_is_taken_over_from_its_committed_cursor() {
+    on(Via::Postgres, 2, |bench| given_back(bench, pg_feed)).await;
+}
+
+async fn given_back<F: Feed>(bench: Bench, feed: fn(&Bench) -> F) -> Bench {
+    let first = bench.runner("turns", feed(&bench)).await;
     let (stop_first, first_task) = spawn_runner(&first);
     for outcome in support::append_rounds(&bench.store, 6, 2, 3).await {
         first.wait_for_append(&outcome, support::DEADLINE).await.expect("caught up");
@@ -142,7 +186,7 @@ async fn a_partition_given_back_is_taken_over_from_its_committed_cursor() {
     stop_first.cancel();
     first_task.await.expect("joined").expect("clean stop");
 
-    let second = bench.runner("turns", bench.feed()).await;
+    let second = bench.runner("turns", feed(&bench)).await;
     let (stop_second, second_task) = spawn_runner(&second);
     let outcomes = support::append_rounds(&bench.store, 6, 1, 3).await;
     for outcome in &outcomes {
@@ -156,7 +200,5 @@ async fn a_partition_given_back_is_taken_over_from_its_committed_cursor() {
 
     stop_second.cancel();
     second_task.await.expect("joined").expect("clean stop");
-    stop_relay.cancel();
-    relay_task.await.expect("joined").expect("clean stop");
-    bench.delete_stream().await;
+    bench
 }

@@ -1,17 +1,19 @@
 //! Two runner instances split the partitions through advisory locks; when one dies the
-//! other takes its partitions over, and the read model still equals a replay.
+//! other takes its partitions over, and the read model still equals a replay. On the
+//! JetStream feed (with a relay) and on the PostgreSQL feed (no relay).
 
 mod support;
 
 use tidemark_nats::RelayConfig;
-use tidemark_projections_postgres::Coordination;
+use tidemark_projections::Feed;
+use tidemark_projections_postgres::{Coordination, PgLogFeed};
 use tokio_util::sync::CancellationToken;
 
 use support::nats::{spawn_relay, Bench, PgRunner};
 use support::{append_rounds, read_log, replay, tallies, wait_until};
 
-fn spawn_shared(
-    runner: &PgRunner,
+fn spawn_shared<F: Feed>(
+    runner: &PgRunner<F>,
     coordination: &Coordination,
 ) -> (CancellationToken, tokio::task::JoinHandle<tidemark_projections::Result<()>>) {
     let shutdown = CancellationToken::new();
@@ -24,9 +26,23 @@ async fn two_runners_split_partitions_and_one_takes_over_when_the_other_dies() {
     let bench = Bench::new(4).await;
     let relay = bench.relay(RelayConfig::new("main")).await;
     let (stop_relay, relay_task) = spawn_relay(&relay);
+    split_and_take_over(&bench, Bench::feed).await;
+    stop_relay.cancel();
+    relay_task.await.expect("joined").expect("clean stop");
+    bench.delete_stream().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_postgres_feed_two_runners_split_partitions_and_one_takes_over_when_the_other_dies() {
+    let bench = Bench::new(4).await;
+    let feed = |bench: &Bench| PgLogFeed::new(bench.store.clone(), 4).expect("feed");
+    split_and_take_over(&bench, feed).await;
+}
+
+async fn split_and_take_over<F: Feed>(bench: &Bench, feed: impl Fn(&Bench) -> F) {
     let coordination = Coordination::postgres(bench.store.pool().clone(), bench.schema.name());
-    let first = bench.runner("split", bench.feed()).await;
-    let second = bench.runner("split", bench.feed()).await;
+    let first = bench.runner("split", feed(bench)).await;
+    let second = bench.runner("split", feed(bench)).await;
     let (_, first_task) = spawn_shared(&first, &coordination);
     let (stop_second, second_task) = spawn_shared(&second, &coordination);
 
@@ -63,7 +79,4 @@ async fn two_runners_split_partitions_and_one_takes_over_when_the_other_dies() {
 
     stop_second.cancel();
     second_task.await.expect("joined").expect("clean stop");
-    stop_relay.cancel();
-    relay_task.await.expect("joined").expect("clean stop");
-    bench.delete_stream().await;
 }

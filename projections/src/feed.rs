@@ -1,7 +1,9 @@
 //! Where a runner's events come from: a subscription per projection partition, opened
 //! right after the cursor the read model recorded with its last committed batch.
 //! Implemented by [`JetStreamFeed`](crate::JetStreamFeed) and
-//! [`InProcessBus`](crate::InProcessBus); the runner's code path is the same for both.
+//! [`InProcessBus`](crate::InProcessBus), and by `PgLogFeed` of
+//! `tidemark-projections-postgres`, which reads the store's log directly; the runner's
+//! code path is the same for all three.
 
 use std::future::Future;
 
@@ -63,11 +65,20 @@ pub enum Incoming {
 /// An epoch names one incarnation of the feed's log (for JetStream, the stream's creation
 /// time): a cursor of another epoch says nothing about this one, and a subscription given
 /// one starts from the beginning.
+///
+/// For the PostgreSQL feed (`PgLogFeed`), which has no log of its own, the cursor is the
+/// event's log position: the epoch is the id of the transaction that wrote the event and
+/// the sequence its global sequence. One epoch is then one transaction, whose events are
+/// ordered by sequence, so "forward only within an epoch" is exact, and a cursor of a new
+/// epoch is a later transaction (partitions are held by one runner at a time). A cursor
+/// that names no event of the log (another feed's) starts from the beginning.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct FeedCursor {
-    /// The incarnation of the feed's log the sequence belongs to.
+    /// The incarnation of the feed's log the sequence belongs to (for the PostgreSQL feed,
+    /// the transaction id of the event).
     pub epoch: i64,
-    /// The message's sequence in the feed's log (for JetStream, the stream sequence).
+    /// The message's sequence in the feed's log (for JetStream, the stream sequence; for
+    /// the PostgreSQL feed, the event's global sequence).
     pub sequence: u64,
 }
 

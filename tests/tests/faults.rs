@@ -18,7 +18,7 @@ use rand::rngs::StdRng;
 use rand::{Rng as _, SeedableRng as _};
 use tidemark_postgres::PgEventStore;
 use tidemark_testkit::{unique_name, Child, NatsCluster, NatsServer, PgCluster};
-use tidemark_tests::faults::deployment::LedgerRunner;
+use tidemark_tests::faults::deployment::{CheckRunner, FaultFeed};
 use tidemark_tests::faults::node::LoadSummary;
 use tidemark_tests::faults::verify::{self, eventually, stream_messages, StatusWatch};
 use tidemark_tests::faults::{Counts, FaultConfig};
@@ -75,8 +75,9 @@ struct Deployment {
     dir: tempfile::TempDir,
     processes: Vec<Process>,
     store: PgEventStore,
-    checker: LedgerRunner,
-    jetstream: async_nats::jetstream::Context,
+    checker: CheckRunner,
+    /// JetStream, when the runners are fed by it (none on the PostgreSQL feed).
+    jetstream: Option<async_nats::jetstream::Context>,
     seed: u64,
     /// Each writer's pause between appends (the writer's rate).
     load_pause_ms: u64,
@@ -123,6 +124,12 @@ impl Settled {
 
 impl Deployment {
     async fn new(database_url: &str, nats_urls: Vec<String>, replicas: usize, seed: u64) -> Self {
+        Self::on(FaultFeed::JetStream, database_url, nats_urls, replicas, seed).await
+    }
+
+    /// A deployment whose runners are fed by `feed`: on the PostgreSQL feed, no NATS at all
+    /// (add no relays).
+    async fn on(feed: FaultFeed, database_url: &str, nats_urls: Vec<String>, replicas: usize, seed: u64) -> Self {
         let name = unique_name("FAULTS");
         let config = FaultConfig {
             database_url: database_url.to_owned(),
@@ -132,17 +139,23 @@ impl Deployment {
             prefix: format!("f.{}", name.to_lowercase()),
             partitions: 4,
             replicas,
+            feed,
         };
         let store = config.store(8).await.expect("store");
         store.migrate().await.expect("migrate");
         tidemark_projections_postgres::PgReadModels::new(&store).migrate().await.expect("projection migrations");
-        let client = config.nats().await.expect("nats");
-        let relay = config.relay(store.clone(), client.clone()).expect("relay");
-        relay.ensure_stream(&config.stream_settings()).await.expect("stream");
-        let checker = config.runner(store.clone(), client.clone()).expect("runner");
+        let jetstream = match feed {
+            FaultFeed::JetStream => {
+                let client = config.nats().await.expect("nats");
+                let relay = config.relay(store.clone(), client.clone()).expect("relay");
+                relay.ensure_stream(&config.stream_settings()).await.expect("stream");
+                Some(async_nats::jetstream::new(client))
+            }
+            FaultFeed::Postgres => None,
+        };
+        let checker = config.pg_runner(store.clone()).expect("runner");
         checker.set_up().await.expect("set up the ledger");
         let dir = tempfile::Builder::new().prefix("tidemark-faults-").tempdir().expect("temp dir");
-        let jetstream = async_nats::jetstream::new(client);
         let watch_details = Arc::new(Mutex::new(Vec::new()));
         let stop = CancellationToken::new();
         let watch = verify::watch_status(
@@ -208,15 +221,24 @@ impl Deployment {
         }
     }
 
+    /// The messages in JetStream or, on the PostgreSQL feed, the events in the store.
     async fn published(&self) -> u64 {
-        stream_messages(&self.jetstream, &self.config.stream).await.unwrap_or(0)
+        match &self.jetstream {
+            Some(jetstream) => stream_messages(jetstream, &self.config.stream).await.unwrap_or(0),
+            None => {
+                let sql = format!("SELECT count(*) FROM \"{}\".events", self.config.schema);
+                let count: Option<i64> = sqlx::query_scalar(&sql).fetch_one(self.store.pool()).await.ok();
+                count.map_or(0, i64::unsigned_abs)
+            }
+        }
     }
 
-    /// Waits until JetStream holds `more` messages beyond what it held when called.
+    /// Waits until JetStream (or the store, on the PostgreSQL feed) holds `more` messages
+    /// beyond what it held when called.
     async fn progress(&self, more: u64, what: &str) {
         let from = self.published().await;
         let moved = eventually(Duration::from_secs(90), || async { self.published().await >= from + more }).await;
-        assert!(moved, "no progress {what}: JetStream stayed at {} messages (from {from})", self.published().await);
+        assert!(moved, "no progress {what}: the feed stayed at {} messages (from {from})", self.published().await);
     }
 
     /// Stops the writer cleanly, lets everything drain, checks, and stops the rest. While it
@@ -269,12 +291,14 @@ impl Deployment {
             settled.watch = watcher.await.unwrap_or_default();
         }
         self.assert_alive();
-        let published = verify::read_jetstream(&self.jetstream, &self.config.stream).await;
-        verify::check_published(&events, &published, &mut counts);
-        if self.config.replicas > 1 {
-            let copies = verify::read_replicas(&self.jetstream, &self.config.stream, self.config.replicas).await;
-            verify::check_replicas(&events, &copies, &mut counts);
-            eprintln!("read the stream on {} of {} replicas", copies.len(), self.config.replicas);
+        if let Some(jetstream) = &self.jetstream {
+            let published = verify::read_jetstream(jetstream, &self.config.stream).await;
+            verify::check_published(&events, &published, &mut counts);
+            if self.config.replicas > 1 {
+                let copies = verify::read_replicas(jetstream, &self.config.stream, self.config.replicas).await;
+                verify::check_replicas(&events, &copies, &mut counts);
+                eprintln!("read the stream on {} of {} replicas", copies.len(), self.config.replicas);
+            }
         }
         let ledger = verify::ledger(&self.checker).await;
         verify::check_applied(&facts, &ledger, &self.checker, &mut counts).await;
@@ -291,7 +315,9 @@ impl Deployment {
                 child.interrupt().await;
             }
         }
-        let _ = self.jetstream.delete_stream(&self.config.stream).await;
+        if let Some(jetstream) = &self.jetstream {
+            let _ = jetstream.delete_stream(&self.config.stream).await;
+        }
         if !counts.clean() || summary.other_errors > 0 {
             let kept = self.dir.keep();
             eprintln!("the processes' logs are kept in {}", kept.display());
@@ -377,6 +403,58 @@ async fn crash_matrix_kills_relays_runners_and_the_writer_at_random_moments() {
     eprintln!("crash matrix: {rounds} rounds, {total_kills} kills, all clean");
 }
 
+/// The PostgreSQL feed, with no NATS server at all: two runners sharing four partitions
+/// read the store's log themselves and are killed with SIGKILL at random moments (the
+/// writer now and then too) and started again. The checks are the crash matrix's, minus
+/// JetStream: every stored event applied exactly once and in order (read back with plain
+/// SQL), the status never ahead of the ledger, caught up within the bound.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_postgres_feed_runners_killed_many_times_a_minute_apply_every_event_once() {
+    let rounds = env_u64("TIDEMARK_FAULT_ROUNDS", 1);
+    let kills = env_u64("TIDEMARK_FAULT_KILLS", 16);
+    let base = base_seed();
+    let pg = PgCluster::start().await;
+    for round in 0..rounds {
+        let seed = base.wrapping_add(round);
+        eprintln!(
+            "postgres feed round {round}: seed {seed} (replay: TIDEMARK_FAULT_SEED={seed} TIDEMARK_FAULT_ROUNDS=1)"
+        );
+        let mut rng = StdRng::seed_from_u64(seed);
+        let mut deployment = Deployment::on(FaultFeed::Postgres, &pg.url(), Vec::new(), 1, seed).await;
+        deployment.load_pause_ms = 20;
+        deployment.add(Role::Runner, 2);
+        deployment.add(Role::Load, 1);
+        deployment.progress(100, "before the first kill").await;
+        let mut victims = Vec::new();
+        let started = tokio::time::Instant::now();
+        for _ in 0..kills {
+            let victim = pick_victim(&mut rng, &deployment);
+            tokio::time::sleep(random_pause(&mut rng, 300..1500)).await;
+            deployment.assert_alive();
+            deployment.kill(victim);
+            tokio::time::sleep(random_pause(&mut rng, 0..700)).await;
+            deployment.spawn(victim);
+            victims.push(deployment.processes[victim].name.clone());
+        }
+        let per_minute = victims.len() as f64 * 60.0 / started.elapsed().as_secs_f64();
+        deployment.progress(50, "after the last restart").await;
+        let logs = deployment.logs().to_owned();
+        let (counts, load, settled) = deployment.finish().await;
+        let runner_kills = victims.iter().filter(|v| v.starts_with("runner")).count();
+        let extra = format!(
+            "kills={} runner_kills={runner_kills} per_minute={per_minute:.0} {}",
+            victims.join(","),
+            settled.describe()
+        );
+        report("postgres-feed", seed, &counts, &extra);
+        assert!(runner_kills > 0, "no runner was killed: {victims:?}");
+        assert!(load.other_errors == 0, "the writer saw non-retryable errors: {load:?}");
+        assert!(counts.events > 0 && counts.poison_streams == 1, "{counts:?}");
+        assert!(counts.clean(), "seed {seed}: {counts:?} (logs in {})", logs.display());
+        settled.assert_bounded();
+    }
+}
+
 /// A JetStream cluster of three nodes and a stream with three replicas: a follower is killed
 /// and restarted, then the stream's leader, then all of NATS goes away for 10 s.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -437,8 +515,9 @@ async fn jetstream_cluster(whole_outage: bool) {
 /// The server name of the stream's leader, as an index into the cluster.
 async fn stream_leader(deployment: &Deployment, cluster: &NatsCluster) -> usize {
     let until = tokio::time::Instant::now() + Duration::from_secs(30);
+    let jetstream = deployment.jetstream.as_ref().expect("a deployment on JetStream");
     loop {
-        if let Ok(mut stream) = deployment.jetstream.get_stream(&deployment.config.stream).await {
+        if let Ok(mut stream) = jetstream.get_stream(&deployment.config.stream).await {
             let leader = stream.info().await.ok().and_then(|info| info.cluster.clone()).and_then(|c| c.leader);
             if let Some(index) = leader.and_then(|name| cluster.index_of(&name)) {
                 return index;

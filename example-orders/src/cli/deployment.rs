@@ -6,7 +6,7 @@
 use clap::Args;
 
 use super::nats::NatsArgs;
-use crate::runtime::PgOptions;
+use crate::runtime::{FeedChoice, PgOptions};
 use crate::secret::SecretUrl;
 
 /// Where the PostgreSQL + JetStream deployment lives. Setting DATABASE_URL selects it.
@@ -39,6 +39,11 @@ pub struct DeploymentArgs {
     /// e.g. 127.0.0.1:9101 (`serve` answers them on its own address).
     #[arg(long, env = "ORDERS_HEALTH_ADDR", global = true)]
     pub health_addr: Option<std::net::SocketAddr>,
+    /// Where the consumers read events from: `jetstream` (a relay publishes the log to
+    /// JetStream) or `postgres` (each consumer reads the store's log itself: no relay, no
+    /// NATS).
+    #[arg(long, env = "ORDERS_FEED", global = true, value_enum, default_value_t = FeedChoice::Jetstream)]
+    pub feed: FeedChoice,
     /// Partitions of subjects and consumers; choose once per deployment.
     #[arg(long, env = "ORDERS_PARTITIONS", global = true, default_value_t = PgOptions::PARTITIONS)]
     pub partitions: u32,
@@ -52,7 +57,8 @@ impl DeploymentArgs {
             .schema(&self.schema)
             .nats(self.nats.connect_options())
             .stream(&self.jetstream_stream, &self.subject_prefix)
-            .partitions(self.partitions);
+            .partitions(self.partitions)
+            .feed(self.feed);
         Some(match &self.summary_bucket {
             Some(bucket) => options.with_summary_bucket(bucket),
             None => options,

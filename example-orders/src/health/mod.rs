@@ -56,9 +56,15 @@ impl Readiness {
         Self { checks: Arc::new(checks), last: Arc::default() }
     }
 
-    /// The checks of a process on PostgreSQL (`pool`) and NATS (`client`), plus `more`.
-    pub fn deployment(pool: sqlx::PgPool, client: async_nats::Client, more: impl IntoIterator<Item = Check>) -> Self {
-        let mut checks = vec![Check::Postgres(pool), Check::Nats(client)];
+    /// The checks of a process on PostgreSQL (`pool`) and NATS (`client`, none on the
+    /// PostgreSQL feed), plus `more`.
+    pub fn deployment(
+        pool: sqlx::PgPool,
+        client: Option<async_nats::Client>,
+        more: impl IntoIterator<Item = Check>,
+    ) -> Self {
+        let mut checks = vec![Check::Postgres(pool)];
+        checks.extend(client.map(Check::Nats));
         checks.extend(more);
         Self::new(checks)
     }

@@ -64,6 +64,10 @@ pub enum StartError {
     /// could not be built.
     #[error(transparent)]
     Kv(#[from] tidemark_nats::KvError),
+    /// A relay was asked for on the PostgreSQL feed, whose consumers read the store's log
+    /// themselves.
+    #[error("the PostgreSQL feed (--feed postgres) needs no relay: the consumers read the store's log themselves")]
+    NoRelay,
     /// `projections run --only` names no consumer it runs.
     #[error("no consumer named {name:?} runs in `projections run`; choose one of {choices}")]
     UnknownConsumer {

@@ -6,7 +6,9 @@
 //!   log, `MemoryReadModels`, every partition in this process.
 //! - [`PgDeployment`]: `PgEventStore`, a `NatsRelay` publishing the log to JetStream, a
 //!   `JetStreamFeed`, `PgReadModels`, partitions shared between processes through
-//!   PostgreSQL advisory locks (`run_shared` with `Coordination::postgres`).
+//!   PostgreSQL advisory locks (`run_shared` with `Coordination::postgres`). With
+//!   [`FeedChoice::Postgres`], a `PgLogFeed` reading the store's log instead: no relay and
+//!   no NATS.
 //!
 //! Which consumers a process runs is its [`Role`]: all of them (`orders`, `orders serve`, in
 //! either mode), the notifier only (`serve --front`: it pushes to this process's
@@ -17,6 +19,7 @@
 mod backend;
 mod embedded;
 mod error;
+mod feed;
 mod postgres;
 mod runners;
 mod summaries;
@@ -25,6 +28,7 @@ mod tasks;
 pub use backend::{Backend, Background, ConsumerStatuses, Running, LAG_SAMPLE_EVERY};
 pub use embedded::{embedded_backend, start_embedded, EmbeddedOptions};
 pub use error::StartError;
+pub use feed::{FeedChoice, OrdersFeed, OrdersSubscription};
 pub use postgres::{start_postgres, PgDeployment, PgOptions, PgOrdersFeed, PgOrdersStore, PgServe};
 pub use runners::{Handlers, Role, RunMode, Runners, BACK_CONSUMERS};
 pub use summaries::SummaryRunner;

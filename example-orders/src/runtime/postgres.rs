@@ -1,6 +1,7 @@
-//! The PostgreSQL + JetStream deployment: a `PgEventStore` in its own schema, a
-//! `NatsRelay` publishing its log to a JetStream stream, a `JetStreamFeed` and
-//! `PgReadModels`, with runners sharing partitions through PostgreSQL advisory locks.
+//! The PostgreSQL deployment: a `PgEventStore` in its own schema, `PgReadModels`, runners
+//! sharing partitions through PostgreSQL advisory locks, and their feed: a `NatsRelay`
+//! publishing the log to a JetStream stream read by a `JetStreamFeed` (the default), or,
+//! with [`FeedChoice::Postgres`], a `PgLogFeed` reading the log itself (no relay, no NATS).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -11,9 +12,10 @@ use tidemark_nats::JetStreamFeed;
 use tidemark_nats::{MessageKey, NatsConnect, NatsRelay, RelayConfig, RelayMonitor, StreamSettings, SubjectScheme};
 use tidemark_postgres::{ForgetReport, PgEventStore, PgPersonalKeys, PgStoreConfig};
 use tidemark_projections::{Projection, ProjectionRunner, RebuildOptions, RevealingFeed, RunnerConfig};
-use tidemark_projections_postgres::{Coordination, PgReadModels};
+use tidemark_projections_postgres::{Coordination, PgLogFeed, PgReadModels};
 
 use super::backend::{Backend, Running};
+use super::feed::{FeedChoice, OrdersFeed};
 use super::runners::{Role, RunMode};
 use super::tasks::Tasks;
 use super::StartError;
@@ -61,6 +63,9 @@ pub struct PgOptions {
     /// The JetStream KV bucket the order summaries are published to (default: none set,
     /// `<stream>_SUMMARY`, so `ORDERS_SUMMARY`; see [`summary_bucket`](Self::summary_bucket)).
     pub summary_bucket: Option<String>,
+    /// Where the consumers read events from (default JetStream). With
+    /// [`FeedChoice::Postgres`] no relay runs and no NATS connection is made.
+    pub feed: FeedChoice,
 }
 
 impl PgOptions {
@@ -78,6 +83,7 @@ impl PgOptions {
             read_model_connections: 16,
             acquire_timeout: Duration::from_secs(3),
             summary_bucket: None,
+            feed: FeedChoice::default(),
         }
     }
 
@@ -134,6 +140,12 @@ impl PgOptions {
         self
     }
 
+    /// Sets where the consumers read events from.
+    pub fn feed(mut self, feed: FeedChoice) -> Self {
+        self.feed = feed;
+        self
+    }
+
     /// Sets the number of partitions.
     pub fn partitions(mut self, partitions: u32) -> Self {
         self.partitions = partitions;
@@ -169,6 +181,7 @@ impl std::fmt::Debug for PgOptions {
             .field("read_model_connections", &self.read_model_connections)
             .field("acquire_timeout", &self.acquire_timeout)
             .field("summary_bucket", &self.summary_bucket)
+            .field("feed", &self.feed)
             .finish()
     }
 }
@@ -177,9 +190,9 @@ impl std::fmt::Debug for PgOptions {
 /// fields of events ([`personal_data`]) sealed on append, revealed on read.
 pub type PgOrdersStore = ShreddingStore<PgEventStore, PgPersonalKeys>;
 
-/// The consumers' feed on PostgreSQL: the relay's JetStream stream, whose sealed personal
-/// fields are revealed before the runners apply them.
-pub type PgOrdersFeed = RevealingFeed<JetStreamFeed, PgPersonalKeys>;
+/// The consumers' feed on PostgreSQL (the relay's JetStream stream or the store's log),
+/// whose sealed personal fields are revealed before the runners apply them.
+pub type PgOrdersFeed = RevealingFeed<OrdersFeed, PgPersonalKeys>;
 
 /// A connected deployment.
 #[derive(Debug, Clone)]
@@ -191,8 +204,8 @@ pub struct PgDeployment {
     pub keys: PgPersonalKeys,
     /// The read models, in the store's schema, on a pool of their own.
     pub read_models: PgReadModels,
-    /// The NATS client.
-    pub client: async_nats::Client,
+    /// The NATS client; none on the PostgreSQL feed.
+    pub client: Option<async_nats::Client>,
     /// The subjects the relay publishes to and the consumers read.
     pub scheme: SubjectScheme,
     /// The options it was connected with.
@@ -201,22 +214,30 @@ pub struct PgDeployment {
 
 impl PgDeployment {
     /// Connects to PostgreSQL and NATS; fails when either is unreachable, or NATS refuses
-    /// the credentials or the TLS handshake.
+    /// the credentials or the TLS handshake. On the PostgreSQL feed, to PostgreSQL only.
     pub async fn connect(options: PgOptions) -> Result<Self, StartError> {
+        if !options.feed.needs_nats() {
+            tracing::info!(database = %options.database_url_redacted(), "connecting (PostgreSQL feed, no NATS)");
+            return Self::with_client(options, None).await;
+        }
         tracing::info!(database = %options.database_url_redacted(), nats = %options.nats, "connecting");
         let client = options.nats.connect().await?;
-        Self::with_client(options, client).await
+        Self::with_client(options, Some(client)).await
     }
 
     /// Connects to PostgreSQL, and to NATS in the background (the ops commands, which
-    /// read PostgreSQL only, work while NATS is down).
+    /// read PostgreSQL only, work while NATS is down). On the PostgreSQL feed, to
+    /// PostgreSQL only.
     pub async fn connect_lazily(options: PgOptions) -> Result<Self, StartError> {
+        if !options.feed.needs_nats() {
+            return Self::connect(options).await;
+        }
         tracing::info!(database = %options.database_url_redacted(), nats = %options.nats, "connecting");
         let client = options.nats.clone().retry_on_initial_connect(true).connect().await?;
-        Self::with_client(options, client).await
+        Self::with_client(options, Some(client)).await
     }
 
-    async fn with_client(options: PgOptions, client: async_nats::Client) -> Result<Self, StartError> {
+    async fn with_client(options: PgOptions, client: Option<async_nats::Client>) -> Result<Self, StartError> {
         let connect = |connections| options.pool(connections).connect(&options.database_url);
         let (store_pool, read_pool) =
             tokio::try_join!(connect(options.store_connections), connect(options.read_model_connections))
@@ -233,13 +254,15 @@ impl PgDeployment {
     }
 
     /// Applies the store's and the read models' migrations and creates (or updates) the
-    /// JetStream stream, and creates the order summaries' KV bucket when it does not exist.
+    /// JetStream stream and the order summaries' KV bucket (not on the PostgreSQL feed).
     pub async fn migrate(&self) -> Result<(), StartError> {
         self.store.migrate().await?;
         self.read_models.migrate().await?;
-        self.relay()?.ensure_stream(&self.stream_settings()).await?;
-        let jetstream = async_nats::jetstream::new(self.client.clone());
-        tidemark_nats::ensure_kv_bucket(&jetstream, &self.options.summary_bucket()).await?;
+        if let Some(client) = &self.client {
+            self.relay()?.ensure_stream(&self.stream_settings()).await?;
+            let jetstream = async_nats::jetstream::new(client.clone());
+            tidemark_nats::ensure_kv_bucket(&jetstream, &self.options.summary_bucket()).await?;
+        }
         Ok(())
     }
 
@@ -261,10 +284,11 @@ impl PgDeployment {
         StreamSettings::new(&self.options.stream)
     }
 
-    /// The relay.
+    /// The relay; fails on the PostgreSQL feed, which needs none.
     pub fn relay(&self) -> Result<NatsRelay, StartError> {
+        let Some(client) = self.client.clone() else { return Err(StartError::NoRelay) };
         let config = RelayConfig::new(&self.options.relay_name).subjects(self.scheme.clone());
-        Ok(NatsRelay::new(self.store.clone(), self.client.clone(), config)?)
+        Ok(NatsRelay::new(self.store.clone(), client, config)?)
     }
 
     /// Creates or updates the stream, then runs the relay in `tasks`; returns a handle
@@ -286,17 +310,29 @@ impl PgDeployment {
         });
     }
 
-    /// The backend: the store, read models next to it, the relay's stream as the feed
-    /// (which takes in the events signed with the store's key without checking them
-    /// against the store), partitions shared by every process using this schema.
+    /// The backend: the store, read models next to it, the feed (the relay's stream,
+    /// which takes in the events signed with the store's key without checking them against
+    /// the store; or the store's log itself), partitions shared by every process using
+    /// this schema.
     pub async fn backend(&self) -> Result<Backend<PgOrdersStore, PgReadModels, PgOrdersFeed>, StartError> {
-        let key = MessageKey::load(&self.store).await?;
-        let jetstream = async_nats::jetstream::new(self.client.clone());
-        let feed = JetStreamFeed::new(jetstream, &self.options.stream, self.scheme.clone()).with_message_key(key);
-        let feed = RevealingFeed::new(feed, self.keys.personal_data().clone(), self.keys.clone());
+        let feed = RevealingFeed::new(self.sealed_feed().await?, self.keys.personal_data().clone(), self.keys.clone());
         let coordination = Coordination::postgres(self.store.pool().clone(), &self.options.schema);
         let read_models = self.read_models.clone();
         Ok(Backend { store: self.orders_store(), read_models, feed, mode: RunMode::Shared(coordination) })
+    }
+
+    /// The feed as stored: personal fields still sealed (the order summaries' KV
+    /// projection reads it, so the bucket never holds a personal value in plain text).
+    pub async fn sealed_feed(&self) -> Result<OrdersFeed, StartError> {
+        Ok(match &self.client {
+            Some(client) => {
+                let key = MessageKey::load(&self.store).await?;
+                let jetstream = async_nats::jetstream::new(client.clone());
+                let feed = JetStreamFeed::new(jetstream, &self.options.stream, self.scheme.clone());
+                OrdersFeed::JetStream(Box::new(feed.with_message_key(key)))
+            }
+            None => OrdersFeed::Postgres(PgLogFeed::new(self.store.clone(), self.options.partitions)?),
+        })
     }
 
     /// The store as the app uses it: personal fields sealed on append, revealed on read.
@@ -335,9 +371,10 @@ pub struct PgServe {
     pub keys: TokenKeys,
     /// Whether to import the v1 fixture at start; idempotent (default true).
     pub import_fixture: bool,
-    /// Whether the relay and every consumer run in this process too (default true, as in
-    /// `orders` and `orders serve`). Otherwise only the notifier does (`serve --front`), and
-    /// `orders relay` and `orders projections run` run elsewhere.
+    /// Whether the relay (on the JetStream feed) and every consumer run in this process
+    /// too (default true, as in `orders` and `orders serve`). Otherwise only the notifier
+    /// does (`serve --front`), and `orders relay` and `orders projections run` run
+    /// elsewhere.
     pub all: bool,
 }
 
@@ -361,7 +398,7 @@ pub async fn start_postgres(
     }
     let mut tasks = Tasks::default();
     deployment.spawn_pool_gauges(&mut tasks);
-    if options.all {
+    if options.all && deployment.client.is_some() {
         deployment.spawn_relay(&mut tasks).await?;
     }
     let role = if options.all { Role::All } else { Role::Front };

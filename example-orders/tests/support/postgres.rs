@@ -40,7 +40,7 @@ impl Deployed {
     /// summary bucket.
     pub(crate) async fn stop(self) {
         self.running.join().await.expect("every background task ran until shutdown");
-        let jetstream = async_nats::jetstream::new(self.deployment.client.clone());
+        let jetstream = async_nats::jetstream::new(self.deployment.client.clone().expect("NATS"));
         jetstream.delete_stream(&self.deployment.options.stream).await.expect("delete the stream");
         let bucket = self.deployment.options.summary_bucket();
         jetstream.delete_key_value(&bucket).await.expect("delete the summary bucket");

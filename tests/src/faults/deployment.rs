@@ -9,12 +9,35 @@ use tidemark_nats::JetStreamFeed;
 use tidemark_nats::{NatsRelay, RelayConfig, StreamSettings, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{PoisonPolicy, ProjectionRunner, RunnerConfig};
-use tidemark_projections_postgres::PgReadModels;
+use tidemark_projections_postgres::{PgLogFeed, PgReadModels};
 
 use super::ledger::LedgerProjection;
 
-/// The runner type of the harness.
-pub type LedgerRunner = ProjectionRunner<LedgerProjection, PgReadModels, PgEventStore, JetStreamFeed>;
+/// The runner type of the harness, on the JetStream feed unless told otherwise.
+pub type LedgerRunner<F = JetStreamFeed> = ProjectionRunner<LedgerProjection, PgReadModels, PgEventStore, F>;
+
+/// The runner the checks measure and read the ledger through: it never runs, so its feed
+/// (the PostgreSQL one, which needs no NATS) only gives the partitioning.
+pub type CheckRunner = LedgerRunner<PgLogFeed>;
+
+/// Where the deployment's runners take their events from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultFeed {
+    /// JetStream, filled by the relays.
+    JetStream,
+    /// The store's log, read directly: no relay, no NATS.
+    Postgres,
+}
+
+impl FaultFeed {
+    /// The value of `FAULT_FEED`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::JetStream => "jetstream",
+            Self::Postgres => "postgres",
+        }
+    }
+}
 
 /// Errors building a piece of the deployment.
 #[derive(Debug, thiserror::Error)]
@@ -51,10 +74,12 @@ pub struct FaultConfig {
     pub partitions: u32,
     /// JetStream replicas of the stream.
     pub replicas: usize,
+    /// The runners' feed.
+    pub feed: FaultFeed,
 }
 
 impl FaultConfig {
-    const VARS: [&'static str; 7] = [
+    const VARS: [&'static str; 8] = [
         "FAULT_DATABASE_URL",
         "FAULT_SCHEMA",
         "FAULT_NATS_URLS",
@@ -62,6 +87,7 @@ impl FaultConfig {
         "FAULT_PREFIX",
         "FAULT_PARTITIONS",
         "FAULT_REPLICAS",
+        "FAULT_FEED",
     ];
 
     /// The variables to set on a process of this deployment.
@@ -74,6 +100,7 @@ impl FaultConfig {
             self.prefix.clone(),
             self.partitions.to_string(),
             self.replicas.to_string(),
+            self.feed.name().to_owned(),
         ];
         Self::VARS.into_iter().zip(values).collect()
     }
@@ -98,6 +125,11 @@ impl FaultConfig {
                 .map_err(|e| DeploymentError::Config(format!("FAULT_PARTITIONS: {e}")))?,
             replicas: usize::try_from(number("FAULT_REPLICAS")?)
                 .map_err(|e| DeploymentError::Config(format!("FAULT_REPLICAS: {e}")))?,
+            feed: match var("FAULT_FEED")?.as_str() {
+                "jetstream" => FaultFeed::JetStream,
+                "postgres" => FaultFeed::Postgres,
+                other => return Err(DeploymentError::Config(format!("FAULT_FEED: {other} is not jetstream|postgres"))),
+            },
         })
     }
 
@@ -165,15 +197,34 @@ impl FaultConfig {
         NatsRelay::new(store, client, config).map_err(|e| DeploymentError::Config(e.to_string()))
     }
 
-    /// The ledger's runner: park poison after three attempts; lag measured every second.
+    /// The ledger's runner on JetStream: park poison after three attempts; lag measured
+    /// every second.
     ///
     /// # Errors
     ///
     /// [`DeploymentError`] when the projection or the runner refuses its configuration.
     pub fn runner(&self, store: PgEventStore, client: async_nats::Client) -> Result<LedgerRunner, DeploymentError> {
-        let read_models = PgReadModels::new(&store);
         let jetstream = async_nats::jetstream::new(client);
         let feed = JetStreamFeed::new(jetstream, self.stream.clone(), self.scheme()?);
+        self.runner_on(store, feed)
+    }
+
+    /// The ledger's runner on the PostgreSQL feed, otherwise like [`runner`](Self::runner).
+    ///
+    /// # Errors
+    ///
+    /// [`DeploymentError`] when the projection or the runner refuses its configuration.
+    pub fn pg_runner(&self, store: PgEventStore) -> Result<CheckRunner, DeploymentError> {
+        let feed = PgLogFeed::new(store.clone(), self.partitions)?;
+        self.runner_on(store, feed)
+    }
+
+    fn runner_on<F: tidemark_projections::Feed>(
+        &self,
+        store: PgEventStore,
+        feed: F,
+    ) -> Result<LedgerRunner<F>, DeploymentError> {
+        let read_models = PgReadModels::new(&store);
         let config = RunnerConfig::default()
             .backoff(Duration::from_millis(20), Duration::from_millis(500))
             .rebalance_interval(Duration::from_millis(200))

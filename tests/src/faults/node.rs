@@ -2,7 +2,8 @@
 //! SIGKILL (a crash, which is the point); none needs anything but its environment.
 //!
 //! - `relay`: publishes the log to JetStream (several may run: one leads);
-//! - `runner`: runs the ledger projection on the partitions it wins;
+//! - `runner`: runs the ledger projection on the partitions it wins, fed by JetStream or,
+//!   with `FAULT_FEED=postgres`, by the store's log (no NATS);
 //! - `load`: appends credits to many streams from concurrent writers (a tenth of the appends
 //!   to new streams that get nothing more), plus a few injected poison events; on a clean stop
 //!   it writes a summary to `FAULT_LOAD_SUMMARY`.
@@ -20,7 +21,7 @@ use tidemark_projections_postgres::Coordination;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
-use super::deployment::{DeploymentError, FaultConfig};
+use super::deployment::{DeploymentError, FaultConfig, FaultFeed};
 use super::ledger::{credits, poison};
 
 /// What a load generator did, written when it stops cleanly.
@@ -122,10 +123,15 @@ async fn runner() -> Result<(), DeploymentError> {
     let Some(store) = until_ok("connecting to PostgreSQL", &shutdown, || config.store(8)).await else {
         return Ok(());
     };
-    let client = config.nats().await?;
-    let runner = config.runner(store.clone(), client)?;
     let coordination = Coordination::postgres(store.pool().clone(), &config.schema);
-    Ok(runner.run_shared(coordination, shutdown).await?)
+    match config.feed {
+        FaultFeed::JetStream => {
+            let client = config.nats().await?;
+            let runner = config.runner(store.clone(), client)?;
+            Ok(runner.run_shared(coordination, shutdown).await?)
+        }
+        FaultFeed::Postgres => Ok(config.pg_runner(store)?.run_shared(coordination, shutdown).await?),
+    }
 }
 
 /// Load settings: `FAULT_LOAD_SEED`, `FAULT_LOAD_STREAMS` (64), `FAULT_LOAD_WRITERS` (8),

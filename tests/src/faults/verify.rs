@@ -14,7 +14,7 @@ use tidemark_postgres::PgEventStore;
 use tidemark_projections::{DocumentReader, RebuildOptions};
 use tokio::time::Instant;
 
-use super::deployment::LedgerRunner;
+use super::deployment::CheckRunner;
 use super::ledger::{Applied, APPLIED, LEDGER};
 
 /// What the checks found. A run is clean when every count but the totals is zero.
@@ -286,7 +286,7 @@ pub fn stream_facts(events: &[RecordedEvent], counts: &mut Counts) -> BTreeMap<S
 }
 
 /// The ledger read model: stream id → what was applied.
-pub async fn ledger(runner: &LedgerRunner) -> BTreeMap<String, Applied> {
+pub async fn ledger(runner: &CheckRunner) -> BTreeMap<String, Applied> {
     let documents = runner.read_models().documents(LEDGER, APPLIED, "", 10_000_000).await.expect("reading the ledger");
     documents
         .into_iter()
@@ -311,7 +311,7 @@ pub fn caught_up(facts: &BTreeMap<String, StreamFacts>, ledger: &BTreeMap<String
 pub async fn check_applied(
     facts: &BTreeMap<String, StreamFacts>,
     ledger: &BTreeMap<String, Applied>,
-    runner: &LedgerRunner,
+    runner: &CheckRunner,
     counts: &mut Counts,
 ) {
     for (stream, fact) in facts {
@@ -356,7 +356,7 @@ pub async fn check_applied(
 
 /// Rebuilds the ledger from the store next to the live one, swaps it in, and counts the
 /// streams whose records differ from what the live model held.
-pub async fn check_rebuild(runner: &LedgerRunner, live: &BTreeMap<String, Applied>, counts: &mut Counts) {
+pub async fn check_rebuild(runner: &CheckRunner, live: &BTreeMap<String, Applied>, counts: &mut Counts) {
     runner.rebuild(RebuildOptions::default(), &mut |_| {}).await.expect("rebuilding the ledger");
     let rebuilt = ledger(runner).await;
     let keys: BTreeSet<&String> = live.keys().chain(rebuilt.keys()).collect();
@@ -381,7 +381,7 @@ pub struct StatusWatch {
 /// overclaim if any stream (before its poison event) is behind. The projection only moves
 /// forward, so a ledger read after the measurement can only hold more.
 pub async fn watch_status(
-    checker: LedgerRunner,
+    checker: CheckRunner,
     store: PgEventStore,
     schema: String,
     stop: tokio_util::sync::CancellationToken,
@@ -443,7 +443,7 @@ pub async fn behind_at(
 
 /// Runs `projections audit --json` on the ledger (as an operator would, through the ops
 /// commands) and returns its report.
-pub async fn audit(store: &PgEventStore, checker: &LedgerRunner) -> serde_json::Value {
+pub async fn audit(store: &PgEventStore, checker: &CheckRunner) -> serde_json::Value {
     use tidemark_projections::{Ops, OpsCommand, Output, ProjectionsCommand};
     let ops = Ops::new(store.clone()).projection(checker.clone()).non_interactive();
     let command = OpsCommand::Projections(ProjectionsCommand::Audit {
