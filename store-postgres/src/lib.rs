@@ -26,6 +26,8 @@ mod row;
 mod sql;
 mod store;
 mod tail;
+mod tenant;
+mod tenant_sql;
 mod wake;
 
 /// The PostgreSQL driver whose types (`PgPool`, `PgConnectOptions`) this crate's API uses.
@@ -39,3 +41,4 @@ pub use metrics::{describe_metrics, APPENDED_EVENTS_TOTAL, APPENDS_TOTAL, APPEND
 pub use migrations::{migrate_set, pending_in_set, MigrationSet, RELAY_MIGRATIONS, STORE_MIGRATIONS};
 pub use store::{migrate, PgEventStore};
 pub use tail::{LogTail, LogWatch};
+pub use tenant::{validate_tenant, PgTenantStore, MAX_TENANT_BYTES};
