@@ -8,7 +8,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tidemark::{CommandError, CommandHandler, CommandOptions, Error, EventCodec, EventStore, LogPosition, StreamId};
+use tidemark::{
+    Aggregate, CommandError, CommandHandler, CommandOptions, Error, EventCodec, EventStore, LogPosition, StreamId,
+};
 use tidemark_examples::account::{Account, AccountCommand, AccountError};
 use tidemark_examples::{database_url, drop_schemas, unique, BoxError};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
