@@ -19,7 +19,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::{connect_async, MaybeTlsStream, WebSocketStream};
 
-use support::{call, order_body, outcome, place, start, token, DEADLINE};
+use support::{call, outcome, place, start, token, DEADLINE};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
