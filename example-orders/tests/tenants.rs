@@ -195,3 +195,57 @@ async fn notices_never_cross_tenants() {
     }
     app.stop().await;
 }
+
+/// Polls until the stream has at least `count` events; returns them.
+async fn events_of(app: &support::App, stream: &tidemark::StreamId, count: usize) -> Vec<tidemark::RecordedEvent> {
+    let store = app.app.orders().store().clone();
+    let found = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = found.clone();
+    support::wait_until(&format!("{count} events on {stream}"), || {
+        let (store, seen) = (store.clone(), seen.clone());
+        let stream = stream.clone();
+        async move {
+            let events = store.read_stream(&stream, StreamVersion(1), 100).await.expect("read");
+            let enough = events.len() >= count;
+            *seen.lock().expect("lock") = events;
+            enough
+        }
+    })
+    .await;
+    let events = found.lock().expect("lock").clone();
+    events
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_process_manager_keeps_the_tenant_through_fulfilment_and_shipping() {
+    let (app, router) = start(AppConfig::default()).await;
+    let (ada, admin) = (tenant_token("acme", "ada", false), tenant_token("acme", "boss", true));
+    let globex_admin = tenant_token("globex", "boss", true);
+    let (order_id, _) = place(&router, &ada, "tea").await;
+    for (step, body) in [("confirm", json!({})), ("pay", json!({ "payment_id": "p1", "amount_minor": 900 }))] {
+        let reply =
+            call(&router, Method::POST, &format!("/orders/{order_id}/{step}"), Some(&ada), &[], Some(body)).await;
+        assert_eq!(reply.status, StatusCode::ACCEPTED, "{step}: {reply:?}");
+        let record = outcome(&router, &ada, reply.body["status_url"].as_str().expect("url")).await;
+        assert_eq!(record["status"], "succeeded", "{step}: {record}");
+    }
+    let id: uuid::Uuid = order_id.parse().expect("uuid");
+    // The process manager's fulfilment belongs to the order's tenant.
+    let fulfilment = events_of(&app, &example_orders::domain::fulfilment_stream(id), 1).await;
+    assert_eq!(fulfilment[0].metadata.tenant.as_deref(), Some("acme"), "{:?}", fulfilment[0].metadata);
+
+    let path = format!("/fulfilments/{order_id}/dispatch");
+    let body = json!({ "tracking": "T-1" });
+    let theirs = call(&router, Method::POST, &path, Some(&globex_admin), &[], Some(body.clone())).await;
+    assert_eq!(theirs.status, StatusCode::NOT_FOUND, "another tenant's admin: {theirs:?}");
+    let dispatch = call(&router, Method::POST, &path, Some(&admin), &[], Some(body)).await;
+    assert_eq!(dispatch.status, StatusCode::ACCEPTED, "{dispatch:?}");
+    let record = outcome(&router, &admin, dispatch.body["status_url"].as_str().expect("url")).await;
+    assert_eq!(record["status"], "succeeded", "{record}");
+
+    // The process manager then ships the order, in its tenant.
+    let order = events_of(&app, &order_stream(id), 4).await;
+    assert_eq!(order.last().map(|e| e.event_type.as_str()), Some("OrderShipped"), "{order:?}");
+    assert!(order.iter().all(|e| e.metadata.tenant.as_deref() == Some("acme")), "one tenant per stream");
+    app.stop().await;
+}
