@@ -281,3 +281,37 @@ async fn row_level_security_limits_a_restricted_role_to_its_tenant() {
     assert_eq!(support::log_of(&owner, 4).await.len(), 4);
     drop_role(&schema, &role).await;
 }
+
+#[tokio::test]
+async fn a_tenants_log_is_read_through_its_index() {
+    let schema = TestSchema::new().await;
+    let store = with_config(&schema, false).await;
+    // Many events of one tenant, a few of another, analysed.
+    let seed = format!(
+        "INSERT INTO \"{0}\".events (event_id, stream_id, stream_version, event_type, schema_version, payload, metadata) \
+         SELECT gen_random_uuid(), 'seed-' || i, 1, 'Ticked', 1, '{{}}', \
+           jsonb_build_object('tenant', CASE WHEN i % 1000 = 0 THEN 'acme' ELSE 'globex' END) \
+         FROM generate_series(1, 50000) AS i",
+        schema.name()
+    );
+    sqlx::query(&seed).execute(schema.pool()).await.expect("seed");
+    sqlx::query(&format!("ANALYZE \"{}\".events", schema.name())).execute(schema.pool()).await.expect("analyze");
+    let scans = || async {
+        let sql = "SELECT coalesce(idx_scan, 0) FROM pg_stat_user_indexes \
+                   WHERE schemaname = $1 AND indexrelname = 'events_tenant_log_idx'";
+        let n: i64 = sqlx::query_scalar(sql).bind(schema.name()).fetch_one(schema.pool()).await.expect("stats");
+        n
+    };
+    let before = scans().await;
+    let acme = store.for_tenant("acme").expect("view");
+    support::log_of(&store, 50_000).await;
+    let log = acme.read_log(LogPosition::START, 100).await.expect("read");
+    assert_eq!(log.len(), 50, "acme's 50 events, in one page");
+    assert!(log.iter().all(|e| e.metadata.tenant.as_deref() == Some("acme")));
+    // Statistics reach other sessions within a second or so of the reading transaction's end.
+    tidemark_testkit::wait_until("the tenant index to be scanned", Duration::from_secs(30), || async {
+        sqlx::query("SELECT pg_stat_clear_snapshot()").execute(schema.pool()).await.expect("clear");
+        scans().await > before
+    })
+    .await;
+}
