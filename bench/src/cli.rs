@@ -11,7 +11,7 @@ use crate::raw_pull_consumers::Tuning;
 #[derive(Debug, Parser)]
 #[command(name = "tidemark-bench", version)]
 pub(crate) struct Cli {
-    /// The scenario: F1, F2, profile, F3, F4, M (F3 and F4), F5, F6, P, or all.
+    /// The scenario: F1, F2, profile, F3, F4, M (F3 and F4), F5, F6, P, T (tenants), or all.
     #[arg(default_value = "all")]
     pub scenario: String,
     /// A CI smoke test: short windows, 1 and 8 writers; checks that the suite works.

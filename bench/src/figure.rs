@@ -123,7 +123,7 @@ impl Figure {
 
 /// The scenario a series belongs to, by the series' name (see the legend).
 pub(crate) fn scenario_of(series: &str) -> &'static str {
-    const BY_PREFIX: [(&str, &str); 16] = [
+    const BY_PREFIX: [(&str, &str); 17] = [
         ("raw-a", "F1"),
         ("raw-b", "F1"),
         ("append-", "F1"),
@@ -140,6 +140,7 @@ pub(crate) fn scenario_of(series: &str) -> &'static str {
         ("F5", "F5"),
         ("raw-e2e", "F6"),
         ("cqrs-", "P"),
+        ("T-", "T"),
     ];
     if series.starts_with("F6") {
         return "F6";

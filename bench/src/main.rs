@@ -31,6 +31,7 @@ mod runner;
 mod scenarios;
 mod statements;
 mod targets;
+mod tenants;
 mod visible;
 
 use std::process::ExitCode;
@@ -63,6 +64,8 @@ enum Pick {
     #[cfg(feature = "cqrs-es")]
     P,
     Profile,
+    /// T: the cost of tenants.
+    T,
     NotLanded(&'static str),
 }
 
@@ -80,9 +83,10 @@ fn pick(scenario: &str) -> Result<Pick> {
         #[cfg(feature = "cqrs-es")]
         "P" => Pick::P,
         "PROFILE" => Pick::Profile,
+        "T" => Pick::T,
         other => match NOT_LANDED.iter().find(|(id, _)| *id == other) {
             Some((id, _)) => Pick::NotLanded(id),
-            None => bail!("unknown scenario {scenario:?}: use F1, F2, profile, F3, F4, M, F5, F6, P or all"),
+            None => bail!("unknown scenario {scenario:?}: use F1, F2, profile, F3, F4, M, F5, F6, P, T or all"),
         },
     })
 }
@@ -177,6 +181,10 @@ async fn measure(suite: &mut Suite<'_>, pick: Pick, nats_url: &str, names: &jets
     if wanted(&[Pick::Profile]) {
         let (started, outcome) = (std::time::Instant::now(), suite.profile().await);
         suite.record("profile", outcome, started);
+    }
+    if wanted(&[Pick::T]) {
+        let (started, outcome) = (std::time::Instant::now(), suite.t().await);
+        suite.record("T", outcome, started);
     }
     if wanted(&[Pick::F3, Pick::M]) {
         let (started, outcome) = (std::time::Instant::now(), suite.f3(nats_url, names).await);

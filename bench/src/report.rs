@@ -9,7 +9,7 @@ use crate::figure::Figure;
 use crate::targets::{series_of, Judgement, Measure, Verdict};
 
 /// Series of the table, and what each measures.
-const LEGEND: [(&str, &str); 32] = [
+const LEGEND: [(&str, &str); 34] = [
     ("raw-a", "(a) sqlx single-row INSERT, autocommit: 1 statement per op"),
     ("raw-b", "(b) sqlx BEGIN; INSERT; COMMIT: 3 statements per op"),
     ("raw-c", "(c) sqlx INSERT ... SELECT FROM unnest(...) of 100 rows per op"),
@@ -43,6 +43,8 @@ const LEGEND: [(&str, &str); 32] = [
     ("", "F6: open loop at N% of F1-new/w32 (or N/s with --f6-rates); latency from the scheduled send to the row's NOTIFY; w = partitions"),
     ("cqrs-*", "P: cqrs-es 0.5 + postgres-es 0.5 (their tables, own schema), the same aggregate and commands"),
     ("M_*", "bench process memory (/proc/self/status): M_peak_rss = VmHWM, reset as F3-drain / F4 starts"),
+    ("T-append-*", "T: EventStore::append of 1 event to a new stream, group commit; -pre1004: migration 1004 taken off the table; -tenant: through PgEventStore::for_tenant"),
+    ("T-read-log*", "T: read_log pages of 100 from a log of 20,000 events of two tenants; -tenant: one tenant's pages through its view"),
     ("", "ratios: this figure's rate / the baseline's rate at the same writer count"),
     ("", "other: machine share used by neither the client nor its backends; '!': over 10%, figure disturbed"),
 ];

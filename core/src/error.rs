@@ -113,6 +113,19 @@ pub enum Error {
     /// failing so wrote nothing.
     #[error(transparent)]
     Personal(#[from] PersonalError),
+    /// An event's tenant is not its stream's: a stream belongs to the tenant of its
+    /// first event (or to no tenant), and every later event must carry the same one.
+    /// Nothing of the append was written.
+    #[error("stream {stream} belongs to tenant {stream_tenant:?}; an event for tenant {tenant:?} is refused")]
+    TenantMismatch {
+        /// The stream appended to.
+        stream: StreamId,
+        /// The tenant the stream belongs to (`None`: no tenant, or, for a PostgreSQL
+        /// connection restricted by row-level security, a tenant it may not see).
+        stream_tenant: Option<String>,
+        /// The tenant the refused event carried (`None`: no tenant).
+        tenant: Option<String>,
+    },
     /// The storage backend failed.
     #[error(transparent)]
     Backend(#[from] BackendError),

@@ -73,6 +73,17 @@ impl InMemoryEventStore {
         if !request.expected.accepts(actual) {
             return Err(Error::Conflict { stream: request.stream_id, expected: request.expected, actual });
         }
+        let stream_tenant = match inner.streams.get(&request.stream_id).and_then(|v| v.first()) {
+            Some(first) => inner.log[*first].metadata.tenant.clone(),
+            None => request.events.first().and_then(|e| e.metadata.tenant.clone()),
+        };
+        if let Some(e) = request.events.iter().find(|e| e.metadata.tenant != stream_tenant) {
+            return Err(Error::TenantMismatch {
+                stream: request.stream_id,
+                stream_tenant,
+                tenant: e.metadata.tenant.clone(),
+            });
+        }
         let mut seen = HashSet::new();
         if let Some(e) =
             request.events.iter().find(|e| inner.event_ids.contains(&e.event_id) || !seen.insert(e.event_id))

@@ -216,6 +216,10 @@ pub struct TokenArgs {
     /// Give the token the admin role (ops endpoints).
     #[arg(long)]
     pub admin: bool,
+    /// The user's tenant (1 to 32 lowercase ASCII letters, digits, '_' or '-'); without
+    /// it, the default tenant.
+    #[arg(long)]
+    pub tenant: Option<String>,
     /// How long the token is valid, in hours.
     #[arg(long, default_value_t = 720)]
     pub ttl_hours: u64,

@@ -24,7 +24,7 @@ use tokio_util::sync::CancellationToken;
 /// `orders token USER`.
 pub(crate) fn token(args: &TokenArgs) -> anyhow::Result<ExitCode> {
     let keys = args.secret.keys()?;
-    println!("{}", keys.issue(&args.user, args.admin, args.ttl())?);
+    println!("{}", keys.issue_in(args.tenant.as_deref(), &args.user, args.admin, args.ttl())?);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -37,7 +37,7 @@ fn token_help_lists_only_its_own_flags() {
     for flag in DEPLOYMENT_FLAGS.iter().chain(&["--nats-password", "--schema", "--metrics-addr"]) {
         assert!(!text.contains(flag), "`orders token --help` lists {flag}:\n{text}");
     }
-    for flag in ["--admin", "--ttl-hours", "--token-secret", "Examples:"] {
+    for flag in ["--admin", "--tenant", "--ttl-hours", "--token-secret", "Examples:"] {
         assert!(text.contains(flag), "`orders token --help` lacks {flag}:\n{text}");
     }
     for args in [&["completions"][..], &["man"]] {

@@ -4,7 +4,7 @@ use sqlx::Row;
 use tidemark::{AppendOutcome, AppendRequest, Error, EventId, ExpectedVersion, LogPosition, StreamVersion};
 use uuid::Uuid;
 
-use crate::error::{backend, violated_unique};
+use crate::error::{backend, refuses_tenant, violated_unique};
 use crate::row::{signed, unsigned, Columns};
 use crate::sql::{COMMAND_KEY, EVENT_ID_KEY, STREAM_VERSION_KEY};
 use crate::store::PgEventStore;
@@ -193,6 +193,7 @@ impl PgEventStore {
                 Err(Error::Conflict { stream: request.stream_id.clone(), expected: request.expected, actual })
             }
             Some(EVENT_ID_KEY) => Err(Error::DuplicateEventId(self.stored_event_id(&columns.ids).await?)),
+            _ if refuses_tenant(&error) => Err(self.tenant_mismatch(request).await?),
             _ => Err(backend("appending events")(error)),
         }
     }

@@ -15,6 +15,9 @@ pub enum SetupError {
     /// Connecting to or querying the database failed.
     #[error("database error while setting up the store: {0}")]
     Database(#[from] sqlx::Error),
+    /// A tenant name breaks the rules on `PgEventStore::for_tenant`.
+    #[error("invalid tenant {0:?}: use 1 to 64 ASCII letters, digits, '_', '-' or '.'")]
+    InvalidTenant(String),
     /// Applying migrations failed.
     #[error("migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -54,4 +57,10 @@ pub(crate) fn violated_unique(error: &sqlx::Error) -> Option<&str> {
         sqlx::Error::Database(db) if db.is_unique_violation() => db.constraint(),
         _ => None,
     }
+}
+
+/// Whether a database error is the events' trigger refusing an event whose tenant is not
+/// its stream's (SQLSTATE `TM002`, raised by migration 1004).
+pub(crate) fn refuses_tenant(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(db) if db.code().as_deref() == Some("TM002"))
 }

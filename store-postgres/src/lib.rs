@@ -27,6 +27,8 @@ mod row;
 mod sql;
 mod store;
 mod tail;
+mod tenant;
+mod tenant_sql;
 mod wake;
 
 /// The PostgreSQL driver whose types (`PgPool`, `PgConnectOptions`) this crate's API uses.
@@ -41,3 +43,4 @@ pub use migrations::{migrate_set, pending_in_set, MigrationSet, RELAY_MIGRATIONS
 pub use personal_keys::{ForgetReport, PgPersonalKeys};
 pub use store::{migrate, PgEventStore};
 pub use tail::{LogTail, LogWatch};
+pub use tenant::{validate_tenant, PgTenantStore, MAX_TENANT_BYTES};

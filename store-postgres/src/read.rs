@@ -167,7 +167,7 @@ impl PgEventStore {
     }
 }
 
-fn identity(row: &sqlx::postgres::PgRow) -> Result<EventIdentity, Error> {
+pub(crate) fn identity(row: &sqlx::postgres::PgRow) -> Result<EventIdentity, Error> {
     identity_from(row, 0)
 }
 
@@ -193,7 +193,7 @@ fn identity_from(row: &sqlx::postgres::PgRow, at: usize) -> Result<EventIdentity
 
 /// A row of `verify_events`: the claim's 1-based index, then the stored identity's
 /// columns as `identity` reads them (all NULL when nothing is stored there).
-fn mismatch(row: &sqlx::postgres::PgRow) -> Result<Mismatch, Error> {
+pub(crate) fn mismatch(row: &sqlx::postgres::PgRow) -> Result<Mismatch, Error> {
     let index: i64 = row.try_get(0).map_err(backend("decoding a mismatch"))?;
     let index =
         usize::try_from(index - 1).map_err(|e| backend("decoding a mismatch")(sqlx::Error::Decode(e.into())))?;

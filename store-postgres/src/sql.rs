@@ -2,12 +2,12 @@
 //! text spliced in is the schema name, validated by `PgStoreConfig::validate`.
 
 /// Columns of a recorded event, in the order `row::recorded_event` reads them.
-const EVENT_COLUMNS: &str = "transaction_id, sequence, event_id, stream_id, stream_version, event_type, \
+pub(crate) const EVENT_COLUMNS: &str = "transaction_id, sequence, event_id, stream_id, stream_version, event_type, \
      schema_version, payload, correlation_id, causation_id, metadata, recorded_at";
 
 /// The oldest transaction still running, as a bigint: rows of transactions below it
 /// are final (committed and visible, or rolled back).
-const HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
+pub(crate) const HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
 
 #[derive(Debug)]
 pub(crate) struct Statements {

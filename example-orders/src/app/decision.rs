@@ -20,6 +20,9 @@ pub struct Origin<'a> {
     pub command_id: CommandId,
     /// The user name the events carry in their metadata.
     pub user: &'a str,
+    /// The tenant the events carry in their metadata (`None`: the default tenant, no
+    /// tenant). A stream keeps the tenant of its first event.
+    pub tenant: Option<&'a str>,
 }
 
 impl Decision {
@@ -62,6 +65,7 @@ fn metadata(origin: Origin<'_>) -> Metadata {
         .with_user(origin.user)
         .with_correlation_id(origin.command_id.0)
         .with_causation_id(origin.command_id.0);
+    metadata.tenant = origin.tenant.map(str::to_owned);
     tidemark::trace::stamp(&mut metadata);
     metadata
 }
@@ -73,7 +77,7 @@ mod tests {
 
     #[test]
     fn a_refused_command_is_invalid_and_an_accepted_one_appends_at_its_version() {
-        let origin = Origin { command_id: CommandId::new(), user: "ada" };
+        let origin = Origin { command_id: CommandId::new(), user: "ada", tenant: None };
         let stream = order_stream(uuid::Uuid::now_v7());
         let refused =
             Decision::new(stream.clone(), &Order::default(), StreamVersion(0), &OrderCommand::Confirm, origin);

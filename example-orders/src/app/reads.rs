@@ -38,8 +38,7 @@ where
     /// The order as the store has it, if `user` may act on it (its customer, or an admin).
     pub async fn owned_order(&self, user: &User, order_id: Uuid) -> Result<Loaded<Order>, ApiError> {
         let loaded = self.orders.load(&order_stream(order_id)).await.map_err(|e| ApiError::store(&e))?;
-        let visible =
-            loaded.state.status() != OrderStatus::Unplaced && (loaded.state.customer() == user.name || user.admin);
+        let visible = loaded.state.status() != OrderStatus::Unplaced && user.may_act_for(loaded.state.customer());
         if visible {
             Ok(loaded)
         } else {
@@ -59,7 +58,7 @@ where
         let document = self.read_models.document(ORDERS, ORDERS, &order_id.to_string()).await;
         let document = document.map_err(|e| ApiError::read_models(&e))?.ok_or(ApiError::NotFound("order"))?;
         let view: OrderView = parse(document)?;
-        if view.state.customer() == user.name || user.admin {
+        if user.may_act_for(view.state.customer()) {
             Ok(view)
         } else {
             Err(ApiError::NotFound("order"))

@@ -72,7 +72,8 @@ Examples:
 pub(super) const TOKEN: &str = "\
 Examples:
   orders token alice                      valid 30 days, signed with ORDERS_TOKEN_SECRET
-  orders token ops --admin --ttl-hours 1  an admin token for the ops endpoints";
+  orders token ops --admin --ttl-hours 1  an admin token for the ops endpoints
+  orders token ada --tenant acme          a token of a user of the tenant acme";
 
 pub(super) const COMPLETIONS: &str = "\
 Examples:

@@ -6,11 +6,11 @@ use axum::extract::State;
 use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
-use tidemark::EventStore;
+use tidemark::{EventStore, StreamVersion};
 use tidemark_projections::{BatchOptimisations, DocumentReader, ReadModelsAdmin};
 use uuid::Uuid;
 
-use super::auth::Admin;
+use super::auth::{Admin, Operator};
 use super::bodies::DispatchBody;
 use super::extract::{Ids, Params};
 use super::intake::Target;
@@ -33,7 +33,7 @@ pub(super) struct SalesQuery {
 /// `GET /sales`: units and revenue per product per day.
 pub(super) async fn sales<S, R>(
     State(app): State<Arc<App<S, R>>>,
-    _: Admin,
+    _: Operator,
     Params(query): Params<SalesQuery>,
 ) -> Result<Json<Vec<SalesDay>>, ApiError>
 where
@@ -48,7 +48,7 @@ where
 /// `GET /fulfilments`: fulfilments waiting to be dispatched.
 pub(super) async fn fulfilments<S, R>(
     State(app): State<Arc<App<S, R>>>,
-    _: Admin,
+    _: Operator,
     Params(query): Params<ListQuery>,
 ) -> Result<Json<Vec<QueuedFulfilment>>, ApiError>
 where
@@ -71,10 +71,17 @@ where
     R: Send + Sync + 'static,
 {
     tracing::info!(admin = %admin.name, %order_id, "dispatching a fulfilment");
-    let loaded = app.fulfilments().load(&fulfilment_stream(order_id)).await.map_err(|e| ApiError::store(&e))?;
-    if loaded.state.order_id().is_none() {
+    let stream = fulfilment_stream(order_id);
+    let loaded = app.fulfilments().load(&stream).await.map_err(|e| ApiError::store(&e))?;
+    // The fulfilment's tenant is its first event's. The default tenant's admin dispatches
+    // for every tenant (the warehouse is shared); a tenant's admin for their tenant only.
+    let first = app.fulfilments().store().read_stream(&stream, StreamVersion(1), 1).await;
+    let tenant = first.map_err(|e| ApiError::store(&e))?.first().and_then(|e| e.metadata.tenant.clone());
+    let allowed = admin.is_operator() || admin.tenant == tenant;
+    if loaded.state.order_id().is_none() || !allowed {
         return Err(ApiError::NotFound("fulfilment"));
     }
     let request = request.map(FulfilmentCommand::from);
-    request.run(&app, Target::fulfilment("dispatch", order_id), &loaded.state, loaded.version).await
+    let target = Target::fulfilment("dispatch", order_id).in_tenant(tenant);
+    request.run(&app, target, &loaded.state, loaded.version).await
 }

@@ -38,9 +38,32 @@ where
     }
 }
 
-/// A user who must be an admin.
+/// A user who must be an admin (of their tenant: what they may act on is checked per
+/// order with [`User::may_act_for`]).
 #[derive(Debug, Clone)]
 pub(super) struct Admin(pub User);
+
+/// An admin of the default tenant: the ops endpoints that span every tenant (sales, the
+/// fulfilment queue) want one; a tenant's admin gets 403 there.
+#[derive(Debug, Clone)]
+pub(super) struct Operator;
+
+impl<S, R> FromRequestParts<Arc<App<S, R>>> for Operator
+where
+    S: EventStore + 'static,
+    R: Send + Sync + 'static,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &Arc<App<S, R>>) -> Result<Self, ApiError> {
+        let user = verify(app, bearer(&parts.headers))?;
+        if user.is_operator() {
+            Ok(Self)
+        } else {
+            Err(ApiError::Forbidden)
+        }
+    }
+}
 
 impl<S, R> FromRequestParts<Arc<App<S, R>>> for Admin
 where
@@ -65,6 +88,9 @@ pub(super) struct LoginBody {
     user: String,
     #[serde(default)]
     admin: bool,
+    /// The user's tenant (none: the default tenant).
+    #[serde(default)]
+    tenant: Option<String>,
 }
 
 /// `POST /dev/login` answer.
@@ -73,6 +99,8 @@ pub(super) struct LoginAnswer {
     token: String,
     user: String,
     admin: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<String>,
 }
 
 /// `POST /dev/login`: a token for any user name, in dev mode only (404 otherwise).
@@ -84,7 +112,9 @@ pub(super) async fn dev_login<S: EventStore, R>(
         return Err(ApiError::NotFound("dev login"));
     }
     let body: LoginBody = super::parse_json(&body)?;
-    let token =
-        app.keys().issue(&body.user, body.admin, DEFAULT_TOKEN_TTL).map_err(|e| ApiError::Invalid(e.to_string()))?;
-    Ok(Json(LoginAnswer { token, user: body.user, admin: body.admin }))
+    let token = app
+        .keys()
+        .issue_in(body.tenant.as_deref(), &body.user, body.admin, DEFAULT_TOKEN_TTL)
+        .map_err(|e| ApiError::Invalid(e.to_string()))?;
+    Ok(Json(LoginAnswer { token, user: body.user, admin: body.admin, tenant: body.tenant }))
 }

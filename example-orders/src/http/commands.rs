@@ -19,6 +19,6 @@ pub(super) async fn get<S: EventStore, R>(
     user: User,
     Ids(id): Ids<Uuid>,
 ) -> Result<Json<CommandRecord>, ApiError> {
-    let record = app.outcomes().get(CommandId(id)).filter(|r| r.user == user.name || user.admin);
+    let record = app.outcomes().get(CommandId(id)).filter(|r| user.may_act_for(&r.user));
     record.map(Json).ok_or(ApiError::NotFound("command"))
 }

@@ -22,17 +22,26 @@ pub(super) struct Target {
     kind: &'static str,
     order_id: Uuid,
     stream: StreamId,
+    /// The tenant the events carry when it is not the user's (an admin acting on a
+    /// stream of a tenant): `Some(None)` for the default tenant.
+    tenant: Option<Option<String>>,
 }
 
 impl Target {
     /// A command of `kind` on the order's own stream.
     pub(super) fn order(kind: &'static str, order_id: Uuid) -> Self {
-        Self { kind, order_id, stream: order_stream(order_id) }
+        Self { kind, order_id, stream: order_stream(order_id), tenant: None }
     }
 
     /// A command of `kind` on the order's fulfilment stream.
     pub(super) fn fulfilment(kind: &'static str, order_id: Uuid) -> Self {
-        Self { kind, order_id, stream: fulfilment_stream(order_id) }
+        Self { kind, order_id, stream: fulfilment_stream(order_id), tenant: None }
+    }
+
+    /// The events carry `tenant` (the stream's), not the user's.
+    pub(super) fn in_tenant(mut self, tenant: Option<String>) -> Self {
+        self.tenant = Some(tenant);
+        self
     }
 }
 
@@ -60,7 +69,8 @@ impl<C> CommandRequest<C> {
         if let Some(expected) = self.if_match.filter(|expected| *expected != version) {
             return Err(ApiError::Conflict { expected, actual: version });
         }
-        let origin = Origin { command_id: self.command_id, user: &self.user.name };
+        let tenant = target.tenant.clone().unwrap_or_else(|| self.user.tenant.clone());
+        let origin = Origin { command_id: self.command_id, user: &self.user.name, tenant: tenant.as_deref() };
         let started = std::time::Instant::now();
         let decision = Decision::new(target.stream.clone(), state, version, &self.body, origin)
             .inspect_err(|_| tidemark::record_command(A::CATEGORY, "rejected", started.elapsed()))?;

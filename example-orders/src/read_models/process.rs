@@ -33,6 +33,8 @@ where
     let mut metadata = Metadata::new()
         .with_causation_id(event.event_id.0)
         .with_correlation_id(event.metadata.correlation_id.unwrap_or(event.event_id.0));
+    // The follow-up's streams belong to the tenant of the event that caused it.
+    metadata.tenant.clone_from(&event.metadata.tenant);
     // The command handler records a child of the event's trace context.
     if let Some(trace) = TraceContext::of_metadata(&event.metadata) {
         trace.record(&mut metadata);

@@ -20,7 +20,13 @@ pub async fn append_and_read_round_trip<S: EventStore>(store: S) {
         .with_header("ip", "10.0.0.1")
         .with_header("trace", "a\"b é");
     let odd = json!({ "text": "quote \" slash \\ é 🦀", "list": [1, -2, 2.5, null], "nested": { "ok": true } });
-    let written_a = [event(1).with_metadata(rich.clone()), NewEvent::new("OtherEvent", 4, raw(&odd)), event(3)];
+    // A stream keeps its first event's tenant: every event of `a` carries it.
+    let acme = Metadata::new().with_tenant("acme");
+    let written_a = [
+        event(1).with_metadata(rich.clone()),
+        NewEvent::new("OtherEvent", 4, raw(&odd)).with_metadata(acme.clone()),
+        event(3).with_metadata(acme),
+    ];
     let written_b = [event(10), event(11)];
     let before = Utc::now();
     let first = append(&store, &a, ExpectedVersion::NoStream, written_a[..2].to_vec()).await;

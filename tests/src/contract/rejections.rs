@@ -116,3 +116,40 @@ pub async fn invalid_events<S: EventStore>(store: S) {
     append(&store, &s, ExpectedVersion::NoStream, vec![text]).await;
     assert_eq!(payload(&whole_stream(&store, &s).await[0])["text"], "\\u0000");
 }
+
+fn of_tenant(n: u64, tenant: Option<&str>) -> NewEvent {
+    let metadata = match tenant {
+        Some(t) => Metadata::new().with_tenant(t),
+        None => Metadata::new(),
+    };
+    event(n).with_metadata(metadata)
+}
+
+/// A stream belongs to the tenant of its first event (or to none): an append carrying
+/// another tenant, or none where the stream has one, fails whole with `TenantMismatch`.
+pub async fn tenant_mismatch<S: EventStore>(store: S) {
+    let (owned, plain, mixed) = (stream("tenant"), stream("tenant"), stream("tenant"));
+    append(&store, &owned, ExpectedVersion::NoStream, vec![of_tenant(1, Some("acme"))]).await;
+    append(&store, &owned, ExpectedVersion::Any, vec![of_tenant(2, Some("acme"))]).await;
+    append(&store, &plain, ExpectedVersion::NoStream, vec![of_tenant(1, None)]).await;
+    let log_head = head(&store).await;
+
+    let cases = [
+        (&owned, vec![of_tenant(3, Some("acme")), of_tenant(4, Some("globex"))], Some("acme"), Some("globex")),
+        (&owned, vec![of_tenant(5, None)], Some("acme"), None),
+        (&plain, vec![of_tenant(6, Some("acme"))], None, Some("acme")),
+        (&mixed, vec![of_tenant(7, Some("acme")), of_tenant(8, None)], Some("acme"), None),
+    ];
+    for (s, events, stream_tenant, tenant) in cases {
+        match try_append(&store, s, ExpectedVersion::Any, events).await {
+            Err(Error::TenantMismatch { stream, stream_tenant: st, tenant: t }) => {
+                assert_eq!(&stream, s);
+                assert_eq!((st.as_deref(), t.as_deref()), (stream_tenant, tenant), "on {s}");
+            }
+            other => panic!("expected a tenant mismatch on {s}, got {other:?}"),
+        }
+    }
+    assert_unchanged(&store, &owned, 2, log_head).await;
+    assert_unchanged(&store, &plain, 1, log_head).await;
+    assert_unchanged(&store, &mixed, 0, log_head).await;
+}
