@@ -18,8 +18,7 @@ use crate::domain::{codec, OrderEvent};
 use crate::read_models::{summarise, OrderView, ORDER_SUMMARIES};
 
 /// The runner of the order summaries' KV projection.
-pub type SummaryRunner =
-    ProjectionRunner<KvProjection<OrderEvent, OrderView>, PgReadModels, PgEventStore, OrdersFeed>;
+pub type SummaryRunner = ProjectionRunner<KvProjection<OrderEvent, OrderView>, PgReadModels, PgEventStore, OrdersFeed>;
 
 impl PgDeployment {
     /// The runner publishing the order summaries to the bucket
@@ -30,7 +29,8 @@ impl PgDeployment {
         let jetstream = async_nats::jetstream::new(client);
         let bucket = ensure_kv_bucket(&jetstream, &self.options.summary_bucket()).await?;
         let projection = KvProjection::new(ORDER_SUMMARIES, codec()?, jetstream, bucket, summarise)?;
-        let (read_models, feed, config) = (self.read_models.clone(), self.sealed_feed().await?, RunnerConfig::default());
+        let (read_models, feed, config) =
+            (self.read_models.clone(), self.sealed_feed().await?, RunnerConfig::default());
         Ok(ProjectionRunner::new(projection, read_models, self.store.clone(), feed, config)?)
     }
 
