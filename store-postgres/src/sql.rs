@@ -179,8 +179,8 @@ fn append(s: &str) -> String {
     )
 }
 
-/// The lean appends: to a new stream (`exact` false: versions 1..n), or after exact
-/// version `$9` (which must exist and not be a tombstone). Rows come back in position
+/// The lean appends: to a new stream (`exact` false: versions 1..n, only when the stream
+/// has no event), or after exact version `$9` (which must exist and not be a tombstone). Rows come back in position
 /// order, one per event; none when the expected version did not hold. A tombstone is
 /// always its stream's last event, so an append after it either names the tombstone's
 /// version (refused by the guard) or an earlier one (refused by the stream-version key,
@@ -194,7 +194,9 @@ fn append_plain(s: &str, exact: bool) -> String {
                    WHERE stream_id = $1 AND stream_version = $9 AND event_type <> '{TOMBSTONE}')"
             ),
         ),
-        false => ("", String::new()),
+        // The stream-version key alone would refuse a taken version 1, but an archived
+        // stream keeps only its tombstone: the probe refuses any stream with an event.
+        false => ("", format!("WHERE NOT EXISTS (SELECT 1 FROM {s}.events WHERE stream_id = $1)")),
     };
     format!(
         "INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, schema_version, \
