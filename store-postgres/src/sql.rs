@@ -16,6 +16,17 @@ const LIVE_HEAD: &str = "CASE WHEN x.event_type = '_Tombstone' THEN -1 ELSE x.st
 /// are final (committed and visible, or rolled back).
 const HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
 
+/// Every stored event, live or archived: the two tables as one relation for the
+/// statements that read events. PostgreSQL pushes the conditions into both tables and
+/// merges their index scans; the archive is empty, or holds only streams whose tombstone
+/// (their last event) is live, so a read of live events pays one empty index probe.
+fn all_events(s: &str) -> String {
+    format!(
+        "(SELECT {EVENT_COLUMNS} FROM {s}.events \
+          UNION ALL SELECT {EVENT_COLUMNS} FROM {s}.archived_events)"
+    )
+}
+
 #[derive(Debug)]
 pub(crate) struct Statements {
     pub append: String,
@@ -45,6 +56,7 @@ pub(crate) struct Statements {
 impl Statements {
     pub(crate) fn new(schema: &str, gap_safe: bool) -> Self {
         let s = format!("\"{schema}\"");
+        let all = all_events(&s);
         let below_horizon = if gap_safe { format!("AND transaction_id < {HORIZON}") } else { String::new() };
         Self {
             append: append(&s),
@@ -55,7 +67,7 @@ impl Statements {
             append_batch_single_commands: with_commands(&s, &append_batch_single(&s), 10),
             append_new: append_plain(&s, false),
             append_exact: append_plain(&s, true),
-            read_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
+            read_event: format!("SELECT {EVENT_COLUMNS} FROM {all} AS x WHERE event_id = $1 LIMIT 1"),
             // One index probe per key. A plain join let PostgreSQL cache, while the table
             // was small, a hash join that reads the whole table on every call. The arrays
             // are read through scalar subqueries, so no plan knows their lengths: plans
@@ -67,16 +79,16 @@ impl Statements {
                 "SELECT e.transaction_id, e.sequence, e.event_id, e.stream_id, e.stream_version, e.event_type, \
                    e.schema_version \
                  FROM unnest((SELECT $1::text[]), (SELECT $2::bigint[])) AS k(stream_id, stream_version) \
-                 CROSS JOIN LATERAL (SELECT * FROM {s}.events x \
+                 CROSS JOIN LATERAL (SELECT * FROM {all} x \
                    WHERE x.stream_id = k.stream_id AND x.stream_version = k.stream_version LIMIT 1) AS e"
             ),
-            verify_events: verify_events(&s),
+            verify_events: verify_events(&all),
             read_stream: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events \
+                "SELECT {EVENT_COLUMNS} FROM {all} AS x \
                  WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
             ),
             read_log: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events \
+                "SELECT {EVENT_COLUMNS} FROM {all} AS x \
                  WHERE (transaction_id, sequence) > ($1, $2) {below_horizon} \
                  ORDER BY transaction_id, sequence LIMIT $3"
             ),
@@ -94,7 +106,7 @@ impl Statements {
             ),
             command_outcome: format!(
                 "SELECT c.stream_id, c.previous_version, c.version, e.transaction_id, e.sequence \
-                 FROM {s}.commands c LEFT JOIN {s}.events e \
+                 FROM {s}.commands c LEFT JOIN {all} e \
                    ON e.stream_id = c.stream_id AND e.stream_version = c.version AND c.version > c.previous_version \
                  WHERE c.command_id = $1"
             ),
@@ -327,7 +339,7 @@ pub(crate) const COMMAND_KEY: &str = "commands_pkey";
 /// returns no rows. A claimed number out of the columns' range is sent as NULL, which is
 /// distinct from anything stored. The arrays are read through scalar subqueries, as in
 /// `identities`, so that the generic plan is kept.
-fn verify_events(s: &str) -> String {
+fn verify_events(all: &str) -> String {
     format!(
         "SELECT k.i, e.transaction_id, e.sequence, e.event_id, e.stream_id, e.stream_version, e.event_type, \
            e.schema_version \
@@ -336,7 +348,7 @@ fn verify_events(s: &str) -> String {
            WITH ORDINALITY AS k(stream_id, stream_version, event_id, event_type, schema_version, transaction_id, \
              sequence, i) \
          LEFT JOIN LATERAL (SELECT x.transaction_id, x.sequence, x.event_id, x.stream_id, x.stream_version, \
-             x.event_type, x.schema_version FROM {s}.events x \
+             x.event_type, x.schema_version FROM {all} x \
            WHERE x.stream_id = k.stream_id AND x.stream_version = k.stream_version LIMIT 1) AS e ON true \
          WHERE (e.event_id, e.event_type, e.schema_version, e.transaction_id, e.sequence) \
            IS DISTINCT FROM (k.event_id, k.event_type, k.schema_version, k.transaction_id, k.sequence)"

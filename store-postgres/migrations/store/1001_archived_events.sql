@@ -78,3 +78,6 @@ CREATE TRIGGER events_no_update
 CREATE TRIGGER events_delete_only_archived
     BEFORE DELETE ON events
     FOR EACH ROW EXECUTE FUNCTION events_delete_only_archived();
+
+-- Finds the tombstones an archive run considers, oldest first, without reading the table.
+CREATE INDEX events_tombstones_idx ON events (recorded_at) WHERE event_type = '_Tombstone';
