@@ -18,6 +18,7 @@ use example_orders::seed::{seed, SeedOptions};
 use tidemark::EventStore;
 use tidemark::LogDiagnostics;
 use tidemark_projections::{BatchOptimisations, DocumentReader, DocumentTx, Feed, Ops, OpsCommand, ReadModelsAdmin};
+use tidemark_projections_postgres::PgArchive;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -231,7 +232,8 @@ async fn ops(command: &OpsCommand, deployment: &DeploymentArgs) -> anyhow::Resul
         return Ok(ExitCode::from(run_ops(&ops, command).await.code()));
     }
     deployment.check().await?;
-    let ops = deployment.backend().await?.ops()?.relay(deployment.relay()?).migrations(migrations);
+    let archive = PgArchive::new(deployment.store.clone());
+    let ops = deployment.backend().await?.ops()?.relay(deployment.relay()?).migrations(migrations).archive(archive);
     Ok(ExitCode::from(run_ops(&ops, command).await.code()))
 }
 

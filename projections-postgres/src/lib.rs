@@ -4,6 +4,8 @@
 //! instances share partitions.
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "cli")]
+mod archive_ops;
 mod coordination;
 mod dead_letters;
 mod error;
@@ -21,6 +23,8 @@ mod pg_rogue;
 mod pg_tx;
 mod postgres;
 
+#[cfg(feature = "cli")]
+pub use archive_ops::PgArchive;
 pub use coordination::{Coordination, Locks};
 pub use migrations::PROJECTION_MIGRATIONS;
 pub use postgres::{PgReadModels, PgTx};
