@@ -154,6 +154,10 @@ fn failure(error: tidemark::Error) -> CommandFailure {
             code: "conflict",
             detail: format!("{e}: the order changed after the command was checked; read it again and retry"),
         },
+        e @ tidemark::Error::StreamDeleted { .. } => CommandFailure {
+            code: "gone",
+            detail: format!("{e}: the order was deleted before the command was written"),
+        },
         e if e.is_retryable() => {
             tracing::warn!(error = %e, "a command failed on a transient store error");
             CommandFailure { code: "unavailable", detail: "the store is unavailable; retry later".to_owned() }
