@@ -230,11 +230,15 @@ impl<A: Aggregate, S: EventStore> CommandHandler<A, S> {
     }
 
     /// Loads an aggregate: its snapshot (if enabled and current), then the later events.
+    /// Fails with [`Error::StreamDeleted`] for a stream that ends with a tombstone.
     pub async fn load(&self, stream_id: &StreamId) -> Result<Loaded<A>, Error> {
         let (mut state, mut version, stale_snapshot) = self.load_snapshot(stream_id).await?;
         loop {
             let page = self.store.read_stream(stream_id, version.next(), self.config.read_page).await?;
             for recorded in &page {
+                if recorded.is_tombstone() {
+                    return Err(Error::StreamDeleted { stream: stream_id.clone(), version: recorded.stream_version });
+                }
                 state.evolve(&self.codec.decode_event(recorded)?);
                 version = recorded.stream_version;
             }

@@ -106,6 +106,15 @@ pub enum Error {
         /// Which rule it breaks.
         reason: &'static str,
     },
+    /// The stream is deleted (it ends with a tombstone): nothing can be appended to it and
+    /// no aggregate is loaded from it; nothing of the append was written.
+    #[error("stream {stream} is deleted (tombstone at version {version})")]
+    StreamDeleted {
+        /// The deleted stream.
+        stream: StreamId,
+        /// The version of its tombstone, its last event.
+        version: StreamVersion,
+    },
     /// An event with this id is already stored; nothing of the append was written.
     #[error("an event with id {0} is already stored")]
     DuplicateEventId(EventId),

@@ -25,6 +25,7 @@ mod personal;
 mod store;
 mod stream_id;
 mod testing;
+mod tombstone;
 pub mod trace;
 mod version;
 
@@ -52,6 +53,7 @@ pub use store::{
 };
 pub use stream_id::{StreamId, MAX_STREAM_ID_LEN};
 pub use testing::{AggregateTest, Given, When};
+pub use tombstone::TOMBSTONE_EVENT_TYPE;
 pub use version::{ExpectedVersion, LogPosition, ParseLogPositionError, StreamVersion};
 
 /// Re-exports used by [`domain_events!`] and the framework's own crates; not part of the

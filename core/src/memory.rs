@@ -70,6 +70,10 @@ impl InMemoryEventStore {
             return Ok(AppendOutcome { duplicate: true, ..outcome.clone() });
         }
         let actual = StreamVersion(inner.streams.get(&request.stream_id).map_or(0, |v| v.len() as u64));
+        let last = inner.streams.get(&request.stream_id).and_then(|v| v.last()).map(|i| &inner.log[*i]);
+        if last.is_some_and(RecordedEvent::is_tombstone) {
+            return Err(Error::StreamDeleted { stream: request.stream_id, version: actual });
+        }
         if !request.expected.accepts(actual) {
             return Err(Error::Conflict { stream: request.stream_id, expected: request.expected, actual });
         }

@@ -46,9 +46,16 @@ impl AppendRequest {
 
     /// Checks every event against the rules every store enforces: the size limit,
     /// event type names (1–128 ASCII letters, digits, `_` or `-`, so a name fits a NATS
-    /// subject token), schema versions (1 to 2^31 − 1), and no NUL characters (which
+    /// subject token; the tombstone's name only for a tombstone alone in its append), schema versions (1 to 2^31 − 1), and no NUL characters (which
     /// PostgreSQL's `jsonb` cannot hold) in payloads and metadata.
     pub fn validate(&self, max_event_bytes: usize) -> Result<()> {
+        if let Some(reason) = crate::tombstone::tombstone_problem(&self.events) {
+            return Err(Error::InvalidEvent {
+                stream: self.stream_id.clone(),
+                event_type: crate::tombstone::TOMBSTONE_EVENT_TYPE.to_owned(),
+                reason,
+            });
+        }
         for e in &self.events {
             let invalid = |reason| Error::InvalidEvent {
                 stream: self.stream_id.clone(),
@@ -147,7 +154,8 @@ pub trait EventStore: Send + Sync {
     /// Appends events to one stream, all or nothing.
     ///
     /// Fails with [`Error::Conflict`] when the stream is not at the expected version,
-    /// [`Error::EventTooLarge`] for an event over the limit, and writes nothing then.
+    /// [`Error::StreamDeleted`] when it ends with a tombstone, [`Error::EventTooLarge`]
+    /// for an event over the limit, and writes nothing then.
     fn append(&self, request: AppendRequest) -> impl Future<Output = Result<AppendOutcome>> + Send;
 
     /// Reads up to `limit` events of one stream, in order, starting at version `from`
@@ -225,6 +233,18 @@ pub trait EventStore: Send + Sync {
 
     /// The latest snapshot of a stream, if any.
     fn load_snapshot(&self, stream_id: &StreamId) -> impl Future<Output = Result<Option<Snapshot>>> + Send;
+
+    /// Deletes a stream: appends a tombstone (see [`AppendRequest::tombstone`]) when the
+    /// stream is at `expected`. Afterwards every append to it fails with
+    /// [`Error::StreamDeleted`], and so does a second tombstone. Reads still return its
+    /// events, the tombstone last.
+    fn tombstone(
+        &self,
+        stream_id: &StreamId,
+        expected: ExpectedVersion,
+    ) -> impl Future<Output = Result<AppendOutcome>> + Send {
+        self.append(AppendRequest::tombstone(stream_id.clone(), expected))
+    }
 
     /// Saves a snapshot, replacing an older one of the same stream. A snapshot at a
     /// lower stream version than the stored one (with the same schema version) is ignored.

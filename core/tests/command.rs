@@ -220,3 +220,27 @@ async fn without_a_command_id_each_command_gets_its_own_origin_id() {
     assert_eq!(first, second, "events of one command share it");
     assert_ne!(first, third, "another command gets another id");
 }
+
+// ---------------------------------------------------------------------------------------
+// Deleted streams.
+
+#[tokio::test]
+async fn a_deleted_stream_is_neither_loaded_nor_appended_to() {
+    let h = handler();
+    let id = wallet();
+    h.handle(&id, &open(50), &no_options()).await.unwrap();
+    let tombstone = h.store().tombstone(&id, ExpectedVersion::Exact(StreamVersion(2))).await.unwrap();
+    assert_eq!(tombstone.version, StreamVersion(3));
+    let loaded = h.load(&id).await;
+    assert!(
+        matches!(loaded, Err(tidemark::Error::StreamDeleted { ref stream, version: StreamVersion(3) }) if *stream == id),
+        "{loaded:?}"
+    );
+    // The handler's cached state is from before the tombstone: the store refuses the append.
+    let debit = h.handle(&id, &WalletCommand::Debit(20), &no_options()).await;
+    assert!(matches!(debit, Err(CommandError::Store(tidemark::Error::StreamDeleted { .. }))), "{debit:?}");
+    // And a command decided on the store's state (no cache entry left) is refused at the load.
+    let again = h.handle(&id, &WalletCommand::Debit(20), &no_options()).await;
+    assert!(matches!(again, Err(CommandError::Store(tidemark::Error::StreamDeleted { .. }))), "{again:?}");
+    assert_eq!(h.store().stream_version(&id).await.unwrap(), StreamVersion(3));
+}

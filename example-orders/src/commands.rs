@@ -18,6 +18,7 @@ use example_orders::seed::{seed, SeedOptions};
 use tidemark::EventStore;
 use tidemark::LogDiagnostics;
 use tidemark_projections::{BatchOptimisations, DocumentReader, DocumentTx, Feed, Ops, OpsCommand, ReadModelsAdmin};
+use tidemark_projections_postgres::PgArchive;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -265,7 +266,8 @@ async fn ops(command: &OpsCommand, deployment: &DeploymentArgs) -> anyhow::Resul
         return Ok(ExitCode::from(run_ops(&ops, command).await.code()));
     }
     deployment.check().await?;
-    let mut ops = deployment.backend().await?.ops()?.migrations(migrations);
+    let archive = PgArchive::new(deployment.store.clone());
+    let mut ops = deployment.backend().await?.ops()?.migrations(migrations).archive(archive);
     if deployment.client.is_some() {
         ops = ops.relay(deployment.relay()?);
     }

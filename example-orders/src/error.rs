@@ -35,6 +35,9 @@ pub enum ApiError {
     /// Nothing here for this user (absent, or someone else's).
     #[error("{0} not found")]
     NotFound(&'static str),
+    /// The order was deleted (its stream ends with a tombstone): it is gone for good.
+    #[error("this {0} was deleted")]
+    Gone(&'static str),
     /// The order is not at the version the request expected (`If-Match`).
     #[error("the order is at version {actual}, not {expected}")]
     Conflict {
@@ -61,9 +64,12 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Maps a store error: conflicts and transient failures are retryable (503), the rest internal.
+    /// Maps a store error: a deleted stream is gone (410), conflicts and transient
+    /// failures are retryable (503), the rest internal.
     pub fn store(error: &tidemark::Error) -> Self {
-        if error.is_retryable() {
+        if let tidemark::Error::StreamDeleted { .. } = error {
+            Self::Gone("order")
+        } else if error.is_retryable() {
             Self::Unavailable(error.to_string())
         } else {
             Self::Internal(error.to_string())
@@ -89,6 +95,7 @@ impl ApiError {
             Self::Unauthorized(_) => StatusCode::UNAUTHORIZED,
             Self::Forbidden => StatusCode::FORBIDDEN,
             Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::Gone(_) => StatusCode::GONE,
             Self::Conflict { .. } => StatusCode::CONFLICT,
             Self::Lagging | Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Chaos | Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -105,6 +112,7 @@ impl ApiError {
             Self::Unauthorized(_) => "unauthorized",
             Self::Forbidden => "forbidden",
             Self::NotFound(_) => "not-found",
+            Self::Gone(_) => "gone",
             Self::Conflict { .. } => "version-conflict",
             Self::KeyReused => "idempotency-key-reused",
             Self::Lagging => "read-model-lagging",

@@ -4,6 +4,8 @@
 //! instances share partitions, and [`PgLogFeed`], a feed that reads the store's log directly.
 #![doc = include_str!("../README.md")]
 
+#[cfg(feature = "cli")]
+mod archive_ops;
 mod coordination;
 mod dead_letters;
 mod error;
@@ -22,6 +24,8 @@ mod pg_rogue;
 mod pg_tx;
 mod postgres;
 
+#[cfg(feature = "cli")]
+pub use archive_ops::PgArchive;
 pub use coordination::{Coordination, Locks};
 pub use migrations::PROJECTION_MIGRATIONS;
 pub use pg_feed::{PgLogFeed, PgLogSubscription};

@@ -49,9 +49,10 @@ pub use memory::{MemoryReadModels, MemoryTx};
 pub use metrics::{describe_metrics, LAG_MEASURED, LAST_COMMIT};
 #[cfg(feature = "cli")]
 pub use ops::{
-    verify_log, AuditReport, DlqCommand, EventVerifier, EventsCommand, Finding, MigrateArgs, Ops, OpsCommand, OpsExit,
-    OpsFuture, Output, PartitionView, PendingMigration, ProjectionOps, ProjectionState, ProjectionsCommand,
-    RelayCommand, RelayOps, RelayState, SchemaMigrations, StreamCommand, VerifyFailure, VerifyReport,
+    parse_age, verify_log, ArchiveOps, ArchivedStreams, AuditReport, DlqCommand, EventVerifier, EventsCommand, Finding,
+    MigrateArgs, Ops, OpsCommand, OpsExit, OpsFuture, Output, PartitionView, PendingMigration, ProjectionOps,
+    ProjectionState, ProjectionsCommand, RelayCommand, RelayOps, RelayState, SchemaMigrations, StreamCommand,
+    VerifyFailure, VerifyReport,
 };
 pub use optimisations::{BatchOptimisations, CheckedCommit};
 pub use projection::Projection;

@@ -155,13 +155,25 @@ impl PgEventStore {
         }))
     }
 
-    /// The expected version did not hold: a conflict, unless the command id was
-    /// already handled (then its outcome).
+    /// The append was not written: its command id's earlier outcome if it was handled
+    /// already, otherwise why ([`refusal`](Self::refusal)).
     pub(crate) async fn rejected(&self, request: &AppendRequest, head: StreamVersion) -> Result<AppendOutcome, Error> {
         if let Some(outcome) = self.earlier_outcome(request).await? {
             return Ok(outcome);
         }
-        Err(Error::Conflict { stream: request.stream_id.clone(), expected: request.expected, actual: head })
+        Err(self.refusal(request, Some(head)).await?)
+    }
+
+    /// Why an append was not written: the stream is deleted, or it was not at the
+    /// expected version (`head` when the statement saw it, otherwise read now). Only the
+    /// refused path pays for this read.
+    async fn refusal(&self, request: &AppendRequest, head: Option<StreamVersion>) -> Result<Error, Error> {
+        let (version, deleted) = self.stream_end(&request.stream_id).await?;
+        let stream = request.stream_id.clone();
+        if deleted {
+            return Ok(Error::StreamDeleted { stream, version });
+        }
+        Ok(Error::Conflict { stream, expected: request.expected, actual: head.unwrap_or(version) })
     }
 
     async fn earlier_outcome(&self, request: &AppendRequest) -> Result<Option<AppendOutcome>, Error> {
@@ -188,10 +200,7 @@ impl PgEventStore {
         }
         match constraint {
             Some(STREAM_VERSION_KEY) if retry => Ok(None),
-            Some(STREAM_VERSION_KEY) => {
-                let actual = self.head_of(&request.stream_id).await?;
-                Err(Error::Conflict { stream: request.stream_id.clone(), expected: request.expected, actual })
-            }
+            Some(STREAM_VERSION_KEY) => Err(self.refusal(request, None).await?),
             Some(EVENT_ID_KEY) => Err(Error::DuplicateEventId(self.stored_event_id(&columns.ids).await?)),
             _ if refuses_tenant(&error) => Err(self.tenant_mismatch(request).await?),
             _ => Err(backend("appending events")(error)),

@@ -11,6 +11,7 @@
 #![doc = include_str!("../README.md")]
 
 mod append;
+mod archive;
 mod backlog;
 mod batch;
 mod batch_plain;
@@ -34,6 +35,7 @@ mod wake;
 /// The PostgreSQL driver whose types (`PgPool`, `PgConnectOptions`) this crate's API uses.
 pub use sqlx;
 
+pub use archive::{ArchivePolicy, ArchiveReport, DEFAULT_ARCHIVE_AGE};
 pub use backlog::Backlog;
 pub use config::PgStoreConfig;
 pub use diagnostics::{HoldingTransaction, LogHorizon};

@@ -101,6 +101,16 @@ impl PgEventStore {
         Ok(StreamVersion(unsigned(v)))
     }
 
+    /// The stream's version and whether its last event is a tombstone.
+    pub(crate) async fn stream_end(&self, stream: &StreamId) -> Result<(StreamVersion, bool), Error> {
+        let row: Option<(i64, bool)> = sqlx::query_as(&self.sql().stream_end)
+            .bind(stream.as_str())
+            .fetch_optional(self.pool())
+            .await
+            .map_err(backend("reading the end of a stream"))?;
+        Ok(row.map_or((StreamVersion::EMPTY, false), |(v, deleted)| (StreamVersion(unsigned(v)), deleted)))
+    }
+
     pub(crate) async fn readable_head(&self) -> Result<Option<LogPosition>, Error> {
         let row = sqlx::query(&self.sql().log_head)
             .fetch_optional(self.pool())

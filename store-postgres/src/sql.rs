@@ -5,9 +5,27 @@
 pub(crate) const EVENT_COLUMNS: &str = "transaction_id, sequence, event_id, stream_id, stream_version, event_type, \
      schema_version, payload, correlation_id, causation_id, metadata, recorded_at";
 
+/// The type name of a tombstone, spliced into the append statements (a constant, not input).
+const TOMBSTONE: &str = tidemark::TOMBSTONE_EVENT_TYPE;
+
+/// The head probe of the lean batch statements: the stream's last version, or -1 when its
+/// last event is a tombstone (no expected version matches it, so nothing is written).
+const LIVE_HEAD: &str = "CASE WHEN x.event_type = '_Tombstone' THEN -1 ELSE x.stream_version END";
+
 /// The oldest transaction still running, as a bigint: rows of transactions below it
 /// are final (committed and visible, or rolled back).
 pub(crate) const HORIZON: &str = "(SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint)";
+
+/// Every stored event, live or archived: the two tables as one relation for the
+/// statements that read events. PostgreSQL pushes the conditions into both tables and
+/// merges their index scans; the archive is empty, or holds only streams whose tombstone
+/// (their last event) is live, so a read of live events pays one empty index probe.
+fn all_events(s: &str) -> String {
+    format!(
+        "(SELECT {EVENT_COLUMNS} FROM {s}.events \
+          UNION ALL SELECT {EVENT_COLUMNS} FROM {s}.archived_events)"
+    )
+}
 
 #[derive(Debug)]
 pub(crate) struct Statements {
@@ -17,6 +35,7 @@ pub(crate) struct Statements {
     pub read_tail: String,
     pub log_head: String,
     pub stream_version: String,
+    pub stream_end: String,
     pub command_outcome: String,
     pub load_snapshot: String,
     pub save_snapshot: String,
@@ -37,6 +56,7 @@ pub(crate) struct Statements {
 impl Statements {
     pub(crate) fn new(schema: &str, gap_safe: bool) -> Self {
         let s = format!("\"{schema}\"");
+        let all = all_events(&s);
         let below_horizon = if gap_safe { format!("AND transaction_id < {HORIZON}") } else { String::new() };
         Self {
             append: append(&s),
@@ -47,7 +67,7 @@ impl Statements {
             append_batch_single_commands: with_commands(&s, &append_batch_single(&s), 10),
             append_new: append_plain(&s, false),
             append_exact: append_plain(&s, true),
-            read_event: format!("SELECT {EVENT_COLUMNS} FROM {s}.events WHERE event_id = $1"),
+            read_event: format!("SELECT {EVENT_COLUMNS} FROM {all} AS x WHERE event_id = $1 LIMIT 1"),
             // One index probe per key. A plain join let PostgreSQL cache, while the table
             // was small, a hash join that reads the whole table on every call. The arrays
             // are read through scalar subqueries, so no plan knows their lengths: plans
@@ -59,16 +79,16 @@ impl Statements {
                 "SELECT e.transaction_id, e.sequence, e.event_id, e.stream_id, e.stream_version, e.event_type, \
                    e.schema_version \
                  FROM unnest((SELECT $1::text[]), (SELECT $2::bigint[])) AS k(stream_id, stream_version) \
-                 CROSS JOIN LATERAL (SELECT * FROM {s}.events x \
+                 CROSS JOIN LATERAL (SELECT * FROM {all} x \
                    WHERE x.stream_id = k.stream_id AND x.stream_version = k.stream_version LIMIT 1) AS e"
             ),
-            verify_events: verify_events(&s),
+            verify_events: verify_events(&all),
             read_stream: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events \
+                "SELECT {EVENT_COLUMNS} FROM {all} AS x \
                  WHERE stream_id = $1 AND stream_version >= $2 ORDER BY stream_version LIMIT $3"
             ),
             read_log: format!(
-                "SELECT {EVENT_COLUMNS} FROM {s}.events \
+                "SELECT {EVENT_COLUMNS} FROM {all} AS x \
                  WHERE (transaction_id, sequence) > ($1, $2) {below_horizon} \
                  ORDER BY transaction_id, sequence LIMIT $3"
             ),
@@ -77,12 +97,16 @@ impl Statements {
                 "SELECT transaction_id, sequence FROM {s}.events WHERE true {below_horizon} \
                  ORDER BY transaction_id DESC, sequence DESC LIMIT 1"
             ),
+            stream_end: format!(
+                "SELECT stream_version, event_type = '{TOMBSTONE}' FROM {s}.events WHERE stream_id = $1 \
+                 ORDER BY stream_version DESC LIMIT 1"
+            ),
             stream_version: format!(
                 "SELECT coalesce(max(stream_version), 0) FROM {s}.events WHERE stream_id = $1"
             ),
             command_outcome: format!(
                 "SELECT c.stream_id, c.previous_version, c.version, e.transaction_id, e.sequence \
-                 FROM {s}.commands c LEFT JOIN {s}.events e \
+                 FROM {s}.commands c LEFT JOIN {all} e \
                    ON e.stream_id = c.stream_id AND e.stream_version = c.version AND c.version > c.previous_version \
                  WHERE c.command_id = $1"
             ),
@@ -135,17 +159,21 @@ fn read_tail(s: &str, gap_safe: bool) -> String {
     )
 }
 
-/// One statement, one round trip: check the expected version, record the command id,
-/// insert every event. Expected-version kinds in `$2`: 0 any, 1 no stream, 2 stream
+/// One statement, one round trip: check the expected version and that the stream does
+/// not end with a tombstone, record the command id, insert every event. Expected-version kinds in `$2`: 0 any, 1 no stream, 2 stream
 /// exists, 3 exact (`$3`). A concurrent append of the same version or command id fails
 /// the whole statement with a unique violation on a named constraint.
 fn append(s: &str) -> String {
     format!(
         "WITH head AS ( \
-           SELECT coalesce(max(stream_version), 0) AS v FROM {s}.events WHERE stream_id = $1 \
+           SELECT coalesce(l.v, 0) AS v, coalesce(l.t = '{TOMBSTONE}', false) AS deleted \
+           FROM (SELECT 1) AS one LEFT JOIN LATERAL ( \
+             SELECT stream_version AS v, event_type AS t FROM {s}.events WHERE stream_id = $1 \
+             ORDER BY stream_version DESC LIMIT 1) AS l ON true \
          ), base AS ( \
            SELECT CASE WHEN $2 = 3 THEN $3::bigint ELSE h.v END AS v FROM head h \
-           WHERE CASE $2 WHEN 0 THEN true WHEN 1 THEN h.v = 0 WHEN 2 THEN h.v > 0 ELSE h.v = $3 END \
+           WHERE NOT h.deleted \
+             AND CASE $2 WHEN 0 THEN true WHEN 1 THEN h.v = 0 WHEN 2 THEN h.v > 0 ELSE h.v = $3 END \
          ), cmd AS ( \
            INSERT INTO {s}.commands (command_id, stream_id, previous_version, version) \
            SELECT $4, $1, b.v, b.v + cardinality($5::uuid[]) FROM base b WHERE $4::uuid IS NOT NULL \
@@ -163,16 +191,24 @@ fn append(s: &str) -> String {
     )
 }
 
-/// The lean appends: to a new stream (`exact` false: versions 1..n), or after exact
-/// version `$9` (which must exist). Rows come back in position order, one per event;
-/// none when the expected version did not hold.
+/// The lean appends: to a new stream (`exact` false: versions 1..n, only when the stream
+/// has no event), or after exact version `$9` (which must exist and not be a tombstone). Rows come back in position
+/// order, one per event; none when the expected version did not hold. A tombstone is
+/// always its stream's last event, so an append after it either names the tombstone's
+/// version (refused by the guard) or an earlier one (refused by the stream-version key,
+/// as the tombstone holds the next version).
 fn append_plain(s: &str, exact: bool) -> String {
     let (base, guard) = match exact {
         true => (
             "$9::bigint + ",
-            format!("WHERE EXISTS (SELECT 1 FROM {s}.events WHERE stream_id = $1 AND stream_version = $9)"),
+            format!(
+                "WHERE EXISTS (SELECT 1 FROM {s}.events \
+                   WHERE stream_id = $1 AND stream_version = $9 AND event_type <> '{TOMBSTONE}')"
+            ),
         ),
-        false => ("", String::new()),
+        // The stream-version key alone would refuse a taken version 1, but an archived
+        // stream keeps only its tombstone: the probe refuses any stream with an event.
+        false => ("", format!("WHERE NOT EXISTS (SELECT 1 FROM {s}.events WHERE stream_id = $1)")),
     };
     format!(
         "INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, schema_version, \
@@ -196,12 +232,13 @@ fn append_batch(s: &str) -> String {
            SELECT * FROM unnest($1::int4[], $2::text[], $3::int4[], $4::int8[], $5::uuid[], $6::int4[]) \
              AS r(i, stream_id, kind, exact, command_id, n) \
          ), heads AS ( \
-           SELECT r.*, (SELECT coalesce(max(e.stream_version), 0) FROM {s}.events e WHERE e.stream_id = r.stream_id) AS head \
-           FROM req r \
+           SELECT r.*, coalesce(l.v, 0) AS head, coalesce(l.t = '{TOMBSTONE}', false) AS deleted \
+           FROM req r LEFT JOIN LATERAL (SELECT e.stream_version AS v, e.event_type AS t FROM {s}.events e \
+             WHERE e.stream_id = r.stream_id ORDER BY e.stream_version DESC LIMIT 1) AS l ON true \
          ), ok AS ( \
            SELECT h.i, h.stream_id, h.command_id, h.n, CASE WHEN h.kind = 3 THEN h.exact ELSE h.head END AS base \
            FROM heads h \
-           WHERE CASE h.kind WHEN 0 THEN true WHEN 1 THEN h.head = 0 WHEN 2 THEN h.head > 0 ELSE h.head = h.exact END \
+           WHERE NOT h.deleted AND CASE h.kind WHEN 0 THEN true WHEN 1 THEN h.head = 0 WHEN 2 THEN h.head > 0 ELSE h.head = h.exact END \
          ), cmd AS ( \
            INSERT INTO {s}.commands (command_id, stream_id, previous_version, version) \
            SELECT command_id, stream_id, base, base + n FROM ok WHERE command_id IS NOT NULL \
@@ -244,7 +281,7 @@ fn append_batch_plain(s: &str) -> String {
               WITH ORDINALITY AS u(i, k, id, typ, ver, payload, corr, caus, meta, n) \
          JOIN (SELECT q.i, q.stream_id, q.base \
                FROM unnest((SELECT $1::text[]), (SELECT $2::int8[])) WITH ORDINALITY AS q(stream_id, base, i) \
-               WHERE coalesce((SELECT x.stream_version FROM {s}.events x WHERE x.stream_id = q.stream_id \
+               WHERE coalesce((SELECT {LIVE_HEAD} FROM {s}.events x WHERE x.stream_id = q.stream_id \
                                ORDER BY x.stream_version DESC LIMIT 1), 0) = q.base) AS r ON r.i = u.i \
          ORDER BY u.n \
          RETURNING stream_id, transaction_id, sequence"
@@ -263,7 +300,7 @@ fn append_batch_single(s: &str) -> String {
                      (SELECT $5::int4[]), (SELECT $6::text[]), (SELECT $7::uuid[]), (SELECT $8::uuid[]), \
                      (SELECT $9::text[])) \
               WITH ORDINALITY AS u(stream_id, base, id, typ, ver, payload, corr, caus, meta, n) \
-         WHERE coalesce((SELECT x.stream_version FROM {s}.events x WHERE x.stream_id = u.stream_id \
+         WHERE coalesce((SELECT {LIVE_HEAD} FROM {s}.events x WHERE x.stream_id = u.stream_id \
                          ORDER BY x.stream_version DESC LIMIT 1), 0) = u.base \
          ORDER BY u.n \
          RETURNING stream_id, transaction_id, sequence"
@@ -302,7 +339,7 @@ pub(crate) const COMMAND_KEY: &str = "commands_pkey";
 /// returns no rows. A claimed number out of the columns' range is sent as NULL, which is
 /// distinct from anything stored. The arrays are read through scalar subqueries, as in
 /// `identities`, so that the generic plan is kept.
-fn verify_events(s: &str) -> String {
+fn verify_events(all: &str) -> String {
     format!(
         "SELECT k.i, e.transaction_id, e.sequence, e.event_id, e.stream_id, e.stream_version, e.event_type, \
            e.schema_version \
@@ -311,7 +348,7 @@ fn verify_events(s: &str) -> String {
            WITH ORDINALITY AS k(stream_id, stream_version, event_id, event_type, schema_version, transaction_id, \
              sequence, i) \
          LEFT JOIN LATERAL (SELECT x.transaction_id, x.sequence, x.event_id, x.stream_id, x.stream_version, \
-             x.event_type, x.schema_version FROM {s}.events x \
+             x.event_type, x.schema_version FROM {all} x \
            WHERE x.stream_id = k.stream_id AND x.stream_version = k.stream_version LIMIT 1) AS e ON true \
          WHERE (e.event_id, e.event_type, e.schema_version, e.transaction_id, e.sequence) \
            IS DISTINCT FROM (k.event_id, k.event_type, k.schema_version, k.transaction_id, k.sequence)"

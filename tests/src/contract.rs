@@ -26,6 +26,7 @@ mod race;
 mod read;
 mod rejections;
 mod snapshots;
+mod tombstone;
 mod wait;
 
 pub use fixture::settle;
@@ -44,6 +45,7 @@ pub use read::{
 };
 pub use rejections::{duplicate_event_id, invalid_events, oversize_event, tenant_mismatch};
 pub use snapshots::snapshots_save_load_replace;
+pub use tombstone::{tombstone_ends_stream, tombstone_races_appends};
 pub use wait::{
     wait_for_log_returns_when_behind, wait_for_log_times_out, wait_for_log_wakes_on_append,
     wait_for_log_without_spurious_wakeups,
@@ -67,12 +69,20 @@ macro_rules! contract_tests {
             per_stream_order_in_log, stream_version_and_log_head, wait_for_log_wakes_on_append,
             wait_for_log_times_out, wait_for_log_without_spurious_wakeups, wait_for_log_returns_when_behind, duplicate_command_id,
             racing_duplicate_command_ids, racing_duplicate_command_ids_expecting_no_stream,
-            duplicate_event_id, oversize_event, invalid_events, tenant_mismatch, snapshots_save_load_replace);
+            duplicate_event_id, oversize_event, invalid_events, tenant_mismatch, snapshots_save_load_replace,
+            tombstone_ends_stream);
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn exact_version_race() {
             let (store, guard) = ($make)().await;
             $crate::contract::exact_version_race(store, $tasks, $commands, $streams).await;
+            drop(guard);
+        }
+
+        #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn tombstone_races_appends() {
+            let (store, guard) = ($make)().await;
+            $crate::contract::tombstone_races_appends(store).await;
             drop(guard);
         }
     };

@@ -158,6 +158,10 @@ fn failure(error: tidemark::Error) -> CommandFailure {
             code: "forgotten",
             detail: "the customer's personal data was erased: place the order without a delivery contact".to_owned(),
         },
+        e @ tidemark::Error::StreamDeleted { .. } => CommandFailure {
+            code: "gone",
+            detail: format!("{e}: the order was deleted before the command was written"),
+        },
         e if e.is_retryable() => {
             tracing::warn!(error = %e, "a command failed on a transient store error");
             CommandFailure { code: "unavailable", detail: "the store is unavailable; retry later".to_owned() }

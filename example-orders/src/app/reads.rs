@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use serde::de::DeserializeOwned;
-use tidemark::{EventStore, Loaded, StreamVersion};
+use tidemark::{EventStore, ExpectedVersion, Loaded, StreamVersion};
 use tidemark_projections::{wait_for_version, BatchOptimisations, DocumentReader, ProjectionError, ReadModelsAdmin};
 use uuid::Uuid;
 
@@ -58,11 +58,35 @@ where
         let document = self.read_models.document(ORDERS, ORDERS, &order_id.to_string()).await;
         let document = document.map_err(|e| ApiError::read_models(&e))?.ok_or(ApiError::NotFound("order"))?;
         let view: OrderView = parse(document)?;
-        if user.may_act_for(view.state.customer()) {
-            Ok(view)
-        } else {
-            Err(ApiError::NotFound("order"))
+        if !user.may_act_for(view.state.customer()) {
+            return Err(ApiError::NotFound("order"));
         }
+        // The read model keeps a deleted order's row: the store says whether it is gone.
+        if self.is_deleted(order_id).await? {
+            return Err(ApiError::Gone("order"));
+        }
+        Ok(view)
+    }
+
+    /// Whether the order's stream ends with a tombstone.
+    pub async fn is_deleted(&self, order_id: Uuid) -> Result<bool, ApiError> {
+        let stream = order_stream(order_id);
+        let store = self.orders.store();
+        let version = store.stream_version(&stream).await.map_err(|e| ApiError::store(&e))?;
+        if version == StreamVersion::EMPTY {
+            return Ok(false);
+        }
+        let last = store.read_stream(&stream, version, 1).await.map_err(|e| ApiError::store(&e))?;
+        Ok(last.first().is_some_and(|e| e.is_tombstone()))
+    }
+
+    /// Deletes an order for good: its stream gets a tombstone, after which commands on it
+    /// and reads of it answer 410 Gone. Not found (404) when there is no such order.
+    pub async fn delete_order(&self, user: &User, order_id: Uuid) -> Result<StreamVersion, ApiError> {
+        self.owned_order(user, order_id).await?;
+        let stream = order_stream(order_id);
+        let outcome = self.orders.store().tombstone(&stream, ExpectedVersion::Any).await;
+        Ok(outcome.map_err(|e| ApiError::store(&e))?.version)
     }
 
     async fn wait_for_order(&self, order_id: Uuid, version: StreamVersion, timeout: Duration) -> Result<(), ApiError> {

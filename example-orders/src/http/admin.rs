@@ -3,6 +3,7 @@
 use std::sync::Arc;
 
 use axum::extract::State;
+use axum::http::StatusCode;
 use axum::response::Response;
 use axum::Json;
 use serde::Deserialize;
@@ -84,4 +85,20 @@ where
     let request = request.map(FulfilmentCommand::from);
     let target = Target::fulfilment("dispatch", order_id).in_tenant(tenant);
     request.run(&app, target, &loaded.state, loaded.version).await
+}
+
+/// `DELETE /orders/{order_id}`: deletes the order for good (admins only). 204; 404 when
+/// there is no such order; 410 when it was deleted already.
+pub(super) async fn delete_order<S, R>(
+    State(app): State<Arc<App<S, R>>>,
+    Admin(admin): Admin,
+    Ids(order_id): Ids<Uuid>,
+) -> Result<StatusCode, ApiError>
+where
+    S: EventStore,
+    R: ReadModelsAdmin + BatchOptimisations + DocumentReader,
+{
+    let version = app.delete_order(&admin, order_id).await?;
+    tracing::info!(admin = %admin.name, %order_id, tombstone = %version, "deleted an order");
+    Ok(StatusCode::NO_CONTENT)
 }

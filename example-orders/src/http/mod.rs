@@ -53,7 +53,7 @@ where
         .route("/page.js", get(|| async { ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], PAGE_JS) }))
         .route("/dev/login", post(auth::dev_login::<S, R>))
         .route("/orders", post(orders::place::<S, R>).get(orders::list::<S, R>))
-        .route("/orders/{id}", get(orders::get::<S, R>))
+        .route("/orders/{id}", get(orders::get::<S, R>).delete(admin::delete_order::<S, R>))
         .route("/orders/{id}/lines", post(orders::command::<S, R, Line>))
         .route("/orders/{id}/lines/{product}", delete(orders::remove_line::<S, R>))
         .route("/orders/{id}/confirm", post(orders::command::<S, R, ConfirmBody>))

@@ -247,6 +247,34 @@ pub enum EventsCommand {
 #[derive(Debug, Clone, Subcommand)]
 #[non_exhaustive]
 pub enum StreamCommand {
+    /// Deletes a stream for good: appends its tombstone, after which every append to it
+    /// fails and loading its aggregate says it is deleted; its events stay readable.
+    /// Exits 3 when it is deleted already.
+    Tombstone {
+        /// The stream id.
+        id: String,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// How to print the result.
+        #[command(flatten)]
+        output: Output,
+    },
+    /// Moves the events of streams deleted longer ago than `--older-than` into the
+    /// archive table (their tombstones stay). Only events every relay has published and
+    /// whose transactions have ended move; every read of events still sees them.
+    Archive {
+        /// How long ago a stream's tombstone must have been written: a whole number and a
+        /// unit, d, h, m or s (90d).
+        #[arg(long, value_name = "AGE", value_parser = super::lifecycle::parse_age)]
+        older_than: std::time::Duration,
+        /// Do not ask for confirmation.
+        #[arg(long)]
+        yes: bool,
+        /// How to print the result.
+        #[command(flatten)]
+        output: Output,
+    },
     /// The events of one stream, as stored; exits 3 when the stream has none.
     Show {
         /// The stream id.

@@ -10,6 +10,7 @@ mod change;
 mod command;
 mod control;
 mod dlq;
+mod lifecycle;
 mod migrate;
 mod progress;
 mod registry;
@@ -26,6 +27,7 @@ pub use audit::{AuditReport, Finding};
 pub use command::{
     DlqCommand, EventsCommand, MigrateArgs, OpsCommand, Output, ProjectionsCommand, RelayCommand, StreamCommand,
 };
+pub use lifecycle::{parse_age, ArchiveOps, ArchivedStreams};
 pub use migrate::{PendingMigration, SchemaMigrations};
 pub use registry::{OpsFuture, PartitionView, ProjectionOps, ProjectionState};
 pub use relay::{RelayOps, RelayState};
@@ -65,6 +67,7 @@ pub struct Ops<S> {
     verifiers: Vec<Box<dyn EventVerifier>>,
     relay: Option<Box<dyn RelayOps>>,
     migrations: Option<Box<dyn SchemaMigrations>>,
+    archive: Option<Box<dyn ArchiveOps>>,
     interactive: bool,
 }
 
@@ -76,6 +79,7 @@ impl<S> fmt::Debug for Ops<S> {
             .field("codecs", &self.verifiers.len())
             .field("relay", &self.relay.is_some())
             .field("migrations", &self.migrations.is_some())
+            .field("archive", &self.archive.is_some())
             .finish()
     }
 }
@@ -85,7 +89,15 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
     /// terminal when standard input is one.
     pub fn new(store: S) -> Self {
         let interactive = std::io::IsTerminal::is_terminal(&std::io::stdin());
-        Self { store, projections: Vec::new(), verifiers: Vec::new(), relay: None, migrations: None, interactive }
+        Self {
+            store,
+            projections: Vec::new(),
+            verifiers: Vec::new(),
+            relay: None,
+            migrations: None,
+            archive: None,
+            interactive,
+        }
     }
 
     /// Mounts a projection (a [`ProjectionRunner`](crate::ProjectionRunner)).
@@ -109,6 +121,12 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
     /// Mounts the schema's migrations, for `migrate`.
     pub fn migrations(mut self, migrations: impl SchemaMigrations + 'static) -> Self {
         self.migrations = Some(Box::new(migrations));
+        self
+    }
+
+    /// Mounts the store's archive, for `stream archive`.
+    pub fn archive(mut self, archive: impl ArchiveOps + 'static) -> Self {
+        self.archive = Some(Box::new(archive));
         self
     }
 

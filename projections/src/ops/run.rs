@@ -99,6 +99,12 @@ impl<S: EventStore + LogDiagnostics> Ops<S> {
             OpsCommand::Dlq(dlq) => self.dlq(dlq, out, err).await,
             OpsCommand::Events(EventsCommand::Verify(output)) => self.verify(output.json, out).await,
             OpsCommand::Stream(StreamCommand::Show { id, output }) => self.show(id, output.json, out, err).await,
+            OpsCommand::Stream(StreamCommand::Tombstone { id, yes, output }) => {
+                self.tombstone(id, Asked { yes: *yes, output: *output }, out, err).await
+            }
+            OpsCommand::Stream(StreamCommand::Archive { older_than, yes, output }) => {
+                self.archive_streams(*older_than, Asked { yes: *yes, output: *output }, out, err).await
+            }
             OpsCommand::Relay(relay) => self.relay_command(relay, out, err).await,
             OpsCommand::Migrate(args) => self.migrate(*args, out, err).await,
         }
