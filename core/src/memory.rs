@@ -63,7 +63,7 @@ impl InMemoryEventStore {
         self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    fn append_now(&self, request: AppendRequest) -> Result<AppendOutcome> {
+    fn append_now(&self, mut request: AppendRequest) -> Result<AppendOutcome> {
         request.validate(self.max_event_bytes)?;
         let mut inner = self.lock();
         if let Some(outcome) = request.command_id.and_then(|id| inner.commands.get(&id)) {
@@ -81,6 +81,10 @@ impl InMemoryEventStore {
             Some(first) => inner.log[*first].metadata.tenant.clone(),
             None => request.events.first().and_then(|e| e.metadata.tenant.clone()),
         };
+        // A tombstone that carries no tenant takes its stream's.
+        for e in request.events.iter_mut().filter(|e| e.is_tombstone() && e.metadata.tenant.is_none()) {
+            e.metadata.tenant.clone_from(&stream_tenant);
+        }
         if let Some(e) = request.events.iter().find(|e| e.metadata.tenant != stream_tenant) {
             return Err(Error::TenantMismatch {
                 stream: request.stream_id,

@@ -283,6 +283,42 @@ async fn row_level_security_limits_a_restricted_role_to_its_tenant() {
 }
 
 #[tokio::test]
+async fn a_restricted_role_reads_only_its_tenants_archived_events() {
+    let schema = TestSchema::new().await;
+    let owner = with_config(&schema, false).await;
+    for (id, tenant) in [("order-a", "acme"), ("order-b", "globex")] {
+        let events = vec![of(Some(tenant), 1), of(Some(tenant), 2)];
+        owner.append(request(id, ExpectedVersion::NoStream, events)).await.expect("append");
+        // The tombstone carries no tenant: it takes its stream's.
+        owner.tombstone(&stream(id), ExpectedVersion::Exact(StreamVersion(2))).await.expect("tombstone");
+    }
+    support::log_of(&owner, 6).await;
+    let policy = tidemark_postgres::ArchivePolicy::default().older_than(Duration::ZERO).relayed_only(false);
+    let report = owner.archive(&policy).await.expect("archive");
+    assert_eq!(report.events, 4, "both streams' events moved, their tombstones stayed: {report:?}");
+    let role = restricted_role(&schema).await;
+
+    let acme = store_as(&schema, &role, Some("acme")).await;
+    let archived: Vec<String> = sqlx::query_scalar(&format!(
+        "SELECT stream_id FROM \"{}\".archived_events ORDER BY stream_version",
+        schema.name()
+    ))
+    .fetch_all(acme.pool())
+    .await
+    .expect("archived rows as acme");
+    assert_eq!(archived, ["order-a", "order-a"], "only acme's archived events");
+    let log = acme.read_log(LogPosition::START, 100).await.expect("log as acme");
+    assert!(log.iter().all(|e| e.stream_id.as_str() == "order-a"), "the log through both tables: {log:?}");
+    assert_eq!(log.len(), 3, "acme's two archived events and its tombstone");
+    assert_eq!(log[2].metadata.tenant.as_deref(), Some("acme"), "the tombstone took its stream's tenant");
+    // A restricted role's append to its deleted stream is refused as deleted.
+    let late = acme.append(request("order-a", ExpectedVersion::Any, vec![of(Some("acme"), 4)])).await;
+    assert!(matches!(late, Err(Error::StreamDeleted { .. })), "expected StreamDeleted, got {late:?}");
+    acme.pool().close().await;
+    drop_role(&schema, &role).await;
+}
+
+#[tokio::test]
 async fn a_tenants_log_is_read_through_its_index() {
     let schema = TestSchema::new().await;
     let store = with_config(&schema, false).await;

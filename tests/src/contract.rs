@@ -43,7 +43,9 @@ pub use read::{
     identities_of_stored_versions, per_stream_order_in_log, read_log_paging, read_stream_ranges,
     stream_version_and_log_head, verify_events_returns_only_mismatches,
 };
-pub use rejections::{duplicate_event_id, invalid_events, oversize_event, tenant_mismatch};
+pub use rejections::{
+    duplicate_event_id, invalid_events, oversize_event, tenant_mismatch, tombstone_takes_the_stream_tenant,
+};
 pub use snapshots::snapshots_save_load_replace;
 pub use tombstone::{tombstone_ends_stream, tombstone_races_appends};
 pub use wait::{
@@ -70,7 +72,7 @@ macro_rules! contract_tests {
             wait_for_log_times_out, wait_for_log_without_spurious_wakeups, wait_for_log_returns_when_behind, duplicate_command_id,
             racing_duplicate_command_ids, racing_duplicate_command_ids_expecting_no_stream,
             duplicate_event_id, oversize_event, invalid_events, tenant_mismatch, snapshots_save_load_replace,
-            tombstone_ends_stream);
+            tombstone_ends_stream, tombstone_takes_the_stream_tenant);
 
         #[::tokio::test(flavor = "multi_thread", worker_threads = 4)]
         async fn exact_version_race() {

@@ -2,7 +2,8 @@
 
 use serde_json::json;
 use tidemark::{
-    AppendRequest, CommandId, Error, EventStore, ExpectedVersion, Metadata, NewEvent, DEFAULT_MAX_EVENT_BYTES,
+    AppendRequest, CommandId, Error, EventStore, ExpectedVersion, Metadata, NewEvent, StreamVersion,
+    DEFAULT_MAX_EVENT_BYTES,
 };
 
 use super::fixture::*;
@@ -152,4 +153,30 @@ pub async fn tenant_mismatch<S: EventStore>(store: S) {
     assert_unchanged(&store, &owned, 2, log_head).await;
     assert_unchanged(&store, &plain, 1, log_head).await;
     assert_unchanged(&store, &mixed, 0, log_head).await;
+}
+
+/// A tombstone that carries no tenant takes its stream's (deleting a stream needs no
+/// knowledge of its tenant); one that names another tenant is refused like any event.
+pub async fn tombstone_takes_the_stream_tenant<S: EventStore>(store: S) {
+    let (owned, foreign) = (stream("tenant"), stream("tenant"));
+    append(&store, &owned, ExpectedVersion::NoStream, vec![of_tenant(1, Some("acme"))]).await;
+    append(&store, &foreign, ExpectedVersion::NoStream, vec![of_tenant(1, Some("acme"))]).await;
+    store.tombstone(&owned, ExpectedVersion::Exact(StreamVersion(1))).await.expect("the tombstone is written");
+    let read = store.read_stream(&owned, StreamVersion(1), 10).await.expect("read");
+    assert_eq!(read.len(), 2);
+    assert!(read[1].is_tombstone());
+    assert_eq!(read[1].metadata.tenant.as_deref(), Some("acme"), "the tombstone took the stream's tenant");
+
+    let named = AppendRequest::tombstone(foreign.clone(), ExpectedVersion::Any);
+    let mut named = named;
+    for e in &mut named.events {
+        e.metadata = Metadata::new().with_tenant("globex");
+    }
+    match store.append(named).await {
+        Err(Error::TenantMismatch { stream_tenant, tenant, .. }) => {
+            assert_eq!((stream_tenant.as_deref(), tenant.as_deref()), (Some("acme"), Some("globex")));
+        }
+        other => panic!("expected a tenant mismatch, got {other:?}"),
+    }
+    assert_eq!(store.read_stream(&foreign, StreamVersion(1), 10).await.expect("read").len(), 1);
 }
