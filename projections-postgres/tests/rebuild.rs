@@ -9,8 +9,9 @@ use std::time::Duration;
 use tidemark::{EventStore, InMemoryEventStore, LogPosition};
 use tidemark_nats::RelayConfig;
 use tidemark_projections::{
-    InProcessBus, MemoryReadModels, ProjectionRunner, RebuildOptions, RebuildOutcome, RunnerConfig,
+    Feed, InProcessBus, MemoryReadModels, ProjectionRunner, RebuildOptions, RebuildOutcome, RunnerConfig,
 };
+use tidemark_projections_postgres::PgLogFeed;
 use tokio_util::sync::CancellationToken;
 
 use support::nats::{spawn_relay, spawn_runner, Bench};
@@ -21,7 +22,29 @@ async fn a_rebuild_serves_the_live_model_until_an_atomic_swap_and_hands_over_wit
     let bench = Bench::new(2).await;
     let relay = bench.relay(RelayConfig::new("main")).await;
     let (stop_relay, relay_task) = spawn_relay(&relay);
-    let live = bench.runner("ledger", bench.feed()).await;
+    let bench = rebuild_and_hand_over(bench, Bench::feed).await;
+    stop_relay.cancel();
+    relay_task.await.expect("joined").expect("clean stop");
+    bench.delete_stream().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_postgres_feed_a_rebuild_serves_the_live_model_until_an_atomic_swap_and_hands_over_without_gaps() {
+    // No relay: the runners read the store's log themselves.
+    let bench = Bench::new(2).await;
+    rebuild_and_hand_over(bench, pg_feed).await;
+}
+
+/// The PostgreSQL feed of the bench's store, partitioned like its JetStream stream.
+fn pg_feed(bench: &Bench) -> PgLogFeed {
+    PgLogFeed::new(bench.store.clone(), bench.scheme.partitions()).expect("feed")
+}
+
+/// A live version-1 runner and a rebuild of version 2 beside it (interrupted, resumed
+/// while appends go on, swapped in), then the hand-over to the version-2 runner, all on
+/// the feed `feed` makes.
+async fn rebuild_and_hand_over<F: Feed>(bench: Bench, feed: fn(&Bench) -> F) -> Bench {
+    let live = bench.runner("ledger", feed(&bench)).await;
     let (stop_live, live_task) = spawn_runner(&live);
     for outcome in append_rounds(&bench.store, 20, 3, 5).await {
         live.wait_for_append(&outcome, support::DEADLINE).await.expect("caught up");
@@ -30,8 +53,8 @@ async fn a_rebuild_serves_the_live_model_until_an_atomic_swap_and_hands_over_wit
     // Version 2 of the projection is rebuilt next to the live version 1.
     let config = RunnerConfig::default().backoff(Duration::from_millis(20), Duration::from_millis(200));
     let projection = TallyProjection::versioned("ledger", 2);
-    let feed = bench.feed();
-    let next = ProjectionRunner::new(projection, bench.read_models.clone(), bench.store.clone(), feed, config)
+    let next_feed = feed(&bench);
+    let next = ProjectionRunner::new(projection, bench.read_models.clone(), bench.store.clone(), next_feed, config)
         .expect("runner");
     let stop = CancellationToken::new();
     let options = RebuildOptions::default().batch_size(40).stop_on(stop.clone());
@@ -83,9 +106,7 @@ async fn a_rebuild_serves_the_live_model_until_an_atomic_swap_and_hands_over_wit
 
     stop_next.cancel();
     next_task.await.expect("joined").expect("clean stop");
-    stop_relay.cancel();
-    relay_task.await.expect("joined").expect("clean stop");
-    bench.delete_stream().await;
+    bench
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
