@@ -19,7 +19,7 @@ use serde_json::value::RawValue;
 use tidemark::{AppendRequest, EventCodec, EventStore, ExpectedVersion, NewEvent, StreamId};
 use tidemark_nats::{ensure_kv_bucket, ConsumerSettings, JetStreamFeed, KvProjection, NatsRelay};
 use tidemark_postgres::PgEventStore;
-use tidemark_projections::{ProjectionRunner, RunnerConfig};
+use tidemark_projections::{ProjectionRunner, RebuildOptions, RebuildOutcome, RunnerConfig};
 use tidemark_projections_postgres::PgReadModels;
 use tidemark_testkit::{nats_url, unique_name, TestSchema};
 use tokio_util::sync::CancellationToken;
@@ -166,6 +166,60 @@ async fn a_runner_killed_again_and_again_leaves_every_key_at_its_streams_head() 
 
     stop.cancel();
     running.await.expect("joined").expect("a clean stop");
+    stop_relay.cancel();
+    relaying.await.expect("joined").expect("relay");
+    jetstream.delete_key_value(&bucket.name).await.expect("delete bucket");
+    support::delete_stream(&jetstream, &settings).await;
+}
+
+/// The guide's way to rewrite a bucket: purge it and rebuild the projection. Every key is
+/// written again from the log, equal to its stream's head by plain SQL.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_purged_bucket_is_written_again_by_a_rebuild() {
+    let schema = TestSchema::new().await;
+    let store = support::store(&schema).await;
+    let client = support::client(&nats_url().await).await;
+    let jetstream = async_nats::jetstream::new(client.clone());
+    let (scheme, settings) = support::names();
+    let relay = NatsRelay::new(store.clone(), client.clone(), support::config("kv", &scheme)).expect("relay");
+    relay.ensure_stream(&settings).await.expect("stream");
+    let (stop_relay, relaying) = support::spawn(&relay);
+    let read_models = PgReadModels::new(&store);
+    read_models.migrate().await.expect("projection migrations");
+    let bucket = ensure_kv_bucket(&jetstream, &unique_name("kvb")).await.expect("bucket");
+    let feed = || JetStreamFeed::new(jetstream.clone(), settings.name.clone(), scheme.clone());
+    let parts = Parts { store: store.clone(), read_models, jetstream: jetstream.clone(), bucket: bucket.clone() };
+    for _ in 0..200 {
+        append_some(&store).await;
+    }
+    let want = expected(&schema).await;
+    assert!(!want.is_empty(), "some counters are open");
+
+    // Live: the runner brings the bucket to the store's state.
+    let live = runner(&parts, feed());
+    let stop = CancellationToken::new();
+    let running = tokio::spawn({
+        let stop = stop.clone();
+        async move { live.run(stop).await }
+    });
+    let deadline = Instant::now() + SETTLE;
+    while actual(&bucket).await != want {
+        assert!(Instant::now() < deadline, "the live runner did not bring the bucket to the store's state");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    stop.cancel();
+    running.await.expect("joined").expect("a clean stop");
+
+    // Purged with the plain client, then rebuilt: every key is back, at its stream's head.
+    let keys: Vec<String> = bucket.keys().await.expect("keys").map(|k| k.expect("key")).collect().await;
+    for key in &keys {
+        bucket.purge(key).await.expect("purge");
+    }
+    assert!(actual(&bucket).await.is_empty(), "the bucket is empty after the purge");
+    let outcome = runner(&parts, feed()).rebuild(RebuildOptions::default(), &mut |_| {}).await.expect("rebuild");
+    assert!(matches!(outcome, RebuildOutcome::Completed { .. }), "{outcome:?}");
+    assert_eq!(actual(&bucket).await, want, "the rebuild wrote every key again from the log");
+
     stop_relay.cancel();
     relaying.await.expect("joined").expect("relay");
     jetstream.delete_key_value(&bucket.name).await.expect("delete bucket");
