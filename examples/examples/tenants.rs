@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidemark::{
-    Aggregate, CommandError, CommandHandler, CommandOptions, Error, EventCodec, EventStore, LogPosition, StreamId,
+    Aggregate, AppendRequest, CommandError, CommandHandler, CommandOptions, Error, EventCodec, EventStore,
+    ExpectedVersion, LogPosition, Metadata, NewEvent, StreamId,
 };
-use tidemark_examples::account::{Account, AccountCommand, AccountError};
+use tidemark_examples::account::{Account, AccountCommand, AccountError, AccountEvent, Deposited};
 use tidemark_examples::{database_url, drop_schemas, unique, BoxError};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 
@@ -44,9 +45,10 @@ async fn tenants(store: &PgEventStore) -> Result<(), BoxError> {
         Err(CommandError::Rejected(AccountError::NotOpen)) => println!("globex cannot see acme's account"),
         other => return Err(format!("expected NotOpen, got {other:?}").into()),
     }
-    // Nor can globex take the stream over: the database refuses another tenant's event.
-    match globex_accounts.handle(&id, &AccountCommand::Open { owner: "eve".into() }, &CommandOptions::new()).await {
-        Err(CommandError::Store(Error::TenantMismatch { stream_tenant, tenant, .. })) => {
+    // Nor can globex write into it: the database refuses another tenant's event.
+    let deposit = NewEvent::from_domain(&AccountEvent::Deposited(Deposited { cents: 100 }), Metadata::new())?;
+    match globex.append(AppendRequest::new(id.clone(), ExpectedVersion::Any, vec![deposit])).await {
+        Err(Error::TenantMismatch { stream_tenant, tenant, .. }) => {
             println!("refused: the stream is {stream_tenant:?}'s, the event {tenant:?}'s");
         }
         other => return Err(format!("expected a tenant mismatch, got {other:?}").into()),
