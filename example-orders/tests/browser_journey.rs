@@ -81,8 +81,12 @@ async fn a_second_login_keeps_one_socket_and_a_bad_token_offers_to_log_in_again(
     // "Log in again" leads back to the login, and logging in clears the notice.
     browser.click("#log-in-again").await;
     log_in(&browser, "bob").await;
-    let page = snapshot(&browser).await;
-    assert!(page.signed_out.is_none() && page.single_order().is_some(), "{page:?}");
+    // The socket connects before the page has fetched the order list, so wait for the list.
+    let signed_out = wait_page(&browser, "bob's order is listed again", |page| {
+        page.single_order().is_some().then(|| page.signed_out.clone())
+    })
+    .await;
+    assert_eq!(signed_out, None, "logging in clears the notice");
 
     browser.close().await;
     drop(driver);
