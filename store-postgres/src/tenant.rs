@@ -108,6 +108,19 @@ impl PgTenantStore {
         Error::TenantMismatch { stream: stream.clone(), stream_tenant: Some(self.tenant.to_string()), tenant }
     }
 
+    /// The refusal for a request on `stream` when `owned` (the stream it touched) exists
+    /// and belongs to someone else; `None` when `owned` is this tenant's or does not exist.
+    async fn foreign(&self, stream: &StreamId, owned: &StreamId) -> Result<Option<Error>, Error> {
+        Ok(match self.owner_of(owned).await? {
+            Some(owner) if owner.as_deref() != Some(&*self.tenant) => Some(Error::TenantMismatch {
+                stream: stream.clone(),
+                stream_tenant: owner,
+                tenant: Some(self.tenant.to_string()),
+            }),
+            _ => None,
+        })
+    }
+
     async fn readable_head(&self) -> Result<Option<LogPosition>, Error> {
         let row = sqlx::query(&self.sql.log_head)
             .bind(&*self.tenant)
@@ -142,7 +155,20 @@ impl EventStore for PgTenantStore {
                 }
             }
         }
-        self.store.append(request).await
+        let stream = request.stream_id.clone();
+        match self.store.append(request).await {
+            // A stale version or a tombstone on another tenant's stream would tell this
+            // tenant the stream's version: refuse it as the stream's owner's instead.
+            Err(error @ (Error::Conflict { .. } | Error::StreamDeleted { .. })) => {
+                Err(self.foreign(&stream, &stream).await?.unwrap_or(error))
+            }
+            // A command id another tenant used answers with that tenant's outcome: refuse it.
+            Ok(outcome) if outcome.duplicate => match self.foreign(&stream, &outcome.stream_id).await? {
+                Some(refused) => Err(refused),
+                None => Ok(outcome),
+            },
+            other => other,
+        }
     }
 
     async fn read_stream(

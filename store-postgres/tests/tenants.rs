@@ -180,6 +180,56 @@ async fn a_tenant_view_reads_only_its_tenants_streams() {
 }
 
 #[tokio::test]
+async fn a_tenant_view_learns_nothing_of_another_tenants_stream_from_a_refused_append() {
+    for group_commit in [false, true] {
+        let schema = TestSchema::new().await;
+        let store = with_config(&schema, group_commit).await;
+        let (a, b) = (store.for_tenant("acme").expect("a"), store.for_tenant("globex").expect("b"));
+        let command_b = CommandId::new();
+        b.append(
+            request("order-b", ExpectedVersion::NoStream, vec![of(None, 1), of(None, 2)]).with_command_id(command_b),
+        )
+        .await
+        .expect("globex's stream");
+        b.append(request("gone-b", ExpectedVersion::NoStream, vec![of(None, 1)])).await.expect("globex's other");
+        b.tombstone(&stream("gone-b"), ExpectedVersion::Exact(StreamVersion(1))).await.expect("tombstone");
+
+        // Stale or wrong versions on globex's stream: refused as globex's, never a conflict
+        // that would tell acme the stream's version.
+        for expected in [ExpectedVersion::NoStream, ExpectedVersion::Exact(StreamVersion(1))] {
+            let stale = a.append(request("order-b", expected, vec![of(None, 9)])).await;
+            assert_mismatch(stale, Some("globex"), Some("acme"));
+        }
+        // A deleted stream of globex's: refused as globex's, not reported as deleted.
+        for expected in [ExpectedVersion::Any, ExpectedVersion::Exact(StreamVersion(2))] {
+            let deleted = a.append(request("gone-b", expected, vec![of(None, 9)])).await;
+            assert_mismatch(deleted, Some("globex"), Some("acme"));
+        }
+        // globex's command id replayed by acme, on acme's own stream or on globex's:
+        // refused, never globex's outcome.
+        for target in ["order-a", "order-b"] {
+            let replay =
+                a.append(request(target, ExpectedVersion::Any, vec![of(None, 9)]).with_command_id(command_b)).await;
+            assert_mismatch(replay, Some("globex"), Some("acme"));
+        }
+
+        // Nothing was written, and acme's own errors are still its own.
+        assert_eq!(store.stream_version(&stream("order-a")).await.expect("version"), StreamVersion(0));
+        assert_eq!(store.stream_version(&stream("order-b")).await.expect("version"), StreamVersion(2));
+        a.append(request("order-a", ExpectedVersion::NoStream, vec![of(None, 1)])).await.expect("acme's stream");
+        match a.append(request("order-a", ExpectedVersion::NoStream, vec![of(None, 2)])).await {
+            Err(Error::Conflict { actual, .. }) => assert_eq!(actual, StreamVersion(1)),
+            other => panic!("group commit {group_commit}: expected acme's own conflict, got {other:?}"),
+        }
+        let replayed = b
+            .append(request("order-b", ExpectedVersion::Any, vec![of(None, 9)]).with_command_id(command_b))
+            .await
+            .expect("globex's own replay");
+        assert!(replayed.duplicate && replayed.version == StreamVersion(2), "{replayed:?}");
+    }
+}
+
+#[tokio::test]
 async fn a_tenant_view_waits_for_its_own_events_only() {
     let schema = TestSchema::new().await;
     let store = with_config(&schema, false).await;
