@@ -135,6 +135,14 @@ impl Command {
         }
     }
 
+    /// The tenant an ops command is limited to (`--tenant`), if any.
+    pub fn tenant(&self) -> Option<&str> {
+        match self {
+            Self::Events(EventsArgs { tenant, .. }) | Self::Stream(StreamArgs { tenant, .. }) => tenant.as_deref(),
+            _ => None,
+        }
+    }
+
     /// The deployment flags of this command, if it has them.
     pub fn deployment(&self) -> Option<&DeploymentArgs> {
         match self {

@@ -8,6 +8,7 @@ use example_orders::app::AppConfig;
 use example_orders::cli::{
     Cli, Command, DeploymentArgs, ForgetArgs, ProjectionsArgs, ProjectionsGroup, SeedArgs, ServeArgs, TokenArgs,
 };
+use example_orders::domain::{codec, fulfilment_codec};
 use example_orders::health::{health_routes, serve_health, Check, Readiness};
 use example_orders::http::router;
 use example_orders::runtime::{
@@ -17,7 +18,9 @@ use example_orders::runtime::{
 use example_orders::seed::{seed, SeedOptions};
 use tidemark::EventStore;
 use tidemark::LogDiagnostics;
-use tidemark_projections::{BatchOptimisations, DocumentReader, DocumentTx, Feed, Ops, OpsCommand, ReadModelsAdmin};
+use tidemark_projections::{
+    BatchOptimisations, DocumentReader, DocumentTx, Feed, Ops, OpsCommand, ReadModelsAdmin, StreamCommand,
+};
 use tidemark_projections_postgres::PgArchive;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
@@ -48,7 +51,10 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     }
     if let Some(ops_command) = command.ops() {
         let deployment = command.deployment().ok_or_else(|| anyhow!("an ops command without deployment flags"))?;
-        return ops(&ops_command, deployment).await;
+        return match command.tenant() {
+            Some(tenant) => tenant_ops(&ops_command, deployment, tenant).await,
+            None => ops(&ops_command, deployment).await,
+        };
     }
     match command {
         Command::Serve(args) => serve(args).await,
@@ -251,13 +257,7 @@ async fn forget(args: &ForgetArgs, options: PgOptions) -> anyhow::Result<ExitCod
 /// read the deployment's PostgreSQL; an embedded server keeps its store in its own memory,
 /// out of their reach, so without DATABASE_URL they refuse (exit 1).
 async fn ops(command: &OpsCommand, deployment: &DeploymentArgs) -> anyhow::Result<ExitCode> {
-    let Some(options) = deployment.postgres().map(|options| named(options, "ops")) else {
-        eprintln!(
-            "error: the ops commands read a PostgreSQL deployment: set DATABASE_URL (and the --schema the server \
-             uses). They cannot reach an embedded server: its store lives in that process's memory only."
-        );
-        return Ok(ExitCode::FAILURE);
-    };
+    let Some(options) = ops_options(deployment) else { return Ok(ExitCode::FAILURE) };
     let deployment = PgDeployment::connect_lazily(options).await?;
     let migrations = deployment.read_models.clone();
     if let OpsCommand::Migrate(_) = command {
@@ -272,6 +272,33 @@ async fn ops(command: &OpsCommand, deployment: &DeploymentArgs) -> anyhow::Resul
         ops = ops.relay(deployment.relay()?);
     }
     Ok(ExitCode::from(run_ops(&ops, command).await.code()))
+}
+
+/// The ops commands limited to one tenant's streams (`--tenant`): they run over the
+/// tenant's view of the store, with this app's codecs, and see nothing of another
+/// tenant's streams. `stream archive` moves every tenant's deleted streams: it is refused.
+async fn tenant_ops(command: &OpsCommand, deployment: &DeploymentArgs, tenant: &str) -> anyhow::Result<ExitCode> {
+    if let OpsCommand::Stream(StreamCommand::Archive { .. }) = command {
+        eprintln!("error: `stream archive` moves the deleted streams of every tenant: it takes no --tenant");
+        return Ok(ExitCode::from(2));
+    }
+    let Some(options) = ops_options(deployment) else { return Ok(ExitCode::FAILURE) };
+    let deployment = PgDeployment::connect_lazily(options).await?;
+    deployment.check().await?;
+    let ops = Ops::new(deployment.tenant_store(tenant)?).codec(codec()?).codec(fulfilment_codec()?);
+    Ok(ExitCode::from(run_ops(&ops, command).await.code()))
+}
+
+/// The deployment the ops commands read; `None`, having said why, without DATABASE_URL.
+fn ops_options(deployment: &DeploymentArgs) -> Option<PgOptions> {
+    let options = deployment.postgres().map(|options| named(options, "ops"));
+    if options.is_none() {
+        eprintln!(
+            "error: the ops commands read a PostgreSQL deployment: set DATABASE_URL (and the --schema the server \
+             uses). They cannot reach an embedded server: its store lives in that process's memory only."
+        );
+    }
+    options
 }
 
 async fn run_ops<S: EventStore + LogDiagnostics>(ops: &Ops<S>, command: &OpsCommand) -> tidemark_projections::OpsExit {

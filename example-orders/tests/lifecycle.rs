@@ -10,7 +10,7 @@ use axum::http::{Method, StatusCode};
 use example_orders::app::AppConfig;
 use example_orders::runtime::{PgDeployment, PgOptions};
 use serde_json::json;
-use tidemark::{EventStore, ExpectedVersion, NewEvent, StreamId};
+use tidemark::{EventStore, ExpectedVersion, Metadata, NewEvent, StreamId};
 use tidemark_testkit::{nats_url, unique_name, TestSchema};
 
 use support::{call, place, start, token};
@@ -47,8 +47,9 @@ async fn a_deleted_order_answers_410_to_reads_and_commands() {
     app.stop().await;
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn orders_stream_tombstone_and_archive_work_on_a_deployment() {
+/// A migrated deployment in a schema and JetStream stream of its own, and a way to run
+/// the `orders` binary against it.
+async fn deployment() -> (TestSchema, PgDeployment, impl Fn(&[&str]) -> (Option<i32>, String, String)) {
     let schema = TestSchema::new().await;
     let stream_name = unique_name("ORDERS");
     let prefix = format!("t.{}", stream_name.to_lowercase());
@@ -56,11 +57,6 @@ async fn orders_stream_tombstone_and_archive_work_on_a_deployment() {
     let options = PgOptions::new(schema.url()).schema(schema.name()).nats_url(&nats).stream(&stream_name, &prefix);
     let deployment = PgDeployment::connect(options).await.expect("PostgreSQL and NATS");
     deployment.migrate().await.expect("migrate");
-    let order = StreamId::new("order-lifecycle-1").expect("stream id");
-    let note = || NewEvent::new("Note", 1, serde_json::value::to_raw_value(&json!({ "n": 1 })).expect("json"));
-    let request = tidemark::AppendRequest::new(order.clone(), ExpectedVersion::NoStream, vec![note(), note()]);
-    deployment.store.append(request).await.expect("append");
-
     let env = [
         ("DATABASE_URL", schema.url().to_owned()),
         ("ORDERS_SCHEMA", schema.name().to_owned()),
@@ -69,7 +65,7 @@ async fn orders_stream_tombstone_and_archive_work_on_a_deployment() {
         ("ORDERS_SUBJECT_PREFIX", prefix),
         ("RUST_LOG", "warn".to_owned()),
     ];
-    let orders = |args: &[&str]| {
+    let orders = move |args: &[&str]| {
         let output = Command::new(env!("CARGO_BIN_EXE_orders"))
             .args(args)
             .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
@@ -78,6 +74,24 @@ async fn orders_stream_tombstone_and_archive_work_on_a_deployment() {
         let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
         (output.status.code(), text(&output.stdout), text(&output.stderr))
     };
+    (schema, deployment, orders)
+}
+
+fn note(tenant: Option<&str>) -> NewEvent {
+    let event = NewEvent::new("Note", 1, serde_json::value::to_raw_value(&json!({ "n": 1 })).expect("json"));
+    match tenant {
+        Some(tenant) => event.with_metadata(Metadata::new().with_tenant(tenant)),
+        None => event,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orders_stream_tombstone_and_archive_work_on_a_deployment() {
+    let (schema, deployment, orders) = deployment().await;
+    let order = StreamId::new("order-lifecycle-1").expect("stream id");
+    let request = tidemark::AppendRequest::new(order.clone(), ExpectedVersion::NoStream, vec![note(None), note(None)]);
+    deployment.store.append(request).await.expect("append");
+
     let (code, out, err) = orders(&["stream", "tombstone", order.as_str(), "--yes", "--json"]);
     assert_eq!(code, Some(0), "{out}{err}");
     assert_eq!(serde_json::from_str::<serde_json::Value>(&out).expect("json")["tombstone_version"], 3);
@@ -104,4 +118,56 @@ async fn orders_stream_tombstone_and_archive_work_on_a_deployment() {
     assert_eq!(out.lines().count(), 3, "the archived events and the tombstone still read: {out}");
     let (code, _, err) = orders(&["stream", "archive", "--older-than", "soon", "--yes"]);
     assert_eq!(code, Some(2), "a malformed age is a usage error: {err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ops_commands_with_a_tenant_see_and_touch_only_that_tenants_streams() {
+    let (schema, deployment, orders) = deployment().await;
+    for (id, tenant) in [("order-acme-1", "acme"), ("order-acme-2", "acme"), ("order-globex-1", "globex")] {
+        let stream = StreamId::new(id).expect("stream id");
+        let events = vec![note(Some(tenant)), note(Some(tenant))];
+        let request = tidemark::AppendRequest::new(stream, ExpectedVersion::NoStream, events);
+        deployment.store.append(request).await.expect("append");
+    }
+    let versions = || async {
+        let sql = format!(
+            "SELECT stream_id, max(stream_version) FROM \"{}\".events GROUP BY stream_id ORDER BY stream_id",
+            schema.name()
+        );
+        sqlx::query_as::<_, (String, i64)>(&sql).fetch_all(schema.pool()).await.expect("versions")
+    };
+    let before = versions().await;
+
+    // Reading: globex's stream does not exist for acme.
+    let (code, out, err) = orders(&["stream", "show", "order-globex-1", "--tenant", "acme"]);
+    assert_eq!(code, Some(3), "another tenant's stream reads as empty: {out}{err}");
+    assert!(!out.contains("Note"), "nothing of it is printed: {out}");
+    let (code, out, err) = orders(&["stream", "show", "order-acme-1", "--tenant", "acme"]);
+    assert_eq!((code, out.lines().count()), (Some(0), 2), "{out}{err}");
+    // `events verify` reads acme's four events only (none decodes: `Note` is no order event).
+    let (_, out, err) = orders(&["events", "verify", "--tenant", "acme", "--json"]);
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{err}"));
+    assert_eq!(report["events"], 4, "{report}");
+    let streams: Vec<&str> =
+        report["failures"].as_array().expect("failures").iter().filter_map(|f| f["stream_id"].as_str()).collect();
+    assert!(streams.iter().all(|s| s.starts_with("order-acme-")), "{streams:?}");
+
+    // Writing: a tombstone of globex's stream is refused and changes nothing.
+    let (code, out, err) = orders(&["stream", "tombstone", "order-globex-1", "--tenant", "acme", "--yes"]);
+    assert_ne!(code, Some(0), "{out}{err}");
+    assert!(err.contains("tenant"), "the refusal says why: {err}");
+    assert_eq!(versions().await, before, "nothing was written");
+    let (code, out, err) = orders(&["stream", "archive", "--older-than", "0s", "--tenant", "acme", "--yes"]);
+    assert_eq!(code, Some(2), "archiving is for every tenant at once: {out}{err}");
+    // acme's own stream is deleted, its tombstone stamped with acme.
+    let (code, out, err) = orders(&["stream", "tombstone", "order-acme-2", "--tenant", "acme", "--yes", "--json"]);
+    assert_eq!(code, Some(0), "{out}{err}");
+    let sql = format!(
+        "SELECT event_type, tenant FROM \"{}\".events WHERE stream_id = 'order-acme-2' AND stream_version = 3",
+        schema.name()
+    );
+    let tombstone: (String, Option<String>) = sqlx::query_as(&sql).fetch_one(schema.pool()).await.expect("tombstone");
+    assert_eq!(tombstone, ("_Tombstone".to_owned(), Some("acme".to_owned())));
+    let (code, _, err) = orders(&["stream", "show", "order-acme-1", "--tenant", "no tenant"]);
+    assert_eq!(code, Some(1), "a malformed tenant is refused: {err}");
 }

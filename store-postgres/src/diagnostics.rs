@@ -9,6 +9,7 @@ use tidemark::{Error, StreamId, StreamVersion};
 
 use crate::error::backend;
 use crate::store::PgEventStore;
+use crate::tenant::PgTenantStore;
 
 /// A transaction that keeps log readers from moving on: events written after it
 /// started become readable only once it ends.
@@ -114,19 +115,30 @@ impl PgEventStore {
         after: Option<&StreamId>,
         limit: usize,
     ) -> Result<Vec<(StreamId, StreamVersion)>, Error> {
+        self.heads_of(None, after, limit).await
+    }
+
+    /// [`PgEventStore::stream_heads`] over the streams of one tenant, or of all.
+    pub(crate) async fn heads_of(
+        &self,
+        tenant: Option<&str>,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<(StreamId, StreamVersion)>, Error> {
+        let of_tenant = if tenant.is_some() { "AND tenant = $3" } else { "" };
         let sql = format!(
             "SELECT stream_id, max(stream_version) FROM \"{}\".events \
-             WHERE stream_id COLLATE \"C\" > $1 COLLATE \"C\" \
+             WHERE stream_id COLLATE \"C\" > $1 COLLATE \"C\" {of_tenant} \
                AND transaction_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint \
              GROUP BY stream_id ORDER BY stream_id COLLATE \"C\" LIMIT $2",
             self.config().schema
         );
-        let rows = sqlx::query(&sql)
-            .bind(after.map_or("", StreamId::as_str))
-            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-            .fetch_all(self.pool())
-            .await
-            .map_err(backend("reading stream heads"))?;
+        let mut query =
+            sqlx::query(&sql).bind(after.map_or("", StreamId::as_str)).bind(i64::try_from(limit).unwrap_or(i64::MAX));
+        if let Some(tenant) = tenant {
+            query = query.bind(tenant);
+        }
+        let rows = query.fetch_all(self.pool()).await.map_err(backend("reading stream heads"))?;
         let d = |e| backend("decoding stream heads")(e);
         let mut heads = Vec::with_capacity(rows.len());
         for row in rows {
@@ -141,24 +153,7 @@ impl PgEventStore {
 
 impl tidemark::LogDiagnostics for PgEventStore {
     async fn held_back_by(&self) -> Option<String> {
-        let horizon = match self.log_horizon().await {
-            Ok(h) => h,
-            Err(e) => return Some(format!("cannot read the log horizon: {e}")),
-        };
-        if horizon.transaction_ids_regressed() {
-            return Some("stored transaction ids are ahead of the server's (restored from a dump?)".to_owned());
-        }
-        let oldest = horizon.oldest?;
-        (oldest.age.as_secs() >= 1).then(|| {
-            format!(
-                "transaction {} (pid {}, {}, open {:?}): {}",
-                oldest.transaction_id,
-                oldest.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
-                oldest.state.as_deref().unwrap_or("?"),
-                oldest.age,
-                oldest.query.as_deref().unwrap_or("")
-            )
-        })
+        held_back_by(self, true).await
     }
 
     async fn stream_heads(
@@ -168,4 +163,47 @@ impl tidemark::LogDiagnostics for PgEventStore {
     ) -> Result<Vec<(StreamId, StreamVersion)>, Error> {
         PgEventStore::stream_heads(self, after, limit).await
     }
+}
+
+/// A tenant's view is held back by the same horizon as the whole log, but is not told
+/// whose transaction holds it (no process, user or statement: those may be another
+/// tenant's); its stream heads are its own streams'.
+impl tidemark::LogDiagnostics for PgTenantStore {
+    async fn held_back_by(&self) -> Option<String> {
+        held_back_by(self.unscoped(), false).await
+    }
+
+    async fn stream_heads(
+        &self,
+        after: Option<&StreamId>,
+        limit: usize,
+    ) -> Result<Vec<(StreamId, StreamVersion)>, Error> {
+        self.unscoped().heads_of(Some(self.tenant()), after, limit).await
+    }
+}
+
+/// What holds the log back, described with the holding transaction's process and
+/// statement when `in_full`, by its id and age only otherwise.
+async fn held_back_by(store: &PgEventStore, in_full: bool) -> Option<String> {
+    let horizon = match store.log_horizon().await {
+        Ok(h) => h,
+        Err(e) => return Some(format!("cannot read the log horizon: {e}")),
+    };
+    if horizon.transaction_ids_regressed() {
+        return Some("stored transaction ids are ahead of the server's (restored from a dump?)".to_owned());
+    }
+    let oldest = horizon.oldest?;
+    (oldest.age.as_secs() >= 1).then(|| {
+        if !in_full {
+            return format!("transaction {} (open {:?})", oldest.transaction_id, oldest.age);
+        }
+        format!(
+            "transaction {} (pid {}, {}, open {:?}): {}",
+            oldest.transaction_id,
+            oldest.pid.map_or_else(|| "-".to_owned(), |p| p.to_string()),
+            oldest.state.as_deref().unwrap_or("?"),
+            oldest.age,
+            oldest.query.as_deref().unwrap_or("")
+        )
+    })
 }

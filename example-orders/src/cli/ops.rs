@@ -68,6 +68,10 @@ pub struct EventsArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: EventsCommand,
+    /// Only this tenant's streams: the command runs over the tenant's view of the store,
+    /// where another tenant's streams read as empty and refuse a tombstone.
+    #[arg(long, global = true, value_name = "TENANT")]
+    pub tenant: Option<String>,
     /// Where the deployment's services are.
     #[command(flatten)]
     pub deployment: DeploymentArgs,
@@ -80,6 +84,10 @@ pub struct StreamArgs {
     /// What to do.
     #[command(subcommand)]
     pub command: StreamCommand,
+    /// Only this tenant's streams: the command runs over the tenant's view of the store,
+    /// where another tenant's streams read as empty and refuse a tombstone.
+    #[arg(long, global = true, value_name = "TENANT")]
+    pub tenant: Option<String>,
     /// Where the deployment's services are.
     #[command(flatten)]
     pub deployment: DeploymentArgs,

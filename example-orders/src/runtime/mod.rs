@@ -29,7 +29,9 @@ pub use backend::{Backend, Background, ConsumerStatuses, Running, LAG_SAMPLE_EVE
 pub use embedded::{embedded_backend, start_embedded, EmbeddedOptions};
 pub use error::StartError;
 pub use feed::{FeedChoice, OrdersFeed, OrdersSubscription};
-pub use postgres::{start_postgres, PgDeployment, PgOptions, PgOrdersFeed, PgOrdersStore, PgServe};
+pub use postgres::{
+    start_postgres, PgDeployment, PgOptions, PgOrdersFeed, PgOrdersStore, PgServe, PgTenantOrdersStore,
+};
 pub use runners::{Handlers, Role, RunMode, Runners, BACK_CONSUMERS};
 pub use summaries::SummaryRunner;
 pub use tasks::{TaskFailure, Tasks};

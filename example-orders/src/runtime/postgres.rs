@@ -10,7 +10,7 @@ use sqlx::postgres::PgPoolOptions;
 use tidemark::ShreddingStore;
 use tidemark_nats::JetStreamFeed;
 use tidemark_nats::{MessageKey, NatsConnect, NatsRelay, RelayConfig, RelayMonitor, StreamSettings, SubjectScheme};
-use tidemark_postgres::{ForgetReport, PgEventStore, PgPersonalKeys, PgStoreConfig};
+use tidemark_postgres::{ForgetReport, PgEventStore, PgPersonalKeys, PgStoreConfig, PgTenantStore};
 use tidemark_projections::{Projection, ProjectionRunner, RebuildOptions, RevealingFeed, RunnerConfig};
 use tidemark_projections_postgres::{Coordination, PgLogFeed, PgReadModels};
 
@@ -190,6 +190,9 @@ impl std::fmt::Debug for PgOptions {
 /// fields of events ([`personal_data`]) sealed on append, revealed on read.
 pub type PgOrdersStore = ShreddingStore<PgEventStore, PgPersonalKeys>;
 
+/// [`PgOrdersStore`] limited to one tenant's streams.
+pub type PgTenantOrdersStore = ShreddingStore<PgTenantStore, PgPersonalKeys>;
+
 /// The consumers' feed on PostgreSQL (the relay's JetStream stream or the store's log),
 /// whose sealed personal fields are revealed before the runners apply them.
 pub type PgOrdersFeed = RevealingFeed<OrdersFeed, PgPersonalKeys>;
@@ -338,6 +341,13 @@ impl PgDeployment {
     /// The store as the app uses it: personal fields sealed on append, revealed on read.
     pub fn orders_store(&self) -> PgOrdersStore {
         ShreddingStore::new(self.store.clone(), self.keys.personal_data().clone(), self.keys.clone())
+    }
+
+    /// One tenant's view of the store as the app uses it (`--tenant` of the ops
+    /// commands): another tenant's streams read as empty and refuse appends.
+    pub fn tenant_store(&self, tenant: &str) -> Result<PgTenantOrdersStore, StartError> {
+        let view = self.store.for_tenant(tenant)?;
+        Ok(ShreddingStore::new(view, self.keys.personal_data().clone(), self.keys.clone()))
     }
 
     /// Forgets a customer (`orders forget CUSTOMER`): destroys the key that seals their
