@@ -64,11 +64,15 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Maps a store error: a deleted stream is gone (410), conflicts and transient
-    /// failures are retryable (503), the rest internal.
+    /// Maps a store error: a deleted stream is gone (410), another tenant's stream is
+    /// not found (404), conflicts and transient failures are retryable (503), the rest
+    /// internal.
     pub fn store(error: &tidemark::Error) -> Self {
         if let tidemark::Error::StreamDeleted { .. } = error {
             Self::Gone("order")
+        } else if let tidemark::Error::TenantMismatch { .. } = error {
+            // Another tenant's order: not this caller's to know about (nor whose it is).
+            Self::NotFound("order")
         } else if error.is_retryable() {
             Self::Unavailable(error.to_string())
         } else {
@@ -173,5 +177,22 @@ impl IntoResponse for ApiError {
             headers.insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         }
         response
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ApiError;
+    use axum::http::StatusCode;
+    use tidemark::{Error, StreamId};
+
+    #[test]
+    fn another_tenants_stream_is_not_found_and_its_tenant_is_not_shown() {
+        let stream = StreamId::new("order-1").expect("stream id");
+        let mismatch =
+            Error::TenantMismatch { stream, stream_tenant: Some("globex".into()), tenant: Some("acme".into()) };
+        let error = ApiError::store(&mismatch);
+        assert_eq!(error.status(), StatusCode::NOT_FOUND);
+        assert!(!error.to_string().contains("globex"), "{error}");
     }
 }
