@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::time::Duration;
 
 use tidemark::{LogPosition, RecordedEvent, StreamId};
-use tidemark_postgres::{LogWatch, PgEventStore};
+use tidemark_postgres::{LogWatch, PgEventStore, PgTenantStore};
 use tidemark_projections::{Delivery, Feed, FeedCursor, Incoming, ProjectionError, Result, Subscription};
 
 /// Default events read per page of the log.
@@ -35,6 +35,8 @@ const HELD_BACK_RETRY: Duration = Duration::from_millis(10);
 #[derive(Debug, Clone)]
 pub struct PgLogFeed {
     store: PgEventStore,
+    /// Set by [`PgLogFeed::of_tenant`]: only this tenant's events are delivered.
+    tenant: Option<PgTenantStore>,
     partitions: u32,
     page: usize,
     held_back_retry: Duration,
@@ -46,7 +48,21 @@ impl PgLogFeed {
         if partitions == 0 {
             return Err(ProjectionError::Config("a feed needs at least one partition"));
         }
-        Ok(Self { store, partitions, page: PAGE, held_back_retry: HELD_BACK_RETRY })
+        Ok(Self { store, tenant: None, partitions, page: PAGE, held_back_retry: HELD_BACK_RETRY })
+    }
+
+    /// A feed of one tenant's events only, read from the tenant's part of the log (its
+    /// index of migration 1004), in `partitions` partitions: a projection run per tenant,
+    /// whose read model never sees another tenant's events. Every append to the store
+    /// still wakes its subscriptions; another tenant's costs them one empty read.
+    pub fn of_tenant(view: PgTenantStore, partitions: u32) -> Result<Self> {
+        let feed = Self::new(view.unscoped().clone(), partitions)?;
+        Ok(Self { tenant: Some(view), ..feed })
+    }
+
+    /// The tenant this feed is limited to, if any.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_ref().map(PgTenantStore::tenant)
     }
 
     /// Sets the events read per page of the log (default 1,000; at least 1).
@@ -139,7 +155,10 @@ impl PgLogSubscription {
     /// to wait before the next read (zero when the page was full).
     async fn read_page(&mut self) -> Result<Duration> {
         self.watch.mark();
-        let tail = self.feed.store.read_tail(self.read, self.feed.page).await?;
+        let tail = match &self.feed.tenant {
+            Some(view) => view.read_tail(self.read, self.feed.page).await?,
+            None => self.feed.store.read_tail(self.read, self.feed.page).await?,
+        };
         let full = tail.events.len() >= self.feed.page;
         for event in tail.events {
             self.read = event.position;

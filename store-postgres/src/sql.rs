@@ -92,7 +92,7 @@ impl Statements {
                  WHERE (transaction_id, sequence) > ($1, $2) {below_horizon} \
                  ORDER BY transaction_id, sequence LIMIT $3"
             ),
-            read_tail: read_tail(&s, gap_safe),
+            read_tail: read_tail(&s, gap_safe, false),
             log_head: format!(
                 "SELECT transaction_id, sequence FROM {s}.events WHERE true {below_horizon} \
                  ORDER BY transaction_id DESC, sequence DESC LIMIT 1"
@@ -132,7 +132,9 @@ impl Statements {
 /// probe, evaluated once: the first row at or above the horizon (or after the cursor,
 /// when the cursor is above the horizon already). Written as ORDER BY … LIMIT 1, not as
 /// EXISTS, which the planner answers with a sequential scan.
-fn read_tail(s: &str, gap_safe: bool) -> String {
+/// With `of_tenant`, the page holds the events of the tenant bound as `$4` only.
+pub(crate) fn read_tail(s: &str, gap_safe: bool, of_tenant: bool) -> String {
+    let tenant = if of_tenant { "AND tenant = $4" } else { "" };
     let (horizon, below, held) = if gap_safe {
         (
             "pg_snapshot_xmin(pg_current_snapshot())::text::bigint",
@@ -153,7 +155,7 @@ fn read_tail(s: &str, gap_safe: bool) -> String {
            FROM (SELECT {horizon}) AS s(x)) \
          SELECT e.*, {held} AS held_back FROM h LEFT JOIN LATERAL ( \
            SELECT {EVENT_COLUMNS} FROM {s}.events \
-           WHERE (transaction_id, sequence) > ($1, $2) {below} \
+           WHERE (transaction_id, sequence) > ($1, $2) {below} {tenant} \
            ORDER BY transaction_id, sequence LIMIT $3 \
          ) e ON true"
     )

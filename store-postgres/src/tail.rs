@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use sqlx::postgres::PgRow;
 use sqlx::Row;
 use tidemark::{Error, LogPosition, RecordedEvent};
 use tokio::sync::watch;
@@ -10,6 +11,7 @@ use tokio::sync::watch;
 use crate::error::backend;
 use crate::row::{recorded_event, signed};
 use crate::store::PgEventStore;
+use crate::tenant::PgTenantStore;
 
 /// A page of the global log read by [`PgEventStore::read_tail`].
 #[derive(Debug, Clone, Default)]
@@ -73,15 +75,7 @@ impl PgEventStore {
             .fetch_all(self.pool())
             .await
             .map_err(backend("reading the log"))?;
-        let decode = |e| backend("decoding the log")(e);
-        let mut tail = LogTail::default();
-        for row in &rows {
-            tail.held_back = row.try_get("held_back").map_err(decode)?;
-            if row.try_get::<Option<i64>, _>(0).map_err(decode)?.is_some() {
-                tail.events.push(recorded_event(row)?);
-            }
-        }
-        Ok(tail)
+        tail_of(&rows)
     }
 
     /// Wake-ups sent when events are appended, through this store in this process or
@@ -91,4 +85,40 @@ impl PgEventStore {
         woken.borrow_and_update();
         LogWatch { woken, poll: self.config().poll_interval }
     }
+}
+
+impl PgTenantStore {
+    /// [`PgEventStore::read_tail`] over the tenant's events only. `held_back` still
+    /// speaks of the whole log: it may say events are held back when only another
+    /// tenant's are, which costs a follower an early read, never a skipped event.
+    pub async fn read_tail(&self, after: LogPosition, limit: usize) -> Result<LogTail, Error> {
+        let rows = sqlx::query(&self.statements().read_tail)
+            .bind(signed(after.transaction_id))
+            .bind(signed(after.sequence))
+            .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+            .bind(self.tenant())
+            .fetch_all(self.unscoped().pool())
+            .await
+            .map_err(backend("reading a tenant's log"))?;
+        tail_of(&rows)
+    }
+
+    /// Wake-ups on every append to the store (see [`PgEventStore::watch_log`]): another
+    /// tenant's append wakes the follower too, whose next page is then empty.
+    pub fn watch_log(&self) -> LogWatch {
+        self.unscoped().watch_log()
+    }
+}
+
+/// A page of the log from the rows of a `read_tail` statement.
+fn tail_of(rows: &[PgRow]) -> Result<LogTail, Error> {
+    let decode = |e| backend("decoding the log")(e);
+    let mut tail = LogTail::default();
+    for row in rows {
+        tail.held_back = row.try_get("held_back").map_err(decode)?;
+        if row.try_get::<Option<i64>, _>(0).map_err(decode)?.is_some() {
+            tail.events.push(recorded_event(row)?);
+        }
+    }
+    Ok(tail)
 }

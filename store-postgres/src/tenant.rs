@@ -88,6 +88,10 @@ impl PgTenantStore {
         &self.tenant
     }
 
+    pub(crate) fn statements(&self) -> &TenantStatements {
+        &self.sql
+    }
+
     /// The whole store, every tenant's streams included.
     pub fn unscoped(&self) -> &PgEventStore {
         &self.store

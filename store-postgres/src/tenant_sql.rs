@@ -2,12 +2,13 @@
 //! whose `tenant` column (migration 1004) is the tenant bound last. Built once per store,
 //! like `sql::Statements`; the only text spliced in is the validated schema name.
 
-use crate::sql::{EVENT_COLUMNS, HORIZON};
+use crate::sql::{read_tail, EVENT_COLUMNS, HORIZON};
 
 #[derive(Debug)]
 pub(crate) struct TenantStatements {
     pub read_stream: String,
     pub read_log: String,
+    pub read_tail: String,
     pub log_head: String,
     pub stream_version: String,
     pub stream_tenant: String,
@@ -38,6 +39,7 @@ impl TenantStatements {
                  WHERE tenant = $4 AND (transaction_id, sequence) > ($1, $2) {below_horizon} \
                  ORDER BY transaction_id, sequence LIMIT $3"
             ),
+            read_tail: read_tail(&s, gap_safe, true),
             log_head: format!(
                 "SELECT transaction_id, sequence FROM {s}.events WHERE tenant = $1 {below_horizon} \
                  ORDER BY transaction_id DESC, sequence DESC LIMIT 1"
