@@ -5,14 +5,17 @@
 mod support;
 
 use std::collections::BTreeMap;
+use std::error::Error;
+use std::time::Duration;
 
 use futures_util::StreamExt;
 use tidemark::{AppendRequest, EventStore, ExpectedVersion, StreamId};
 use tidemark_postgres::PgTenantStore;
+use tidemark_projections::{ProjectionRunner, RunnerConfig};
 use tidemark_projections_postgres::PgLogFeed;
 
 use support::nats::{spawn_runner, Bench};
-use support::{events, tallies, wait_until};
+use support::{events, tallies, wait_until, TallyProjection};
 
 fn account(tenant: &str, n: usize) -> StreamId {
     StreamId::for_entity(&format!("{tenant}account"), n).expect("stream id")
@@ -50,12 +53,22 @@ async fn folded(bench: &Bench, tenant: &str) -> BTreeMap<String, (u64, i64, u64)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runner_on_a_tenants_feed_applies_that_tenants_events_and_no_others() {
+async fn a_runner_on_a_tenants_feed_applies_that_tenants_events_and_no_others() -> Result<(), Box<dyn Error>> {
     let bench = Bench::new(2).await;
-    let (acme, globex) = (bench.store.for_tenant("acme").expect("acme"), bench.store.for_tenant("globex").expect("b"));
-    let feed = PgLogFeed::of_tenant(acme.clone(), 2).expect("feed");
-    assert_eq!(feed.tenant(), Some("acme"));
-    let runner = bench.runner("acme-tally", feed).await;
+    let (store, read_models) = (bench.store.clone(), bench.read_models.clone());
+    let config = RunnerConfig::default().backoff(Duration::from_millis(20), Duration::from_millis(200));
+    // ANCHOR: runner
+    let acme = store.for_tenant("acme")?;
+    let runner = ProjectionRunner::new(
+        TallyProjection::new("acme-tally"),
+        read_models.clone(),
+        acme.clone(),
+        PgLogFeed::of_tenant(acme.clone(), 2)?,
+        config,
+    )?;
+    // ANCHOR_END: runner
+    runner.set_up().await?;
+    let globex = store.for_tenant("globex")?;
     let (stop, task) = spawn_runner(&runner);
 
     // Both tenants write at once, before and while the runner runs.
@@ -65,7 +78,7 @@ async fn a_runner_on_a_tenants_feed_applies_that_tenants_events_and_no_others() 
     assert_eq!(expected.len(), 6, "acme's six streams");
     assert_eq!(folded(&bench, "globex").await.len(), 6, "and globex's six");
 
-    let projection = support::TallyProjection::new("acme-tally");
+    let projection = TallyProjection::new("acme-tally");
     let read = || async {
         let found = tallies(&bench.read_models, &projection).await;
         found.into_iter().map(|(k, t)| (k, (t.events, t.balance, t.version))).collect::<BTreeMap<_, _>>()
@@ -85,4 +98,5 @@ async fn a_runner_on_a_tenants_feed_applies_that_tenants_events_and_no_others() 
     assert!(read().await.keys().all(|k| k.starts_with("acmeaccount-")), "no stream of globex's");
     stop.cancel();
     task.await.expect("joined").expect("clean stop");
+    Ok(())
 }
