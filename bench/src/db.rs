@@ -89,6 +89,11 @@ impl BenchDb {
         Ok(())
     }
 
+    /// The database URL the run was given.
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
     /// The schema's name.
     pub(crate) fn schema(&self) -> &str {
         &self.schema

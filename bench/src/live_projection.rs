@@ -29,6 +29,7 @@ use crate::raw_pull_consumers::{self, Progress};
 use crate::read_model::{create_sql, upsert_sql, verify, TotalsProjection, TABLE};
 use crate::relay::{m_peak, sample, usage};
 use crate::runner::histogram;
+use crate::runner_process::{run_in_child, RunnerJob};
 use crate::scenarios::Suite;
 
 /// Events per account: one opening and nine deposits, stored in one append.
@@ -73,7 +74,7 @@ impl Suite<'_> {
         let client =
             async_nats::connect(nats_url).await.with_context(|| format!("connecting to NATS at {nats_url}"))?;
         let (accounts, events) = self.store_accounts("F4", s.f4_events).await?;
-        for &partitions in &s.f4_partitions {
+        for (i, &partitions) in s.f4_partitions.iter().enumerate() {
             let scheme = SubjectScheme::new(names.f4_prefix(partitions), partitions)?;
             let stream = names.f4_stream(partitions);
             self.relay_into(&client, &scheme, &stream).await?;
@@ -85,6 +86,10 @@ impl Suite<'_> {
             let framework =
                 self.framework(&run).await?.against(&raw_upsert_noack).against(&raw_upsert).against(&raw_pull_noack);
             let pg_feed = self.framework_pg(&run).await?.against(&framework).against(&raw_upsert_noack);
+            if i == 0 {
+                let process = self.framework_process(&run).await?.against(&framework);
+                self.report.figures.push(process);
+            }
             self.report.figures.extend([framework, pg_feed, raw_upsert_noack, raw_upsert, raw_pull_noack, raw_pull]);
             let _ = async_nats::jetstream::new(client.clone()).delete_stream(&run.stream).await;
         }
@@ -157,6 +162,44 @@ impl Suite<'_> {
         let store = self.db.store(&tag, 2 * p as usize, false).await?;
         let feed = PgLogFeed::new(store.clone(), p)?.page_size(t.pull_batch);
         self.framework_on(run, (&tag, store), feed, ("F4-pgfeed", format!("{}_pg", projection_name(p)))).await
+    }
+
+    /// M's runner part: the same runner, on a fresh projection and consumer, in a process
+    /// of its own (see `runner_process`), whose peak resident set is the runner's alone.
+    async fn framework_process(&self, run: &Published<'_>) -> Result<Figure> {
+        let (p, t) = (run.partitions(), self.settings.f4_tuning);
+        let name = format!("{}_proc", projection_name(p));
+        let job = RunnerJob {
+            database_url: self.db.url().to_owned(),
+            schema: self.db.schema().to_owned(),
+            tag: self.db.next_tag(),
+            nats_url: run.nats_url.to_owned(),
+            stream: run.stream.clone(),
+            subject_prefix: run.scheme.prefix().to_owned(),
+            partitions: p,
+            events: run.events,
+            projection: name.clone(),
+            batch: t.batch,
+            pull_batch: t.pull_batch,
+            linger_ms: u64::try_from(t.linger.as_millis()).unwrap_or(u64::MAX),
+            keyed_feed: self.settings.keyed_feed,
+            undoable: self.settings.undoable,
+        };
+        self.calm().await;
+        eprintln!("measuring F4-process: the runner in a process of its own, {p} partitions ({} events)", run.events);
+        let report = run_in_child(&job, LIMIT).await?;
+        let store = self.db.store(&self.db.next_tag(), 1, false).await?;
+        let table = format!("\"{}\".{TABLE}", PgReadModels::new(&store).projection_schema(&name));
+        store.pool().close().await;
+        verify(self.db.admin(), &table, run.accounts, STREAM_LENGTH, DEPOSIT).await?;
+        // The child's CPU is not this process's: the figure carries none.
+        let elapsed = Duration::from_micros(report.elapsed_us);
+        let mut sample = sample(report.taken, elapsed, histogram()?, CpuUsage::default());
+        sample.writers = p as usize;
+        Ok(Figure::new("F4-process", Counted::Items("events/s"), sample)
+            .with("M_rss_before_apply", mib(report.rss_before_kib), "MiB")
+            .with("M_rss_after_apply", mib(report.rss_after_kib), "MiB")
+            .with("M_peak_rss", mib(report.peak_kib), "MiB"))
     }
 
     /// Runs a `ProjectionRunner` of [`TotalsProjection`] named `name` on every partition of

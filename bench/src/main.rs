@@ -28,6 +28,7 @@ mod rebuild;
 mod relay;
 mod report;
 mod runner;
+mod runner_process;
 mod scenarios;
 mod statements;
 mod targets;
@@ -92,6 +93,11 @@ fn pick(scenario: &str) -> Result<Pick> {
 }
 
 fn main() -> Result<ExitCode> {
+    if let Ok(job) = std::env::var(runner_process::CHILD_ENV) {
+        // F4's runner in a process of its own, started by the bench (see `runner_process`).
+        runner_process::child_main(&job)?;
+        return Ok(ExitCode::SUCCESS);
+    }
     let cli = Cli::parse();
     let pick = pick(&cli.scenario)?;
     statements::install();
