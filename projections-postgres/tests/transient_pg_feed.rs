@@ -252,6 +252,8 @@ async fn on_the_postgres_feed_a_runner_whose_sessions_are_killed_loses_nothing_a
          {samples} samples ({failing} after a failure); caught up {caught_up:?} after the last kill"
     );
     assert_eq!(rounds_killing, KILLS, "every kill found a session of the runner");
+    assert!(in_transaction > 0, "no kill caught the runner inside a transaction");
+    assert!(failing > 0, "the runner never reported a failure: the kills missed it");
     assert!(samples >= 20, "only {samples} samples");
 
     // Every stream's versions are 1..n: those the read model holds, each once and in
@@ -278,4 +280,53 @@ async fn on_the_postgres_feed_a_runner_whose_sessions_are_killed_loses_nothing_a
     stop.cancel();
     task.await.expect("joined").expect("clean stop");
     pool.close().await;
+}
+
+/// The snapshot check itself refuses what the runner must never do: a checkpoint or a
+/// version seen past what the read model holds, an event applied twice or out of order.
+mod the_check {
+    use super::*;
+
+    /// Stream `account-1` (partition of its own) with versions 1..=3 in the log at
+    /// positions (10, 1..=3), fully applied and claimed.
+    fn consistent() -> Snapshot {
+        let stream = "account-1".to_owned();
+        let partition = StreamId::new(stream.as_str()).expect("id").partition(PARTITIONS);
+        Snapshot {
+            checkpoints: BTreeMap::from([(partition, (10, 3))]),
+            seen: BTreeMap::from([(stream.clone(), 3)]),
+            events: (1..=3).map(|v| (stream.clone(), v, (10, v))).collect(),
+            held: BTreeMap::from([(stream, vec![1, 2, 3])]),
+        }
+    }
+
+    #[test]
+    fn passes_a_consistent_snapshot() {
+        assert_eq!(consistent().check(), 3);
+    }
+
+    #[test]
+    #[should_panic(expected = "is recorded as seen through 3")]
+    fn refuses_a_version_seen_past_the_read_model() {
+        let mut snapshot = consistent();
+        snapshot.held.insert("account-1".to_owned(), vec![1, 2]);
+        snapshot.check();
+    }
+
+    #[test]
+    #[should_panic(expected = "which the read model lacks")]
+    fn refuses_a_checkpoint_past_the_read_model() {
+        let mut snapshot = consistent();
+        snapshot.held.insert("account-1".to_owned(), vec![1, 2]);
+        snapshot.seen.insert("account-1".to_owned(), 2);
+        snapshot.check();
+    }
+
+    #[test]
+    #[should_panic(expected = "applied out of order or twice")]
+    fn refuses_an_event_applied_twice() {
+        let mut snapshot = consistent();
+        snapshot.held.insert("account-1".to_owned(), vec![1, 2, 2, 3]);
+        snapshot.check();
+    }
 }
