@@ -3,68 +3,15 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
-
-use tidemark::{
-    AppendRequest, Envelope, EventCodec, EventStore, ExpectedVersion, InMemoryEventStore, LogPosition, StreamVersion,
-};
+use tidemark::{AppendRequest, EventStore, ExpectedVersion, InMemoryEventStore, LogPosition, StreamVersion};
 use tidemark_projections::{
-    ApplyError, DeadLetterStatus, DocumentTx, InProcessBus, Incoming, MemoryReadModels, PoisonPolicy, Projection,
-    ProjectionRunner, ReadModels, RunnerConfig,
+    DeadLetterStatus, InProcessBus, Incoming, MemoryReadModels, PoisonPolicy, ProjectionRunner,
 };
 use tokio_util::sync::CancellationToken;
 
+use support::fragile::{config, deposit, orders, traffic, Fragile, UNLUCKY};
 use support::scripted::Scripted;
-use support::{events, read_log, replay, stream, tallies, LedgerEvent, TallyProjection};
-
-/// The tally projection, failing on any event with amount 13 while `broken` is set.
-struct Fragile {
-    inner: TallyProjection,
-    broken: Arc<AtomicBool>,
-}
-
-impl<R> Projection<R> for Fragile
-where
-    R: ReadModels,
-    R::Tx: DocumentTx,
-{
-    type Event = LedgerEvent;
-
-    fn name(&self) -> &str {
-        Projection::<R>::name(&self.inner)
-    }
-
-    fn codec(&self) -> &EventCodec<LedgerEvent> {
-        Projection::<R>::codec(&self.inner)
-    }
-
-    async fn forget_stream(&self, tx: &mut R::Tx, stream: &tidemark::StreamId) -> Result<(), ApplyError> {
-        Projection::<R>::forget_stream(&self.inner, tx, stream).await
-    }
-
-    async fn apply(&self, tx: &mut R::Tx, event: &Envelope<LedgerEvent>) -> Result<(), ApplyError> {
-        let amount = match &event.event {
-            LedgerEvent::Deposited(d) => d.amount,
-            LedgerEvent::Withdrawn(w) => w.amount,
-        };
-        if amount == 13 && self.broken.load(Ordering::SeqCst) {
-            return Err("unlucky amount".into());
-        }
-        Projection::<R>::apply(&self.inner, tx, event).await
-    }
-}
-
-fn poison(amount: i64) -> tidemark::NewEvent {
-    let payload = serde_json::value::RawValue::from_string(format!(r#"{{"amount":{amount}}}"#)).expect("json");
-    tidemark::NewEvent::new("Deposited", 1, payload)
-}
-
-/// Small batches, quick retries, the poison policy after three attempts.
-fn config(policy: PoisonPolicy) -> RunnerConfig {
-    RunnerConfig::default().batch_size(50).backoff(Duration::from_millis(1), Duration::from_millis(5)).poison(policy, 3)
-}
+use support::{events, read_log, replay, stream, tallies};
 
 async fn setup(
     policy: PoisonPolicy,
@@ -72,14 +19,12 @@ async fn setup(
     InMemoryEventStore,
     MemoryReadModels,
     ProjectionRunner<Fragile, MemoryReadModels, InMemoryEventStore, InProcessBus>,
-    Arc<AtomicBool>,
     CancellationToken,
 ) {
     let store = InMemoryEventStore::new();
     let bus = InProcessBus::new(2).expect("bus");
     let read_models = MemoryReadModels::new();
-    let broken = Arc::new(AtomicBool::new(true));
-    let projection = Fragile { inner: TallyProjection::new("fragile"), broken: broken.clone() };
+    let projection = Fragile::new("fragile", true);
     let config = config(policy);
     let runner =
         ProjectionRunner::new(projection, read_models.clone(), store.clone(), bus.clone(), config).expect("runner");
@@ -93,27 +38,12 @@ async fn setup(
         let (runner, stop) = (runner.clone(), shutdown.clone());
         async move { runner.run(stop).await }
     });
-    (store, read_models, runner, broken, shutdown)
-}
-
-/// Ten healthy streams of 5 events, and stream 99: 2 events, the poison, 3 more.
-async fn traffic(store: &InMemoryEventStore) -> Vec<tidemark::AppendOutcome> {
-    let mut outcomes = support::append_rounds(store, 10, 1, 5).await;
-    let sick = stream(99);
-    let first = AppendRequest::new(sick.clone(), ExpectedVersion::NoStream, events(99, 0, 2));
-    store.append(first).await.expect("append");
-    store
-        .append(AppendRequest::new(sick.clone(), ExpectedVersion::Exact(StreamVersion(2)), vec![poison(13)]))
-        .await
-        .expect("append");
-    let rest = AppendRequest::new(sick, ExpectedVersion::Exact(StreamVersion(3)), events(99, 3, 3));
-    outcomes.push(store.append(rest).await.expect("append"));
-    outcomes
+    (store, read_models, runner, shutdown)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_poison_event_parks_its_stream_while_others_flow_and_a_retry_drains_it_in_order() {
-    let (store, read_models, runner, broken, shutdown) = setup(PoisonPolicy::Park).await;
+    let (store, read_models, runner, shutdown) = setup(PoisonPolicy::Park).await;
     let outcomes = traffic(&store).await;
     for outcome in &outcomes {
         runner.wait_for_append(outcome, support::DEADLINE).await.expect("taken in");
@@ -137,11 +67,13 @@ async fn a_poison_event_parks_its_stream_while_others_flow_and_a_retry_drains_it
     // Retrying before the fix changes nothing.
     assert!(runner.retry_parked(&stream(99)).await.is_err());
     assert_eq!(runner.dead_letters().await.expect("dead letters").len(), 4);
-    broken.store(false, Ordering::SeqCst);
+    runner.projection().fix();
     // Four parked events; one is a `Noted` the projection does not handle.
     assert_eq!(runner.retry_parked(&stream(99)).await.expect("retried"), 3);
     assert!(runner.dead_letters().await.expect("dead letters").is_empty());
     assert_eq!(tallies(&read_models, &runner.projection().inner).await[stream(99).as_str()], sick);
+    // Applied in stream order: 1 and 2 before the poison, then 3, 4 and 6 (5 is the `Noted`).
+    assert_eq!(orders(&read_models, runner.projection()).await[stream(99).as_str()], vec![1, 2, 3, 4, 6]);
 
     // The stream flows again.
     let next = AppendRequest::new(stream(99), ExpectedVersion::Exact(StreamVersion(6)), events(99, 6, 1));
@@ -154,7 +86,7 @@ async fn a_poison_event_parks_its_stream_while_others_flow_and_a_retry_drains_it
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rebuilding_one_parked_stream_after_the_fix_restores_it_and_clears_its_dead_letters() {
-    let (store, read_models, runner, broken, shutdown) = setup(PoisonPolicy::Park).await;
+    let (store, read_models, runner, shutdown) = setup(PoisonPolicy::Park).await;
     for outcome in &traffic(&store).await {
         runner.wait_for_append(outcome, support::DEADLINE).await.expect("taken in");
     }
@@ -163,7 +95,7 @@ async fn rebuilding_one_parked_stream_after_the_fix_restores_it_and_clears_its_d
     assert!(runner.rebuild_stream(&stream(99)).await.is_err());
     assert_eq!(runner.dead_letters().await.expect("dead letters").len(), 4);
 
-    broken.store(false, Ordering::SeqCst);
+    runner.projection().fix();
     let report = runner.rebuild_stream(&stream(99)).await.expect("rebuilt");
     assert_eq!(report.applied, 5, "every handled event of the stream, from version 1");
     assert!(runner.dead_letters().await.expect("dead letters").is_empty());
@@ -175,7 +107,7 @@ async fn rebuilding_one_parked_stream_after_the_fix_restores_it_and_clears_its_d
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_skip_policy_records_the_poison_event_and_goes_on() {
-    let (store, read_models, runner, _broken, shutdown) = setup(PoisonPolicy::Skip).await;
+    let (store, read_models, runner, shutdown) = setup(PoisonPolicy::Skip).await;
     let outcomes = traffic(&store).await;
     for outcome in &outcomes {
         runner.wait_for_append(outcome, support::DEADLINE).await.expect("taken in");
@@ -197,8 +129,7 @@ async fn the_skip_policy_records_the_poison_event_and_goes_on() {
 async fn a_version_delivered_after_a_later_one_of_a_parked_stream_is_parked_not_lost() {
     let store = InMemoryEventStore::new();
     let read_models = MemoryReadModels::new();
-    let broken = Arc::new(AtomicBool::new(true));
-    let projection = Fragile { inner: TallyProjection::new("fragile"), broken: broken.clone() };
+    let projection = Fragile::new("fragile", true);
     let config = config(PoisonPolicy::Park);
     let (feed, mut script) = Scripted::new();
     let runner = ProjectionRunner::new(projection, read_models.clone(), store.clone(), feed, config).expect("runner");
@@ -213,7 +144,7 @@ async fn a_version_delivered_after_a_later_one_of_a_parked_stream_is_parked_not_
     let sick = stream(99);
     let first = AppendRequest::new(sick.clone(), ExpectedVersion::NoStream, events(99, 0, 1));
     store.append(first).await.expect("append");
-    let request = AppendRequest::new(sick.clone(), ExpectedVersion::Exact(StreamVersion(1)), vec![poison(13)]);
+    let request = AppendRequest::new(sick.clone(), ExpectedVersion::Exact(StreamVersion(1)), vec![deposit(UNLUCKY)]);
     store.append(request).await.expect("append");
     let rest = AppendRequest::new(sick.clone(), ExpectedVersion::Exact(StreamVersion(2)), events(99, 2, 2));
     store.append(rest).await.expect("append");
@@ -236,7 +167,7 @@ async fn a_version_delivered_after_a_later_one_of_a_parked_stream_is_parked_not_
     assert_eq!(tally.version, 1, "nothing after the poison event was applied");
 
     // After the fix, retrying the stream applies all three in order.
-    broken.store(false, Ordering::SeqCst);
+    runner.projection().fix();
     assert_eq!(runner.retry_parked(&sick).await.expect("retried"), 3);
     assert!(runner.dead_letters().await.expect("dead letters").is_empty());
     let expected = replay(&log);

@@ -1,7 +1,8 @@
 //! A read-model database that goes away while a projection applies (its `apply` fails with
 //! a transient sqlx error) is not the event's fault: the batch is retried, however often,
 //! and the event is never parked as poison. Telling such an error apart is the backend's
-//! part (`ReadModels::is_unavailable`), so the read models are PostgreSQL's.
+//! part (`ReadModels::is_unavailable`), so the read models are PostgreSQL's. The scenario
+//! runs on an in-process bus and on the PostgreSQL feed (`PgLogFeed`).
 
 mod support;
 
@@ -11,9 +12,9 @@ use std::time::Duration;
 use tidemark::{Envelope, EventCodec, EventStore, InMemoryEventStore, LogPosition};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
 use tidemark_projections::{
-    ApplyError, DocumentTx, InProcessBus, PoisonPolicy, Projection, ProjectionRunner, ReadModels, RunnerConfig,
+    ApplyError, DocumentTx, Feed, InProcessBus, PoisonPolicy, Projection, ProjectionRunner, ReadModels, RunnerConfig,
 };
-use tidemark_projections_postgres::PgReadModels;
+use tidemark_projections_postgres::{PgLogFeed, PgReadModels};
 use tidemark_testkit::TestSchema;
 use tokio_util::sync::CancellationToken;
 
@@ -54,16 +55,46 @@ where
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_outage_during_apply_is_retried_and_never_parks_the_event() {
-    let store = InMemoryEventStore::new();
-    let bus = InProcessBus::new(1).expect("bus");
-    let schema = TestSchema::new().await;
-    let config = PgStoreConfig::default().schema(schema.name());
+/// A migrated store in a schema of its own and its read models.
+async fn postgres(schema: &TestSchema) -> (PgEventStore, PgReadModels) {
+    let config = PgStoreConfig::default().schema(schema.name()).poll_interval(Duration::from_millis(50));
     let pg = PgEventStore::from_pool(schema.pool().clone(), config).expect("pg store");
     pg.migrate().await.expect("migrate");
     let read_models = PgReadModels::new(&pg);
     read_models.migrate().await.expect("projection migrations");
+    (pg, read_models)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_during_apply_is_retried_and_never_parks_the_event() {
+    // Events from an in-memory store, through an in-process bus pumped from it.
+    let store = InMemoryEventStore::new();
+    let bus = InProcessBus::new(1).expect("bus");
+    let schema = TestSchema::new().await;
+    let (_, read_models) = postgres(&schema).await;
+    let pump = CancellationToken::new();
+    tokio::spawn({
+        let (bus, store, stop) = (bus.clone(), store.clone(), pump.clone());
+        async move { bus.pump(&store, LogPosition::START, stop).await }
+    });
+    outage_is_retried(store, read_models, bus).await;
+    pump.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_the_postgres_feed_an_outage_during_apply_is_retried_and_never_parks_the_event() {
+    // Events read from the store's log by the runner itself.
+    let schema = TestSchema::new().await;
+    let (store, read_models) = postgres(&schema).await;
+    let feed = PgLogFeed::new(store.clone(), 1).expect("feed");
+    outage_is_retried(store, read_models, feed).await;
+}
+
+async fn outage_is_retried<S, F>(store: S, read_models: PgReadModels, feed: F)
+where
+    S: EventStore + Clone + 'static,
+    F: Feed,
+{
     // Far more failures than the three attempts after which a failing event would park.
     let projection =
         Flaky { inner: TallyProjection::new("flaky"), outages: AtomicU32::new(12), failed: AtomicU32::new(0) };
@@ -71,15 +102,10 @@ async fn an_outage_during_apply_is_retried_and_never_parks_the_event() {
         .batch_size(20)
         .backoff(Duration::from_millis(1), Duration::from_millis(5))
         .poison(PoisonPolicy::Park, 3);
-    let runner =
-        ProjectionRunner::new(projection, read_models.clone(), store.clone(), bus.clone(), config).expect("runner");
+    let runner = ProjectionRunner::new(projection, read_models.clone(), store.clone(), feed, config).expect("runner");
     runner.set_up().await.expect("set up");
     let shutdown = CancellationToken::new();
-    tokio::spawn({
-        let (bus, store, stop) = (bus.clone(), store.clone(), shutdown.clone());
-        async move { bus.pump(&store, LogPosition::START, stop).await }
-    });
-    tokio::spawn({
+    let task = tokio::spawn({
         let (runner, stop) = (runner.clone(), shutdown.clone());
         async move { runner.run(stop).await }
     });
@@ -94,4 +120,5 @@ async fn an_outage_during_apply_is_retried_and_never_parks_the_event() {
     let expected = replay(&read_log(&store, head).await);
     assert_eq!(tallies(&read_models, &runner.projection().inner).await, expected);
     shutdown.cancel();
+    task.await.expect("joined").expect("clean stop");
 }

@@ -4,8 +4,10 @@
 #![allow(dead_code)]
 
 pub(crate) mod deployment;
+pub(crate) mod fragile;
 pub(crate) mod nats;
 pub(crate) mod scripted;
+pub(crate) mod sql_fold;
 
 use std::collections::BTreeMap;
 use std::future::Future;
