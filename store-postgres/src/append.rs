@@ -105,19 +105,14 @@ impl PgEventStore {
         if let Some(v) = exact {
             query = query.bind(signed(v.0));
         }
-        let rows = query.fetch_all(self.pool()).await?;
-        let Some(first) = rows.first() else {
+        let row = query.fetch_one(self.pool()).await?;
+        let (Some(xid), Some(sequence)) = (row.try_get::<Option<i64>, _>(0)?, row.try_get::<Option<i64>, _>(1)?) else {
             let head: i64 = sqlx::query_scalar(&self.sql().stream_version)
                 .bind(request.stream_id.as_str())
                 .fetch_one(self.pool())
                 .await?;
             return Ok(Attempt::Rejected { head: StreamVersion(unsigned(head)) });
         };
-        let xid: i64 = first.try_get(0)?;
-        let mut sequence = 0i64;
-        for row in &rows {
-            sequence = sequence.max(row.try_get(1)?);
-        }
         let previous = exact.unwrap_or(StreamVersion::EMPTY);
         Ok(Attempt::Done(AppendOutcome {
             stream_id: request.stream_id.clone(),

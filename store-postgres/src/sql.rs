@@ -63,8 +63,8 @@ impl Statements {
             append_batch: append_batch(&s),
             append_batch_plain: append_batch_plain(&s),
             append_batch_single: append_batch_single(&s),
-            append_batch_plain_commands: with_commands(&s, &append_batch_plain(&s), 12),
-            append_batch_single_commands: with_commands(&s, &append_batch_single(&s), 10),
+            append_batch_plain_commands: with_commands(&s, &append_batch_plain_insert(&s), 12, true),
+            append_batch_single_commands: with_commands(&s, &append_batch_single(&s), 10, false),
             append_new: append_plain(&s, false),
             append_exact: append_plain(&s, true),
             read_event: format!("SELECT {EVENT_COLUMNS} FROM {all} AS x WHERE event_id = $1 LIMIT 1"),
@@ -194,8 +194,9 @@ fn append(s: &str) -> String {
 }
 
 /// The lean appends: to a new stream (`exact` false: versions 1..n, only when the stream
-/// has no event), or after exact version `$9` (which must exist and not be a tombstone). Rows come back in position
-/// order, one per event; none when the expected version did not hold. A tombstone is
+/// has no event), or after exact version `$9` (which must exist and not be a tombstone). One
+/// row comes back: the transaction and last sequence of the events, NULLs when the expected
+/// version did not hold. A tombstone is
 /// always its stream's last event, so an append after it either names the tombstone's
 /// version (refused by the guard) or an earlier one (refused by the stream-version key,
 /// as the tombstone holds the next version).
@@ -212,7 +213,7 @@ fn append_plain(s: &str, exact: bool) -> String {
         // stream keeps only its tombstone: the probe refuses any stream with an event.
         false => ("", format!("WHERE NOT EXISTS (SELECT 1 FROM {s}.events WHERE stream_id = $1)")),
     };
-    format!(
+    let insert = format!(
         "INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, schema_version, \
                                  payload, correlation_id, causation_id, metadata) \
          SELECT u.id, $1, {base}u.n, u.typ, u.ver, u.payload::jsonb, u.corr, u.caus, u.meta::jsonb \
@@ -220,7 +221,10 @@ fn append_plain(s: &str, exact: bool) -> String {
               WITH ORDINALITY AS u(id, typ, ver, payload, corr, caus, meta, n) \
          {guard} ORDER BY u.n \
          RETURNING transaction_id, sequence"
-    )
+    );
+    // One row whatever the events: their transaction and last sequence, NULLs when the
+    // guard wrote nothing.
+    format!("WITH ins AS ({insert}) SELECT max(transaction_id), max(sequence) FROM ins")
 }
 
 /// The group-commit form of `append`: requests in `$1..$6` (index, stream, kind,
@@ -267,12 +271,18 @@ fn append_batch(s: &str) -> String {
 /// stream's head is the expected version: one backward index probe per request, in the
 /// statement's one snapshot, so a request is written whole or not at all. A request whose
 /// expected version did not hold returns no row; a race with an append in flight fails the
-/// statement on the stream-version key. Rows come back in the events' order. The probe is
+/// statement on the stream-version key. One row comes back per stream written, with its
+/// last position. The probe is
 /// written as ORDER BY … LIMIT 1, not as EXISTS, which the planner may answer with a scan of
 /// the table. The arrays are read through scalar subqueries, as in `identities`: with their
 /// lengths in sight, a plan made for a call's values always looked cheaper than the generic
 /// plan, and the statement was planned again on every call, for more time than it ran.
 fn append_batch_plain(s: &str) -> String {
+    grouped(&append_batch_plain_insert(s))
+}
+
+/// The insert of `append_batch_plain`, one row per event.
+fn append_batch_plain_insert(s: &str) -> String {
     format!(
         "INSERT INTO {s}.events (event_id, stream_id, stream_version, event_type, schema_version, \
                                  payload, correlation_id, causation_id, metadata) \
@@ -287,6 +297,15 @@ fn append_batch_plain(s: &str) -> String {
                                ORDER BY x.stream_version DESC LIMIT 1), 0) = q.base) AS r ON r.i = u.i \
          ORDER BY u.n \
          RETURNING stream_id, transaction_id, sequence"
+    )
+}
+
+/// One row per stream (its last position) of the rows of `insert`, which returns one per
+/// event: sqlx decoding a row per event cost the client more than the server's grouping.
+fn grouped(insert: &str) -> String {
+    format!(
+        "WITH ins AS ({insert}) \
+         SELECT stream_id, max(transaction_id), max(sequence) FROM ins GROUP BY stream_id"
     )
 }
 
@@ -316,8 +335,12 @@ fn append_batch_single(s: &str) -> String {
 /// recorded before fails the statement on the commands' key, as in `append_batch`, and
 /// each append is then tried alone (where a repeated command gets its first outcome).
 /// Streams are distinct within a batch, so a request is known by its stream.
-fn with_commands(s: &str, insert: &str, first: usize) -> String {
+fn with_commands(s: &str, insert: &str, first: usize, group: bool) -> String {
     let count = first + 1;
+    let rows = match group {
+        true => "SELECT stream_id, max(transaction_id), max(sequence) FROM ins GROUP BY stream_id",
+        false => "SELECT stream_id, transaction_id, sequence FROM ins",
+    };
     format!(
         "WITH ins AS ({insert}), \
          cmd AS ( \
@@ -326,7 +349,7 @@ fn with_commands(s: &str, insert: &str, first: usize) -> String {
            FROM unnest((SELECT $1::text[]), (SELECT $2::int8[]), (SELECT ${first}::uuid[]), (SELECT ${count}::int4[])) \
                 AS q(stream_id, base, command_id, n) \
            WHERE q.command_id IS NOT NULL AND q.stream_id IN (SELECT i.stream_id FROM ins i)) \
-         SELECT stream_id, transaction_id, sequence FROM ins"
+         {rows}"
     )
 }
 
