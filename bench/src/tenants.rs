@@ -86,6 +86,7 @@ async fn strip_tenants(suite: &Suite<'_>) -> Result<()> {
         format!("DROP POLICY events_of_the_tenant ON \"{s}\".events"),
         format!("ALTER TABLE \"{s}\".events DISABLE ROW LEVEL SECURITY"),
         format!("DROP TRIGGER events_stream_tenant ON \"{s}\".events"),
+        format!("DROP TRIGGER events_stream_tenants ON \"{s}\".events"),
         format!("ALTER TABLE \"{s}\".events DROP COLUMN tenant"),
     ] {
         sqlx::query(&format!("{} {sql}", crate::db::ADMIN)).execute(suite.db.admin()).await?;
