@@ -9,7 +9,7 @@ use crate::figure::Figure;
 use crate::targets::{series_of, Judgement, Measure, Verdict};
 
 /// Series of the table, and what each measures.
-const LEGEND: [(&str, &str); 34] = [
+const LEGEND: [(&str, &str); 35] = [
     ("raw-a", "(a) sqlx single-row INSERT, autocommit: 1 statement per op"),
     ("raw-b", "(b) sqlx BEGIN; INSERT; COMMIT: 3 statements per op"),
     ("raw-c", "(c) sqlx INSERT ... SELECT FROM unnest(...) of 100 rows per op"),
@@ -26,6 +26,7 @@ const LEGEND: [(&str, &str); 34] = [
     ("F3-lag", "appends at a fixed rate, relay running; p50/p99 = append returned -> message on a subscription"),
     ("F4", "ProjectionRunner, JetStreamFeed -> PgReadModels, 1 UNNEST upsert per batch; w = partitions"),
     ("F4-pgfeed", "F4's runner on PgLogFeed: every partition reads the whole PostgreSQL log, no NATS; w = partitions"),
+    ("F4-process", "F4's runner in a process of its own (for M; no CPU or latency figures); w = partitions"),
     ("raw-upsert", "async-nats pull + sqlx: the same upsert per batch in BEGIN/COMMIT, then ack each; w = partitions"),
     ("raw-upsert-noack", "raw-upsert on ephemeral consumers without acks (as the runner consumes); w = partitions"),
     ("raw-pull", "async-nats pull consumers that only ack each message; w = partitions"),
@@ -42,7 +43,7 @@ const LEGEND: [(&str, &str); 34] = [
     ("raw-e2e@N%", "sqlx INSERT -> NOTIFY -> LISTEN-woken reader -> JetStream publish -> pull -> upsert -> visible"),
     ("", "F6: open loop at N% of F1-new/w32 (or N/s with --f6-rates); latency from the scheduled send to the row's NOTIFY; w = partitions"),
     ("cqrs-*", "P: cqrs-es 0.5 + postgres-es 0.5 (their tables, own schema), the same aggregate and commands"),
-    ("M_*", "bench process memory (/proc/self/status): M_peak_rss = VmHWM, reset as F3-drain / F4 starts"),
+    ("M_*", "memory (/proc/<pid>/status): M_peak_rss = VmHWM of the bench process, reset as F3-drain / F4 starts, or of F4-process's own process"),
     ("T-append-*", "T: EventStore::append of 1 event to a new stream, group commit; -pre1004: migration 1004 taken off the table; -tenant: through PgEventStore::for_tenant"),
     ("T-read-log*", "T: read_log pages of 100 from a log of 20,000 events of two tenants; -tenant: one tenant's pages through its view"),
     ("", "ratios: this figure's rate / the baseline's rate at the same writer count"),
