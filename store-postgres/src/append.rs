@@ -168,6 +168,13 @@ impl PgEventStore {
         if deleted {
             return Ok(Error::StreamDeleted { stream, version });
         }
+        if head.is_none() && version == StreamVersion::EMPTY {
+            // The stream-version key refused a version of a stream that reads as empty:
+            // its events are hidden from this connection by row-level security, so the
+            // stream is another tenant's (whom this connection may not learn).
+            let tenant = request.events.first().and_then(|e| e.metadata.tenant.clone());
+            return Ok(Error::TenantMismatch { stream, stream_tenant: None, tenant });
+        }
         Ok(Error::Conflict { stream, expected: request.expected, actual: head.unwrap_or(version) })
     }
 

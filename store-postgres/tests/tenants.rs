@@ -276,12 +276,19 @@ async fn drop_role(schema: &TestSchema, role: &str) {
 
 /// A store connected as `role`, with `tidemark.tenant` set for its sessions (or not).
 async fn store_as(schema: &TestSchema, role: &str, tenant: Option<&str>) -> PgEventStore {
+    store_as_with(schema, role, tenant, true).await
+}
+
+async fn store_as_with(schema: &TestSchema, role: &str, tenant: Option<&str>, group_commit: bool) -> PgEventStore {
     let mut options = PgConnectOptions::from_str(schema.url()).expect("url").username(role);
     if let Some(t) = tenant {
         options = options.options([("tidemark.tenant", t)]);
     }
     let pool = PgPoolOptions::new().max_connections(2).connect_with(options).await.expect("connect as role");
-    let config = PgStoreConfig::default().schema(schema.name()).poll_interval(Duration::from_millis(10));
+    let config = PgStoreConfig::default()
+        .schema(schema.name())
+        .poll_interval(Duration::from_millis(10))
+        .group_commit(group_commit);
     PgEventStore::from_pool(pool, config).expect("store")
 }
 
@@ -314,6 +321,15 @@ async fn row_level_security_limits_a_restricted_role_to_its_tenant() {
     // The stream's tenant is not named to a role that may not see it.
     let into_theirs = acme.append(request("order-b", ExpectedVersion::Any, vec![of(Some("acme"), 2)])).await;
     assert_mismatch(into_theirs, None, Some("acme"));
+    // Also by the statements without group commit: the stream reads as empty to acme, so
+    // the version its append took is another tenant's.
+    let lean = store_as_with(&schema, &role, Some("acme"), false).await;
+    for expected in [ExpectedVersion::NoStream, ExpectedVersion::Any, ExpectedVersion::Exact(StreamVersion(0))] {
+        let into_theirs =
+            lean.append(request("order-b", expected, vec![of(Some("acme"), 2), of(Some("acme"), 3)])).await;
+        assert_mismatch(into_theirs, None, Some("acme"));
+    }
+    lean.pool().close().await;
     let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM \"{}\".events", schema.name()))
         .fetch_one(acme.pool())
         .await

@@ -4,12 +4,12 @@
 -- inserted event: for an append of 100 events, 100 calls, which nearly doubled the
 -- server's time for the append. The rule is unchanged; it is now checked by
 --
--- 1. migration 1005's row trigger, now called (WHEN clause) only for an event at version
---    1 and for a tombstone without a tenant: it gives the tombstone its stream's tenant,
---    and it refuses a version 1 of a stream that exists already under another tenant
---    before the stream-version key would: a writer restricted by row-level security,
---    which sees no event of another tenant's stream, writes version 1 to it and must be
---    told that the stream is another tenant's, not that its version was taken;
+-- 1. migration 1005's row trigger, now called (WHEN clause) only for a tombstone without
+--    a tenant, which it gives its stream's tenant. A stream's first event needs no check:
+--    it is its stream's reference, and a version 1 of a stream that exists is refused by
+--    the stream-version key (a writer restricted by row-level security, which sees no
+--    event of another tenant's stream and so writes version 1 to it, is told by the store
+--    that the stream is another tenant's: it cannot see what took the version);
 -- 2. a statement trigger after each insert, which compares the tenants of the rows the
 --    statement inserted (a transition table, where the generated `tenant` column is
 --    computed) with the first event of each of their streams, one probe per stream and
@@ -25,8 +25,7 @@ LANGUAGE plpgsql SECURITY DEFINER SET search_path FROM CURRENT AS $$
 DECLARE
     clash record;
 BEGIN
-    -- Events at version 1 were checked by the row trigger (a stream's first event is its
-    -- own reference). A lateral probe per stream and tenant: a plain join let the
+    -- Events at version 1 are their streams' references. A lateral probe per stream and tenant: a plain join let the
     -- planner, which knows nothing of the transition table's size, scan the whole table.
     SELECT n.stream_id, f.tenant AS first_tenant, n.tenant AS new_tenant INTO clash
       FROM (SELECT DISTINCT i.stream_id, i.tenant FROM inserted_events i WHERE i.stream_version > 1) AS n
@@ -47,7 +46,7 @@ DROP TRIGGER events_stream_tenant ON events;
 
 CREATE TRIGGER events_stream_tenant
     BEFORE INSERT ON events
-    FOR EACH ROW WHEN (NEW.stream_version = 1 OR (NEW.event_type = '_Tombstone' AND NEW.metadata ->> 'tenant' IS NULL))
+    FOR EACH ROW WHEN (NEW.event_type = '_Tombstone' AND NEW.metadata ->> 'tenant' IS NULL)
     EXECUTE FUNCTION events_keep_stream_tenant();
 
 CREATE TRIGGER events_stream_tenants
