@@ -29,7 +29,7 @@ use crate::raw_pull_consumers::{self, Progress};
 use crate::read_model::{create_sql, upsert_sql, verify, TotalsProjection, TABLE};
 use crate::relay::{m_peak, sample, usage};
 use crate::runner::histogram;
-use crate::runner_process::{run_in_child, RunnerJob};
+use crate::runner_process::{run_in_child, taken_in, RunnerJob};
 use crate::scenarios::Suite;
 
 /// Events per account: one opening and nine deposits, stored in one append.
@@ -228,10 +228,7 @@ impl Suite<'_> {
             let (runner, shutdown) = (runner.clone(), shutdown.clone());
             async move { runner.run(shutdown).await }
         });
-        let taken = || {
-            let totals = runner.status().totals;
-            totals.applied + totals.skipped + totals.dead_lettered
-        };
+        let taken = || taken_in(&runner.status().totals);
         let watched = watch(started, run.events, taken, || task.is_finished()).await;
         let (cpu, nats_us) = usage(cpu, &CpuMark::take(self.db, tag).await, nats, started.elapsed());
         shutdown.cancel();

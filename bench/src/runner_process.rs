@@ -11,7 +11,7 @@ use anyhow::{bail, Context as _, Result};
 use serde::{Deserialize, Serialize};
 use tidemark_nats::{ConsumerSettings, JetStreamFeed, MessageKey, SubjectScheme};
 use tidemark_postgres::{PgEventStore, PgStoreConfig};
-use tidemark_projections::{ProjectionRunner, RunnerConfig};
+use tidemark_projections::{BatchReport, ProjectionRunner, RunnerConfig};
 use tidemark_projections_postgres::PgReadModels;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -123,10 +123,7 @@ async fn run(job: &RunnerJob) -> Result<RunnerReport> {
         let (runner, shutdown) = (runner.clone(), shutdown.clone());
         async move { runner.run(shutdown).await }
     });
-    let taken = || {
-        let totals = runner.status().totals;
-        totals.applied + totals.skipped + totals.dead_lettered
-    };
+    let taken = || taken_in(&runner.status().totals);
     let (mut last, mut moved) = (0, Instant::now());
     loop {
         let now = taken();
@@ -153,4 +150,9 @@ async fn run(job: &RunnerJob) -> Result<RunnerReport> {
         elapsed_us: u64::try_from(elapsed.as_micros()).unwrap_or(u64::MAX),
         taken: taken(),
     })
+}
+
+/// Events a runner has taken in: applied, skipped or dead-lettered.
+pub(crate) fn taken_in(totals: &BatchReport) -> u64 {
+    totals.applied + totals.skipped + totals.dead_lettered
 }

@@ -16,6 +16,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use support::fragile::{config, orders, traffic, Fragile, SICK};
+use support::nats::spawn_runner;
 use support::sql_fold::{sql_fold, Fold};
 use support::{events, stream, tallies, DEADLINE};
 
@@ -48,11 +49,7 @@ impl Setup {
         let runner = ProjectionRunner::new(projection, read_models.clone(), store.clone(), feed, config(policy))
             .expect("runner");
         runner.set_up().await.expect("set up");
-        let stop = CancellationToken::new();
-        let task = tokio::spawn({
-            let (runner, stop) = (runner.clone(), stop.clone());
-            async move { runner.run(stop).await }
-        });
+        let (stop, task) = spawn_runner(&runner);
         Self { schema, store, read_models, runner, stop, task }
     }
 

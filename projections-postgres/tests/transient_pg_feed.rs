@@ -23,6 +23,7 @@ use tidemark_testkit::TestSchema;
 use tokio_util::sync::CancellationToken;
 
 use support::fragile::{orders, Fragile};
+use support::nats::spawn_runner;
 use support::sql_fold::sql_fold;
 use support::tallies;
 
@@ -170,11 +171,7 @@ async fn on_the_postgres_feed_a_runner_whose_sessions_are_killed_loses_nothing_a
     let runner = ProjectionRunner::new(Fragile::new(NAME, false), runner_models, runner_store, feed, runner_config)
         .expect("runner");
     runner.set_up().await.expect("set up");
-    let stop = CancellationToken::new();
-    let task = tokio::spawn({
-        let (runner, stop) = (runner.clone(), stop.clone());
-        async move { runner.run(stop).await }
-    });
+    let (stop, task) = spawn_runner(&runner);
     let projection_schema = read_models.projection_schema(NAME);
 
     // Appends go on until the kills are over.
