@@ -25,6 +25,7 @@ mod partition;
 mod projection;
 mod read_models;
 mod rebuild;
+mod rebuild_pages;
 mod replay;
 mod resolve;
 mod reveal;

@@ -23,6 +23,7 @@ use crate::feed::Incoming;
 use crate::optimisations::BatchOptimisations;
 use crate::projection::Projection;
 use crate::read_models::Progress;
+use crate::rebuild_pages::{self, Page};
 use crate::worker::Batch;
 use crate::worker::Worker;
 
@@ -153,6 +154,8 @@ where
     let head = live.store.log_head().await?.unwrap_or(LogPosition::START);
     let mut report = RebuildProgress { events: 0, position: resumed_from, resumed_from, head, elapsed: Duration::ZERO };
     tracing::info!(projection = %live.name, from = %resumed_from, to = %head, "rebuilding from the log");
+    // Pages go unchecked while they can (see `rebuild_pages`).
+    let mut unchecked = rebuild_pages::unchecked(&shadow).await?;
     // Reading the next page overlaps with applying the current one.
     let mut batch = live.store.read_log(report.position, options.batch_size).await?;
     while let Some(last) = batch.last().map(|e| e.position) {
@@ -160,11 +163,38 @@ where
             return Ok(RebuildOutcome::Interrupted { at: report.position });
         }
         let count = batch.len() as u64;
-        let incoming: Vec<Incoming> = batch.into_iter().map(Incoming::Trusted).collect();
-        let (applied, next) =
-            tokio::join!(apply(&shadow, &incoming, policy), live.store.read_log(last, options.batch_size));
-        applied?;
-        batch = next?;
+        if unchecked {
+            let applying = rebuild_pages::apply_unchecked(&shadow, &batch, report.position);
+            let (applied, next) = tokio::join!(applying, live.store.read_log(last, options.batch_size));
+            match applied? {
+                Page::Applied => batch = next?,
+                Page::Elsewhere(at) => {
+                    if at < report.position && shadow_gone(&shadow).await? {
+                        return Ok(RebuildOutcome::AlreadyRebuilt);
+                    }
+                    tracing::info!(projection = %live.name, %at, "another rebuild moved the shadow: going on from there");
+                    // Behind this rebuild, the shadow was started again by another one:
+                    // its pages are checked from now on, as they are once the other one
+                    // has parked a stream.
+                    unchecked = at > report.position && rebuild_pages::unchecked(&shadow).await?;
+                    report.position = at;
+                    batch = live.store.read_log(at, options.batch_size).await?;
+                    continue;
+                }
+                Page::Failed => {
+                    unchecked = false;
+                    let incoming: Vec<Incoming> = batch.into_iter().map(Incoming::Trusted).collect();
+                    apply(&shadow, &incoming, policy).await?;
+                    batch = next?;
+                }
+            }
+        } else {
+            let incoming: Vec<Incoming> = batch.into_iter().map(Incoming::Trusted).collect();
+            let (applied, next) =
+                tokio::join!(apply(&shadow, &incoming, policy), live.store.read_log(last, options.batch_size));
+            applied?;
+            batch = next?;
+        }
         report.events += count;
         report.position = last;
         report.elapsed = started.elapsed();
@@ -236,6 +266,18 @@ where
     }
     read_models.commit(tx).await?;
     Ok(true)
+}
+
+/// Whether the shadow is gone: another instance swapped it in, or dropped it.
+async fn shadow_gone<P, R, S>(shadow: &Worker<P, R, S>) -> Result<bool>
+where
+    R: ReadModelsAdmin,
+    P: Projection<R>,
+{
+    let mut tx = shadow.read_models.begin().await?;
+    let version = shadow.read_models.set_up_version(&mut tx, &shadow.name).await?;
+    shadow.read_models.commit(tx).await?;
+    Ok(version != Some(shadow.projection.version()))
 }
 
 async fn drop_shadow<P, R: ReadModelsAdmin, S>(shadow: &Worker<P, R, S>) -> Result<()> {

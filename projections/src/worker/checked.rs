@@ -112,7 +112,7 @@ where
     }
 
     /// Decodes (upcasts) an event the projection handles; counts one it does not.
-    pub(super) fn decode_into(
+    pub(crate) fn decode_into(
         &self,
         event: &RecordedEvent,
         handled: &mut Vec<Envelope<P::Event>>,
@@ -137,7 +137,7 @@ where
 
     /// Hands the decoded events to the projection in one call. A failure names the
     /// batch's first event.
-    pub(super) async fn apply_handled(&self, tx: &mut R::Tx, handled: &[Envelope<P::Event>]) -> Result<()> {
+    pub(crate) async fn apply_handled(&self, tx: &mut R::Tx, handled: &[Envelope<P::Event>]) -> Result<()> {
         let Some(first) = handled.first() else { return Ok(()) };
         self.projection.apply_batch(tx, handled).await.map_err(|source| {
             if self.read_models.is_unavailable(source.as_ref()) {
