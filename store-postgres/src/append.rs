@@ -105,14 +105,17 @@ impl PgEventStore {
         if let Some(v) = exact {
             query = query.bind(signed(v.0));
         }
-        let row = query.fetch_one(self.pool()).await?;
+        let mut conn = self.warm().await?;
+        let row = query.fetch_one(&mut *conn).await?;
         let (Some(xid), Some(sequence)) = (row.try_get::<Option<i64>, _>(0)?, row.try_get::<Option<i64>, _>(1)?) else {
             let head: i64 = sqlx::query_scalar(&self.sql().stream_version)
                 .bind(request.stream_id.as_str())
-                .fetch_one(self.pool())
+                .fetch_one(&mut *conn)
                 .await?;
+            conn.keep();
             return Ok(Attempt::Rejected { head: StreamVersion(unsigned(head)) });
         };
+        conn.keep();
         let previous = exact.unwrap_or(StreamVersion::EMPTY);
         Ok(Attempt::Done(AppendOutcome {
             stream_id: request.stream_id.clone(),
@@ -132,7 +135,9 @@ impl PgEventStore {
             .bind(kind)
             .bind(exact)
             .bind(request.command_id.map(|id| id.0));
-        let row = c.bind_to(query).fetch_one(self.pool()).await?;
+        let mut conn = self.warm().await?;
+        let row = c.bind_to(query).fetch_one(&mut *conn).await?;
+        conn.keep();
         let head = StreamVersion(unsigned(row.try_get("head")?));
         let Some(previous) = row.try_get::<Option<i64>, _>("previous")? else {
             return Ok(Attempt::Rejected { head });

@@ -383,7 +383,9 @@ async fn shared_statement(
         .bind(&c.counts)
         .bind(&c.event_index)
         .bind(&c.ordinal);
-    let rows = c.events.bind_to(query).fetch_all(store.pool()).await.map_err(Failure::of_statement)?;
+    let mut conn = store.warm().await.map_err(Failure::of_statement)?;
+    let rows = c.events.bind_to(query).fetch_all(&mut *conn).await.map_err(Failure::of_statement)?;
+    conn.keep();
     // The batch is committed: a row that cannot be read must not send its appends again.
     let decode = |error| Failure::Everyone { context: "decoding a group commit", error };
     let mut results = Vec::with_capacity(batch.len());

@@ -83,7 +83,9 @@ pub(crate) async fn plain_statement(
     let query = if single { query } else { query.bind(&c.requests).bind(&c.ordinals) };
     let query = c.events.bind_to(query);
     let query = if commands { query.bind(&c.commands).bind(&c.counts) } else { query };
-    let rows = query.fetch_all(store.pool()).await.map_err(Failure::of_statement)?;
+    let mut conn = store.warm().await.map_err(Failure::of_statement)?;
+    let rows = query.fetch_all(&mut *conn).await.map_err(Failure::of_statement)?;
+    conn.keep();
     // The batch is committed: a row that cannot be read must not send its appends again.
     let decode = |error| Failure::Everyone { context: "decoding a group commit", error };
     let mut written: HashMap<String, LogPosition> = HashMap::with_capacity(batch.len());

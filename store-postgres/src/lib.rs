@@ -31,6 +31,7 @@ mod tail;
 mod tenant;
 mod tenant_sql;
 mod wake;
+mod warm;
 
 /// The PostgreSQL driver whose types (`PgPool`, `PgConnectOptions`) this crate's API uses.
 pub use sqlx;

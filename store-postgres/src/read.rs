@@ -21,13 +21,15 @@ impl PgEventStore {
         from: StreamVersion,
         n: usize,
     ) -> Result<Vec<RecordedEvent>, Error> {
+        let mut conn = self.warm().await.map_err(backend("reading a stream"))?;
         let rows = sqlx::query(&self.sql().read_stream)
             .bind(stream.as_str())
             .bind(signed(from.0))
             .bind(limit(n))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *conn)
             .await
             .map_err(backend("reading a stream"))?;
+        conn.keep();
         rows.iter().map(recorded_event).collect()
     }
 
@@ -82,13 +84,15 @@ impl PgEventStore {
     }
 
     pub(crate) async fn log_page(&self, after: LogPosition, n: usize) -> Result<Vec<RecordedEvent>, Error> {
+        let mut conn = self.warm().await.map_err(backend("reading the log"))?;
         let rows = sqlx::query(&self.sql().read_log)
             .bind(signed(after.transaction_id))
             .bind(signed(after.sequence))
             .bind(limit(n))
-            .fetch_all(self.pool())
+            .fetch_all(&mut *conn)
             .await
             .map_err(backend("reading the log"))?;
+        conn.keep();
         rows.iter().map(recorded_event).collect()
     }
 
@@ -112,10 +116,12 @@ impl PgEventStore {
     }
 
     pub(crate) async fn readable_head(&self) -> Result<Option<LogPosition>, Error> {
+        let mut conn = self.warm().await.map_err(backend("reading the log head"))?;
         let row = sqlx::query(&self.sql().log_head)
-            .fetch_optional(self.pool())
+            .fetch_optional(&mut *conn)
             .await
             .map_err(backend("reading the log head"))?;
+        conn.keep();
         let Some(row) = row else { return Ok(None) };
         let get = backend("decoding the log head");
         let xid: i64 = row.try_get(0).map_err(get)?;

@@ -17,6 +17,7 @@ use crate::error::SetupError;
 use crate::migrations::{migrate_set, pending_in_set, RELAY_MIGRATIONS, STORE_MIGRATIONS};
 use crate::sql::Statements;
 use crate::wake::Wake;
+use crate::warm::{Warm, WarmConnections};
 
 #[derive(Debug)]
 struct Inner {
@@ -25,6 +26,7 @@ struct Inner {
     sql: Statements,
     wake: Wake,
     group: Option<GroupCommit>,
+    warm: Arc<WarmConnections>,
 }
 
 /// A store reference that does not keep the store alive (held by background tasks).
@@ -66,10 +68,11 @@ impl PgEventStore {
         config.validate()?;
         tokio::runtime::Handle::try_current().map_err(|_| SetupError::NoRuntime)?;
         let sql = Statements::new(&config.schema, config.gap_safe);
-        let wake = Wake::new(&pool, &sql.channel, config.notify.then_some(config.notify_interval));
+        let warm = WarmConnections::start(&pool);
+        let wake = Wake::new(&warm, &sql.channel, config.notify.then_some(config.notify_interval));
         let inner = Arc::new_cyclic(|weak| {
             let group = config.group_commit.then(|| GroupCommit::start(WeakStore(weak.clone()), &config));
-            Inner { pool, config, sql, wake, group }
+            Inner { pool, config, sql, wake, group, warm }
         });
         Ok(Self { inner })
     }
@@ -118,6 +121,11 @@ impl PgEventStore {
 
     pub(crate) fn group_commit(&self) -> Option<&GroupCommit> {
         self.inner.group.as_ref()
+    }
+
+    /// A connection for the hot statements, kept warm between them (no ping on release).
+    pub(crate) async fn warm(&self) -> Result<Warm<'_>, sqlx::Error> {
+        self.inner.warm.take().await
     }
 }
 

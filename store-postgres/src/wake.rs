@@ -2,11 +2,14 @@
 //! in others, with polling as the fallback.
 
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
+
+use crate::warm::WarmConnections;
 
 /// Shared wake-up state of one store (and its clones).
 #[derive(Debug)]
@@ -19,10 +22,10 @@ pub(crate) struct Wake {
 
 impl Wake {
     /// Starts the notifier task (when `notify` is on); needs a tokio runtime.
-    pub(crate) fn new(pool: &PgPool, channel: &str, notify: Option<Duration>) -> Self {
+    pub(crate) fn new(warm: &Arc<WarmConnections>, channel: &str, notify: Option<Duration>) -> Self {
         let notify = notify.map(|interval| {
             let (sender, rx) = mpsc::channel(1);
-            tokio::spawn(notifier(pool.clone(), channel.to_owned(), rx, interval));
+            tokio::spawn(notifier(warm.clone(), channel.to_owned(), rx, interval));
             sender
         });
         Self {
@@ -59,17 +62,24 @@ impl Wake {
 /// Sends one NOTIFY per burst of appends: one at a time, so the appends committed while
 /// one is sent share the next, and at most one per `interval` when that is not zero (each
 /// NOTIFY is a transaction of its own on the server); ends when the store is dropped.
-async fn notifier(pool: PgPool, channel: String, mut rx: mpsc::Receiver<()>, interval: Duration) {
+/// Sent on a warm connection, like the appends it follows.
+async fn notifier(warm: Arc<WarmConnections>, channel: String, mut rx: mpsc::Receiver<()>, interval: Duration) {
     while rx.recv().await.is_some() {
         let started = tokio::time::Instant::now();
-        let sent = sqlx::query("SELECT pg_notify($1, '')").bind(&channel).execute(&pool).await;
-        if let Err(error) = sent {
+        if let Err(error) = notify(&warm, &channel).await {
             tracing::debug!(%error, "NOTIFY after append failed; readers fall back to polling");
         }
         if !interval.is_zero() {
             tokio::time::sleep_until(started + interval).await;
         }
     }
+}
+
+async fn notify(warm: &WarmConnections, channel: &str) -> Result<(), sqlx::Error> {
+    let mut conn = warm.take().await?;
+    sqlx::query("SELECT pg_notify($1, '')").bind(channel).execute(&mut *conn).await?;
+    conn.keep();
+    Ok(())
 }
 
 /// Turns notifications into wake-ups. A lost connection may lose notifications, so
