@@ -146,6 +146,18 @@ async fn post(address: SocketAddr, token: &str, path: String, body: Value) -> St
     client.request(request).await.expect("response").status()
 }
 
+/// Reads `socket` until the order's `event` is announced; every message before it must be
+/// about that order.
+async fn until_order_event(socket: &mut Socket, order_id: &str, event: &str) {
+    loop {
+        let message = next_json(socket).await;
+        assert!(message.to_string().contains(order_id), "the socket only hears of its user's order: {message}");
+        if message["type"] == "order_changed" && message["event"] == event {
+            return;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_user_socket_gets_nothing_of_another_users_order_through_its_whole_life() {
     let (app, address) = serve().await;
@@ -163,15 +175,12 @@ async fn a_user_socket_gets_nothing_of_another_users_order_through_its_whole_lif
     assert_eq!(cancel.await, StatusCode::NOT_FOUND);
     let confirm = post(address, &ada, format!("/orders/{order_id}/confirm"), serde_json::json!({}));
     assert_eq!(confirm.await, StatusCode::ACCEPTED);
+    // A command's events are appended after its 202: the payment is decided on a confirmed
+    // order only once the confirmation is in, which Ada's socket tells, as it tells the page.
+    until_order_event(&mut ada_tab, &order_id, "OrderConfirmed").await;
     let pay = serde_json::json!({ "payment_id": "p-1", "amount_minor": 250 });
     assert_eq!(post(address, &ada, format!("/orders/{order_id}/pay"), pay).await, StatusCode::ACCEPTED);
-    loop {
-        let message = next_json(&mut ada_tab).await;
-        assert!(message.to_string().contains(&order_id), "Ada's socket only hears of her order: {message}");
-        if message["type"] == "order_changed" && message["event"] == "OrderPaid" {
-            break;
-        }
-    }
+    until_order_event(&mut ada_tab, &order_id, "OrderPaid").await;
 
     // Bob's and the admin's sockets got nothing of it: the first message each sees is
     // about Bob's own order (an admin reads any order, but is notified of none of them).
