@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use tidemark::{Metadata, RecordedEvent, StreamId};
 use tidemark_projections::{Delivery, Feed, FeedCursor, Incoming, ProjectionError, RogueMessage, Subscription};
 
-use crate::headers::EventHeaders;
+use crate::headers::{EventHeaders, Headers};
 use crate::signature::{MessageKey, Signature};
 use crate::subject::SubjectScheme;
 
@@ -267,19 +267,16 @@ impl JetStreamSubscription {
         Ok(FeedCursor::new(self.epoch, info.stream_sequence))
     }
 
-    fn delivery(&self, messages: Vec<(Message, FeedCursor)>) -> Delivery {
-        let mut delivery = Delivery { messages: Vec::with_capacity(messages.len()), cursors: Vec::new() };
-        for (message, cursor) in messages {
-            delivery.messages.push(incoming(&message, &self.scheme, self.partition, self.key.as_ref()));
-            delivery.cursors.push(cursor);
-        }
-        delivery
-    }
-
-    fn take(&mut self, next: Pulled) -> Result<(Message, FeedCursor)> {
+    /// Takes in the next pulled message: its place checked, then read into what the runner
+    /// applies, at once. Read as each message comes (while the batch before it is applied,
+    /// most of the time) rather than all together once the batch is complete, the messages'
+    /// headers, subjects, signatures and payloads cost the batch no time of its own.
+    fn take(&mut self, next: Pulled, into: &mut Delivery) -> Result<()> {
         let message = received(next)?;
         let cursor = self.next_in_order(&message)?;
-        Ok((message, cursor))
+        into.messages.push(incoming(&message, &self.scheme, self.partition, self.key.as_ref()));
+        into.cursors.push(cursor);
+        Ok(())
     }
 }
 
@@ -289,14 +286,15 @@ impl Subscription for JetStreamSubscription {
             return Err(error);
         }
         let first = self.messages.next().await;
-        let mut messages = vec![self.take(first)?];
-        while messages.len() < max.max(1) {
+        let mut delivery = Delivery::with_capacity(max.max(1));
+        self.take(first, &mut delivery)?;
+        while delivery.len() < max.max(1) {
             match tokio::time::timeout(self.linger, self.messages.next()).await {
-                Ok(next) => messages.push(self.take(next)?),
+                Ok(next) => self.take(next, &mut delivery)?,
                 Err(_) => break,
             }
         }
-        Ok(self.delivery(messages))
+        Ok(delivery)
     }
 
     async fn next_batch_while<W>(&mut self, max: usize, busy: W) -> Option<Result<Delivery>>
@@ -307,8 +305,8 @@ impl Subscription for JetStreamSubscription {
             return Some(Err(error));
         }
         tokio::pin!(busy);
-        let mut messages = Vec::new();
-        while messages.len() < max.max(1) {
+        let mut delivery = Delivery::with_capacity(max.max(1));
+        while delivery.len() < max.max(1) {
             // Dropping `next` when `busy` finishes first loses nothing: the stream keeps
             // what it has not handed out.
             let next = tokio::select! {
@@ -316,9 +314,9 @@ impl Subscription for JetStreamSubscription {
                 next = self.messages.next() => next,
                 () = &mut busy => break,
             };
-            match self.take(next) {
-                Ok(message) => messages.push(message),
-                Err(e) if messages.is_empty() => return Some(Err(e)),
+            match self.take(next, &mut delivery) {
+                Ok(()) => {}
+                Err(e) if delivery.is_empty() => return Some(Err(e)),
                 Err(e) => {
                     // First this batch; the error is reported by the next call.
                     self.deferred = Some(e);
@@ -326,10 +324,10 @@ impl Subscription for JetStreamSubscription {
                 }
             }
         }
-        if messages.is_empty() {
+        if delivery.is_empty() {
             return None;
         }
-        Some(Ok(self.delivery(messages)))
+        Some(Ok(delivery))
     }
 }
 
@@ -365,7 +363,9 @@ pub(crate) fn incoming(
         }
         Incoming::Rogue { message: Box::new(message), recover }
     };
-    let headers = match EventHeaders::parse(message.headers.as_ref()) {
+    let empty = async_nats::HeaderMap::new();
+    let read = Headers::read(message.headers.as_ref().unwrap_or(&empty));
+    let headers = match EventHeaders::read(&read) {
         Ok(headers) => headers,
         Err(e) => return rogue(format!("not a tidemark event: {e}"), None, false),
     };
@@ -374,10 +374,11 @@ pub(crate) fn incoming(
         let reason = format!("stream {} belongs to partition {home}, not {partition}", headers.stream_id);
         return rogue(reason, Some(&headers), false);
     }
-    match scheme.subject(&headers.stream_id, &headers.event_type, headers.schema_version) {
-        Ok(expected) if expected == subject => {}
-        Ok(expected) => {
-            let reason = format!("the subject disagrees with the headers, which give {expected}");
+    match scheme.is_subject(subject, &headers.stream_id, &headers.event_type, headers.schema_version) {
+        Ok(true) => {}
+        Ok(false) => {
+            let expected = scheme.subject(&headers.stream_id, &headers.event_type, headers.schema_version);
+            let reason = format!("the subject disagrees with the headers, which give {}", expected.unwrap_or_default());
             return rogue(reason, Some(&headers), true);
         }
         Err(e) => return rogue(format!("the headers give no valid subject: {e}"), Some(&headers), true),
@@ -404,7 +405,7 @@ pub(crate) fn incoming(
     metadata.causation_id = headers.causation_id;
     metadata.user = headers.user.clone();
     metadata.tenant = headers.tenant.clone();
-    crate::trace_headers::take_trace_context(message.headers.as_ref(), &mut metadata);
+    crate::trace_headers::take_read_trace_context(&read, &mut metadata);
     let event = RecordedEvent {
         event_id: headers.event_id,
         stream_id: headers.stream_id,
@@ -417,7 +418,7 @@ pub(crate) fn incoming(
         recorded_at: headers.recorded_at,
     };
     let Some(key) = key else { return Incoming::Untrusted(event) };
-    let signature = key.verify(message.headers.as_ref(), &message.payload);
+    let signature = key.verify_read(&read, &message.payload);
     let counted = match signature {
         Signature::Valid => "valid",
         Signature::Missing => "missing",

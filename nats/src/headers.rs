@@ -10,6 +10,7 @@ use tidemark::{EventId, LogPosition, RecordedEvent, StreamId, StreamVersion};
 use uuid::Uuid;
 
 use crate::escape::{escape, unescape, ValueError};
+use crate::signature::HEADER_SIGNATURE;
 use crate::subject::token_problem;
 
 /// The event id (`<event id>:v<N>` on a downcast copy); JetStream drops a second message
@@ -200,7 +201,11 @@ impl EventHeaders {
     /// version; any other message's `Nats-Msg-Id` is the bare event id.
     pub fn parse(headers: Option<&HeaderMap>) -> Result<Self, HeaderError> {
         let empty = HeaderMap::new();
-        let h = Headers::read(headers.unwrap_or(&empty));
+        Self::read(&Headers::read(headers.unwrap_or(&empty)))
+    }
+
+    /// [`parse`](Self::parse) on the headers of a message read already.
+    pub(crate) fn read(h: &Headers<'_>) -> Result<Self, HeaderError> {
         let (event_id, copy_version) = h.required(HEADER_MSG_ID, msg_id)?;
         let parsed = Self {
             event_id: EventId(event_id),
@@ -255,26 +260,44 @@ const KNOWN: [&str; 13] = [
 /// The first value of each header a tidemark event carries, in a fixed order (the
 /// message's signature covers them in this order).
 pub(crate) fn known_values(map: &HeaderMap) -> [Option<&str>; KNOWN.len()] {
-    Headers::read(map).0
+    Headers::read(map).known
 }
 
-/// The first value of each known header of one message.
-struct Headers<'a>([Option<&'a str>; KNOWN.len()]);
+/// The first value of each header of one message that a consumer reads, sorted out of
+/// the map in one pass: the known ones, the signature and the trace context.
+pub(crate) struct Headers<'a> {
+    /// The values of [`KNOWN`], in its order.
+    pub(crate) known: [Option<&'a str>; KNOWN.len()],
+    /// The message's signature ([`HEADER_SIGNATURE`]).
+    pub(crate) signature: Option<&'a str>,
+    /// The W3C `traceparent`.
+    pub(crate) traceparent: Option<&'a str>,
+    /// The W3C `tracestate`.
+    pub(crate) tracestate: Option<&'a str>,
+}
 
 impl<'a> Headers<'a> {
-    fn read(map: &'a HeaderMap) -> Self {
-        let mut found = [None; KNOWN.len()];
+    /// Reads `map`. Names match exactly, as `HeaderMap::get` matches them.
+    pub(crate) fn read(map: &'a HeaderMap) -> Self {
+        let mut read = Self { known: [None; KNOWN.len()], signature: None, traceparent: None, tracestate: None };
         for (name, values) in map.iter() {
-            let name: &str = name.as_ref();
-            if let Some(i) = KNOWN.iter().position(|known| *known == name) {
-                found[i] = values.first().map(HeaderValue::as_str);
+            let value = values.first().map(HeaderValue::as_str);
+            match name.as_ref() {
+                HEADER_SIGNATURE => read.signature = value,
+                TRACEPARENT => read.traceparent = value,
+                TRACESTATE => read.tracestate = value,
+                name => {
+                    if let Some(i) = KNOWN.iter().position(|known| *known == name) {
+                        read.known[i] = value;
+                    }
+                }
             }
         }
-        Self(found)
+        read
     }
 
     fn get(&self, header: &str) -> Option<&'a str> {
-        KNOWN.iter().position(|known| *known == header).and_then(|i| self.0[i])
+        KNOWN.iter().position(|known| *known == header).and_then(|i| self.known[i])
     }
 
     fn required<T, E>(&self, header: &'static str, read: impl Fn(&str) -> Result<T, E>) -> Result<T, HeaderError>

@@ -9,7 +9,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tidemark_postgres::PgEventStore;
 
-use crate::headers::known_values;
+use crate::headers::{known_values, Headers};
 
 /// The signature of a message: lowercase hex of an HMAC-SHA256 (64 characters).
 pub const HEADER_SIGNATURE: &str = "Tidemark-Signature";
@@ -108,12 +108,17 @@ impl MessageKey {
     /// Checks the signature a message carries (in constant time).
     pub fn verify(&self, headers: Option<&HeaderMap>, payload: &[u8]) -> Signature {
         let Some(headers) = headers else { return Signature::Missing };
-        let Some(signature) = headers.get(HEADER_SIGNATURE) else { return Signature::Missing };
+        self.verify_read(&Headers::read(headers), payload)
+    }
+
+    /// [`verify`](Self::verify) on the headers of a message read already.
+    pub(crate) fn verify_read(&self, headers: &Headers<'_>, payload: &[u8]) -> Signature {
+        let Some(signature) = headers.signature else { return Signature::Missing };
         let mut tag = [0_u8; 32];
-        if hex::decode_to_slice(signature.as_str(), &mut tag).is_err() {
+        if hex::decode_to_slice(signature, &mut tag).is_err() {
             return Signature::Invalid;
         }
-        match self.mac(headers, payload).verify_slice(&tag) {
+        match self.mac_of(&headers.known, payload).verify_slice(&tag) {
             Ok(()) => Signature::Valid,
             Err(_) => Signature::Invalid,
         }
@@ -124,9 +129,14 @@ impl MessageKey {
     /// its length, then the payload, prefixed with its length. Every field has one
     /// encoding, so no two different messages share their input.
     fn mac(&self, headers: &HeaderMap, payload: &[u8]) -> Hmac<Sha256> {
+        self.mac_of(&known_values(headers), payload)
+    }
+
+    /// [`mac`](Self::mac) of the known headers' values, read already.
+    fn mac_of(&self, known: &[Option<&str>], payload: &[u8]) -> Hmac<Sha256> {
         let mut mac = self.mac.clone();
         mac.update(DOMAIN);
-        for value in known_values(headers) {
+        for value in known {
             match value {
                 None => mac.update(&[0]),
                 Some(value) => {

@@ -61,6 +61,14 @@ pub fn token_problem(token: &str) -> Option<&'static str> {
     (!token.as_bytes().iter().all(ok)).then_some("a subject token holds only ASCII letters, digits, '_' and '-'")
 }
 
+/// Whether `text` is `n` written as `format!("{n}")` writes it: decimal digits only, no
+/// sign, no leading zero.
+fn decimal_is(text: &str, n: u32) -> bool {
+    let digits = !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit());
+    let canonical = text == "0" || !text.starts_with('0');
+    digits && canonical && text.parse::<u32>() == Ok(n)
+}
+
 /// How events map to subjects, and the filters consumers subscribe with.
 ///
 /// An event's subject is `<prefix>.<partition>.<category>.<EventType>.v<N>`:
@@ -133,6 +141,33 @@ impl SubjectScheme {
             return Err(SubjectError::InvalidSchemaVersion);
         }
         Ok(format!("{}.{}.{category}.{event_type}.v{version}", self.prefix, self.partition_of(stream)))
+    }
+
+    /// Whether `subject` is the subject of an event of `stream` with the given type and
+    /// schema version: the same answer as comparing it with [`subject`](Self::subject)'s,
+    /// without building that string (a consumer checks every message it takes in).
+    pub fn is_subject(
+        &self,
+        subject: &str,
+        stream: &StreamId,
+        event_type: &str,
+        version: u32,
+    ) -> Result<bool, SubjectError> {
+        let category = token("category", stream.category())?;
+        let event_type = token("event type", event_type)?;
+        if version == 0 {
+            return Err(SubjectError::InvalidSchemaVersion);
+        }
+        let Some(rest) = subject.strip_prefix(self.prefix.as_str()).and_then(|r| r.strip_prefix('.')) else {
+            return Ok(false);
+        };
+        let mut tokens = rest.split('.');
+        let matches = tokens.next().is_some_and(|t| decimal_is(t, self.partition_of(stream)))
+            && tokens.next() == Some(category)
+            && tokens.next() == Some(event_type)
+            && tokens.next().and_then(|t| t.strip_prefix('v')).is_some_and(|t| decimal_is(t, version))
+            && tokens.next().is_none();
+        Ok(matches)
     }
 
     /// The subject of a stored event.
@@ -219,6 +254,38 @@ mod tests {
         assert_eq!(s.subject(&stream("order-7"), "OrderPlaced", 3), Ok(format!("app.events.{p}.order.OrderPlaced.v3")));
         let q = s.partition_of(&stream("single"));
         assert_eq!(s.subject(&stream("single"), "Made_it-2", 1), Ok(format!("app.events.{q}.single.Made_it-2.v1")));
+    }
+
+    #[test]
+    fn is_subject_answers_as_comparing_with_the_built_subject() {
+        let s = scheme();
+        let order = stream("order-7");
+        let p = s.partition_of(&order);
+        let candidates = [
+            format!("app.events.{p}.order.OrderPlaced.v3"),
+            format!("app.events.0{p}.order.OrderPlaced.v3"),
+            format!("app.events.+{p}.order.OrderPlaced.v3"),
+            format!("app.events.{p}.order.OrderPlaced.v03"),
+            format!("app.events.{p}.order.OrderPlaced.v+3"),
+            format!("app.events.{p}.order.OrderPlaced.3"),
+            format!("app.events.{p}.order.OrderPlaced.v3.extra"),
+            format!("app.events.{p}.order.OrderPlaced"),
+            format!("app.events.{}.order.OrderPlaced.v3", p + 1),
+            format!("app.eventsx.{p}.order.OrderPlaced.v3"),
+            format!("app.{p}.order.OrderPlaced.v3"),
+            format!("app.events.{p}.orders.OrderPlaced.v3"),
+            format!("app.events.{p}.order.OrderPlace.v3"),
+            format!("app.events.{p}.order.OrderPlaced.v4"),
+            format!("app.events.{p}.order.OrderPlaced.v"),
+            String::new(),
+        ];
+        let built = s.subject(&order, "OrderPlaced", 3).expect("a valid subject");
+        for candidate in &candidates {
+            let answer = s.is_subject(candidate, &order, "OrderPlaced", 3);
+            assert_eq!(answer, Ok(*candidate == built), "{candidate:?}");
+        }
+        assert_eq!(s.is_subject(&built, &order, "Order.Placed", 3), s.subject(&order, "Order.Placed", 3).map(|_| true));
+        assert_eq!(s.is_subject(&built, &order, "OrderPlaced", 0), Err(SubjectError::InvalidSchemaVersion));
     }
 
     #[test]

@@ -1,7 +1,7 @@
 //! The W3C trace context headers of a published event: written by the relay from the
 //! event's metadata, read back into the metadata by the feed.
 
-use async_nats::{HeaderMap, HeaderValue};
+use async_nats::HeaderMap;
 use tidemark::trace::{TraceContext, TraceParent, TRACEPARENT, TRACESTATE};
 use tidemark::Metadata;
 
@@ -23,10 +23,15 @@ pub(crate) fn put_trace_context(map: &mut HeaderMap, metadata: &Metadata) {
 
 /// The W3C trace context of a message's `traceparent` and `tracestate` headers, written
 /// into metadata; absent or invalid headers change nothing.
+#[cfg(test)]
 pub(crate) fn take_trace_context(map: Option<&HeaderMap>, metadata: &mut Metadata) {
     let Some(map) = map else { return };
-    let text = |name: &str| map.get(name).map(HeaderValue::as_str);
-    if let Some(context) = TraceContext::from_headers(text(TRACEPARENT), text(TRACESTATE)) {
+    take_read_trace_context(&crate::headers::Headers::read(map), metadata);
+}
+
+/// [`take_trace_context`] on the headers of a message read already.
+pub(crate) fn take_read_trace_context(headers: &crate::headers::Headers<'_>, metadata: &mut Metadata) {
+    if let Some(context) = TraceContext::from_headers(headers.traceparent, headers.tracestate) {
         context.record(metadata);
     }
 }
@@ -34,6 +39,7 @@ pub(crate) fn take_trace_context(map: Option<&HeaderMap>, metadata: &mut Metadat
 #[cfg(test)]
 mod tests {
     use super::*;
+    use async_nats::HeaderValue;
 
     const VALID: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
 

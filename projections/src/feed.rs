@@ -105,6 +105,11 @@ pub struct Delivery {
 }
 
 impl Delivery {
+    /// An empty delivery with room for `messages` messages.
+    pub fn with_capacity(messages: usize) -> Self {
+        Self { messages: Vec::with_capacity(messages), cursors: Vec::with_capacity(messages) }
+    }
+
     /// The number of messages.
     pub fn len(&self) -> usize {
         self.messages.len()
