@@ -15,6 +15,12 @@ use crate::db::BenchDb;
 pub(crate) trait Op: Send + 'static {
     /// Does one operation; returns how many rows or events it wrote.
     fn run(&mut self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Brings the writer to its steady state before the warm-up's clock starts (by default
+    /// nothing: the time-based warm-up is enough).
+    fn prime(&mut self) -> impl Future<Output = Result<()>> + Send {
+        async { Ok(()) }
+    }
 }
 
 /// Warm-up and window lengths.
@@ -76,8 +82,9 @@ pub(crate) fn histogram() -> Result<Histogram<u64>> {
 
 /// Runs `ops` (one per writer) concurrently: warm-up, then the window. `tag` names the
 /// measurement's connections, for CPU accounting of their server backends.
-pub(crate) async fn measure<O: Op>(db: &BenchDb, tag: &str, plan: Plan, ops: Vec<O>) -> Result<Sample> {
+pub(crate) async fn measure<O: Op>(db: &BenchDb, tag: &str, plan: Plan, mut ops: Vec<O>) -> Result<Sample> {
     let writers = ops.len();
+    futures_util::future::try_join_all(ops.iter_mut().map(Op::prime)).await?;
     let open = Instant::now() + plan.warmup;
     let close = open + plan.window;
     let handles: Vec<_> = ops.into_iter().map(|op| tokio::spawn(drive(op, open, close))).collect();
