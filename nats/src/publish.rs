@@ -5,6 +5,7 @@ use std::collections::VecDeque;
 use async_nats::header::NATS_EXPECTED_LAST_SEQUENCE;
 use async_nats::jetstream::context::{PublishAckFuture, PublishErrorKind};
 use async_nats::jetstream::Context;
+use async_nats::HeaderValue;
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
 use tidemark::{LogPosition, RecordedEvent};
@@ -189,7 +190,7 @@ impl Publisher<'_> {
         crate::trace_headers::put_trace_context(&mut headers, &event.metadata);
         let expected_last = window.expected_last;
         if let Some(last) = expected_last {
-            headers.insert(NATS_EXPECTED_LAST_SEQUENCE, last.to_string().as_str());
+            headers.insert(NATS_EXPECTED_LAST_SEQUENCE, HeaderValue::from(last));
         }
         let ack =
             self.jetstream.publish_with_headers(message.subject, headers, message.payload).await.map_err(|source| {

@@ -4,7 +4,7 @@
 //! signature verifies was published, as it is, by a process that could read the store's
 //! schema, and may take its event in without asking the store whether it holds it.
 
-use async_nats::HeaderMap;
+use async_nats::{HeaderMap, HeaderName, HeaderValue};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use tidemark_postgres::PgEventStore;
@@ -13,6 +13,20 @@ use crate::headers::{known_values, Headers};
 
 /// The signature of a message: lowercase hex of an HMAC-SHA256 (64 characters).
 pub const HEADER_SIGNATURE: &str = "Tidemark-Signature";
+
+/// [`HEADER_SIGNATURE`] as a header name made once, not parsed for every message.
+const SIGNATURE_NAME: HeaderName = HeaderName::from_static(HEADER_SIGNATURE);
+
+/// `bytes` in lowercase hex.
+fn lower_hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut text = Vec::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        text.push(DIGITS[usize::from(b >> 4)]);
+        text.push(DIGITS[usize::from(b & 0x0f)]);
+    }
+    String::from_utf8(text).unwrap_or_default()
+}
 
 /// What a signature covers starts with this, so that a MAC made for another purpose with
 /// the same secret never passes for a message's.
@@ -102,7 +116,8 @@ impl MessageKey {
     /// Adds the signature of `headers` and `payload` to `headers`, replacing any there.
     pub fn sign(&self, headers: &mut HeaderMap, payload: &[u8]) {
         let tag = self.mac(headers, payload).finalize().into_bytes();
-        headers.insert(HEADER_SIGNATURE, hex::encode(tag).as_str());
+        // Lowercase hex holds no CR or LF, the one thing a header value may not hold.
+        headers.insert(SIGNATURE_NAME, HeaderValue::from(lower_hex(&tag)));
     }
 
     /// Checks the signature a message carries (in constant time).
@@ -219,6 +234,18 @@ mod tests {
         assert_eq!(key(1).verify(Some(&map), b""), Signature::Invalid);
         map.insert(HEADER_SIGNATURE, "abcd");
         assert_eq!(key(1).verify(Some(&map), b""), Signature::Invalid);
+    }
+
+    #[test]
+    fn signatures_are_lowercase_hex_as_the_hex_crate_writes_it() {
+        let bytes: Vec<u8> = (0..=255).collect();
+        assert_eq!(lower_hex(&bytes), hex::encode(&bytes));
+        let unsigned = headers();
+        let mut map = unsigned.clone();
+        key(3).sign(&mut map, b"{}");
+        let written = map.get(HEADER_SIGNATURE).map(|v| v.as_str().to_owned()).unwrap_or_default();
+        let expected = hex::encode(key(3).mac(&unsigned, b"{}").finalize().into_bytes());
+        assert_eq!(written, expected);
     }
 
     #[test]
