@@ -166,31 +166,33 @@ impl EventHeaders {
     /// any value is carried safely.
     pub fn to_header_map(&self) -> HeaderMap {
         let mut map = HeaderMap::new();
-        let mut put = |name: HeaderName, value: String| map.insert(name, header_value(value));
-        put(names::MSG_ID, self.msg_id());
-        put(names::STREAM_ID, self.stream_id.to_string());
-        put(names::STREAM_VERSION, self.stream_version.to_string());
-        put(names::EVENT_TYPE, escape(&self.event_type));
-        put(names::SCHEMA_VERSION, self.schema_version.to_string());
-        put(names::POSITION, self.position.to_string());
-        put(names::RECORDED_AT, self.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true));
+        // `from_static` makes a name without parsing or allocating it.
+        let mut put =
+            |name: &'static str, value: String| map.insert(HeaderName::from_static(name), header_value(value));
+        put(HEADER_MSG_ID, self.msg_id());
+        put(HEADER_STREAM_ID, self.stream_id.to_string());
+        put(HEADER_STREAM_VERSION, self.stream_version.to_string());
+        put(HEADER_EVENT_TYPE, escape(&self.event_type));
+        put(HEADER_SCHEMA_VERSION, self.schema_version.to_string());
+        put(HEADER_POSITION, self.position.to_string());
+        put(HEADER_RECORDED_AT, self.recorded_at.to_rfc3339_opts(SecondsFormat::Micros, true));
         if let Some(id) = self.correlation_id {
-            put(names::CORRELATION_ID, id.to_string());
+            put(HEADER_CORRELATION_ID, id.to_string());
         }
         if let Some(id) = self.causation_id {
-            put(names::CAUSATION_ID, id.to_string());
+            put(HEADER_CAUSATION_ID, id.to_string());
         }
         if let Some(user) = &self.user {
-            put(names::USER, escape(user));
+            put(HEADER_USER, escape(user));
         }
         if let Some(tenant) = &self.tenant {
-            put(names::TENANT, escape(tenant));
+            put(HEADER_TENANT, escape(tenant));
         }
         if self.thin {
-            put(names::THIN, "true".to_owned());
+            put(HEADER_THIN, "true".to_owned());
         }
         if let Some(version) = self.downcast_of {
-            put(names::DOWNCAST_OF, version.to_string());
+            put(HEADER_DOWNCAST_OF, version.to_string());
         }
         map
     }
@@ -240,25 +242,6 @@ fn header_value(text: String) -> HeaderValue {
         return HeaderValue::default();
     }
     HeaderValue::from(text)
-}
-
-/// The headers' names, made once rather than parsed (and allocated) for every message.
-mod names {
-    use async_nats::HeaderName;
-
-    pub(super) const MSG_ID: HeaderName = HeaderName::from_static(super::HEADER_MSG_ID);
-    pub(super) const STREAM_ID: HeaderName = HeaderName::from_static(super::HEADER_STREAM_ID);
-    pub(super) const STREAM_VERSION: HeaderName = HeaderName::from_static(super::HEADER_STREAM_VERSION);
-    pub(super) const EVENT_TYPE: HeaderName = HeaderName::from_static(super::HEADER_EVENT_TYPE);
-    pub(super) const SCHEMA_VERSION: HeaderName = HeaderName::from_static(super::HEADER_SCHEMA_VERSION);
-    pub(super) const POSITION: HeaderName = HeaderName::from_static(super::HEADER_POSITION);
-    pub(super) const RECORDED_AT: HeaderName = HeaderName::from_static(super::HEADER_RECORDED_AT);
-    pub(super) const CORRELATION_ID: HeaderName = HeaderName::from_static(super::HEADER_CORRELATION_ID);
-    pub(super) const CAUSATION_ID: HeaderName = HeaderName::from_static(super::HEADER_CAUSATION_ID);
-    pub(super) const USER: HeaderName = HeaderName::from_static(super::HEADER_USER);
-    pub(super) const TENANT: HeaderName = HeaderName::from_static(super::HEADER_TENANT);
-    pub(super) const THIN: HeaderName = HeaderName::from_static(super::HEADER_THIN);
-    pub(super) const DOWNCAST_OF: HeaderName = HeaderName::from_static(super::HEADER_DOWNCAST_OF);
 }
 
 /// Every header the parser reads, in one array so that a message's headers are sorted
