@@ -64,6 +64,11 @@ pub(crate) struct Cli {
     /// (PgStoreConfig::group_commit_overlap; default 16,5).
     #[arg(long, value_name = "EVENTS,WAIT_MS", value_parser = group_commit_overlap)]
     pub group_commit_overlap: Option<(usize, usize)>,
+    /// The stores send no NOTIFY after appends (PgStoreConfig::notify(false)), to measure
+    /// what it costs the writers. A diagnostic: readers in other processes then only poll,
+    /// so F6-pgfeed's latencies mean nothing with it.
+    #[arg(long)]
+    pub no_notify: bool,
     /// F6: the open-loop rates, in percent of the F1 capacity (default 1,10,50: the target
     /// is set at 10 %; 1 % shows the pipelines' floor on this machine).
     #[arg(long, value_delimiter = ',')]

@@ -125,7 +125,10 @@ impl Op for CqrsWriter {
         let n = self.n;
         let (id, command, events) = match self.work {
             Work::Open => (new_id(), AccountCommand::Open(opened(n)), 1),
-            Work::Busy => (self.ids[n as usize % self.ids.len()].clone(), busy_command(n), 1),
+            Work::Busy => {
+                let (slot, command) = busy_command(n, self.ids.len());
+                (self.ids[slot].clone(), command, 1)
+            }
             Work::Import(events) => (new_id(), import(n, events, 5_000), events as u64),
         };
         self.cqrs.execute(&id, command).await.map_err(|e| anyhow!("cqrs-es: {e}"))?;

@@ -29,14 +29,17 @@ pub(crate) struct BenchDb {
     group_commit: GroupCommitTuning,
 }
 
-/// Group-commit settings given on the command line; the store's defaults where `None`.
-#[derive(Debug, Clone, Copy, Default)]
+/// Store settings given on the command line: group commit (the store's defaults where
+/// `None`) and the NOTIFY after appends.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct GroupCommitTuning {
     /// Most appends per batch, batches in flight (`--group-commit`).
     pub limits: Option<(usize, usize)>,
     /// Events that start a batch beside one in flight, and the longest wait in
     /// milliseconds (`--group-commit-overlap`).
     pub overlap: Option<(usize, usize)>,
+    /// Whether the stores send the NOTIFY after appends (on unless `--no-notify`).
+    pub notify: bool,
 }
 
 impl GroupCommitTuning {
@@ -47,7 +50,7 @@ impl GroupCommitTuning {
         if let Some((events, wait_ms)) = self.overlap {
             config = config.group_commit_overlap(events, Duration::from_millis(wait_ms as u64));
         }
-        config
+        config.notify(self.notify)
     }
 }
 

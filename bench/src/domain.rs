@@ -179,14 +179,23 @@ pub(crate) fn booking(n: u64, amount_cents: i64) -> Booking {
     }
 }
 
-/// The `n`-th command of a writer on an open account: deposits and withdrawals
-/// alternate, so the balance grows and no command is refused.
-pub(crate) fn busy_command(n: u64) -> AccountCommand {
-    if n % 2 == 0 {
+/// A writer's `n`-th command on its `accounts` open accounts (`n` counts from 1 in its low
+/// 32 bits; the high ones tell writers apart): which account, and what to ask of it. The
+/// writer takes its accounts in turn, and each account gets a deposit, then a withdrawal,
+/// alternating from a deposit, so its balance never falls below the seeded one and no
+/// command is refused however many commands a window holds. (The kind once followed `n`'s
+/// parity alone, so with an even number of accounts half of them only ever got
+/// withdrawals, and a fast enough window overdrew them.)
+pub(crate) fn busy_command(n: u64, accounts: usize) -> (usize, AccountCommand) {
+    let count = n.wrapping_sub(1) & u64::from(u32::MAX);
+    let accounts = accounts.max(1) as u64;
+    let (slot, round) = (count % accounts, count / accounts);
+    let command = if round % 2 == 0 {
         AccountCommand::Deposit(booking(n, 5_000))
     } else {
         AccountCommand::Withdraw(booking(n, 3_000))
-    }
+    };
+    (slot as usize, command)
 }
 
 #[cfg(test)]
@@ -211,6 +220,24 @@ mod tests {
         AggregateTest::<Account>::given_no_events()
             .when(AccountCommand::Deposit(booking(1, 10)))
             .then_error(AccountError::NotOpen);
+    }
+
+    #[test]
+    fn busy_commands_never_overdraw_an_account() {
+        // An even number of accounts, freshly opened (no balance), and 40 commands each:
+        // with the kind taken from the count's parity alone, half of them would only get
+        // withdrawals and be overdrawn after 17.
+        for (writer, accounts) in [(0_u64, 128_usize), (5, 64), (31, 1), (2, 25)] {
+            let mut states: Vec<Account> = (0..accounts).map(|_| Account::default()).collect();
+            for state in &mut states {
+                state.evolve(&opened(1).into());
+            }
+            for count in 1..=(accounts as u64 * 40) {
+                let (slot, command) = busy_command((writer << 32) + count, accounts);
+                let events = states[slot].decide(&command).expect("no busy command is refused");
+                events.iter().for_each(|e| states[slot].evolve(e));
+            }
+        }
     }
 
     #[test]

@@ -116,7 +116,10 @@ impl Op for CommandWriter {
         let plain = CommandOptions::new();
         let (stream, command, options) = match self.work {
             Work::Open => (new_account()?, AccountCommand::Open(opened(n)), &self.create),
-            Work::Busy => (self.streams[n as usize % self.streams.len()].clone(), busy_command(n), &plain),
+            Work::Busy => {
+                let (slot, command) = busy_command(n, self.streams.len());
+                (self.streams[slot].clone(), command, &plain)
+            }
             Work::Import(events) => {
                 let bookings = (1..events as u64).map(|i| booking(n * 1000 + i, 5_000)).collect();
                 (new_account()?, AccountCommand::Import { open: opened(n), bookings }, &self.create)

@@ -150,7 +150,8 @@ async fn run(cli: &Cli, settings: &Settings, pick: Pick) -> Result<Report> {
         let not_landed = NOT_LANDED.iter().copied().filter(|(i, _)| *i == id).collect();
         return Ok(Report { not_landed, ..Report::default() });
     }
-    let tuning = GroupCommitTuning { limits: cli.group_commit, overlap: cli.group_commit_overlap };
+    let tuning =
+        GroupCommitTuning { limits: cli.group_commit, overlap: cli.group_commit_overlap, notify: !cli.no_notify };
     let db = BenchDb::create(&cli.database_url, tuning).await?;
     eprintln!("schema {} on {}", db.schema(), redacted(&cli.database_url));
     let names = jetstream::Names::new();
